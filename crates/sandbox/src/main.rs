@@ -1,0 +1,132 @@
+//! `lb-sandbox`: build the control-plane binaries, run a sandbox, or measure it.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ipnet::Ipv4Net;
+use lb_sandbox::{Sandbox, SandboxConfig, binaries};
+
+mod bench;
+
+#[derive(Parser)]
+#[command(name = "lb-sandbox", about = "A real Kubernetes control plane on loopback with simulated nodes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build (once) and cache etcd, kube-apiserver and kube-controller-manager.
+    Prepare,
+    /// Start a sandbox and keep it running until Ctrl-C or `--for` elapses.
+    Up {
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        run_for: Option<Duration>,
+    },
+    /// Measure sandbox start time and pod creation -> Ready latency.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct SandboxArgs {
+    /// Number of simulated nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Pod CIDR (default: the first free of 10.244.0.0/16 .. 10.254.0.0/16).
+    #[arg(long)]
+    pod_cidr: Option<Ipv4Net>,
+    /// AWS region the nodes claim to be in.
+    #[arg(long, default_value = "us-west-2")]
+    region: String,
+}
+
+impl SandboxArgs {
+    pub fn config(&self) -> SandboxConfig {
+        SandboxConfig {
+            nodes: self.nodes,
+            pod_cidr: self.pod_cidr,
+            region: self.region.clone(),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Prepare => prepare().await,
+        Command::Up { sandbox, run_for } => up(sandbox.config(), run_for).await,
+        Command::Bench(args) => bench::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lb-sandbox: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn prepare() -> lb_sandbox::Result<()> {
+    let bins = tokio::task::spawn_blocking(binaries::ensure)
+        .await
+        .map_err(|e| lb_sandbox::SandboxError::Config(e.to_string()))??;
+    println!("etcd                     {}", bins.etcd.display());
+    println!("kube-apiserver           {}", bins.kube_apiserver.display());
+    println!("kube-controller-manager  {}", bins.kube_controller_manager.display());
+    Ok(())
+}
+
+async fn up(config: SandboxConfig, run_for: Option<Duration>) -> lb_sandbox::Result<()> {
+    let sandbox = Sandbox::start(config).await?;
+    println!("sandbox ready in {:.1?}", sandbox.startup_time());
+    println!("  apiserver   {}", sandbox.api_url());
+    println!("  kubeconfig  {}", sandbox.kubeconfig_path().display());
+    println!("  pod CIDR    {} (network namespace {}, veth {})", sandbox.pod_cidr(), sandbox.netns_name(), sandbox.host_interface());
+    for node in sandbox.nodes() {
+        println!("  node        {} {} {} {}", node.name, node.zone, node.address, node.provider_id());
+    }
+    println!("  try: kubectl --kubeconfig {} get nodes -o wide", sandbox.kubeconfig_path().display());
+    println!("READY");
+    wait_for_stop(run_for).await;
+    println!("stopping");
+    sandbox.shutdown().await;
+    println!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C, SIGTERM, or the duration, whichever comes first.
+pub async fn wait_for_stop(run_for: Option<Duration>) {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let duration = async {
+        match run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = sigterm => {}
+        () = duration => {}
+    }
+}
