@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::Api;
 use lb_sandbox::{Result, Sandbox, SandboxError};
 use serde_json::json;
 
@@ -81,12 +81,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 "max": percentile(&ready_ms, 1.0),
             },
         });
-        std::fs::write(&path, serde_json::to_string_pretty(&figures).unwrap_or_default()).map_err(
-            |source| SandboxError::Io {
-                context: format!("writing {}", path.display()),
-                source,
-            },
-        )?;
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&figures).unwrap_or_default(),
+        )
+        .map_err(|source| SandboxError::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -138,7 +140,9 @@ async fn pod_ready_latencies(sandbox: &Sandbox, count: usize, rate: f64) -> Resu
         match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
             Ok(Some((name, at))) => {
                 if let Some(start) = created.get(&name) {
-                    latencies.entry(name).or_insert_with(|| at.duration_since(*start));
+                    latencies
+                        .entry(name)
+                        .or_insert_with(|| at.duration_since(*start));
                 }
             }
             _ => break,

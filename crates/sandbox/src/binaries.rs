@@ -126,7 +126,10 @@ fn build(go: &Path, src_dir: &Path, target: &Target, out: &Path) -> Result<()> {
         "[sandbox] building {} (Kubernetes {KUBERNETES_VERSION}, etcd {ETCD_VERSION}) with {}; one time, cached in {}",
         target.file,
         go.display(),
-        out.parent().map(Path::display).map(|d| d.to_string()).unwrap_or_default()
+        out.parent()
+            .map(Path::display)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
     );
     let log_path = src_dir.join(format!("build-{}.log", target.file));
     let log = File::create(&log_path).context(|| format!("creating {}", log_path.display()))?;

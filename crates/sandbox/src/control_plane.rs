@@ -145,7 +145,11 @@ async fn start_on_free_ports<S>(
         match wait_ready(&mut child, timeout, async || ready(&state).await).await {
             Ok(()) => return Ok((child, ports, state)),
             Err(err) if log_says_address_in_use(child.log_path()) => {
-                tracing::warn!(name, ?ports, "a port was taken before {name} bound it; retrying");
+                tracing::warn!(
+                    name,
+                    ?ports,
+                    "a port was taken before {name} bound it; retrying"
+                );
                 child.stop(Duration::from_secs(2));
                 last_error = Some(err);
             }
@@ -361,7 +365,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(dir.path(), KUBERNETES_SERVICE_IP).unwrap();
         let path = dir.path().join("kubeconfig");
-        std::fs::write(&path, render_kubeconfig("https://127.0.0.1:6443", &pki.files)).unwrap();
+        std::fs::write(
+            &path,
+            render_kubeconfig("https://127.0.0.1:6443", &pki.files),
+        )
+        .unwrap();
         let config = load_kubeconfig(&path).await.unwrap();
         assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");
         assert_eq!(config.default_namespace, "default");

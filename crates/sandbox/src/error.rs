@@ -13,7 +13,9 @@ pub enum SandboxError {
         hint: &'static str,
     },
 
-    #[error("the sandbox must run as root: it creates a network namespace and a veth pair (CAP_NET_ADMIN)")]
+    #[error(
+        "the sandbox must run as root: it creates a network namespace and a veth pair (CAP_NET_ADMIN)"
+    )]
     NotRoot,
 
     #[error("building {what} with Go failed ({status}); last lines of {log}:\n{tail}")]

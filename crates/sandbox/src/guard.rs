@@ -79,7 +79,13 @@ mod tests {
     #[test]
     fn allows_loopback_and_the_pod_cidr_only() {
         let g = guard();
-        for ok in ["127.0.0.1", "127.3.4.5", "::1", "10.244.0.1", "10.244.255.254"] {
+        for ok in [
+            "127.0.0.1",
+            "127.3.4.5",
+            "::1",
+            "10.244.0.1",
+            "10.244.255.254",
+        ] {
             assert!(g.allows(ok.parse().unwrap()), "{ok} should be allowed");
         }
         for refused in [
@@ -92,7 +98,10 @@ mod tests {
             "::ffff:10.244.0.1",
             "2001:db8::1",
         ] {
-            assert!(!g.allows(refused.parse().unwrap()), "{refused} must be refused");
+            assert!(
+                !g.allows(refused.parse().unwrap()),
+                "{refused} must be refused"
+            );
         }
     }
 
@@ -109,6 +118,9 @@ mod tests {
             .connect("192.0.2.1:80".parse().unwrap(), Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert!(matches!(err, SandboxError::DestinationRefused { .. }), "{err}");
+        assert!(
+            matches!(err, SandboxError::DestinationRefused { .. }),
+            "{err}"
+        );
     }
 }

@@ -104,13 +104,19 @@ impl Sandbox {
             })?;
         let network = Arc::new(PodNetwork::create(config.pod_cidr)?);
         let control_plane = ControlPlane::start(&binaries, dir.path()).await?;
-        let client = Client::try_from(control_plane.config()).map_err(|source| SandboxError::Kube {
-            context: "building the sandbox client".into(),
-            source,
-        })?;
+        let client =
+            Client::try_from(control_plane.config()).map_err(|source| SandboxError::Kube {
+                context: "building the sandbox client".into(),
+                source,
+            })?;
         let nodes = kubelet::nodes::plan_nodes(config.nodes, &config.region, network.plan())?;
-        let kubelet =
-            NodeAgent::start(client.clone(), network.clone(), nodes.clone(), &config.region).await?;
+        let kubelet = NodeAgent::start(
+            client.clone(),
+            network.clone(),
+            nodes.clone(),
+            &config.region,
+        )
+        .await?;
         let node_ports = NodePortProxy::start(
             client.clone(),
             network.clone(),

@@ -9,7 +9,10 @@ use lb_sandbox::{Sandbox, SandboxConfig, binaries};
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "lb-sandbox", about = "A real Kubernetes control plane on loopback with simulated nodes")]
+#[command(
+    name = "lb-sandbox",
+    about = "A real Kubernetes control plane on loopback with simulated nodes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,7 +62,8 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+                // kube logs every non-2xx answer; /readyz answers 500 until the apiserver is up.
+                .unwrap_or_else(|_| "info,kube_client::client::builder=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -84,7 +88,10 @@ async fn prepare() -> lb_sandbox::Result<()> {
         .map_err(|e| lb_sandbox::SandboxError::Config(e.to_string()))??;
     println!("etcd                     {}", bins.etcd.display());
     println!("kube-apiserver           {}", bins.kube_apiserver.display());
-    println!("kube-controller-manager  {}", bins.kube_controller_manager.display());
+    println!(
+        "kube-controller-manager  {}",
+        bins.kube_controller_manager.display()
+    );
     Ok(())
 }
 
@@ -93,11 +100,25 @@ async fn up(config: SandboxConfig, run_for: Option<Duration>) -> lb_sandbox::Res
     println!("sandbox ready in {:.1?}", sandbox.startup_time());
     println!("  apiserver   {}", sandbox.api_url());
     println!("  kubeconfig  {}", sandbox.kubeconfig_path().display());
-    println!("  pod CIDR    {} (network namespace {}, veth {})", sandbox.pod_cidr(), sandbox.netns_name(), sandbox.host_interface());
+    println!(
+        "  pod CIDR    {} (network namespace {}, veth {})",
+        sandbox.pod_cidr(),
+        sandbox.netns_name(),
+        sandbox.host_interface()
+    );
     for node in sandbox.nodes() {
-        println!("  node        {} {} {} {}", node.name, node.zone, node.address, node.provider_id());
+        println!(
+            "  node        {} {} {} {}",
+            node.name,
+            node.zone,
+            node.address,
+            node.provider_id()
+        );
     }
-    println!("  try: kubectl --kubeconfig {} get nodes -o wide", sandbox.kubeconfig_path().display());
+    println!(
+        "  try: kubectl --kubeconfig {} get nodes -o wide",
+        sandbox.kubeconfig_path().display()
+    );
     println!("READY");
     wait_for_stop(run_for).await;
     println!("stopping");

@@ -11,7 +11,11 @@ pub const FIELD_MANAGER: &str = "lb-sandbox";
 
 /// Applies every document of `yaml`; namespaced objects without a namespace go to
 /// `default_namespace`. Returns `kind/name` of each object applied, in order.
-pub async fn apply_yaml(client: &Client, yaml: &str, default_namespace: &str) -> Result<Vec<String>> {
+pub async fn apply_yaml(
+    client: &Client,
+    yaml: &str,
+    default_namespace: &str,
+) -> Result<Vec<String>> {
     let mut applied = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(yaml) {
         let value = serde_yaml_ng::Value::deserialize(document)
@@ -26,13 +30,18 @@ pub async fn apply_yaml(client: &Client, yaml: &str, default_namespace: &str) ->
     Ok(applied)
 }
 
-async fn apply_object(client: &Client, mut object: DynamicObject, default_namespace: &str) -> Result<String> {
+async fn apply_object(
+    client: &Client,
+    mut object: DynamicObject,
+    default_namespace: &str,
+) -> Result<String> {
     let types = object
         .types
         .clone()
         .ok_or_else(|| SandboxError::Manifest("an object lacks apiVersion/kind".into()))?;
-    let gvk = GroupVersionKind::try_from(&types)
-        .map_err(|e| SandboxError::Manifest(format!("{}/{}: {e}", types.api_version, types.kind)))?;
+    let gvk = GroupVersionKind::try_from(&types).map_err(|e| {
+        SandboxError::Manifest(format!("{}/{}: {e}", types.api_version, types.kind))
+    })?;
     let name = object.name_any();
     let (resource, capabilities) = discovery::pinned_kind(client, &gvk)
         .await
@@ -48,8 +57,12 @@ async fn apply_object(client: &Client, mut object: DynamicObject, default_namesp
         }
         Scope::Cluster => Api::all_with(client.clone(), &resource),
     };
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
-        .await
-        .context(|| format!("applying {}/{name}", types.kind))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .context(|| format!("applying {}/{name}", types.kind))?;
     Ok(format!("{}/{name}", types.kind.to_lowercase()))
 }

@@ -26,10 +26,14 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// The CIDRs tried, in order, when the caller names none: the first that no host route overlaps.
 fn default_cidr_candidates() -> impl Iterator<Item = Ipv4Net> {
-    (244..=254u8).map(|second| Ipv4Net::new(Ipv4Addr::new(10, second, 0, 0), 16).expect("valid /16"))
+    (244..=254u8)
+        .map(|second| Ipv4Net::new(Ipv4Addr::new(10, second, 0, 0), 16).expect("valid /16"))
 }
 
-type BindRequest = (SocketAddr, oneshot::Sender<std::io::Result<std::net::TcpListener>>);
+type BindRequest = (
+    SocketAddr,
+    oneshot::Sender<std::io::Result<std::net::TcpListener>>,
+);
 
 pub struct PodNetwork {
     netns: String,
@@ -96,7 +100,15 @@ impl PodNetwork {
         let inner = self.plan.namespace_address().to_string();
         ip(&["netns", "add", &self.netns])?;
         ip(&[
-            "link", "add", &self.host_if, "type", "veth", "peer", "name", &self.ns_if, "netns",
+            "link",
+            "add",
+            &self.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.ns_if,
+            "netns",
             &self.netns,
         ])?;
         ip(&["addr", "add", &format!("{host}/32"), "dev", &self.host_if])?;
@@ -105,10 +117,16 @@ impl PodNetwork {
         ip(&["route", "add", &cidr, "dev", &self.host_if, "src", &host])?;
         let ns = ["-n", self.netns.as_str()];
         ip_in(&ns, &["link", "set", "lo", "up"])?;
-        ip_in(&ns, &["addr", "add", &format!("{inner}/32"), "dev", &self.ns_if])?;
+        ip_in(
+            &ns,
+            &["addr", "add", &format!("{inner}/32"), "dev", &self.ns_if],
+        )?;
         ip_in(&ns, &["link", "set", &self.ns_if, "up"])?;
         // The only route out of the namespace leads back to the host end of the veth.
-        ip_in(&ns, &["route", "add", &format!("{host}/32"), "dev", &self.ns_if])?;
+        ip_in(
+            &ns,
+            &["route", "add", &format!("{host}/32"), "dev", &self.ns_if],
+        )?;
         self.verify_route()?;
         self.start_socket_thread()?;
         Ok(())
@@ -139,7 +157,8 @@ impl PodNetwork {
         let thread = std::thread::Builder::new()
             .name(format!("netns-{}", self.netns))
             .spawn(move || {
-                let entered = nix::sched::setns(ns_file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET);
+                let entered =
+                    nix::sched::setns(ns_file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET);
                 let _ = ready_tx.send(entered.map_err(|e| e.to_string()));
                 if entered.is_err() {
                     return;
@@ -155,7 +174,10 @@ impl PodNetwork {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                return Err(SandboxError::Network(format!("entering {}: {err}", self.netns)));
+                return Err(SandboxError::Network(format!(
+                    "entering {}: {err}",
+                    self.netns
+                )));
             }
             Err(_) => return Err(SandboxError::Network("namespace thread died".into())),
         }
@@ -265,11 +287,17 @@ fn remove_stale_namespaces() {
     let Ok(list) = ip(&["netns", "list"]) else {
         return;
     };
-    for name in list.lines().filter_map(|line| line.split_whitespace().next()) {
+    for name in list
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
         if let Some(pid) = owner_pid(name)
             && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         {
-            tracing::info!(netns = name, "removing the network namespace of a dead sandbox");
+            tracing::info!(
+                netns = name,
+                "removing the network namespace of a dead sandbox"
+            );
             let _ = ip(&["netns", "del", name]);
         }
     }

@@ -64,7 +64,10 @@ async fn run(client: Client, network: Arc<PodNetwork>, node_addresses: Vec<Ipv4A
     let mut background = JoinSet::new();
     let slice_events = reflector(
         slice_writer,
-        watcher(Api::<EndpointSlice>::all(client.clone()), watcher::Config::default()),
+        watcher(
+            Api::<EndpointSlice>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff();
     background.spawn(slice_events.for_each(|_| async {}));
@@ -298,7 +301,11 @@ mod tests {
         };
         let slices = [slice(
             Some(""),
-            &[("10.244.0.70", Some(true)), ("10.244.0.71", Some(false)), ("10.244.0.72", None)],
+            &[
+                ("10.244.0.70", Some(true)),
+                ("10.244.0.71", Some(false)),
+                ("10.244.0.72", None),
+            ],
         )];
         let backends = ready_backends(&slices, &target);
         assert_eq!(

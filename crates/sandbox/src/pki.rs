@@ -73,7 +73,8 @@ impl Pki {
         write(&pki.files.server_cert, &server_cert)?;
         write(&pki.files.server_key, &server_key)?;
 
-        let (admin_cert, admin_key) = pki.client_certificate("lb-sandbox-admin", "system:masters")?;
+        let (admin_cert, admin_key) =
+            pki.client_certificate("lb-sandbox-admin", "system:masters")?;
         write(&pki.files.admin_cert, &admin_cert)?;
         write(&pki.files.admin_key, &admin_key)?;
 
@@ -145,8 +146,8 @@ impl Pki {
 }
 
 fn write(path: &Path, pem: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

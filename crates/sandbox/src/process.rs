@@ -167,9 +167,13 @@ mod tests {
     #[test]
     fn stop_reaps_a_running_child() {
         let dir = tempfile::tempdir().unwrap();
-        let mut child =
-            ChildProcess::spawn("sleeper", Path::new("/bin/sleep"), ["30"], &dir.path().join("log"))
-                .unwrap();
+        let mut child = ChildProcess::spawn(
+            "sleeper",
+            Path::new("/bin/sleep"),
+            ["30"],
+            &dir.path().join("log"),
+        )
+        .unwrap();
         let pid = child.pid();
         assert!(child.exited().is_none());
         child.stop(Duration::from_secs(2));

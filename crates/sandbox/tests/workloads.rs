@@ -14,9 +14,9 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::Api;
 use lb_sandbox::http_client;
 use serde_json::json;
 
@@ -44,9 +44,16 @@ async fn deployment_pods_get_addresses_serve_http_and_fill_the_endpoint_slice() 
         let status = pod.status.as_ref().unwrap();
         assert_eq!(status.phase.as_deref(), Some("Running"));
         let node = pod.spec.as_ref().unwrap().node_name.clone().unwrap();
-        assert!(node_names.contains(&node), "bound to an unknown node {node}");
+        assert!(
+            node_names.contains(&node),
+            "bound to an unknown node {node}"
+        );
         let ip = pod_ip(pod).expect("pod has an address");
-        assert!(sandbox.pod_cidr().contains(&ip), "{ip} outside {}", sandbox.pod_cidr());
+        assert!(
+            sandbox.pod_cidr().contains(&ip),
+            "{ip} outside {}",
+            sandbox.pod_cidr()
+        );
         assert!(addresses.insert(ip), "address {ip} given twice");
         let response = http_client::get(
             &sandbox.guard(),
@@ -98,7 +105,10 @@ async fn rolling_update_replaces_every_pod_without_dropping_below_three_ready() 
         (ready.len() == 3).then_some(ready)
     })
     .await;
-    let old_uids: HashSet<String> = before.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    let old_uids: HashSet<String> = before
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
 
     // Watch every pod change and keep the lowest count of ready, non-terminating pods seen.
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
@@ -127,9 +137,11 @@ async fn rolling_update_replaces_every_pod_without_dropping_below_three_ready() 
         })
     };
     // Let the observer list the pods before the rollout starts.
-    eventually("the observer to list the pods", Duration::from_secs(10), || async {
-        (minimum.load(Ordering::SeqCst) == 3).then_some(())
-    })
+    eventually(
+        "the observer to list the pods",
+        Duration::from_secs(10),
+        || async { (minimum.load(Ordering::SeqCst) == 3).then_some(()) },
+    )
     .await;
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
@@ -137,30 +149,45 @@ async fn rolling_update_replaces_every_pod_without_dropping_below_three_ready() 
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}})),
+            &Patch::Merge(
+                json!({"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}),
+            ),
         )
         .await
         .unwrap();
 
-    let after = eventually("the rollout to complete", Duration::from_secs(120), || async {
-        let d = deployments.get("web").await.ok()?;
-        let status = d.status?;
-        let done = status.observed_generation == d.metadata.generation
-            && status.updated_replicas == Some(3)
-            && status.available_replicas == Some(3)
-            && status.replicas == Some(3);
-        let pods = pods_of(&client, NS, "web").await;
-        let settled = pods.len() == 3 && pods.iter().all(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none());
-        (done && settled).then_some(pods)
-    })
+    let after = eventually(
+        "the rollout to complete",
+        Duration::from_secs(120),
+        || async {
+            let d = deployments.get("web").await.ok()?;
+            let status = d.status?;
+            let done = status.observed_generation == d.metadata.generation
+                && status.updated_replicas == Some(3)
+                && status.available_replicas == Some(3)
+                && status.replicas == Some(3);
+            let pods = pods_of(&client, NS, "web").await;
+            let settled = pods.len() == 3
+                && pods
+                    .iter()
+                    .all(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none());
+            (done && settled).then_some(pods)
+        },
+    )
     .await;
     observer.abort();
 
-    let new_uids: HashSet<String> = after.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    let new_uids: HashSet<String> = after
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
     assert!(old_uids.is_disjoint(&new_uids), "every pod was replaced");
     let lowest = minimum.load(Ordering::SeqCst);
     assert!(lowest != usize::MAX, "the observer saw the rollout");
-    assert!(lowest >= 3, "ready pods dropped to {lowest} during the rollout");
+    assert!(
+        lowest >= 3,
+        "ready pods dropped to {lowest} during the rollout"
+    );
     sandbox.shutdown().await;
 }
 
@@ -186,7 +213,17 @@ async fn readiness_gates_hold_ready_false_until_their_conditions_are_true() {
     })
     .await;
     assert_eq!(condition(&pod, "Ready").as_deref(), Some("False"));
-    let ready = pod.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").cloned().unwrap();
+    let ready = pod
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned()
+        .unwrap();
     assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
 
     let set_gate = |gate: &'static str| {
@@ -202,14 +239,22 @@ async fn readiness_gates_hold_ready_false_until_their_conditions_are_true() {
     set_gate(GATE).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pod = pods.get("gated").await.unwrap();
-    assert_eq!(condition(&pod, GATE).as_deref(), Some("True"), "the kubelet keeps our condition");
+    assert_eq!(
+        condition(&pod, GATE).as_deref(),
+        Some("True"),
+        "the kubelet keeps our condition"
+    );
     assert_eq!(condition(&pod, "Ready").as_deref(), Some("False"));
 
     set_gate(UPSTREAM_GATE).await;
-    let pod = eventually("Ready after both gates", Duration::from_secs(30), || async {
-        let pod = pods.get("gated").await.ok()?;
-        is_ready(&pod).then_some(pod)
-    })
+    let pod = eventually(
+        "Ready after both gates",
+        Duration::from_secs(30),
+        || async {
+            let pod = pods.get("gated").await.ok()?;
+            is_ready(&pod).then_some(pod)
+        },
+    )
     .await;
     assert_eq!(condition(&pod, GATE).as_deref(), Some("True"));
     assert_eq!(condition(&pod, UPSTREAM_GATE).as_deref(), Some("True"));
@@ -243,11 +288,16 @@ async fn pre_stop_sleep_keeps_a_terminating_pod_serving_then_it_is_gone() {
     let guard = sandbox.guard();
 
     let deleted_at = Instant::now();
-    pods.delete("draining", &DeleteParams::default()).await.unwrap();
+    pods.delete("draining", &DeleteParams::default())
+        .await
+        .unwrap();
     // During the hook: terminating, still in the API, still answering.
     let mut served_while_terminating = 0;
     while deleted_at.elapsed() < Duration::from_millis(1500) {
-        let pod = pods.get("draining").await.expect("still there during preStop");
+        let pod = pods
+            .get("draining")
+            .await
+            .expect("still there during preStop");
         assert!(pod.metadata.deletion_timestamp.is_some());
         let response = http_client::get(&guard, addr, "/", Duration::from_secs(1)).await;
         assert_eq!(response.expect("serving during preStop").status, 200);
@@ -261,9 +311,14 @@ async fn pre_stop_sleep_keeps_a_terminating_pod_serving_then_it_is_gone() {
     })
     .await;
     let gone_after = deleted_at.elapsed();
-    assert!(gone_after >= Duration::from_secs(2), "gone after {gone_after:?}, before its 2 s preStop ended");
     assert!(
-        http_client::get(&guard, addr, "/", Duration::from_millis(500)).await.is_err(),
+        gone_after >= Duration::from_secs(2),
+        "gone after {gone_after:?}, before its 2 s preStop ended"
+    );
+    assert!(
+        http_client::get(&guard, addr, "/", Duration::from_millis(500))
+            .await
+            .is_err(),
         "a deleted pod no longer answers"
     );
     sandbox.shutdown().await;
@@ -277,7 +332,14 @@ async fn a_node_port_answers_on_every_node_address() {
     create(&client, NS, &web_deployment("web", 2, 1, 0)).await;
     create(&client, NS, &service("web", "NodePort")).await;
     let services: Api<Service> = Api::namespaced(client.clone(), NS);
-    let node_port = services.get("web").await.unwrap().spec.unwrap().ports.unwrap()[0]
+    let node_port = services
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()[0]
         .node_port
         .expect("a NodePort was allocated") as u16;
     eventually("2 ready pods", Duration::from_secs(60), || async {
@@ -288,14 +350,24 @@ async fn a_node_port_answers_on_every_node_address() {
     let guard = sandbox.guard();
     for node in sandbox.nodes() {
         let addr = SocketAddr::from((node.address, node_port));
-        let body = eventually(&format!("{addr} to answer"), Duration::from_secs(30), || async {
-            match http_client::get(&guard, addr, "/via-node-port", Duration::from_secs(2)).await {
-                Ok(response) if response.status == 200 => Some(String::from_utf8_lossy(&response.body).into_owned()),
-                _ => None,
-            }
-        })
+        let body = eventually(
+            &format!("{addr} to answer"),
+            Duration::from_secs(30),
+            || async {
+                match http_client::get(&guard, addr, "/via-node-port", Duration::from_secs(2)).await
+                {
+                    Ok(response) if response.status == 200 => {
+                        Some(String::from_utf8_lossy(&response.body).into_owned())
+                    }
+                    _ => None,
+                }
+            },
+        )
         .await;
-        assert!(body.contains("pod=shop/web-") && body.contains("path=/via-node-port"), "{body}");
+        assert!(
+            body.contains("pod=shop/web-") && body.contains("path=/via-node-port"),
+            "{body}"
+        );
     }
     sandbox.shutdown().await;
 }

@@ -115,7 +115,12 @@ pub struct TransitionClock {
 
 impl TransitionClock {
     /// The condition as it should be written now.
-    pub fn condition(&mut self, type_: &'static str, verdict: &Verdict, now: &Time) -> PodCondition {
+    pub fn condition(
+        &mut self,
+        type_: &'static str,
+        verdict: &Verdict,
+        now: &Time,
+    ) -> PodCondition {
         let entry = self
             .last
             .entry(type_)
@@ -202,9 +207,15 @@ mod tests {
 
     #[test]
     fn ready_needs_every_gate_true() {
-        let both = pod(&[GATE, UPSTREAM_GATE], &[(GATE, "True"), (UPSTREAM_GATE, "False")]);
+        let both = pod(
+            &[GATE, UPSTREAM_GATE],
+            &[(GATE, "True"), (UPSTREAM_GATE, "False")],
+        );
         assert!(!ready(&[], &both).status);
-        let both = pod(&[GATE, UPSTREAM_GATE], &[(GATE, "True"), (UPSTREAM_GATE, "True")]);
+        let both = pod(
+            &[GATE, UPSTREAM_GATE],
+            &[(GATE, "True"), (UPSTREAM_GATE, "True")],
+        );
         assert!(ready(&[], &both).status);
     }
 

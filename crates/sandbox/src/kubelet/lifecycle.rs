@@ -47,7 +47,9 @@ fn parse_sleep(arg: &str) -> Option<Duration> {
     let seconds = match words.as_slice() {
         [number] => number,
         _ => {
-            let at = words.iter().position(|w| *w == "sleep" || w.ends_with("/sleep"))?;
+            let at = words
+                .iter()
+                .position(|w| *w == "sleep" || w.ends_with("/sleep"))?;
             words.get(at + 1)?
         }
     };
@@ -110,8 +112,14 @@ mod tests {
     fn reads_every_form_of_pre_stop_sleep() {
         let cases: Vec<(LifecycleHandler, Option<Duration>)> = vec![
             (exec(&["sleep", "2"]), Some(Duration::from_secs(2))),
-            (exec(&["/bin/sh", "-c", "sleep 15"]), Some(Duration::from_secs(15))),
-            (exec(&["sh", "-c", "echo bye && exec /bin/sleep 2.5"]), Some(Duration::from_millis(2500))),
+            (
+                exec(&["/bin/sh", "-c", "sleep 15"]),
+                Some(Duration::from_secs(15)),
+            ),
+            (
+                exec(&["sh", "-c", "echo bye && exec /bin/sleep 2.5"]),
+                Some(Duration::from_millis(2500)),
+            ),
             (exec(&["/app/shutdown"]), None),
             (
                 LifecycleHandler {
@@ -130,7 +138,10 @@ mod tests {
 
     #[test]
     fn the_longest_container_sleep_wins() {
-        let pod = pod_with(vec![with_pre_stop(exec(&["sleep", "3"])), with_pre_stop(exec(&["sleep", "9"]))]);
+        let pod = pod_with(vec![
+            with_pre_stop(exec(&["sleep", "3"])),
+            with_pre_stop(exec(&["sleep", "9"])),
+        ]);
         assert_eq!(pre_stop_sleep(&pod), Some(Duration::from_secs(9)));
     }
 

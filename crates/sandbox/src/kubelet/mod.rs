@@ -44,7 +44,10 @@ pub(crate) struct KubeletContext {
 
 impl KubeletContext {
     fn node_address(&self, name: &str) -> Option<Ipv4Addr> {
-        self.nodes.iter().find(|n| n.name == name).map(|n| n.address)
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.address)
     }
 
     fn allocate_address(&self) -> Result<Ipv4Addr> {

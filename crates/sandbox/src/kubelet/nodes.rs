@@ -83,7 +83,8 @@ pub fn node_status(node: &SandboxNode) -> serde_json::Value {
             "lastHeartbeatTime": now, "lastTransitionTime": now,
         })
     };
-    let resources = json!({"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+    let resources =
+        json!({"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"});
     json!({
         "status": {
             "conditions": [
@@ -135,12 +136,18 @@ mod tests {
         let plan = AddressPlan::new("10.244.0.0/16".parse().unwrap()).unwrap();
         let nodes = plan_nodes(4, "us-west-2", &plan).unwrap();
         let zones: Vec<&str> = nodes.iter().map(|n| n.zone.as_str()).collect();
-        assert_eq!(zones, ["us-west-2a", "us-west-2b", "us-west-2c", "us-west-2a"]);
+        assert_eq!(
+            zones,
+            ["us-west-2a", "us-west-2b", "us-west-2c", "us-west-2a"]
+        );
         assert_eq!(nodes[1].address, Ipv4Addr::new(10, 244, 0, 17));
         for node in &nodes {
             assert_eq!(node.instance_id.len(), 19, "{}", node.instance_id);
             assert!(node.instance_id[2..].chars().all(|c| c.is_ascii_hexdigit()));
-            assert!(node.provider_id().starts_with(&format!("aws:///{}/i-", node.zone)));
+            assert!(
+                node.provider_id()
+                    .starts_with(&format!("aws:///{}/i-", node.zone))
+            );
         }
     }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -119,7 +119,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(ctx: Arc<KubeletContext>, key: PodKey, node_ip: Ipv4Addr, ip: Ipv4Addr, pod: &Pod) -> Worker {
+    fn new(
+        ctx: Arc<KubeletContext>,
+        key: PodKey,
+        node_ip: Ipv4Addr,
+        ip: Ipv4Addr,
+        pod: &Pod,
+    ) -> Worker {
         let (behaviour, problems) = Behaviour::from_annotations(pod.metadata.annotations.as_ref());
         for problem in problems {
             tracing::warn!(pod = %key, "{problem}");
@@ -138,7 +144,9 @@ impl Worker {
             .map(|c| {
                 let probe = c.readiness_probe.as_ref().and_then(|p| {
                     ProbeSpec::from_probe(p, c)
-                        .inspect_err(|err| tracing::warn!(pod = %key, "readiness probe ignored: {err}"))
+                        .inspect_err(
+                            |err| tracing::warn!(pod = %key, "readiness probe ignored: {err}"),
+                        )
                         .ok()
                 });
                 ContainerRuntime {
@@ -227,7 +235,11 @@ impl Worker {
         }
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.key.namespace);
         match api
-            .patch_status(&self.key.name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .patch_status(
+                &self.key.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
             .await
         {
             Ok(_) => {
@@ -263,14 +275,17 @@ impl Worker {
             message: None,
         };
         let pod_conditions = vec![
-            self.clock.condition(conditions::POD_SCHEDULED, &scheduled, &self.started),
-            self.clock.condition(conditions::INITIALIZED, &scheduled, &self.started),
+            self.clock
+                .condition(conditions::POD_SCHEDULED, &scheduled, &self.started),
+            self.clock
+                .condition(conditions::INITIALIZED, &scheduled, &self.started),
             self.clock.condition(
                 conditions::CONTAINERS_READY,
                 &conditions::containers_ready(&unready),
                 &now,
             ),
-            self.clock.condition(conditions::READY, &conditions::ready(&unready, pod), &now),
+            self.clock
+                .condition(conditions::READY, &conditions::ready(&unready, pod), &now),
         ];
         let container_statuses: Vec<serde_json::Value> = self
             .containers
@@ -307,7 +322,9 @@ impl Worker {
     /// preStop sleep while still serving (bounded by the grace period), then stop and delete.
     async fn terminate(&mut self, updates: &mut watch::Receiver<Pod>, pod: &Pod) {
         let grace = lifecycle::grace_period(pod);
-        let pre_stop = lifecycle::pre_stop_sleep(pod).unwrap_or_default().min(grace);
+        let pre_stop = lifecycle::pre_stop_sleep(pod)
+            .unwrap_or_default()
+            .min(grace);
         if pre_stop > Duration::ZERO {
             // The app keeps serving while the hook sleeps, as a real container does.
             let deadline = Instant::now() + pre_stop;
@@ -332,7 +349,9 @@ impl Worker {
         match api.delete(&self.key.name, &params).await {
             Ok(_) => tracing::debug!(pod = %self.key, "pod terminated"),
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(err) => tracing::warn!(pod = %self.key, "deleting the terminated pod failed: {err}"),
+            Err(err) => {
+                tracing::warn!(pod = %self.key, "deleting the terminated pod failed: {err}")
+            }
         }
     }
 }

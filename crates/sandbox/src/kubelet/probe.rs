@@ -14,8 +14,13 @@ use crate::http_client;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeAction {
-    Http { port: u16, path: String },
-    Tcp { port: u16 },
+    Http {
+        port: u16,
+        path: String,
+    },
+    Tcp {
+        port: u16,
+    },
     /// exec and gRPC probes: nothing to run against the fake application.
     AlwaysSucceeds,
 }
@@ -72,12 +77,7 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
             .flatten()
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .and_then(|p| u16::try_from(p.container_port).ok())
-            .ok_or_else(|| {
-                format!(
-                    "container {} has no port named {name:?}",
-                    container.name
-                )
-            }),
+            .ok_or_else(|| format!("container {} has no port named {name:?}", container.name)),
     }
 }
 
@@ -111,7 +111,12 @@ impl ProbeState {
 }
 
 /// Runs the probe once against the pod's address.
-pub async fn run_once(action: &ProbeAction, ip: IpAddr, timeout: Duration, guard: &DestinationGuard) -> bool {
+pub async fn run_once(
+    action: &ProbeAction,
+    ip: IpAddr,
+    timeout: Duration,
+    guard: &DestinationGuard,
+) -> bool {
     match action {
         ProbeAction::Http { port, path } => {
             matches!(

@@ -56,7 +56,12 @@ pub fn pod_ip(pod: &Pod) -> Option<std::net::Ipv4Addr> {
 }
 
 /// A Deployment of `replicas` fake web pods serving port 8080 with a readiness probe on /healthz.
-pub fn web_deployment(name: &str, replicas: i32, max_surge: i32, max_unavailable: i32) -> Deployment {
+pub fn web_deployment(
+    name: &str,
+    replicas: i32,
+    max_surge: i32,
+    max_unavailable: i32,
+) -> Deployment {
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {
