@@ -27,6 +27,7 @@ pub mod node_ports;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod stop;
 pub mod tools;
 
 use std::collections::BTreeMap;

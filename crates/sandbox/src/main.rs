@@ -120,34 +120,9 @@ async fn up(config: SandboxConfig, run_for: Option<Duration>) -> lb_sandbox::Res
         sandbox.kubeconfig_path().display()
     );
     println!("READY");
-    wait_for_stop(run_for).await;
+    lb_sandbox::stop::wait_for_stop(run_for).await;
     println!("stopping");
     sandbox.shutdown().await;
     println!("stopped");
     Ok(())
-}
-
-/// Ctrl-C, SIGTERM, or the duration, whichever comes first.
-pub async fn wait_for_stop(run_for: Option<Duration>) {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let sigterm = async {
-        match terminate.as_mut() {
-            Some(signal) => {
-                signal.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    let duration = async {
-        match run_for {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = sigterm => {}
-        () = duration => {}
-    }
 }
