@@ -15,6 +15,7 @@
 //! kube-apiserver and kube-controller-manager (see `binaries`).
 
 pub mod addressing;
+pub mod aws;
 pub mod binaries;
 pub mod control_plane;
 mod error;
@@ -44,6 +45,7 @@ pub use error::{Result, SandboxError};
 pub use guard::DestinationGuard;
 pub use kubelet::nodes::SandboxNode;
 
+use aws::AwsEmulator;
 use control_plane::ControlPlane;
 use kubelet::NodeAgent;
 use netns::PodNetwork;
@@ -57,6 +59,10 @@ pub struct SandboxConfig {
     pub pod_cidr: Option<Ipv4Net>,
     /// AWS region the nodes claim to run in (zones are `<region>a`, `b`, `c`).
     pub region: String,
+    /// Cluster name, as in subnet tags `kubernetes.io/cluster/<name>`.
+    pub cluster_name: String,
+    /// Start the AWS emulator (moto with real health checks and a data plane).
+    pub aws: bool,
 }
 
 impl Default for SandboxConfig {
@@ -65,6 +71,8 @@ impl Default for SandboxConfig {
             nodes: 3,
             pod_cidr: None,
             region: "us-west-2".to_string(),
+            cluster_name: "lb-sandbox".to_string(),
+            aws: true,
         }
     }
 }
@@ -74,6 +82,7 @@ pub struct Sandbox {
     node_ports: Option<NodePortProxy>,
     kubelet: Option<NodeAgent>,
     control_plane: ControlPlane,
+    aws: Option<AwsEmulator>,
     network: Arc<PodNetwork>,
     nodes: Vec<SandboxNode>,
     client: Client,
@@ -104,13 +113,39 @@ impl Sandbox {
                 source,
             })?;
         let network = Arc::new(PodNetwork::create(config.pod_cidr)?);
-        let control_plane = ControlPlane::start(&binaries, dir.path()).await?;
+        let mut nodes = kubelet::nodes::plan_nodes(config.nodes, &config.region, network.plan())?;
+        // The control plane and the AWS emulator start side by side.
+        let start_aws = async {
+            if config.aws {
+                let emulator = AwsEmulator::start(
+                    dir.path(),
+                    network.plan(),
+                    &nodes,
+                    &config.region,
+                    &config.cluster_name,
+                )
+                .await?;
+                Ok::<_, SandboxError>(Some(emulator))
+            } else {
+                Ok(None)
+            }
+        };
+        let (control_plane, aws) =
+            tokio::join!(ControlPlane::start(&binaries, dir.path()), start_aws);
+        let (control_plane, aws) = (control_plane?, aws?);
+        if let Some(aws) = &aws {
+            // Nodes are the emulator's EC2 instances: their providerIDs name those instances.
+            for node in &mut nodes {
+                if let Some(id) = aws.seeded().instances.get(&node.name) {
+                    node.instance_id = id.clone();
+                }
+            }
+        }
         let client =
             Client::try_from(control_plane.config()).map_err(|source| SandboxError::Kube {
                 context: "building the sandbox client".into(),
                 source,
             })?;
-        let nodes = kubelet::nodes::plan_nodes(config.nodes, &config.region, network.plan())?;
         let kubelet = NodeAgent::start(
             client.clone(),
             network.clone(),
@@ -135,6 +170,7 @@ impl Sandbox {
             node_ports: Some(node_ports),
             kubelet: Some(kubelet),
             control_plane,
+            aws,
             network,
             nodes,
             client,
@@ -194,14 +230,25 @@ impl Sandbox {
         self.startup
     }
 
-    /// PIDs of the control-plane processes.
-    pub fn process_ids(&self) -> Vec<u32> {
-        self.control_plane.child_pids()
+    /// The AWS emulator, unless the sandbox was started without it.
+    pub fn aws(&self) -> Option<&AwsEmulator> {
+        self.aws.as_ref()
     }
 
-    /// Fails with a log tail if a control-plane process died.
+    /// PIDs of the child processes: the control plane and the AWS emulator.
+    pub fn process_ids(&self) -> Vec<u32> {
+        let mut pids = self.control_plane.child_pids();
+        pids.extend(self.aws.as_ref().map(AwsEmulator::pid));
+        pids
+    }
+
+    /// Fails with a log tail if a control-plane or emulator process died.
     pub fn check_alive(&mut self) -> Result<()> {
-        self.control_plane.check_alive()
+        self.control_plane.check_alive()?;
+        match &mut self.aws {
+            Some(aws) => aws.check_alive(),
+            None => Ok(()),
+        }
     }
 
     /// Creates a namespace with `labels` and waits until pods can be created in it (its default
@@ -250,6 +297,9 @@ impl Sandbox {
             kubelet.stop().await;
         }
         self.control_plane.stop();
+        if let Some(aws) = &mut self.aws {
+            aws.stop();
+        }
         self.network.teardown();
         if std::env::var_os("LB_SANDBOX_KEEP_DIR").is_some() {
             self.dir.disable_cleanup(true);
@@ -264,6 +314,9 @@ impl Drop for Sandbox {
         self.node_ports.take();
         self.kubelet.take();
         self.control_plane.stop();
+        if let Some(aws) = &mut self.aws {
+            aws.stop();
+        }
         self.network.teardown();
     }
 }

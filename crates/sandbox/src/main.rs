@@ -1,5 +1,6 @@
 //! `lb-sandbox`: build the control-plane binaries, run a sandbox, or measure it.
 
+use std::io::Write;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,12 @@ pub struct SandboxArgs {
     /// AWS region the nodes claim to be in.
     #[arg(long, default_value = "us-west-2")]
     region: String,
+    /// Cluster name (subnet tags `kubernetes.io/cluster/<name>`).
+    #[arg(long, default_value = "lb-sandbox")]
+    cluster_name: String,
+    /// Run without the AWS emulator.
+    #[arg(long)]
+    no_aws: bool,
 }
 
 impl SandboxArgs {
@@ -53,6 +60,8 @@ impl SandboxArgs {
             nodes: self.nodes,
             pod_cidr: self.pod_cidr,
             region: self.region.clone(),
+            cluster_name: self.cluster_name.clone(),
+            aws: !self.no_aws,
         }
     }
 }
@@ -115,14 +124,31 @@ async fn up(config: SandboxConfig, run_for: Option<Duration>) -> lb_sandbox::Res
             node.provider_id()
         );
     }
+    if let Some(aws) = sandbox.aws() {
+        let seeded = aws.seeded();
+        println!(
+            "  AWS         {} (moto; region {}, VPC {}, security group {})",
+            aws.endpoint(),
+            aws.region(),
+            seeded.vpc_id,
+            seeded.security_group_id
+        );
+        for (zone, subnet) in &seeded.subnets {
+            println!("  subnet      {zone} {subnet}");
+        }
+        println!("  certificate {}", seeded.certificate_arn);
+        let env: Vec<String> = aws.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  AWS env     {}", env.join(" "));
+    }
     println!(
         "  try: kubectl --kubeconfig {} get nodes -o wide",
         sandbox.kubeconfig_path().display()
     );
     println!("READY");
     lb_sandbox::stop::wait_for_stop(run_for).await;
-    println!("stopping");
+    // Whoever read our output may be gone by now: never fail (or panic) on a closed stdout.
+    let _ = writeln!(std::io::stdout(), "stopping");
     sandbox.shutdown().await;
-    println!("stopped");
+    let _ = writeln!(std::io::stdout(), "stopped");
     Ok(())
 }

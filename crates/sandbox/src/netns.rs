@@ -134,7 +134,7 @@ impl PodNetwork {
 
     /// The hard guard: the pod CIDR must route through our veth, or nothing is sent.
     fn verify_route(&self) -> Result<()> {
-        let probe = self.plan.first_pod_address().to_string();
+        let probe = self.plan.first_pod_address(0).to_string();
         let route = ip(&["route", "get", &probe])?;
         let expected = format!("dev {} ", self.host_if);
         if route.contains(&expected) {

@@ -31,6 +31,21 @@ impl ChildProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Self::spawn_with_env(name, program, args, &[], log)
+    }
+
+    /// Like `spawn`, with extra environment variables.
+    pub fn spawn_with_env<I, S>(
+        name: &str,
+        program: &Path,
+        args: I,
+        envs: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let out = File::create(log).context(|| format!("creating {}", log.display()))?;
         let err = out
             .try_clone()
@@ -39,6 +54,7 @@ impl ChildProcess {
         let mut command = Command::new(program);
         command
             .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -90,7 +90,11 @@ async fn shutdown_leaves_no_process_namespace_veth_or_directory() {
     let netns = sandbox.netns_name().to_string();
     let veth = sandbox.host_interface().to_string();
     let dir = sandbox.dir().to_path_buf();
-    assert_eq!(pids.len(), 3);
+    assert_eq!(
+        pids.len(),
+        4,
+        "etcd, kube-apiserver, kube-controller-manager, moto"
+    );
     assert!(pids.iter().all(|p| process_alive(*p)));
     assert!(netns_exists(&netns) && link_exists(&veth) && dir.exists());
 
@@ -158,8 +162,8 @@ fn ctrl_c_stops_the_cli_and_leaves_nothing_behind() {
     let children = children_of(cli.id());
     assert_eq!(
         children.len(),
-        3,
-        "etcd, kube-apiserver, kube-controller-manager"
+        4,
+        "etcd, kube-apiserver, kube-controller-manager, moto"
     );
     kill(Pid::from_raw(cli.id() as i32), Signal::SIGINT).unwrap();
     let status = cli.wait().unwrap();
@@ -174,7 +178,7 @@ fn ctrl_c_stops_the_cli_and_leaves_nothing_behind() {
 fn a_killed_cli_takes_its_children_with_it_and_the_next_sandbox_cleans_its_namespace() {
     let (mut cli, netns) = start_cli();
     let children = children_of(cli.id());
-    assert_eq!(children.len(), 3);
+    assert_eq!(children.len(), 4);
     cli.kill().unwrap(); // SIGKILL: no chance to clean up.
     cli.wait().unwrap();
     // The kernel sends SIGKILL to each child whose parent died (PR_SET_PDEATHSIG).

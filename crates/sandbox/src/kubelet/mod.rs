@@ -43,18 +43,16 @@ pub(crate) struct KubeletContext {
 }
 
 impl KubeletContext {
-    fn node_address(&self, name: &str) -> Option<Ipv4Addr> {
-        self.nodes
-            .iter()
-            .find(|n| n.name == name)
-            .map(|n| n.address)
+    fn node(&self, name: &str) -> Option<&SandboxNode> {
+        self.nodes.iter().find(|n| n.name == name)
     }
 
-    fn allocate_address(&self) -> Result<Ipv4Addr> {
+    /// A new pod address in the subnet of the node's zone.
+    fn allocate_address(&self, node: &SandboxNode) -> Result<Ipv4Addr> {
         self.allocator
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .allocate()
+            .allocate(node.zone_index)
     }
 }
 
@@ -178,7 +176,7 @@ impl PodLoop {
         match spec.and_then(|s| s.node_name.as_deref()) {
             None if pod.metadata.deletion_timestamp.is_none() => self.bind(&key).await,
             None => {}
-            Some(node) if self.ctx.node_address(node).is_some() => {
+            Some(node) if self.ctx.node(node).is_some() => {
                 let (sender, receiver) = watch::channel(pod);
                 self.workers.insert(key.uid.clone(), sender);
                 self.tasks

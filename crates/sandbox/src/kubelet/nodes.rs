@@ -10,18 +10,19 @@ use kube::{Api, Client};
 use rand::Rng;
 use serde_json::json;
 
-use crate::addressing::AddressPlan;
+use crate::addressing::{AddressPlan, ZONES, zone_name};
 use crate::binaries::KUBERNETES_VERSION;
 use crate::error::{Context, Result};
 
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
-const ZONE_SUFFIXES: [char; 3] = ['a', 'b', 'c'];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxNode {
     pub name: String,
     pub zone: String,
+    /// 0, 1, 2 for zones a, b, c: which subnet of the address plan the node and its pods use.
+    pub zone_index: usize,
     pub address: Ipv4Addr,
     /// `i-` and 17 hex digits, like an EC2 instance ID.
     pub instance_id: String,
@@ -40,7 +41,8 @@ pub fn plan_nodes(count: usize, region: &str, plan: &AddressPlan) -> Result<Vec<
         .map(|index| {
             Ok(SandboxNode {
                 name: format!("sandbox-node-{index}"),
-                zone: format!("{region}{}", ZONE_SUFFIXES[index % ZONE_SUFFIXES.len()]),
+                zone: zone_name(region, index % ZONES),
+                zone_index: index % ZONES,
                 address: plan.node_address(index)?,
                 instance_id: format!("i-0{:016x}", rng.random::<u64>()),
             })
@@ -140,7 +142,8 @@ mod tests {
             zones,
             ["us-west-2a", "us-west-2b", "us-west-2c", "us-west-2a"]
         );
-        assert_eq!(nodes[1].address, Ipv4Addr::new(10, 244, 0, 17));
+        assert_eq!(nodes[1].address, Ipv4Addr::new(10, 244, 64, 16));
+        assert_eq!(nodes[3].zone_index, 0);
         for node in &nodes {
             assert_eq!(node.instance_id.len(), 19, "{}", node.instance_id);
             assert!(node.instance_id[2..].chars().all(|c| c.is_ascii_hexdigit()));
@@ -156,6 +159,7 @@ mod tests {
         let node = SandboxNode {
             name: "n".into(),
             zone: "us-west-2b".into(),
+            zone_index: 1,
             address: Ipv4Addr::new(10, 244, 0, 16),
             instance_id: "i-0123456789abcdef0".into(),
         };

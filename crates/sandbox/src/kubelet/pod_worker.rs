@@ -65,16 +65,17 @@ impl ContainerRuntime {
 
 pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watch::Receiver<Pod>) {
     let pod = updates.borrow_and_update().clone();
-    let node_ip = pod
+    let node = pod
         .spec
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
-        .and_then(|name| ctx.node_address(name));
-    let Some(node_ip) = node_ip else {
+        .and_then(|name| ctx.node(name));
+    let Some(node) = node else {
         tracing::warn!(pod = %key, "pod is bound to a node the sandbox does not run");
         return;
     };
-    let ip = match ctx.allocate_address() {
+    let node_ip = node.address;
+    let ip = match ctx.allocate_address(node) {
         Ok(ip) => ip,
         Err(err) => {
             tracing::error!(pod = %key, "no address for the pod: {err}");

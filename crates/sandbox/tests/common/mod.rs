@@ -1,6 +1,8 @@
 //! Helpers shared by the sandbox's integration tests.
 #![allow(dead_code)]
 
+pub mod elb;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -126,4 +128,34 @@ pub async fn ready_pods(client: &Client, namespace: &str, app: &str) -> Vec<Pod>
         .into_iter()
         .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
         .collect()
+}
+
+/// A single pod serving HTTP on 8080, with sandbox behaviour annotations.
+pub async fn serving_pod(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    annotations: &[(&str, &str)],
+) -> Pod {
+    let annotations: std::collections::BTreeMap<&str, &str> = annotations.iter().copied().collect();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations},
+        "spec": {"containers": [{"name": "web", "image": "sandbox/web:1", "ports": [{"containerPort": 8080}]}]},
+    }))
+    .expect("valid pod");
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod created");
+    eventually(
+        &format!("pod {name} running"),
+        Duration::from_secs(30),
+        || async {
+            api.get(name)
+                .await
+                .ok()
+                .filter(|p| pod_ip(p).is_some() && is_ready(p))
+        },
+    )
+    .await
 }

@@ -1,0 +1,51 @@
+"""The control API the Rust side of the sandbox queries (JSON over HTTP on loopback):
+
+  GET /health                                  "ok"
+  GET /listeners                               every local listener: LB DNS name, port, local address, counts
+  GET /targets?target_group_arn=ARN            every target of the group with its health timeline
+  GET /requests?listener_arn=ARN&since=EPOCH   recent requests: [time, outcome, target]
+"""
+
+import asyncio
+import json
+from urllib.parse import parse_qs, urlsplit
+
+from . import httpwire
+
+
+class ControlApi:
+    def __init__(self, registry, dataplane):
+        self.registry = registry
+        self.dataplane = dataplane
+
+    async def start(self) -> int:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return server.sockets[0].getsockname()[1]
+
+    def _answer(self, path: str, query: dict):
+        one = lambda name, default=None: (query.get(name) or [default])[0]  # noqa: E731
+        if path == "/health":
+            return 200, "ok"
+        if path == "/listeners":
+            return 200, self.dataplane.listeners()
+        if path == "/targets":
+            return 200, self.registry.timeline(one("target_group_arn", ""))
+        if path == "/requests":
+            return 200, self.dataplane.recent(one("listener_arn", ""), float(one("since", "0")))
+        return 404, {"error": f"no such endpoint {path}"}
+
+    async def _handle(self, reader, writer):
+        try:
+            head = await httpwire.read_head(reader)
+            if head is None:
+                return
+            target = urlsplit(head.first_line.split(" ")[1])
+            status, value = self._answer(target.path, parse_qs(target.query))
+            body = json.dumps(value).encode()
+            writer.write(httpwire.response_bytes(status, "OK" if status == 200 else "Not Found",
+                                                 [("Content-Type", "application/json")], body, close=True))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+            pass
+        finally:
+            writer.close()

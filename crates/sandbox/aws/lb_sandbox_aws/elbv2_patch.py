@@ -1,0 +1,83 @@
+"""Where moto's ELBv2 differs from ELB in ways the controller depends on, follow ELB.
+
+RegisterTargets, DeregisterTargets and DescribeTargetHealth go to the TargetRegistry: targets
+are keyed by (Id, Port), health comes from real checks, deregistered targets drain. moto keeps
+its own per-Id view too (it checks instances exist and are running), which nothing reads.
+"""
+
+import ipaddress
+
+from moto.elbv2 import models
+from moto.elbv2.exceptions import InvalidTargetError, TargetGroupNotFoundError
+from moto.elbv2.models import FakeHealthStatus
+
+
+class RegisterValidationError(Exception):
+    pass
+
+
+def _group(backend, arn):
+    group = backend.target_groups.get(arn)
+    if group is None:
+        raise TargetGroupNotFoundError()
+    return group
+
+
+def _keys(group, targets) -> list[tuple[str, int]]:
+    keys = []
+    for target in targets:
+        port = target.get("Port") or group.port
+        keys.append((str(target["Id"]), int(port)))
+    return keys
+
+
+def _check_ip_targets(backend, group, keys) -> None:
+    """ELB accepts ip targets only inside the target group's VPC."""
+    if group.target_type != "ip":
+        return
+    vpc = backend.ec2_backend.get_vpc(group.vpc_id)
+    networks = [ipaddress.ip_network(block["cidr_block"]) for block in vpc.get_cidr_block_association_set()]
+    for target_id, _ in keys:
+        try:
+            address = ipaddress.ip_address(target_id)
+        except ValueError:
+            raise InvalidTargetError()
+        if not any(address in network for network in networks):
+            raise InvalidTargetError()
+
+
+def install(registry) -> None:
+    def register_targets(self, target_group_arn, instances):
+        group = _group(self, target_group_arn)
+        keys = _keys(group, instances)
+        _check_ip_targets(self, group, keys)
+        # moto's own checks (instances exist and are running), and its per-Id view.
+        group.register([{"Id": i, "Port": p} for i, p in keys])
+        registry.register(group, keys)
+
+    def deregister_targets(self, target_group_arn, instances):
+        group = _group(self, target_group_arn)
+        keys = _keys(group, instances)
+        for target_id, _ in keys:
+            group.targets.pop(target_id, None)
+        registry.deregister(group, keys)
+
+    def describe_target_health(self, target_group_arn, targets):
+        group = _group(self, target_group_arn)
+        wanted = _keys(group, targets) if targets else None
+        health_port = group.health_check_port
+        return [
+            FakeHealthStatus(
+                t.id,
+                str(t.port),
+                str(t.port) if health_port in (None, "", "traffic-port") else str(health_port),
+                t.state,
+                t.reason,
+                t.description,
+            )
+            for t in registry.describe(group, wanted)
+        ]
+
+    models.ELBv2Backend.register_targets = register_targets
+    models.ELBv2Backend.deregister_targets = deregister_targets
+    models.ELBv2Backend.describe_target_health = describe_target_health

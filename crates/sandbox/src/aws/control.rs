@@ -1,0 +1,99 @@
+//! What the Rust side can ask the emulator: its listeners with their local addresses and request
+//! counts, and each target's health timeline (the plugin's control API, JSON on loopback).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Result, SandboxError};
+use crate::guard::DestinationGuard;
+use crate::http_client;
+
+/// A listener of an emulated load balancer and the local address that carries its traffic.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ListenerInfo {
+    pub load_balancer_arn: String,
+    pub load_balancer_name: String,
+    pub dns_name: String,
+    #[serde(rename = "type")]
+    pub load_balancer_type: String,
+    pub listener_arn: String,
+    pub protocol: String,
+    pub port: u16,
+    pub local_address: SocketAddr,
+    /// HTTP: count per status code ("200", "503"); TCP: per outcome ("forwarded", "no_target").
+    pub requests: BTreeMap<String, u64>,
+}
+
+/// One target of a target group, with every state it went through.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TargetInfo {
+    pub id: String,
+    pub port: u16,
+    pub state: String,
+    pub reason: Option<String>,
+    /// Health checks run so far.
+    pub checks: u64,
+    pub timeline: Vec<HealthEvent>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct HealthEvent {
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+/// A request through a listener: when, its status code (or TCP outcome), and the target.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RequestRecord(pub f64, pub String, pub Option<String>);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ControlClient {
+    addr: SocketAddr,
+}
+
+impl ControlClient {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let response = http_client::get(
+            &DestinationGuard::loopback_only(),
+            self.addr,
+            path,
+            Duration::from_secs(5),
+        )
+        .await?;
+        serde_json::from_slice(&response.body).map_err(|e| SandboxError::Http {
+            url: format!("http://{}{path}", self.addr),
+            message: format!("status {}: {e}", response.status),
+        })
+    }
+
+    pub async fn healthy(&self) -> bool {
+        self.get::<String>("/health").await.is_ok()
+    }
+
+    pub async fn listeners(&self) -> Result<Vec<ListenerInfo>> {
+        self.get("/listeners").await
+    }
+
+    pub async fn targets(&self, target_group_arn: &str) -> Result<Vec<TargetInfo>> {
+        self.get(&format!("/targets?target_group_arn={target_group_arn}"))
+            .await
+    }
+
+    /// Requests through the listener since `since` (seconds since the epoch).
+    pub async fn requests(&self, listener_arn: &str, since: f64) -> Result<Vec<RequestRecord>> {
+        self.get(&format!(
+            "/requests?listener_arn={listener_arn}&since={since}"
+        ))
+        .await
+    }
+}
