@@ -166,7 +166,7 @@ fn is_ready(pod: &Pod) -> bool {
 }
 
 /// The `p` quantile (0..=1) by nearest rank.
-fn percentile(values: &[f64], p: f64) -> f64 {
+pub fn percentile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

@@ -8,6 +8,7 @@ use ipnet::Ipv4Net;
 use lb_sandbox::{Sandbox, SandboxConfig, binaries};
 
 mod bench;
+mod bench_aws;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Measure sandbox start time and pod creation -> Ready latency.
     Bench(bench::BenchArgs),
+    /// Measure the AWS emulator: data-plane throughput and health-state timing.
+    BenchAws(bench_aws::BenchAwsArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -81,6 +84,7 @@ async fn main() -> std::process::ExitCode {
         Command::Prepare => prepare().await,
         Command::Up { sandbox, run_for } => up(sandbox.config(), run_for).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchAws(args) => bench_aws::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
