@@ -17,6 +17,8 @@ use lb_sandbox::{DestinationGuard, Sandbox, SandboxConfig, SandboxError, http_cl
 pub enum DemoError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error("rendering the CRDs: {0}")]
+    Crd(String),
     #[error("reading manifest {path}: {source}")]
     ReadManifest {
         path: PathBuf,

@@ -1,7 +1,6 @@
 //! `lb-controller`: binds Kubernetes workloads to AWS Elastic Load Balancers.
 //!
-//! The controller itself arrives with its issues; today the binary runs the demo on the local
-//! sandbox: `lb-controller demo`.
+//! `lb-controller demo` runs everything on the local sandbox; `lb-controller crd` prints the CRDs.
 
 mod demo;
 
@@ -33,6 +32,8 @@ enum Command {
         #[arg(long, default_value = "demo")]
         namespace: String,
     },
+    /// Print the CRDs (YAML), as committed in config/crd/.
+    Crd,
 }
 
 #[tokio::main]
@@ -58,6 +59,9 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Crd => lb_api::crds_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(|err| demo::DemoError::Crd(err.to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,240 @@
+//! `TargetGroupBinding` (`elbv2.k8s.aws/v1beta1`): binds a Service's endpoints (or its nodes'
+//! NodePort) to an ELB target group. Field names follow the upstream controller exactly.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+// clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "elbv2.k8s.aws",
+    version = "v1beta1",
+    kind = "TargetGroupBinding",
+    namespaced,
+    status = "TargetGroupBindingStatus",
+    shortname = "tgb",
+    category = "all",
+    printcolumn(
+        name = "SERVICE-NAME",
+        type_ = "string",
+        json_path = ".spec.serviceRef.name",
+        description = "The Kubernetes Service's name"
+    ),
+    printcolumn(
+        name = "SERVICE-PORT",
+        type_ = "string",
+        json_path = ".spec.serviceRef.port",
+        description = "The Kubernetes Service's port"
+    ),
+    printcolumn(
+        name = "TARGET-TYPE",
+        type_ = "string",
+        json_path = ".spec.targetType",
+        description = "The AWS TargetGroup's TargetType"
+    ),
+    printcolumn(
+        name = "ARN",
+        type_ = "string",
+        json_path = ".spec.targetGroupARN",
+        description = "The AWS TargetGroup's Amazon Resource Name",
+        priority = 1
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupBindingSpec {
+    /// ARN of the target group. One of targetGroupARN and targetGroupName is required.
+    #[serde(
+        rename = "targetGroupARN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_group_arn: Option<String>,
+    /// Name of the target group, resolved to its ARN by the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_name: Option<String>,
+    /// How targets are registered: `ip` (pod addresses) or `instance` (node instances + NodePort).
+    /// Defaults to the target group's own type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<TargetType>,
+    /// The Service whose endpoints (or NodePort) are registered.
+    pub service_ref: ServiceReference,
+    /// `ipv4` (default) or `ipv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address_type: Option<String>,
+    /// instance targets: the nodes to register (default: every Ready node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<LabelSelector>,
+    /// Ingress rules that let the load balancer reach the targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking: Option<TargetGroupBindingNetworking>,
+    /// VPC of the target group; checked against the target group when set.
+    #[serde(rename = "vpcID", default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// The target group is shared with other clusters: only targets this binding registered are
+    /// ever deregistered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_cluster_target_group: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    Ip,
+    Instance,
+}
+
+impl TargetType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Ip => "ip",
+            TargetType::Instance => "instance",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct ServiceReference {
+    pub name: String,
+    /// The Service port: its number or its name.
+    pub port: IntOrString,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct TargetGroupBindingNetworking {
+    #[serde(default)]
+    pub ingress: Vec<NetworkingIngressRule>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct NetworkingIngressRule {
+    pub from: Vec<NetworkingPeer>,
+    pub ports: Vec<NetworkingPort>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkingPeer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_block: Option<IpBlock>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group: Option<SecurityGroup>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct IpBlock {
+    pub cidr: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct SecurityGroup {
+    #[serde(rename = "groupID")]
+    pub group_id: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct NetworkingPort {
+    /// TCP (default), UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// A port number or name; all ports when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<IntOrString>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupBindingStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn an_upstream_object_deserializes_unchanged() {
+        let upstream = serde_json::json!({
+            "apiVersion": "elbv2.k8s.aws/v1beta1",
+            "kind": "TargetGroupBinding",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {
+                "targetGroupARN": "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/web/abc",
+                "targetType": "ip",
+                "serviceRef": {"name": "web", "port": 80},
+                "ipAddressType": "ipv4",
+                "vpcID": "vpc-123",
+                "multiClusterTargetGroup": false,
+                "networking": {"ingress": [{
+                    "from": [{"securityGroup": {"groupID": "sg-1"}}, {"ipBlock": {"cidr": "10.0.0.0/8"}}],
+                    "ports": [{"protocol": "TCP", "port": 8080}],
+                }]},
+            },
+        });
+        let tgb: TargetGroupBinding = serde_json::from_value(upstream.clone()).unwrap();
+        assert_eq!(tgb.spec.target_type, Some(TargetType::Ip));
+        assert_eq!(tgb.spec.service_ref.port, IntOrString::Int(80));
+        assert_eq!(tgb.spec.vpc_id.as_deref(), Some("vpc-123"));
+        let again = serde_json::to_value(&tgb).unwrap();
+        assert_eq!(again["spec"], upstream["spec"]);
+    }
+
+    #[test]
+    fn named_service_ports_and_target_group_names() {
+        let spec: TargetGroupBindingSpec = serde_json::from_value(serde_json::json!({
+            "targetGroupName": "web",
+            "serviceRef": {"name": "web", "port": "http"},
+            "targetType": "instance",
+            "nodeSelector": {"matchLabels": {"pool": "web"}},
+        }))
+        .unwrap();
+        assert_eq!(spec.service_ref.port, IntOrString::String("http".into()));
+        assert_eq!(spec.target_type, Some(TargetType::Instance));
+        assert!(spec.target_group_arn.is_none());
+    }
+
+    #[test]
+    fn crd_has_the_upstream_names_short_name_and_columns() {
+        let crd = TargetGroupBinding::crd();
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("targetgroupbindings.elbv2.k8s.aws")
+        );
+        assert_eq!(crd.spec.names.short_names, Some(vec!["tgb".to_string()]));
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1beta1");
+        let columns: Vec<&str> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            ["SERVICE-NAME", "SERVICE-PORT", "TARGET-TYPE", "ARN", "AGE"]
+        );
+        assert!(version.subresources.as_ref().unwrap().status.is_some());
+    }
+
+    #[test]
+    fn config_crd_matches_the_types() {
+        let committed = include_str!("../../../config/crd/targetgroupbindings.elbv2.k8s.aws.yaml");
+        let generated = crate::crds_yaml().unwrap();
+        assert!(
+            committed == generated,
+            "config/crd is stale: run `cargo run -- crd > config/crd/targetgroupbindings.elbv2.k8s.aws.yaml`"
+        );
+    }
+}
