@@ -1,10 +1,10 @@
 //! The targets a TargetGroupBinding wants registered, computed from snapshots (no I/O).
 //!
 //! ip targets: the Service's EndpointSlices, for the bound Service port, give each endpoint's pod
-//! address and resolved target port. An endpoint is wanted when it is ready, or when it is not
-//! ready only because a readiness gate of this binding is still False (containers ready, pod not
-//! terminating): pre-registration, so the load balancer starts checking before Kubernetes calls
-//! the pod Ready. Terminating endpoints and pods being deleted are never wanted: their targets are
+//! address and resolved target port. An endpoint is wanted when it is ready, or when its pod's
+//! containers are ready and it carries a readiness gate of this binding (not terminating):
+//! pre-registration while the gate is False, so the load balancer starts checking before
+//! Kubernetes calls the pod Ready, and no gap while the EndpointSlice catches up after the flip. Terminating endpoints and pods being deleted are never wanted: their targets are
 //! deregistered the moment deletion starts.
 //!
 //! instance targets: the selected Ready nodes' instance IDs (from `providerID`), at the Service
@@ -73,21 +73,7 @@ fn port_text(port: &IntOrString) -> String {
     }
 }
 
-/// Whether a pod carries a readiness gate of `binding` that is not True yet.
-pub fn gate_pending(pod: &Pod, binding: &str) -> bool {
-    let types = keys::gate_condition_types(binding);
-    let gates = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.readiness_gates.as_ref())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    gates
-        .iter()
-        .filter(|g| types.contains(&g.condition_type))
-        .any(|g| condition_status(pod, &g.condition_type) != Some("True"))
-}
-
+/// Whether a pod carries a readiness gate of `binding` (ours or the upstream's).
 pub fn has_gate(pod: &Pod, binding: &str) -> bool {
     let types = keys::gate_condition_types(binding);
     pod.spec
@@ -156,10 +142,13 @@ pub fn ip_targets(
             if terminating || deleting {
                 continue;
             }
+            // Not ready, yet wanted: a pod whose containers are ready and which carries our gate.
+            // While the gate is False that is pre-registration; once we set it True the slice
+            // still says not ready for a moment, and the target must stay registered meanwhile.
             let wanted = ready
                 || pod.as_ref().is_some_and(|p| {
                     condition_status(p, "ContainersReady") == Some("True")
-                        && gate_pending(p, &binding_name)
+                        && has_gate(p, &binding_name)
                 });
             if wanted {
                 desired.targets.insert(target);
@@ -344,9 +333,9 @@ mod tests {
             pod("flipped", true, Some("True"), false),
         ]);
         let desired = ip_targets(&binding(json!(80)), &service(), &slices, &pods).unwrap();
-        // Only the pod held back by our gate alone; a pod whose containers are not ready, or
-        // whose gate is already True yet is not ready (its probe fails), is not registered.
-        assert_eq!(keys(&desired), ["10.0.0.1:8080"]);
+        // Pods held back by our gate, or whose gate was just opened while the slice lags; never
+        // a pod whose containers are not ready.
+        assert_eq!(keys(&desired), ["10.0.0.1:8080", "10.0.0.3:8080"]);
     }
 
     #[test]

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum,
-};
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -22,6 +20,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use lb_sandbox::aws::AwsEmulator;
+use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
 use lb_sandbox::{DestinationGuard, Result, Sandbox, SandboxError};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -69,7 +68,7 @@ async fn measure(sandbox: &Sandbox, args: &BenchAwsArgs) -> Result<(String, Stri
         .ok_or_else(|| SandboxError::Config("bench-aws needs the AWS emulator".into()))?;
     let elb = ElbClient::new(&aws.sdk_config().await);
     sandbox.create_namespace("bench", &[]).await?;
-    let (lb_dns, lb_arn) = load_balancer(&elb, aws).await?;
+    let (lb_arn, lb_dns) = elb_setup::application_load_balancer(&elb, aws, "bench").await?;
 
     // Throughput: 3 pods behind the ALB.
     let web = scale_pods(sandbox, "web", 3).await?;
@@ -114,28 +113,7 @@ async fn measure(sandbox: &Sandbox, args: &BenchAwsArgs) -> Result<(String, Stri
     Ok((throughput, timing))
 }
 
-/// An ALB with HTTP listeners on 80 and 81 that answer 404 until a target group is attached.
-async fn load_balancer(elb: &ElbClient, aws: &AwsEmulator) -> Result<(String, String)> {
-    let seeded = aws.seeded();
-    let created = elb
-        .create_load_balancer()
-        .name("bench")
-        .r#type(LoadBalancerTypeEnum::Application)
-        .set_subnets(Some(seeded.subnets.values().cloned().collect()))
-        .security_groups(&seeded.security_group_id)
-        .send()
-        .await
-        .map_err(|e| fail("CreateLoadBalancer", e))?;
-    let lb = created
-        .load_balancers()
-        .first()
-        .ok_or_else(|| fail("CreateLoadBalancer", "no load balancer returned"))?;
-    Ok((
-        lb.dns_name().unwrap_or_default().to_string(),
-        lb.load_balancer_arn().unwrap_or_default().to_string(),
-    ))
-}
-
+/// A target group for pods on 8080 behind a new listener of the load balancer.
 async fn target_group(
     elb: &ElbClient,
     aws: &AwsEmulator,
@@ -143,40 +121,15 @@ async fn target_group(
     lb_arn: &str,
     listener_port: i32,
 ) -> Result<String> {
-    let created = elb
-        .create_target_group()
-        .name(name)
-        .protocol(ProtocolEnum::Http)
-        .port(8080)
-        .vpc_id(&aws.seeded().vpc_id)
-        .target_type(TargetTypeEnum::Ip)
-        .health_check_path("/healthz")
-        .health_check_interval_seconds(INTERVAL)
-        .health_check_timeout_seconds(1)
-        .healthy_threshold_count(HEALTHY_THRESHOLD)
-        .unhealthy_threshold_count(2)
-        .send()
-        .await
-        .map_err(|e| fail("CreateTargetGroup", e))?;
-    let arn = created
-        .target_groups()
-        .first()
-        .and_then(|tg| tg.target_group_arn())
-        .ok_or_else(|| fail("CreateTargetGroup", "no ARN returned"))?
-        .to_string();
-    elb.create_listener()
-        .load_balancer_arn(lb_arn)
-        .protocol(ProtocolEnum::Http)
-        .port(listener_port)
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Forward)
-                .target_group_arn(&arn)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| fail("CreateListener", e))?;
+    let spec = TargetGroupSpec {
+        name,
+        target_type: TargetTypeEnum::Ip,
+        port: 8080,
+        health_check_path: "/healthz",
+        interval: INTERVAL,
+    };
+    let arn = elb_setup::target_group(elb, aws, spec).await?;
+    elb_setup::http_listener(elb, lb_arn, listener_port, elb_setup::forward(&arn)).await?;
     Ok(arn)
 }
 
@@ -224,37 +177,16 @@ async fn scale_pods(sandbox: &Sandbox, name: &str, replicas: usize) -> Result<Ve
 async fn register(elb: &ElbClient, tg: &str, addresses: &[String]) -> Result<()> {
     let targets = addresses
         .iter()
-        .map(|ip| TargetDescription::builder().id(ip).port(8080).build())
+        .map(|ip| elb_setup::target(ip, 8080))
         .collect();
-    elb.register_targets()
-        .target_group_arn(tg)
-        .set_targets(Some(targets))
-        .send()
-        .await
-        .map_err(|e| fail("RegisterTargets", e))?;
-    Ok(())
+    elb_setup::register(elb, tg, targets).await
 }
 
 async fn wait_healthy(elb: &ElbClient, tg: &str, count: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let described = elb
-            .describe_target_health()
-            .target_group_arn(tg)
-            .send()
-            .await
-            .map_err(|e| fail("DescribeTargetHealth", e))?;
-        let healthy = described
-            .target_health_descriptions()
-            .iter()
-            .filter(|d| {
-                d.target_health()
-                    .and_then(|h| h.state())
-                    .map(|s| s.as_str())
-                    == Some("healthy")
-            })
-            .count();
-        if healthy == count {
+        let states = elb_setup::states(elb, tg).await?;
+        if states.iter().filter(|t| t.state == "healthy").count() == count {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -80,6 +80,12 @@ pub enum SandboxError {
     #[error("HTTP GET {url}: {message}")]
     Http { url: String, message: String },
 
+    #[error("AWS {operation} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+
     #[error("pod network: {0}")]
     Network(String),
 

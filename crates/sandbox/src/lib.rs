@@ -29,6 +29,7 @@ pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod stop;
+pub mod testing;
 pub mod tools;
 
 use std::collections::BTreeMap;

@@ -7,25 +7,40 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
-use common::elb::{self, target};
 use common::*;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use lb_sandbox::aws::elb_setup::{self as elb, TargetGroupSpec, TargetState, target};
 use lb_sandbox::http_client;
 use serde_json::json;
 
 const NS: &str = "shop";
 
-fn state_of(
-    states: &[(String, i32, String, Option<String>)],
-    id: &str,
-    port: i32,
-) -> Option<(String, Option<String>)> {
+fn state_of(states: &[TargetState], id: &str, port: i32) -> Option<(String, Option<String>)> {
     states
         .iter()
-        .find(|(i, p, _, _)| i == id && *p == port)
-        .map(|(_, _, s, r)| (s.clone(), r.clone()))
+        .find(|t| t.id == id && t.port == port)
+        .map(|t| (t.state.clone(), t.reason.clone()))
+}
+
+async fn health(elb: &aws_sdk_elasticloadbalancingv2::Client, tg: &str) -> Vec<TargetState> {
+    elb::states(elb, tg).await.expect("target health described")
+}
+
+fn spec(
+    name: &'static str,
+    target_type: TargetTypeEnum,
+    port: i32,
+    path: &'static str,
+) -> TargetGroupSpec<'static> {
+    TargetGroupSpec {
+        name,
+        target_type,
+        port,
+        health_check_path: path,
+        interval: 2,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,31 +50,34 @@ async fn target_health_goes_initial_healthy_unhealthy_then_drains_away() {
     sandbox.create_namespace(NS, &[]).await.unwrap();
     let pod = serving_pod(&client, NS, "web", &[]).await;
     let ip = pod_ip(&pod).unwrap().to_string();
-    let elb = elb::client(&sandbox).await;
+    let elb = elb::client(sandbox.aws().unwrap()).await;
     let aws = sandbox.aws().unwrap();
 
     let tg = elb::target_group(
         &elb,
-        &sandbox,
-        "web",
-        TargetTypeEnum::Ip,
-        8080,
-        "/healthz",
-        2,
+        sandbox.aws().unwrap(),
+        spec("web", TargetTypeEnum::Ip, 8080, "/healthz"),
     )
-    .await;
-    let (lb, _) = elb::application_load_balancer(&elb, &sandbox, "web").await;
-    elb::http_listener(&elb, &lb, 80, elb::forward(&tg)).await;
+    .await
+    .unwrap();
+    let (lb, _) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "web")
+        .await
+        .unwrap();
+    elb::http_listener(&elb, &lb, 80, elb::forward(&tg))
+        .await
+        .unwrap();
 
-    elb::register(&elb, &tg, vec![target(&ip, 8080)]).await;
-    let states = elb::states(&elb, &tg).await;
+    elb::register(&elb, &tg, vec![target(&ip, 8080)])
+        .await
+        .unwrap();
+    let states = health(&elb, &tg).await;
     assert_eq!(
         state_of(&states, &ip, 8080),
         Some(("initial".into(), Some("Elb.RegistrationInProgress".into())))
     );
 
     eventually("the target healthy", Duration::from_secs(30), || async {
-        let states = elb::states(&elb, &tg).await;
+        let states = health(&elb, &tg).await;
         (state_of(&states, &ip, 8080)?.0 == "healthy").then_some(())
     })
     .await;
@@ -83,27 +101,24 @@ async fn target_health_goes_initial_healthy_unhealthy_then_drains_away() {
     .await
     .unwrap();
     eventually("the target unhealthy", Duration::from_secs(30), || async {
-        let states = elb::states(&elb, &tg).await;
+        let states = health(&elb, &tg).await;
         let (state, reason) = state_of(&states, &ip, 8080)?;
         (state == "unhealthy").then_some(reason)
     })
     .await
     .filter(|r| r == "Target.ResponseCodeMismatch")
     .expect("unhealthy because of the response code");
-    let description = elb::health(&elb, &tg).await[0]
-        .target_health()
-        .unwrap()
-        .description()
-        .unwrap()
-        .to_string();
+    let description = health(&elb, &tg).await[0].description.clone().unwrap();
     assert!(description.contains("[500]"), "{description}");
 
     // Deregistered with a 3 s delay: draining, then gone.
-    elb::set_deregistration_delay(&elb, &tg, 3).await;
+    elb::set_deregistration_delay(&elb, &tg, 3).await.unwrap();
     let deregistered = Instant::now();
-    elb::deregister(&elb, &tg, vec![target(&ip, 8080)]).await;
+    elb::deregister(&elb, &tg, vec![target(&ip, 8080)])
+        .await
+        .unwrap();
     assert_eq!(
-        state_of(&elb::states(&elb, &tg).await, &ip, 8080),
+        state_of(&health(&elb, &tg).await, &ip, 8080),
         Some((
             "draining".into(),
             Some("Target.DeregistrationInProgress".into())
@@ -112,7 +127,7 @@ async fn target_health_goes_initial_healthy_unhealthy_then_drains_away() {
     eventually(
         "the drained target gone",
         Duration::from_secs(20),
-        || async { elb::states(&elb, &tg).await.is_empty().then_some(()) },
+        || async { health(&elb, &tg).await.is_empty().then_some(()) },
     )
     .await;
     assert!(
@@ -142,23 +157,47 @@ async fn the_data_plane_routes_by_rule_and_answers_404_502_and_503_like_an_alb()
     )
     .unwrap()
     .to_string();
-    let elb = elb::client(&sandbox).await;
+    let elb = elb::client(sandbox.aws().unwrap()).await;
     let aws = sandbox.aws().unwrap();
 
-    let good_tg = elb::target_group(&elb, &sandbox, "good", TargetTypeEnum::Ip, 8080, "/", 2).await;
-    let bad_tg = elb::target_group(&elb, &sandbox, "bad", TargetTypeEnum::Ip, 8080, "/", 2).await;
-    let (lb, dns) = elb::application_load_balancer(&elb, &sandbox, "shop").await;
-    let listener = elb::http_listener(&elb, &lb, 80, elb::fixed_response("404", "no route")).await;
-    elb::path_rule(&elb, &listener, 10, "/api/*", elb::forward(&good_tg)).await;
-    elb::path_rule(&elb, &listener, 20, "/broken/*", elb::forward(&bad_tg)).await;
-    elb::register(&elb, &good_tg, vec![target(&good, 8080)]).await;
-    elb::register(&elb, &bad_tg, vec![target(&refusing, 8080)]).await;
+    let good_tg = elb::target_group(
+        &elb,
+        sandbox.aws().unwrap(),
+        spec("good", TargetTypeEnum::Ip, 8080, "/"),
+    )
+    .await
+    .unwrap();
+    let bad_tg = elb::target_group(
+        &elb,
+        sandbox.aws().unwrap(),
+        spec("bad", TargetTypeEnum::Ip, 8080, "/"),
+    )
+    .await
+    .unwrap();
+    let (lb, dns) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "shop")
+        .await
+        .unwrap();
+    let listener = elb::http_listener(&elb, &lb, 80, elb::fixed_response("404", "no route"))
+        .await
+        .unwrap();
+    elb::path_rule(&elb, &listener, 10, "/api/*", elb::forward(&good_tg))
+        .await
+        .unwrap();
+    elb::path_rule(&elb, &listener, 20, "/broken/*", elb::forward(&bad_tg))
+        .await
+        .unwrap();
+    elb::register(&elb, &good_tg, vec![target(&good, 8080)])
+        .await
+        .unwrap();
+    elb::register(&elb, &bad_tg, vec![target(&refusing, 8080)])
+        .await
+        .unwrap();
     eventually(
         "good healthy and bad unhealthy",
         Duration::from_secs(30),
         || async {
-            let good_state = state_of(&elb::states(&elb, &good_tg).await, &good, 8080)?.0;
-            let bad_state = state_of(&elb::states(&elb, &bad_tg).await, &refusing, 8080)?.0;
+            let good_state = state_of(&health(&elb, &good_tg).await, &good, 8080)?.0;
+            let bad_state = state_of(&health(&elb, &bad_tg).await, &refusing, 8080)?.0;
             (good_state == "healthy" && bad_state == "unhealthy").then_some(())
         },
     )
@@ -182,7 +221,9 @@ async fn the_data_plane_routes_by_rule_and_answers_404_502_and_503_like_an_alb()
     // All targets unhealthy: the ALB fails open, and the refusing target gives 502.
     assert_eq!(get("/broken/x").await.status, 502);
     // A draining target takes no new request: no target left, 503.
-    elb::deregister(&elb, &good_tg, vec![target(&good, 8080)]).await;
+    elb::deregister(&elb, &good_tg, vec![target(&good, 8080)])
+        .await
+        .unwrap();
     assert_eq!(get("/api/orders").await.status, 503);
 
     let listeners = aws.control().listeners().await.unwrap();
@@ -205,32 +246,44 @@ async fn targets_are_keyed_by_id_and_port_and_unused_until_a_load_balancer_uses_
     let ip = pod_ip(&serving_pod(&client, NS, "web", &[]).await)
         .unwrap()
         .to_string();
-    let elb = elb::client(&sandbox).await;
+    let elb = elb::client(sandbox.aws().unwrap()).await;
 
-    let tg = elb::target_group(&elb, &sandbox, "web", TargetTypeEnum::Ip, 8080, "/", 2).await;
+    let tg = elb::target_group(
+        &elb,
+        sandbox.aws().unwrap(),
+        spec("web", TargetTypeEnum::Ip, 8080, "/"),
+    )
+    .await
+    .unwrap();
     // Same address, two ports: two targets, as in ELB (moto alone would keep one).
-    elb::register(&elb, &tg, vec![target(&ip, 8080), target(&ip, 9090)]).await;
-    assert_eq!(elb::states(&elb, &tg).await.len(), 2);
+    elb::register(&elb, &tg, vec![target(&ip, 8080), target(&ip, 9090)])
+        .await
+        .unwrap();
+    assert_eq!(health(&elb, &tg).await.len(), 2);
     eventually(
         "both unused while no load balancer uses the group",
         Duration::from_secs(20),
         || async {
-            let states = elb::states(&elb, &tg).await;
+            let states = health(&elb, &tg).await;
             states
                 .iter()
-                .all(|(_, _, s, r)| s == "unused" && r.as_deref() == Some("Target.NotInUse"))
+                .all(|t| t.state == "unused" && t.reason.as_deref() == Some("Target.NotInUse"))
                 .then_some(())
         },
     )
     .await;
 
-    let (lb, _) = elb::application_load_balancer(&elb, &sandbox, "web").await;
-    elb::http_listener(&elb, &lb, 80, elb::forward(&tg)).await;
+    let (lb, _) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "web")
+        .await
+        .unwrap();
+    elb::http_listener(&elb, &lb, 80, elb::forward(&tg))
+        .await
+        .unwrap();
     eventually(
         "8080 healthy and 9090 unhealthy",
         Duration::from_secs(30),
         || async {
-            let states = elb::states(&elb, &tg).await;
+            let states = health(&elb, &tg).await;
             let serving = state_of(&states, &ip, 8080)?;
             let closed = state_of(&states, &ip, 9090)?;
             (serving.0 == "healthy"
@@ -265,19 +318,20 @@ async fn instance_targets_are_the_nodes_and_are_checked_through_the_node_port() 
     })
     .await;
 
-    let elb = elb::client(&sandbox).await;
+    let elb = elb::client(sandbox.aws().unwrap()).await;
     let tg = elb::target_group(
         &elb,
-        &sandbox,
-        "web-nodes",
-        TargetTypeEnum::Instance,
-        node_port,
-        "/healthz",
-        2,
+        sandbox.aws().unwrap(),
+        spec("web-nodes", TargetTypeEnum::Instance, node_port, "/healthz"),
     )
-    .await;
-    let (lb, dns) = elb::application_load_balancer(&elb, &sandbox, "web").await;
-    elb::http_listener(&elb, &lb, 80, elb::forward(&tg)).await;
+    .await
+    .unwrap();
+    let (lb, dns) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "web")
+        .await
+        .unwrap();
+    elb::http_listener(&elb, &lb, 80, elb::forward(&tg))
+        .await
+        .unwrap();
     let instances: Vec<_> = sandbox
         .nodes()
         .iter()
@@ -289,10 +343,10 @@ async fn instance_targets_are_the_nodes_and_are_checked_through_the_node_port() 
             target(&n.instance_id, node_port)
         })
         .collect();
-    elb::register(&elb, &tg, instances).await;
+    elb::register(&elb, &tg, instances).await.unwrap();
     eventually("every node healthy", Duration::from_secs(30), || async {
-        let states = elb::states(&elb, &tg).await;
-        (states.len() == 3 && states.iter().all(|(_, _, s, _)| s == "healthy")).then_some(())
+        let states = health(&elb, &tg).await;
+        (states.len() == 3 && states.iter().all(|t| t.state == "healthy")).then_some(())
     })
     .await;
 

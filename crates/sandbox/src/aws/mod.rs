@@ -3,6 +3,7 @@
 //! `AWS_ENDPOINT_URL` and static credentials; nothing in the controller knows it is an emulator.
 
 mod control;
+pub mod elb_setup;
 mod python;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,232 @@
+//! ELBv2 set-up through the AWS SDK for Rust against the sandbox's emulator, for tests and
+//! benchmarks: what a cloud engineer would create before a controller takes over.
+
+use aws_sdk_elasticloadbalancingv2::Client;
+use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, FixedResponseActionConfig, LoadBalancerTypeEnum, ProtocolEnum,
+    RuleCondition, TargetDescription, TargetGroupAttribute, TargetTypeEnum,
+};
+
+use super::AwsEmulator;
+use crate::error::{Result, SandboxError};
+
+fn failed<E: std::error::Error>(operation: &'static str, err: E) -> SandboxError {
+    SandboxError::Aws {
+        operation,
+        message: DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// An HTTP target group with a health check every `interval` seconds (timeout 1 s, healthy and
+/// unhealthy thresholds 2).
+#[derive(Debug, Clone)]
+pub struct TargetGroupSpec<'a> {
+    pub name: &'a str,
+    pub target_type: TargetTypeEnum,
+    pub port: i32,
+    pub health_check_path: &'a str,
+    pub interval: i32,
+}
+
+pub async fn client(aws: &AwsEmulator) -> Client {
+    Client::new(&aws.sdk_config().await)
+}
+
+pub async fn target_group(
+    elb: &Client,
+    aws: &AwsEmulator,
+    spec: TargetGroupSpec<'_>,
+) -> Result<String> {
+    let created = elb
+        .create_target_group()
+        .name(spec.name)
+        .protocol(ProtocolEnum::Http)
+        .port(spec.port)
+        .vpc_id(&aws.seeded().vpc_id)
+        .target_type(spec.target_type)
+        .health_check_path(spec.health_check_path)
+        .health_check_interval_seconds(spec.interval)
+        .health_check_timeout_seconds(1)
+        .healthy_threshold_count(2)
+        .unhealthy_threshold_count(2)
+        .send()
+        .await
+        .map_err(|e| failed("CreateTargetGroup", e))?;
+    created
+        .target_groups()
+        .first()
+        .and_then(|tg| tg.target_group_arn())
+        .map(str::to_string)
+        .ok_or_else(|| SandboxError::Config("CreateTargetGroup returned no ARN".into()))
+}
+
+/// An internet-facing ALB over the sandbox's three subnets; returns (ARN, DNS name).
+pub async fn application_load_balancer(
+    elb: &Client,
+    aws: &AwsEmulator,
+    name: &str,
+) -> Result<(String, String)> {
+    let seeded = aws.seeded();
+    let created = elb
+        .create_load_balancer()
+        .name(name)
+        .r#type(LoadBalancerTypeEnum::Application)
+        .set_subnets(Some(seeded.subnets.values().cloned().collect()))
+        .security_groups(&seeded.security_group_id)
+        .send()
+        .await
+        .map_err(|e| failed("CreateLoadBalancer", e))?;
+    let lb = created
+        .load_balancers()
+        .first()
+        .ok_or_else(|| SandboxError::Config("CreateLoadBalancer returned nothing".into()))?;
+    Ok((
+        lb.load_balancer_arn().unwrap_or_default().to_string(),
+        lb.dns_name().unwrap_or_default().to_string(),
+    ))
+}
+
+pub fn forward(target_group_arn: &str) -> Action {
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .target_group_arn(target_group_arn)
+        .build()
+}
+
+pub fn fixed_response(status: &str, body: &str) -> Action {
+    Action::builder()
+        .r#type(ActionTypeEnum::FixedResponse)
+        .fixed_response_config(
+            FixedResponseActionConfig::builder()
+                .status_code(status)
+                .content_type("text/plain")
+                .message_body(body)
+                .build(),
+        )
+        .build()
+}
+
+pub async fn http_listener(
+    elb: &Client,
+    lb_arn: &str,
+    port: i32,
+    default_action: Action,
+) -> Result<String> {
+    let created = elb
+        .create_listener()
+        .load_balancer_arn(lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(port)
+        .default_actions(default_action)
+        .send()
+        .await
+        .map_err(|e| failed("CreateListener", e))?;
+    Ok(created
+        .listeners()
+        .first()
+        .and_then(|l| l.listener_arn())
+        .unwrap_or_default()
+        .to_string())
+}
+
+pub async fn path_rule(
+    elb: &Client,
+    listener_arn: &str,
+    priority: i32,
+    pattern: &str,
+    action: Action,
+) -> Result<()> {
+    elb.create_rule()
+        .listener_arn(listener_arn)
+        .priority(priority)
+        .conditions(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .values(pattern)
+                .build(),
+        )
+        .actions(action)
+        .send()
+        .await
+        .map_err(|e| failed("CreateRule", e))?;
+    Ok(())
+}
+
+pub fn target(id: &str, port: i32) -> TargetDescription {
+    TargetDescription::builder().id(id).port(port).build()
+}
+
+pub async fn register(elb: &Client, tg: &str, targets: Vec<TargetDescription>) -> Result<()> {
+    elb.register_targets()
+        .target_group_arn(tg)
+        .set_targets(Some(targets))
+        .send()
+        .await
+        .map_err(|e| failed("RegisterTargets", e))?;
+    Ok(())
+}
+
+pub async fn deregister(elb: &Client, tg: &str, targets: Vec<TargetDescription>) -> Result<()> {
+    elb.deregister_targets()
+        .target_group_arn(tg)
+        .set_targets(Some(targets))
+        .send()
+        .await
+        .map_err(|e| failed("DeregisterTargets", e))?;
+    Ok(())
+}
+
+pub async fn set_deregistration_delay(elb: &Client, tg: &str, seconds: u32) -> Result<()> {
+    elb.modify_target_group_attributes()
+        .target_group_arn(tg)
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value(seconds.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| failed("ModifyTargetGroupAttributes", e))?;
+    Ok(())
+}
+
+/// A target's health as DescribeTargetHealth reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetState {
+    pub id: String,
+    pub port: i32,
+    pub state: String,
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
+pub async fn states(elb: &Client, tg: &str) -> Result<Vec<TargetState>> {
+    let described = elb
+        .describe_target_health()
+        .target_group_arn(tg)
+        .send()
+        .await
+        .map_err(|e| failed("DescribeTargetHealth", e))?;
+    Ok(described
+        .target_health_descriptions()
+        .iter()
+        .map(|d| {
+            let target = d.target();
+            let health = d.target_health();
+            TargetState {
+                id: target.and_then(|t| t.id()).unwrap_or_default().to_string(),
+                port: target.and_then(|t| t.port()).unwrap_or_default(),
+                state: health
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                reason: health
+                    .and_then(|h| h.reason())
+                    .map(|r| r.as_str().to_string()),
+                description: health.and_then(|h| h.description()).map(str::to_string),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,180 @@
+//! Runs the controller against a sandbox exactly as it runs in a cluster: CRDs installed from
+//! `config/crd/`, the pod webhook served with TLS (a certificate of the sandbox CA) and registered
+//! with the apiserver, AWS reached through the emulator's endpoint with the SDK.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use lb_api::{TargetGroupBinding, keys};
+use lb_aws::{AwsCalls, SdkTargetGroups};
+use lb_controller_core::{Context, RunError, WebhookOptions, webhook};
+use lb_sandbox::{Sandbox, SandboxError, manifests};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+pub const WEBHOOK_NAME: &str = "mpod.elbv2.k8s.aws";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("Kubernetes API error while {context}: {source}")]
+    Kube {
+        context: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the sandbox runs without its AWS emulator")]
+    NoAws,
+    #[error("the CRDs did not become usable")]
+    CrdNotEstablished,
+    #[error("the controller stopped before it was ready: {0}")]
+    Exited(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+pub struct ControllerHandle {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), RunError>>,
+    pub context: Arc<Context<SdkTargetGroups>>,
+    pub calls: Arc<AwsCalls>,
+}
+
+impl ControllerHandle {
+    /// Stops the controller gracefully (in-flight reconciles finish).
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+impl Drop for ControllerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Installs the CRDs and waits until the apiserver serves them.
+pub async fn install_crds(client: &Client) -> Result<(), HarnessError> {
+    let yaml = lb_api::crds_yaml().map_err(|e| SandboxError::Manifest(e.to_string()))?;
+    manifests::apply_yaml(client, &yaml, "default").await?;
+    let bindings: Api<TargetGroupBinding> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if bindings.list(&ListParams::default().limit(1)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(HarnessError::CrdNotEstablished)
+}
+
+/// Starts the controller in this process against `sandbox`.
+pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, HarnessError> {
+    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
+    let client = sandbox.client();
+    install_crds(&client).await?;
+
+    // The webhook: a serving certificate of the sandbox CA, on a free loopback port.
+    let (cert_pem, key_pem) = sandbox.pki().serving_certificate(
+        "lb-controller-webhook",
+        &["localhost"],
+        &[std::net::Ipv4Addr::LOCALHOST.into()],
+    )?;
+    let cert = sandbox.dir().join("webhook.crt");
+    let key = sandbox.dir().join("webhook.key");
+    for (path, pem) in [(&cert, &cert_pem), (&key, &key_pem)] {
+        std::fs::write(path, pem).map_err(|source| HarnessError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let port = lb_sandbox::ports::free_loopback_port()?;
+    register_webhook(&client, port, sandbox.pki().ca_pem()).await?;
+
+    let calls = Arc::new(AwsCalls::default());
+    let targets = SdkTargetGroups::new(&aws.sdk_config().await, calls.clone());
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let options = WebhookOptions {
+        listen: ([127, 0, 0, 1], port).into(),
+        cert,
+        key,
+    };
+    let task = tokio::spawn(lb_controller_core::run(
+        client,
+        targets,
+        Some(options),
+        async move {
+            let _ = shutdown_rx.await;
+        },
+        Some(ready_tx),
+    ));
+    let context = match ready_rx.await {
+        Ok(context) => context,
+        Err(_) => {
+            let reason = match task.await {
+                Ok(Err(err)) => err.to_string(),
+                Ok(Ok(())) => "it returned".to_string(),
+                Err(err) => err.to_string(),
+            };
+            return Err(HarnessError::Exited(reason));
+        }
+    };
+    Ok(ControllerHandle {
+        shutdown: Some(shutdown_tx),
+        task,
+        context,
+        calls,
+    })
+}
+
+/// Registers the pod webhook, as the Helm chart does in a cluster: only labelled namespaces, pod
+/// CREATE, fail open (a webhook outage must never block pod creation).
+async fn register_webhook(client: &Client, port: u16, ca_pem: String) -> Result<(), HarnessError> {
+    let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "lb-controller-webhook"},
+        "webhooks": [{
+            "name": WEBHOOK_NAME,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": 10,
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{port}{}", webhook::MUTATE_POD_PATH),
+                "caBundle": ByteString(ca_pem.into_bytes()),
+            },
+            "namespaceSelector": {"matchLabels": {keys::READINESS_GATE_INJECT_LABEL: keys::READINESS_GATE_INJECT_ENABLED}},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
+        }],
+    }))
+    .map_err(|e| SandboxError::Manifest(e.to_string()))?;
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    api.patch(
+        "lb-controller-webhook",
+        &PatchParams::apply("lb-controller").force(),
+        &Patch::Apply(&configuration),
+    )
+    .await
+    .map_err(|source| HarnessError::Kube {
+        context: "registering the pod webhook",
+        source,
+    })?;
+    Ok(())
+}

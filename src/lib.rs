@@ -1,0 +1,4 @@
+//! The `lb-controller` package's library side: wiring the controller onto the local sandbox, for the
+//! demo, the integration tests and the benchmarks.
+
+pub mod harness;

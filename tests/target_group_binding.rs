@@ -1,0 +1,490 @@
+//! TargetGroupBinding on the sandbox: real kube-apiserver, the controller in-process with its
+//! webhook registered, and the AWS emulator with real health checks.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::Client as Elb;
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use lb_api::TargetGroupBinding;
+use lb_controller::harness::{ControllerHandle, start_controller};
+use lb_sandbox::Sandbox;
+use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
+use lb_sandbox::testing::*;
+use serde_json::json;
+
+const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
+const INJECT: (&str, &str) = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled");
+
+struct World {
+    sandbox: Sandbox,
+    controller: ControllerHandle,
+    elb: Elb,
+    tg: String,
+}
+
+impl World {
+    /// A sandbox, the controller, namespace `ns` (labelled for gates if `gated`), and an ip target
+    /// group (health check every 2 s on /healthz) behind an ALB listener.
+    async fn start(ns: &str, gated: bool) -> World {
+        // RUST_LOG=lb_controller_core=debug shows the controller's decisions.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let sandbox = start_sandbox().await;
+        let controller = start_controller(&sandbox).await.expect("controller starts");
+        let labels: &[(&str, &str)] = if gated { &[INJECT] } else { &[] };
+        sandbox.create_namespace(ns, labels).await.unwrap();
+        let aws = sandbox.aws().unwrap();
+        let elb = elb_setup::client(aws).await;
+        let spec = TargetGroupSpec {
+            name: "web",
+            target_type: TargetTypeEnum::Ip,
+            port: 8080,
+            health_check_path: "/healthz",
+            interval: 2,
+        };
+        let tg = elb_setup::target_group(&elb, aws, spec).await.unwrap();
+        let (lb, _) = elb_setup::application_load_balancer(&elb, aws, "web")
+            .await
+            .unwrap();
+        elb_setup::http_listener(&elb, &lb, 80, elb_setup::forward(&tg))
+            .await
+            .unwrap();
+        elb_setup::set_deregistration_delay(&elb, &tg, 2)
+            .await
+            .unwrap();
+        World {
+            sandbox,
+            controller,
+            elb,
+            tg,
+        }
+    }
+
+    fn client(&self) -> kube::Client {
+        self.sandbox.client()
+    }
+
+    async fn bind(&self, ns: &str, service: &str) {
+        let binding: TargetGroupBinding = serde_json::from_value(json!({
+            "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+            "metadata": {"name": "web"},
+            "spec": {"targetGroupARN": self.tg, "targetType": "ip", "serviceRef": {"name": service, "port": 80}},
+        }))
+        .unwrap();
+        Api::<TargetGroupBinding>::namespaced(self.client(), ns)
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+    }
+
+    /// Registered (not draining) targets as `ip:port`.
+    async fn active_targets(&self) -> BTreeSet<String> {
+        elb_setup::states(&self.elb, &self.tg)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.state != "draining")
+            .map(|t| format!("{}:{}", t.id, t.port))
+            .collect()
+    }
+
+    async fn healthy_count(&self) -> usize {
+        elb_setup::states(&self.elb, &self.tg)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|t| t.state == "healthy")
+            .count()
+    }
+
+    async fn pod_targets(&self, ns: &str) -> BTreeSet<String> {
+        pods_of(&self.client(), ns, "web")
+            .await
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| pod_ip(p).map(|ip| format!("{ip}:8080")))
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.controller.stop().await;
+        self.sandbox.shutdown().await;
+    }
+}
+
+async fn scale(client: &kube::Client, ns: &str, replicas: i32) {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_follow_the_deployment_as_it_scales_and_deleted_pods_drain() {
+    let ns = "shop";
+    let world = World::start(ns, false).await;
+    let client = world.client();
+    create(&client, ns, &web_deployment("web", 3, 1, 0)).await;
+    create(&client, ns, &service("web", "ClusterIP")).await;
+    world.bind(ns, "web").await;
+
+    for replicas in [3, 6, 1] {
+        scale(&client, ns, replicas).await;
+        eventually(
+            &format!("{replicas} targets, one per pod"),
+            Duration::from_secs(60),
+            || async {
+                let pods = world.pod_targets(ns).await;
+                let targets = world.active_targets().await;
+                (pods.len() == replicas as usize && targets == pods).then_some(())
+            },
+        )
+        .await;
+    }
+    // The pods scaled away left draining targets behind.
+    let draining = elb_setup::states(&world.elb, &world.tg).await.unwrap();
+    assert!(
+        draining.iter().any(|t| t.state == "draining"),
+        "{draining:?}"
+    );
+    // Nothing in the API events but the controller's own successes.
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.kind.as_deref() == Some("TargetGroupBinding"))
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "TargetsRegistered"),
+        "{reasons:?}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gated_pods_turn_ready_only_once_their_target_is_healthy() {
+    let ns = "gated";
+    let world = World::start(ns, true).await;
+    let client = world.client();
+    create(&client, ns, &service("web", "ClusterIP")).await;
+    world.bind(ns, "web").await;
+    create(&client, ns, &web_deployment("web", 2, 1, 0)).await;
+    // A pod of the Service whose health path fails: its gate must stay closed.
+    let sick: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "sick", "labels": {"app": "web"}, "annotations": {"sandbox.lb-controller.dev/fail-paths": "/healthz"}},
+        "spec": {"containers": [{"name": "web", "image": "sandbox/web:1", "ports": [{"name": "http", "containerPort": 8080}]}]},
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sick)
+        .await
+        .unwrap();
+
+    let pods = eventually("the 2 web pods Ready", Duration::from_secs(60), || async {
+        let ready: Vec<Pod> = ready_pods(&client, ns, "web")
+            .await
+            .into_iter()
+            .filter(|p| p.metadata.name.as_deref() != Some("sick"))
+            .collect();
+        (ready.len() == 2).then_some(ready)
+    })
+    .await;
+    let aws = world.sandbox.aws().unwrap();
+    let timelines = aws.control().targets(&world.tg).await.unwrap();
+    for pod in &pods {
+        let gates: Vec<String> = pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .readiness_gates
+            .iter()
+            .flatten()
+            .map(|g| g.condition_type.clone())
+            .collect();
+        assert_eq!(gates, [GATE], "the webhook injected exactly our gate");
+        assert_eq!(condition(pod, GATE).as_deref(), Some("True"));
+        // Ready came after the emulated ELB said healthy.
+        let ip = pod_ip(pod).unwrap().to_string();
+        let timeline = &timelines
+            .iter()
+            .find(|t| t.id == ip)
+            .expect("target of the pod")
+            .timeline;
+        let healthy_at = timeline
+            .iter()
+            .find(|e| e.state == "healthy")
+            .expect("healthy")
+            .at;
+        let initial_at = timeline.iter().find(|e| e.state == "initial").unwrap().at;
+        let ready = pod
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        let ready_at = ready.last_transition_time.as_ref().unwrap().0.as_second() as f64;
+        // lastTransitionTime has whole seconds: Ready no earlier than the second ELB said healthy.
+        assert!(
+            ready_at >= healthy_at.floor(),
+            "Ready at {ready_at}, healthy at {healthy_at}"
+        );
+        assert!(
+            healthy_at - initial_at >= 3.9,
+            "healthy needs two checks 2 s apart"
+        );
+    }
+    let sick = eventually(
+        "the sick pod's gate to carry ELB's reason",
+        Duration::from_secs(30),
+        || async {
+            let pod = Api::<Pod>::namespaced(client.clone(), ns)
+                .get("sick")
+                .await
+                .ok()?;
+            let gate = pod
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == GATE)?
+                .clone();
+            (gate.reason.as_deref() == Some("Target.ResponseCodeMismatch")).then_some((pod, gate))
+        },
+    )
+    .await;
+    assert_eq!(sick.1.status, "False");
+    assert!(sick.1.message.unwrap().contains("[500]"));
+    assert_eq!(
+        condition(&sick.0, "ContainersReady").as_deref(),
+        Some("True")
+    );
+    assert_eq!(condition(&sick.0, "Ready").as_deref(), Some("False"));
+
+    // Another namespace without the label: no gates.
+    world.sandbox.create_namespace("plain", &[]).await.unwrap();
+    create(&client, "plain", &service("web", "ClusterIP")).await;
+    world.bind("plain", "web").await;
+    create(&client, "plain", &web_deployment("web", 1, 1, 0)).await;
+    let plain = eventually("a plain pod", Duration::from_secs(30), || async {
+        pods_of(&client, "plain", "web").await.into_iter().next()
+    })
+    .await;
+    assert!(
+        plain.spec.unwrap().readiness_gates.is_none(),
+        "no gate outside labelled namespaces"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_rolling_update_never_drops_below_the_healthy_minimum() {
+    let ns = "rolling";
+    let world = World::start(ns, true).await;
+    let client = world.client();
+    create(&client, ns, &service("web", "ClusterIP")).await;
+    world.bind(ns, "web").await;
+    create(&client, ns, &web_deployment("web", 3, 1, 0)).await;
+    eventually("3 ready pods", Duration::from_secs(60), || async {
+        (ready_pods(&client, ns, "web").await.len() == 3 && world.healthy_count().await == 3)
+            .then_some(())
+    })
+    .await;
+
+    let minimum = Arc::new(AtomicUsize::new(usize::MAX));
+    let sampler = {
+        let elb = world.elb.clone();
+        let tg = world.tg.clone();
+        let minimum = minimum.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok(states) = elb_setup::states(&elb, &tg).await {
+                    minimum.fetch_min(
+                        states.iter().filter(|t| t.state == "healthy").count(),
+                        Ordering::SeqCst,
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "the rollout to complete",
+        Duration::from_secs(180),
+        || async {
+            let d = deployments.get("web").await.ok()?;
+            let s = d.status?;
+            let done = s.observed_generation == d.metadata.generation
+                && s.updated_replicas == Some(3)
+                && s.available_replicas == Some(3)
+                && s.replicas == Some(3);
+            (done && world.active_targets().await == world.pod_targets(ns).await).then_some(())
+        },
+    )
+    .await;
+    sampler.abort();
+    let lowest = minimum.load(Ordering::SeqCst);
+    // replicas 3 - maxUnavailable 0.
+    assert!(
+        lowest >= 3 && lowest != usize::MAX,
+        "healthy targets dropped to {lowest}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_binding_deregisters_everything_and_releases_every_gate() {
+    let ns = "leaving";
+    let world = World::start(ns, true).await;
+    let client = world.client();
+    create(&client, ns, &service("web", "ClusterIP")).await;
+    world.bind(ns, "web").await;
+    // The pods pass their readiness probe but fail the load balancer's health check: their gates
+    // stay pending until the binding goes.
+    let mut deployment = web_deployment("web", 2, 1, 0);
+    let template = &mut deployment.spec.as_mut().unwrap().template;
+    template.metadata.as_mut().unwrap().annotations = Some(
+        [(
+            "sandbox.lb-controller.dev/fail-paths".to_string(),
+            "/healthz".to_string(),
+        )]
+        .into(),
+    );
+    let probe = template.spec.as_mut().unwrap().containers[0]
+        .readiness_probe
+        .as_mut()
+        .unwrap();
+    probe.http_get.as_mut().unwrap().path = Some("/".to_string());
+    create(&client, ns, &deployment).await;
+    eventually("2 targets registered", Duration::from_secs(60), || async {
+        (world.active_targets().await.len() == 2).then_some(())
+    })
+    .await;
+    assert!(
+        ready_pods(&client, ns, "web").await.is_empty(),
+        "failing pods are not Ready"
+    );
+
+    Api::<TargetGroupBinding>::namespaced(client.clone(), ns)
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the binding gone", Duration::from_secs(30), || async {
+        Api::<TargetGroupBinding>::namespaced(client.clone(), ns)
+            .get_opt("web")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        world.active_targets().await.is_empty(),
+        "no target left registered"
+    );
+    eventually(
+        "both pods Ready, their gates released",
+        Duration::from_secs(30),
+        || async { (ready_pods(&client, ns, "web").await.len() == 2).then_some(()) },
+    )
+    .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_to_a_missing_service_warns_then_heals() {
+    let ns = "early";
+    let world = World::start(ns, false).await;
+    let client = world.client();
+    create(&client, ns, &web_deployment("web", 2, 1, 0)).await;
+    world.bind(ns, "web").await;
+    let bindings: Api<TargetGroupBinding> = Api::namespaced(client.clone(), ns);
+    let condition = eventually(
+        "a ServiceNotFound condition",
+        Duration::from_secs(30),
+        || async {
+            let b = bindings.get("web").await.ok()?;
+            b.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.reason == "ServiceNotFound")
+        },
+    )
+    .await;
+    assert_eq!(condition.status, "False");
+    assert!(
+        condition
+            .message
+            .contains("Service early/web was not found"),
+        "{}",
+        condition.message
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    eventually(
+        "a Warning event naming the problem",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items.into_iter().find(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("ServiceNotFound")
+            })
+        },
+    )
+    .await;
+    assert!(
+        world.active_targets().await.is_empty(),
+        "no AWS change without the Service"
+    );
+
+    create(&client, ns, &service("web", "ClusterIP")).await;
+    eventually(
+        "the binding to heal and register both pods",
+        Duration::from_secs(60),
+        || async {
+            let pods = world.pod_targets(ns).await;
+            let ready = bindings
+                .get("web")
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .into_iter()
+                .any(|c| c.status == "True");
+            (ready && pods.len() == 2 && world.active_targets().await == pods).then_some(())
+        },
+    )
+    .await;
+    world.stop().await;
+}
