@@ -14,11 +14,13 @@ use kube::{Api, ResourceExt};
 use lb_sandbox::{DestinationGuard, Sandbox, SandboxConfig, SandboxError, http_client, manifests};
 
 #[derive(Debug, thiserror::Error)]
-pub enum DemoError {
+pub enum CliError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error("rendering the CRDs: {0}")]
     Crd(String),
+    #[error("controller: {0}")]
+    Controller(String),
     #[error("reading manifest {path}: {source}")]
     ReadManifest {
         path: PathBuf,
@@ -33,7 +35,7 @@ pub struct DemoOptions {
     pub namespace: String,
 }
 
-pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
+pub async fn run(options: DemoOptions) -> Result<(), CliError> {
     let clock = Instant::now();
     let manifests = options
         .manifests
@@ -41,7 +43,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         .map(|path| {
             std::fs::read_to_string(path)
                 .map(|text| (path.clone(), text))
-                .map_err(|source| DemoError::ReadManifest {
+                .map_err(|source| CliError::ReadManifest {
                     path: path.clone(),
                     source,
                 })
@@ -94,7 +96,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
             () = follow_pods(&sandbox, &options.namespace, clock) => {}
             () = lb_sandbox::stop::wait_for_stop(options.run_for) => {}
         }
-        Ok::<(), DemoError>(())
+        Ok::<(), CliError>(())
     }
     .await;
     say(clock, "stopping the sandbox");

@@ -4,6 +4,18 @@
 
 mod demo;
 
+/// The controller as it runs in a cluster.
+async fn run_controller(webhook: Option<lb_controller_core::WebhookOptions>) -> Result<(), demo::CliError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| demo::CliError::Controller(format!("connecting to Kubernetes: {e}")))?;
+    let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
+    let aws = lb_aws::SdkTargetGroups::new(&lb_aws::load_sdk_config().await, calls);
+    lb_controller_core::run(client, aws, webhook, lb_sandbox::stop::wait_for_stop(None), None)
+        .await
+        .map_err(|e| demo::CliError::Controller(e.to_string()))
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,6 +46,18 @@ enum Command {
     },
     /// Print the CRDs (YAML), as committed in config/crd/.
     Crd,
+    /// Run the controller: in-cluster (or the kubeconfig's cluster) and AWS from the environment.
+    Run {
+        /// Serve the pod readiness-gate webhook on this address.
+        #[arg(long, default_value = "0.0.0.0:9443")]
+        webhook_listen: std::net::SocketAddr,
+        /// Directory with the webhook's serving certificate (tls.crt, tls.key).
+        #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs")]
+        webhook_cert_dir: PathBuf,
+        /// Run without the webhook (pods then get no gates injected).
+        #[arg(long)]
+        disable_webhook: bool,
+    },
 }
 
 #[tokio::main]
@@ -61,7 +85,19 @@ async fn main() -> ExitCode {
         }
         Command::Crd => lb_api::crds_yaml()
             .map(|yaml| print!("{yaml}"))
-            .map_err(|err| demo::DemoError::Crd(err.to_string())),
+            .map_err(|err| demo::CliError::Crd(err.to_string())),
+        Command::Run {
+            webhook_listen,
+            webhook_cert_dir,
+            disable_webhook,
+        } => {
+            let webhook = (!disable_webhook).then(|| lb_controller_core::WebhookOptions {
+                listen: webhook_listen,
+                cert: webhook_cert_dir.join("tls.crt"),
+                key: webhook_cert_dir.join("tls.key"),
+            });
+            run_controller(webhook).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
