@@ -5,15 +5,23 @@
 mod demo;
 
 /// The controller as it runs in a cluster.
-async fn run_controller(webhook: Option<lb_controller_core::WebhookOptions>) -> Result<(), demo::CliError> {
+async fn run_controller(
+    webhook: Option<lb_controller_core::WebhookOptions>,
+) -> Result<(), demo::CliError> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| demo::CliError::Controller(format!("connecting to Kubernetes: {e}")))?;
     let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
     let aws = lb_aws::SdkTargetGroups::new(&lb_aws::load_sdk_config().await, calls);
-    lb_controller_core::run(client, aws, webhook, lb_sandbox::stop::wait_for_stop(None), None)
-        .await
-        .map_err(|e| demo::CliError::Controller(e.to_string()))
+    lb_controller_core::run(
+        client,
+        aws,
+        webhook,
+        lb_sandbox::stop::wait_for_stop(None),
+        None,
+    )
+    .await
+    .map_err(|e| demo::CliError::Controller(e.to_string()))
 }
 
 use std::path::PathBuf;
@@ -46,6 +54,21 @@ enum Command {
     },
     /// Print the CRDs (YAML), as committed in config/crd/.
     Crd,
+    /// Measure readiness gates and registration on the sandbox (see src/bench.rs).
+    BenchGates {
+        /// Pods to scale out to (from 0).
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+        /// Health-check interval of the target group, seconds.
+        #[arg(long, default_value_t = 2)]
+        interval: i32,
+        /// How long to watch the settled controller for AWS calls.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        steady: Duration,
+        /// Pods to delete at the end (deregistration latency).
+        #[arg(long, default_value_t = 20)]
+        delete: usize,
+    },
     /// Run the controller: in-cluster (or the kubeconfig's cluster) and AWS from the environment.
     Run {
         /// Serve the pod readiness-gate webhook on this address.
@@ -86,6 +109,23 @@ async fn main() -> ExitCode {
         Command::Crd => lb_api::crds_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(|err| demo::CliError::Crd(err.to_string())),
+        Command::BenchGates {
+            pods,
+            interval,
+            steady,
+            delete,
+        } => {
+            let options = lb_controller::bench::BenchOptions {
+                pods,
+                interval,
+                steady,
+                delete,
+            };
+            lb_controller::bench::run(options)
+                .await
+                .map(|table| println!("{table}"))
+                .map_err(|e| demo::CliError::Controller(e.to_string()))
+        }
         Command::Run {
             webhook_listen,
             webhook_cert_dir,

@@ -80,6 +80,12 @@ impl SdkTargetGroups {
             port: tg.port().and_then(|p| u16::try_from(p).ok()),
             vpc_id: tg.vpc_id().map(str::to_string),
             load_balancer_arns: tg.load_balancer_arns().to_vec(),
+            health_check_interval_seconds: tg
+                .health_check_interval_seconds()
+                .and_then(|s| u32::try_from(s).ok()),
+            healthy_threshold_count: tg
+                .healthy_threshold_count()
+                .and_then(|s| u32::try_from(s).ok()),
         }))
     }
 }

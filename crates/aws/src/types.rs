@@ -79,6 +79,10 @@ pub struct TargetGroupInfo {
     pub port: Option<u16>,
     pub vpc_id: Option<String>,
     pub load_balancer_arns: Vec<String>,
+    /// Seconds between health checks, and passes needed to turn healthy: together, the earliest
+    /// a newly registered target can be healthy.
+    pub health_check_interval_seconds: Option<u32>,
+    pub healthy_threshold_count: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

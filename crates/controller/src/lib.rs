@@ -8,6 +8,7 @@ pub mod desired;
 pub mod error;
 pub mod gates;
 pub mod metrics;
+pub mod polling;
 pub mod reconciler;
 pub mod selectors;
 pub mod webhook;
@@ -22,12 +23,16 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use lb_api::{TargetGroupBinding, TargetType};
 use lb_aws::TargetGroups;
 
 pub use reconciler::{Context, Stores};
+
+/// How long events for one binding are gathered before it is reconciled.
+pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 use crate::selectors::service_selects;
 
@@ -80,9 +85,18 @@ pub async fn run<T: TargetGroups>(
     ready: Option<tokio::sync::oneshot::Sender<Arc<Context<T>>>>,
 ) -> Result<(), RunError> {
     let bindings_api: Api<TargetGroupBinding> = Api::all(client.clone());
-    let controller = Controller::new(bindings_api, watcher::Config::default());
+    // Events for one binding within the debounce window are merged into one pass: a rollout's
+    // many pod updates make a few batched AWS calls instead of one each.
+    let controller = Controller::new(bindings_api, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default()
+            .debounce(DEBOUNCE)
+            .concurrency(16),
+    );
     let bindings = controller.store();
     let (pods, pod_events) = reflect::<Pod>(&client);
+    // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
+    // conditions our own writes cause (the EndpointSlice reports readiness anyway).
+    let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
     let (services, service_events) = reflect::<Service>(&client);
     let (slices, slice_events) = reflect::<EndpointSlice>(&client);
     let (nodes, node_events) = reflect::<Node>(&client);
@@ -223,4 +237,30 @@ fn bindings_of_pod(
         })
         .map(|b| ObjectRef::from_obj(&**b))
         .collect()
+}
+
+/// What of a pod matters to its bindings: labels (which Services select it), its address, its
+/// containers' readiness, whether it is being deleted, and which gates it carries.
+fn pod_relevance(pod: &Pod) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    pod.metadata.labels.hash(&mut hasher);
+    pod.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.pod_ip.as_ref()).hash(&mut hasher);
+    status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "ContainersReady"))
+        .map(|c| c.status.as_str())
+        .hash(&mut hasher);
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_ref())
+        .map(|g| {
+            g.iter()
+                .map(|g| g.condition_type.as_str())
+                .collect::<Vec<_>>()
+        })
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }

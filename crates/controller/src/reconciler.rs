@@ -4,9 +4,10 @@
 //! One pass: resolve the target group, read the Service and its endpoints from the caches, compute
 //! the desired targets (`desired`), describe the target group's health once, register and
 //! deregister the difference in one call each (chunked), write each gated pod's condition if it
-//! changed (`gates`), and record status. While a gate is pending or a target drains, the binding
-//! is requeued after a short interval (1 s, growing to 2 s while nothing changes); otherwise it
-//! waits for a change and makes no AWS call at all.
+//! changed (`gates`), and record status. While a gate is pending, the next look is planned
+//! (`polling`): a target we just registered cannot be healthy before interval x threshold, so the
+//! reconciler sleeps until then and looks right after; past that it looks every 500 ms, slower
+//! while nothing moves. Otherwise it waits for a change and makes no AWS call at all.
 //!
 //! Ownership: a target group bound by a binding is the binding's. Every registered target that is
 //! not desired is deregistered, as upstream does; with `multiClusterTargetGroup`, only targets
@@ -14,10 +15,10 @@
 //! deregistered, so other clusters' targets stay.
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -33,11 +34,11 @@ use serde_json::json;
 
 use crate::desired::{self, Desired};
 use crate::error::{ControllerError, KubeContext, Result};
-use crate::gates;
+use crate::{gates, polling};
 
 const FIELD_MANAGER: &str = "lb-controller";
-const POLL_START: Duration = Duration::from_secs(1);
-const POLL_CAP: Duration = Duration::from_secs(2);
+/// Pod status writes in flight at once per binding.
+const GATE_WRITES_AT_ONCE: usize = 16;
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
@@ -58,8 +59,10 @@ pub struct Context<T> {
     pub recorder: Recorder,
     /// Consecutive failures per binding, for exponential backoff; reset on success.
     failures: Mutex<HashMap<ObjectRef<TargetGroupBinding>, u32>>,
-    /// Health polling per binding while gates are pending: interval and last health signature.
-    polls: Mutex<HashMap<ObjectRef<TargetGroupBinding>, (Duration, u64)>>,
+    /// Health polling per binding while gates are pending.
+    polls: Mutex<HashMap<ObjectRef<TargetGroupBinding>, crate::polling::PollState>>,
+    /// When this process registered each target: the earliest it can turn healthy follows.
+    registered_at: Mutex<HashMap<(String, TargetKey), Instant>>,
     /// Target groups by ARN or name; their type and ARN never change.
     target_groups: Mutex<HashMap<String, TargetGroupInfo>>,
     /// When each pod's gate was last seen pending, to measure gate latency.
@@ -75,6 +78,7 @@ impl<T> Context<T> {
             recorder,
             failures: Mutex::default(),
             polls: Mutex::default(),
+            registered_at: Mutex::default(),
             target_groups: Mutex::default(),
             metrics: crate::metrics::Metrics::default(),
         }
@@ -274,6 +278,12 @@ async fn apply<T: TargetGroups>(binding: &TargetGroupBinding, ctx: &Context<T>) 
     }
     if !to_register.is_empty() {
         ctx.aws.register_targets(&group.arn, &to_register).await?;
+        let now = Instant::now();
+        lock(&ctx.registered_at).extend(
+            to_register
+                .iter()
+                .map(|t| ((group.arn.clone(), t.clone()), now)),
+        );
         ctx.metrics.registered(to_register.len());
         note(
             binding,
@@ -297,11 +307,19 @@ async fn apply<T: TargetGroups>(binding: &TargetGroupBinding, ctx: &Context<T>) 
         }
     }
 
-    let pending_gates = if target_type == TargetType::Ip {
+    let pending = if target_type == TargetType::Ip {
         write_gates(binding, ctx, &group, &desired, &health).await?
     } else {
-        0
+        Vec::new()
     };
+    let pending_gates = pending.len();
+    // Forget registration times of targets that are healthy or gone.
+    lock(&ctx.registered_at).retain(|(arn, target), _| {
+        arn != &group.arn
+            || health
+                .iter()
+                .any(|h| &h.target == target && h.state == TargetState::Initial)
+    });
     let draining = health.iter().any(|h| h.state == TargetState::Draining);
     let registered = health
         .iter()
@@ -319,47 +337,59 @@ async fn apply<T: TargetGroups>(binding: &TargetGroupBinding, ctx: &Context<T>) 
     .await?;
 
     let key = ObjectRef::from_obj(binding);
-    if pending_gates == 0 && !draining {
+    if pending.is_empty() && !draining {
         lock(&ctx.polls).remove(&key);
         return Ok(Action::await_change());
     }
-    Ok(Action::requeue(next_poll(ctx, key, &health)))
-}
-
-/// 1 s after a change in the target group's health, growing by half up to 2 s while nothing moves.
-fn next_poll<T>(
-    ctx: &Context<T>,
-    key: ObjectRef<TargetGroupBinding>,
-    health: &[TargetHealth],
-) -> Duration {
-    let mut hasher = DefaultHasher::new();
-    for h in health {
-        (&h.target, h.state.as_str(), &h.reason).hash(&mut hasher);
-    }
-    let signature = hasher.finish();
+    let earliest = earliest_healthy(ctx, &group, &pending, &health);
     let mut polls = lock(&ctx.polls);
-    let entry = polls.entry(key).or_insert((POLL_START, signature));
-    if entry.1 == signature {
-        entry.0 = entry.0.mul_f64(1.5).min(POLL_CAP);
-    } else {
-        *entry = (POLL_START, signature);
-    }
-    entry.0
+    let delay = polls.entry(key).or_default().next(
+        polling::signature(&health),
+        !pending.is_empty(),
+        earliest,
+        Instant::now(),
+    );
+    Ok(Action::requeue(delay))
 }
 
-/// Writes each gated pod's condition where it changed; returns how many gates are still closed.
+/// The earliest moment every pending target could be healthy, when all of them are targets this
+/// process registered and still `initial`; None when any is in another state or of unknown age.
+fn earliest_healthy<T>(
+    ctx: &Context<T>,
+    group: &TargetGroupInfo,
+    pending: &[TargetKey],
+    health: &[TargetHealth],
+) -> Option<Instant> {
+    let settle = polling::time_to_healthy(group)?;
+    let registered_at = lock(&ctx.registered_at);
+    pending
+        .iter()
+        .map(|target| {
+            let initial = health
+                .iter()
+                .any(|h| &h.target == target && h.state == TargetState::Initial);
+            let at = registered_at.get(&(group.arn.clone(), target.clone()))?;
+            initial.then_some(*at + settle)
+        })
+        .collect::<Option<Vec<Instant>>>()?
+        .into_iter()
+        .min()
+}
+
+/// Writes each gated pod's condition where it changed; returns the targets of the pods whose gate
+/// is still closed (a pod that is no target yet counts as an empty key).
 async fn write_gates<T>(
     binding: &TargetGroupBinding,
     ctx: &Context<T>,
     group: &TargetGroupInfo,
     desired: &Desired,
     health: &[TargetHealth],
-) -> Result<usize> {
+) -> Result<Vec<TargetKey>> {
     let namespace = binding.namespace().unwrap_or_default();
     let name = binding.name_any();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let mut pending = 0;
+    let mut pending = Vec::new();
+    let mut writes = Vec::new();
     for pod in ctx.stores.pods.state() {
         if pod.namespace().as_deref() != Some(namespace.as_str())
             || pod.metadata.deletion_timestamp.is_some()
@@ -374,34 +404,54 @@ async fn write_gates<T>(
         let target_health = target.and_then(|t| health.iter().find(|h| &h.target == t));
         let verdict = gates::verdict(target, target_health, &group.name);
         if !verdict.status {
-            pending += 1;
+            pending.push(target.cloned().unwrap_or_else(|| TargetKey::new("", 0)));
         }
-        let Some(patch) = gates::patch(&pod, &types, &verdict, &now) else {
-            continue;
-        };
-        match pods
-            .patch_status(
-                &pod.name_any(),
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            )
-            .await
-        {
-            Ok(_) => {
-                if verdict.status {
-                    ctx.metrics.gate_opened(&pod);
-                }
-                tracing::debug!(pod = %pod.name_any(), status = verdict.status, reason = %verdict.reason, "readiness gate written");
-            }
-            // Gone or recreated under the same name: its successor gets its own pass.
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(err) => {
-                return Err(err)
-                    .context(|| format!("writing the readiness gate of pod {}", pod.name_any()));
-            }
+        if let Some(patch) = gates::patch(&pod, &types, &verdict, &now) {
+            writes.push((pod, verdict, patch));
         }
     }
+    // Many pods flip at once in a rollout: write their conditions side by side.
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let results: Vec<Result<()>> = futures::stream::iter(writes)
+        .map(|(pod, verdict, patch)| {
+            let pods = pods.clone();
+            async move { write_gate(ctx, &pods, &pod, &verdict, &patch).await }
+        })
+        .buffer_unordered(GATE_WRITES_AT_ONCE)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(pending)
+}
+
+async fn write_gate<T>(
+    ctx: &Context<T>,
+    pods: &Api<Pod>,
+    pod: &Pod,
+    verdict: &gates::GateVerdict,
+    patch: &serde_json::Value,
+) -> Result<()> {
+    match pods
+        .patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            if verdict.status {
+                ctx.metrics.gate_opened(pod);
+            }
+            tracing::debug!(pod = %pod.name_any(), status = verdict.status, reason = %verdict.reason, "readiness gate written");
+            Ok(())
+        }
+        // Gone or recreated under the same name: its successor gets its own pass.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(err) => {
+            Err(err).context(|| format!("writing the readiness gate of pod {}", pod.name_any()))
+        }
+    }
 }
 
 async fn cleanup<T: TargetGroups>(

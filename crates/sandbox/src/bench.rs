@@ -15,6 +15,7 @@ use lb_sandbox::{Result, Sandbox, SandboxError};
 use serde_json::json;
 
 use crate::SandboxArgs;
+pub use lb_sandbox::testing::percentile;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -163,15 +164,4 @@ fn is_ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// The `p` quantile (0..=1) by nearest rank.
-pub fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }

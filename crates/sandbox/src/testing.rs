@@ -157,3 +157,14 @@ pub async fn serving_pod(
     )
     .await
 }
+
+/// The `p` quantile (0..=1) of `values` by nearest rank; NaN for no values.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}

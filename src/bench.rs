@@ -1,0 +1,267 @@
+//! `lb-controller bench-gates`: the TargetGroupBinding figures on the sandbox.
+//!
+//! A Deployment behind a TargetGroupBinding in a gated namespace is scaled from 0 to `pods`; then
+//! the controller is left alone for `steady`; then `delete` pods are deleted. From the pods' watch
+//! (when each pod's ContainersReady and gate turned True) and the emulator's target timelines (when
+//! each target was registered, turned healthy, started draining):
+//!
+//! - gate latency: target healthy in ELB -> pod gate condition True;
+//! - registration latency: pod ContainersReady -> target registered;
+//! - deregistration latency: pod deletion -> target draining;
+//! - AWS calls for the scale-out, and DescribeTargetHealth calls per minute at steady state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use lb_api::TargetGroupBinding;
+use lb_aws::Operation;
+use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
+use lb_sandbox::testing::{percentile, pods_of, service, web_deployment};
+use lb_sandbox::{Sandbox, SandboxConfig};
+use serde_json::json;
+
+use crate::harness::{ControllerHandle, HarnessError, start_controller};
+
+const NS: &str = "bench";
+const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub pods: usize,
+    pub interval: i32,
+    pub steady: Duration,
+    pub delete: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    #[error(transparent)]
+    Sandbox(#[from] lb_sandbox::SandboxError),
+    #[error("Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Stuck(String),
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+#[derive(Default)]
+struct PodTimes {
+    ip: Option<String>,
+    containers_ready: Option<f64>,
+    gate_true: Option<f64>,
+}
+
+pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let controller = start_controller(&sandbox).await?;
+    let result = measure(&sandbox, &controller, &options).await;
+    controller.stop().await;
+    sandbox.shutdown().await;
+    result
+}
+
+async fn measure(
+    sandbox: &Sandbox,
+    controller: &ControllerHandle,
+    options: &BenchOptions,
+) -> Result<String, BenchError> {
+    let client = sandbox.client();
+    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
+    sandbox
+        .create_namespace(
+            NS,
+            &[("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")],
+        )
+        .await?;
+    let elb = elb_setup::client(aws).await;
+    let spec = TargetGroupSpec {
+        name: "web",
+        target_type: TargetTypeEnum::Ip,
+        port: 8080,
+        health_check_path: "/healthz",
+        interval: options.interval,
+    };
+    let tg = elb_setup::target_group(&elb, aws, spec).await?;
+    let (lb, _) = elb_setup::application_load_balancer(&elb, aws, "web").await?;
+    elb_setup::http_listener(&elb, &lb, 80, elb_setup::forward(&tg)).await?;
+    elb_setup::set_deregistration_delay(&elb, &tg, 5).await?;
+
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &service("web", "ClusterIP"))
+        .await?;
+    let binding: TargetGroupBinding = serde_json::from_value(json!({
+        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+        "metadata": {"name": "web"},
+        "spec": {"targetGroupARN": tg, "targetType": "ip", "serviceRef": {"name": "web", "port": 80}},
+    }))
+    .map_err(|e| BenchError::Stuck(e.to_string()))?;
+    Api::<TargetGroupBinding>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &binding)
+        .await?;
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &web_deployment("web", 0, 25, 0))
+        .await?;
+
+    // Watch the pods: when ContainersReady and our gate turned True.
+    let times: Arc<Mutex<HashMap<String, PodTimes>>> = Arc::default();
+    let watch = {
+        let times = times.clone();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+        tokio::spawn(async move {
+            let mut events = watcher(pods, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(pod)) = events.next().await {
+                let at = now();
+                let mut all = times.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = all.entry(pod.name_any()).or_default();
+                entry.ip = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .or(entry.ip.take());
+                let is_true = |t: &str| {
+                    pod.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == t && c.status == "True"))
+                };
+                if entry.containers_ready.is_none() && is_true("ContainersReady") {
+                    entry.containers_ready = Some(at);
+                }
+                if entry.gate_true.is_none() && is_true(GATE) {
+                    entry.gate_true = Some(at);
+                }
+            }
+        })
+    };
+
+    let calls = &controller.calls;
+    let count = |op| calls.count(op);
+    let before: Vec<u64> = Operation::ALL.iter().map(|op| count(*op)).collect();
+    let scale_started = Instant::now();
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": options.pods}})),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let gated = times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|t| t.gate_true.is_some())
+            .count();
+        if gated >= options.pods {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Stuck(format!(
+                "only {gated} of {} gates opened",
+                options.pods
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let scale_out = scale_started.elapsed();
+    let after: Vec<u64> = Operation::ALL.iter().map(|op| count(*op)).collect();
+    let used = |op: Operation| after[op as usize] - before[op as usize];
+
+    // Steady state: no change, so no call.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let steady_before = count(Operation::DescribeTargetHealth);
+    tokio::time::sleep(options.steady).await;
+    let steady_calls = count(Operation::DescribeTargetHealth) - steady_before;
+    let per_minute = steady_calls as f64 * 60.0 / options.steady.as_secs_f64();
+
+    // Deletions.
+    let pods = pods_of(&client, NS, "web").await;
+    let mut deleted_at = HashMap::new();
+    let api: Api<Pod> = Api::namespaced(client.clone(), NS);
+    for pod in pods.iter().take(options.delete) {
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .unwrap_or_default();
+        deleted_at.insert(ip, now());
+        api.delete(&pod.name_any(), &DeleteParams::default())
+            .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    watch.abort();
+
+    let timelines = aws.control().targets(&tg).await?;
+    let at = |ip: &str, state: &str| {
+        timelines
+            .iter()
+            .find(|t| t.id == ip)
+            .and_then(|t| t.timeline.iter().find(|e| e.state == state).map(|e| e.at))
+    };
+    let mut gate_ms = Vec::new();
+    let mut register_ms = Vec::new();
+    for pod in times.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        let Some(ip) = &pod.ip else { continue };
+        if let (Some(healthy), Some(gate)) = (at(ip, "healthy"), pod.gate_true) {
+            gate_ms.push((gate - healthy) * 1000.0);
+        }
+        if let (Some(ready), Some(registered)) = (pod.containers_ready, at(ip, "initial")) {
+            register_ms.push((registered - ready) * 1000.0);
+        }
+    }
+    let deregister_ms: Vec<f64> = deleted_at
+        .iter()
+        .filter_map(|(ip, deleted)| at(ip, "draining").map(|d| (d - deleted) * 1000.0))
+        .collect();
+
+    let row = |name: &str, values: &[f64]| {
+        format!(
+            "| {name} ({} samples) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms |",
+            values.len(),
+            percentile(values, 0.5),
+            percentile(values, 0.99),
+            percentile(values, 1.0)
+        )
+    };
+    Ok([
+        "| figure | value |".to_string(),
+        "|---|---|".to_string(),
+        row("gate latency: target healthy in ELB -> pod gate True", &gate_ms),
+        row("registration latency: pod ContainersReady -> target registered", &register_ms),
+        row("deregistration latency: pod deleted -> target draining", &deregister_ms),
+        format!(
+            "| AWS calls for a 0 -> {} scale-out ({:.0} s to the last gate) | RegisterTargets {}, DeregisterTargets {}, DescribeTargetHealth {}, DescribeTargetGroups {} |",
+            options.pods,
+            scale_out.as_secs_f64(),
+            used(Operation::RegisterTargets),
+            used(Operation::DeregisterTargets),
+            used(Operation::DescribeTargetHealth),
+            used(Operation::DescribeTargetGroups),
+        ),
+        format!(
+            "| DescribeTargetHealth at steady state ({:.0} s watched) | {per_minute:.1} calls/minute |",
+            options.steady.as_secs_f64()
+        ),
+    ]
+    .join("\n"))
+}
