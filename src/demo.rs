@@ -1,22 +1,31 @@
 //! `lb-controller demo`: the main job on the local sandbox. Starts a real control plane with
-//! simulated nodes, applies the example workloads, and prints what happens to their pods as it
-//! happens: bound to a node, given an address, probed, Ready, answering HTTP.
+//! simulated nodes and the AWS emulator, runs the controller with its webhook, creates an ALB with
+//! a target group in the emulator, applies the example workloads and their TargetGroupBinding in a
+//! namespace labelled for readiness gates, and prints, as it happens: pods bound and probed,
+//! targets registered and turning healthy, gates flipping, pods Ready, and requests answered
+//! through the ALB.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use lb_sandbox::{DestinationGuard, Sandbox, SandboxConfig, SandboxError, http_client, manifests};
+use lb_api::keys;
+use lb_controller::harness::{HarnessError, start_controller};
+use lb_sandbox::aws::ControlClient;
+use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
+use lb_sandbox::{Sandbox, SandboxConfig, SandboxError, http_client, manifests};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
     #[error("rendering the CRDs: {0}")]
     Crd(String),
     #[error("controller: {0}")]
@@ -35,6 +44,9 @@ pub struct DemoOptions {
     pub namespace: String,
 }
 
+/// Placeholder in example manifests for the ARN of the target group the demo creates.
+const ARN_PLACEHOLDER: &str = "${TARGET_GROUP_ARN}";
+
 pub async fn run(options: DemoOptions) -> Result<(), CliError> {
     let clock = Instant::now();
     let manifests = options
@@ -52,7 +64,7 @@ pub async fn run(options: DemoOptions) -> Result<(), CliError> {
 
     say(
         clock,
-        "starting the sandbox (the first run builds Kubernetes from its Go modules: minutes)",
+        "starting the sandbox (the first run builds Kubernetes and the moto venv: minutes)",
     );
     let sandbox = Sandbox::start(SandboxConfig::default()).await?;
     say(
@@ -66,7 +78,7 @@ pub async fn run(options: DemoOptions) -> Result<(), CliError> {
     say(
         clock,
         &format!(
-            "  kubectl --kubeconfig {} get pods -A -o wide",
+            "  kubectl --kubeconfig {} get pods,tgb -A -o wide",
             sandbox.kubeconfig_path().display()
         ),
     );
@@ -82,26 +94,79 @@ pub async fn run(options: DemoOptions) -> Result<(), CliError> {
             ),
         );
     }
-
     let result = async {
-        sandbox.create_namespace(&options.namespace, &[]).await?;
-        for (path, text) in &manifests {
-            for applied in
-                manifests::apply_yaml(&sandbox.client(), text, &options.namespace).await?
-            {
-                say(clock, &format!("applied {applied} from {}", path.display()));
-            }
-        }
-        tokio::select! {
-            () = follow_pods(&sandbox, &options.namespace, clock) => {}
-            () = lb_sandbox::stop::wait_for_stop(options.run_for) => {}
-        }
-        Ok::<(), CliError>(())
+        let controller = start_controller(&sandbox).await?;
+        say(clock, "controller running, pod webhook registered");
+        let outcome = show(&sandbox, &options, &manifests, clock).await;
+        controller.stop().await;
+        outcome
     }
     .await;
     say(clock, "stopping the sandbox");
     sandbox.shutdown().await;
     result
+}
+
+async fn show(
+    sandbox: &Sandbox,
+    options: &DemoOptions,
+    manifests: &[(PathBuf, String)],
+    clock: Instant,
+) -> Result<(), CliError> {
+    let aws = sandbox
+        .aws()
+        .ok_or_else(|| SandboxError::Config("the demo needs the AWS emulator".into()))?;
+    let elb = elb_setup::client(aws).await;
+    let spec = TargetGroupSpec {
+        name: "echo",
+        target_type: TargetTypeEnum::Ip,
+        port: 8080,
+        health_check_path: "/healthz",
+        interval: 2,
+    };
+    let tg = elb_setup::target_group(&elb, aws, spec).await?;
+    let (lb, dns) = elb_setup::application_load_balancer(&elb, aws, "echo").await?;
+    elb_setup::http_listener(&elb, &lb, 80, elb_setup::forward(&tg)).await?;
+    elb_setup::set_deregistration_delay(&elb, &tg, 10).await?;
+    let alb = aws.listener_address(&dns, 80).await?;
+    say(
+        clock,
+        &format!(
+            "ALB {dns}:80 (served locally at {alb}) forwards to target group echo (ip, health check /healthz every 2 s, 2 to be healthy)"
+        ),
+    );
+
+    sandbox
+        .create_namespace(
+            &options.namespace,
+            &[(
+                keys::READINESS_GATE_INJECT_LABEL,
+                keys::READINESS_GATE_INJECT_ENABLED,
+            )],
+        )
+        .await?;
+    say(
+        clock,
+        &format!(
+            "namespace {} labelled {}={}",
+            options.namespace,
+            keys::READINESS_GATE_INJECT_LABEL,
+            keys::READINESS_GATE_INJECT_ENABLED
+        ),
+    );
+    for (path, text) in manifests {
+        let text = text.replace(ARN_PLACEHOLDER, &tg);
+        for applied in manifests::apply_yaml(&sandbox.client(), &text, &options.namespace).await? {
+            say(clock, &format!("applied {applied} from {}", path.display()));
+        }
+    }
+    tokio::select! {
+        () = follow_pods(sandbox, &options.namespace, clock) => {}
+        () = follow_targets(aws.control(), tg.clone(), clock) => {}
+        () = send_requests(sandbox, alb, clock) => {}
+        () = lb_sandbox::stop::wait_for_stop(options.run_for) => {}
+    }
+    Ok(())
 }
 
 fn say(clock: Instant, line: &str) {
@@ -113,36 +178,60 @@ fn say(clock: Instant, line: &str) {
 struct PodView {
     node: String,
     ip: String,
-    phase: String,
     ready: String,
+    gate: String,
     terminating: bool,
+}
+
+fn condition_text(pod: &Pod, type_: &str, with_reason: bool) -> Option<String> {
+    let condition = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some(match (&condition.status[..], &condition.reason) {
+        ("True", _) => "True".to_string(),
+        (status, Some(reason)) if with_reason => format!("{status} ({reason})"),
+        (status, _) => status.to_string(),
+    })
 }
 
 impl PodView {
     fn of(pod: &Pod) -> PodView {
-        let status = pod.status.as_ref();
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| match (&c.status[..], &c.reason) {
-                ("True", _) => "Ready".to_string(),
-                (_, Some(reason)) => format!("NotReady ({reason})"),
-                _ => "NotReady".to_string(),
-            })
-            .unwrap_or_else(|| "-".to_string());
+        let gate_type = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.readiness_gates.as_ref())
+            .and_then(|g| g.first())
+            .map(|g| g.condition_type.clone());
+        let gate = match &gate_type {
+            Some(t) => format!(
+                "gate {}",
+                condition_text(pod, t, true).unwrap_or_else(|| "-".into())
+            ),
+            None => "no gate".to_string(),
+        };
         PodView {
             node: pod
                 .spec
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .unwrap_or_else(|| "-".into()),
-            ip: status
+            ip: pod
+                .status
+                .as_ref()
                 .and_then(|s| s.pod_ip.clone())
                 .unwrap_or_else(|| "-".into()),
-            phase: status
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "Pending".into()),
-            ready,
+            ready: condition_text(pod, "Ready", false).map_or("-".into(), |s| {
+                if s == "True" {
+                    "Ready".into()
+                } else {
+                    "NotReady".into()
+                }
+            }),
+            gate,
             terminating: pod.metadata.deletion_timestamp.is_some(),
         }
     }
@@ -154,7 +243,6 @@ async fn follow_pods(sandbox: &Sandbox, namespace: &str, clock: Instant) {
         .default_backoff()
         .boxed();
     let mut seen: HashMap<String, PodView> = HashMap::new();
-    let guard = sandbox.guard();
     while let Some(event) = events.next().await {
         match event {
             Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
@@ -163,16 +251,14 @@ async fn follow_pods(sandbox: &Sandbox, namespace: &str, clock: Instant) {
                 if seen.get(&name) == Some(&view) {
                     continue;
                 }
-                let became_ready =
-                    view.ready == "Ready" && seen.get(&name).is_none_or(|old| old.ready != "Ready");
                 say(
                     clock,
                     &format!(
-                        "pod {name:<24} node {:<15} ip {:<13} {:<8} {}{}",
+                        "pod {name:<22} {:<15} ip {:<14} {:<9} {}{}",
                         view.node,
                         view.ip,
-                        view.phase,
                         view.ready,
+                        view.gate,
                         if view.terminating {
                             "  terminating"
                         } else {
@@ -180,15 +266,11 @@ async fn follow_pods(sandbox: &Sandbox, namespace: &str, clock: Instant) {
                         }
                     ),
                 );
-                if became_ready {
-                    tokio::spawn(show_answer(guard, pod, clock));
-                }
                 seen.insert(name, view);
             }
             Ok(watcher::Event::Delete(pod)) => {
-                let name = pod.name_any();
-                seen.remove(&name);
-                say(clock, &format!("pod {name:<24} deleted"));
+                seen.remove(&pod.name_any());
+                say(clock, &format!("pod {:<22} deleted", pod.name_any()));
             }
             Ok(_) => {}
             Err(err) => say(clock, &format!("pod watch: {err}")),
@@ -196,34 +278,47 @@ async fn follow_pods(sandbox: &Sandbox, namespace: &str, clock: Instant) {
     }
 }
 
-/// GET / from a pod that just became Ready, to show it really serves.
-async fn show_answer(guard: DestinationGuard, pod: Pod, clock: Instant) {
-    let ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.as_ref())
-        .and_then(|ip| ip.parse().ok());
-    let port = pod
-        .spec
-        .as_ref()
-        .and_then(|s| {
-            s.containers
-                .iter()
-                .flat_map(|c| c.ports.iter().flatten())
-                .next()
-        })
-        .and_then(|p| u16::try_from(p.container_port).ok());
-    let (Some(ip), Some(port)) = (ip, port) else {
-        return;
-    };
-    let addr = SocketAddr::new(ip, port);
-    let line = match http_client::get(&guard, addr, "/", Duration::from_secs(2)).await {
-        Ok(response) => format!(
-            "    GET http://{addr}/ -> {} {}",
-            response.status,
-            String::from_utf8_lossy(&response.body).trim()
-        ),
-        Err(err) => format!("    GET http://{addr}/ failed: {err}"),
-    };
-    say(clock, &line);
+/// Prints every health state change of the target group's targets, from the emulator.
+async fn follow_targets(control: ControlClient, target_group: String, clock: Instant) {
+    let mut printed: HashMap<(String, u16), usize> = HashMap::new();
+    loop {
+        if let Ok(targets) = control.targets(&target_group).await {
+            for target in targets {
+                let shown = printed.entry((target.id.clone(), target.port)).or_default();
+                for event in target.timeline.iter().skip(*shown) {
+                    let reason = event
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    say(
+                        clock,
+                        &format!(
+                            "target {}:{} in ALB target group: {}{reason}",
+                            target.id, target.port, event.state
+                        ),
+                    );
+                }
+                *shown = target.timeline.len();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A request through the ALB every 2 s, to show who answers.
+async fn send_requests(sandbox: &Sandbox, alb: std::net::SocketAddr, clock: Instant) {
+    let guard = sandbox.guard();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let line = match http_client::get(&guard, alb, "/", Duration::from_secs(2)).await {
+            Ok(response) => format!(
+                "    GET http://echo-alb/ -> {} {}",
+                response.status,
+                String::from_utf8_lossy(&response.body).trim()
+            ),
+            Err(err) => format!("    GET http://echo-alb/ failed: {err}"),
+        };
+        say(clock, &line);
+    }
 }

@@ -46,7 +46,7 @@ enum Command {
         #[arg(long = "for", value_parser = humantime::parse_duration)]
         run_for: Option<Duration>,
         /// Manifests to apply (YAML, several documents allowed).
-        #[arg(long, default_value = "examples/sandbox/echo.yaml")]
+        #[arg(long, default_values = ["examples/sandbox/echo-tgb.yaml", "examples/sandbox/echo.yaml"])]
         manifests: Vec<PathBuf>,
         /// Namespace for objects that name none.
         #[arg(long, default_value = "demo")]

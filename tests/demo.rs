@@ -1,5 +1,6 @@
-//! The README's main command keeps working: `lb-controller demo` starts the sandbox, applies the
-//! example Deployment + Service, and shows the pods going Ready and answering HTTP.
+//! The README's main command keeps working: `lb-controller demo` starts the sandbox and the
+//! controller, binds the example Service to an ALB target group, and shows targets registering,
+//! turning healthy, gates flipping, pods Ready, and requests answered through the ALB.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,7 +9,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 #[test]
-fn demo_shows_the_example_pods_ready_and_serving_then_stops_on_ctrl_c() {
+fn demo_shows_targets_healthy_gates_flipping_and_the_alb_answering_then_stops_on_ctrl_c() {
     let mut demo = Command::new(env!("CARGO_BIN_EXE_lb-controller"))
         .args(["demo", "--for", "180s"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -18,25 +19,33 @@ fn demo_shows_the_example_pods_ready_and_serving_then_stops_on_ctrl_c() {
         .expect("demo starts");
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let mut applied = Vec::new();
-    let mut answered = Vec::new();
+    let (mut healthy, mut gated_ready, mut answered) = (0, 0, 0);
     for line in lines.by_ref() {
         let line = line.unwrap();
         println!("{line}");
         if let Some(what) = line.split("applied ").nth(1) {
             applied.push(what.split_whitespace().next().unwrap_or("").to_string());
         }
-        if line.contains("GET http://") && line.contains("-> 200 pod=demo/echo-") {
-            answered.push(line);
-            if answered.len() == 3 {
-                break;
-            }
+        if line.contains("in ALB target group: healthy") {
+            healthy += 1;
+        }
+        if line.contains(" Ready ") && line.contains("gate True") {
+            gated_ready += 1;
+        }
+        if line.contains("GET http://echo-alb/ -> 200 pod=demo/echo-") {
+            answered += 1;
+        }
+        if healthy >= 3 && gated_ready >= 3 && answered >= 2 {
+            break;
         }
     }
-    assert_eq!(applied, ["deployment/echo", "service/echo"]);
     assert_eq!(
-        answered.len(),
-        3,
-        "three echo pods became Ready and answered"
+        applied,
+        ["targetgroupbinding/echo", "service/echo", "deployment/echo"]
+    );
+    assert!(
+        healthy >= 3 && gated_ready >= 3 && answered >= 2,
+        "healthy {healthy}, ready {gated_ready}, answered {answered}"
     );
     kill(Pid::from_raw(demo.id() as i32), Signal::SIGINT).unwrap();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
