@@ -194,6 +194,19 @@ async fn measure(
     let steady_calls = count(Operation::DescribeTargetHealth) - steady_before;
     let per_minute = steady_calls as f64 * 60.0 / options.steady.as_secs_f64();
 
+    // The webhook, straight from its caches: 500 reviews of pods behind the binding.
+    let reviews = crate::webhook_probe::time_reviews(
+        controller.webhook,
+        &sandbox.pki().ca_pem(),
+        lb_controller_core::webhook::MUTATE_POD_PATH,
+        |i| crate::webhook_probe::pod_review(NS, &format!("probe-{i}"), json!({"app": "web"})),
+        500,
+        true,
+    )
+    .await
+    .map_err(|e| BenchError::Stuck(format!("webhook: {e}")))?;
+    let webhook_ms: Vec<f64> = reviews.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+
     // Deletions.
     let pods = pods_of(&client, NS, "web").await;
     let mut deleted_at = HashMap::new();
@@ -249,6 +262,13 @@ async fn measure(
         row("gate latency: target healthy in ELB -> pod gate True", &gate_ms),
         row("registration latency: pod ContainersReady -> target registered", &register_ms),
         row("deregistration latency: pod deleted -> target draining", &deregister_ms),
+        format!(
+            "| pod webhook round trip over TLS, gate injected ({} reviews) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+            webhook_ms.len(),
+            percentile(&webhook_ms, 0.5),
+            percentile(&webhook_ms, 0.99),
+            percentile(&webhook_ms, 1.0)
+        ),
         format!(
             "| AWS calls for a 0 -> {} scale-out ({:.0} s to the last gate) | RegisterTargets {}, DeregisterTargets {}, DescribeTargetHealth {}, DescribeTargetGroups {} |",
             options.pods,

@@ -49,6 +49,8 @@ pub struct ControllerHandle {
     task: tokio::task::JoinHandle<Result<(), RunError>>,
     pub context: Arc<Context<SdkTargetGroups>>,
     pub calls: Arc<AwsCalls>,
+    /// Where the pod webhook listens (TLS, certificate of the sandbox CA).
+    pub webhook: std::net::SocketAddr,
 }
 
 impl ControllerHandle {
@@ -140,6 +142,7 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
         task,
         context,
         calls,
+        webhook: ([127, 0, 0, 1], port).into(),
     })
 }
 
