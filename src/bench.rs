@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -23,7 +22,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use lb_api::TargetGroupBinding;
 use lb_aws::Operation;
-use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
+use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::{percentile, pods_of, service, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
@@ -90,17 +89,9 @@ async fn measure(
         )
         .await?;
     let elb = elb_setup::client(aws).await;
-    let spec = TargetGroupSpec {
-        name: "web",
-        target_type: TargetTypeEnum::Ip,
-        port: 8080,
-        health_check_path: "/healthz",
-        interval: options.interval,
-    };
-    let tg = elb_setup::target_group(&elb, aws, spec).await?;
-    let (lb, _) = elb_setup::application_load_balancer(&elb, aws, "web").await?;
-    elb_setup::http_listener(&elb, &lb, 80, elb_setup::forward(&tg)).await?;
-    elb_setup::set_deregistration_delay(&elb, &tg, 5).await?;
+    let tg = elb_setup::web_alb(&elb, aws, "web", "/healthz", options.interval, 5)
+        .await?
+        .target_group_arn;
 
     Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &service("web", "ClusterIP"))

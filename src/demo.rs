@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -17,7 +16,7 @@ use kube::{Api, ResourceExt};
 use lb_api::keys;
 use lb_controller::harness::{HarnessError, start_controller};
 use lb_sandbox::aws::ControlClient;
-use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
+use lb_sandbox::aws::elb_setup;
 use lb_sandbox::{Sandbox, SandboxConfig, SandboxError, http_client, manifests};
 
 #[derive(Debug, thiserror::Error)]
@@ -117,17 +116,8 @@ async fn show(
         .aws()
         .ok_or_else(|| SandboxError::Config("the demo needs the AWS emulator".into()))?;
     let elb = elb_setup::client(aws).await;
-    let spec = TargetGroupSpec {
-        name: "echo",
-        target_type: TargetTypeEnum::Ip,
-        port: 8080,
-        health_check_path: "/healthz",
-        interval: 2,
-    };
-    let tg = elb_setup::target_group(&elb, aws, spec).await?;
-    let (lb, dns) = elb_setup::application_load_balancer(&elb, aws, "echo").await?;
-    elb_setup::http_listener(&elb, &lb, 80, elb_setup::forward(&tg)).await?;
-    elb_setup::set_deregistration_delay(&elb, &tg, 10).await?;
+    let web = elb_setup::web_alb(&elb, aws, "echo", "/healthz", 2, 10).await?;
+    let (tg, dns) = (web.target_group_arn, web.dns_name);
     let alb = aws.listener_address(&dns, 80).await?;
     say(
         clock,

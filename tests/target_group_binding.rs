@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
-use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
@@ -15,7 +14,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use lb_api::TargetGroupBinding;
 use lb_controller::harness::{ControllerHandle, start_controller};
 use lb_sandbox::Sandbox;
-use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
+use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
 use serde_json::json;
 
@@ -44,23 +43,10 @@ impl World {
         sandbox.create_namespace(ns, labels).await.unwrap();
         let aws = sandbox.aws().unwrap();
         let elb = elb_setup::client(aws).await;
-        let spec = TargetGroupSpec {
-            name: "web",
-            target_type: TargetTypeEnum::Ip,
-            port: 8080,
-            health_check_path: "/healthz",
-            interval: 2,
-        };
-        let tg = elb_setup::target_group(&elb, aws, spec).await.unwrap();
-        let (lb, _) = elb_setup::application_load_balancer(&elb, aws, "web")
+        let tg = elb_setup::web_alb(&elb, aws, "web", "/healthz", 2, 2)
             .await
-            .unwrap();
-        elb_setup::http_listener(&elb, &lb, 80, elb_setup::forward(&tg))
-            .await
-            .unwrap();
-        elb_setup::set_deregistration_delay(&elb, &tg, 2)
-            .await
-            .unwrap();
+            .unwrap()
+            .target_group_arn;
         World {
             sandbox,
             controller,
@@ -328,27 +314,12 @@ async fn a_gated_rolling_update_never_drops_below_the_healthy_minimum() {
             }
         })
     };
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    start_rollout(&client, ns, "web", "2").await;
     eventually(
         "the rollout to complete",
         Duration::from_secs(180),
         || async {
-            let d = deployments.get("web").await.ok()?;
-            let s = d.status?;
-            let done = s.observed_generation == d.metadata.generation
-                && s.updated_replicas == Some(3)
-                && s.available_replicas == Some(3)
-                && s.replicas == Some(3);
+            let done = rollout_complete(&client, ns, "web", 3).await;
             (done && world.active_targets().await == world.pod_targets(ns).await).then_some(())
         },
     )

@@ -168,3 +168,60 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
+
+/// Creates a Deployment of `replicas` web pods and a NodePort Service in `namespace`, waits until
+/// the pods are Ready, and returns the allocated NodePort.
+pub async fn web_behind_node_port(client: &Client, namespace: &str, replicas: usize) -> u16 {
+    create(
+        client,
+        namespace,
+        &web_deployment("web", replicas as i32, 1, 0),
+    )
+    .await;
+    create(client, namespace, &service("web", "NodePort")).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let node_port = services
+        .get("web")
+        .await
+        .ok()
+        .and_then(|s| s.spec?.ports?.first()?.node_port)
+        .expect("a NodePort was allocated");
+    eventually(
+        &format!("{replicas} ready pods"),
+        Duration::from_secs(60),
+        || async { (ready_pods(client, namespace, "web").await.len() == replicas).then_some(()) },
+    )
+    .await;
+    u16::try_from(node_port).expect("a NodePort fits u16")
+}
+
+/// Changes the pod template of Deployment `name`, which starts a rolling update.
+pub async fn start_rollout(client: &Client, namespace: &str, name: &str, revision: &str) {
+    Api::<Deployment>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"spec": {"template": {"metadata": {"annotations": {"rollout": revision}}}}}),
+            ),
+        )
+        .await
+        .expect("rollout started");
+}
+
+/// Whether Deployment `name` has rolled out completely to `replicas` updated, available pods.
+pub async fn rollout_complete(client: &Client, namespace: &str, name: &str, replicas: i32) -> bool {
+    let Ok(deployment) = Api::<Deployment>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+    else {
+        return false;
+    };
+    let generation = deployment.metadata.generation;
+    deployment.status.is_some_and(|s| {
+        s.observed_generation == generation
+            && s.updated_replicas == Some(replicas)
+            && s.available_replicas == Some(replicas)
+            && s.replicas == Some(replicas)
+    })
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use common::*;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use lb_sandbox::aws::elb_setup::{self as elb, TargetGroupSpec, TargetState, target};
@@ -300,23 +300,7 @@ async fn instance_targets_are_the_nodes_and_are_checked_through_the_node_port() 
     let sandbox = start_sandbox().await;
     let client = sandbox.client();
     sandbox.create_namespace(NS, &[]).await.unwrap();
-    create(&client, NS, &web_deployment("web", 2, 1, 0)).await;
-    create(&client, NS, &service("web", "NodePort")).await;
-    let services: Api<Service> = Api::namespaced(client.clone(), NS);
-    let node_port = services
-        .get("web")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .ports
-        .unwrap()[0]
-        .node_port
-        .unwrap();
-    eventually("2 ready pods", Duration::from_secs(60), || async {
-        (ready_pods(&client, NS, "web").await.len() == 2).then_some(())
-    })
-    .await;
+    let node_port = i32::from(web_behind_node_port(&client, NS, 2).await);
 
     let elb = elb::client(sandbox.aws().unwrap()).await;
     let tg = elb::target_group(

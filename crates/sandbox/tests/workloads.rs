@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -144,28 +143,13 @@ async fn rolling_update_replaces_every_pod_without_dropping_below_three_ready() 
     )
     .await;
 
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    start_rollout(&client, NS, "web", "2").await;
 
     let after = eventually(
         "the rollout to complete",
         Duration::from_secs(120),
         || async {
-            let d = deployments.get("web").await.ok()?;
-            let status = d.status?;
-            let done = status.observed_generation == d.metadata.generation
-                && status.updated_replicas == Some(3)
-                && status.available_replicas == Some(3)
-                && status.replicas == Some(3);
+            let done = rollout_complete(&client, NS, "web", 3).await;
             let pods = pods_of(&client, NS, "web").await;
             let settled = pods.len() == 3
                 && pods
@@ -329,23 +313,7 @@ async fn a_node_port_answers_on_every_node_address() {
     let sandbox = start_sandbox().await;
     let client = sandbox.client();
     sandbox.create_namespace(NS, &[]).await.unwrap();
-    create(&client, NS, &web_deployment("web", 2, 1, 0)).await;
-    create(&client, NS, &service("web", "NodePort")).await;
-    let services: Api<Service> = Api::namespaced(client.clone(), NS);
-    let node_port = services
-        .get("web")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .ports
-        .unwrap()[0]
-        .node_port
-        .expect("a NodePort was allocated") as u16;
-    eventually("2 ready pods", Duration::from_secs(60), || async {
-        (ready_pods(&client, NS, "web").await.len() == 2).then_some(())
-    })
-    .await;
+    let node_port = web_behind_node_port(&client, NS, 2).await;
 
     let guard = sandbox.guard();
     for node in sandbox.nodes() {

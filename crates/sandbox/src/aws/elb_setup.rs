@@ -230,3 +230,39 @@ pub async fn states(elb: &Client, tg: &str) -> Result<Vec<TargetState>> {
         })
         .collect())
 }
+
+/// An ALB whose HTTP listener on port 80 forwards to an ip target group of pods on 8080.
+#[derive(Debug, Clone)]
+pub struct WebAlb {
+    pub target_group_arn: String,
+    pub load_balancer_arn: String,
+    pub dns_name: String,
+}
+
+/// Creates a [`WebAlb`] named `name`: health check on `path` every `interval` seconds, the given
+/// deregistration delay.
+pub async fn web_alb(
+    elb: &Client,
+    aws: &AwsEmulator,
+    name: &str,
+    path: &str,
+    interval: i32,
+    deregistration_delay: u32,
+) -> Result<WebAlb> {
+    let spec = TargetGroupSpec {
+        name,
+        target_type: TargetTypeEnum::Ip,
+        port: 8080,
+        health_check_path: path,
+        interval,
+    };
+    let target_group_arn = target_group(elb, aws, spec).await?;
+    let (load_balancer_arn, dns_name) = application_load_balancer(elb, aws, name).await?;
+    http_listener(elb, &load_balancer_arn, 80, forward(&target_group_arn)).await?;
+    set_deregistration_delay(elb, &target_group_arn, deregistration_delay).await?;
+    Ok(WebAlb {
+        target_group_arn,
+        load_balancer_arn,
+        dns_name,
+    })
+}
