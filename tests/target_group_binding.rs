@@ -23,7 +23,7 @@ const INJECT: (&str, &str) = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enable
 
 struct World {
     sandbox: Sandbox,
-    controller: ControllerHandle,
+    controller: Option<ControllerHandle>,
     elb: Elb,
     tg: String,
 }
@@ -49,10 +49,24 @@ impl World {
             .target_group_arn;
         World {
             sandbox,
-            controller,
+            controller: Some(controller),
             elb,
             tg,
         }
+    }
+
+    async fn stop_controller(&mut self) {
+        if let Some(controller) = self.controller.take() {
+            controller.stop().await;
+        }
+    }
+
+    async fn start_controller(&mut self) {
+        self.controller = Some(
+            start_controller(&self.sandbox)
+                .await
+                .expect("controller starts"),
+        );
     }
 
     fn client(&self) -> kube::Client {
@@ -101,8 +115,8 @@ impl World {
             .collect()
     }
 
-    async fn stop(self) {
-        self.controller.stop().await;
+    async fn stop(mut self) {
+        self.stop_controller().await;
         self.sandbox.shutdown().await;
     }
 }
@@ -454,6 +468,46 @@ async fn a_binding_to_a_missing_service_warns_then_heals() {
                 .into_iter()
                 .any(|c| c.status == "True");
             (ready && pods.len() == 2 && world.active_targets().await == pods).then_some(())
+        },
+    )
+    .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_converges_to_what_changed_while_it_was_down() {
+    let ns = "restart";
+    let mut world = World::start(ns, false).await;
+    let client = world.client();
+    create(&client, ns, &web_deployment("web", 2, 1, 0)).await;
+    create(&client, ns, &service("web", "ClusterIP")).await;
+    world.bind(ns, "web").await;
+    eventually("2 targets", Duration::from_secs(60), || async {
+        (world.active_targets().await.len() == 2).then_some(())
+    })
+    .await;
+
+    // Down: the Deployment changes under it.
+    world.stop_controller().await;
+    scale(&client, ns, 4).await;
+    eventually("4 pods running", Duration::from_secs(60), || async {
+        (ready_pods(&client, ns, "web").await.len() == 4).then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.active_targets().await.len(),
+        2,
+        "nothing registers targets while the controller is down"
+    );
+
+    // Up again: state lives in Kubernetes and AWS only, so it converges.
+    world.start_controller().await;
+    eventually(
+        "4 targets, one per pod",
+        Duration::from_secs(60),
+        || async {
+            let pods = world.pod_targets(ns).await;
+            (pods.len() == 4 && world.active_targets().await == pods).then_some(())
         },
     )
     .await;
