@@ -33,6 +33,7 @@ pub fn zone_name(region: &str, zone: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressPlan {
     cidr: Ipv4Net,
+    zones: [Ipv4Net; ZONES],
 }
 
 impl AddressPlan {
@@ -42,7 +43,16 @@ impl AddressPlan {
                 "pod CIDR {cidr} is too small: use a /22 or larger (it holds three zone subnets)"
             )));
         }
-        Ok(Self { cidr: cidr.trunc() })
+        let cidr = cidr.trunc();
+        let quarters: Vec<Ipv4Net> = cidr
+            .subnets(cidr.prefix_len() + 2)
+            .map_err(|e| SandboxError::Config(format!("splitting {cidr} into zone subnets: {e}")))?
+            .take(ZONES)
+            .collect();
+        let zones: [Ipv4Net; ZONES] = quarters.try_into().map_err(|_| {
+            SandboxError::Config(format!("{cidr} has no room for {ZONES} zone subnets"))
+        })?;
+        Ok(Self { cidr, zones })
     }
 
     pub fn cidr(&self) -> Ipv4Net {
@@ -51,11 +61,7 @@ impl AddressPlan {
 
     /// The subnet of zone `zone` (0, 1, 2): a quarter of the CIDR.
     pub fn zone_subnet(&self, zone: usize) -> Ipv4Net {
-        let quarter = Ipv4Net::new(self.cidr.network(), self.cidr.prefix_len() + 2)
-            .expect("prefix + 2 <= 24 is valid");
-        let size = 1u32 << (32 - quarter.prefix_len());
-        let network = Ipv4Addr::from(u32::from(self.cidr.network()) + size * (zone % ZONES) as u32);
-        Ipv4Net::new(network, quarter.prefix_len()).expect("valid subnet")
+        self.zones[zone % ZONES]
     }
 
     fn offset(net: Ipv4Net, offset: u32) -> Ipv4Addr {

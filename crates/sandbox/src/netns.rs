@@ -26,8 +26,7 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// The CIDRs tried, in order, when the caller names none: the first that no host route overlaps.
 fn default_cidr_candidates() -> impl Iterator<Item = Ipv4Net> {
-    (244..=254u8)
-        .map(|second| Ipv4Net::new(Ipv4Addr::new(10, second, 0, 0), 16).expect("valid /16"))
+    (244..=254u8).filter_map(|second| format!("10.{second}.0.0/16").parse().ok())
 }
 
 type BindRequest = (
