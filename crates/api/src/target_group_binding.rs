@@ -150,6 +150,58 @@ pub struct NetworkingPort {
     pub port: Option<IntOrString>,
 }
 
+impl TargetGroupBindingSpec {
+    /// Checks what the schema cannot: the networking rules' CIDRs, security group IDs, protocols
+    /// and ports. The message names the field and the value.
+    pub fn validate(&self) -> Result<(), String> {
+        let rules = self.networking.iter().flat_map(|n| n.ingress.iter());
+        for (i, rule) in rules.enumerate() {
+            for peer in &rule.from {
+                match (&peer.ip_block, &peer.security_group) {
+                    (Some(block), None) => {
+                        block.cidr.parse::<ipnet::IpNet>().map_err(|_| {
+                            format!(
+                                "spec.networking.ingress[{i}].from.ipBlock.cidr {:?} is not a CIDR",
+                                block.cidr
+                            )
+                        })?;
+                    }
+                    (None, Some(group)) => {
+                        if !group.group_id.starts_with("sg-") {
+                            return Err(format!(
+                                "spec.networking.ingress[{i}].from.securityGroup.groupID {:?} is not a security group ID",
+                                group.group_id
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "spec.networking.ingress[{i}].from needs exactly one of ipBlock and securityGroup"
+                        ));
+                    }
+                }
+            }
+            for port in &rule.ports {
+                if let Some(protocol) = &port.protocol
+                    && !matches!(protocol.as_str(), "TCP" | "UDP")
+                {
+                    return Err(format!(
+                        "spec.networking.ingress[{i}].ports.protocol {protocol:?} is not TCP or UDP"
+                    ));
+                }
+                if let Some(IntOrString::Int(number)) = port.port
+                    && !(1..=65535).contains(&number)
+                {
+                    return Err(format!(
+                        "spec.networking.ingress[{i}].ports.port {number} is out of range"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetGroupBindingStatus {
@@ -203,6 +255,48 @@ mod tests {
         assert_eq!(spec.service_ref.port, IntOrString::String("http".into()));
         assert_eq!(spec.target_type, Some(TargetType::Instance));
         assert!(spec.target_group_arn.is_none());
+    }
+
+    #[test]
+    fn networking_rules_are_validated_with_the_field_named() {
+        let spec = |networking: serde_json::Value| -> TargetGroupBindingSpec {
+            serde_json::from_value(serde_json::json!({
+                "serviceRef": {"name": "web", "port": 80},
+                "networking": networking,
+            }))
+            .unwrap()
+        };
+        let good = spec(serde_json::json!({"ingress": [{
+            "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"securityGroup": {"groupID": "sg-1"}}],
+            "ports": [{"protocol": "TCP", "port": 8080}, {"port": "http"}],
+        }]}));
+        assert_eq!(good.validate(), Ok(()));
+        let cases = [
+            (
+                serde_json::json!({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/8"}}], "ports": []}]}),
+                "ipBlock.cidr \"10.0.0/8\"",
+            ),
+            (
+                serde_json::json!({"ingress": [{"from": [{"securityGroup": {"groupID": "web"}}], "ports": []}]}),
+                "groupID \"web\"",
+            ),
+            (
+                serde_json::json!({"ingress": [{"from": [{}], "ports": []}]}),
+                "exactly one",
+            ),
+            (
+                serde_json::json!({"ingress": [{"from": [], "ports": [{"protocol": "ICMP"}]}]}),
+                "\"ICMP\"",
+            ),
+            (
+                serde_json::json!({"ingress": [{"from": [], "ports": [{"port": 70000}]}]}),
+                "70000",
+            ),
+        ];
+        for (networking, needle) in cases {
+            let err = spec(networking).validate().unwrap_err();
+            assert!(err.contains(needle), "{err} lacks {needle}");
+        }
     }
 
     #[test]

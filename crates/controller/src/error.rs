@@ -11,6 +11,8 @@ pub enum ControllerError {
     TargetGroupNotFound(String),
     #[error("the binding names neither spec.targetGroupARN nor spec.targetGroupName")]
     NoTargetGroup,
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
     #[error("spec.targetType is {binding} but target group {target_group} has target type {group}")]
     TargetTypeMismatch {
         binding: String,
@@ -40,7 +42,7 @@ impl ControllerError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::TargetGroupNotFound(_) => "TargetGroupNotFound",
-            Self::NoTargetGroup => "InvalidSpec",
+            Self::NoTargetGroup | Self::InvalidSpec(_) => "InvalidSpec",
             Self::TargetTypeMismatch { .. } | Self::UnsupportedTargetType(..) => {
                 "TargetTypeMismatch"
             }

@@ -236,6 +236,10 @@ fn desired_targets<T>(
 }
 
 async fn apply<T: TargetGroups>(binding: &TargetGroupBinding, ctx: &Context<T>) -> Result<Action> {
+    binding
+        .spec
+        .validate()
+        .map_err(ControllerError::InvalidSpec)?;
     let group = target_group(binding, ctx).await?;
     let (target_type, desired) = desired_targets(binding, ctx, &group)?;
     let mut health = ctx.aws.target_health(&group.arn).await?;
