@@ -11,7 +11,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use lb_api::{TargetGroupBinding, keys};
 use lb_aws::{AwsCalls, SdkTargetGroups};
-use lb_controller_core::{Context, RunError, WebhookOptions, webhook};
+use lb_controller_core::{Context, MetricsOptions, RunError, WebhookOptions, webhook};
 use lb_sandbox::{Sandbox, SandboxError, manifests};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -51,6 +51,8 @@ pub struct ControllerHandle {
     pub calls: Arc<AwsCalls>,
     /// Where the pod webhook listens (TLS, certificate of the sandbox CA).
     pub webhook: std::net::SocketAddr,
+    /// Where Prometheus metrics are served (`/metrics`).
+    pub metrics: std::net::SocketAddr,
 }
 
 impl ControllerHandle {
@@ -109,6 +111,8 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
     register_webhook(&client, port, sandbox.pki().ca_pem()).await?;
 
     let calls = Arc::new(AwsCalls::default());
+    let metrics: std::net::SocketAddr =
+        ([127, 0, 0, 1], lb_sandbox::ports::free_loopback_port()?).into();
     let targets = SdkTargetGroups::new(&aws.sdk_config().await, calls.clone());
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -121,6 +125,10 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
         client,
         targets,
         Some(options),
+        Some(MetricsOptions {
+            listen: metrics,
+            calls: calls.clone(),
+        }),
         async move {
             let _ = shutdown_rx.await;
         },
@@ -143,6 +151,7 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
         context,
         calls,
         webhook: ([127, 0, 0, 1], port).into(),
+        metrics,
     })
 }
 

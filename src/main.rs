@@ -4,31 +4,37 @@
 
 mod demo;
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
 /// The controller as it runs in a cluster.
 async fn run_controller(
     webhook: Option<lb_controller_core::WebhookOptions>,
+    metrics_listen: std::net::SocketAddr,
 ) -> Result<(), demo::CliError> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| demo::CliError::Controller(format!("connecting to Kubernetes: {e}")))?;
     let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
-    let aws = lb_aws::SdkTargetGroups::new(&lb_aws::load_sdk_config().await, calls);
+    let aws = lb_aws::SdkTargetGroups::new(&lb_aws::load_sdk_config().await, calls.clone());
+    let metrics = lb_controller_core::MetricsOptions {
+        listen: metrics_listen,
+        calls,
+    };
     lb_controller_core::run(
         client,
         aws,
         webhook,
+        Some(metrics),
         lb_sandbox::stop::wait_for_stop(None),
         None,
     )
     .await
     .map_err(|e| demo::CliError::Controller(e.to_string()))
 }
-
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
-
-use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "lb-controller", version, about)]
@@ -80,6 +86,9 @@ enum Command {
         /// Run without the webhook (pods then get no gates injected).
         #[arg(long)]
         disable_webhook: bool,
+        /// Serve Prometheus metrics on this address (`/metrics`).
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_listen: std::net::SocketAddr,
     },
 }
 
@@ -130,13 +139,14 @@ async fn main() -> ExitCode {
             webhook_listen,
             webhook_cert_dir,
             disable_webhook,
+            metrics_listen,
         } => {
             let webhook = (!disable_webhook).then(|| lb_controller_core::WebhookOptions {
                 listen: webhook_listen,
                 cert: webhook_cert_dir.join("tls.crt"),
                 key: webhook_cert_dir.join("tls.key"),
             });
-            run_controller(webhook).await
+            run_controller(webhook, metrics_listen).await
         }
     };
     match result {

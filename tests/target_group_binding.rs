@@ -13,9 +13,9 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use lb_api::TargetGroupBinding;
 use lb_controller::harness::{ControllerHandle, start_controller};
-use lb_sandbox::Sandbox;
 use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
+use lb_sandbox::{Sandbox, http_client};
 use serde_json::json;
 
 const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
@@ -175,6 +175,25 @@ async fn targets_follow_the_deployment_as_it_scales_and_deleted_pods_drain() {
         reasons.iter().any(|r| r == "TargetsRegistered"),
         "{reasons:?}"
     );
+    // Every AWS call shows in the metrics.
+    let metrics = http_client::get(
+        &world.sandbox.guard(),
+        world.controller.as_ref().unwrap().metrics,
+        "/metrics",
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&metrics.body);
+    let registers = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "lb_controller_aws_calls_total{operation=\"RegisterTargets\",result=\"ok\"} ",
+            )
+        })
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(registers.is_some_and(|n| n >= 1), "{text}");
     world.stop().await;
 }
 

@@ -36,6 +36,12 @@ pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 use crate::selectors::service_selects;
 
+/// Where to serve Prometheus metrics (plain HTTP, `/metrics`), and the AWS call counts to include.
+pub struct MetricsOptions {
+    pub listen: SocketAddr,
+    pub calls: Arc<lb_aws::AwsCalls>,
+}
+
 pub struct WebhookOptions {
     pub listen: SocketAddr,
     pub cert: PathBuf,
@@ -81,6 +87,7 @@ pub async fn run<T: TargetGroups>(
     client: Client,
     aws: T,
     webhook: Option<WebhookOptions>,
+    metrics: Option<MetricsOptions>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: Option<tokio::sync::oneshot::Sender<Arc<Context<T>>>>,
 ) -> Result<(), RunError> {
@@ -139,6 +146,30 @@ pub async fn run<T: TargetGroups>(
         stores,
         Recorder::new(client.clone(), reporter),
     ));
+    let metrics_task = match metrics {
+        Some(options) => {
+            let listener = tokio::net::TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| webhook::WebhookError::Listen {
+                    addr: options.listen,
+                    source,
+                })?;
+            let ctx = ctx.clone();
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let text = metrics::render(&ctx.metrics, &options.calls);
+                    async move { text }
+                }),
+            );
+            Some(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, app).await {
+                    tracing::warn!("metrics server: {err}");
+                }
+            }))
+        }
+        None => None,
+    };
     if let Some(ready) = ready {
         let _ = ready.send(ctx.clone());
     }
@@ -193,7 +224,7 @@ pub async fn run<T: TargetGroups>(
         })
         .await;
     namespaces_task.abort();
-    if let Some(task) = webhook_task {
+    for task in [webhook_task, metrics_task].into_iter().flatten() {
         task.abort();
     }
     Ok(())
