@@ -4,8 +4,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub reconciles: AtomicU64,
@@ -36,7 +34,7 @@ impl Metrics {
             .fetch_add(count as u64, Ordering::Relaxed);
     }
 
-    pub fn gate_opened(&self, _pod: &Pod) {
+    pub fn gate_opened(&self) {
         self.gates_opened.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -65,7 +65,7 @@ pub struct Context<T> {
     registered_at: Mutex<HashMap<(String, TargetKey), Instant>>,
     /// Target groups by ARN or name; their type and ARN never change.
     target_groups: Mutex<HashMap<String, TargetGroupInfo>>,
-    /// When each pod's gate was last seen pending, to measure gate latency.
+    /// Counters for /metrics and benchmarks.
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -445,7 +445,7 @@ async fn write_gate<T>(
     {
         Ok(_) => {
             if verdict.status {
-                ctx.metrics.gate_opened(pod);
+                ctx.metrics.gate_opened();
             }
             tracing::debug!(pod = %pod.name_any(), status = verdict.status, reason = %verdict.reason, "readiness gate written");
             Ok(())
