@@ -52,6 +52,18 @@ pub struct WebhookOptions {
 pub enum RunError {
     #[error(transparent)]
     Webhook(#[from] webhook::WebhookError),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen { addr, source })
 }
 
 /// A reflected watch of all objects of `K`, with managed fields stripped.
@@ -112,12 +124,7 @@ pub async fn run<T: TargetGroups>(
     let webhook_task = match webhook {
         Some(options) => {
             let tls = webhook::tls_config(&options.cert, &options.key)?;
-            let listener = tokio::net::TcpListener::bind(options.listen)
-                .await
-                .map_err(|source| webhook::WebhookError::Listen {
-                    addr: options.listen,
-                    source,
-                })?;
+            let listener = listen(options.listen).await?;
             let state = webhook::WebhookState {
                 bindings: bindings.clone(),
                 services: services.clone(),
@@ -148,12 +155,7 @@ pub async fn run<T: TargetGroups>(
     ));
     let metrics_task = match metrics {
         Some(options) => {
-            let listener = tokio::net::TcpListener::bind(options.listen)
-                .await
-                .map_err(|source| webhook::WebhookError::Listen {
-                    addr: options.listen,
-                    source,
-                })?;
+            let listener = listen(options.listen).await?;
             let ctx = ctx.clone();
             let app = axum::Router::new().route(
                 "/metrics",

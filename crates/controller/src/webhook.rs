@@ -6,7 +6,6 @@
 //! Served over TLS (rustls) by axum, answering from the controller's caches only.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -176,12 +175,6 @@ pub enum WebhookError {
     NoPem(PathBuf),
     #[error("TLS configuration: {0}")]
     Tls(#[from] tokio_rustls::rustls::Error),
-    #[error("listening on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 pub fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<ServerConfig, WebhookError> {
