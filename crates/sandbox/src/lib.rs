@@ -52,6 +52,31 @@ use kubelet::NodeAgent;
 use netns::PodNetwork;
 use node_ports::NodePortProxy;
 
+/// Sandbox directories are named `lb-sandbox-<pid>-<random>` in the temp dir, so a later sandbox
+/// can remove those of a process that died without cleaning up (a `kill -9`).
+const DIR_PREFIX: &str = "lb-sandbox-";
+
+/// Removes the directories (logs, etcd data) of sandboxes whose process is gone.
+pub fn remove_stale_directories() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::info!(dir = %entry.path().display(), "removing the directory of a dead sandbox");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Number of simulated nodes, spread over three zones.
@@ -106,8 +131,9 @@ impl Sandbox {
         let binaries = tokio::task::spawn_blocking(binaries::ensure)
             .await
             .map_err(|e| SandboxError::Config(format!("binary build task failed: {e}")))??;
+        remove_stale_directories();
         let dir = tempfile::Builder::new()
-            .prefix("lb-sandbox-")
+            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|source| SandboxError::Io {
                 context: "creating the sandbox directory".into(),

@@ -131,8 +131,9 @@ async fn two_sandboxes_run_at_once_on_distinct_networks() {
     b.shutdown().await;
 }
 
-/// Starts `lb-sandbox up`, waits for READY, and returns the process with its network namespace.
-fn start_cli() -> (std::process::Child, String) {
+/// Starts `lb-sandbox up`, waits for READY, and returns the process, its network namespace and
+/// its directory.
+fn start_cli() -> (std::process::Child, String, std::path::PathBuf) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lb-sandbox"))
         .args(["up", "--for", "120s"])
         .env("RUST_LOG", "warn,kube_client::client::builder=off")
@@ -142,10 +143,14 @@ fn start_cli() -> (std::process::Child, String) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut netns = None;
+    let mut dir = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.split("network namespace ").nth(1) {
             netns = rest.split(',').next().map(str::to_string);
+        }
+        if let Some(kubeconfig) = line.trim().strip_prefix("kubeconfig") {
+            dir = Path::new(kubeconfig.trim()).parent().map(Path::to_path_buf);
         }
         if line == "READY" {
             break;
@@ -153,12 +158,16 @@ fn start_cli() -> (std::process::Child, String) {
     }
     // Keep reading, so the CLI's last lines never meet a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, netns.expect("the CLI printed its network namespace"))
+    (
+        child,
+        netns.expect("the CLI printed its network namespace"),
+        dir.expect("the CLI printed its kubeconfig"),
+    )
 }
 
 #[test]
 fn ctrl_c_stops_the_cli_and_leaves_nothing_behind() {
-    let (mut cli, netns) = start_cli();
+    let (mut cli, netns, dir) = start_cli();
     let children = children_of(cli.id());
     assert_eq!(
         children.len(),
@@ -172,11 +181,12 @@ fn ctrl_c_stops_the_cli_and_leaves_nothing_behind() {
         assert!(!process_alive(pid), "child {pid} survived Ctrl-C");
     }
     assert!(!netns_exists(&netns));
+    assert!(!dir.exists(), "{} survived Ctrl-C", dir.display());
 }
 
 #[test]
-fn a_killed_cli_takes_its_children_with_it_and_the_next_sandbox_cleans_its_namespace() {
-    let (mut cli, netns) = start_cli();
+fn a_killed_cli_takes_its_children_with_it_and_the_next_sandbox_cleans_up_after_it() {
+    let (mut cli, netns, dir) = start_cli();
     let children = children_of(cli.id());
     assert_eq!(children.len(), 4);
     cli.kill().unwrap(); // SIGKILL: no chance to clean up.
@@ -204,4 +214,12 @@ fn a_killed_cli_takes_its_children_with_it_and_the_next_sandbox_cleans_its_names
     );
     network.teardown();
     assert!(!Path::new(&format!("/run/netns/{}", network.netns_name())).exists());
+    // And the next sandbox removes its directory (etcd data, logs).
+    assert!(dir.exists());
+    lb_sandbox::remove_stale_directories();
+    assert!(
+        !dir.exists(),
+        "the stale directory {} was not removed",
+        dir.display()
+    );
 }
