@@ -17,6 +17,7 @@ use lb_api::keys;
 use lb_controller::harness::{HarnessError, start_controller};
 use lb_sandbox::aws::ControlClient;
 use lb_sandbox::aws::elb_setup;
+use lb_sandbox::stop::StopSignals;
 use lb_sandbox::{Sandbox, SandboxConfig, SandboxError, http_client, manifests};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +44,16 @@ pub struct DemoOptions {
     pub namespace: String,
 }
 
+/// Resolves on Ctrl-C, SIGTERM or when `--for` has passed.
+type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Placeholder in example manifests for the ARN of the target group the demo creates.
 const ARN_PLACEHOLDER: &str = "${TARGET_GROUP_ARN}";
 
 pub async fn run(options: DemoOptions) -> Result<(), CliError> {
     let clock = Instant::now();
+    // Before anything is printed: a Ctrl-C at any point must stop the demo gracefully.
+    let mut stop: Stop = Box::pin(StopSignals::install().wait(options.run_for));
     let manifests = options
         .manifests
         .iter()
@@ -65,7 +71,13 @@ pub async fn run(options: DemoOptions) -> Result<(), CliError> {
         clock,
         "starting the sandbox (the first run builds Kubernetes and the moto venv: minutes)",
     );
-    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let sandbox = tokio::select! {
+        sandbox = Sandbox::start(SandboxConfig::default()) => sandbox?,
+        () = &mut stop => {
+            say(clock, "stopped before the sandbox was ready");
+            return Ok(());
+        }
+    };
     say(
         clock,
         &format!(
@@ -96,7 +108,7 @@ pub async fn run(options: DemoOptions) -> Result<(), CliError> {
     let result = async {
         let controller = start_controller(&sandbox).await?;
         say(clock, "controller running, pod webhook registered");
-        let outcome = show(&sandbox, &options, &manifests, clock).await;
+        let outcome = show(&sandbox, &options, &manifests, &mut stop, clock).await;
         controller.stop().await;
         outcome
     }
@@ -110,6 +122,7 @@ async fn show(
     sandbox: &Sandbox,
     options: &DemoOptions,
     manifests: &[(PathBuf, String)],
+    stop: &mut Stop,
     clock: Instant,
 ) -> Result<(), CliError> {
     let aws = sandbox
@@ -154,7 +167,7 @@ async fn show(
         () = follow_pods(sandbox, &options.namespace, clock) => {}
         () = follow_targets(aws.control(), tg.clone(), clock) => {}
         () = send_requests(sandbox, alb, clock) => {}
-        () = lb_sandbox::stop::wait_for_stop(options.run_for) => {}
+        () = stop => {}
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ async fn run_controller(
     webhook: Option<lb_controller_core::WebhookOptions>,
     metrics_listen: std::net::SocketAddr,
 ) -> Result<(), demo::CliError> {
+    let signals = lb_sandbox::stop::StopSignals::install();
     let client = kube::Client::try_default()
         .await
         .map_err(|e| demo::CliError::Controller(format!("connecting to Kubernetes: {e}")))?;
@@ -29,7 +30,7 @@ async fn run_controller(
         aws,
         webhook,
         Some(metrics),
-        lb_sandbox::stop::wait_for_stop(None),
+        signals.wait(None),
         None,
     )
     .await

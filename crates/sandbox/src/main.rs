@@ -109,7 +109,12 @@ async fn prepare() -> lb_sandbox::Result<()> {
 }
 
 async fn up(config: SandboxConfig, run_for: Option<Duration>) -> lb_sandbox::Result<()> {
-    let sandbox = Sandbox::start(config).await?;
+    // Before anything is announced: a Ctrl-C right after READY must stop us gracefully.
+    let mut stop = Box::pin(lb_sandbox::stop::StopSignals::install().wait(run_for));
+    let sandbox = tokio::select! {
+        sandbox = Sandbox::start(config) => sandbox?,
+        () = &mut stop => return Ok(()),
+    };
     println!("sandbox ready in {:.1?}", sandbox.startup_time());
     println!("  apiserver   {}", sandbox.api_url());
     println!("  kubeconfig  {}", sandbox.kubeconfig_path().display());
@@ -149,7 +154,7 @@ async fn up(config: SandboxConfig, run_for: Option<Duration>) -> lb_sandbox::Res
         sandbox.kubeconfig_path().display()
     );
     println!("READY");
-    lb_sandbox::stop::wait_for_stop(run_for).await;
+    stop.await;
     // Whoever read our output may be gone by now: never fail (or panic) on a closed stdout.
     let _ = writeln!(std::io::stdout(), "stopping");
     sandbox.shutdown().await;
