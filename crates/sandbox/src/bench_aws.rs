@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
-use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -19,8 +18,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use lb_sandbox::aws::AwsEmulator;
-use lb_sandbox::aws::elb_setup::{self, TargetGroupSpec};
+use lb_sandbox::aws::elb_setup;
 use lb_sandbox::{DestinationGuard, Result, Sandbox, SandboxError};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -68,14 +66,14 @@ async fn measure(sandbox: &Sandbox, args: &BenchAwsArgs) -> Result<(String, Stri
         .ok_or_else(|| SandboxError::Config("bench-aws needs the AWS emulator".into()))?;
     let elb = ElbClient::new(&aws.sdk_config().await);
     sandbox.create_namespace("bench", &[]).await?;
-    let (lb_arn, lb_dns) = elb_setup::application_load_balancer(&elb, aws, "bench").await?;
 
     // Throughput: 3 pods behind the ALB.
     let web = scale_pods(sandbox, "web", 3).await?;
-    let web_tg = target_group(&elb, aws, "web", &lb_arn, 80).await?;
+    let web_alb = elb_setup::web_alb(&elb, aws, "web", "/healthz", INTERVAL, 300).await?;
+    let web_tg = web_alb.target_group_arn;
     register(&elb, &web_tg, &web).await?;
     wait_healthy(&elb, &web_tg, web.len()).await?;
-    let local = aws.listener_address(&lb_dns, 80).await?;
+    let local = aws.listener_address(&web_alb.dns_name, 80).await?;
     let throughput = throughput(
         sandbox.guard(),
         local,
@@ -86,7 +84,9 @@ async fn measure(sandbox: &Sandbox, args: &BenchAwsArgs) -> Result<(String, Stri
 
     // Health timing: many targets registered at once.
     let many = scale_pods(sandbox, "many", args.targets).await?;
-    let many_tg = target_group(&elb, aws, "many", &lb_arn, 81).await?;
+    let many_tg = elb_setup::web_alb(&elb, aws, "many", "/healthz", INTERVAL, 300)
+        .await?
+        .target_group_arn;
     register(&elb, &many_tg, &many).await?;
     wait_healthy(&elb, &many_tg, many.len()).await?;
     let expected = f64::from(INTERVAL * HEALTHY_THRESHOLD);
@@ -111,26 +111,6 @@ async fn measure(sandbox: &Sandbox, args: &BenchAwsArgs) -> Result<(String, Stri
         percentile(&errors_ms, 1.0),
     );
     Ok((throughput, timing))
-}
-
-/// A target group for pods on 8080 behind a new listener of the load balancer.
-async fn target_group(
-    elb: &ElbClient,
-    aws: &AwsEmulator,
-    name: &str,
-    lb_arn: &str,
-    listener_port: i32,
-) -> Result<String> {
-    let spec = TargetGroupSpec {
-        name,
-        target_type: TargetTypeEnum::Ip,
-        port: 8080,
-        health_check_path: "/healthz",
-        interval: INTERVAL,
-    };
-    let arn = elb_setup::target_group(elb, aws, spec).await?;
-    elb_setup::http_listener(elb, lb_arn, listener_port, elb_setup::forward(&arn)).await?;
-    Ok(arn)
 }
 
 /// A Deployment of `replicas` pods; returns their addresses once all run.
