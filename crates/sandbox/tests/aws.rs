@@ -50,22 +50,14 @@ async fn target_health_goes_initial_healthy_unhealthy_then_drains_away() {
     sandbox.create_namespace(NS, &[]).await.unwrap();
     let pod = serving_pod(&client, NS, "web", &[]).await;
     let ip = pod_ip(&pod).unwrap().to_string();
-    let elb = elb::client(sandbox.aws().unwrap()).await;
     let aws = sandbox.aws().unwrap();
+    let elb = elb::client(aws).await;
 
-    let tg = elb::target_group(
-        &elb,
-        sandbox.aws().unwrap(),
-        spec("web", TargetTypeEnum::Ip, 8080, "/healthz"),
-    )
-    .await
-    .unwrap();
-    let (lb, _) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "web")
+    // Attached to an ALB: ELB checks only targets of target groups a load balancer uses.
+    let tg = elb::web_alb(&elb, aws, "web", "/healthz", 2, 300)
         .await
-        .unwrap();
-    elb::http_listener(&elb, &lb, 80, elb::forward(&tg))
-        .await
-        .unwrap();
+        .unwrap()
+        .target_group_arn;
 
     elb::register(&elb, &tg, vec![target(&ip, 8080)])
         .await
@@ -157,24 +149,16 @@ async fn the_data_plane_routes_by_rule_and_answers_404_502_and_503_like_an_alb()
     )
     .unwrap()
     .to_string();
-    let elb = elb::client(sandbox.aws().unwrap()).await;
     let aws = sandbox.aws().unwrap();
+    let elb = elb::client(aws).await;
 
-    let good_tg = elb::target_group(
-        &elb,
-        sandbox.aws().unwrap(),
-        spec("good", TargetTypeEnum::Ip, 8080, "/"),
-    )
-    .await
-    .unwrap();
-    let bad_tg = elb::target_group(
-        &elb,
-        sandbox.aws().unwrap(),
-        spec("bad", TargetTypeEnum::Ip, 8080, "/"),
-    )
-    .await
-    .unwrap();
-    let (lb, dns) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "shop")
+    let good_tg = elb::target_group(&elb, aws, spec("good", TargetTypeEnum::Ip, 8080, "/"))
+        .await
+        .unwrap();
+    let bad_tg = elb::target_group(&elb, aws, spec("bad", TargetTypeEnum::Ip, 8080, "/"))
+        .await
+        .unwrap();
+    let (lb, dns) = elb::application_load_balancer(&elb, aws, "shop")
         .await
         .unwrap();
     let listener = elb::http_listener(&elb, &lb, 80, elb::fixed_response("404", "no route"))
@@ -246,15 +230,12 @@ async fn targets_are_keyed_by_id_and_port_and_unused_until_a_load_balancer_uses_
     let ip = pod_ip(&serving_pod(&client, NS, "web", &[]).await)
         .unwrap()
         .to_string();
-    let elb = elb::client(sandbox.aws().unwrap()).await;
+    let aws = sandbox.aws().unwrap();
+    let elb = elb::client(aws).await;
 
-    let tg = elb::target_group(
-        &elb,
-        sandbox.aws().unwrap(),
-        spec("web", TargetTypeEnum::Ip, 8080, "/"),
-    )
-    .await
-    .unwrap();
+    let tg = elb::target_group(&elb, aws, spec("web", TargetTypeEnum::Ip, 8080, "/"))
+        .await
+        .unwrap();
     // Same address, two ports: two targets, as in ELB (moto alone would keep one).
     elb::register(&elb, &tg, vec![target(&ip, 8080), target(&ip, 9090)])
         .await
@@ -273,7 +254,7 @@ async fn targets_are_keyed_by_id_and_port_and_unused_until_a_load_balancer_uses_
     )
     .await;
 
-    let (lb, _) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "web")
+    let (lb, _) = elb::application_load_balancer(&elb, aws, "web")
         .await
         .unwrap();
     elb::http_listener(&elb, &lb, 80, elb::forward(&tg))
@@ -302,15 +283,16 @@ async fn instance_targets_are_the_nodes_and_are_checked_through_the_node_port() 
     sandbox.create_namespace(NS, &[]).await.unwrap();
     let node_port = i32::from(web_behind_node_port(&client, NS, 2).await);
 
-    let elb = elb::client(sandbox.aws().unwrap()).await;
+    let aws = sandbox.aws().unwrap();
+    let elb = elb::client(aws).await;
     let tg = elb::target_group(
         &elb,
-        sandbox.aws().unwrap(),
+        aws,
         spec("web-nodes", TargetTypeEnum::Instance, node_port, "/healthz"),
     )
     .await
     .unwrap();
-    let (lb, dns) = elb::application_load_balancer(&elb, sandbox.aws().unwrap(), "web")
+    let (lb, dns) = elb::application_load_balancer(&elb, aws, "web")
         .await
         .unwrap();
     elb::http_listener(&elb, &lb, 80, elb::forward(&tg))
