@@ -4,6 +4,7 @@
   GET /listeners                               every local listener: LB DNS name, port, local address, counts
   GET /targets?target_group_arn=ARN            every target of the group with its health timeline
   GET /requests?listener_arn=ARN&since=EPOCH   recent requests: [time, outcome, target]
+  GET /routing-lag?seconds=S                   sets the data plane's routing lag (see targets.py)
 """
 
 import asyncio
@@ -32,6 +33,12 @@ class ControlApi:
             return 200, self.registry.timeline(one("target_group_arn", ""))
         if path == "/requests":
             return 200, self.dataplane.recent(one("listener_arn", ""), float(one("since", "0")))
+        if path == "/routing-lag":
+            seconds = float(one("seconds", "0"))
+            if not 0 <= seconds <= 600:
+                return 400, {"error": f"routing lag {seconds} s is outside 0..600"}
+            self.registry.routing_lag = seconds
+            return 200, {"routing_lag": seconds}
         return 404, {"error": f"no such endpoint {path}"}
 
     async def _handle(self, reader, writer):
@@ -42,7 +49,7 @@ class ControlApi:
             target = urlsplit(head.first_line.split(" ")[1])
             status, value = self._answer(target.path, parse_qs(target.query))
             body = json.dumps(value).encode()
-            writer.write(httpwire.response_bytes(status, "OK" if status == 200 else "Not Found",
+            writer.write(httpwire.response_bytes(status, {200: "OK", 400: "Bad Request"}.get(status, "Not Found"),
                                                  [("Content-Type", "application/json")], body, close=True))
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):

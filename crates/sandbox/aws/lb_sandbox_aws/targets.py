@@ -6,6 +6,11 @@ consecutive checks pass, one every HealthCheckIntervalSeconds, then `healthy`; i
 deregistered target is `draining` for the group's deregistration delay, then gone. A target group
 no load balancer uses has `unused` targets (Target.NotInUse) and runs no checks, as in ELB.
 
+Routing lag: a real load balancer's nodes learn of a state change a little later than the API
+reports it, so a deregistered target still gets new requests for a moment and a new healthy one
+gets none yet. `routing_lag` (seconds, 0 by default, set through the control API) makes the data
+plane route by each target's state as it was that long ago.
+
 Writers are moto's request threads (register, deregister) and the checker tasks on the asyncio
 loop; one lock guards the table. Every state change is kept in the target's timeline.
 """
@@ -49,6 +54,15 @@ class Target:
     timeline: list = field(default_factory=list)
     checks: int = 0
 
+    def state_at(self, moment: float) -> str | None:
+        """The state the target was in at `moment` (None: not registered yet)."""
+        state = None
+        for event in self.timeline:
+            if event["at"] > moment:
+                break
+            state = event["state"]
+        return state
+
     def set_state(self, state: str, reason: tuple[str, str] | None) -> None:
         changed = state != self.state or (reason and reason[0] != self.reason)
         self.state = state
@@ -79,6 +93,7 @@ class TargetRegistry:
         self.lock = threading.RLock()
         self.targets: dict[tuple[str, str, int], Target] = {}
         self.round_robin: dict[str, int] = {}
+        self.routing_lag = 0.0
 
     # Called from moto's request threads -------------------------------------------------------
 
@@ -142,11 +157,17 @@ class TargetRegistry:
 
     def pick(self, group_arn: str) -> Target | None:
         """The next target for a new request: healthy ones round robin; if none is healthy but
-        some are unhealthy, those (ELB fails open); never initial, unused or draining ones."""
+        some are unhealthy, those (ELB fails open); never initial, unused or draining ones. States
+        are read `routing_lag` seconds in the past."""
         with self.lock:
-            candidates = [t for (arn, _, _), t in self.targets.items() if arn == group_arn]
-            healthy = [t for t in candidates if t.state == HEALTHY]
-            pool = healthy or [t for t in candidates if t.state == UNHEALTHY]
+            moment = time.time() - self.routing_lag
+            candidates = [
+                (t, t.state if self.routing_lag <= 0 else t.state_at(moment))
+                for (arn, _, _), t in self.targets.items()
+                if arn == group_arn
+            ]
+            healthy = [t for t, state in candidates if state == HEALTHY]
+            pool = healthy or [t for t, state in candidates if state == UNHEALTHY]
             if not pool:
                 return None
             index = self.round_robin.get(group_arn, 0)

@@ -105,3 +105,35 @@ class WireTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RoutingLagTest(unittest.TestCase):
+    def test_state_at_reads_the_timeline(self):
+        from lb_sandbox_aws.targets import HEALTHY, INITIAL, DRAINING, Target
+
+        target = Target("arn", "10.0.0.1", 80)
+        target.timeline = [
+            {"at": 100.0, "state": INITIAL, "reason": None},
+            {"at": 110.0, "state": HEALTHY, "reason": None},
+            {"at": 120.0, "state": DRAINING, "reason": None},
+        ]
+        self.assertIsNone(target.state_at(99.0))
+        self.assertEqual(target.state_at(100.0), INITIAL)
+        self.assertEqual(target.state_at(115.0), HEALTHY)
+        self.assertEqual(target.state_at(125.0), DRAINING)
+
+    def test_pick_routes_by_the_lagged_state(self):
+        import time
+
+        from lb_sandbox_aws.targets import DRAINING, HEALTHY, Target, TargetRegistry
+
+        registry = TargetRegistry(None, None, None, None)
+        now = time.time()
+        old = Target("arn", "10.0.0.1", 80)
+        old.timeline = [{"at": now - 30, "state": HEALTHY, "reason": None},
+                        {"at": now - 1, "state": DRAINING, "reason": None}]
+        old.state = DRAINING
+        registry.targets[("arn", old.id, 80)] = old
+        self.assertIsNone(registry.pick("arn"), "no lag: a draining target gets nothing")
+        registry.routing_lag = 2.0
+        self.assertIs(registry.pick("arn"), old, "2 s lag: the balancer has not heard yet")

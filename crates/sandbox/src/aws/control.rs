@@ -96,4 +96,12 @@ impl ControlClient {
         ))
         .await
     }
+
+    /// Sets the data plane's routing lag: targets are routed by their state `lag` ago, as a real
+    /// load balancer's nodes learn of registrations and deregistrations a little late.
+    pub async fn set_routing_lag(&self, lag: Duration) -> Result<()> {
+        self.get::<serde_json::Value>(&format!("/routing-lag?seconds={}", lag.as_secs_f64()))
+            .await
+            .map(|_| ())
+    }
 }
