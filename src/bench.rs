@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -27,6 +27,7 @@ use lb_sandbox::testing::{percentile, pods_of, service, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
+use crate::clock::now;
 use crate::harness::{ControllerHandle, HarnessError, start_controller};
 
 const NS: &str = "bench";
@@ -50,13 +51,6 @@ pub enum BenchError {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Stuck(String),
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
 }
 
 #[derive(Default)]

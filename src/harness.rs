@@ -44,7 +44,27 @@ pub enum HarnessError {
     Run(#[from] RunError),
 }
 
+/// How the harness runs the controller.
+#[derive(Debug, Clone)]
+pub struct HarnessOptions {
+    /// The termination hold given to pods (the controller's `--pod-termination-hold`).
+    pub termination_hold: Duration,
+    /// Serve the webhook on this loopback port (a restart keeps its port, as a Service would);
+    /// none: a free one.
+    pub webhook_port: Option<u16>,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        Self {
+            termination_hold: lb_controller_core::termination::DEFAULT_HOLD,
+            webhook_port: None,
+        }
+    }
+}
+
 pub struct ControllerHandle {
+    options: HarnessOptions,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), RunError>>,
     pub context: Arc<Context<SdkTargetGroups>>,
@@ -63,6 +83,23 @@ impl ControllerHandle {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
         self.task.abort();
+    }
+
+    /// Stops the controller, waits `downtime`, and starts a new one with the same options and
+    /// webhook port: a controller pod restarting behind its Service. While it is away, pods are
+    /// created without the webhook (it fails open) and nothing is registered or deregistered.
+    pub async fn restart(
+        self,
+        sandbox: &Sandbox,
+        downtime: Duration,
+    ) -> Result<ControllerHandle, HarnessError> {
+        let options = HarnessOptions {
+            webhook_port: Some(self.webhook.port()),
+            ..self.options.clone()
+        };
+        self.stop().await;
+        tokio::time::sleep(downtime).await;
+        start_controller_with(sandbox, options).await
     }
 }
 
@@ -87,8 +124,16 @@ pub async fn install_crds(client: &Client) -> Result<(), HarnessError> {
     Err(HarnessError::CrdNotEstablished)
 }
 
-/// Starts the controller in this process against `sandbox`.
+/// Starts the controller in this process against `sandbox`, with the production defaults.
 pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, HarnessError> {
+    start_controller_with(sandbox, HarnessOptions::default()).await
+}
+
+/// Starts the controller in this process against `sandbox`.
+pub async fn start_controller_with(
+    sandbox: &Sandbox,
+    harness: HarnessOptions,
+) -> Result<ControllerHandle, HarnessError> {
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
     let client = sandbox.client();
     install_crds(&client).await?;
@@ -107,7 +152,10 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
             source,
         })?;
     }
-    let port = lb_sandbox::ports::free_loopback_port()?;
+    let port = match harness.webhook_port {
+        Some(port) => port,
+        None => lb_sandbox::ports::free_loopback_port()?,
+    };
     register_webhook(&client, port, sandbox.pki().ca_pem()).await?;
 
     let calls = Arc::new(AwsCalls::default());
@@ -120,6 +168,7 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
         listen: ([127, 0, 0, 1], port).into(),
         cert,
         key,
+        termination_hold: harness.termination_hold,
     };
     let task = tokio::spawn(lb_controller_core::run(
         client,
@@ -146,6 +195,7 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
         }
     };
     Ok(ControllerHandle {
+        options: harness,
         shutdown: Some(shutdown_tx),
         task,
         context,

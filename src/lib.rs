@@ -2,5 +2,7 @@
 //! demo, the integration tests and the benchmarks.
 
 pub mod bench;
+pub mod bench_rollout;
+pub mod clock;
 pub mod harness;
 pub mod webhook_probe;

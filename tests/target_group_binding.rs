@@ -238,6 +238,16 @@ async fn gated_pods_turn_ready_only_once_their_target_is_healthy() {
             .map(|g| g.condition_type.clone())
             .collect();
         assert_eq!(gates, [GATE], "the webhook injected exactly our gate");
+        // And the termination hold: a preStop sleep, the grace period longer by as much.
+        let spec = pod.spec.as_ref().unwrap();
+        let pre_stop = spec.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.sleep.as_ref())
+            .map(|s| s.seconds);
+        assert_eq!(pre_stop, Some(15), "the default hold");
+        assert_eq!(spec.termination_grace_period_seconds, Some(5 + 15));
         assert_eq!(condition(pod, GATE).as_deref(), Some("True"));
         // Ready came after the emulated ELB said healthy.
         let ip = pod_ip(pod).unwrap().to_string();
@@ -309,10 +319,12 @@ async fn gated_pods_turn_ready_only_once_their_target_is_healthy() {
         pods_of(&client, "plain", "web").await.into_iter().next()
     })
     .await;
+    let plain = plain.spec.unwrap();
     assert!(
-        plain.spec.unwrap().readiness_gates.is_none(),
+        plain.readiness_gates.is_none(),
         "no gate outside labelled namespaces"
     );
+    assert!(plain.containers[0].lifecycle.is_none(), "and no hold");
     world.stop().await;
 }
 

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod polling;
 pub mod reconciler;
 pub mod selectors;
+pub mod termination;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub struct WebhookOptions {
     pub listen: SocketAddr,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The termination hold for pods behind a binding (zero: none); see [`termination`].
+    pub termination_hold: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +132,7 @@ pub async fn run<T: TargetGroups>(
                 bindings: bindings.clone(),
                 services: services.clone(),
                 namespaces: namespaces.clone(),
+                termination_hold: options.termination_hold,
             };
             Some(tokio::spawn(webhook::serve(listener, tls, state)))
         }

@@ -3,17 +3,22 @@
 //! gate `target-health.alb.ingress.k8s.aws/<binding>`. A pod that already carries that gate, or the
 //! upstream controller's `target-health.elbv2.k8s.aws/<binding>`, is left as it is.
 //!
+//! Such a pod also gets the termination hold (see [`crate::termination`]): containers without a
+//! preStop hook sleep before SIGTERM, so the load balancer stops routing to them first.
+//!
 //! Served over TLS (rustls) by axum, answering from the controller's caches only.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
@@ -25,11 +30,13 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::selectors::service_selects;
+use crate::termination;
 
 pub const MUTATE_POD_PATH: &str = "/mutate-v1-pod";
 
-/// The readiness-gate condition types to add to `pod`, created in `namespace`.
-pub fn gates_to_inject(
+/// The `ip` bindings whose Service selects `pod`, created in a namespace with these labels: none
+/// unless the namespace is labelled for injection.
+pub fn bindings_behind(
     pod: &Pod,
     namespace_labels: Option<&BTreeMap<String, String>>,
     bindings: &[Arc<TargetGroupBinding>],
@@ -41,13 +48,7 @@ pub fn gates_to_inject(
     if !enabled {
         return Vec::new();
     }
-    let existing: Vec<&str> = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.readiness_gates.as_ref())
-        .map(|g| g.iter().map(|g| g.condition_type.as_str()).collect())
-        .unwrap_or_default();
-    let mut wanted: Vec<String> = bindings
+    let mut names: Vec<String> = bindings
         .iter()
         .filter(|b| {
             b.spec.target_type == Some(TargetType::Ip) && b.metadata.deletion_timestamp.is_none()
@@ -61,26 +62,42 @@ pub fn gates_to_inject(
             })
         })
         .map(|b| b.name_any())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The readiness-gate condition types to add to `pod` behind `bindings` (from [`bindings_behind`]):
+/// one per binding, unless the pod already carries ours or the upstream controller's.
+pub fn gates_to_inject(pod: &Pod, bindings: &[String]) -> Vec<String> {
+    let existing: Vec<&str> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_ref())
+        .map(|g| g.iter().map(|g| g.condition_type.as_str()).collect())
+        .unwrap_or_default();
+    bindings
+        .iter()
         .filter(|name| {
             let [ours, upstream] = keys::gate_condition_types(name);
             !existing.contains(&ours.as_str()) && !existing.contains(&upstream.as_str())
         })
         .map(|name| format!("{}{name}", keys::GATE_PREFIX))
-        .collect();
-    wanted.sort();
-    wanted.dedup();
-    wanted
+        .collect()
 }
 
-/// A JSON patch adding `gates` to the pod's readiness gates.
-pub fn injection_patch(pod: &Pod, gates: &[String]) -> json_patch::Patch {
-    use json_patch::{AddOperation, PatchOperation};
+/// JSON-patch operations adding `gates` to the pod's readiness gates.
+pub fn gate_patch(pod: &Pod, gates: &[String]) -> Vec<PatchOperation> {
+    if gates.is_empty() {
+        return Vec::new();
+    }
     let has_list = pod
         .spec
         .as_ref()
         .and_then(|s| s.readiness_gates.as_ref())
         .is_some();
-    let operations = if has_list {
+    if has_list {
         gates
             .iter()
             .map(|gate| {
@@ -100,8 +117,7 @@ pub fn injection_patch(pod: &Pod, gates: &[String]) -> json_patch::Patch {
                     .collect::<Vec<_>>()
             ),
         })]
-    };
-    json_patch::Patch(operations)
+    }
 }
 
 #[derive(Clone)]
@@ -109,6 +125,8 @@ pub struct WebhookState {
     pub bindings: Store<TargetGroupBinding>,
     pub services: Store<Service>,
     pub namespaces: Store<Namespace>,
+    /// The termination hold given to pods behind a binding (see [`crate::termination`]); zero: none.
+    pub termination_hold: Duration,
 }
 
 async fn mutate_pod(
@@ -143,12 +161,24 @@ async fn mutate_pod(
         .collect();
     let services = &state.services;
     let lookup = |name: &str| services.get(&ObjectRef::new(name).within(&namespace));
-    let gates = gates_to_inject(pod, namespace_labels.as_ref(), &bindings, &lookup);
-    if gates.is_empty() {
+    let behind = bindings_behind(pod, namespace_labels.as_ref(), &bindings, &lookup);
+    if behind.is_empty() {
         return Json(response.into_review());
     }
-    tracing::debug!(namespace, pod = %pod.name_any(), ?gates, "injecting readiness gates");
-    match response.clone().with_patch(injection_patch(pod, &gates)) {
+    let gates = gates_to_inject(pod, &behind);
+    let (hold, invalid) = termination::hold_for(pod, state.termination_hold);
+    let mut response = response;
+    if let Some(invalid) = invalid {
+        tracing::warn!(namespace, pod = %pod.name_any(), "{invalid}; using {hold:?}");
+        response.warnings = Some(vec![format!("{invalid}; using {}s", hold.as_secs())]);
+    }
+    let mut operations = gate_patch(pod, &gates);
+    operations.extend(termination::hold_patch(pod, hold));
+    if operations.is_empty() {
+        return Json(response.into_review());
+    }
+    tracing::debug!(namespace, pod = %pod.name_any(), ?gates, ?hold, "mutating pod");
+    match response.clone().with_patch(json_patch::Patch(operations)) {
         Ok(patched) => Json(patched.into_review()),
         Err(err) => {
             tracing::warn!("serializing the admission patch: {err}");
@@ -289,7 +319,9 @@ mod tests {
             binding("nodes", "web", Some("instance")),
             binding("other", "api", Some("ip")),
         ];
-        let gates = gates_to_inject(&pod(&[]), Some(&enabled()), &bindings, &lookup);
+        let behind = bindings_behind(&pod(&[]), Some(&enabled()), &bindings, &lookup);
+        assert_eq!(behind, ["web-tgb"]);
+        let gates = gates_to_inject(&pod(&[]), &behind);
         assert_eq!(gates, ["target-health.alb.ingress.k8s.aws/web-tgb"]);
     }
 
@@ -298,19 +330,19 @@ mod tests {
         let svc = service(json!({"app": "web"}));
         let lookup = |_: &str| Some(svc.clone());
         let bindings = [binding("web-tgb", "web", Some("ip"))];
-        assert!(gates_to_inject(&pod(&[]), None, &bindings, &lookup).is_empty());
+        assert!(bindings_behind(&pod(&[]), None, &bindings, &lookup).is_empty());
         let disabled: BTreeMap<String, String> = [(
             keys::READINESS_GATE_INJECT_LABEL.to_string(),
             "disabled".to_string(),
         )]
         .into();
-        assert!(gates_to_inject(&pod(&[]), Some(&disabled), &bindings, &lookup).is_empty());
+        assert!(bindings_behind(&pod(&[]), Some(&disabled), &bindings, &lookup).is_empty());
         for already in [
             "target-health.alb.ingress.k8s.aws/web-tgb",
             "target-health.elbv2.k8s.aws/web-tgb",
         ] {
             assert!(
-                gates_to_inject(&pod(&[already]), Some(&enabled()), &bindings, &lookup).is_empty(),
+                gates_to_inject(&pod(&[already]), &["web-tgb".to_string()]).is_empty(),
                 "{already}"
             );
         }
@@ -320,14 +352,22 @@ mod tests {
     fn patch_creates_or_extends_the_list() {
         let gates = vec!["target-health.alb.ingress.k8s.aws/a".to_string()];
         let mut fresh = serde_json::to_value(pod(&[])).unwrap();
-        json_patch::patch(&mut fresh, &injection_patch(&pod(&[]), &gates)).unwrap();
+        json_patch::patch(
+            &mut fresh,
+            &json_patch::Patch(gate_patch(&pod(&[]), &gates)),
+        )
+        .unwrap();
         assert_eq!(
             fresh["spec"]["readinessGates"],
             json!([{"conditionType": "target-health.alb.ingress.k8s.aws/a"}])
         );
         let gated = pod(&["x"]);
         let mut extended = serde_json::to_value(&gated).unwrap();
-        json_patch::patch(&mut extended, &injection_patch(&gated, &gates)).unwrap();
+        json_patch::patch(
+            &mut extended,
+            &json_patch::Patch(gate_patch(&gated, &gates)),
+        )
+        .unwrap();
         assert_eq!(
             extended["spec"]["readinessGates"],
             json!([{"conditionType": "x"}, {"conditionType": "target-health.alb.ingress.k8s.aws/a"}])
