@@ -544,3 +544,72 @@ async fn a_restarted_controller_converges_to_what_changed_while_it_was_down() {
     .await;
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_restarted_on_its_port_serves_the_webhook_from_fresh_caches() {
+    let mut world = World::start("before", true).await;
+    let client = world.client();
+    // A pod through the webhook: the apiserver now keeps a connection to it open.
+    create(&client, "before", &service("web", "ClusterIP")).await;
+    world.bind("before", "web").await;
+    create(&client, "before", &web_deployment("web", 1, 1, 0)).await;
+    eventually("a gated pod", Duration::from_secs(30), || async {
+        pods_of(&client, "before", "web")
+            .await
+            .into_iter()
+            .find(|p| p.spec.as_ref().is_some_and(|s| s.readiness_gates.is_some()))
+    })
+    .await;
+
+    // Restarted behind the same address, as a pod behind its Service.
+    let controller = world.controller.take().unwrap();
+    world.controller = Some(
+        controller
+            .restart(&world.sandbox, Duration::ZERO)
+            .await
+            .expect("controller restarts"),
+    );
+
+    // A namespace, Service and binding the old controller never saw.
+    world
+        .sandbox
+        .create_namespace("after", &[INJECT])
+        .await
+        .unwrap();
+    let aws = world.sandbox.aws().unwrap();
+    let other = elb_setup::web_alb(&world.elb, aws, "after", "/healthz", 2, 2)
+        .await
+        .unwrap()
+        .target_group_arn;
+    create(&client, "after", &service("web", "ClusterIP")).await;
+    let binding: TargetGroupBinding = serde_json::from_value(json!({
+        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+        "metadata": {"name": "web"},
+        "spec": {"targetGroupARN": other, "targetType": "ip", "serviceRef": {"name": "web", "port": 80}},
+    }))
+    .unwrap();
+    Api::<TargetGroupBinding>::namespaced(client.clone(), "after")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    // The new controller's caches know them once its webhook would inject; give them a moment.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    create(&client, "after", &web_deployment("web", 3, 1, 0)).await;
+    let pods = eventually("3 pods", Duration::from_secs(30), || async {
+        let pods = pods_of(&client, "after", "web").await;
+        (pods.len() == 3).then_some(pods)
+    })
+    .await;
+    for pod in pods {
+        let gates: Vec<String> = pod
+            .spec
+            .unwrap()
+            .readiness_gates
+            .into_iter()
+            .flatten()
+            .map(|g| g.condition_type)
+            .collect();
+        assert_eq!(gates, [GATE], "every pod went through the new controller");
+    }
+    world.stop().await;
+}

@@ -48,21 +48,25 @@ pub enum Scenario {
     GatesPrestop,
     /// 4: scale-in under load, gates + preStop.
     ScaleIn,
+    /// 4b: scale-in under load, gates, no preStop of the user's: the controller's hold alone.
+    ScaleInHold,
     /// 5: as 3, with the controller restarted once mid-rollout (away for `restart_downtime`).
     Restart,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::NoGates,
         Scenario::GatesNoHold,
         Scenario::Gates,
         Scenario::GatesPrestop,
         Scenario::ScaleIn,
+        Scenario::ScaleInHold,
         Scenario::Restart,
     ];
 
-    /// The scenario's number in issue 5 (2a is ours: gates as the upstream controller does them).
+    /// The scenario's number in issue 5 (2a and 4b are ours: gates as the upstream controller does
+    /// them, and a scale-in relying on our hold alone).
     pub fn number(self) -> &'static str {
         match self {
             Scenario::NoGates => "1",
@@ -70,6 +74,7 @@ impl Scenario {
             Scenario::Gates => "2",
             Scenario::GatesPrestop => "3",
             Scenario::ScaleIn => "4",
+            Scenario::ScaleInHold => "4b",
             Scenario::Restart => "5",
         }
     }
@@ -81,6 +86,7 @@ impl Scenario {
             Scenario::Gates => "gates",
             Scenario::GatesPrestop => "gates-prestop",
             Scenario::ScaleIn => "scale-in",
+            Scenario::ScaleInHold => "scale-in-hold",
             Scenario::Restart => "restart",
         }
     }
@@ -92,6 +98,7 @@ impl Scenario {
             Scenario::Gates => "rolling update, gates (controller defaults: gates + hold)",
             Scenario::GatesPrestop => "rolling update, gates + preStop",
             Scenario::ScaleIn => "scale-in, gates + preStop",
+            Scenario::ScaleInHold => "scale-in, gates, no preStop (controller hold)",
             Scenario::Restart => "rolling update, gates + preStop, controller restarted",
         }
     }
@@ -108,7 +115,7 @@ impl Scenario {
     }
 
     fn is_rollout(self) -> bool {
-        self != Scenario::ScaleIn
+        !matches!(self, Scenario::ScaleIn | Scenario::ScaleInHold)
     }
 }
 

@@ -231,17 +231,21 @@ pub fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<ServerConfig, Webhook
         .with_single_cert(certs, key)?)
 }
 
-/// Serves the webhook with TLS on `listener` until the task is dropped.
+/// Serves the webhook with TLS on `listener` until the task is dropped. Connections are tasks of
+/// this one, so they end with it: the apiserver keeps webhook connections alive, and a connection
+/// outliving a stopped controller would answer from caches that no longer follow the cluster.
 pub async fn serve(listener: tokio::net::TcpListener, tls: ServerConfig, state: WebhookState) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let app = router(state);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        while connections.try_join_next().is_some() {}
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             match acceptor.accept(stream).await {
                 Ok(tls) => {
                     if let Err(err) = hyper::server::conn::http1::Builder::new()
