@@ -86,11 +86,16 @@ pub fn timeline(run: &Run, options: &RolloutOptions) -> String {
         );
     }
     for (t, label) in [(0.0, "change"), (run.rollout_seconds, "rollout complete")] {
+        // Labels near the right edge go left of their line, clear of the legend.
+        let (label_x, anchor) = if x(t) > RIGHT - 120.0 {
+            (x(t) - 3.0, "end")
+        } else {
+            (x(t) + 3.0, "start")
+        };
         let _ = writeln!(
             svg,
-            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{COUNTS_TOP}" y2="{REQUESTS_BOTTOM}" stroke="#555" stroke-dasharray="4 3"/><text x="{1:.1}" y="{2:.1}" fill="#555">{label}</text>"##,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{COUNTS_TOP}" y2="{REQUESTS_BOTTOM}" stroke="#555" stroke-dasharray="4 3"/><text x="{label_x:.1}" y="{1:.1}" fill="#555" text-anchor="{anchor}">{label}</text>"##,
             x(t),
-            x(t) + 3.0,
             COUNTS_TOP + 12.0
         );
     }
