@@ -613,3 +613,66 @@ async fn a_controller_restarted_on_its_port_serves_the_webhook_from_fresh_caches
     }
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_without_their_gate_in_a_labelled_namespace_are_reported_once() {
+    let ns = "ungated";
+    let world = World::start(ns, true).await;
+    let client = world.client();
+    // Created before the binding: the webhook had nothing to inject.
+    create(&client, ns, &service("web", "ClusterIP")).await;
+    create(&client, ns, &web_deployment("web", 2, 1, 0)).await;
+    eventually("2 ready pods", Duration::from_secs(30), || async {
+        (ready_pods(&client, ns, "web").await.len() == 2).then_some(())
+    })
+    .await;
+    world.bind(ns, "web").await;
+
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let warned = eventually(
+        "a ReadinessGateMissing warning on each pod",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            let pods: BTreeSet<String> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("ReadinessGateMissing")
+                        && e.involved_object.kind.as_deref() == Some("Pod")
+                })
+                .filter_map(|e| e.involved_object.name)
+                .collect();
+            (pods.len() == 2).then_some(pods)
+        },
+    )
+    .await;
+    let expected: BTreeSet<String> = pods_of(&client, ns, "web")
+        .await
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(warned, expected);
+
+    // Their targets are registered all the same, and each pod is counted once however many passes.
+    eventually("2 targets", Duration::from_secs(30), || async {
+        (world.active_targets().await.len() == 2).then_some(())
+    })
+    .await;
+    let metrics = world.controller.as_ref().unwrap().metrics;
+    let text = http_client::get(
+        &lb_sandbox::DestinationGuard::loopback_only(),
+        metrics,
+        "/metrics",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&text.body).to_string();
+    assert!(
+        text.contains("lb_controller_pods_without_readiness_gate_total 2\n"),
+        "{text}"
+    );
+    world.stop().await;
+}

@@ -80,6 +80,13 @@ pub fn verdict(
 }
 
 /// The gate condition types of `binding` the pod carries (ours, the upstream's, or both).
+/// Whether pods created in a namespace with these labels get readiness gates injected.
+pub fn injection_enabled(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(keys::READINESS_GATE_INJECT_LABEL))
+        .is_some_and(|v| v == keys::READINESS_GATE_INJECT_ENABLED)
+}
+
 pub fn gate_types_on(pod: &Pod, binding: &str) -> Vec<String> {
     let types = keys::gate_condition_types(binding);
     pod.spec
@@ -151,6 +158,20 @@ mod tests {
 
     const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
     const UPSTREAM: &str = "target-health.elbv2.k8s.aws/web";
+
+    #[test]
+    fn injection_needs_the_label_set_to_enabled() {
+        let labels = |value: &str| {
+            std::collections::BTreeMap::from([(
+                keys::READINESS_GATE_INJECT_LABEL.to_string(),
+                value.to_string(),
+            )])
+        };
+        assert!(injection_enabled(Some(&labels("enabled"))));
+        assert!(!injection_enabled(Some(&labels("disabled"))));
+        assert!(!injection_enabled(Some(&Default::default())));
+        assert!(!injection_enabled(None));
+    }
 
     fn health(state: &str, reason: Option<&str>, description: Option<&str>) -> TargetHealth {
         TargetHealth {

@@ -142,6 +142,7 @@ pub async fn run<T: TargetGroups>(
 
     let stores = Stores {
         bindings: bindings.clone(),
+        namespaces: namespaces.clone(),
         pods: pods.clone(),
         services: services.clone(),
         slices: slices.clone(),

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub targets_registered: AtomicU64,
     pub targets_deregistered: AtomicU64,
     pub gates_opened: AtomicU64,
+    pub pods_without_gate: AtomicU64,
 }
 
 impl Metrics {
@@ -36,6 +37,10 @@ impl Metrics {
 
     pub fn gate_opened(&self) {
         self.gates_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn pod_without_gate(&self) {
+        self.pods_without_gate.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -90,6 +95,11 @@ pub fn render(metrics: &Metrics, calls: &lb_aws::AwsCalls) -> String {
         "lb_controller_readiness_gates_opened_total",
         "Readiness-gate conditions set True.",
         &[(String::new(), load(&metrics.gates_opened).to_string())],
+    );
+    counter(
+        "lb_controller_pods_without_readiness_gate_total",
+        "Pods behind a binding in a namespace labelled for injection that carry no gate of it (created while the webhook was unreachable, or before the binding or the label).",
+        &[(String::new(), load(&metrics.pods_without_gate).to_string())],
     );
     let aws: Vec<(String, String)> = lb_aws::Operation::ALL
         .iter()

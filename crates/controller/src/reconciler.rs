@@ -14,12 +14,12 @@
 //! that are endpoints of the bound Service (or, in instance mode, nodes of this cluster) are ever
 //! deregistered, so other clusters' targets stay.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
@@ -46,6 +46,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct Stores {
     pub bindings: Store<TargetGroupBinding>,
+    pub namespaces: Store<Namespace>,
     pub pods: Store<Pod>,
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
@@ -63,6 +64,8 @@ pub struct Context<T> {
     polls: Mutex<HashMap<ObjectRef<TargetGroupBinding>, crate::polling::PollState>>,
     /// When this process registered each target: the earliest it can turn healthy follows.
     registered_at: Mutex<HashMap<(String, TargetKey), Instant>>,
+    /// Pods already reported for lacking a readiness gate, by uid: one Warning each.
+    reported_without_gate: Mutex<HashSet<String>>,
     /// Target groups by ARN or name; their type and ARN never change.
     target_groups: Mutex<HashMap<String, TargetGroupInfo>>,
     /// Counters for /metrics and benchmarks.
@@ -79,6 +82,7 @@ impl<T> Context<T> {
             failures: Mutex::default(),
             polls: Mutex::default(),
             registered_at: Mutex::default(),
+            reported_without_gate: Mutex::default(),
             target_groups: Mutex::default(),
             metrics: crate::metrics::Metrics::default(),
         }
@@ -394,6 +398,14 @@ async fn write_gates<T>(
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut pending = Vec::new();
     let mut writes = Vec::new();
+    // In a namespace labelled for injection, a pod behind the binding without its gate is a pod
+    // whose readiness the load balancer does not hold: say so once per pod.
+    let injects = ctx
+        .stores
+        .namespaces
+        .get(&ObjectRef::new(&namespace))
+        .is_some_and(|ns| gates::injection_enabled(ns.metadata.labels.as_ref()));
+    let mut without_gate = Vec::new();
     for pod in ctx.stores.pods.state() {
         if pod.namespace().as_deref() != Some(namespace.as_str())
             || pod.metadata.deletion_timestamp.is_some()
@@ -402,6 +414,9 @@ async fn write_gates<T>(
         }
         let types = gates::gate_types_on(&pod, &name);
         if types.is_empty() {
+            if injects && desired.pod_targets.contains_key(&pod.name_any()) {
+                without_gate.push(pod);
+            }
             continue;
         }
         let target = desired.pod_targets.get(&pod.name_any());
@@ -425,7 +440,40 @@ async fn write_gates<T>(
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>>>()?;
+    report_without_gate(ctx, &name, without_gate).await;
     Ok(pending)
+}
+
+/// A Warning on each pod behind binding `name` that has no gate of it, once per pod.
+async fn report_without_gate<T>(ctx: &Context<T>, name: &str, pods: Vec<Arc<Pod>>) {
+    for pod in pods {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            continue;
+        };
+        {
+            let mut reported = lock(&ctx.reported_without_gate);
+            if reported.len() > 100_000 {
+                reported.clear(); // A bound, not a cache: at worst a pod is reported twice.
+            }
+            if !reported.insert(uid) {
+                continue;
+            }
+        }
+        ctx.metrics.pod_without_gate();
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ReadinessGateMissing".into(),
+            note: Some(format!(
+                "pod is behind TargetGroupBinding {name} but has no readiness gate {}{name}: it was created while the pod webhook was unreachable, or before the binding or the namespace label; its readiness does not wait for the load balancer. Recreate the pod to get the gate.",
+                keys::GATE_PREFIX
+            )),
+            action: "CheckReadinessGate".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &pod.object_ref(&())).await {
+            tracing::debug!("publishing an event failed: {err}");
+        }
+    }
 }
 
 async fn write_gate<T>(

@@ -42,10 +42,7 @@ pub fn bindings_behind(
     bindings: &[Arc<TargetGroupBinding>],
     service: &dyn Fn(&str) -> Option<Arc<Service>>,
 ) -> Vec<String> {
-    let enabled = namespace_labels
-        .and_then(|l| l.get(keys::READINESS_GATE_INJECT_LABEL))
-        .is_some_and(|v| v == keys::READINESS_GATE_INJECT_ENABLED);
-    if !enabled {
+    if !crate::gates::injection_enabled(namespace_labels) {
         return Vec::new();
     }
     let mut names: Vec<String> = bindings
