@@ -3,17 +3,21 @@
 //! a target group in the emulator, applies the example workloads and their TargetGroupBinding in a
 //! namespace labelled for readiness gates, and prints, as it happens: pods bound and probed,
 //! targets registered and turning healthy, gates flipping, pods Ready, and requests answered
-//! through the ALB.
+//! through the ALB. Once the pods are Ready, it rolls the Deployment under a steady load through
+//! the ALB and counts the failed requests (none, thanks to the gates and the termination hold).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use lb_api::keys;
+use lb_controller::bench_rollout::load::Load;
 use lb_controller::harness::{HarnessError, start_controller};
 use lb_sandbox::aws::ControlClient;
 use lb_sandbox::aws::elb_setup;
@@ -132,10 +136,14 @@ async fn show(
     let web = elb_setup::web_alb(&elb, aws, "echo", "/healthz", 2, 10).await?;
     let (tg, dns) = (web.target_group_arn, web.dns_name);
     let alb = aws.listener_address(&dns, 80).await?;
+    // Like a real ALB's nodes, the emulated one follows target changes a moment late.
+    aws.control()
+        .set_routing_lag(Duration::from_secs(2))
+        .await?;
     say(
         clock,
         &format!(
-            "ALB {dns}:80 (served locally at {alb}) forwards to target group echo (ip, health check /healthz every 2 s, 2 to be healthy)"
+            "ALB {dns}:80 (served locally at {alb}) forwards to target group echo (ip, health check /healthz every 2 s, 2 to be healthy; routes 2 s behind target changes)"
         ),
     );
 
@@ -167,9 +175,64 @@ async fn show(
         () = follow_pods(sandbox, &options.namespace, clock) => {}
         () = follow_targets(aws.control(), tg.clone(), clock) => {}
         () = send_requests(sandbox, alb, clock) => {}
+        () = roll_under_load(sandbox, &options.namespace, alb, clock) => {}
         () = stop => {}
     }
     Ok(())
+}
+
+/// Once Deployment `echo` is fully Ready: a rolling update under 50 requests per second through
+/// the ALB, with a tally every 5 s and a verdict once the old pods are gone.
+async fn roll_under_load(
+    sandbox: &Sandbox,
+    namespace: &str,
+    alb: std::net::SocketAddr,
+    clock: Instant,
+) {
+    let client = sandbox.client();
+    while !lb_sandbox::testing::rollout_complete(&client, namespace, "echo", 3).await {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let load = Load::start(alb, "/", 50);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"demo/rollout": "2"}}}}});
+    if let Err(err) = deployments
+        .patch("echo", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        say(clock, &format!("rolling update not started: {err}"));
+        return std::future::pending().await;
+    }
+    say(
+        clock,
+        "rolling update of deployment/echo started, under 50 requests/s through the ALB",
+    );
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (ok, failed) = load.tally();
+        say(clock, &format!("    load: {ok} answered, {failed} failed"));
+        let done = lb_sandbox::testing::rollout_complete(&client, namespace, "echo", 3).await
+            && lb_sandbox::testing::pods_of(&client, namespace, "echo")
+                .await
+                .len()
+                == 3;
+        if done {
+            break;
+        }
+    }
+    let samples = load.stop().await;
+    let failed = samples.iter().filter(|s| s.outcome.is_failure()).count();
+    say(
+        clock,
+        &format!(
+            "rolling update done in {:.0} s, old pods gone: {} requests, {failed} failed",
+            started.elapsed().as_secs_f64(),
+            samples.len()
+        ),
+    );
+    std::future::pending().await
 }
 
 fn say(clock: Instant, line: &str) {

@@ -57,7 +57,8 @@ pub struct Sample {
 
 pub struct Load {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Vec<Sample>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Load {
@@ -65,8 +66,10 @@ impl Load {
     pub fn start(listener: SocketAddr, path: &'static str, rate: u32) -> Load {
         let (stop, mut stopped) = watch::channel(false);
         let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+        let collected = samples.clone();
         let task = tokio::spawn(async move {
-            let samples = Arc::new(Mutex::new(Vec::new()));
+            let samples = collected;
             let mut in_flight = JoinSet::new();
             let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -86,18 +89,29 @@ impl Load {
                 while in_flight.try_join_next().is_some() {}
             }
             while in_flight.join_next().await.is_some() {}
-            let mut samples =
-                std::mem::take(&mut *samples.lock().unwrap_or_else(|e| e.into_inner()));
-            samples.sort_by(|a, b| a.at.total_cmp(&b.at));
-            samples
         });
-        Load { stop, task }
+        Load {
+            stop,
+            samples,
+            task,
+        }
+    }
+
+    /// Requests answered so far: (succeeded, failed).
+    pub fn tally(&self) -> (usize, usize) {
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let failed = samples.iter().filter(|s| s.outcome.is_failure()).count();
+        (samples.len() - failed, failed)
     }
 
     /// Stops sending, waits for the requests in flight, and returns every sample in time order.
     pub async fn stop(self) -> Vec<Sample> {
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or_default()
+        let _ = self.task.await;
+        let mut samples =
+            std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
+        samples.sort_by(|a, b| a.at.total_cmp(&b.at));
+        samples
     }
 }
 
