@@ -238,7 +238,6 @@ pub fn table(options: &RolloutOptions, runs: &[RunSummary], pictures: &[String])
         "|---|---|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut scenarios: Vec<Scenario> = runs.iter().map(|r| r.scenario).collect();
-    scenarios.dedup();
     scenarios.sort();
     scenarios.dedup();
     let mut rollout_median = BTreeMap::new();
