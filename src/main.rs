@@ -78,47 +78,7 @@ enum Command {
     },
     /// Measure failed requests during rollouts and scale-in under load, per scenario (see
     /// src/bench_rollout/mod.rs); writes results.json, results.md and SVG timelines.
-    BenchRollout {
-        /// Scenarios to run, in this order (default: all).
-        #[arg(long, value_enum, value_delimiter = ',')]
-        scenarios: Vec<lb_controller::bench_rollout::Scenario>,
-        /// Runs of each scenario.
-        #[arg(long, default_value_t = 3)]
-        repetitions: usize,
-        #[arg(long, default_value_t = 6)]
-        replicas: i32,
-        #[arg(long, default_value_t = 2)]
-        max_surge: i32,
-        /// Replicas after the scale-in.
-        #[arg(long, default_value_t = 2)]
-        scale_in_to: i32,
-        /// Health-check interval of the target group, seconds.
-        #[arg(long, default_value_t = 5)]
-        interval: i32,
-        #[arg(long, default_value_t = 2)]
-        healthy_threshold: i32,
-        /// Deregistration delay, seconds (the preStop scenarios sleep this long).
-        #[arg(long, default_value_t = 10)]
-        deregistration_delay: u32,
-        /// Requests per second through the ALB.
-        #[arg(long, default_value_t = 100)]
-        rate: u32,
-        /// How long a pod's app takes to start serving.
-        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-        start_delay: Duration,
-        /// How late the emulated ALB follows target state changes.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        routing_lag: Duration,
-        /// The controller's --pod-termination-hold.
-        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-        pod_termination_hold: Duration,
-        /// Scenario 5: how long the restarted controller is away.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        restart_downtime: Duration,
-        /// Output directory.
-        #[arg(long, default_value = "target/bench-rollout")]
-        out: PathBuf,
-    },
+    BenchRollout(lb_controller::bench_rollout::RolloutOptions),
     /// Run the controller: in-cluster (or the kubeconfig's cluster) and AWS from the environment.
     Run {
         /// Serve the pod readiness-gate webhook on this address.
@@ -184,48 +144,10 @@ async fn main() -> ExitCode {
                 .map(|table| println!("{table}"))
                 .map_err(|e| demo::CliError::Controller(e.to_string()))
         }
-        Command::BenchRollout {
-            scenarios,
-            repetitions,
-            replicas,
-            max_surge,
-            scale_in_to,
-            interval,
-            healthy_threshold,
-            deregistration_delay,
-            rate,
-            start_delay,
-            routing_lag,
-            pod_termination_hold,
-            restart_downtime,
-            out,
-        } => {
-            use lb_controller::bench_rollout::{RolloutOptions, Scenario, run};
-            let options = RolloutOptions {
-                scenarios: if scenarios.is_empty() {
-                    Scenario::ALL.to_vec()
-                } else {
-                    scenarios
-                },
-                repetitions,
-                replicas,
-                max_surge,
-                scale_in_to,
-                interval,
-                healthy_threshold,
-                deregistration_delay,
-                rate,
-                start_delay,
-                routing_lag,
-                termination_hold: pod_termination_hold,
-                restart_downtime,
-                out,
-            };
-            run(options)
-                .await
-                .map(|table| println!("{table}"))
-                .map_err(|e| demo::CliError::Controller(e.to_string()))
-        }
+        Command::BenchRollout(options) => lb_controller::bench_rollout::run(options)
+            .await
+            .map(|table| println!("{table}"))
+            .map_err(|e| demo::CliError::Controller(e.to_string())),
         Command::Run {
             webhook_listen,
             webhook_cert_dir,

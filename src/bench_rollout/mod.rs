@@ -119,54 +119,71 @@ impl Scenario {
     }
 }
 
-#[derive(Debug, Clone)]
+/// The benchmark's settings; also its command line (`lb-controller bench-rollout --help`), whose
+/// defaults are [`Default`]'s too.
+#[derive(Debug, Clone, clap::Args)]
 pub struct RolloutOptions {
+    /// Scenarios to run, in this order (none given: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
+    /// Runs of each scenario.
+    #[arg(long, default_value_t = 3)]
     pub repetitions: usize,
+    #[arg(long, default_value_t = 6)]
     pub replicas: i32,
+    #[arg(long, default_value_t = 2)]
     pub max_surge: i32,
+    /// Replicas after the scale-in.
+    #[arg(long, default_value_t = 2)]
     pub scale_in_to: i32,
-    /// Health-check interval, seconds.
+    /// Health-check interval of the target group, seconds.
+    #[arg(long, default_value_t = 5)]
     pub interval: i32,
+    #[arg(long, default_value_t = 2)]
     pub healthy_threshold: i32,
-    /// Deregistration delay, seconds; scenarios with a preStop sleep this long.
+    /// Deregistration delay, seconds; the preStop scenarios sleep this long.
+    #[arg(long, default_value_t = 10)]
     pub deregistration_delay: u32,
     /// Requests per second through the ALB.
+    #[arg(long, default_value_t = 100)]
     pub rate: u32,
     /// How long each pod's app takes to start serving.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub start_delay: Duration,
     /// How late the emulated ALB's nodes follow target state changes.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub routing_lag: Duration,
-    /// The controller's termination hold (`--pod-termination-hold`).
+    /// The controller's termination hold (its --pod-termination-hold).
+    #[arg(long = "pod-termination-hold", default_value = "15s", value_parser = humantime::parse_duration)]
     pub termination_hold: Duration,
     /// Scenario 5: how long the controller is away when it restarts.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub restart_downtime: Duration,
     /// Where the JSON, the table and the timelines are written.
+    #[arg(long, default_value = "target/bench-rollout")]
     pub out: PathBuf,
 }
 
 impl Default for RolloutOptions {
+    /// The command line's defaults.
     fn default() -> Self {
-        Self {
-            scenarios: Scenario::ALL.to_vec(),
-            repetitions: 3,
-            replicas: 6,
-            max_surge: 2,
-            scale_in_to: 2,
-            interval: 5,
-            healthy_threshold: 2,
-            deregistration_delay: 10,
-            rate: 100,
-            start_delay: Duration::from_secs(3),
-            routing_lag: Duration::from_secs(2),
-            termination_hold: lb_controller_core::termination::DEFAULT_HOLD,
-            restart_downtime: Duration::from_secs(5),
-            out: PathBuf::from("target/bench-rollout"),
-        }
+        use clap::{Args, FromArgMatches};
+        let matches = Self::augment_args(clap::Command::new("bench-rollout"))
+            .get_matches_from(["bench-rollout"]);
+        Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
     }
 }
 
 impl RolloutOptions {
+    /// The scenarios to run: those given, else all.
+    pub fn scenarios(&self) -> Vec<Scenario> {
+        if self.scenarios.is_empty() {
+            Scenario::ALL.to_vec()
+        } else {
+            self.scenarios.clone()
+        }
+    }
+
     /// Surge steps of a rolling update: the new pods come in batches of maxSurge.
     pub fn surge_steps(&self) -> usize {
         (self.replicas.max(1) as usize).div_ceil(self.max_surge.max(1) as usize)
@@ -256,7 +273,7 @@ pub async fn run_on(sandbox: &Sandbox, options: &RolloutOptions) -> Result<Vec<R
     let mut runs = Vec::new();
     let mut outcome = Ok(());
     'all: for repetition in 1..=options.repetitions {
-        for &scenario in &options.scenarios {
+        for scenario in options.scenarios() {
             eprintln!(
                 "bench-rollout: scenario {} ({}), run {repetition}/{}",
                 scenario.number(),
