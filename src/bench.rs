@@ -11,14 +11,11 @@
 //! - AWS calls for the scale-out, and DescribeTargetHealth calls per minute at steady state.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use lb_api::TargetGroupBinding;
 use lb_aws::Operation;
@@ -27,11 +24,11 @@ use lb_sandbox::testing::{percentile, pods_of, service, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
+use crate::bench_rollout::record::PodRecorder;
 use crate::clock::now;
 use crate::harness::{ControllerHandle, HarnessError, start_controller};
 
 const NS: &str = "bench";
-const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -51,13 +48,6 @@ pub enum BenchError {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Stuck(String),
-}
-
-#[derive(Default)]
-struct PodTimes {
-    ip: Option<String>,
-    containers_ready: Option<f64>,
-    gate_true: Option<f64>,
 }
 
 pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
@@ -104,39 +94,7 @@ async fn measure(
         .await?;
 
     // Watch the pods: when ContainersReady and our gate turned True.
-    let times: Arc<Mutex<HashMap<String, PodTimes>>> = Arc::default();
-    let watch = {
-        let times = times.clone();
-        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-        tokio::spawn(async move {
-            let mut events = watcher(pods, watcher::Config::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Some(Ok(pod)) = events.next().await {
-                let at = now();
-                let mut all = times.lock().unwrap_or_else(|e| e.into_inner());
-                let entry = all.entry(pod.name_any()).or_default();
-                entry.ip = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.pod_ip.clone())
-                    .or(entry.ip.take());
-                let is_true = |t: &str| {
-                    pod.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == t && c.status == "True"))
-                };
-                if entry.containers_ready.is_none() && is_true("ContainersReady") {
-                    entry.containers_ready = Some(at);
-                }
-                if entry.gate_true.is_none() && is_true(GATE) {
-                    entry.gate_true = Some(at);
-                }
-            }
-        })
-    };
+    let recorder = PodRecorder::start(&client, NS);
 
     let calls = &controller.calls;
     let count = |op| calls.count(op);
@@ -151,11 +109,10 @@ async fn measure(
         .await?;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let gated = times
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|t| t.gate_true.is_some())
+        let gated = recorder
+            .snapshot()
+            .iter()
+            .filter(|p| p.gate_true.is_some())
             .count();
         if gated >= options.pods {
             break;
@@ -207,7 +164,7 @@ async fn measure(
             .await?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    watch.abort();
+    let lives = recorder.snapshot();
 
     let timelines = aws.control().targets(&tg).await?;
     let at = |ip: &str, state: &str| {
@@ -218,7 +175,7 @@ async fn measure(
     };
     let mut gate_ms = Vec::new();
     let mut register_ms = Vec::new();
-    for pod in times.lock().unwrap_or_else(|e| e.into_inner()).values() {
+    for pod in &lives {
         let Some(ip) = &pod.ip else { continue };
         if let (Some(healthy), Some(gate)) = (at(ip, "healthy"), pod.gate_true) {
             gate_ms.push((gate - healthy) * 1000.0);
