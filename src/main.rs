@@ -1,8 +1,10 @@
 //! `lb-controller`: binds Kubernetes workloads to AWS Elastic Load Balancers.
 //!
-//! `lb-controller demo` runs everything on the local sandbox; `lb-controller crd` prints the CRDs.
+//! The product: `lb-controller run` (the controller in a cluster) and `lb-controller crd`. With
+//! the default `lab` feature, also the local sandbox's commands: `demo`, `bench-gates`,
+//! `bench-rollout` (see `crates/lab`); `cargo build --no-default-features` leaves them out.
 
-mod demo;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,31 +12,19 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-/// The controller as it runs in a cluster.
-async fn run_controller(
-    webhook: Option<lb_controller_core::WebhookOptions>,
-    metrics_listen: std::net::SocketAddr,
-) -> Result<(), demo::CliError> {
-    let signals = lb_sandbox::stop::StopSignals::install();
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| demo::CliError::Controller(format!("connecting to Kubernetes: {e}")))?;
-    let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
-    let aws = lb_aws::SdkTargetGroups::new(&lb_aws::load_sdk_config().await, calls.clone());
-    let metrics = lb_controller_core::MetricsOptions {
-        listen: metrics_listen,
-        calls,
-    };
-    lb_controller_core::run(
-        client,
-        aws,
-        webhook,
-        Some(metrics),
-        signals.wait(None),
-        None,
-    )
-    .await
-    .map_err(|e| demo::CliError::Controller(e.to_string()))
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("rendering the CRDs: {0}")]
+    Crd(String),
+    #[error("installing the signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("connecting to Kubernetes: {0}")]
+    Kubernetes(kube::Error),
+    #[error(transparent)]
+    Controller(#[from] lb_controller_core::RunError),
+    #[cfg(feature = "lab")]
+    #[error("{0}")]
+    Lab(String),
 }
 
 #[derive(Parser)]
@@ -46,59 +36,64 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the demo on the local sandbox: a real control plane, simulated nodes, the examples'
-    /// workloads, and what happens to them, live.
-    Demo {
-        /// Stop after this long (e.g. 30s); default: until Ctrl-C.
-        #[arg(long = "for", value_parser = humantime::parse_duration)]
-        run_for: Option<Duration>,
-        /// Manifests to apply (YAML, several documents allowed).
-        #[arg(long, default_values = ["examples/sandbox/echo-tgb.yaml", "examples/sandbox/echo.yaml"])]
-        manifests: Vec<PathBuf>,
-        /// Namespace for objects that name none.
-        #[arg(long, default_value = "demo")]
-        namespace: String,
-    },
+    /// Run the controller: in-cluster (or the kubeconfig's cluster) and AWS from the environment.
+    Run(RunArgs),
     /// Print the CRDs (YAML), as committed in config/crd/.
     Crd,
-    /// Measure readiness gates and registration on the sandbox (see src/bench.rs).
-    BenchGates {
-        /// Pods to scale out to (from 0).
-        #[arg(long, default_value_t = 100)]
-        pods: usize,
-        /// Health-check interval of the target group, seconds.
-        #[arg(long, default_value_t = 2)]
-        interval: i32,
-        /// How long to watch the settled controller for AWS calls.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        steady: Duration,
-        /// Pods to delete at the end (deregistration latency).
-        #[arg(long, default_value_t = 20)]
-        delete: usize,
-    },
+    /// Run the demo on the local sandbox: a real control plane, simulated nodes, the AWS emulator,
+    /// the controller, and your manifests (or the examples'), live.
+    #[cfg(feature = "lab")]
+    Demo(lb_lab::demo::DemoOptions),
+    /// Measure readiness gates and registration on the sandbox (see crates/lab/src/bench.rs).
+    #[cfg(feature = "lab")]
+    BenchGates(lb_lab::bench::BenchOptions),
     /// Measure failed requests during rollouts and scale-in under load, per scenario (see
-    /// src/bench_rollout/mod.rs); writes results.json, results.md and SVG timelines.
-    BenchRollout(lb_controller::bench_rollout::RolloutOptions),
-    /// Run the controller: in-cluster (or the kubeconfig's cluster) and AWS from the environment.
-    Run {
-        /// Serve the pod readiness-gate webhook on this address.
-        #[arg(long, default_value = "0.0.0.0:9443")]
-        webhook_listen: std::net::SocketAddr,
-        /// Directory with the webhook's serving certificate (tls.crt, tls.key).
-        #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs")]
-        webhook_cert_dir: PathBuf,
-        /// Run without the webhook (pods then get no gates injected).
-        #[arg(long)]
-        disable_webhook: bool,
-        /// How long a pod behind a binding keeps serving after its deletion starts, when it has
-        /// no preStop hook of its own (injected as a preStop sleep; 0s: never). Pods override it
-        /// with the annotation lb-controller.dev/termination-hold-seconds.
-        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-        pod_termination_hold: Duration,
-        /// Serve Prometheus metrics on this address (`/metrics`).
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        metrics_listen: std::net::SocketAddr,
-    },
+    /// crates/lab/src/bench_rollout/mod.rs); writes results.json, results.md and SVG timelines.
+    #[cfg(feature = "lab")]
+    BenchRollout(lb_lab::bench_rollout::RolloutOptions),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Serve the admission webhooks (pods, TargetGroupBindings) on this address.
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    webhook_listen: std::net::SocketAddr,
+    /// Directory with the webhooks' serving certificate (tls.crt, tls.key).
+    #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs")]
+    webhook_cert_dir: PathBuf,
+    /// Run without the webhooks (pods then get no gates injected, bindings no defaults).
+    #[arg(long)]
+    disable_webhook: bool,
+    /// How long a pod behind a binding keeps serving after its deletion starts, when it has no
+    /// preStop hook of its own (injected as a preStop sleep; 0s: never). Pods override it with the
+    /// annotation lb-controller.dev/termination-hold-seconds.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pod_termination_hold: Duration,
+    /// Serve Prometheus metrics on this address (`/metrics`).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_listen: std::net::SocketAddr,
+}
+
+/// The controller as it runs in a cluster, until SIGTERM or SIGINT.
+async fn run_controller(args: RunArgs) -> Result<(), CliError> {
+    let stop = signals::Stop::install().map_err(CliError::Signals)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(CliError::Kubernetes)?;
+    let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
+    let aws = lb_aws::SdkElbv2::new(&lb_aws::load_sdk_config().await, calls.clone());
+    let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
+        listen: args.webhook_listen,
+        cert: args.webhook_cert_dir.join("tls.crt"),
+        key: args.webhook_cert_dir.join("tls.key"),
+        termination_hold: args.pod_termination_hold,
+    });
+    let metrics = lb_controller_core::MetricsOptions {
+        listen: args.metrics_listen,
+        calls,
+    };
+    lb_controller_core::run(client, aws, webhook, Some(metrics), stop.wait(), None).await?;
+    Ok(())
 }
 
 #[tokio::main]
@@ -112,57 +107,24 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Demo {
-            run_for,
-            manifests,
-            namespace,
-        } => {
-            demo::run(demo::DemoOptions {
-                run_for,
-                manifests,
-                namespace,
-            })
-            .await
-        }
+        Command::Run(args) => run_controller(args).await,
         Command::Crd => lb_api::crds_yaml()
             .map(|yaml| print!("{yaml}"))
-            .map_err(|err| demo::CliError::Crd(err.to_string())),
-        Command::BenchGates {
-            pods,
-            interval,
-            steady,
-            delete,
-        } => {
-            let options = lb_controller::bench::BenchOptions {
-                pods,
-                interval,
-                steady,
-                delete,
-            };
-            lb_controller::bench::run(options)
-                .await
-                .map(|table| println!("{table}"))
-                .map_err(|e| demo::CliError::Controller(e.to_string()))
-        }
-        Command::BenchRollout(options) => lb_controller::bench_rollout::run(options)
+            .map_err(|err| CliError::Crd(err.to_string())),
+        #[cfg(feature = "lab")]
+        Command::Demo(options) => lb_lab::demo::run(options)
+            .await
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::BenchGates(options) => lb_lab::bench::run(options)
             .await
             .map(|table| println!("{table}"))
-            .map_err(|e| demo::CliError::Controller(e.to_string())),
-        Command::Run {
-            webhook_listen,
-            webhook_cert_dir,
-            disable_webhook,
-            pod_termination_hold,
-            metrics_listen,
-        } => {
-            let webhook = (!disable_webhook).then(|| lb_controller_core::WebhookOptions {
-                listen: webhook_listen,
-                cert: webhook_cert_dir.join("tls.crt"),
-                key: webhook_cert_dir.join("tls.key"),
-                termination_hold: pod_termination_hold,
-            });
-            run_controller(webhook, metrics_listen).await
-        }
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::BenchRollout(options) => lb_lab::bench_rollout::run(options)
+            .await
+            .map(|table| println!("{table}"))
+            .map_err(|e| CliError::Lab(e.to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use lb_controller::bench_rollout::{RolloutOptions, Scenario, report, run_on};
+use lb_lab::bench_rollout::{RolloutOptions, Scenario, report, run_on};
 use lb_sandbox::testing::start_sandbox;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use lb_api::TargetGroupBinding;
-use lb_controller::harness::{ControllerHandle, start_controller};
+use lb_lab::harness::{ControllerHandle, start_controller};
 use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
 use lb_sandbox::{Sandbox, http_client};
@@ -74,10 +74,15 @@ impl World {
     }
 
     async fn bind(&self, ns: &str, service: &str) {
+        self.bind_to(ns, service, &self.tg).await;
+    }
+
+    /// Binds `service` to target group `tg`.
+    async fn bind_to(&self, ns: &str, service: &str, tg: &str) {
         let binding: TargetGroupBinding = serde_json::from_value(json!({
             "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
             "metadata": {"name": "web"},
-            "spec": {"targetGroupARN": self.tg, "targetType": "ip", "serviceRef": {"name": service, "port": 80}},
+            "spec": {"targetGroupARN": tg, "targetType": "ip", "serviceRef": {"name": service, "port": 80}},
         }))
         .unwrap();
         Api::<TargetGroupBinding>::namespaced(self.client(), ns)
@@ -310,10 +315,16 @@ async fn gated_pods_turn_ready_only_once_their_target_is_healthy() {
     );
     assert_eq!(condition(&sick.0, "Ready").as_deref(), Some("False"));
 
-    // Another namespace without the label: no gates.
+    // Another namespace without the label (and its own target group: one binding per target
+    // group): no gates.
     world.sandbox.create_namespace("plain", &[]).await.unwrap();
     create(&client, "plain", &service("web", "ClusterIP")).await;
-    world.bind("plain", "web").await;
+    let aws = world.sandbox.aws().unwrap();
+    let plain_tg = elb_setup::web_alb(&world.elb, aws, "plain", "/healthz", 2, 2)
+        .await
+        .unwrap()
+        .target_group_arn;
+    world.bind_to("plain", "web", &plain_tg).await;
     create(&client, "plain", &web_deployment("web", 1, 1, 0)).await;
     let plain = eventually("a plain pod", Duration::from_secs(30), || async {
         pods_of(&client, "plain", "web").await.into_iter().next()

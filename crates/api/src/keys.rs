@@ -1,6 +1,8 @@
-//! Names shared with users and with the upstream controller.
+//! Every name the controller shares with users, with the upstream controller and with Kubernetes:
+//! labels, annotations, condition types and prefixes, finalizers, webhook paths, field managers.
+//! Nothing else in the workspace spells these strings.
 
-/// Namespace label that turns on readiness-gate injection for its pods.
+/// Namespace label that turns on readiness-gate injection for its pods (upstream's name).
 pub const READINESS_GATE_INJECT_LABEL: &str = "elbv2.k8s.aws/pod-readiness-gate-inject";
 pub const READINESS_GATE_INJECT_ENABLED: &str = "enabled";
 
@@ -14,6 +16,52 @@ pub const FINALIZER: &str = "elbv2.k8s.aws/resources";
 
 /// Condition type on TargetGroupBinding status.
 pub const CONDITION_READY: &str = "Ready";
+
+/// Pod annotation overriding the controller's termination hold, in whole seconds (`0`: none).
+pub const TERMINATION_HOLD_ANNOTATION: &str = "lb-controller.dev/termination-hold-seconds";
+
+/// The field manager of every write the controller makes (server-side apply and patches).
+pub const FIELD_MANAGER: &str = "lb-controller";
+/// The reporting controller of Events.
+pub const EVENT_REPORTER: &str = "lb-controller";
+
+/// Webhook paths and names, as upstream serves them (so existing configurations keep working).
+pub mod webhooks {
+    /// Pod mutator: readiness gates and the termination hold.
+    pub const MUTATE_POD_PATH: &str = "/mutate-v1-pod";
+    pub const MUTATE_POD_NAME: &str = "mpod.elbv2.k8s.aws";
+    /// TargetGroupBinding defaulting (ARN from name, target type, IP address type, VPC).
+    pub const MUTATE_BINDING_PATH: &str = "/mutate-elbv2-k8s-aws-v1beta1-targetgroupbinding";
+    pub const MUTATE_BINDING_NAME: &str = "mtargetgroupbinding.elbv2.k8s.aws";
+    /// TargetGroupBinding validation (immutable fields, one binding per target group).
+    pub const VALIDATE_BINDING_PATH: &str = "/validate-elbv2-k8s-aws-v1beta1-targetgroupbinding";
+    pub const VALIDATE_BINDING_NAME: &str = "vtargetgroupbinding.elbv2.k8s.aws";
+}
+
+/// Keys Kubernetes itself defines that the controller reads.
+pub mod kubernetes {
+    /// EndpointSlice label naming the Service the slice belongs to.
+    pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+    /// Pod condition set by the kubelet when every container is ready.
+    pub const CONTAINERS_READY: &str = "ContainersReady";
+    /// Node and pod `Ready` conditions.
+    pub const READY: &str = "Ready";
+
+    /// Node labels that keep a node out of load balancers (instance targets), as the upstream
+    /// controller and the Kubernetes service controller read them: present with any value.
+    pub const NODE_EXCLUDE_LABELS: [&str; 4] = [
+        "node-role.kubernetes.io/master",
+        "node-role.kubernetes.io/control-plane",
+        "node.kubernetes.io/exclude-from-external-load-balancers",
+        "alpha.service-controller.kubernetes.io/exclude-balancer",
+    ];
+    /// Fargate nodes carry this label with value `fargate`: they cannot be instance targets.
+    pub const COMPUTE_TYPE_LABEL: &str = "eks.amazonaws.com/compute-type";
+    pub const COMPUTE_TYPE_FARGATE: &str = "fargate";
+    /// Taints of nodes about to go away: not registered as new instance targets.
+    pub const TO_BE_DELETED_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
+    pub const KARPENTER_DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
+}
 
 /// The condition types a pod may carry as a readiness gate for binding `binding`.
 pub fn gate_condition_types(binding: &str) -> [String; 2] {

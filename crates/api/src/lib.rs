@@ -13,7 +13,7 @@ pub use target_group_binding::{
 
 /// Every CRD of the project as YAML documents, as written to `config/crd/`.
 pub fn crds_yaml() -> Result<String, serde_yaml_ng::Error> {
-    use kube::CustomResourceExt;
+    use kube_core::CustomResourceExt;
     let crd = TargetGroupBinding::crd();
     Ok(format!(
         "# Generated from crates/api by `lb-controller crd`; do not edit.\n{}",

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "elbv2.k8s.aws",
     version = "v1beta1",
     kind = "TargetGroupBinding",
@@ -42,6 +43,12 @@ use serde::{Deserialize, Serialize};
         json_path = ".spec.targetGroupARN",
         description = "The AWS TargetGroup's Amazon Resource Name",
         priority = 1
+    ),
+    printcolumn(
+        name = "HEALTH",
+        type_ = "string",
+        json_path = ".status.targetHealth",
+        description = "Healthy / registered targets in the target group, as last seen"
     ),
     printcolumn(
         name = "AGE",
@@ -83,6 +90,16 @@ pub struct TargetGroupBindingSpec {
     /// ever deregistered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_cluster_target_group: Option<bool>,
+    /// The target group's protocol (HTTP, HTTPS, TCP, TLS, UDP, TCP_UDP, ...); defaulted from the
+    /// target group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_protocol: Option<String>,
+    /// A role to assume for a target group in another AWS account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_role_arn_to_assume: Option<String>,
+    /// The external ID the role's trust policy requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_external_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -209,12 +226,15 @@ pub struct TargetGroupBindingStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Healthy / registered targets in the target group (`3/3 healthy`), as of the last pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_health: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::CustomResourceExt;
+    use kube_core::CustomResourceExt;
 
     #[test]
     fn an_upstream_object_deserializes_unchanged() {
@@ -317,7 +337,14 @@ mod tests {
             .collect();
         assert_eq!(
             columns,
-            ["SERVICE-NAME", "SERVICE-PORT", "TARGET-TYPE", "ARN", "AGE"]
+            [
+                "SERVICE-NAME",
+                "SERVICE-PORT",
+                "TARGET-TYPE",
+                "ARN",
+                "HEALTH",
+                "AGE"
+            ]
         );
         assert!(version.subresources.as_ref().unwrap().status.is_some());
     }

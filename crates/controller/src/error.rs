@@ -1,28 +1,32 @@
-//! Errors of the reconcilers. Each has a stable, low-cardinality reason used three ways: as the
-//! Kubernetes Event reason, as the status condition reason, and as the metric label.
+//! Errors of the reconcilers. Each has a stable, low-cardinality reason, used as the Kubernetes
+//! Event reason, the status condition reason and the metric label; and a category that decides
+//! when to try again.
+
+use std::time::Duration;
 
 use lb_aws::{AwsError, AwsErrorKind};
-
-use crate::desired::DesiredError;
+use lb_model::targets::DesiredError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("target group {0} was not found")]
-    TargetGroupNotFound(String),
+    /// The target group the binding names does not exist (in the account it is reached in).
+    #[error("{field} {value:?}: no such target group{}", account.as_ref().map(|a| format!(" in account {a}")).unwrap_or_default())]
+    TargetGroupNotFound {
+        field: &'static str,
+        value: String,
+        account: Option<String>,
+    },
+    /// The role the binding names could not be assumed.
+    #[error("spec.iamRoleArnToAssume {role:?}: {source}")]
+    Role {
+        role: String,
+        #[source]
+        source: AwsError,
+    },
     #[error("the binding names neither spec.targetGroupARN nor spec.targetGroupName")]
     NoTargetGroup,
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
-    #[error("spec.targetType is {binding} but target group {target_group} has target type {group}")]
-    TargetTypeMismatch {
-        binding: String,
-        target_group: String,
-        group: String,
-    },
-    #[error("target group {0} has target type {1}, which a TargetGroupBinding cannot fill")]
-    UnsupportedTargetType(String, String),
-    #[error("Service {namespace}/{name} was not found")]
-    ServiceNotFound { namespace: String, name: String },
     #[error(transparent)]
     Desired(#[from] DesiredError),
     #[error(transparent)]
@@ -37,21 +41,94 @@ pub enum ControllerError {
     Finalizer(String),
 }
 
+/// What kind of failure, as far as trying again is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCategory {
+    /// The binding (or the Service it names) is wrong: nothing changes until the object does,
+    /// and its watch brings it back.
+    InvalidInput,
+    /// Something in the cluster is missing (the Service): it may appear any moment; retry soon.
+    MissingInCluster,
+    /// Something in AWS is missing (the target group): retry, slowly.
+    MissingInAws,
+    /// AWS refused for lack of permission (a role that cannot be assumed): retry, slowly.
+    AccessDenied,
+    /// AWS rate limiting, after the SDK's own retries: back off long.
+    Throttled,
+    /// AWS or the Kubernetes API failed or did not answer: retry with backoff.
+    Transient,
+}
+
+/// First delay and cap of the exponential backoff, per category (None: wait for a change).
+pub fn backoff(category: ErrorCategory) -> Option<(Duration, Duration)> {
+    let seconds = Duration::from_secs;
+    match category {
+        ErrorCategory::InvalidInput => None,
+        ErrorCategory::MissingInCluster => Some((Duration::from_millis(500), seconds(30))),
+        ErrorCategory::MissingInAws | ErrorCategory::AccessDenied => {
+            Some((seconds(5), seconds(300)))
+        }
+        ErrorCategory::Throttled => Some((seconds(10), seconds(300))),
+        ErrorCategory::Transient => Some((Duration::from_millis(500), seconds(300))),
+    }
+}
+
+/// The delay before attempt `failures + 1`: exponential from the category's first delay to its
+/// cap; None for input errors. Jitter is the caller's.
+pub fn retry_delay(category: ErrorCategory, failures: u32) -> Option<Duration> {
+    let (first, cap) = backoff(category)?;
+    let doublings = failures.saturating_sub(1).min(16);
+    Some(
+        first
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(cap),
+    )
+}
+
 impl ControllerError {
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Self::NoTargetGroup | Self::InvalidSpec(_) => ErrorCategory::InvalidInput,
+            Self::TargetGroupNotFound { .. } => ErrorCategory::MissingInAws,
+            Self::Role { source, .. } => match source.kind {
+                AwsErrorKind::Throttled => ErrorCategory::Throttled,
+                AwsErrorKind::Unavailable | AwsErrorKind::Other => ErrorCategory::Transient,
+                _ => ErrorCategory::AccessDenied,
+            },
+            Self::Desired(DesiredError::ServiceNotFound { .. }) => ErrorCategory::MissingInCluster,
+            Self::Desired(_) => ErrorCategory::InvalidInput,
+            Self::Aws(err) => match err.kind {
+                AwsErrorKind::NotFound => ErrorCategory::MissingInAws,
+                AwsErrorKind::AccessDenied => ErrorCategory::AccessDenied,
+                AwsErrorKind::Throttled => ErrorCategory::Throttled,
+                AwsErrorKind::InvalidRequest => ErrorCategory::InvalidInput,
+                AwsErrorKind::Unavailable | AwsErrorKind::Other => ErrorCategory::Transient,
+            },
+            Self::Kube { .. } | Self::Finalizer(_) => ErrorCategory::Transient,
+        }
+    }
+
     /// The Event and condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::TargetGroupNotFound(_) => "TargetGroupNotFound",
+            Self::TargetGroupNotFound { .. } => "TargetGroupNotFound",
+            Self::Role { .. } => "AssumeRoleFailed",
             Self::NoTargetGroup | Self::InvalidSpec(_) => "InvalidSpec",
-            Self::TargetTypeMismatch { .. } | Self::UnsupportedTargetType(..) => {
-                "TargetTypeMismatch"
-            }
-            Self::ServiceNotFound { .. } => "ServiceNotFound",
-            Self::Desired(DesiredError::ServicePortNotFound { .. }) => "ServicePortNotFound",
-            Self::Desired(DesiredError::NoNodePort { .. }) => "NoNodePort",
-            Self::Desired(DesiredError::NoEndpointPort { .. }) => "NoEndpointPort",
-            Self::Aws(err) if err.kind == AwsErrorKind::Throttled => "AwsThrottled",
-            Self::Aws(_) => "AwsError",
+            Self::Desired(err) => match err {
+                DesiredError::ServicePortNotFound { .. } => "ServicePortNotFound",
+                DesiredError::NoNodePort { .. } => "NoNodePort",
+                DesiredError::NoEndpointPort { .. } => "NoEndpointPort",
+                DesiredError::ServiceNotFound { .. } => "ServiceNotFound",
+                DesiredError::UnsupportedTargetType { .. }
+                | DesiredError::TargetTypeMismatch { .. } => "TargetTypeMismatch",
+            },
+            Self::Aws(err) => match err.kind {
+                AwsErrorKind::Throttled => "AwsThrottled",
+                AwsErrorKind::AccessDenied => "AwsAccessDenied",
+                AwsErrorKind::NotFound => "AwsNotFound",
+                AwsErrorKind::InvalidRequest => "AwsInvalidRequest",
+                AwsErrorKind::Unavailable | AwsErrorKind::Other => "AwsError",
+            },
             Self::Kube { .. } => "KubernetesError",
             Self::Finalizer(_) => "FinalizerError",
         }
@@ -70,5 +147,64 @@ impl<T> KubeContext<T> for std::result::Result<T, kube::Error> {
             context: context(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(kind: AwsErrorKind) -> ControllerError {
+        ControllerError::Aws(AwsError::new("RegisterTargets", kind, "x"))
+    }
+
+    #[test]
+    fn categories_choose_the_requeue() {
+        let missing_service = ControllerError::Desired(DesiredError::ServiceNotFound {
+            namespace: "shop".into(),
+            name: "web".into(),
+        });
+        assert_eq!(missing_service.category(), ErrorCategory::MissingInCluster);
+        assert_eq!(missing_service.reason(), "ServiceNotFound");
+        assert_eq!(
+            ControllerError::InvalidSpec("x".into()).category(),
+            ErrorCategory::InvalidInput
+        );
+        assert_eq!(
+            aws(AwsErrorKind::Throttled).category(),
+            ErrorCategory::Throttled
+        );
+        assert_eq!(aws(AwsErrorKind::Throttled).reason(), "AwsThrottled");
+        assert_eq!(
+            aws(AwsErrorKind::Unavailable).category(),
+            ErrorCategory::Transient
+        );
+
+        // An invalid spec waits for a change; a missing Service retries soon; throttling long.
+        assert_eq!(retry_delay(ErrorCategory::InvalidInput, 1), None);
+        assert_eq!(
+            retry_delay(ErrorCategory::MissingInCluster, 1),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            retry_delay(ErrorCategory::MissingInCluster, 20),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_delay(ErrorCategory::Throttled, 1),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_delay(ErrorCategory::Throttled, 2),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            retry_delay(ErrorCategory::Transient, 3),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_delay(ErrorCategory::Transient, 40),
+            Some(Duration::from_secs(300))
+        );
     }
 }

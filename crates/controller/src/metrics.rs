@@ -1,157 +1,267 @@
-//! The controller's own counters: reconciles, targets registered and deregistered, gates opened.
-//! (AWS calls are counted by `lb_aws::AwsCalls`.)
+//! The controller's Prometheus metrics (OpenMetrics text on `/metrics`):
+//!
+//! - `lb_controller_reconciles_total{result}` and `lb_controller_reconcile_duration_seconds{result}`;
+//! - `lb_controller_targets_registered_total`, `lb_controller_targets_deregistered_total`;
+//! - `lb_controller_readiness_gates_opened_total`, and `lb_controller_readiness_gate_latency_seconds`:
+//!   from the moment the controller saw a target healthy to its pod's condition written;
+//! - `lb_controller_pending_readiness_gates{age}`: gates still closed, by how long (at scrape time);
+//! - `lb_controller_pods_without_readiness_gate_total`;
+//! - the AWS calls by operation and result, and their latency ([`lb_aws::AwsCalls`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AgeLabels {
+    age: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn reconcile_histogram() -> Histogram {
+    // 1 ms .. ~16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// The pending-gate age buckets: upper bounds in seconds and their labels.
+const AGE_BUCKETS: [(u64, &str); 5] = [
+    (10, "0-10s"),
+    (30, "10-30s"),
+    (120, "30s-2m"),
+    (600, "2m-10m"),
+    (u64::MAX, "10m+"),
+];
+
+/// Gates still closed, with when each was first seen closed: (binding key, pod) -> since.
 #[derive(Debug, Default)]
+pub struct PendingGates {
+    since: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl PendingGates {
+    /// The binding's gates closed after a pass: pods newly pending start now, pods no longer
+    /// pending are forgotten.
+    pub fn update(&self, binding: &str, pods: &[String], now: Instant) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        since.retain(|(b, pod), _| b != binding || pods.contains(pod));
+        for pod in pods {
+            since
+                .entry((binding.to_string(), pod.clone()))
+                .or_insert(now);
+        }
+    }
+
+    /// Counts by age bucket at `now`.
+    fn by_age(&self, now: Instant) -> [u64; AGE_BUCKETS.len()] {
+        let since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = [0; AGE_BUCKETS.len()];
+        for at in since.values() {
+            let age = now.saturating_duration_since(*at).as_secs();
+            let bucket = AGE_BUCKETS
+                .iter()
+                .position(|(bound, _)| age < *bound)
+                .unwrap_or(AGE_BUCKETS.len() - 1);
+            counts[bucket] += 1;
+        }
+        counts
+    }
+}
+
+impl Collector for PendingGates {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let family = Family::<AgeLabels, Gauge>::default();
+        for ((_, label), count) in AGE_BUCKETS.iter().zip(self.by_age(Instant::now())) {
+            family
+                .get_or_create(&AgeLabels { age: label })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let metric = encoder.encode_descriptor(
+            "lb_controller_pending_readiness_gates",
+            "Readiness gates still closed, by how long they have been",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(metric)
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Metrics {
-    pub reconciles: AtomicU64,
-    pub reconcile_errors: AtomicU64,
-    pub reconcile_micros: AtomicU64,
-    pub targets_registered: AtomicU64,
-    pub targets_deregistered: AtomicU64,
-    pub gates_opened: AtomicU64,
-    pub pods_without_gate: AtomicU64,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: HistogramFamily<ResultLabels>,
+    targets_registered: Counter,
+    targets_deregistered: Counter,
+    gates_opened: Counter,
+    gate_latency: Histogram,
+    pods_without_gate: Counter,
+    pub pending_gates: Arc<PendingGates>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            reconciles: Family::default(),
+            reconcile_duration: Family::new_with_constructor(reconcile_histogram),
+            targets_registered: Counter::default(),
+            targets_deregistered: Counter::default(),
+            gates_opened: Counter::default(),
+            // 5 ms .. ~20 s.
+            gate_latency: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
+            pods_without_gate: Counter::default(),
+            pending_gates: Arc::default(),
+        }
+    }
 }
 
 impl Metrics {
     pub fn observe_reconcile(&self, took: Duration, ok: bool) {
-        self.reconciles.fetch_add(1, Ordering::Relaxed);
-        if !ok {
-            self.reconcile_errors.fetch_add(1, Ordering::Relaxed);
-        }
-        self.reconcile_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let labels = ResultLabels {
+            result: if ok { "ok" } else { "error" },
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     pub fn registered(&self, count: usize) {
-        self.targets_registered
-            .fetch_add(count as u64, Ordering::Relaxed);
+        self.targets_registered.inc_by(count as u64);
     }
 
     pub fn deregistered(&self, count: usize) {
-        self.targets_deregistered
-            .fetch_add(count as u64, Ordering::Relaxed);
+        self.targets_deregistered.inc_by(count as u64);
     }
 
-    pub fn gate_opened(&self) {
-        self.gates_opened.fetch_add(1, Ordering::Relaxed);
+    /// A gate opened, `latency` after its target was seen healthy.
+    pub fn gate_opened(&self, latency: Duration) {
+        self.gates_opened.inc();
+        self.gate_latency.observe(latency.as_secs_f64());
     }
 
     pub fn pod_without_gate(&self) {
-        self.pods_without_gate.fetch_add(1, Ordering::Relaxed);
+        self.pods_without_gate.inc();
+    }
+
+    pub fn gates_opened(&self) -> u64 {
+        self.gates_opened.get()
+    }
+
+    /// A registry with the controller's metrics and the AWS calls'.
+    pub fn registry(&self, calls: &lb_aws::AwsCalls) -> Registry {
+        let mut registry = Registry::default();
+        registry.register(
+            "lb_controller_reconciles",
+            "TargetGroupBinding reconciles, by result",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "lb_controller_reconcile_duration_seconds",
+            "Time a TargetGroupBinding reconcile took, by result",
+            self.reconcile_duration.clone(),
+        );
+        registry.register(
+            "lb_controller_targets_registered",
+            "Targets registered",
+            self.targets_registered.clone(),
+        );
+        registry.register(
+            "lb_controller_targets_deregistered",
+            "Targets deregistered",
+            self.targets_deregistered.clone(),
+        );
+        registry.register(
+            "lb_controller_readiness_gates_opened",
+            "Readiness-gate conditions set True because their target turned healthy",
+            self.gates_opened.clone(),
+        );
+        registry.register(
+            "lb_controller_readiness_gate_latency_seconds",
+            "From the target seen healthy in ELB to its pod's gate condition written",
+            self.gate_latency.clone(),
+        );
+        registry.register(
+            "lb_controller_pods_without_readiness_gate",
+            "Pods behind a binding in a namespace labelled for injection that carry no gate of it (created while the webhook was unreachable, or before the binding or the label)",
+            self.pods_without_gate.clone(),
+        );
+        registry.register_collector(Box::new(self.pending_gates.clone()));
+        calls.register(&mut registry);
+        registry
     }
 }
 
-/// The Prometheus text exposition of the controller's counters and of the AWS calls.
-pub fn render(metrics: &Metrics, calls: &lb_aws::AwsCalls) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let mut counter = |name: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    counter(
-        "lb_controller_reconciles_total",
-        "TargetGroupBinding reconciles, by result.",
-        &[
-            (
-                "{result=\"ok\"}".into(),
-                (load(&metrics.reconciles) - load(&metrics.reconcile_errors)).to_string(),
-            ),
-            (
-                "{result=\"error\"}".into(),
-                load(&metrics.reconcile_errors).to_string(),
-            ),
-        ],
-    );
-    counter(
-        "lb_controller_reconcile_seconds_total",
-        "Time spent reconciling.",
-        &[(
-            String::new(),
-            format!("{:.6}", load(&metrics.reconcile_micros) as f64 / 1e6),
-        )],
-    );
-    counter(
-        "lb_controller_targets_registered_total",
-        "Targets registered.",
-        &[(String::new(), load(&metrics.targets_registered).to_string())],
-    );
-    counter(
-        "lb_controller_targets_deregistered_total",
-        "Targets deregistered.",
-        &[(
-            String::new(),
-            load(&metrics.targets_deregistered).to_string(),
-        )],
-    );
-    counter(
-        "lb_controller_readiness_gates_opened_total",
-        "Readiness-gate conditions set True.",
-        &[(String::new(), load(&metrics.gates_opened).to_string())],
-    );
-    counter(
-        "lb_controller_pods_without_readiness_gate_total",
-        "Pods behind a binding in a namespace labelled for injection that carry no gate of it (created while the webhook was unreachable, or before the binding or the label).",
-        &[(String::new(), load(&metrics.pods_without_gate).to_string())],
-    );
-    let aws: Vec<(String, String)> = lb_aws::Operation::ALL
-        .iter()
-        .flat_map(|op| {
-            let failed = calls.failed(*op);
-            [
-                (
-                    format!("{{operation=\"{}\",result=\"ok\"}}", op.as_str()),
-                    (calls.count(*op) - failed).to_string(),
-                ),
-                (
-                    format!("{{operation=\"{}\",result=\"error\"}}", op.as_str()),
-                    failed.to_string(),
-                ),
-            ]
-        })
-        .collect();
-    counter(
-        "lb_controller_aws_calls_total",
-        "AWS API calls, by operation and result.",
-        &aws,
-    );
-    out
+/// The OpenMetrics text of `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut text = String::new();
+    if let Err(err) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::warn!("encoding metrics: {err}");
+    }
+    text
 }
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_every_family_in_openmetrics_text() {
         let metrics = Metrics::default();
         metrics.observe_reconcile(Duration::from_micros(1500), true);
         metrics.observe_reconcile(Duration::from_micros(500), false);
         metrics.registered(3);
-        let calls = lb_aws::AwsCalls::default();
-        calls.record(lb_aws::Operation::RegisterTargets, true);
-        calls.record(lb_aws::Operation::DescribeTargetHealth, false);
-        let text = render(&metrics, &calls);
-        assert!(
-            text.contains("lb_controller_reconciles_total{result=\"ok\"} 1\n"),
-            "{text}"
+        metrics.gate_opened(Duration::from_millis(120));
+        metrics.pod_without_gate();
+        let now = Instant::now();
+        metrics.pending_gates.update(
+            "shop/web",
+            &["a".into(), "b".into()],
+            now - Duration::from_secs(40),
         );
-        assert!(text.contains("lb_controller_reconciles_total{result=\"error\"} 1\n"));
-        assert!(text.contains("lb_controller_reconcile_seconds_total 0.002000\n"));
-        assert!(text.contains("lb_controller_targets_registered_total 3\n"));
-        assert!(text.contains(
-            "lb_controller_aws_calls_total{operation=\"RegisterTargets\",result=\"ok\"} 1\n"
-        ));
-        assert!(text.contains(
-            "lb_controller_aws_calls_total{operation=\"DescribeTargetHealth\",result=\"error\"} 1\n"
-        ));
-        assert!(text.contains("# TYPE lb_controller_aws_calls_total counter\n"));
+        metrics.pending_gates.update("shop/api", &["c".into()], now);
+        let calls = lb_aws::AwsCalls::default();
+        calls.record(
+            lb_aws::Operation::RegisterTargets,
+            None,
+            Duration::from_millis(20),
+        );
+        let text = render(&metrics.registry(&calls));
+        for line in [
+            "lb_controller_reconciles_total{result=\"ok\"} 1",
+            "lb_controller_reconciles_total{result=\"error\"} 1",
+            "lb_controller_reconcile_duration_seconds_count{result=\"ok\"} 1",
+            "lb_controller_targets_registered_total 3",
+            "lb_controller_readiness_gates_opened_total 1",
+            "lb_controller_readiness_gate_latency_seconds_count 1",
+            "lb_controller_pods_without_readiness_gate_total 1",
+            "lb_controller_pending_readiness_gates{age=\"0-10s\"} 1",
+            "lb_controller_pending_readiness_gates{age=\"30s-2m\"} 2",
+            "lb_controller_aws_calls_total{operation=\"RegisterTargets\",result=\"ok\"} 1",
+        ] {
+            assert!(
+                text.contains(&format!("{line}\n")),
+                "{line} missing in\n{text}"
+            );
+        }
+        // A binding's gates all open: its pending entries go.
+        metrics.pending_gates.update("shop/web", &[], now);
+        let text = render(&metrics.registry(&calls));
+        assert!(text.contains("lb_controller_pending_readiness_gates{age=\"30s-2m\"} 0\n"));
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::error::{Context, Result, SandboxError};
+use crate::one_time;
 use crate::process::log_tail;
 use crate::tools;
 
@@ -148,7 +149,8 @@ fn build(go: &Path, src_dir: &Path, target: &Target, out: &Path) -> Result<()> {
               -X k8s.io/component-base/version.gitTreeState=clean"
         ));
     }
-    let status = Command::new(go)
+    let mut command = Command::new(go);
+    command
         .current_dir(src_dir)
         .args(["build", "-o"])
         .arg(&partial)
@@ -159,9 +161,8 @@ fn build(go: &Path, src_dir: &Path, target: &Target, out: &Path) -> Result<()> {
         .env("GOFLAGS", "-mod=readonly -buildvcs=false")
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log_err)
-        .status()
-        .context(|| format!("running {} build", go.display()))?;
+        .stderr(log_err);
+    let status = one_time::run(&mut command, &format!("the Go build of {}", target.file))?;
     if !status.success() {
         return Err(SandboxError::GoBuild {
             what: target.file.to_string(),

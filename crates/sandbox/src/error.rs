@@ -42,6 +42,9 @@ pub enum SandboxError {
         tail: String,
     },
 
+    #[error("{0} was cancelled: the command is stopping")]
+    Cancelled(String),
+
     #[error("`{command}` failed: {stderr}")]
     Command { command: String, stderr: String },
 

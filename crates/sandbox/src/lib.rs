@@ -25,6 +25,7 @@ pub mod kubelet;
 pub mod manifests;
 pub mod netns;
 pub mod node_ports;
+pub mod one_time;
 pub mod pki;
 pub mod ports;
 pub mod process;

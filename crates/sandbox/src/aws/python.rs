@@ -113,13 +113,13 @@ fn run_logged(program: &Path, args: &[&str], log: &Path, what: &str) -> Result<(
     let err = out
         .try_clone()
         .context(|| format!("cloning {}", log.display()))?;
-    let status = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)
-        .stderr(err)
-        .status()
-        .context(|| format!("running {}", program.display()))?;
+        .stderr(err);
+    let status = crate::one_time::run(&mut command, what)?;
     if status.success() {
         Ok(())
     } else {

@@ -9,7 +9,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use lb_aws::{TargetGroupInfo, TargetHealth};
+use crate::elb::{TargetGroupInfo, TargetHealth};
 
 const FAST: Duration = Duration::from_millis(500);
 const SLOW: Duration = Duration::from_secs(5);
@@ -34,7 +34,7 @@ pub fn signature(health: &[TargetHealth]) -> u64 {
     hasher.finish()
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PollState {
     interval: Option<Duration>,
     signature: u64,
@@ -106,14 +106,9 @@ mod tests {
     #[test]
     fn time_to_healthy_needs_both_settings() {
         let mut group = TargetGroupInfo {
-            arn: "a".into(),
-            name: "n".into(),
-            target_type: "ip".into(),
-            port: None,
-            vpc_id: None,
-            load_balancer_arns: vec![],
             health_check_interval_seconds: Some(5),
             healthy_threshold_count: Some(2),
+            ..TargetGroupInfo::default()
         };
         assert_eq!(time_to_healthy(&group), Some(Duration::from_secs(10)));
         group.healthy_threshold_count = None;

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::bench_rollout::load::Load;
+use crate::harness::{HarnessError, start_controller};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -17,8 +19,6 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use lb_api::keys;
-use lb_controller::bench_rollout::load::Load;
-use lb_controller::harness::{HarnessError, start_controller};
 use lb_sandbox::aws::ControlClient;
 use lb_sandbox::aws::elb_setup;
 use lb_sandbox::stop::StopSignals;
@@ -42,9 +42,17 @@ pub enum CliError {
     },
 }
 
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
+    /// Stop this long after the demo is up (e.g. 30s; one-time builds do not count); default:
+    /// until Ctrl-C.
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
     pub run_for: Option<Duration>,
+    /// Manifests to apply (YAML, several documents allowed).
+    #[arg(long, default_values = ["examples/sandbox/echo-tgb.yaml", "examples/sandbox/echo.yaml"])]
     pub manifests: Vec<PathBuf>,
+    /// Namespace for objects that name none.
+    #[arg(long, default_value = "demo")]
     pub namespace: String,
 }
 

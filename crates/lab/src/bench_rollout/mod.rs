@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use lb_api::TargetGroupBinding;
-use lb_controller_core::termination::HOLD_ANNOTATION;
+use lb_api::keys::TERMINATION_HOLD_ANNOTATION as HOLD_ANNOTATION;
 use lb_sandbox::aws::elb_setup;
 use lb_sandbox::kubelet::behaviour::START_DELAY;
 use lb_sandbox::testing::{rollout_complete, service};

@@ -6,17 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
-use lb_api::{TargetGroupBinding, keys};
-use lb_aws::{AwsCalls, SdkTargetGroups};
-use lb_controller_core::{Context, MetricsOptions, RunError, WebhookOptions, webhook};
+use lb_api::TargetGroupBinding;
+use lb_aws::{AwsCalls, SdkElbv2};
+use lb_controller_core::{ClusterContext, MetricsOptions, RunError, WebhookOptions};
 use lb_sandbox::{Sandbox, SandboxError, manifests};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
-
-pub const WEBHOOK_NAME: &str = "mpod.elbv2.k8s.aws";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -57,7 +55,7 @@ pub struct HarnessOptions {
 impl Default for HarnessOptions {
     fn default() -> Self {
         Self {
-            termination_hold: lb_controller_core::termination::DEFAULT_HOLD,
+            termination_hold: lb_model::termination::DEFAULT_HOLD,
             webhook_port: None,
         }
     }
@@ -67,7 +65,7 @@ pub struct ControllerHandle {
     options: HarnessOptions,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), RunError>>,
-    pub context: Arc<Context<SdkTargetGroups>>,
+    pub context: Arc<ClusterContext<SdkElbv2>>,
     pub calls: Arc<AwsCalls>,
     /// Where the pod webhook listens (TLS, certificate of the sandbox CA).
     pub webhook: std::net::SocketAddr,
@@ -156,12 +154,12 @@ pub async fn start_controller_with(
         Some(port) => port,
         None => lb_sandbox::ports::free_loopback_port()?,
     };
-    register_webhook(&client, port, sandbox.pki().ca_pem()).await?;
+    register_webhooks(&client, port, sandbox.pki().ca_pem()).await?;
 
     let calls = Arc::new(AwsCalls::default());
     let metrics: std::net::SocketAddr =
         ([127, 0, 0, 1], lb_sandbox::ports::free_loopback_port()?).into();
-    let targets = SdkTargetGroups::new(&aws.sdk_config().await, calls.clone());
+    let targets = SdkElbv2::new(&aws.sdk_config().await, calls.clone());
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (ready_tx, ready_rx) = oneshot::channel();
     let options = WebhookOptions {
@@ -205,38 +203,32 @@ pub async fn start_controller_with(
     })
 }
 
-/// Registers the pod webhook, as the Helm chart does in a cluster: only labelled namespaces, pod
-/// CREATE, fail open (a webhook outage must never block pod creation).
-async fn register_webhook(client: &Client, port: u16, ca_pem: String) -> Result<(), HarnessError> {
-    let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "lb-controller-webhook"},
-        "webhooks": [{
-            "name": WEBHOOK_NAME,
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Ignore",
-            "timeoutSeconds": 10,
-            "clientConfig": {
-                "url": format!("https://127.0.0.1:{port}{}", webhook::MUTATE_POD_PATH),
-                "caBundle": ByteString(ca_pem.into_bytes()),
-            },
-            "namespaceSelector": {"matchLabels": {keys::READINESS_GATE_INJECT_LABEL: keys::READINESS_GATE_INJECT_ENABLED}},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
-        }],
-    }))
-    .map_err(|e| SandboxError::Manifest(e.to_string()))?;
-    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    api.patch(
-        "lb-controller-webhook",
-        &PatchParams::apply("lb-controller").force(),
-        &Patch::Apply(&configuration),
-    )
-    .await
-    .map_err(|source| HarnessError::Kube {
-        context: "registering the pod webhook",
-        source,
-    })?;
+/// The webhook configurations of a cluster (`config/webhook/manifests.yaml`).
+const WEBHOOK_MANIFESTS: &str = include_str!("../../../config/webhook/manifests.yaml");
+
+/// Registers the webhooks exactly as `config/webhook/` declares them, but reached at
+/// `https://127.0.0.1:<port><path>` with the sandbox CA instead of through a Service.
+async fn register_webhooks(client: &Client, port: u16, ca_pem: String) -> Result<(), HarnessError> {
+    let ca_bundle = serde_json::to_value(ByteString(ca_pem.into_bytes()))
+        .map_err(|e| SandboxError::Manifest(e.to_string()))?;
+    let mut documents = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(WEBHOOK_MANIFESTS) {
+        let mut value = serde_json::Value::deserialize(document)
+            .map_err(|e| SandboxError::Manifest(format!("config/webhook: {e}")))?;
+        for webhook in value["webhooks"].as_array_mut().into_iter().flatten() {
+            let path = webhook["clientConfig"]["service"]["path"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            webhook["clientConfig"] = json!({
+                "url": format!("https://127.0.0.1:{port}{path}"),
+                "caBundle": ca_bundle,
+            });
+        }
+        documents.push(
+            serde_yaml_ng::to_string(&value).map_err(|e| SandboxError::Manifest(e.to_string()))?,
+        );
+    }
+    manifests::apply_yaml(client, &documents.join("---\n"), "default").await?;
     Ok(())
 }

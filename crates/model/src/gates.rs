@@ -3,8 +3,9 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use lb_api::keys;
-use lb_aws::{TargetHealth, TargetKey, TargetState};
 use serde_json::json;
+
+use crate::elb::{TargetHealth, TargetKey, TargetState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateVerdict {
@@ -79,7 +80,6 @@ pub fn verdict(
     }
 }
 
-/// The gate condition types of `binding` the pod carries (ours, the upstream's, or both).
 /// Whether pods created in a namespace with these labels get readiness gates injected.
 pub fn injection_enabled(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
     labels
@@ -87,6 +87,7 @@ pub fn injection_enabled(labels: Option<&std::collections::BTreeMap<String, Stri
         .is_some_and(|v| v == keys::READINESS_GATE_INJECT_ENABLED)
 }
 
+/// The gate condition types of `binding` the pod carries (ours, the upstream's, or both).
 pub fn gate_types_on(pod: &Pod, binding: &str) -> Vec<String> {
     let types = keys::gate_condition_types(binding);
     pod.spec

@@ -24,7 +24,7 @@ use serde_json::json;
 /// The controller's default hold (`--pod-termination-hold`).
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(15);
 /// Pod annotation overriding the controller's hold, in whole seconds.
-pub const HOLD_ANNOTATION: &str = "lb-controller.dev/termination-hold-seconds";
+pub use lb_api::keys::TERMINATION_HOLD_ANNOTATION as HOLD_ANNOTATION;
 /// Kubernetes' default grace period, when the pod names none.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 

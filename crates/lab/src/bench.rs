@@ -30,11 +30,19 @@ use crate::harness::{ControllerHandle, HarnessError, start_controller};
 
 const NS: &str = "bench";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
+    /// Pods to scale out to (from 0).
+    #[arg(long, default_value_t = 100)]
     pub pods: usize,
+    /// Health-check interval of the target group, seconds.
+    #[arg(long, default_value_t = 2)]
     pub interval: i32,
+    /// How long to watch the settled controller for AWS calls.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub steady: Duration,
+    /// Pods to delete at the end (deregistration latency).
+    #[arg(long, default_value_t = 20)]
     pub delete: usize,
 }
 
@@ -140,7 +148,7 @@ async fn measure(
     let reviews = crate::webhook_probe::time_reviews(
         controller.webhook,
         &sandbox.pki().ca_pem(),
-        lb_controller_core::webhook::MUTATE_POD_PATH,
+        lb_api::keys::webhooks::MUTATE_POD_PATH,
         |i| crate::webhook_probe::pod_review(NS, &format!("probe-{i}"), json!({"app": "web"})),
         500,
         true,

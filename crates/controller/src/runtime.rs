@@ -1,0 +1,290 @@
+//! The controller's runtime: one shared watch per resource (pods, Services, EndpointSlices, nodes,
+//! namespaces, TargetGroupBindings; managed fields stripped to save memory) feeding the caches
+//! every reconciler and webhook reads, the mappers from a changed object to the bindings it
+//! concerns, and the servers (webhooks, metrics), all stopped together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::PredicateConfig;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use lb_api::keys::kubernetes::{CONTAINERS_READY, SERVICE_NAME_LABEL};
+use lb_api::{TargetGroupBinding, TargetType};
+use lb_aws::{AwsCalls, Elbv2};
+use lb_model::selectors::service_selects;
+
+use crate::metrics;
+use crate::stores::Stores;
+use crate::tgb::{self, Context};
+use crate::webhook::{self, WebhookState};
+use crate::writes::KubeWrites;
+
+/// How long events for one binding are gathered before it is reconciled.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Bindings reconciled at once.
+pub const CONCURRENCY: u16 = 16;
+
+/// Where to serve Prometheus metrics (plain HTTP, `/metrics`), and the AWS calls to include.
+pub struct MetricsOptions {
+    pub listen: SocketAddr,
+    pub calls: Arc<AwsCalls>,
+}
+
+pub struct WebhookOptions {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The termination hold for pods behind a binding (zero: none).
+    pub termination_hold: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("webhook certificate: {0}")]
+    Tls(#[from] webhook::TlsError),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen { addr, source })
+}
+
+/// A reflected watch of all objects of `K`, with managed fields stripped.
+fn reflect<K>(
+    client: &Client,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+            .modify(|o| o.managed_fields_mut().clear())
+            .default_backoff(),
+    )
+    // Deletions matter too: a pod gone, a Service removed.
+    .touched_objects();
+    (store, stream)
+}
+
+/// The controller with the Kubernetes writes of a cluster.
+pub type ClusterContext<A> = Context<A, KubeWrites>;
+
+/// Runs the controller until `shutdown` resolves. `ready` receives the context once the servers
+/// listen (tests and benchmarks read its metrics).
+pub async fn run<A: Elbv2>(
+    client: Client,
+    aws: A,
+    webhook: Option<WebhookOptions>,
+    metrics: Option<MetricsOptions>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ready: Option<tokio::sync::oneshot::Sender<Arc<ClusterContext<A>>>>,
+) -> Result<(), RunError> {
+    let bindings_api: Api<TargetGroupBinding> = Api::all(client.clone());
+    // Events for one binding within the debounce window are merged into one pass: a rollout's
+    // many pod updates make a few batched AWS calls instead of one each.
+    let controller = Controller::new(bindings_api, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default()
+            .debounce(DEBOUNCE)
+            .concurrency(CONCURRENCY),
+    );
+    let (pods, pod_events) = reflect::<Pod>(&client);
+    // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
+    // conditions our own writes cause (the EndpointSlice reports readiness anyway).
+    let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
+    let (services, service_events) = reflect::<Service>(&client);
+    let (slices, slice_events) = reflect::<EndpointSlice>(&client);
+    let (nodes, node_events) = reflect::<Node>(&client);
+    let (namespaces, namespace_events) = reflect::<Namespace>(&client);
+    let stores = Stores {
+        bindings: controller.store(),
+        namespaces,
+        pods,
+        services,
+        slices,
+        nodes,
+    };
+    let writes = KubeWrites::new(client.clone());
+    let ctx = Arc::new(Context::new(client, aws, writes, stores.clone()));
+    let mut servers = Vec::new();
+    if let Some(options) = webhook {
+        let tls = webhook::tls_config(&options.cert, &options.key)?;
+        let listener = listen(options.listen).await?;
+        let state = Arc::new(WebhookState {
+            ctx: ctx.clone(),
+            termination_hold: options.termination_hold,
+        });
+        servers.push(tokio::spawn(webhook::serve(
+            listener,
+            tls,
+            webhook::router(state),
+        )));
+    }
+    if let Some(options) = metrics {
+        let listener = listen(options.listen).await?;
+        servers.push(tokio::spawn(serve_metrics(listener, &ctx, &options.calls)));
+    }
+    servers.push(tokio::spawn(namespace_events.for_each(|_| async {})));
+    if let Some(ready) = ready {
+        let _ = ready.send(ctx.clone());
+    }
+    controller
+        .watches_stream(service_events, by_service(&stores))
+        .watches_stream(slice_events, by_slice(&stores))
+        .watches_stream(pod_events, by_pod(&stores))
+        .watches_stream(node_events, by_node(&stores))
+        .graceful_shutdown_on(shutdown)
+        .run(tgb::reconcile, tgb::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!("reconcile: {err}");
+            }
+        })
+        .await;
+    for server in servers {
+        server.abort();
+    }
+    Ok(())
+}
+
+/// `/metrics` over plain HTTP until the task is dropped.
+fn serve_metrics<A>(
+    listener: tokio::net::TcpListener,
+    ctx: &ClusterContext<A>,
+    calls: &AwsCalls,
+) -> impl Future<Output = ()> + Send + 'static {
+    let registry = Arc::new(ctx.metrics.registry(calls));
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = metrics::render(&registry);
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                    text,
+                )
+            }
+        }),
+    );
+    async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::warn!("metrics server: {err}");
+        }
+    }
+}
+
+type Refs = Vec<ObjectRef<TargetGroupBinding>>;
+
+fn refs<'a>(bindings: impl Iterator<Item = &'a Arc<TargetGroupBinding>>) -> Refs {
+    bindings.map(|b| ObjectRef::from_obj(&**b)).collect()
+}
+
+fn bindings_of_service(stores: &Stores, namespace: &str, service: &str) -> Refs {
+    let bindings = stores.bindings_in(namespace);
+    refs(
+        bindings
+            .iter()
+            .filter(|b| b.spec.service_ref.name == service),
+    )
+}
+
+fn by_service(stores: &Stores) -> impl Fn(Service) -> Refs + Send + Sync + 'static {
+    let stores = stores.clone();
+    move |service| {
+        bindings_of_service(
+            &stores,
+            &service.namespace().unwrap_or_default(),
+            &service.name_any(),
+        )
+    }
+}
+
+fn by_slice(stores: &Stores) -> impl Fn(EndpointSlice) -> Refs + Send + Sync + 'static {
+    let stores = stores.clone();
+    move |slice| match slice.labels().get(SERVICE_NAME_LABEL) {
+        Some(name) => bindings_of_service(&stores, &slice.namespace().unwrap_or_default(), name),
+        None => Vec::new(),
+    }
+}
+
+/// Bindings whose Service selects the pod: its endpoints and its gates are theirs.
+fn by_pod(stores: &Stores) -> impl Fn(Pod) -> Refs + Send + Sync + 'static {
+    let stores = stores.clone();
+    move |pod| {
+        let namespace = pod.namespace().unwrap_or_default();
+        let bindings = stores.bindings_in(&namespace);
+        refs(bindings.iter().filter(|b| {
+            stores
+                .service(&namespace, &b.spec.service_ref.name)
+                .is_some_and(|s| {
+                    service_selects(
+                        s.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                        pod.metadata.labels.as_ref(),
+                    )
+                })
+        }))
+    }
+}
+
+fn by_node(stores: &Stores) -> impl Fn(Node) -> Refs + Send + Sync + 'static {
+    let stores = stores.clone();
+    move |_| {
+        let bindings = stores.bindings.state();
+        refs(
+            bindings
+                .iter()
+                .filter(|b| b.spec.target_type == Some(TargetType::Instance)),
+        )
+    }
+}
+
+/// What of a pod matters to its bindings: labels (which Services select it), its address, its
+/// containers' readiness, whether it is being deleted, and which gates it carries.
+fn pod_relevance(pod: &Pod) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    pod.metadata.labels.hash(&mut hasher);
+    pod.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.pod_ip.as_ref()).hash(&mut hasher);
+    status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == CONTAINERS_READY))
+        .map(|c| c.status.as_str())
+        .hash(&mut hasher);
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_ref())
+        .map(|g| {
+            g.iter()
+                .map(|g| g.condition_type.as_str())
+                .collect::<Vec<_>>()
+        })
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}

@@ -1,0 +1,124 @@
+//! The TargetGroupBinding reconciler: registers the binding's desired targets, deregisters the
+//! rest, and flips readiness gates the moment ELB says a pod's target is healthy. It decides
+//! nothing itself: each pass reads a snapshot (the watch caches and one DescribeTargetHealth),
+//! asks the model for the plan ([`lb_model::plan`]) and carries it out ([`pass`]). Deleting a
+//! binding deregisters its targets and opens its gates ([`cleanup`]), behind the finalizer
+//! `elbv2.k8s.aws/resources`.
+//!
+//! A failed pass is reported (a Warning naming the problem, `Ready=False`) and retried as its
+//! error's category says: an invalid spec when the object changes, a missing Service soon,
+//! throttling after a long backoff (see [`crate::error`]).
+
+mod cleanup;
+mod memory;
+mod pass;
+mod target_group;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{self, finalizer};
+use kube::{Api, Client, ResourceExt};
+use lb_api::{TargetGroupBinding, keys};
+use lb_aws::Elbv2;
+
+pub use memory::BindingMemory;
+pub use target_group::{TargetGroupCache, TargetGroupRef, role_of};
+
+use crate::error::{ControllerError, Result, retry_delay};
+use crate::metrics::Metrics;
+use crate::report::{self, ReportedOnce};
+use crate::stores::Stores;
+use crate::writes::ClusterWrites;
+
+/// What the reconciler (and the webhooks) share.
+pub struct Context<A, W> {
+    pub client: Client,
+    pub aws: A,
+    pub writes: W,
+    pub stores: Stores,
+    pub target_groups: TargetGroupCache,
+    pub metrics: Metrics,
+    pub memory: BindingMemory,
+    /// Pods already warned for lacking a readiness gate.
+    pub reported_without_gate: ReportedOnce,
+}
+
+impl<A, W> Context<A, W> {
+    pub fn new(client: Client, aws: A, writes: W, stores: Stores) -> Self {
+        Self {
+            client,
+            aws,
+            writes,
+            stores,
+            target_groups: TargetGroupCache::default(),
+            metrics: Metrics::default(),
+            memory: BindingMemory::default(),
+            reported_without_gate: ReportedOnce::default(),
+        }
+    }
+}
+
+/// `namespace/name`: the key of the binding's memory and metrics.
+pub fn binding_key(binding: &TargetGroupBinding) -> String {
+    format!(
+        "{}/{}",
+        binding.namespace().unwrap_or_default(),
+        binding.name_any()
+    )
+}
+
+#[tracing::instrument(skip_all, fields(binding = %binding_key(&binding), generation = binding.metadata.generation))]
+pub async fn reconcile<A: Elbv2, W: ClusterWrites>(
+    binding: Arc<TargetGroupBinding>,
+    ctx: Arc<Context<A, W>>,
+) -> Result<Action> {
+    let started = Instant::now();
+    let api: Api<TargetGroupBinding> =
+        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
+    let result = finalizer(&api, keys::FINALIZER, binding.clone(), |event| async {
+        match event {
+            finalizer::Event::Apply(b) => pass::apply(&b, &ctx).await,
+            finalizer::Event::Cleanup(b) => cleanup::cleanup(&b, &ctx).await,
+        }
+    })
+    .await;
+    ctx.metrics
+        .observe_reconcile(started.elapsed(), result.is_ok());
+    match result {
+        Ok(action) => {
+            ctx.memory.succeeded(&binding_key(&binding));
+            Ok(action)
+        }
+        Err(finalizer::Error::ApplyFailed(err) | finalizer::Error::CleanupFailed(err)) => {
+            report::failure(&ctx.writes, &binding, &err).await;
+            Err(err)
+        }
+        Err(other) => Err(ControllerError::Finalizer(other.to_string())),
+    }
+}
+
+/// Retries as the error's category says, with per-binding exponential backoff and jitter
+/// (kube-runtime has none of its own).
+pub fn error_policy<A, W>(
+    binding: Arc<TargetGroupBinding>,
+    err: &ControllerError,
+    ctx: Arc<Context<A, W>>,
+) -> Action {
+    let failures = ctx.memory.failed(&binding_key(&binding));
+    let category = err.category();
+    match retry_delay(category, failures) {
+        Some(delay) => {
+            let jitter = delay.mul_f64(rand::random::<f64>() * 0.2);
+            tracing::warn!(binding = %binding_key(&binding), reason = err.reason(), ?category, failures, ?delay, "reconcile failed: {err}");
+            Action::requeue(delay + jitter)
+        }
+        None => {
+            tracing::warn!(binding = %binding_key(&binding), reason = err.reason(), ?category, "reconcile failed, waiting for a change: {err}");
+            Action::await_change()
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! The reconciler against the in-memory ELB ([`lb_aws::fake`]) with its Kubernetes writes
+//! recorded: registration, deregistration, draining, gates, cleanup, and each AWS fault. The
+//! invariants checked after every fault: nothing registered twice, nothing left registered that
+//! should go, no gate opened before ELB said healthy, nothing changed by a pass that failed before
+//! its AWS call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::controller::Action;
+use lb_api::TargetGroupBinding;
+use lb_aws::fake::{FakeElb, Fault};
+use lb_aws::{AwsErrorKind, Operation};
+use lb_model::elb::{TargetGroupInfo, TargetKey, TargetState};
+use serde_json::json;
+
+use super::{Context, cleanup, error_policy, pass};
+use crate::error::{ControllerError, ErrorCategory};
+use crate::stores::filled::{self, Fill};
+use crate::writes::recording::RecordingWrites;
+
+const NS: &str = "shop";
+const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
+
+/// A pod as the world knows it: name, address, containers ready, being deleted.
+#[derive(Clone)]
+struct PodSpec {
+    name: String,
+    ip: String,
+    ready: bool,
+    deleting: bool,
+}
+
+struct World {
+    elb: FakeElb,
+    tg: TargetGroupInfo,
+    fill: Fill,
+    pods: Vec<PodSpec>,
+    ctx: Arc<Context<FakeElb, RecordingWrites>>,
+}
+
+fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
+    serde_json::from_value(value).expect("test object")
+}
+
+fn key(ip: &str) -> TargetKey {
+    TargetKey::new(ip, 8080)
+}
+
+impl World {
+    /// An ip target group, namespace `shop` labelled for gates, Service `web` (port 80 ->
+    /// container port 8080), no pods yet.
+    fn new() -> World {
+        let elb = FakeElb::default();
+        let tg = elb.add_target_group("web", "ip");
+        let (stores, mut fill) = filled::stores();
+        filled::put(
+            &mut fill.namespaces,
+            object::<Namespace>(json!({"metadata": {"name": NS, "labels": {
+                "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}}})),
+        );
+        filled::put(
+            &mut fill.services,
+            object::<Service>(json!({
+                "metadata": {"name": "web", "namespace": NS},
+                "spec": {"selector": {"app": "web"}, "ports": [
+                    {"name": "http", "port": 80, "targetPort": 8080}]},
+            })),
+        );
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client (never called)");
+        let ctx = Arc::new(Context::new(
+            client,
+            elb.clone(),
+            RecordingWrites::default(),
+            stores,
+        ));
+        World {
+            elb,
+            tg,
+            fill,
+            pods: Vec::new(),
+            ctx,
+        }
+    }
+
+    fn binding(&self, extra: serde_json::Value) -> TargetGroupBinding {
+        let mut spec = json!({"targetGroupARN": self.tg.arn, "targetType": "ip",
+                              "serviceRef": {"name": "web", "port": 80}});
+        for (k, v) in extra.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        object(json!({
+            "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+            "metadata": {"name": "web", "namespace": NS, "uid": "b-1", "generation": 1},
+            "spec": spec,
+        }))
+    }
+
+    /// Adds (or replaces) a gated pod whose containers are `ready`.
+    fn pod(&mut self, name: &str, ip: &str, ready: bool) {
+        self.pods.retain(|p| p.name != name);
+        self.pods.push(PodSpec {
+            name: name.into(),
+            ip: ip.into(),
+            ready,
+            deleting: false,
+        });
+        self.sync();
+    }
+
+    fn delete_pod(&mut self, name: &str) {
+        for pod in self.pods.iter_mut().filter(|p| p.name == name) {
+            pod.deleting = true;
+        }
+        self.sync();
+    }
+
+    /// Writes pods and the EndpointSlice into the stores; gate conditions as last written.
+    fn sync(&mut self) {
+        let gates = self.ctx.writes.gate_states();
+        let mut endpoints = Vec::new();
+        for pod in &self.pods {
+            let gate_true = gates.get(&pod.name).map(String::as_str) == Some("True");
+            let mut conditions = vec![json!({"type": "ContainersReady",
+                "status": if pod.ready {"True"} else {"False"}})];
+            // The gate condition exactly as last written, as the API server would keep it.
+            conditions.extend(self.ctx.writes.last_conditions(&pod.name));
+            let mut value = json!({
+                "metadata": {"name": pod.name, "namespace": NS, "uid": format!("uid-{}", pod.name),
+                             "labels": {"app": "web"}},
+                "spec": {"containers": [], "readinessGates": [{"conditionType": GATE}]},
+                "status": {"podIP": pod.ip, "conditions": conditions},
+            });
+            if pod.deleting {
+                value["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            }
+            filled::put(&mut self.fill.pods, object::<Pod>(value));
+            let ready = pod.ready && gate_true && !pod.deleting;
+            endpoints.push(json!({
+                "addresses": [pod.ip],
+                "conditions": {"ready": ready, "serving": pod.ready, "terminating": pod.deleting},
+                "targetRef": {"kind": "Pod", "name": pod.name, "namespace": NS},
+            }));
+        }
+        filled::put(
+            &mut self.fill.slices,
+            object::<EndpointSlice>(json!({
+                "metadata": {"name": "web-1", "namespace": NS,
+                             "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                "endpoints": endpoints,
+            })),
+        );
+    }
+
+    /// One pass of `binding`, then the pods as its gate writes left them.
+    async fn pass(&mut self, binding: &TargetGroupBinding) -> Result<Action, ControllerError> {
+        let result = pass::apply(binding, &self.ctx).await;
+        self.sync();
+        result
+    }
+
+    fn gate(&self, pod: &str) -> Option<String> {
+        self.ctx.writes.gate_states().get(pod).cloned()
+    }
+
+    fn active(&self) -> Vec<String> {
+        let mut active: Vec<String> = self
+            .elb
+            .active_targets(&self.tg.arn)
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        active.sort();
+        active
+    }
+
+    fn status_health(&self) -> Option<String> {
+        self.ctx.writes.last_status().and_then(|s| s.target_health)
+    }
+}
+
+/// The requeue delay of an action (kube's Action has no accessor: its Debug says
+/// `requeue_after: Some(1.5s)`).
+fn requeue_of(action: &Action) -> Option<Duration> {
+    let text = format!("{action:?}");
+    let inner = text.split("Some(").nth(1)?.split(')').next()?;
+    let split = inner.find(|c: char| c.is_ascii_alphabetic() || c == 'µ')?;
+    let (number, unit) = inner.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+fn requeue_within(action: &Action, low: Duration, high: Duration) -> bool {
+    requeue_of(action).is_some_and(|d| d >= low && d <= high)
+}
+
+#[tokio::test]
+async fn targets_are_registered_at_containers_ready_and_gates_open_once_healthy() {
+    let mut world = World::new();
+    world.pod("a", "10.0.0.1", true);
+    world.pod("b", "10.0.0.2", true);
+    world.pod("c", "10.0.0.3", false);
+    let binding = world.binding(json!({}));
+
+    let action = world.pass(&binding).await.expect("pass");
+    assert_eq!(world.active(), ["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(world.gate("a").as_deref(), Some("False"));
+    assert_eq!(world.gate("c").as_deref(), Some("False"));
+    // Nothing to learn before interval x threshold (5 s x 2).
+    assert!(
+        requeue_within(
+            &action,
+            Duration::from_secs(10),
+            Duration::from_millis(10_200)
+        ),
+        "{action:?}"
+    );
+    assert_eq!(world.status_health().as_deref(), Some("0/2 healthy"));
+    assert!(
+        world
+            .ctx
+            .writes
+            .event_reasons()
+            .contains(&"TargetsRegistered".to_string())
+    );
+
+    world.elb.pass_health_checks(&world.tg.arn);
+    let action = world.pass(&binding).await.expect("pass");
+    assert_eq!(world.gate("a").as_deref(), Some("True"));
+    assert_eq!(world.gate("b").as_deref(), Some("True"));
+    assert_eq!(
+        world.gate("c").as_deref(),
+        Some("False"),
+        "not a target: stays closed"
+    );
+    assert_eq!(world.elb.count(Operation::RegisterTargets), 1);
+    assert_eq!(world.status_health().as_deref(), Some("2/2 healthy"));
+    // c's gate is pending, but c is no target: ELB has nothing to say until c changes.
+    assert_eq!(action, Action::await_change());
+
+    world.pod("c", "10.0.0.3", true);
+    world.pass(&binding).await.expect("pass");
+    world.elb.pass_health_checks(&world.tg.arn);
+    let action = world.pass(&binding).await.expect("pass");
+    assert_eq!(world.gate("c").as_deref(), Some("True"));
+    assert_eq!(action, Action::await_change(), "settled: no polling");
+    assert!(world.elb.double_registrations().is_empty());
+    assert_eq!(world.ctx.metrics.gates_opened(), 3);
+}
+
+/// Two healthy, Ready pods behind the binding.
+async fn settled() -> (World, TargetGroupBinding) {
+    let mut world = World::new();
+    world.pod("a", "10.0.0.1", true);
+    world.pod("b", "10.0.0.2", true);
+    let binding = world.binding(json!({}));
+    world.pass(&binding).await.expect("pass");
+    world.elb.pass_health_checks(&world.tg.arn);
+    world.pass(&binding).await.expect("pass");
+    world.elb.forget_calls();
+    (world, binding)
+}
+
+#[tokio::test]
+async fn a_deleted_pod_is_deregistered_at_once_and_drained_without_a_second_call() {
+    let (mut world, binding) = settled().await;
+    world.delete_pod("b");
+    let action = world.pass(&binding).await.expect("pass");
+    assert_eq!(world.active(), ["10.0.0.1"]);
+    assert_eq!(world.elb.count(Operation::DeregisterTargets), 1);
+    assert!(
+        requeue_within(&action, Duration::from_secs(5), Duration::from_secs(5)),
+        "draining: {action:?}"
+    );
+    assert_eq!(
+        world.status_health().as_deref(),
+        Some("1/1 healthy, 1 draining")
+    );
+    world.pass(&binding).await.expect("pass");
+    assert_eq!(world.elb.count(Operation::DeregisterTargets), 1);
+    world.elb.finish_draining(&world.tg.arn);
+    let action = world.pass(&binding).await.expect("pass");
+    assert_eq!(action, Action::await_change());
+    assert!(
+        world
+            .ctx
+            .writes
+            .event_reasons()
+            .contains(&"TargetsDeregistered".to_string())
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_binding_deregisters_its_targets_and_opens_every_gate() {
+    let mut world = World::new();
+    world.pod("a", "10.0.0.1", true);
+    let binding = world.binding(json!({}));
+    world.pass(&binding).await.expect("pass");
+    assert_eq!(world.gate("a").as_deref(), Some("False"));
+    cleanup::cleanup(&binding, &world.ctx)
+        .await
+        .expect("cleanup");
+    world.sync();
+    assert!(world.active().is_empty());
+    assert_eq!(world.gate("a").as_deref(), Some("True"));
+    // A target group already gone: the gates are still released.
+    let mut gone = world.binding(json!({"targetGroupARN": "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/gone/1"}));
+    gone.metadata.name = Some("web".into());
+    cleanup::cleanup(&gone, &world.ctx)
+        .await
+        .expect("cleanup of a binding to no target group");
+}
+
+#[tokio::test]
+async fn multi_cluster_bindings_leave_other_clusters_targets_alone() {
+    let mut world = World::new();
+    world
+        .elb
+        .register_outside(&world.tg.arn, key("192.168.0.9"), TargetState::Healthy);
+    world.pod("a", "10.0.0.1", true);
+    let binding = world.binding(json!({"multiClusterTargetGroup": true}));
+    world.pass(&binding).await.expect("pass");
+    assert_eq!(world.active(), ["10.0.0.1", "192.168.0.9"]);
+    cleanup::cleanup(&binding, &world.ctx)
+        .await
+        .expect("cleanup");
+    assert_eq!(world.active(), ["192.168.0.9"]);
+    // Without the flag, the binding owns the target group.
+    let mut owner = World::new();
+    owner
+        .elb
+        .register_outside(&owner.tg.arn, key("192.168.0.9"), TargetState::Healthy);
+    let binding = owner.binding(json!({}));
+    owner.pass(&binding).await.expect("pass");
+    assert!(owner.active().is_empty());
+}
+
+/// Runs a pass with `fault` scripted for `operation`; returns the error.
+async fn failing_pass(
+    world: &mut World,
+    binding: &TargetGroupBinding,
+    operation: Operation,
+    fault: Fault,
+) -> ControllerError {
+    world.elb.fail_next(operation, fault);
+    let patches_before = world.ctx.writes.pod_patches.lock().unwrap().len();
+    let err = world
+        .pass(binding)
+        .await
+        .expect_err("the fault fails the pass");
+    let patches_after = world.ctx.writes.pod_patches.lock().unwrap().len();
+    assert_eq!(
+        patches_before, patches_after,
+        "{operation:?} {fault:?}: no gate written by a failed pass"
+    );
+    err
+}
+
+#[tokio::test]
+async fn registration_faults_register_nothing_twice_and_open_no_gate_early() {
+    for fault in [
+        Fault::Throttled,
+        Fault::ServerError,
+        Fault::Timeout,
+        Fault::LostAnswer,
+    ] {
+        let mut world = World::new();
+        world.pod("a", "10.0.0.1", true);
+        let binding = world.binding(json!({}));
+        let err = failing_pass(&mut world, &binding, Operation::RegisterTargets, fault).await;
+        let expected = if fault == Fault::Throttled {
+            ErrorCategory::Throttled
+        } else {
+            ErrorCategory::Transient
+        };
+        assert_eq!(err.category(), expected, "{fault:?}");
+        let took_effect = fault == Fault::LostAnswer;
+        assert_eq!(world.active().len(), usize::from(took_effect), "{fault:?}");
+
+        world.pass(&binding).await.expect("the retry succeeds");
+        assert_eq!(world.active(), ["10.0.0.1"], "{fault:?}");
+        assert_eq!(
+            world.elb.count(Operation::RegisterTargets),
+            if took_effect { 1 } else { 2 },
+            "{fault:?}: a registration that took effect is not repeated"
+        );
+        assert_eq!(
+            world.gate("a").as_deref(),
+            Some("False"),
+            "{fault:?}: not healthy yet"
+        );
+        world.elb.pass_health_checks(&world.tg.arn);
+        world.pass(&binding).await.expect("pass");
+        assert_eq!(world.gate("a").as_deref(), Some("True"), "{fault:?}");
+        assert!(world.elb.double_registrations().is_empty(), "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn deregistration_faults_leak_nothing_and_deregister_once() {
+    for fault in [
+        Fault::Throttled,
+        Fault::ServerError,
+        Fault::Timeout,
+        Fault::LostAnswer,
+    ] {
+        let (mut world, binding) = settled().await;
+        world.delete_pod("b");
+        failing_pass(&mut world, &binding, Operation::DeregisterTargets, fault).await;
+        world.pass(&binding).await.expect("the retry succeeds");
+        assert_eq!(world.active(), ["10.0.0.1"], "{fault:?}: nothing leaked");
+        let calls = world.elb.count(Operation::DeregisterTargets);
+        assert_eq!(
+            calls,
+            if fault == Fault::LostAnswer { 1 } else { 2 },
+            "{fault:?}"
+        );
+        world.pass(&binding).await.expect("pass");
+        assert_eq!(
+            world.elb.count(Operation::DeregisterTargets),
+            calls,
+            "{fault:?}: once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_faults_change_nothing_and_open_no_gate() {
+    for fault in [Fault::Throttled, Fault::ServerError, Fault::Timeout] {
+        let mut world = World::new();
+        world.pod("a", "10.0.0.1", true);
+        let binding = world.binding(json!({}));
+        world.pass(&binding).await.expect("pass");
+        world.elb.pass_health_checks(&world.tg.arn);
+        world.elb.forget_calls();
+        failing_pass(&mut world, &binding, Operation::DescribeTargetHealth, fault).await;
+        assert_eq!(world.gate("a").as_deref(), Some("False"), "{fault:?}");
+        assert_eq!(world.elb.count(Operation::RegisterTargets), 0);
+        assert_eq!(world.elb.count(Operation::DeregisterTargets), 0);
+        world.pass(&binding).await.expect("pass");
+        assert_eq!(world.gate("a").as_deref(), Some("True"), "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_target_group_by_name_is_looked_up_once() {
+    let mut world = World::new();
+    world.pod("a", "10.0.0.1", true);
+    let mut binding = world.binding(json!({"targetGroupName": "web"}));
+    binding.spec.target_group_arn = None;
+    for _ in 0..3 {
+        world.pass(&binding).await.expect("pass");
+    }
+    assert_eq!(world.elb.count(Operation::DescribeTargetGroups), 1);
+    assert_eq!(world.active(), ["10.0.0.1"]);
+    let mut missing = binding.clone();
+    missing.spec.target_group_name = Some("nope".into());
+    let err = world
+        .pass(&missing)
+        .await
+        .expect_err("no such target group");
+    assert_eq!(
+        err.to_string(),
+        "spec.targetGroupName \"nope\": no such target group"
+    );
+    assert_eq!(err.category(), ErrorCategory::MissingInAws);
+}
+
+#[tokio::test]
+async fn a_role_reaches_a_target_group_in_another_account() {
+    let mut world = World::new();
+    let theirs = world
+        .elb
+        .add_target_group_in("999999999999", "shared", "ip");
+    let role = "arn:aws:iam::999999999999:role/lb";
+    world.elb.allow_role(role, Some("x-1"), "999999999999");
+    world.pod("a", "10.0.0.1", true);
+    let binding = world.binding(
+        json!({"targetGroupARN": theirs.arn, "iamRoleArnToAssume": role,
+                                       "assumeRoleExternalId": "x-1"}),
+    );
+    world.pass(&binding).await.expect("pass");
+    assert_eq!(world.elb.active_targets(&theirs.arn), [key("10.0.0.1")]);
+
+    let mut wrong = binding.clone();
+    wrong.spec.assume_role_external_id = Some("x-2".into());
+    let err = world.pass(&wrong).await.expect_err("the role refuses");
+    assert_eq!(err.reason(), "AssumeRoleFailed");
+    assert_eq!(err.category(), ErrorCategory::AccessDenied);
+    assert!(err.to_string().contains(role), "{err}");
+    // Without the role, the target group is not there for the controller's own account.
+    let mut unroled = binding.clone();
+    unroled.spec.iam_role_arn_to_assume = None;
+    let err = world.pass(&unroled).await.expect_err("not in our account");
+    assert_eq!(err.reason(), "TargetGroupNotFound");
+}
+
+#[tokio::test]
+async fn bad_input_touches_no_target_and_chooses_its_retry() {
+    let mut world = World::new();
+    world.pod("a", "10.0.0.1", true);
+    let wrong_vpc = world.binding(json!({"vpcID": "vpc-11111111"}));
+    let err = world.pass(&wrong_vpc).await.expect_err("VPC mismatch");
+    assert_eq!(err.category(), ErrorCategory::InvalidInput);
+    assert!(
+        err.to_string().contains("spec.vpcID \"vpc-11111111\""),
+        "{err}"
+    );
+    let action = error_policy(Arc::new(wrong_vpc), &err, world.ctx.clone());
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "an invalid spec waits for a change"
+    );
+
+    let mut no_service = world.binding(json!({}));
+    no_service.metadata.name = Some("no-service".into());
+    no_service.spec.service_ref.name = "missing".into();
+    let err = world.pass(&no_service).await.expect_err("no Service");
+    assert_eq!(err.reason(), "ServiceNotFound");
+    assert_eq!(
+        err.to_string(),
+        "spec.serviceRef.name \"missing\": Service shop/missing was not found"
+    );
+    let action = error_policy(Arc::new(no_service), &err, world.ctx.clone());
+    assert!(
+        requeue_within(
+            &action,
+            Duration::from_millis(500),
+            Duration::from_millis(600)
+        ),
+        "soon: {action:?}"
+    );
+
+    world
+        .elb
+        .fail_next(Operation::DescribeTargetHealth, Fault::Throttled);
+    let mut binding = world.binding(json!({}));
+    binding.metadata.name = Some("throttled".into());
+    let err = world.pass(&binding).await.expect_err("throttled");
+    let action = error_policy(Arc::new(binding), &err, world.ctx.clone());
+    assert!(
+        requeue_within(&action, Duration::from_secs(10), Duration::from_secs(12)),
+        "long: {action:?}"
+    );
+
+    assert_eq!(world.elb.count(Operation::RegisterTargets), 0);
+    assert_eq!(world.elb.count(Operation::DeregisterTargets), 0);
+    assert!(world.ctx.writes.pod_patches.lock().unwrap().is_empty());
+    assert!(matches!(err, ControllerError::Aws(ref e) if e.kind == AwsErrorKind::Throttled));
+}

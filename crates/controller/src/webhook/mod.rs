@@ -1,0 +1,94 @@
+//! The admission webhooks, served over TLS (rustls) by axum, answering from the controller's
+//! caches (and, for bindings, the target group cache):
+//!
+//! - `/mutate-v1-pod` ([`pod`]): readiness gates and the termination hold;
+//! - `/mutate-elbv2-k8s-aws-v1beta1-targetgroupbinding` and
+//!   `/validate-elbv2-k8s-aws-v1beta1-targetgroupbinding` ([`binding`]): defaults from the target
+//!   group, immutable fields, one binding per target group.
+//!
+//! The decisions are the model's ([`lb_model::pod_admission`], [`lb_model::binding_admission`]).
+
+pub mod binding;
+pub mod pod;
+mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use kube::api::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use lb_api::keys::webhooks;
+use lb_aws::Elbv2;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+
+pub use tls::{TlsError, tls_config};
+
+use crate::tgb::Context;
+use crate::writes::ClusterWrites;
+
+/// What the handlers read.
+pub struct WebhookState<A, W> {
+    pub ctx: Arc<Context<A, W>>,
+    /// The termination hold given to pods behind a binding; zero: none.
+    pub termination_hold: Duration,
+}
+
+pub fn router<A: Elbv2, W: ClusterWrites>(state: Arc<WebhookState<A, W>>) -> Router {
+    Router::new()
+        .route(webhooks::MUTATE_POD_PATH, post(pod::mutate::<A, W>))
+        .route(webhooks::MUTATE_BINDING_PATH, post(binding::mutate::<A, W>))
+        .route(
+            webhooks::VALIDATE_BINDING_PATH,
+            post(binding::validate::<A, W>),
+        )
+        .with_state(state)
+}
+
+/// The request of a review, or the review answering that it is invalid.
+fn request_of<K>(
+    review: AdmissionReview<K>,
+) -> Result<AdmissionRequest<K>, Box<AdmissionReview<DynamicObject>>>
+where
+    K: kube::Resource,
+{
+    review
+        .try_into()
+        .map_err(|err: kube::core::admission::ConvertAdmissionReviewError| {
+            tracing::warn!("invalid admission review: {err}");
+            Box::new(AdmissionResponse::invalid(err.to_string()).into_review())
+        })
+}
+
+/// Serves `app` with TLS on `listener` until the task is dropped. Connections are tasks of this
+/// one, so they end with it: the apiserver keeps webhook connections alive, and a connection
+/// outliving a stopped controller would answer from caches that no longer follow the cluster.
+pub async fn serve(listener: tokio::net::TcpListener, tls: ServerConfig, app: Router) {
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        connections.spawn(async move {
+            match acceptor.accept(stream).await {
+                Ok(tls) => {
+                    if let Err(err) = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await
+                    {
+                        tracing::debug!("webhook connection: {err}");
+                    }
+                }
+                Err(err) => tracing::debug!("webhook TLS handshake: {err}"),
+            }
+        });
+    }
+}

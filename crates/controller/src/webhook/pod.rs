@@ -1,0 +1,64 @@
+//! `/mutate-v1-pod`: readiness gates and the termination hold for pods created behind an `ip`
+//! binding in a namespace labelled for injection (see [`lb_model::pod_admission`]).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::core::admission::{AdmissionResponse, AdmissionReview};
+use lb_aws::Elbv2;
+use lb_model::pod_admission::mutate_pod;
+
+use super::{WebhookState, request_of};
+use crate::writes::ClusterWrites;
+
+pub async fn mutate<A: Elbv2, W: ClusterWrites>(
+    State(state): State<Arc<WebhookState<A, W>>>,
+    Json(review): Json<AdmissionReview<Pod>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let request = match request_of(review) {
+        Ok(request) => request,
+        Err(invalid) => return Json(*invalid),
+    };
+    let mut response = AdmissionResponse::from(&request);
+    let Some(pod) = &request.object else {
+        return Json(response.into_review());
+    };
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| pod.namespace())
+        .unwrap_or_default();
+    let stores = &state.ctx.stores;
+    let labels = stores.namespace_labels(&namespace);
+    let bindings = stores.bindings_in(&namespace);
+    let service = |name: &str| stores.service(&namespace, name);
+    let mutation = mutate_pod(
+        pod,
+        labels.as_ref(),
+        &bindings,
+        &service,
+        state.termination_hold,
+    );
+    if !mutation.warnings.is_empty() {
+        tracing::warn!(namespace, pod = %pod.name_any(), warnings = ?mutation.warnings, "pod admission");
+        response.warnings = Some(mutation.warnings.clone());
+    }
+    if mutation.operations.is_empty() {
+        return Json(response.into_review());
+    }
+    tracing::debug!(namespace, pod = %pod.name_any(), gates = ?mutation.gates, hold = ?mutation.hold, "mutating pod");
+    match response
+        .clone()
+        .with_patch(json_patch::Patch(mutation.operations))
+    {
+        Ok(patched) => Json(patched.into_review()),
+        Err(err) => {
+            tracing::warn!("serializing the admission patch: {err}");
+            Json(response.into_review())
+        }
+    }
+}
