@@ -29,13 +29,13 @@ fn demo_shows_targets_healthy_gates_flipping_the_alb_answering_and_a_clean_rollo
         if let Some(what) = line.split("applied ").nth(1) {
             applied.push(what.split_whitespace().next().unwrap_or("").to_string());
         }
-        if line.contains("in ALB target group: healthy") {
+        if line.contains("in target group echo: healthy") {
             healthy += 1;
         }
         if line.contains(" Ready ") && line.contains("gate True") {
             gated_ready += 1;
         }
-        if line.contains("GET http://echo-alb/ -> 200 pod=demo/echo-") {
+        if line.contains("GET http://echo/ -> 200 pod=demo/echo-") {
             answered += 1;
         }
         if line.contains("rolling update done") {
@@ -60,5 +60,89 @@ fn demo_shows_targets_healthy_gates_flipping_the_alb_answering_and_a_clean_rollo
     assert!(
         rest.iter().any(|l| l.contains("stopping the sandbox")),
         "{rest:?}"
+    );
+}
+
+/// The upstream guide's TargetGroupBinding samples, as written, with a Service and Deployment
+/// beside them (`examples/upstream-guide/`): every object applies, every binding's targets turn
+/// healthy (ip, instance on the selected nodes, and a target group in another account), and the
+/// demo's report says so.
+#[test]
+fn the_upstream_guide_samples_apply_unchanged_and_their_targets_turn_healthy() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut manifests: Vec<String> = std::fs::read_dir(root.join("examples/upstream-guide"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    manifests.sort();
+    let report = std::env::temp_dir().join(format!("upstream-guide-{}.json", std::process::id()));
+    let mut args = vec!["demo".to_string(), "--for".into(), "40s".into()];
+    args.push("--report".into());
+    args.push(report.display().to_string());
+    args.push("--manifests".into());
+    args.extend(manifests);
+    let output = Command::new(env!("CARGO_BIN_EXE_lb-controller"))
+        .args(&args)
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "demo exited with {}",
+        output.status
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report written")).unwrap();
+    let objects = report["objects"].as_array().unwrap();
+    for object in objects {
+        assert_eq!(object["applied"], true, "{object}");
+    }
+    let bindings: Vec<&serde_json::Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "TargetGroupBinding")
+        .collect();
+    let names: Vec<String> = bindings
+        .iter()
+        .map(|b| {
+            format!(
+                "{}/{}",
+                b["namespace"].as_str().unwrap(),
+                b["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "demo/my-tgb",
+            "instance-sample/my-tgb",
+            "nlb-game-2048-1/peered-tg"
+        ]
+    );
+    for binding in bindings {
+        let targets = binding["targets"].as_array().expect("targets");
+        assert_eq!(targets.len(), 2, "{binding}");
+        assert!(targets.iter().all(|t| t["state"] == "healthy"), "{binding}");
+        assert!(
+            binding["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("Ready=True (Synced)"),
+            "{binding}"
+        );
+    }
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([]),
+        "no Warning events"
+    );
+    assert!(
+        stdout.contains("emulating AWS account 155642222660"),
+        "{stdout}"
     );
 }

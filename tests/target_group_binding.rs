@@ -1,130 +1,23 @@
 //! TargetGroupBinding on the sandbox: real kube-apiserver, the controller in-process with its
 //! webhook registered, and the AWS emulator with real health checks.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::Client as Elb;
+use common::{GATE, INJECT, World};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use lb_api::TargetGroupBinding;
-use lb_lab::harness::{ControllerHandle, start_controller};
 use lb_sandbox::aws::elb_setup;
+use lb_sandbox::http_client;
 use lb_sandbox::testing::*;
-use lb_sandbox::{Sandbox, http_client};
 use serde_json::json;
-
-const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
-const INJECT: (&str, &str) = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled");
-
-struct World {
-    sandbox: Sandbox,
-    controller: Option<ControllerHandle>,
-    elb: Elb,
-    tg: String,
-}
-
-impl World {
-    /// A sandbox, the controller, namespace `ns` (labelled for gates if `gated`), and an ip target
-    /// group (health check every 2 s on /healthz) behind an ALB listener.
-    async fn start(ns: &str, gated: bool) -> World {
-        // RUST_LOG=lb_controller_core=debug shows the controller's decisions.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let sandbox = start_sandbox().await;
-        let controller = start_controller(&sandbox).await.expect("controller starts");
-        let labels: &[(&str, &str)] = if gated { &[INJECT] } else { &[] };
-        sandbox.create_namespace(ns, labels).await.unwrap();
-        let aws = sandbox.aws().unwrap();
-        let elb = elb_setup::client(aws).await;
-        let tg = elb_setup::web_alb(&elb, aws, "web", "/healthz", 2, 2)
-            .await
-            .unwrap()
-            .target_group_arn;
-        World {
-            sandbox,
-            controller: Some(controller),
-            elb,
-            tg,
-        }
-    }
-
-    async fn stop_controller(&mut self) {
-        if let Some(controller) = self.controller.take() {
-            controller.stop().await;
-        }
-    }
-
-    async fn start_controller(&mut self) {
-        self.controller = Some(
-            start_controller(&self.sandbox)
-                .await
-                .expect("controller starts"),
-        );
-    }
-
-    fn client(&self) -> kube::Client {
-        self.sandbox.client()
-    }
-
-    async fn bind(&self, ns: &str, service: &str) {
-        self.bind_to(ns, service, &self.tg).await;
-    }
-
-    /// Binds `service` to target group `tg`.
-    async fn bind_to(&self, ns: &str, service: &str, tg: &str) {
-        let binding: TargetGroupBinding = serde_json::from_value(json!({
-            "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-            "metadata": {"name": "web"},
-            "spec": {"targetGroupARN": tg, "targetType": "ip", "serviceRef": {"name": service, "port": 80}},
-        }))
-        .unwrap();
-        Api::<TargetGroupBinding>::namespaced(self.client(), ns)
-            .create(&PostParams::default(), &binding)
-            .await
-            .unwrap();
-    }
-
-    /// Registered (not draining) targets as `ip:port`.
-    async fn active_targets(&self) -> BTreeSet<String> {
-        elb_setup::states(&self.elb, &self.tg)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|t| t.state != "draining")
-            .map(|t| format!("{}:{}", t.id, t.port))
-            .collect()
-    }
-
-    async fn healthy_count(&self) -> usize {
-        elb_setup::states(&self.elb, &self.tg)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|t| t.state == "healthy")
-            .count()
-    }
-
-    async fn pod_targets(&self, ns: &str) -> BTreeSet<String> {
-        pods_of(&self.client(), ns, "web")
-            .await
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter_map(|p| pod_ip(p).map(|ip| format!("{ip}:8080")))
-            .collect()
-    }
-
-    async fn stop(mut self) {
-        self.stop_controller().await;
-        self.sandbox.shutdown().await;
-    }
-}
 
 async fn scale(client: &kube::Client, ns: &str, replicas: i32) {
     Api::<Deployment>::namespaced(client.clone(), ns)

@@ -2,7 +2,10 @@
 //! upstream controller does, so that its manifests and habits carry over:
 //!
 //! - defaulting, on create: the ARN from `targetGroupName`, and `targetType`, `ipAddressType`,
-//!   `vpcID` and `targetGroupProtocol` from the target group, where absent;
+//!   `vpcID` and `targetGroupProtocol` from the target group, where absent; on update, the values
+//!   a change leaves out are kept (a server-side apply of the original manifest would otherwise
+//!   remove what the webhook filled in, and the change would be refused as touching an immutable
+//!   field);
 //! - validation, on create: a target type, no `nodeSelector` with ip targets, the target group's
 //!   type, IP address type and VPC, and one binding per target group unless every binding of it
 //!   is `multiClusterTargetGroup`; on update: the immutable fields (`targetGroupARN`,
@@ -103,6 +106,42 @@ pub fn defaults(binding: &TargetGroupBinding, group: &TargetGroupInfo) -> Vec<Pa
     operations
 }
 
+/// On update: the defaulted fields a change leaves out keep their values.
+pub fn keep_on_update(old: &TargetGroupBinding, new: &TargetGroupBinding) -> Vec<PatchOperation> {
+    let (old, new) = (&old.spec, &new.spec);
+    let absent = |value: &Option<String>| value.as_deref().is_none_or(str::is_empty);
+    let mut operations = Vec::new();
+    let fields = [
+        (
+            "/spec/targetGroupARN",
+            &old.target_group_arn,
+            &new.target_group_arn,
+        ),
+        (
+            "/spec/ipAddressType",
+            &old.ip_address_type,
+            &new.ip_address_type,
+        ),
+        ("/spec/vpcID", &old.vpc_id, &new.vpc_id),
+        (
+            "/spec/targetGroupProtocol",
+            &old.target_group_protocol,
+            &new.target_group_protocol,
+        ),
+    ];
+    for (path, was, is) in fields {
+        if let (Some(was), true) = (was, absent(is))
+            && !was.is_empty()
+        {
+            operations.push(add(path, json!(was)));
+        }
+    }
+    if let (Some(was), None) = (old.target_type, new.target_type) {
+        operations.push(add("/spec/targetType", json!(was.as_str())));
+    }
+    operations
+}
+
 fn namespaced_name(binding: &TargetGroupBinding) -> String {
     format!(
         "{}/{}",
@@ -190,8 +229,13 @@ fn check_against_group(
     Ok(())
 }
 
-/// Validates a change of a binding: the immutable fields stay as they were.
+/// Validates a change of a binding: the immutable fields stay as they were. A change that leaves
+/// the spec alone (labels, annotations, the finalizer's coming and going) is never refused: a
+/// binding stored while the webhook was away must still be deletable.
 pub fn validate_update(old: &TargetGroupBinding, new: &TargetGroupBinding) -> Result<(), String> {
+    if old.spec == new.spec {
+        return Ok(());
+    }
     check_common(&new.spec)?;
     let (old, new) = (&old.spec, &new.spec);
     let text = |v: &Option<String>| v.clone().unwrap_or_default();

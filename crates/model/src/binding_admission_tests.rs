@@ -162,6 +162,50 @@ fn a_target_group_has_one_binding_unless_all_share_it_across_clusters() {
 }
 
 #[test]
+fn an_update_that_leaves_defaults_out_keeps_them() {
+    let stored = patched(
+        &binding(
+            "web",
+            json!({"targetGroupName": "web", "serviceRef": {"name": "web", "port": 80}}),
+        ),
+        &group("ip"),
+    );
+    // The same manifest applied again (server-side apply drops what it no longer lists).
+    let reapplied = binding(
+        "web",
+        json!({"targetGroupName": "web", "serviceRef": {"name": "web", "port": 8080}}),
+    );
+    let mut value = serde_json::to_value(&reapplied).unwrap();
+    json_patch::patch(&mut value, &keep_on_update(&stored, &reapplied)).unwrap();
+    let kept: TargetGroupBinding = serde_json::from_value(value).unwrap();
+    assert_eq!(validate_update(&stored, &kept), Ok(()));
+    assert_eq!(kept.spec.target_group_arn.as_deref(), Some(ARN));
+    assert_eq!(kept.spec.target_type, Some(TargetType::Ip));
+    assert_eq!(
+        kept.spec.service_ref.port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080)
+    );
+    // A change that states a field keeps the change (and validation judges it).
+    assert!(keep_on_update(&stored, &stored).is_empty());
+}
+
+#[test]
+fn metadata_only_changes_pass_even_for_an_invalid_stored_spec() {
+    let invalid = binding(
+        "web",
+        json!({"targetGroupARN": ARN, "serviceRef": {"name": "web", "port": 80},
+                                        "networking": {"ingress": [{"from": [{}], "ports": []}]}}),
+    );
+    let mut finalizer_removed = invalid.clone();
+    finalizer_removed.metadata.finalizers = None;
+    assert_eq!(validate_update(&invalid, &finalizer_removed), Ok(()));
+    let mut changed = invalid.clone();
+    changed.spec.service_ref.port =
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(81);
+    assert!(validate_update(&invalid, &changed).is_err());
+}
+
+#[test]
 fn updates_may_not_change_immutable_fields() {
     let old = binding(
         "web",

@@ -263,8 +263,9 @@ fn gate_pass(input: &PassInput, health: &[TargetHealth], now_text: &str) -> Gate
     pass
 }
 
-/// On a change only, unless ELB has something to tell: a pending gate whose target is registered
-/// (it may turn healthy), or a target draining (it will go). Then the planned delay (see
+/// On a change only, unless ELB has something to tell: a target still `initial` (it will turn
+/// healthy or unhealthy: a pending gate, and the health summary, wait for it), a pending gate
+/// whose target is registered, or a target draining (it will go). Then the planned delay (see
 /// [`polling`]). A pending gate of a pod that is no registered target (its containers are not
 /// ready yet) waits for the pod's own change, which brings a pass anyway.
 fn next_look(
@@ -279,13 +280,19 @@ fn next_look(
             .iter()
             .any(|h| &h.target == target && h.state != TargetState::Draining)
     };
-    let pending: Vec<PendingGate> = pending
+    let mut watched: Vec<TargetKey> = pending
         .iter()
-        .filter(|g| g.target.as_ref().is_some_and(registered))
-        .cloned()
+        .filter_map(|g| g.target.clone())
+        .filter(|t| registered(t))
         .collect();
+    let initial: Vec<TargetKey> = health
+        .iter()
+        .filter(|h| h.state == TargetState::Initial && !watched.contains(&h.target))
+        .map(|h| h.target.clone())
+        .collect();
+    watched.extend(initial);
     let draining = health.iter().any(|h| h.state == TargetState::Draining);
-    if pending.is_empty() && !draining {
+    if watched.is_empty() && !draining {
         return (NextLook::OnChange, None);
     }
     let registered_at = |target: &TargetKey| {
@@ -295,31 +302,30 @@ fn next_look(
             (clock.registered_at)(target)
         }
     };
-    let earliest = earliest_healthy(group, &pending, health, &registered_at);
+    let earliest = earliest_healthy(group, &watched, health, &registered_at);
     let mut poll = clock.poll;
     let delay = poll.next(
         polling::signature(health),
-        !pending.is_empty(),
+        !watched.is_empty(),
         earliest,
         clock.now,
     );
     (NextLook::After(delay), Some(poll))
 }
 
-/// The earliest moment one of the pending targets could turn healthy, when all of them are
+/// The earliest moment one of the watched targets could turn healthy, when all of them are
 /// targets this process registered and still `initial`; None when any is in another state or of
 /// unknown age (then there is no telling, and the poll starts fast).
 fn earliest_healthy(
     group: &TargetGroupInfo,
-    pending: &[PendingGate],
+    watched: &[TargetKey],
     health: &[TargetHealth],
     registered_at: &dyn Fn(&TargetKey) -> Option<Instant>,
 ) -> Option<Instant> {
     let settle = polling::time_to_healthy(group)?;
-    pending
+    watched
         .iter()
-        .map(|gate| {
-            let target = gate.target.as_ref()?;
+        .map(|target| {
             let initial = health
                 .iter()
                 .any(|h| &h.target == target && h.state == TargetState::Initial);

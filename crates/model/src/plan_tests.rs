@@ -275,7 +275,22 @@ fn instance_bindings_have_no_gates() {
     case.target_type = TargetType::Instance;
     let plan = case.plan();
     assert!(plan.gate_writes.is_empty() && plan.pending.is_empty());
-    assert_eq!(plan.next_look, NextLook::OnChange);
+}
+
+#[test]
+fn an_initial_target_is_watched_until_it_settles_even_without_gates() {
+    // Pods without gates (created before their binding, or not labelled): nothing pending, yet the
+    // health summary must not stay at what registration saw.
+    let case = Case::new(desired(&["10.0.0.1"], &[]), vec![]);
+    match case.plan().next_look {
+        NextLook::After(delay) => assert!(delay >= Duration::from_secs(10), "{delay:?}"),
+        other => panic!("{other:?}"),
+    }
+    let settled = Case::new(
+        desired(&["10.0.0.1"], &[]),
+        vec![health("10.0.0.1", "unhealthy")],
+    );
+    assert_eq!(settled.plan().next_look, NextLook::OnChange);
 }
 
 #[test]

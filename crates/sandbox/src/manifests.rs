@@ -25,16 +25,37 @@ pub async fn apply_yaml(
         }
         let object: DynamicObject = serde_yaml_ng::from_value(value)
             .map_err(|e| SandboxError::Manifest(format!("not a Kubernetes object: {e}")))?;
-        applied.push(apply_object(client, object, default_namespace).await?);
+        let object = apply_object(client, object, default_namespace).await?;
+        applied.push(format!("{}/{}", object.kind.to_lowercase(), object.name));
     }
     Ok(applied)
+}
+
+/// An object as it was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedObject {
+    pub kind: String,
+    pub name: String,
+    /// None for cluster-scoped kinds.
+    pub namespace: Option<String>,
+}
+
+/// Applies one object given as a JSON value (a parsed manifest document).
+pub async fn apply_value(
+    client: &Client,
+    value: serde_json::Value,
+    default_namespace: &str,
+) -> Result<AppliedObject> {
+    let object: DynamicObject = serde_json::from_value(value)
+        .map_err(|e| SandboxError::Manifest(format!("not a Kubernetes object: {e}")))?;
+    apply_object(client, object, default_namespace).await
 }
 
 async fn apply_object(
     client: &Client,
     mut object: DynamicObject,
     default_namespace: &str,
-) -> Result<String> {
+) -> Result<AppliedObject> {
     let types = object
         .types
         .clone()
@@ -64,5 +85,9 @@ async fn apply_object(
     )
     .await
     .context(|| format!("applying {}/{name}", types.kind))?;
-    Ok(format!("{}/{name}", types.kind.to_lowercase()))
+    Ok(AppliedObject {
+        kind: types.kind,
+        name,
+        namespace: object.metadata.namespace,
+    })
 }

@@ -1,6 +1,7 @@
 //! The TargetGroupBinding webhooks (see [`lb_model::binding_admission`]):
 //! `/mutate-elbv2-k8s-aws-v1beta1-targetgroupbinding` fills a new binding's ARN, target type, IP
-//! address type, VPC and protocol from its target group; `/validate-...` refuses a binding its
+//! address type, VPC and protocol from its target group, and keeps them when a change leaves them
+//! out; `/validate-...` refuses a binding its
 //! target group contradicts, a second binding of a target group, and changes of immutable fields.
 //! A target group or role that cannot be found or assumed refuses the creation, naming both.
 
@@ -12,7 +13,7 @@ use kube::api::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use lb_api::TargetGroupBinding;
 use lb_aws::Elbv2;
-use lb_model::binding_admission::{defaults, validate_create, validate_update};
+use lb_model::binding_admission::{defaults, keep_on_update, validate_create, validate_update};
 
 use super::{WebhookState, request_of};
 use crate::writes::ClusterWrites;
@@ -33,15 +34,17 @@ pub async fn mutate<A: Elbv2, W: ClusterWrites>(
         Err(invalid) => return Json(*invalid),
     };
     let response = AdmissionResponse::from(&request);
-    let (Operation::Create, Some(binding)) = (&request.operation, &request.object) else {
-        return Json(response.into_review());
+    let operations = match (&request.operation, &request.object, &request.old_object) {
+        (Operation::Create, Some(binding), _) => {
+            let ctx = &state.ctx;
+            match ctx.target_groups.resolve(&ctx.aws, binding).await {
+                Ok((_, group)) => defaults(binding, &group),
+                Err(err) => return denied(&request, err.to_string()),
+            }
+        }
+        (Operation::Update, Some(binding), Some(old)) => keep_on_update(old, binding),
+        _ => Vec::new(),
     };
-    let ctx = &state.ctx;
-    let group = match ctx.target_groups.resolve(&ctx.aws, binding).await {
-        Ok((_, group)) => group,
-        Err(err) => return denied(&request, err.to_string()),
-    };
-    let operations = defaults(binding, &group);
     if operations.is_empty() {
         return Json(response.into_review());
     }

@@ -22,6 +22,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from moto.elbv2.models import elbv2_backends
+
 from . import httpwire
 
 INITIAL = "initial"
@@ -174,6 +176,18 @@ class TargetRegistry:
             self.round_robin[group_arn] = index + 1
             return pool[index % len(pool)]
 
+    def group(self, arn: str):
+        """The target group `arn`, in the account and region its ARN names (a cross-account
+        binding's target group lives in another account than the cluster's)."""
+        group = self.elbv2.target_groups.get(arn)
+        if group is not None:
+            return group
+        parts = arn.split(":")
+        if len(parts) < 6:
+            return None
+        region, account = parts[3], parts[4]
+        return elbv2_backends[account][region].target_groups.get(arn)
+
     def address_of(self, group, target: Target) -> str | None:
         """The IP a target is reached at: itself for ip targets, the instance's private IP."""
         if group.target_type == "ip":
@@ -190,7 +204,7 @@ class TargetRegistry:
 
     async def _check_loop(self, target: Target, generation: int) -> None:
         while True:
-            group = self.elbv2.target_groups.get(target.group_arn)
+            group = self.group(target.group_arn)
             if group is None:
                 self._forget(target, generation)
                 return
@@ -198,7 +212,7 @@ class TargetRegistry:
             with self.lock:
                 if target.generation != generation:
                     return
-            group = self.elbv2.target_groups.get(target.group_arn)
+            group = self.group(target.group_arn)
             if group is None:
                 self._forget(target, generation)
                 return

@@ -137,3 +137,15 @@ class RoutingLagTest(unittest.TestCase):
         self.assertIsNone(registry.pick("arn"), "no lag: a draining target gets nothing")
         registry.routing_lag = 2.0
         self.assertIs(registry.pick("arn"), old, "2 s lag: the balancer has not heard yet")
+
+
+class PeerArnTest(unittest.TestCase):
+    def test_target_group_arns_give_region_account_and_name(self):
+        from lb_sandbox_aws.peer import parse_target_group_arn
+
+        arn = "arn:aws:elasticloadbalancing:us-west-2:155642222660:targetgroup/peered-tg/6a4ecf7bfae473c1"
+        self.assertEqual(parse_target_group_arn(arn), ("us-west-2", "155642222660", "peered-tg"))
+        for bad in ["peered-tg", "arn:aws:iam::155642222660:role/x",
+                    "arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/x/1"]:
+            with self.assertRaises(ValueError):
+                parse_target_group_arn(bad)

@@ -52,6 +52,15 @@ pub struct HealthEvent {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct RequestRecord(pub f64, pub String, pub Option<String>);
 
+/// A target group in another account, as [`ControlClient::peer_target_group`] made it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeerTargetGroup {
+    pub target_group_arn: String,
+    pub account: String,
+    /// False when it existed already.
+    pub created: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ControlClient {
     addr: SocketAddr,
@@ -63,13 +72,22 @@ impl ControlClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let response = http_client::get(
-            &DestinationGuard::loopback_only(),
-            self.addr,
-            path,
-            Duration::from_secs(5),
-        )
-        .await?;
+        self.get_within(path, Duration::from_secs(5)).await
+    }
+
+    async fn get_within<T: DeserializeOwned>(&self, path: &str, timeout: Duration) -> Result<T> {
+        let response =
+            http_client::get(&DestinationGuard::loopback_only(), self.addr, path, timeout).await?;
+        if response.status != 200 {
+            return Err(SandboxError::Http {
+                url: format!("http://{}{path}", self.addr),
+                message: format!(
+                    "status {}: {}",
+                    response.status,
+                    String::from_utf8_lossy(&response.body)
+                ),
+            });
+        }
         serde_json::from_slice(&response.body).map_err(|e| SandboxError::Http {
             url: format!("http://{}{path}", self.addr),
             message: format!("status {}: {e}", response.status),
@@ -94,6 +112,17 @@ impl ControlClient {
         self.get(&format!(
             "/requests?listener_arn={listener_arn}&since={since}"
         ))
+        .await
+    }
+
+    /// Makes target group `arn` exist in the account and region its ARN names: another account
+    /// than the cluster's, reached by a binding's `iamRoleArnToAssume`. That account gets a VPC
+    /// like the cluster's (as if peered), an ALB, and the target group with exactly this ARN.
+    pub async fn peer_target_group(&self, arn: &str) -> Result<PeerTargetGroup> {
+        self.get_within(
+            &format!("/peer-target-group?arn={arn}"),
+            Duration::from_secs(30),
+        )
         .await
     }
 

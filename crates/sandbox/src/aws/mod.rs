@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use control::{ControlClient, HealthEvent, ListenerInfo, RequestRecord, TargetInfo};
+pub use control::{
+    ControlClient, HealthEvent, ListenerInfo, PeerTargetGroup, RequestRecord, TargetInfo,
+};
 pub use python::ensure_venv;
 
 use crate::addressing::{AddressPlan, ZONES, zone_name};

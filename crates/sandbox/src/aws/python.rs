@@ -14,7 +14,7 @@ use crate::tools;
 
 const REQUIREMENTS: &str = include_str!("../../aws/requirements.txt");
 const PACKAGE: &str = "lb_sandbox_aws";
-const PACKAGE_FILES: [(&str, &str); 9] = [
+const PACKAGE_FILES: [(&str, &str); 10] = [
     (
         "__init__.py",
         include_str!("../../aws/lb_sandbox_aws/__init__.py"),
@@ -43,6 +43,7 @@ const PACKAGE_FILES: [(&str, &str); 9] = [
         "httpwire.py",
         include_str!("../../aws/lb_sandbox_aws/httpwire.py"),
     ),
+    ("peer.py", include_str!("../../aws/lb_sandbox_aws/peer.py")),
     ("seed.py", include_str!("../../aws/lb_sandbox_aws/seed.py")),
     (
         "targets.py",
