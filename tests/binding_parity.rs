@@ -148,6 +148,21 @@ async fn webhooks_default_a_binding_by_name_and_refuse_what_upstream_refuses() {
     );
     let message = refusal(api.create(&PostParams::default(), &elsewhere).await);
     assert!(message.contains("spec.vpcID \"vpc-11111111\""), "{message}");
+
+    // A manifest of upstream's first version, v1alpha1, applies and is read as v1beta1, defaulted.
+    let alpha = format!(
+        "apiVersion: elbv2.k8s.aws/v1alpha1\nkind: TargetGroupBinding\nmetadata:\n  name: alpha\n\
+         spec:\n  serviceRef:\n    name: web\n    port: 80\n  targetGroupARN: {other}\n"
+    );
+    lb_sandbox::manifests::apply_yaml(&client, &alpha, ns)
+        .await
+        .expect("v1alpha1 applies");
+    let stored = api.get("alpha").await.expect("read as v1beta1");
+    assert_eq!(
+        stored.spec.target_group_arn.as_deref(),
+        Some(other.as_str())
+    );
+    assert_eq!(stored.spec.target_type, Some(TargetType::Ip));
     world.stop().await;
 }
 

@@ -321,7 +321,17 @@ mod tests {
 
     #[test]
     fn crd_has_the_upstream_names_short_name_and_columns() {
-        let crd = TargetGroupBinding::crd();
+        let crd = crate::target_group_binding_crd();
+        let versions: Vec<(&str, bool, bool)> = crd
+            .spec
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.served, v.storage))
+            .collect();
+        assert_eq!(
+            versions,
+            [("v1beta1", true, true), ("v1alpha1", true, false)]
+        );
         assert_eq!(
             crd.metadata.name.as_deref(),
             Some("targetgroupbindings.elbv2.k8s.aws")
