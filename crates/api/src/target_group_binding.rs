@@ -234,7 +234,6 @@ pub struct TargetGroupBindingStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube_core::CustomResourceExt;
 
     #[test]
     fn an_upstream_object_deserializes_unchanged() {
