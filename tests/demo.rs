@@ -146,3 +146,46 @@ fn the_upstream_guide_samples_apply_unchanged_and_their_targets_turn_healthy() {
         "{stdout}"
     );
 }
+
+/// A first `demo` on a fresh machine starts with one-time builds (minutes). Ctrl-C then stops the
+/// demo and its build child too, instead of leaving `go build` running or waiting for it.
+#[test]
+fn ctrl_c_during_the_one_time_build_stops_the_build_too() {
+    let cache = tempfile::tempdir().expect("an empty cache");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_lb-controller"))
+        .args(["demo"])
+        .env("LB_SANDBOX_CACHE", cache.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let mut stderr = BufReader::new(demo.stderr.take().unwrap()).lines();
+    let building = stderr
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("[sandbox] building"));
+    assert!(building.is_some(), "the demo started a one-time build");
+    kill(Pid::from_raw(demo.id() as i32), Signal::SIGINT).unwrap();
+    let status = demo.wait().unwrap();
+    let stdout: Vec<String> = BufReader::new(demo.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(status.success(), "demo exited with {status}");
+    assert!(
+        stdout.iter().any(|l| l.contains("stopped before the sandbox was ready")),
+        "{stdout:?}"
+    );
+    // No build of that cache lives on (its command line names the cache directory).
+    let cache_path = cache.path().display().to_string();
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&cache_path))
+        .collect();
+    assert!(survivors.is_empty(), "{survivors:?}");
+    let built = cache.path().join("k8s/v1.35.4/bin/kube-controller-manager");
+    assert!(!built.exists(), "the build did not run to its end");
+}
