@@ -174,7 +174,9 @@ fn ctrl_c_during_the_one_time_build_stops_the_build_too() {
         .collect();
     assert!(status.success(), "demo exited with {status}");
     assert!(
-        stdout.iter().any(|l| l.contains("stopped before the sandbox was ready")),
+        stdout
+            .iter()
+            .any(|l| l.contains("stopped before the sandbox was ready")),
         "{stdout:?}"
     );
     // No build of that cache lives on (its command line names the cache directory).
