@@ -17,9 +17,11 @@
 
 use std::time::Duration;
 
-use json_patch::{AddOperation, PatchOperation};
+use json_patch::PatchOperation;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
+
+use crate::pod_admission::add;
 
 /// The controller's default hold (`--pod-termination-hold`).
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(15);
@@ -67,12 +69,6 @@ pub fn hold_patch(pod: &Pod, hold: Duration) -> Vec<PatchOperation> {
     if seconds == 0 {
         return Vec::new();
     }
-    let add = |path: String, value: serde_json::Value| {
-        PatchOperation::Add(AddOperation {
-            path: jsonptr::PointerBuf::parse(&path).unwrap_or_default(),
-            value,
-        })
-    };
     let sleep = json!({"sleep": {"seconds": seconds}});
     let mut operations: Vec<PatchOperation> = spec
         .containers
@@ -80,11 +76,11 @@ pub fn hold_patch(pod: &Pod, hold: Duration) -> Vec<PatchOperation> {
         .enumerate()
         .filter_map(|(index, container)| match &container.lifecycle {
             None => Some(add(
-                format!("/spec/containers/{index}/lifecycle"),
+                &format!("/spec/containers/{index}/lifecycle"),
                 json!({"preStop": sleep}),
             )),
             Some(lifecycle) if lifecycle.pre_stop.is_none() => Some(add(
-                format!("/spec/containers/{index}/lifecycle/preStop"),
+                &format!("/spec/containers/{index}/lifecycle/preStop"),
                 sleep.clone(),
             )),
             Some(_) => None,
@@ -97,7 +93,7 @@ pub fn hold_patch(pod: &Pod, hold: Duration) -> Vec<PatchOperation> {
             .max(0);
         // JSON-patch `add` on an existing member replaces it.
         operations.push(add(
-            "/spec/terminationGracePeriodSeconds".to_string(),
+            "/spec/terminationGracePeriodSeconds",
             json!(grace.saturating_add(seconds as i64)),
         ));
     }

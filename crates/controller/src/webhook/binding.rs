@@ -15,7 +15,7 @@ use lb_api::TargetGroupBinding;
 use lb_aws::Elbv2;
 use lb_model::binding_admission::{defaults, keep_on_update, validate_create, validate_update};
 
-use super::{WebhookState, request_of};
+use super::{WebhookState, allowed_with, request_of};
 use crate::writes::ClusterWrites;
 
 type Review = Json<AdmissionReview<DynamicObject>>;
@@ -45,16 +45,7 @@ pub async fn mutate<A: Elbv2, W: ClusterWrites>(
         (Operation::Update, Some(binding), Some(old)) => keep_on_update(old, binding),
         _ => Vec::new(),
     };
-    if operations.is_empty() {
-        return Json(response.into_review());
-    }
-    match response.clone().with_patch(json_patch::Patch(operations)) {
-        Ok(patched) => Json(patched.into_review()),
-        Err(err) => {
-            tracing::warn!("serializing the admission patch: {err}");
-            Json(response.into_review())
-        }
-    }
+    Json(allowed_with(response, operations))
 }
 
 pub async fn validate<A: Elbv2, W: ClusterWrites>(

@@ -64,6 +64,23 @@ where
         })
 }
 
+/// The answer allowing the request with `operations` as its JSON patch (none: as it is).
+fn allowed_with(
+    response: AdmissionResponse,
+    operations: Vec<json_patch::PatchOperation>,
+) -> AdmissionReview<DynamicObject> {
+    if operations.is_empty() {
+        return response.into_review();
+    }
+    match response.clone().with_patch(json_patch::Patch(operations)) {
+        Ok(patched) => patched.into_review(),
+        Err(err) => {
+            tracing::warn!("serializing the admission patch: {err}");
+            response.into_review()
+        }
+    }
+}
+
 /// Serves `app` with TLS on `listener` until the task is dropped. Connections are tasks of this
 /// one, so they end with it: the apiserver keeps webhook connections alive, and a connection
 /// outliving a stopped controller would answer from caches that no longer follow the cluster.

@@ -12,7 +12,7 @@ use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use lb_aws::Elbv2;
 use lb_model::pod_admission::mutate_pod;
 
-use super::{WebhookState, request_of};
+use super::{WebhookState, allowed_with, request_of};
 use crate::writes::ClusterWrites;
 
 pub async fn mutate<A: Elbv2, W: ClusterWrites>(
@@ -47,18 +47,8 @@ pub async fn mutate<A: Elbv2, W: ClusterWrites>(
         tracing::warn!(namespace, pod = %pod.name_any(), warnings = ?mutation.warnings, "pod admission");
         response.warnings = Some(mutation.warnings.clone());
     }
-    if mutation.operations.is_empty() {
-        return Json(response.into_review());
+    if !mutation.operations.is_empty() {
+        tracing::debug!(namespace, pod = %pod.name_any(), gates = ?mutation.gates, hold = ?mutation.hold, "mutating pod");
     }
-    tracing::debug!(namespace, pod = %pod.name_any(), gates = ?mutation.gates, hold = ?mutation.hold, "mutating pod");
-    match response
-        .clone()
-        .with_patch(json_patch::Patch(mutation.operations))
-    {
-        Ok(patched) => Json(patched.into_review()),
-        Err(err) => {
-            tracing::warn!("serializing the admission patch: {err}");
-            Json(response.into_review())
-        }
-    }
+    Json(allowed_with(response, mutation.operations))
 }
