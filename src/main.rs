@@ -51,6 +51,10 @@ enum Command {
     /// crates/lab/src/bench_rollout/mod.rs); writes results.json, results.md and SVG timelines.
     #[cfg(feature = "lab")]
     BenchRollout(lb_lab::bench_rollout::RolloutOptions),
+    /// Measure the product binary's size and memory on the sandbox (see
+    /// crates/lab/src/bench_footprint.rs).
+    #[cfg(feature = "lab")]
+    BenchFootprint(lb_lab::bench_footprint::FootprintOptions),
 }
 
 #[derive(clap::Args)]
@@ -122,6 +126,11 @@ async fn main() -> ExitCode {
             .map_err(|e| CliError::Lab(e.to_string())),
         #[cfg(feature = "lab")]
         Command::BenchRollout(options) => lb_lab::bench_rollout::run(options)
+            .await
+            .map(|table| println!("{table}"))
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::BenchFootprint(options) => lb_lab::bench_footprint::run(options)
             .await
             .map(|table| println!("{table}"))
             .map_err(|e| CliError::Lab(e.to_string())),

@@ -122,6 +122,35 @@ pub async fn install_crds(client: &Client) -> Result<(), HarnessError> {
     Err(HarnessError::CrdNotEstablished)
 }
 
+/// What a controller needs from the sandbox before it starts, as a cluster gives it: the CRDs, a
+/// serving certificate of the sandbox CA for its webhooks (`tls.crt` and `tls.key` in the returned
+/// directory, as `--webhook-cert-dir` reads them), and the webhook configurations of
+/// `config/webhook/` pointing at `https://127.0.0.1:<port>`.
+pub async fn prepare_cluster(
+    sandbox: &Sandbox,
+    port: u16,
+) -> Result<std::path::PathBuf, HarnessError> {
+    let client = sandbox.client();
+    install_crds(&client).await?;
+    let (cert_pem, key_pem) = sandbox.pki().serving_certificate(
+        "lb-controller-webhook",
+        &["localhost"],
+        &[std::net::Ipv4Addr::LOCALHOST.into()],
+    )?;
+    let dir = sandbox.dir().join("webhook-certs");
+    let write = |path: std::path::PathBuf, contents: &str| {
+        std::fs::write(&path, contents).map_err(|source| HarnessError::Write { path, source })
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| HarnessError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    write(dir.join("tls.crt"), &cert_pem)?;
+    write(dir.join("tls.key"), &key_pem)?;
+    register_webhooks(&client, port, sandbox.pki().ca_pem()).await?;
+    Ok(dir)
+}
+
 /// Starts the controller in this process against `sandbox`, with the production defaults.
 pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, HarnessError> {
     start_controller_with(sandbox, HarnessOptions::default()).await
@@ -134,27 +163,12 @@ pub async fn start_controller_with(
 ) -> Result<ControllerHandle, HarnessError> {
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
     let client = sandbox.client();
-    install_crds(&client).await?;
-
-    // The webhook: a serving certificate of the sandbox CA, on a free loopback port.
-    let (cert_pem, key_pem) = sandbox.pki().serving_certificate(
-        "lb-controller-webhook",
-        &["localhost"],
-        &[std::net::Ipv4Addr::LOCALHOST.into()],
-    )?;
-    let cert = sandbox.dir().join("webhook.crt");
-    let key = sandbox.dir().join("webhook.key");
-    for (path, pem) in [(&cert, &cert_pem), (&key, &key_pem)] {
-        std::fs::write(path, pem).map_err(|source| HarnessError::Write {
-            path: path.clone(),
-            source,
-        })?;
-    }
     let port = match harness.webhook_port {
         Some(port) => port,
         None => lb_sandbox::ports::free_loopback_port()?,
     };
-    register_webhooks(&client, port, sandbox.pki().ca_pem()).await?;
+    let cert_dir = prepare_cluster(sandbox, port).await?;
+    let (cert, key) = (cert_dir.join("tls.crt"), cert_dir.join("tls.key"));
 
     let calls = Arc::new(AwsCalls::default());
     let metrics: std::net::SocketAddr =

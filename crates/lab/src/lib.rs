@@ -1,9 +1,10 @@
 //! lb-controller on the local sandbox: the controller wired onto a sandbox exactly as in a cluster
 //! ([`harness`]), the demo that tries manifests before a cluster ([`demo`]), and the benchmarks
 //! that measure it ([`bench`]: readiness gates; [`bench_rollout`]: failed requests during
-//! rollouts). Linked only into the `lab` build of the binary, never into the product.
+//! rollouts; [`bench_footprint`]: the product binary's size and memory). Linked only into the `lab` build of the binary, never into the product.
 
 pub mod bench;
+pub mod bench_footprint;
 pub mod bench_rollout;
 pub mod clock;
 pub mod demo;

@@ -1,0 +1,226 @@
+//! `lb-controller bench-footprint`: what the product costs to run. The product binary (built
+//! without the lab: `cargo build --release --no-default-features --target-dir target/product`) is
+//! started as a child process against a sandbox exactly as in a cluster (a kubeconfig, AWS from
+//! the environment, its webhooks served with a certificate of the sandbox CA and registered), and
+//! its memory is read from `/proc/<pid>/status` once it settled: idle (no binding), then with a
+//! binding of `pods` gated pods, all Ready. Also: the binary's size, as built and stripped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use lb_sandbox::aws::elb_setup;
+use lb_sandbox::guard::DestinationGuard;
+use lb_sandbox::testing::{create, ready_pods, service, web_deployment};
+use lb_sandbox::{Sandbox, SandboxConfig, http_client};
+use serde_json::json;
+
+use crate::harness::{HarnessError, prepare_cluster};
+
+const NS: &str = "footprint";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FootprintOptions {
+    /// The product binary.
+    #[arg(long, default_value = "target/product/release/lb-controller")]
+    pub binary: PathBuf,
+    /// How long the controller is left alone before its memory is read.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// Gated pods behind one binding for the second reading.
+    #[arg(long, default_value_t = 20)]
+    pub pods: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FootprintError {
+    #[error(
+        "{0} is missing: build the product binary first with `cargo build --release --no-default-features --target-dir target/product`"
+    )]
+    NoBinary(PathBuf),
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    #[error(transparent)]
+    Sandbox(#[from] lb_sandbox::SandboxError),
+    #[error("Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Process(String),
+}
+
+/// Resident memory of a process, from `/proc/<pid>/status`: now and at its peak, in KiB.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss_kib: u64,
+    peak_kib: u64,
+}
+
+fn memory_of(pid: u32) -> Result<Memory, FootprintError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| FootprintError::Process(format!("reading /proc/{pid}/status: {e}")))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Memory {
+        rss_kib: field("VmRSS:"),
+        peak_kib: field("VmHWM:"),
+    })
+}
+
+/// The size of `binary` as built, and stripped (by `strip`, when the machine has it).
+fn sizes(binary: &Path) -> (u64, Option<u64>) {
+    let built = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+    let stripped =
+        std::env::temp_dir().join(format!("lb-controller-stripped-{}", std::process::id()));
+    let ok = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(binary)
+        .status()
+        .is_ok_and(|s| s.success());
+    let size = ok
+        .then(|| std::fs::metadata(&stripped).map(|m| m.len()).ok())
+        .flatten();
+    let _ = std::fs::remove_file(&stripped);
+    (built, size)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}
+
+pub async fn run(options: FootprintOptions) -> Result<String, FootprintError> {
+    if !options.binary.is_file() {
+        return Err(FootprintError::NoBinary(options.binary));
+    }
+    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let result = measure(&sandbox, &options).await;
+    sandbox.shutdown().await;
+    result
+}
+
+async fn measure(sandbox: &Sandbox, options: &FootprintOptions) -> Result<String, FootprintError> {
+    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
+    let webhook_port = lb_sandbox::ports::free_loopback_port()?;
+    let metrics_port = lb_sandbox::ports::free_loopback_port()?;
+    let cert_dir = prepare_cluster(sandbox, webhook_port).await?;
+    let mut child = tokio::process::Command::new(&options.binary)
+        .arg("run")
+        .arg(format!("--webhook-listen=127.0.0.1:{webhook_port}"))
+        .arg(format!("--webhook-cert-dir={}", cert_dir.display()))
+        .arg(format!("--metrics-listen=127.0.0.1:{metrics_port}"))
+        .env("KUBECONFIG", sandbox.kubeconfig_path())
+        .envs(aws.env())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            FootprintError::Process(format!("starting {}: {e}", options.binary.display()))
+        })?;
+    let pid = child
+        .id()
+        .ok_or_else(|| FootprintError::Process("the controller exited at once".into()))?;
+    wait_for_metrics(metrics_port).await?;
+    tokio::time::sleep(options.settle).await;
+    let idle = memory_of(pid)?;
+
+    serve_pods(sandbox, options.pods).await?;
+    tokio::time::sleep(options.settle).await;
+    let serving = memory_of(pid)?;
+    let _ = child.kill().await;
+
+    let (built, stripped) = sizes(&options.binary);
+    let rows = [
+        (
+            "product binary (release, no lab), as built / stripped".to_string(),
+            format!(
+                "{} / {}",
+                mib(built),
+                stripped.map_or("strip not found".to_string(), mib)
+            ),
+        ),
+        (
+            format!(
+                "resident memory idle, {} after start (VmRSS; peak VmHWM)",
+                humantime::format_duration(options.settle)
+            ),
+            format!(
+                "{:.1} MiB (peak {:.1} MiB)",
+                idle.rss_kib as f64 / 1024.0,
+                idle.peak_kib as f64 / 1024.0
+            ),
+        ),
+        (
+            format!(
+                "resident memory with 1 binding, {} gated pods Ready, settled",
+                options.pods
+            ),
+            format!(
+                "{:.1} MiB (peak {:.1} MiB)",
+                serving.rss_kib as f64 / 1024.0,
+                serving.peak_kib as f64 / 1024.0
+            ),
+        ),
+    ];
+    let mut table = String::from("| figure | value |\n|---|---|\n");
+    for (figure, value) in rows {
+        table.push_str(&format!("| {figure} | {value} |\n"));
+    }
+    Ok(table)
+}
+
+async fn wait_for_metrics(port: u16) -> Result<(), FootprintError> {
+    let guard = DestinationGuard::loopback_only();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..300 {
+        if http_client::get(&guard, addr, "/metrics", Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(FootprintError::Process(
+        "the controller never served /metrics".into(),
+    ))
+}
+
+/// A gated namespace, an ALB target group, a Service, a binding and `pods` pods, all Ready.
+async fn serve_pods(sandbox: &Sandbox, pods: usize) -> Result<(), FootprintError> {
+    let client = sandbox.client();
+    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
+    sandbox
+        .create_namespace(
+            NS,
+            &[("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")],
+        )
+        .await?;
+    let elb = elb_setup::client(aws).await;
+    let tg = elb_setup::web_alb(&elb, aws, "footprint", "/healthz", 2, 5)
+        .await?
+        .target_group_arn;
+    create(&client, NS, &service("web", "ClusterIP")).await;
+    let binding: lb_api::TargetGroupBinding = serde_json::from_value(json!({
+        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+        "metadata": {"name": "web"},
+        "spec": {"targetGroupARN": tg, "serviceRef": {"name": "web", "port": 80}},
+    }))
+    .map_err(|e| FootprintError::Process(e.to_string()))?;
+    create(&client, NS, &binding).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    create(&client, NS, &web_deployment("web", pods as i32, 5, 0)).await;
+    for _ in 0..240 {
+        if ready_pods(&client, NS, "web").await.len() == pods {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(FootprintError::Process(format!(
+        "{pods} pods never all turned Ready"
+    )))
+}
