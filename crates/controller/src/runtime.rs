@@ -251,6 +251,8 @@ fn by_pod(stores: &Stores) -> impl Fn(Pod) -> Refs + Send + Sync + 'static {
     }
 }
 
+/// Bindings that may have instance targets: those that say so, and those that say nothing (their
+/// type comes from the target group; the webhook fills it in, unless it was away).
 fn by_node(stores: &Stores) -> impl Fn(Node) -> Refs + Send + Sync + 'static {
     let stores = stores.clone();
     move |_| {
@@ -258,7 +260,7 @@ fn by_node(stores: &Stores) -> impl Fn(Node) -> Refs + Send + Sync + 'static {
         refs(
             bindings
                 .iter()
-                .filter(|b| b.spec.target_type == Some(TargetType::Instance)),
+                .filter(|b| b.spec.target_type != Some(TargetType::Ip)),
         )
     }
 }
