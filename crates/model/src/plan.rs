@@ -88,6 +88,8 @@ pub struct Note {
 pub enum NextLook {
     /// Nothing pending: only a change of the binding, its Service, endpoints, pods or nodes.
     OnChange,
+    /// This long after `PassClock::now` (the moment the health was read), not after the pass ends:
+    /// the pass's own writes must not push the next look later.
     After(Duration),
 }
 

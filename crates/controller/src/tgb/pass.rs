@@ -140,7 +140,9 @@ async fn execute<A: Elbv2, W: ClusterWrites>(
     ctx.memory.set_poll(&key, plan.poll);
     Ok(match plan.next_look {
         NextLook::OnChange => Action::await_change(),
-        NextLook::After(delay) => Action::requeue(delay),
+        NextLook::After(delay) => {
+            Action::requeue((health_seen + delay).saturating_duration_since(Instant::now()))
+        }
     })
 }
 
