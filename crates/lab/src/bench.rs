@@ -17,16 +17,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
-use lb_api::TargetGroupBinding;
 use lb_aws::Operation;
-use lb_sandbox::aws::elb_setup;
-use lb_sandbox::testing::{percentile, pods_of, service, web_deployment};
+use lb_sandbox::testing::{percentile, pods_of, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
 use crate::bench_rollout::record::PodRecorder;
 use crate::clock::now;
-use crate::harness::{ControllerHandle, HarnessError, start_controller};
+use crate::harness::{ControllerHandle, HarnessError, gated_web_binding, start_controller};
 
 const NS: &str = "bench";
 
@@ -74,29 +72,7 @@ async fn measure(
 ) -> Result<String, BenchError> {
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    sandbox
-        .create_namespace(
-            NS,
-            &[("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")],
-        )
-        .await?;
-    let elb = elb_setup::client(aws).await;
-    let tg = elb_setup::web_alb(&elb, aws, "web", "/healthz", options.interval, 5)
-        .await?
-        .target_group_arn;
-
-    Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &service("web", "ClusterIP"))
-        .await?;
-    let binding: TargetGroupBinding = serde_json::from_value(json!({
-        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-        "metadata": {"name": "web"},
-        "spec": {"targetGroupARN": tg, "targetType": "ip", "serviceRef": {"name": "web", "port": 80}},
-    }))
-    .map_err(|e| BenchError::Stuck(e.to_string()))?;
-    Api::<TargetGroupBinding>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &binding)
-        .await?;
+    let tg = gated_web_binding(sandbox, NS, "web", options.interval).await?;
     Api::<Deployment>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &web_deployment("web", 0, 25, 0))
         .await?;

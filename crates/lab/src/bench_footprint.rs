@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use lb_sandbox::aws::elb_setup;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::PostParams;
 use lb_sandbox::guard::DestinationGuard;
-use lb_sandbox::testing::{create, ready_pods, service, web_deployment};
+use lb_sandbox::testing::{ready_pods, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig, http_client};
-use serde_json::json;
 
-use crate::harness::{HarnessError, prepare_cluster};
+use crate::harness::{HarnessError, gated_web_binding, prepare_cluster};
 
 const NS: &str = "footprint";
 
@@ -193,27 +194,14 @@ async fn wait_for_metrics(port: u16) -> Result<(), FootprintError> {
 /// A gated namespace, an ALB target group, a Service, a binding and `pods` pods, all Ready.
 async fn serve_pods(sandbox: &Sandbox, pods: usize) -> Result<(), FootprintError> {
     let client = sandbox.client();
-    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    sandbox
-        .create_namespace(
-            NS,
-            &[("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")],
+    gated_web_binding(sandbox, NS, "footprint", 2).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .create(
+            &PostParams::default(),
+            &web_deployment("web", pods as i32, 5, 0),
         )
         .await?;
-    let elb = elb_setup::client(aws).await;
-    let tg = elb_setup::web_alb(&elb, aws, "footprint", "/healthz", 2, 5)
-        .await?
-        .target_group_arn;
-    create(&client, NS, &service("web", "ClusterIP")).await;
-    let binding: lb_api::TargetGroupBinding = serde_json::from_value(json!({
-        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-        "metadata": {"name": "web"},
-        "spec": {"targetGroupARN": tg, "serviceRef": {"name": "web", "port": 80}},
-    }))
-    .map_err(|e| FootprintError::Process(e.to_string()))?;
-    create(&client, NS, &binding).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    create(&client, NS, &web_deployment("web", pods as i32, 5, 0)).await;
     for _ in 0..240 {
         if ready_pods(&client, NS, "web").await.len() == pods {
             return Ok(());

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
-use kube::api::ListParams;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
-use lb_api::TargetGroupBinding;
+use lb_api::{TargetGroupBinding, keys};
 use lb_aws::{AwsCalls, SdkElbv2};
 use lb_controller_core::{ClusterContext, MetricsOptions, RunError, WebhookOptions};
-use lb_sandbox::{Sandbox, SandboxError, manifests};
+use lb_sandbox::aws::elb_setup;
+use lb_sandbox::{Sandbox, SandboxError, manifests, testing};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -245,4 +247,50 @@ async fn register_webhooks(client: &Client, port: u16, ca_pem: String) -> Result
     }
     manifests::apply_yaml(client, &documents.join("---\n"), "default").await?;
     Ok(())
+}
+
+/// The benchmarks' common start: namespace `namespace` labelled for readiness gates, an ALB whose
+/// target group `group` health-checks `/healthz` every `interval_seconds`, a Service `web` and a
+/// TargetGroupBinding `web` (ip targets) of that group. Returns the target group's ARN.
+pub async fn gated_web_binding(
+    sandbox: &Sandbox,
+    namespace: &str,
+    group: &str,
+    interval_seconds: i32,
+) -> Result<String, HarnessError> {
+    let client = sandbox.client();
+    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
+    sandbox
+        .create_namespace(
+            namespace,
+            &[(
+                keys::READINESS_GATE_INJECT_LABEL,
+                keys::READINESS_GATE_INJECT_ENABLED,
+            )],
+        )
+        .await?;
+    let elb = elb_setup::client(aws).await;
+    let target_group_arn = elb_setup::web_alb(&elb, aws, group, "/healthz", interval_seconds, 5)
+        .await?
+        .target_group_arn;
+    let kube = |context| move |source| HarnessError::Kube { context, source };
+    Api::<Service>::namespaced(client.clone(), namespace)
+        .create(
+            &PostParams::default(),
+            &testing::service("web", "ClusterIP"),
+        )
+        .await
+        .map_err(kube("creating Service web"))?;
+    let binding: TargetGroupBinding = serde_json::from_value(json!({
+        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+        "metadata": {"name": "web"},
+        "spec": {"targetGroupARN": target_group_arn, "targetType": "ip",
+                 "serviceRef": {"name": "web", "port": 80}},
+    }))
+    .map_err(|e| SandboxError::Manifest(e.to_string()))?;
+    Api::<TargetGroupBinding>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .map_err(kube("creating TargetGroupBinding web"))?;
+    Ok(target_group_arn)
 }
