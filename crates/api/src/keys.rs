@@ -79,6 +79,22 @@ pub fn binding_of_gate(condition_type: &str) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
+/// Service -> NLB: upstream's Service annotations and the keys of ours around them.
+pub mod service {
+    /// Prefix of every Service annotation upstream reads (but `load-balancer-source-ranges`,
+    /// which has the same prefix without `aws-`).
+    pub const PREFIX: &str = "service.beta.kubernetes.io/";
+    /// `spec.loadBalancerClass` that selects us (`--load-balancer-class`).
+    pub const DEFAULT_LOAD_BALANCER_CLASS: &str = "service.k8s.aws/nlb";
+    /// Short names (after [`PREFIX`]) that decide selection.
+    pub const TYPE: &str = "aws-load-balancer-type";
+    pub const TYPE_EXTERNAL: &str = "external";
+    pub const TYPE_NLB_IP: &str = "nlb-ip";
+    pub const NLB_TARGET_TYPE: &str = "aws-load-balancer-nlb-target-type";
+    /// Finalizer on a Service whose NLB we made.
+    pub const FINALIZER: &str = "service.k8s.aws/resources";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

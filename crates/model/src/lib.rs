@@ -12,7 +12,10 @@
 //! - [`status`]: the binding's status, written only when it changed.
 //! - [`termination`]: the termination hold (a preStop sleep) for pods behind a binding.
 //! - [`pod_admission`], [`binding_admission`]: the webhooks' decisions.
+//! - [`annotations`]: annotations read into typed values; bad ones named with key and value.
+//! - [`service`]: Service -> NLB: selection and the Service annotations.
 
+pub mod annotations;
 pub mod binding_admission;
 pub mod elb;
 pub mod gates;
@@ -20,6 +23,7 @@ pub mod plan;
 pub mod pod_admission;
 pub mod polling;
 pub mod selectors;
+pub mod service;
 pub mod status;
 pub mod targets;
 pub mod termination;
