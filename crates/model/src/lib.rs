@@ -13,17 +13,21 @@
 //! - [`termination`]: the termination hold (a preStop sleep) for pods behind a binding.
 //! - [`pod_admission`], [`binding_admission`]: the webhooks' decisions.
 //! - [`annotations`]: annotations read into typed values; bad ones named with key and value.
-//! - [`service`]: Service -> NLB: selection and the Service annotations.
+//! - [`service`]: Service -> NLB: selection, the Service annotations, the stack builder.
+//! - [`stack`]: the desired stack (load balancer, listeners, target groups, bindings) for the deployer.
+//! - [`naming`]: `k8s-<ns>-<name>-<hash>` names of what the controller creates.
 
 pub mod annotations;
 pub mod binding_admission;
 pub mod elb;
 pub mod gates;
+pub mod naming;
 pub mod plan;
 pub mod pod_admission;
 pub mod polling;
 pub mod selectors;
 pub mod service;
+pub mod stack;
 pub mod status;
 pub mod targets;
 pub mod termination;

@@ -1,0 +1,472 @@
+//! A Service and its typed annotations -> the desired NLB [`Stack`], with upstream's defaults.
+//!
+//! One listener and one target group per Service port (a port number used by both TCP and UDP
+//! becomes one `TCP_UDP` listener); TLS on the `ssl-ports` when `ssl-cert` is given; health checks
+//! with the NLB defaults (TCP on the traffic port; for instance targets of an
+//! `externalTrafficPolicy: Local` Service, HTTP `/healthz` on the health-check node port, as
+//! upstream); subnets given or discovered (one per zone); the listener ports opened to the source
+//! ranges in a managed security group unless explicit groups are given.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use lb_api::TargetType;
+
+use super::annotations::{BackendProtocol, ServiceAnnotations};
+use super::subnets::{Subnet, choose_subnets};
+use crate::naming::{TargetGroupIdentity, load_balancer_name, resource_name, target_group_name};
+use crate::service::annotations::{IpAddressType, PortRef, ProxyProtocol, Scheme};
+use crate::service::health::health_check;
+use crate::stack::{
+    Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup, Stack,
+    SubnetMapping, TargetGroup, tags,
+};
+
+/// What the cluster gives every stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `--cluster-name`.
+    pub cluster: String,
+    /// `--default-tags`.
+    pub default_tags: BTreeMap<String, String>,
+    /// TLS listeners without `ssl-negotiation-policy`.
+    pub default_ssl_policy: String,
+}
+
+/// The stack, and what the user should hear about although it does not stop the build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub stack: Stack,
+    /// Each names the annotation and the value: an annotation not supported yet, or a port list
+    /// naming a port the Service does not have (ignored, as upstream does, but said).
+    pub warnings: Vec<String>,
+}
+
+/// Why a Service's stack cannot be built; each names what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("the Service has no ports")]
+    NoPorts,
+    #[error("Service port {port} has no nodePort, which instance targets need")]
+    NoNodePort { port: i32 },
+    #[error(
+        "Service port {port} has protocol {protocol}, which an NLB does not carry (TCP or UDP)"
+    )]
+    UnsupportedProtocol { port: i32, protocol: String },
+    #[error("annotation {annotation}: {value:?} names no port of the Service")]
+    UnknownPort { annotation: String, value: String },
+    #[error(
+        "annotation {annotation}: {count} value(s) for {subnets} subnet(s); give one per subnet"
+    )]
+    NotOnePerSubnet {
+        annotation: String,
+        count: usize,
+        subnets: usize,
+    },
+    #[error("{0}")]
+    Subnets(String),
+}
+
+const PREFIX: &str = lb_api::keys::service::PREFIX;
+
+pub fn build(
+    service: &Service,
+    annotations: &ServiceAnnotations,
+    target_type: TargetType,
+    settings: &ClusterSettings,
+    subnets: &[Subnet],
+) -> Result<Built, BuildError> {
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let name = service.metadata.name.clone().unwrap_or_default();
+    let spec = service.spec.clone().unwrap_or_default();
+    let ports = spec.ports.clone().unwrap_or_default();
+    if ports.is_empty() {
+        return Err(BuildError::NoPorts);
+    }
+    let stack_id = format!("{namespace}/{name}");
+    let scheme = match annotations.scheme.unwrap_or(Scheme::Internal) {
+        Scheme::Internal => "internal",
+        Scheme::InternetFacing => "internet-facing",
+    };
+    let ip_address_type = match annotations.ip_address_type {
+        Some(IpAddressType::Dualstack) => "dualstack",
+        _ => "ipv4",
+    };
+    let base_tags = |resource: &str| ownership_tags(settings, annotations, &stack_id, resource);
+    let context = PortContext {
+        service,
+        annotations,
+        target_type,
+        settings,
+        namespace: &namespace,
+        name: &name,
+        ip_address_type,
+    };
+    let warnings = warnings(annotations, &ports);
+    let mut target_groups = Vec::new();
+    let mut listeners = Vec::new();
+    let mut bindings = Vec::new();
+    for (port, protocol) in listener_ports(&ports)? {
+        let tg = context.target_group(port, &protocol, base_tags(""))?;
+        listeners.push(context.listener(port, &protocol, &tg.resource_id));
+        bindings.push(context.binding(port, &tg));
+        target_groups.push(tg);
+    }
+    let lb_name = annotations
+        .name
+        .clone()
+        .unwrap_or_else(|| load_balancer_name(&settings.cluster, &namespace, &name, scheme));
+    let mut attributes = annotations.legacy_attributes.clone();
+    attributes.extend(annotations.load_balancer_attributes.clone());
+    let managed_security_group = match &annotations.security_groups {
+        Some(_) => None,
+        None => Some(ManagedSecurityGroup {
+            name: resource_name(&namespace, &name, &[&settings.cluster, &stack_id, "sg"]),
+            ingress: ingress_rules(
+                &listeners,
+                &source_ranges(&spec, annotations, ip_address_type),
+            ),
+            tags: base_tags("ManagedLBSecurityGroup"),
+        }),
+    };
+    let stack = Stack {
+        id: stack_id.clone(),
+        load_balancer: LoadBalancer {
+            name: lb_name,
+            kind: LoadBalancerKind::Network,
+            scheme: scheme.into(),
+            ip_address_type: ip_address_type.into(),
+            subnets: subnet_mappings(annotations, subnets, scheme, &settings.cluster)?,
+            security_groups: annotations.security_groups.clone().unwrap_or_default(),
+            attributes,
+            tags: base_tags("LoadBalancer"),
+        },
+        managed_security_group,
+        listeners,
+        target_groups,
+        bindings,
+    };
+    Ok(Built { stack, warnings })
+}
+
+/// The cluster's default tags, the annotation's, and the ownership tags (which always win).
+fn ownership_tags(
+    settings: &ClusterSettings,
+    annotations: &ServiceAnnotations,
+    stack_id: &str,
+    resource: &str,
+) -> BTreeMap<String, String> {
+    let mut t = settings.default_tags.clone();
+    t.extend(annotations.additional_tags.clone());
+    t.insert(tags::CLUSTER.into(), settings.cluster.clone());
+    t.insert(tags::SERVICE_STACK.into(), stack_id.to_string());
+    t.insert(tags::SERVICE_RESOURCE.into(), resource.to_string());
+    t
+}
+
+fn warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -> Vec<String> {
+    let mut warnings = port_list_warnings(annotations, ports);
+    warnings.extend(
+        annotations
+            .not_supported_yet
+            .iter()
+            .map(|key| format!("annotation {key} is not supported yet: it has no effect")),
+    );
+    warnings
+}
+
+/// The listeners' (port, protocol): TCP and UDP on one port number make one TCP_UDP listener.
+fn listener_ports(ports: &[ServicePort]) -> Result<Vec<(&ServicePort, String)>, BuildError> {
+    let mut out: Vec<(&ServicePort, String)> = Vec::new();
+    for port in ports {
+        let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
+        if protocol != "TCP" && protocol != "UDP" {
+            return Err(BuildError::UnsupportedProtocol {
+                port: port.port,
+                protocol,
+            });
+        }
+        match out.iter_mut().find(|(p, _)| p.port == port.port) {
+            Some((_, existing)) if *existing != protocol => *existing = "TCP_UDP".into(),
+            Some(_) => {}
+            None => out.push((port, protocol)),
+        }
+    }
+    Ok(out)
+}
+
+/// Ports named by `ssl-ports` and `proxy-protocol-per-target-group` that the Service lacks.
+fn port_list_warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -> Vec<String> {
+    let lists = [
+        (
+            "aws-load-balancer-ssl-ports",
+            annotations.ssl_ports.as_ref(),
+        ),
+        (
+            "aws-load-balancer-proxy-protocol-per-target-group",
+            match &annotations.proxy_protocol {
+                Some(ProxyProtocol::Ports(p)) => Some(p),
+                _ => None,
+            },
+        ),
+    ];
+    let mut warnings = Vec::new();
+    for (annotation, refs) in lists {
+        for port_ref in refs.into_iter().flatten() {
+            if !ports.iter().any(|p| names(port_ref, p)) {
+                let value = match port_ref {
+                    PortRef::Number(n) => n.to_string(),
+                    PortRef::Name(n) => n.clone(),
+                };
+                warnings.push(format!(
+                    "annotation {PREFIX}{annotation}: {value:?} names no port of the Service; ignored"
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+fn names(port_ref: &PortRef, port: &ServicePort) -> bool {
+    match port_ref {
+        PortRef::Number(n) => i32::from(*n) == port.port,
+        PortRef::Name(n) => port.name.as_deref() == Some(n.as_str()),
+    }
+}
+
+/// What building one port's listener, target group and binding needs.
+struct PortContext<'a> {
+    service: &'a Service,
+    annotations: &'a ServiceAnnotations,
+    target_type: TargetType,
+    settings: &'a ClusterSettings,
+    namespace: &'a str,
+    name: &'a str,
+    ip_address_type: &'a str,
+}
+
+impl PortContext<'_> {
+    fn tls(&self, port: &ServicePort) -> bool {
+        self.annotations.ssl_certificates.is_some()
+            && self
+                .annotations
+                .ssl_ports
+                .as_ref()
+                .is_none_or(|refs| refs.iter().any(|r| names(r, port)))
+    }
+
+    fn target_group(
+        &self,
+        port: &ServicePort,
+        listener_protocol: &str,
+        mut tags: BTreeMap<String, String>,
+    ) -> Result<TargetGroup, BuildError> {
+        let protocol = match listener_protocol {
+            "TCP" if self.tls(port) => match self.annotations.backend_protocol {
+                Some(BackendProtocol::Ssl) => "TLS",
+                _ => "TCP",
+            },
+            other => other,
+        };
+        let target_port = match self.target_type {
+            TargetType::Instance => port
+                .node_port
+                .ok_or(BuildError::NoNodePort { port: port.port })?,
+            TargetType::Ip => match &port.target_port {
+                Some(IntOrString::Int(n)) => *n,
+                _ => port.port,
+            },
+        };
+        let target_port = u16::try_from(target_port).unwrap_or(u16::MAX);
+        let resource_id = format!("{}/{}:{}", self.namespace, self.name, port.port);
+        let service_port = port.port.to_string();
+        let target_type = match self.target_type {
+            TargetType::Ip => "ip",
+            TargetType::Instance => "instance",
+        };
+        let name = target_group_name(&TargetGroupIdentity {
+            cluster: &self.settings.cluster,
+            namespace: self.namespace,
+            service: self.name,
+            service_port: &service_port,
+            protocol,
+            port: target_port,
+            target_type,
+            ip_address_type: self.ip_address_type,
+        });
+        let mut attributes = self.annotations.target_group_attributes.clone();
+        let proxy = match &self.annotations.proxy_protocol {
+            Some(ProxyProtocol::All) => true,
+            Some(ProxyProtocol::Ports(refs)) => refs.iter().any(|r| names(r, port)),
+            None => false,
+        };
+        if proxy {
+            attributes.insert("proxy_protocol_v2.enabled".into(), "true".into());
+        }
+        tags.insert(tags::SERVICE_RESOURCE.into(), resource_id.clone());
+        Ok(TargetGroup {
+            health_check: health_check(
+                self.service,
+                &self.annotations.health_check,
+                self.target_type,
+            )?,
+            resource_id,
+            name,
+            protocol: protocol.into(),
+            port: target_port,
+            target_type: self.target_type,
+            ip_address_type: self.ip_address_type.into(),
+            attributes,
+            tags,
+        })
+    }
+
+    fn listener(&self, port: &ServicePort, protocol: &str, target_group: &str) -> Listener {
+        let tls = protocol == "TCP" && self.tls(port);
+        let key = if tls { "TLS" } else { protocol };
+        let listener_port = u16::try_from(port.port).unwrap_or(u16::MAX);
+        Listener {
+            port: listener_port,
+            protocol: key.into(),
+            certificates: if tls {
+                self.annotations
+                    .ssl_certificates
+                    .clone()
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            ssl_policy: tls.then(|| {
+                self.annotations
+                    .ssl_negotiation_policy
+                    .clone()
+                    .unwrap_or_else(|| self.settings.default_ssl_policy.clone())
+            }),
+            alpn_policy: if tls {
+                self.annotations.alpn_policy.clone()
+            } else {
+                None
+            },
+            default_target_group: target_group.into(),
+            attributes: self
+                .annotations
+                .listener_attributes
+                .get(&(key.to_string(), listener_port))
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn binding(&self, port: &ServicePort, tg: &TargetGroup) -> Binding {
+        Binding {
+            name: tg.name.clone(),
+            namespace: self.namespace.into(),
+            service_name: self.name.into(),
+            service_port: port.port,
+            target_group: tg.resource_id.clone(),
+            target_type: self.target_type,
+            ip_address_type: if self.ip_address_type == "dualstack"
+                && self.target_type == TargetType::Ip
+            {
+                "ipv6".into()
+            } else {
+                "ipv4".into()
+            },
+            node_selector: self.annotations.target_node_labels.clone(),
+            multi_cluster: self.annotations.multi_cluster_target_group.unwrap_or(false),
+        }
+    }
+}
+
+/// `load-balancer-source-ranges`, else `spec.loadBalancerSourceRanges`, else everyone.
+fn source_ranges(
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    annotations: &ServiceAnnotations,
+    ip_address_type: &str,
+) -> Vec<IpNet> {
+    if let Some(ranges) = &annotations.source_ranges {
+        return ranges.clone();
+    }
+    let from_spec: Vec<IpNet> = spec
+        .load_balancer_source_ranges
+        .iter()
+        .flatten()
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+    if !from_spec.is_empty() {
+        return from_spec;
+    }
+    let mut everyone = vec![IpNet::V4(ipnet::Ipv4Net::default())];
+    if ip_address_type == "dualstack" {
+        everyone.push(IpNet::V6(ipnet::Ipv6Net::default()));
+    }
+    everyone
+}
+
+fn ingress_rules(listeners: &[Listener], ranges: &[IpNet]) -> Vec<IngressRule> {
+    let mut rules = Vec::new();
+    for listener in listeners {
+        let protocols: &[&str] = match listener.protocol.as_str() {
+            "UDP" => &["udp"],
+            "TCP_UDP" => &["tcp", "udp"],
+            _ => &["tcp"],
+        };
+        for protocol in protocols {
+            for cidr in ranges {
+                rules.push(IngressRule {
+                    protocol: (*protocol).into(),
+                    port: listener.port,
+                    cidr: *cidr,
+                });
+            }
+        }
+    }
+    rules
+}
+
+fn subnet_mappings(
+    annotations: &ServiceAnnotations,
+    subnets: &[Subnet],
+    scheme: &str,
+    cluster: &str,
+) -> Result<Vec<SubnetMapping>, BuildError> {
+    let chosen = choose_subnets(annotations.subnets.as_deref(), subnets, scheme, cluster)
+        .map_err(BuildError::Subnets)?;
+    let per_subnet = |annotation: &str, values: Option<Vec<String>>| match values {
+        Some(v) if v.len() != chosen.len() => Err(BuildError::NotOnePerSubnet {
+            annotation: format!("{PREFIX}{annotation}"),
+            count: v.len(),
+            subnets: chosen.len(),
+        }),
+        Some(v) => Ok(v.into_iter().map(Some).collect()),
+        None => Ok(vec![None; chosen.len()]),
+    };
+    let eips = per_subnet(
+        "aws-load-balancer-eip-allocations",
+        annotations.eip_allocations.clone(),
+    )?;
+    let private = per_subnet(
+        "aws-load-balancer-private-ipv4-addresses",
+        annotations
+            .private_ipv4_addresses
+            .as_ref()
+            .map(|a| a.iter().map(ToString::to_string).collect()),
+    )?;
+    Ok(chosen
+        .into_iter()
+        .zip(eips.into_iter().zip(private))
+        .map(
+            |(subnet, (allocation_id, private_ipv4_address))| SubnetMapping {
+                subnet_id: subnet.id.clone(),
+                allocation_id,
+                private_ipv4_address,
+            },
+        )
+        .collect())
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

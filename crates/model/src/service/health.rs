@@ -1,0 +1,122 @@
+//! A Service target group's health check: upstream's NLB defaults, then the annotations.
+//!
+//! Defaults: TCP on the traffic port, 3 healthy / 3 unhealthy, timeout 10 s, every 10 s. For
+//! instance targets of an `externalTrafficPolicy: Local` Service, kube-proxy answers on the
+//! health-check node port whether the node has a ready endpoint: HTTP `/healthz` there, 2 / 2,
+//! timeout 6 s, every 10 s (upstream's defaults, which keep traffic off nodes without a pod).
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use lb_api::TargetType;
+
+use super::annotations::{HealthCheckAnnotations, HealthCheckPort, HealthCheckProtocol};
+use super::build::BuildError;
+use crate::stack::HealthCheck;
+
+pub fn health_check(
+    service: &Service,
+    annotations: &HealthCheckAnnotations,
+    target_type: TargetType,
+) -> Result<HealthCheck, BuildError> {
+    let spec = service.spec.clone().unwrap_or_default();
+    let local = spec.external_traffic_policy.as_deref() == Some("Local")
+        && target_type == TargetType::Instance;
+    let mut check = if local {
+        HealthCheck {
+            protocol: "HTTP".into(),
+            port: spec
+                .health_check_node_port
+                .map_or_else(|| "traffic-port".into(), |p| p.to_string()),
+            path: Some("/healthz".into()),
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            timeout_seconds: 6,
+            interval_seconds: 10,
+            matcher: None,
+        }
+    } else {
+        HealthCheck {
+            protocol: "TCP".into(),
+            port: "traffic-port".into(),
+            path: None,
+            healthy_threshold: 3,
+            unhealthy_threshold: 3,
+            timeout_seconds: 10,
+            interval_seconds: 10,
+            matcher: None,
+        }
+    };
+    if let Some(protocol) = annotations.protocol {
+        check.protocol = match protocol {
+            HealthCheckProtocol::Tcp => "TCP",
+            HealthCheckProtocol::Http => "HTTP",
+            HealthCheckProtocol::Https => "HTTPS",
+        }
+        .into();
+    }
+    if let Some(port) = &annotations.port {
+        check.port = port_of(service, port, target_type)?;
+    }
+    let set = |value: Option<i32>, field: &mut i32| {
+        if let Some(v) = value {
+            *field = v;
+        }
+    };
+    set(annotations.healthy_threshold, &mut check.healthy_threshold);
+    set(
+        annotations.unhealthy_threshold,
+        &mut check.unhealthy_threshold,
+    );
+    set(annotations.timeout_seconds, &mut check.timeout_seconds);
+    set(annotations.interval_seconds, &mut check.interval_seconds);
+    if check.protocol == "TCP" {
+        check.path = None;
+        check.matcher = None;
+    } else {
+        let path = annotations.path.clone().or(check.path.take());
+        check.path = Some(path.unwrap_or_else(|| "/".into()));
+        check.matcher = Some(
+            annotations
+                .success_codes
+                .clone()
+                .unwrap_or_else(|| "200-399".into()),
+        );
+    }
+    Ok(check)
+}
+
+/// A named health-check port is a Service port's name: its target port (ip) or node port (instance).
+fn port_of(
+    service: &Service,
+    port: &HealthCheckPort,
+    target_type: TargetType,
+) -> Result<String, BuildError> {
+    match port {
+        HealthCheckPort::TrafficPort => Ok("traffic-port".into()),
+        HealthCheckPort::Number(n) => Ok(n.to_string()),
+        HealthCheckPort::Name(name) => {
+            let unknown = || BuildError::UnknownPort {
+                annotation: format!(
+                    "{}aws-load-balancer-healthcheck-port",
+                    lb_api::keys::service::PREFIX
+                ),
+                value: name.clone(),
+            };
+            let ports = service.spec.as_ref().and_then(|s| s.ports.as_ref());
+            let port = ports
+                .into_iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .ok_or_else(unknown)?;
+            let number = match target_type {
+                TargetType::Instance => port.node_port,
+                TargetType::Ip => match &port.target_port {
+                    Some(IntOrString::Int(n)) => Some(*n),
+                    None => Some(port.port),
+                    Some(IntOrString::String(_)) => None,
+                },
+            };
+            number.map(|n| n.to_string()).ok_or_else(unknown)
+        }
+    }
+}
