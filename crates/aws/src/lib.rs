@@ -5,9 +5,11 @@
 //!
 //! - [`elbv2`]: target groups and their targets ([`TargetGroups`]), per account ([`Elbv2`]).
 //! - [`sts`]: assuming a binding's role for a target group in another account.
+//! - [`deployer`]: desired stack vs what exists -> the steps, in a safe order (pure diff).
 //! - [`calls`]: counts and latency of every call, for `/metrics` and benchmarks.
 
 pub mod calls;
+pub mod deployer;
 pub mod elbv2;
 pub mod error;
 #[cfg(any(test, feature = "fake"))]

@@ -1,0 +1,301 @@
+//! Desired stack vs what exists -> the steps that converge one to the other, in a safe order:
+//!
+//! 1. target groups created (new, or replacing one whose protocol, port, target type or address
+//!    type changed: ELB cannot modify those) and modified (health check, attributes, tags);
+//! 2. the load balancer created (or replaced when its scheme changed), then modified;
+//! 3. listeners created or modified, so traffic moves to a replacement target group before
+//!    the old one goes;
+//! 4. listeners deleted, then target groups nothing uses any more, then a replaced load balancer.
+//!
+//! Only resources that carry this stack's ownership tags are ever modified or deleted: the caller
+//! passes what it found by those tags, and the diff checks them again. A converged stack gives no
+//! steps at all.
+
+use std::collections::BTreeMap;
+
+use lb_model::stack::{Listener, LoadBalancer, Stack, TargetGroup, tags};
+
+/// An existing target group: its ARN and its settings as ELB describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingTargetGroup {
+    pub arn: String,
+    pub group: TargetGroup,
+}
+
+/// An existing listener; its `default_target_group` holds the target group's ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingListener {
+    pub arn: String,
+    pub listener: Listener,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingLoadBalancer {
+    pub arn: String,
+    pub load_balancer: LoadBalancer,
+}
+
+/// What exists of one stack, found by its ownership tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Existing {
+    pub load_balancer: Option<ExistingLoadBalancer>,
+    pub listeners: Vec<ExistingListener>,
+    pub target_groups: Vec<ExistingTargetGroup>,
+}
+
+/// One change to AWS. Target groups are named by the desired resource id (created ones have no
+/// ARN yet) or by ARN (existing ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    CreateTargetGroup {
+        resource_id: String,
+    },
+    ModifyTargetGroupHealthCheck {
+        arn: String,
+        resource_id: String,
+    },
+    SetTargetGroupAttributes {
+        arn: String,
+        attributes: BTreeMap<String, String>,
+    },
+    AddTags {
+        arn: String,
+        tags: BTreeMap<String, String>,
+    },
+    CreateLoadBalancer,
+    SetLoadBalancerAttributes {
+        arn: String,
+        attributes: BTreeMap<String, String>,
+    },
+    SetSubnets {
+        arn: String,
+    },
+    SetSecurityGroups {
+        arn: String,
+    },
+    CreateListener {
+        port: u16,
+    },
+    ModifyListener {
+        arn: String,
+        port: u16,
+    },
+    DeleteListener {
+        arn: String,
+        port: u16,
+    },
+    DeleteTargetGroup {
+        arn: String,
+    },
+    DeleteLoadBalancer {
+        arn: String,
+    },
+}
+
+/// True when `tags` say the resource belongs to `stack` of `cluster`.
+pub fn owned(found: &BTreeMap<String, String>, stack: &Stack) -> bool {
+    let desired = &stack.load_balancer.tags;
+    found.get(tags::CLUSTER).is_some()
+        && found.get(tags::CLUSTER) == desired.get(tags::CLUSTER)
+        && found.get(tags::SERVICE_STACK) == Some(&stack.id)
+}
+
+pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
+    let mut steps = Vec::new();
+    // Desired resource id -> the ARN listeners should point at (None: being created).
+    let mut arns: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    let mut kept: Vec<&str> = Vec::new();
+    for desired in &stack.target_groups {
+        let current = existing.target_groups.iter().find(|e| {
+            e.group.resource_id == desired.resource_id
+                && same_identity(&e.group, desired)
+                && owned(&e.group.tags, stack)
+        });
+        match current {
+            None => {
+                steps.push(Step::CreateTargetGroup {
+                    resource_id: desired.resource_id.clone(),
+                });
+                arns.insert(&desired.resource_id, None);
+            }
+            Some(current) => {
+                kept.push(&current.arn);
+                arns.insert(&desired.resource_id, Some(&current.arn));
+                target_group_changes(desired, current, &mut steps);
+            }
+        }
+    }
+    let replaced_lb = load_balancer_steps(stack, existing, &mut steps);
+    let lb_arn = existing
+        .load_balancer
+        .as_ref()
+        .filter(|_| !replaced_lb)
+        .map(|l| l.arn.as_str());
+    listener_steps(stack, existing, lb_arn.is_some(), &arns, &mut steps);
+    for old in &existing.target_groups {
+        if !kept.contains(&old.arn.as_str()) && owned(&old.group.tags, stack) {
+            steps.push(Step::DeleteTargetGroup {
+                arn: old.arn.clone(),
+            });
+        }
+    }
+    if replaced_lb && let Some(old) = &existing.load_balancer {
+        steps.push(Step::DeleteLoadBalancer {
+            arn: old.arn.clone(),
+        });
+    }
+    steps
+}
+
+/// What ELB cannot modify in place: a change means a new target group.
+fn same_identity(a: &TargetGroup, b: &TargetGroup) -> bool {
+    a.protocol == b.protocol
+        && a.port == b.port
+        && a.target_type == b.target_type
+        && a.ip_address_type == b.ip_address_type
+}
+
+fn target_group_changes(
+    desired: &TargetGroup,
+    current: &ExistingTargetGroup,
+    steps: &mut Vec<Step>,
+) {
+    if desired.health_check != current.group.health_check {
+        steps.push(Step::ModifyTargetGroupHealthCheck {
+            arn: current.arn.clone(),
+            resource_id: desired.resource_id.clone(),
+        });
+    }
+    let attributes = changed(&desired.attributes, &current.group.attributes);
+    if !attributes.is_empty() {
+        steps.push(Step::SetTargetGroupAttributes {
+            arn: current.arn.clone(),
+            attributes,
+        });
+    }
+    let tags = changed(&desired.tags, &current.group.tags);
+    if !tags.is_empty() {
+        steps.push(Step::AddTags {
+            arn: current.arn.clone(),
+            tags,
+        });
+    }
+}
+
+/// The desired entries that are missing or different in `current`. Keys the stack does not name
+/// are left as they are (ELB's defaults, or what someone set by hand).
+fn changed(
+    desired: &BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    desired
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Creates or modifies the load balancer; returns true when the existing one is being replaced
+/// (its scheme or type changed, which ELB cannot modify).
+fn load_balancer_steps(stack: &Stack, existing: &Existing, steps: &mut Vec<Step>) -> bool {
+    let desired = &stack.load_balancer;
+    let Some(current) = existing
+        .load_balancer
+        .as_ref()
+        .filter(|l| owned(&l.load_balancer.tags, stack))
+    else {
+        steps.push(Step::CreateLoadBalancer);
+        return false;
+    };
+    let have = &current.load_balancer;
+    if have.scheme != desired.scheme || have.kind != desired.kind || have.name != desired.name {
+        steps.push(Step::CreateLoadBalancer);
+        return true;
+    }
+    let arn = current.arn.clone();
+    let mut desired_subnets: Vec<&str> = desired
+        .subnets
+        .iter()
+        .map(|s| s.subnet_id.as_str())
+        .collect();
+    let mut have_subnets: Vec<&str> = have.subnets.iter().map(|s| s.subnet_id.as_str()).collect();
+    desired_subnets.sort_unstable();
+    have_subnets.sort_unstable();
+    if desired_subnets != have_subnets {
+        steps.push(Step::SetSubnets { arn: arn.clone() });
+    }
+    let mut desired_groups = desired.security_groups.clone();
+    let mut have_groups = have.security_groups.clone();
+    desired_groups.sort();
+    have_groups.sort();
+    if !desired_groups.is_empty() && desired_groups != have_groups {
+        steps.push(Step::SetSecurityGroups { arn: arn.clone() });
+    }
+    let attributes = changed(&desired.attributes, &have.attributes);
+    if !attributes.is_empty() {
+        steps.push(Step::SetLoadBalancerAttributes {
+            arn: arn.clone(),
+            attributes,
+        });
+    }
+    let tags = changed(&desired.tags, &have.tags);
+    if !tags.is_empty() {
+        steps.push(Step::AddTags { arn, tags });
+    }
+    false
+}
+
+/// Listeners by port. On a load balancer being created or replaced every listener is new.
+fn listener_steps(
+    stack: &Stack,
+    existing: &Existing,
+    load_balancer_kept: bool,
+    arns: &BTreeMap<&str, Option<&str>>,
+    steps: &mut Vec<Step>,
+) {
+    let current = |port: u16| {
+        existing
+            .listeners
+            .iter()
+            .find(|l| l.listener.port == port)
+            .filter(|_| load_balancer_kept)
+    };
+    for desired in &stack.listeners {
+        match current(desired.port) {
+            None => steps.push(Step::CreateListener { port: desired.port }),
+            Some(have) => {
+                let target = arns
+                    .get(desired.default_target_group.as_str())
+                    .copied()
+                    .flatten();
+                let same = have.listener.protocol == desired.protocol
+                    && have.listener.certificates == desired.certificates
+                    && have.listener.ssl_policy == desired.ssl_policy
+                    && have.listener.alpn_policy == desired.alpn_policy
+                    && target == Some(have.listener.default_target_group.as_str())
+                    && changed(&desired.attributes, &have.listener.attributes).is_empty();
+                if !same {
+                    steps.push(Step::ModifyListener {
+                        arn: have.arn.clone(),
+                        port: desired.port,
+                    });
+                }
+            }
+        }
+    }
+    if !load_balancer_kept {
+        return;
+    }
+    for have in &existing.listeners {
+        if !stack.listeners.iter().any(|l| l.port == have.listener.port) {
+            steps.push(Step::DeleteListener {
+                arn: have.arn.clone(),
+                port: have.listener.port,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "diff_tests.rs"]
+mod tests;

@@ -1,0 +1,314 @@
+use lb_api::TargetType;
+use lb_model::stack::{HealthCheck, LoadBalancerKind, SubnetMapping};
+
+use super::*;
+
+fn owner_tags(resource: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (tags::CLUSTER.to_string(), "lab".to_string()),
+        (tags::SERVICE_STACK.to_string(), "demo/web".to_string()),
+        (tags::SERVICE_RESOURCE.to_string(), resource.to_string()),
+    ])
+}
+
+fn target_group(port: u16) -> TargetGroup {
+    let resource_id = format!("demo/web:{port}");
+    TargetGroup {
+        name: format!("k8s-demo-web-{port}"),
+        protocol: "TCP".into(),
+        port: port + 8000,
+        target_type: TargetType::Ip,
+        ip_address_type: "ipv4".into(),
+        health_check: HealthCheck {
+            protocol: "TCP".into(),
+            port: "traffic-port".into(),
+            path: None,
+            healthy_threshold: 3,
+            unhealthy_threshold: 3,
+            timeout_seconds: 10,
+            interval_seconds: 10,
+            matcher: None,
+        },
+        attributes: BTreeMap::from([(
+            "deregistration_delay.timeout_seconds".to_string(),
+            "60".to_string(),
+        )]),
+        tags: owner_tags(&resource_id),
+        resource_id,
+    }
+}
+
+fn listener(port: u16) -> Listener {
+    Listener {
+        port,
+        protocol: "TCP".into(),
+        certificates: vec![],
+        ssl_policy: None,
+        alpn_policy: None,
+        default_target_group: format!("demo/web:{port}"),
+        attributes: BTreeMap::new(),
+    }
+}
+
+/// An NLB with ports 80 and 443.
+fn stack() -> Stack {
+    Stack {
+        id: "demo/web".into(),
+        load_balancer: LoadBalancer {
+            name: "k8s-demo-web-0123456789".into(),
+            kind: LoadBalancerKind::Network,
+            scheme: "internet-facing".into(),
+            ip_address_type: "ipv4".into(),
+            subnets: ["subnet-a", "subnet-b"]
+                .iter()
+                .map(|id| SubnetMapping {
+                    subnet_id: (*id).into(),
+                    allocation_id: None,
+                    private_ipv4_address: None,
+                })
+                .collect(),
+            security_groups: vec![],
+            attributes: BTreeMap::from([(
+                "load_balancing.cross_zone.enabled".to_string(),
+                "true".to_string(),
+            )]),
+            tags: owner_tags("LoadBalancer"),
+        },
+        managed_security_group: None,
+        listeners: vec![listener(80), listener(443)],
+        target_groups: vec![target_group(80), target_group(443)],
+        bindings: vec![],
+    }
+}
+
+/// What exists once `stack` was applied: the same values, with ARNs.
+fn converged(stack: &Stack) -> Existing {
+    let tg_arn = |id: &str| format!("arn:tg/{id}");
+    Existing {
+        load_balancer: Some(ExistingLoadBalancer {
+            arn: "arn:lb".into(),
+            load_balancer: stack.load_balancer.clone(),
+        }),
+        listeners: stack
+            .listeners
+            .iter()
+            .map(|l| ExistingListener {
+                arn: format!("arn:listener/{}", l.port),
+                listener: Listener {
+                    default_target_group: tg_arn(&l.default_target_group),
+                    ..l.clone()
+                },
+            })
+            .collect(),
+        target_groups: stack
+            .target_groups
+            .iter()
+            .map(|t| ExistingTargetGroup {
+                arn: tg_arn(&t.resource_id),
+                group: t.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_new_stack_creates_target_groups_then_the_load_balancer_then_listeners() {
+    assert_eq!(
+        diff(&stack(), &Existing::default()),
+        [
+            Step::CreateTargetGroup {
+                resource_id: "demo/web:80".into()
+            },
+            Step::CreateTargetGroup {
+                resource_id: "demo/web:443".into()
+            },
+            Step::CreateLoadBalancer,
+            Step::CreateListener { port: 80 },
+            Step::CreateListener { port: 443 },
+        ]
+    );
+}
+
+#[test]
+fn a_converged_stack_needs_no_step() {
+    let stack = stack();
+    assert_eq!(diff(&stack, &converged(&stack)), []);
+    // Attributes and tags someone added by hand are no difference: only what the stack names.
+    let mut existing = converged(&stack);
+    existing.target_groups[0]
+        .group
+        .attributes
+        .insert("stickiness.enabled".into(), "true".into());
+    existing.target_groups[0]
+        .group
+        .tags
+        .insert("team".into(), "web".into());
+    assert_eq!(diff(&stack, &existing), []);
+}
+
+#[test]
+fn mutable_changes_modify_in_place() {
+    let mut desired = stack();
+    desired.target_groups[0].health_check.interval_seconds = 5;
+    desired.target_groups[1]
+        .attributes
+        .insert("deregistration_delay.timeout_seconds".into(), "30".into());
+    desired
+        .load_balancer
+        .attributes
+        .insert("load_balancing.cross_zone.enabled".into(), "false".into());
+    desired.listeners[1].protocol = "TLS".into();
+    desired.listeners[1].certificates = vec!["arn:cert".into()];
+    let existing = converged(&stack());
+    assert_eq!(
+        diff(&desired, &existing),
+        [
+            Step::ModifyTargetGroupHealthCheck {
+                arn: "arn:tg/demo/web:80".into(),
+                resource_id: "demo/web:80".into()
+            },
+            Step::SetTargetGroupAttributes {
+                arn: "arn:tg/demo/web:443".into(),
+                attributes: BTreeMap::from([(
+                    "deregistration_delay.timeout_seconds".into(),
+                    "30".into()
+                )]),
+            },
+            Step::SetLoadBalancerAttributes {
+                arn: "arn:lb".into(),
+                attributes: BTreeMap::from([(
+                    "load_balancing.cross_zone.enabled".into(),
+                    "false".into()
+                )]),
+            },
+            Step::ModifyListener {
+                arn: "arn:listener/443".into(),
+                port: 443
+            },
+        ]
+    );
+}
+
+/// A new target port cannot be modified in place: a new group, the listener switched to it, and
+/// only then the old group deleted, so the listener always has somewhere to send traffic.
+#[test]
+fn an_immutable_change_replaces_the_target_group_without_dropping_the_listener() {
+    let mut desired = stack();
+    desired.target_groups[0].port = 9090;
+    assert_eq!(
+        diff(&desired, &converged(&stack())),
+        [
+            Step::CreateTargetGroup {
+                resource_id: "demo/web:80".into()
+            },
+            Step::ModifyListener {
+                arn: "arn:listener/80".into(),
+                port: 80
+            },
+            Step::DeleteTargetGroup {
+                arn: "arn:tg/demo/web:80".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_port_removed_deletes_its_listener_before_its_target_group() {
+    let mut desired = stack();
+    desired.listeners.pop();
+    desired.target_groups.pop();
+    assert_eq!(
+        diff(&desired, &converged(&stack())),
+        [
+            Step::DeleteListener {
+                arn: "arn:listener/443".into(),
+                port: 443
+            },
+            Step::DeleteTargetGroup {
+                arn: "arn:tg/demo/web:443".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_new_scheme_replaces_the_load_balancer_and_deletes_the_old_one_last() {
+    let mut desired = stack();
+    desired.load_balancer.scheme = "internal".into();
+    desired.load_balancer.name = "k8s-demo-web-9876543210".into();
+    assert_eq!(
+        diff(&desired, &converged(&stack())),
+        [
+            Step::CreateLoadBalancer,
+            Step::CreateListener { port: 80 },
+            Step::CreateListener { port: 443 },
+            Step::DeleteLoadBalancer {
+                arn: "arn:lb".into()
+            },
+        ]
+    );
+}
+
+/// Resources without this stack's tags are never modified or deleted, even when handed over.
+#[test]
+fn what_the_stack_does_not_own_is_left_alone() {
+    let desired = stack();
+    let mut existing = converged(&desired);
+    let foreign = |t: &mut BTreeMap<String, String>| {
+        t.insert(tags::SERVICE_STACK.into(), "other/app".into());
+    };
+    foreign(&mut existing.target_groups[1].group.tags);
+    existing.target_groups.push(ExistingTargetGroup {
+        arn: "arn:tg/untagged".into(),
+        group: TargetGroup {
+            tags: BTreeMap::new(),
+            ..target_group(8080)
+        },
+    });
+    let steps = diff(&desired, &existing);
+    assert_eq!(
+        steps,
+        [
+            // Ours is made anew; the other stack's group of the same id is not touched.
+            Step::CreateTargetGroup {
+                resource_id: "demo/web:443".into()
+            },
+            Step::ModifyListener {
+                arn: "arn:listener/443".into(),
+                port: 443
+            },
+        ]
+    );
+    let mut foreign_lb = converged(&desired);
+    if let Some(lb) = foreign_lb.load_balancer.as_mut() {
+        lb.load_balancer.tags.remove(tags::CLUSTER);
+    }
+    let steps = diff(&desired, &foreign_lb);
+    assert!(steps.contains(&Step::CreateLoadBalancer), "{steps:?}");
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::DeleteLoadBalancer { .. })),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn subnets_and_security_groups_are_compared_as_sets() {
+    let mut desired = stack();
+    desired.load_balancer.subnets.reverse();
+    assert_eq!(diff(&desired, &converged(&stack())), []);
+    desired.load_balancer.subnets.pop();
+    desired.load_balancer.security_groups = vec!["sg-1".into()];
+    assert_eq!(
+        diff(&desired, &converged(&stack())),
+        [
+            Step::SetSubnets {
+                arn: "arn:lb".into()
+            },
+            Step::SetSecurityGroups {
+                arn: "arn:lb".into()
+            },
+        ]
+    );
+}
