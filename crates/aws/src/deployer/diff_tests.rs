@@ -1,5 +1,5 @@
 use lb_api::TargetType;
-use lb_model::stack::{HealthCheck, LoadBalancerKind, SubnetMapping};
+use lb_model::stack::{LoadBalancerKind, SubnetMapping};
 
 use super::*;
 
@@ -19,16 +19,7 @@ fn target_group(port: u16) -> TargetGroup {
         port: port + 8000,
         target_type: TargetType::Ip,
         ip_address_type: "ipv4".into(),
-        health_check: HealthCheck {
-            protocol: "TCP".into(),
-            port: "traffic-port".into(),
-            path: None,
-            healthy_threshold: 3,
-            unhealthy_threshold: 3,
-            timeout_seconds: 10,
-            interval_seconds: 10,
-            matcher: None,
-        },
+        health_check: lb_model::service::health::tcp_default(),
         attributes: BTreeMap::from([(
             "deregistration_delay.timeout_seconds".to_string(),
             "60".to_string(),

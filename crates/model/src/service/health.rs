@@ -35,16 +35,7 @@ pub fn health_check(
             matcher: None,
         }
     } else {
-        HealthCheck {
-            protocol: "TCP".into(),
-            port: "traffic-port".into(),
-            path: None,
-            healthy_threshold: 3,
-            unhealthy_threshold: 3,
-            timeout_seconds: 10,
-            interval_seconds: 10,
-            matcher: None,
-        }
+        tcp_default()
     };
     if let Some(protocol) = annotations.protocol {
         check.protocol = match protocol {
@@ -83,6 +74,20 @@ pub fn health_check(
         );
     }
     Ok(check)
+}
+
+/// Upstream's NLB default: TCP on the traffic port, 3 / 3, timeout 10 s, every 10 s.
+pub fn tcp_default() -> HealthCheck {
+    HealthCheck {
+        protocol: "TCP".into(),
+        port: "traffic-port".into(),
+        path: None,
+        healthy_threshold: 3,
+        unhealthy_threshold: 3,
+        timeout_seconds: 10,
+        interval_seconds: 10,
+        matcher: None,
+    }
 }
 
 /// A named health-check port is a Service port's name: its target port (ip) or node port (instance).
