@@ -93,6 +93,9 @@ pub mod service {
     pub const NLB_TARGET_TYPE: &str = "aws-load-balancer-nlb-target-type";
     /// Finalizer on a Service whose NLB we made.
     pub const FINALIZER: &str = "service.k8s.aws/resources";
+    /// Labels on the TargetGroupBindings made for a Service (upstream's).
+    pub const STACK_NAME_LABEL: &str = "service.k8s.aws/stack-name";
+    pub const STACK_NAMESPACE_LABEL: &str = "service.k8s.aws/stack-namespace";
 }
 
 #[cfg(test)]

@@ -1,0 +1,166 @@
+//! What the Service reconciler writes to Kubernetes, as values: what to do with a Service (build,
+//! clean up, or leave it alone), the TargetGroupBindings of its stack, and its status.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use lb_api::keys::service as keys;
+use lb_api::{ServiceReference, TargetGroupBinding, TargetGroupBindingSpec, TargetType};
+
+use super::selection::Selection;
+use crate::stack::Binding;
+
+/// What a reconcile does with a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// Ours: build its stack and converge AWS (the finalizer goes on first).
+    Deploy { target_type: Option<TargetType> },
+    /// Not ours (any more) or being deleted, but we made something for it: remove it all, then
+    /// the finalizer.
+    CleanUp,
+    /// Not ours and nothing of ours: untouched.
+    Ignore,
+}
+
+pub fn action(service: &Service, selection: &Selection) -> ServiceAction {
+    let has_finalizer = service
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == keys::FINALIZER);
+    match selection {
+        Selection::Ours { target_type } => ServiceAction::Deploy {
+            target_type: *target_type,
+        },
+        Selection::NotOurs if has_finalizer => ServiceAction::CleanUp,
+        Selection::NotOurs => ServiceAction::Ignore,
+    }
+}
+
+/// The TargetGroupBinding of one target group of the stack, pointing at its ARN.
+pub fn binding_object(binding: &Binding, target_group_arn: &str) -> TargetGroupBinding {
+    let labels = BTreeMap::from([
+        (
+            keys::STACK_NAME_LABEL.to_string(),
+            binding.service_name.clone(),
+        ),
+        (
+            keys::STACK_NAMESPACE_LABEL.to_string(),
+            binding.namespace.clone(),
+        ),
+    ]);
+    let node_selector = (!binding.node_selector.is_empty()).then(|| LabelSelector {
+        match_labels: Some(binding.node_selector.clone()),
+        ..LabelSelector::default()
+    });
+    TargetGroupBinding {
+        metadata: ObjectMeta {
+            name: Some(binding.name.clone()),
+            namespace: Some(binding.namespace.clone()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: TargetGroupBindingSpec {
+            target_group_arn: Some(target_group_arn.to_string()),
+            target_type: Some(binding.target_type),
+            service_ref: ServiceReference {
+                name: binding.service_name.clone(),
+                port: IntOrString::Int(binding.service_port),
+            },
+            ip_address_type: Some(binding.ip_address_type.clone()),
+            node_selector,
+            multi_cluster_target_group: binding.multi_cluster.then_some(true),
+            ..TargetGroupBindingSpec::default()
+        },
+        status: None,
+    }
+}
+
+/// `status.loadBalancer` once the load balancer exists: its DNS name, as upstream reports it.
+pub fn load_balancer_status(dns_name: &str) -> LoadBalancerStatus {
+    LoadBalancerStatus {
+        ingress: Some(vec![LoadBalancerIngress {
+            hostname: Some(dns_name.to_string()),
+            ..LoadBalancerIngress::default()
+        }]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(finalizers: &[&str]) -> Service {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "demo", "finalizers": finalizers},
+        }))
+        .expect("service")
+    }
+
+    #[test]
+    fn ours_deploys_and_a_service_that_left_is_cleaned_up_only_if_we_made_something() {
+        let ours = Selection::Ours {
+            target_type: Some(TargetType::Ip),
+        };
+        assert_eq!(
+            action(&service(&[]), &ours),
+            ServiceAction::Deploy {
+                target_type: Some(TargetType::Ip)
+            }
+        );
+        assert_eq!(
+            action(&service(&[keys::FINALIZER]), &Selection::NotOurs),
+            ServiceAction::CleanUp
+        );
+        assert_eq!(
+            action(&service(&["other.io/finalizer"]), &Selection::NotOurs),
+            ServiceAction::Ignore
+        );
+    }
+
+    #[test]
+    fn the_binding_object_points_at_the_target_group_and_carries_the_stack_labels() {
+        let binding = Binding {
+            name: "k8s-demo-web-0123456789".into(),
+            namespace: "demo".into(),
+            service_name: "web".into(),
+            service_port: 80,
+            target_group: "demo/web:80".into(),
+            target_type: TargetType::Instance,
+            ip_address_type: "ipv4".into(),
+            node_selector: BTreeMap::from([("role".to_string(), "edge".to_string())]),
+            multi_cluster: false,
+        };
+        let object = binding_object(&binding, "arn:tg");
+        let value = serde_json::to_value(&object).expect("json");
+        assert_eq!(
+            value,
+            json!({
+                "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+                "metadata": {
+                    "name": "k8s-demo-web-0123456789", "namespace": "demo",
+                    "labels": {"service.k8s.aws/stack-name": "web", "service.k8s.aws/stack-namespace": "demo"},
+                },
+                "spec": {
+                    "targetGroupARN": "arn:tg", "targetType": "instance",
+                    "serviceRef": {"name": "web", "port": 80}, "ipAddressType": "ipv4",
+                    "nodeSelector": {"matchLabels": {"role": "edge"}},
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn the_status_names_the_dns_name() {
+        let status = load_balancer_status("k8s-demo-web-0123456789.elb.us-west-2.amazonaws.com");
+        assert_eq!(
+            serde_json::to_value(status).expect("json"),
+            json!({"ingress": [{"hostname": "k8s-demo-web-0123456789.elb.us-west-2.amazonaws.com"}]})
+        );
+    }
+}
