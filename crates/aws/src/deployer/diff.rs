@@ -92,12 +92,61 @@ pub enum Step {
     },
 }
 
-/// True when `tags` say the resource belongs to `stack` of `cluster`.
-pub fn owned(found: &BTreeMap<String, String>, stack: &Stack) -> bool {
-    let desired = &stack.load_balancer.tags;
-    found.get(tags::CLUSTER).is_some()
-        && found.get(tags::CLUSTER) == desired.get(tags::CLUSTER)
-        && found.get(tags::SERVICE_STACK) == Some(&stack.id)
+/// Whose resources these are: one stack of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub cluster: String,
+    pub stack_id: String,
+}
+
+impl Owner {
+    pub fn of(stack: &Stack) -> Self {
+        Self {
+            cluster: stack
+                .load_balancer
+                .tags
+                .get(tags::CLUSTER)
+                .cloned()
+                .unwrap_or_default(),
+            stack_id: stack.id.clone(),
+        }
+    }
+
+    /// True when `found` (a resource's tags) say it is this owner's.
+    pub fn owns(&self, found: &BTreeMap<String, String>) -> bool {
+        !self.cluster.is_empty()
+            && found.get(tags::CLUSTER) == Some(&self.cluster)
+            && found.get(tags::SERVICE_STACK) == Some(&self.stack_id)
+    }
+}
+
+fn owned(found: &BTreeMap<String, String>, stack: &Stack) -> bool {
+    Owner::of(stack).owns(found)
+}
+
+/// Everything of `owner` removed (a Service that is no longer ours, or deleted): listeners, then
+/// target groups, then the load balancer. Resources without the owner's tags stay.
+pub fn teardown(owner: &Owner, existing: &Existing) -> Vec<Step> {
+    let lb = existing
+        .load_balancer
+        .as_ref()
+        .filter(|l| owner.owns(&l.load_balancer.tags));
+    let mut steps: Vec<Step> = Vec::new();
+    if lb.is_some() {
+        steps.extend(existing.listeners.iter().map(|l| Step::DeleteListener {
+            arn: l.arn.clone(),
+            port: l.listener.port,
+        }));
+    }
+    steps.extend(
+        existing
+            .target_groups
+            .iter()
+            .filter(|t| owner.owns(&t.group.tags))
+            .map(|t| Step::DeleteTargetGroup { arn: t.arn.clone() }),
+    );
+    steps.extend(lb.map(|l| Step::DeleteLoadBalancer { arn: l.arn.clone() }));
+    steps
 }
 
 pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {

@@ -303,3 +303,45 @@ fn subnets_and_security_groups_are_compared_as_sets() {
         ]
     );
 }
+
+#[test]
+fn teardown_removes_listeners_then_target_groups_then_the_load_balancer_and_nothing_foreign() {
+    let stack = stack();
+    let mut existing = converged(&stack);
+    existing.target_groups.push(ExistingTargetGroup {
+        arn: "arn:tg/untagged".into(),
+        group: TargetGroup {
+            tags: BTreeMap::new(),
+            ..target_group(8080)
+        },
+    });
+    let owner = Owner::of(&stack);
+    assert_eq!(
+        teardown(&owner, &existing),
+        [
+            Step::DeleteListener {
+                arn: "arn:listener/80".into(),
+                port: 80
+            },
+            Step::DeleteListener {
+                arn: "arn:listener/443".into(),
+                port: 443
+            },
+            Step::DeleteTargetGroup {
+                arn: "arn:tg/demo/web:80".into()
+            },
+            Step::DeleteTargetGroup {
+                arn: "arn:tg/demo/web:443".into()
+            },
+            Step::DeleteLoadBalancer {
+                arn: "arn:lb".into()
+            },
+        ]
+    );
+    let stranger = Owner {
+        cluster: "lab".into(),
+        stack_id: "other/app".into(),
+    };
+    assert_eq!(teardown(&stranger, &existing), []);
+    assert_eq!(teardown(&owner, &Existing::default()), []);
+}
