@@ -347,4 +347,4 @@ fn listener_steps(
 
 #[cfg(test)]
 #[path = "diff_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -11,7 +11,7 @@ fn owner_tags(resource: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn target_group(port: u16) -> TargetGroup {
+pub(crate) fn target_group(port: u16) -> TargetGroup {
     let resource_id = format!("demo/web:{port}");
     TargetGroup {
         name: format!("k8s-demo-web-{port}"),
@@ -42,7 +42,7 @@ fn listener(port: u16) -> Listener {
 }
 
 /// An NLB with ports 80 and 443.
-fn stack() -> Stack {
+pub(crate) fn stack() -> Stack {
     Stack {
         id: "demo/web".into(),
         load_balancer: LoadBalancer {
@@ -73,7 +73,7 @@ fn stack() -> Stack {
 }
 
 /// What exists once `stack` was applied: the same values, with ARNs.
-fn converged(stack: &Stack) -> Existing {
+pub(crate) fn converged(stack: &Stack) -> Existing {
     let tg_arn = |id: &str| format!("arn:tg/{id}");
     Existing {
         load_balancer: Some(ExistingLoadBalancer {

@@ -1,5 +1,12 @@
-//! The deployer: converges AWS to a desired [`Stack`](lb_model::stack::Stack). [`diff`] is pure:
-//! from the desired stack and what exists (only resources carrying our ownership tags) to the
-//! steps, in a safe order. Applying the steps through the SDK and the fake comes next.
+//! The deployer: converges AWS to a desired [`Stack`](lb_model::stack::Stack).
+//!
+//! - [`diff`] (pure): the desired stack and what exists (only resources carrying the stack's
+//!   ownership tags) -> the steps, in a safe order; `teardown` for a stack that goes.
+//! - [`apply`]: the steps carried out through [`apply::LoadBalancers`], in order, stopping at the
+//!   first failure (the next reconcile describes and diffs again).
+//! - `fake` (tests, feature `fake`): an in-memory ELB implementing [`apply::LoadBalancers`].
 
+pub mod apply;
 pub mod diff;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;

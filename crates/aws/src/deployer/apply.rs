@@ -1,0 +1,213 @@
+//! Carrying out the diff's steps through a [`LoadBalancers`] API (the SDK, or the in-memory fake),
+//! in the diff's order. A failed call stops the apply: the next reconcile describes again and
+//! diffs from what then exists, so a step whose answer was lost is not repeated blindly (ELB's
+//! create calls are idempotent by name, and what was created carries our tags from the start).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use lb_model::stack::{HealthCheck, Listener, LoadBalancer, Stack, SubnetMapping, TargetGroup};
+
+use super::diff::{Existing, Owner, Step};
+use crate::error::{AwsError, AwsErrorKind};
+
+/// The ELB calls the deployer needs. Created resources carry their tags from the create call.
+pub trait LoadBalancers: Send + Sync {
+    /// The load balancer, its listeners and the target groups that carry `owner`'s tags.
+    fn describe_stack(
+        &self,
+        owner: &Owner,
+    ) -> impl Future<Output = Result<Existing, AwsError>> + Send;
+    /// Returns the new target group's ARN.
+    fn create_target_group(
+        &self,
+        group: &TargetGroup,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    fn modify_health_check(
+        &self,
+        arn: &str,
+        check: &HealthCheck,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn set_target_group_attributes(
+        &self,
+        arn: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn add_tags(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Returns the new load balancer's ARN.
+    fn create_load_balancer(
+        &self,
+        lb: &LoadBalancer,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    fn set_load_balancer_attributes(
+        &self,
+        arn: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn set_subnets(
+        &self,
+        arn: &str,
+        subnets: &[SubnetMapping],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn set_security_groups(
+        &self,
+        arn: &str,
+        groups: &[String],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// `listener.default_target_group` is ignored: `target_group_arn` is where it forwards.
+    fn create_listener(
+        &self,
+        load_balancer_arn: &str,
+        listener: &Listener,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    fn modify_listener(
+        &self,
+        arn: &str,
+        listener: &Listener,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_listener(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_target_group(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_load_balancer(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// What the stack's resources are called in AWS once applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub load_balancer_arn: Option<String>,
+    /// Target group resource id -> ARN: where the stack's TargetGroupBindings point.
+    pub target_group_arns: BTreeMap<String, String>,
+}
+
+pub async fn apply<A: LoadBalancers>(
+    api: &A,
+    stack: &Stack,
+    existing: &Existing,
+    steps: &[Step],
+) -> Result<Applied, AwsError> {
+    let mut applied = Applied {
+        load_balancer_arn: existing.load_balancer.as_ref().map(|l| l.arn.clone()),
+        target_group_arns: kept_target_groups(stack, existing),
+    };
+    for step in steps {
+        apply_step(api, stack, &mut applied, step).await?;
+    }
+    Ok(applied)
+}
+
+/// The existing target groups the diff keeps: same resource id, same identity, ours.
+fn kept_target_groups(stack: &Stack, existing: &Existing) -> BTreeMap<String, String> {
+    let owner = Owner::of(stack);
+    stack
+        .target_groups
+        .iter()
+        .filter_map(|desired| {
+            existing
+                .target_groups
+                .iter()
+                .find(|e| {
+                    e.group.resource_id == desired.resource_id
+                        && e.group.protocol == desired.protocol
+                        && e.group.port == desired.port
+                        && e.group.target_type == desired.target_type
+                        && e.group.ip_address_type == desired.ip_address_type
+                        && owner.owns(&e.group.tags)
+                })
+                .map(|e| (desired.resource_id.clone(), e.arn.clone()))
+        })
+        .collect()
+}
+
+async fn apply_step<A: LoadBalancers>(
+    api: &A,
+    stack: &Stack,
+    applied: &mut Applied,
+    step: &Step,
+) -> Result<(), AwsError> {
+    match step {
+        Step::CreateTargetGroup { resource_id } => {
+            let group = target_group(stack, resource_id)?;
+            let arn = api.create_target_group(group).await?;
+            applied.target_group_arns.insert(resource_id.clone(), arn);
+        }
+        Step::ModifyTargetGroupHealthCheck { arn, resource_id } => {
+            let group = target_group(stack, resource_id)?;
+            api.modify_health_check(arn, &group.health_check).await?;
+        }
+        Step::SetTargetGroupAttributes { arn, attributes } => {
+            api.set_target_group_attributes(arn, attributes).await?;
+        }
+        Step::AddTags { arn, tags } => api.add_tags(arn, tags).await?,
+        Step::CreateLoadBalancer => {
+            let arn = api.create_load_balancer(&stack.load_balancer).await?;
+            applied.load_balancer_arn = Some(arn);
+        }
+        Step::SetLoadBalancerAttributes { arn, attributes } => {
+            api.set_load_balancer_attributes(arn, attributes).await?;
+        }
+        Step::SetSubnets { arn } => api.set_subnets(arn, &stack.load_balancer.subnets).await?,
+        Step::SetSecurityGroups { arn } => {
+            api.set_security_groups(arn, &stack.load_balancer.security_groups)
+                .await?;
+        }
+        Step::CreateListener { port } => {
+            let (listener, target) = listener(stack, applied, *port)?;
+            let lb = applied
+                .load_balancer_arn
+                .as_deref()
+                .ok_or_else(|| inconsistent("a listener before its load balancer"))?;
+            api.create_listener(lb, listener, target).await?;
+        }
+        Step::ModifyListener { arn, port } => {
+            let (listener, target) = listener(stack, applied, *port)?;
+            api.modify_listener(arn, listener, target).await?;
+        }
+        Step::DeleteListener { arn, .. } => api.delete_listener(arn).await?,
+        Step::DeleteTargetGroup { arn } => api.delete_target_group(arn).await?,
+        Step::DeleteLoadBalancer { arn } => api.delete_load_balancer(arn).await?,
+    }
+    Ok(())
+}
+
+fn target_group<'a>(stack: &'a Stack, resource_id: &str) -> Result<&'a TargetGroup, AwsError> {
+    stack
+        .target_groups
+        .iter()
+        .find(|t| t.resource_id == resource_id)
+        .ok_or_else(|| inconsistent("a step names a target group the stack does not have"))
+}
+
+fn listener<'a>(
+    stack: &'a Stack,
+    applied: &'a Applied,
+    port: u16,
+) -> Result<(&'a Listener, &'a str), AwsError> {
+    let listener = stack
+        .listeners
+        .iter()
+        .find(|l| l.port == port)
+        .ok_or_else(|| inconsistent("a step names a listener the stack does not have"))?;
+    let target = applied
+        .target_group_arns
+        .get(&listener.default_target_group)
+        .ok_or_else(|| inconsistent("a listener forwards to a target group not created"))?;
+    Ok((listener, target))
+}
+
+/// The steps do not fit the stack: a bug of the diff, never retried as an AWS fault.
+fn inconsistent(what: &str) -> AwsError {
+    AwsError::new(
+        "Deploy",
+        AwsErrorKind::InvalidRequest,
+        format!("deployer: {what}"),
+    )
+}
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

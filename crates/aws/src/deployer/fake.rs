@@ -1,0 +1,318 @@
+//! An in-memory ELB for the deployer: load balancers, listeners and target groups with tags, with
+//! ELB's idempotent creates (same name, same settings: the same ARN) and scripted failures.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use lb_model::stack::{HealthCheck, Listener, LoadBalancer, SubnetMapping, TargetGroup};
+
+use super::apply::LoadBalancers;
+use super::diff::{Existing, ExistingListener, ExistingLoadBalancer, ExistingTargetGroup, Owner};
+use crate::error::{AwsError, AwsErrorKind};
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u32,
+    load_balancers: BTreeMap<String, LoadBalancer>,
+    /// arn -> (load balancer arn, listener with the target group's ARN as default).
+    listeners: BTreeMap<String, (String, Listener)>,
+    target_groups: BTreeMap<String, TargetGroup>,
+    calls: Vec<&'static str>,
+    /// Operation -> how many of its next calls fail.
+    failures: BTreeMap<&'static str, u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeLoadBalancers {
+    state: Mutex<State>,
+}
+
+impl FakeLoadBalancers {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next `times` calls of `operation` fail as unavailable (nothing happens).
+    pub fn fail(&self, operation: &'static str, times: u32) {
+        self.state().failures.insert(operation, times);
+    }
+
+    /// Every call so far, by operation name, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.state().calls.clone()
+    }
+
+    pub fn forget_calls(&self) {
+        self.state().calls.clear();
+    }
+
+    pub fn target_group_arns(&self) -> Vec<String> {
+        self.state().target_groups.keys().cloned().collect()
+    }
+
+    /// A target group someone else made (its tags are whatever `group` says).
+    pub fn insert_target_group(&self, arn: &str, group: TargetGroup) {
+        self.state().target_groups.insert(arn.into(), group);
+    }
+
+    /// (port, protocol, target group ARN) of every listener.
+    pub fn listeners(&self) -> Vec<(u16, String, String)> {
+        self.state()
+            .listeners
+            .values()
+            .map(|(_, l)| (l.port, l.protocol.clone(), l.default_target_group.clone()))
+            .collect()
+    }
+
+    pub fn load_balancer_arns(&self) -> Vec<String> {
+        self.state().load_balancers.keys().cloned().collect()
+    }
+
+    fn call(&self, operation: &'static str) -> Result<MutexGuard<'_, State>, AwsError> {
+        let mut state = self.state();
+        state.calls.push(operation);
+        if let Some(left) = state.failures.get_mut(operation)
+            && *left > 0
+        {
+            *left -= 1;
+            return Err(AwsError::new(
+                operation,
+                AwsErrorKind::Unavailable,
+                "scripted failure",
+            ));
+        }
+        Ok(state)
+    }
+}
+
+fn not_found(operation: &'static str, arn: &str) -> AwsError {
+    AwsError::new(
+        operation,
+        AwsErrorKind::NotFound,
+        format!("{arn} not found"),
+    )
+}
+
+impl State {
+    fn arn(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        format!(
+            "arn:aws:elasticloadbalancing:us-west-2:123456789012:{kind}/{}",
+            self.next_id
+        )
+    }
+}
+
+impl LoadBalancers for FakeLoadBalancers {
+    async fn describe_stack(&self, owner: &Owner) -> Result<Existing, AwsError> {
+        let state = self.call("DescribeStack")?;
+        let load_balancer = state
+            .load_balancers
+            .iter()
+            .find(|(_, lb)| owner.owns(&lb.tags))
+            .map(|(arn, lb)| ExistingLoadBalancer {
+                arn: arn.clone(),
+                load_balancer: lb.clone(),
+            });
+        let listeners = load_balancer
+            .iter()
+            .flat_map(|lb| {
+                state
+                    .listeners
+                    .iter()
+                    .filter(|(_, (on, _))| *on == lb.arn)
+                    .map(|(arn, (_, l))| ExistingListener {
+                        arn: arn.clone(),
+                        listener: l.clone(),
+                    })
+            })
+            .collect();
+        let target_groups = state
+            .target_groups
+            .iter()
+            .filter(|(_, t)| owner.owns(&t.tags))
+            .map(|(arn, t)| ExistingTargetGroup {
+                arn: arn.clone(),
+                group: t.clone(),
+            })
+            .collect();
+        Ok(Existing {
+            load_balancer,
+            listeners,
+            target_groups,
+        })
+    }
+
+    async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
+        let mut state = self.call("CreateTargetGroup")?;
+        if let Some((arn, _)) = state
+            .target_groups
+            .iter()
+            .find(|(_, t)| t.name == group.name)
+        {
+            return Ok(arn.clone()); // ELB: the same name and settings give the same group.
+        }
+        let arn = state.arn("targetgroup");
+        state.target_groups.insert(arn.clone(), group.clone());
+        Ok(arn)
+    }
+
+    async fn modify_health_check(&self, arn: &str, check: &HealthCheck) -> Result<(), AwsError> {
+        let mut state = self.call("ModifyTargetGroup")?;
+        let group = state
+            .target_groups
+            .get_mut(arn)
+            .ok_or_else(|| not_found("ModifyTargetGroup", arn))?;
+        group.health_check = check.clone();
+        Ok(())
+    }
+
+    async fn set_target_group_attributes(
+        &self,
+        arn: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("ModifyTargetGroupAttributes")?;
+        let group = state
+            .target_groups
+            .get_mut(arn)
+            .ok_or_else(|| not_found("ModifyTargetGroupAttributes", arn))?;
+        group.attributes.extend(attributes.clone());
+        Ok(())
+    }
+
+    async fn add_tags(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+        let mut state = self.call("AddTags")?;
+        if let Some(group) = state.target_groups.get_mut(arn) {
+            group.tags.extend(tags.clone());
+        } else if let Some(lb) = state.load_balancers.get_mut(arn) {
+            lb.tags.extend(tags.clone());
+        } else {
+            return Err(not_found("AddTags", arn));
+        }
+        Ok(())
+    }
+
+    async fn create_load_balancer(&self, lb: &LoadBalancer) -> Result<String, AwsError> {
+        let mut state = self.call("CreateLoadBalancer")?;
+        if let Some((arn, _)) = state.load_balancers.iter().find(|(_, l)| l.name == lb.name) {
+            return Ok(arn.clone());
+        }
+        let arn = state.arn("loadbalancer/net");
+        state.load_balancers.insert(arn.clone(), lb.clone());
+        Ok(arn)
+    }
+
+    async fn set_load_balancer_attributes(
+        &self,
+        arn: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("ModifyLoadBalancerAttributes")?;
+        let lb = state
+            .load_balancers
+            .get_mut(arn)
+            .ok_or_else(|| not_found("ModifyLoadBalancerAttributes", arn))?;
+        lb.attributes.extend(attributes.clone());
+        Ok(())
+    }
+
+    async fn set_subnets(&self, arn: &str, subnets: &[SubnetMapping]) -> Result<(), AwsError> {
+        let mut state = self.call("SetSubnets")?;
+        let lb = state
+            .load_balancers
+            .get_mut(arn)
+            .ok_or_else(|| not_found("SetSubnets", arn))?;
+        lb.subnets = subnets.to_vec();
+        Ok(())
+    }
+
+    async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<(), AwsError> {
+        let mut state = self.call("SetSecurityGroups")?;
+        let lb = state
+            .load_balancers
+            .get_mut(arn)
+            .ok_or_else(|| not_found("SetSecurityGroups", arn))?;
+        lb.security_groups = groups.to_vec();
+        Ok(())
+    }
+
+    async fn create_listener(
+        &self,
+        load_balancer_arn: &str,
+        listener: &Listener,
+        target_group_arn: &str,
+    ) -> Result<String, AwsError> {
+        let mut state = self.call("CreateListener")?;
+        if !state.load_balancers.contains_key(load_balancer_arn) {
+            return Err(not_found("CreateListener", load_balancer_arn));
+        }
+        if state
+            .listeners
+            .values()
+            .any(|(on, l)| on == load_balancer_arn && l.port == listener.port)
+        {
+            return Err(AwsError::new(
+                "CreateListener",
+                AwsErrorKind::InvalidRequest,
+                "DuplicateListener",
+            ));
+        }
+        let arn = state.arn("listener/net");
+        let listener = Listener {
+            default_target_group: target_group_arn.into(),
+            ..listener.clone()
+        };
+        state
+            .listeners
+            .insert(arn.clone(), (load_balancer_arn.into(), listener));
+        Ok(arn)
+    }
+
+    async fn modify_listener(
+        &self,
+        arn: &str,
+        listener: &Listener,
+        target_group_arn: &str,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("ModifyListener")?;
+        let (_, have) = state
+            .listeners
+            .get_mut(arn)
+            .ok_or_else(|| not_found("ModifyListener", arn))?;
+        *have = Listener {
+            default_target_group: target_group_arn.into(),
+            ..listener.clone()
+        };
+        Ok(())
+    }
+
+    async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {
+        self.call("DeleteListener")?.listeners.remove(arn);
+        Ok(())
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> Result<(), AwsError> {
+        let mut state = self.call("DeleteTargetGroup")?;
+        if state
+            .listeners
+            .values()
+            .any(|(_, l)| l.default_target_group == arn)
+        {
+            return Err(AwsError::new(
+                "DeleteTargetGroup",
+                AwsErrorKind::InvalidRequest,
+                "ResourceInUse",
+            ));
+        }
+        state.target_groups.remove(arn);
+        Ok(())
+    }
+
+    async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {
+        let mut state = self.call("DeleteLoadBalancer")?;
+        state.load_balancers.remove(arn);
+        state.listeners.retain(|_, (on, _)| on != arn);
+        Ok(())
+    }
+}
