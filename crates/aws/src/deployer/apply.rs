@@ -8,7 +8,7 @@ use std::future::Future;
 
 use lb_model::stack::{HealthCheck, Listener, LoadBalancer, Stack, SubnetMapping, TargetGroup};
 
-use super::diff::{Existing, Owner, Step};
+use super::diff::{Existing, Owner, Step, same_identity};
 use crate::error::{AwsError, AwsErrorKind};
 
 /// The ELB calls the deployer needs. Created resources carry their tags from the create call.
@@ -112,10 +112,7 @@ fn kept_target_groups(stack: &Stack, existing: &Existing) -> BTreeMap<String, St
                 .iter()
                 .find(|e| {
                     e.group.resource_id == desired.resource_id
-                        && e.group.protocol == desired.protocol
-                        && e.group.port == desired.port
-                        && e.group.target_type == desired.target_type
-                        && e.group.ip_address_type == desired.ip_address_type
+                        && same_identity(&e.group, desired)
                         && owner.owns(&e.group.tags)
                 })
                 .map(|e| (desired.resource_id.clone(), e.arn.clone()))

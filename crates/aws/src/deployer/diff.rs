@@ -197,7 +197,7 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
 }
 
 /// What ELB cannot modify in place: a change means a new target group.
-fn same_identity(a: &TargetGroup, b: &TargetGroup) -> bool {
+pub(crate) fn same_identity(a: &TargetGroup, b: &TargetGroup) -> bool {
     a.protocol == b.protocol
         && a.port == b.port
         && a.target_type == b.target_type
