@@ -66,9 +66,11 @@ pub fn select(service: &Service, settings: &SelectionSettings) -> Selection {
         if class != settings.load_balancer_class {
             return Selection::NotOurs;
         }
-        let target_type = match target_type_annotation {
-            None => Some(settings.default_target_type),
-            Some(_) => annotated_target_type,
+        // `nlb-ip` means ip targets whatever else is said, as upstream's target-type rule.
+        let target_type = match (annotation(keys::TYPE).as_deref(), target_type_annotation) {
+            (Some(keys::TYPE_NLB_IP), _) => Some(TargetType::Ip),
+            (_, None) => Some(settings.default_target_type),
+            (_, Some(_)) => annotated_target_type,
         };
         return Selection::Ours { target_type };
     }
@@ -163,6 +165,11 @@ mod tests {
                 Some("service.k8s.aws/nlb"),
                 vec![("aws-load-balancer-nlb-target-type", "pod")],
                 Selection::Ours { target_type: None },
+            ),
+            (
+                Some("service.k8s.aws/nlb"),
+                vec![("aws-load-balancer-type", "nlb-ip")],
+                ours(ip),
             ),
             // Another class wins over our annotations.
             (
