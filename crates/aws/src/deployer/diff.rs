@@ -120,10 +120,6 @@ impl Owner {
     }
 }
 
-fn owned(found: &BTreeMap<String, String>, stack: &Stack) -> bool {
-    Owner::of(stack).owns(found)
-}
-
 /// Everything of `owner` removed (a Service that is no longer ours, or deleted): listeners, then
 /// target groups, then the load balancer. Resources without the owner's tags stay.
 pub fn teardown(owner: &Owner, existing: &Existing) -> Vec<Step> {
@@ -149,7 +145,19 @@ pub fn teardown(owner: &Owner, existing: &Existing) -> Vec<Step> {
     steps
 }
 
+/// What becomes of the stack's load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoadBalancerFate {
+    /// Ours and modifiable in place: its listeners are compared with the desired ones.
+    Kept,
+    /// None of ours exists: one is created (a load balancer without our tags is left alone).
+    Created,
+    /// Ours, but its scheme, type or name changed: a new one, the old deleted last.
+    Replaced,
+}
+
 pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
+    let owner = Owner::of(stack);
     let mut steps = Vec::new();
     // Desired resource id -> the ARN listeners should point at (None: being created).
     let mut arns: BTreeMap<&str, Option<&str>> = BTreeMap::new();
@@ -158,7 +166,7 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
         let current = existing.target_groups.iter().find(|e| {
             e.group.resource_id == desired.resource_id
                 && same_identity(&e.group, desired)
-                && owned(&e.group.tags, stack)
+                && owner.owns(&e.group.tags)
         });
         match current {
             None => {
@@ -174,21 +182,24 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
             }
         }
     }
-    let replaced_lb = load_balancer_steps(stack, existing, &mut steps);
-    let lb_arn = existing
-        .load_balancer
-        .as_ref()
-        .filter(|_| !replaced_lb)
-        .map(|l| l.arn.as_str());
-    listener_steps(stack, existing, lb_arn.is_some(), &arns, &mut steps);
+    let fate = load_balancer_steps(stack, &owner, existing, &mut steps);
+    listener_steps(
+        stack,
+        existing,
+        fate == LoadBalancerFate::Kept,
+        &arns,
+        &mut steps,
+    );
     for old in &existing.target_groups {
-        if !kept.contains(&old.arn.as_str()) && owned(&old.group.tags, stack) {
+        if !kept.contains(&old.arn.as_str()) && owner.owns(&old.group.tags) {
             steps.push(Step::DeleteTargetGroup {
                 arn: old.arn.clone(),
             });
         }
     }
-    if replaced_lb && let Some(old) = &existing.load_balancer {
+    if fate == LoadBalancerFate::Replaced
+        && let Some(old) = &existing.load_balancer
+    {
         steps.push(Step::DeleteLoadBalancer {
             arn: old.arn.clone(),
         });
@@ -244,22 +255,27 @@ fn changed(
         .collect()
 }
 
-/// Creates or modifies the load balancer; returns true when the existing one is being replaced
-/// (its scheme or type changed, which ELB cannot modify).
-fn load_balancer_steps(stack: &Stack, existing: &Existing, steps: &mut Vec<Step>) -> bool {
+/// Creates, replaces (scheme, type or name changed: ELB cannot modify those) or modifies the
+/// load balancer.
+fn load_balancer_steps(
+    stack: &Stack,
+    owner: &Owner,
+    existing: &Existing,
+    steps: &mut Vec<Step>,
+) -> LoadBalancerFate {
     let desired = &stack.load_balancer;
     let Some(current) = existing
         .load_balancer
         .as_ref()
-        .filter(|l| owned(&l.load_balancer.tags, stack))
+        .filter(|l| owner.owns(&l.load_balancer.tags))
     else {
         steps.push(Step::CreateLoadBalancer);
-        return false;
+        return LoadBalancerFate::Created;
     };
     let have = &current.load_balancer;
     if have.scheme != desired.scheme || have.kind != desired.kind || have.name != desired.name {
         steps.push(Step::CreateLoadBalancer);
-        return true;
+        return LoadBalancerFate::Replaced;
     }
     let arn = current.arn.clone();
     let mut desired_subnets: Vec<&str> = desired
@@ -291,7 +307,7 @@ fn load_balancer_steps(stack: &Stack, existing: &Existing, steps: &mut Vec<Step>
     if !tags.is_empty() {
         steps.push(Step::AddTags { arn, tags });
     }
-    false
+    LoadBalancerFate::Kept
 }
 
 /// Listeners by port. On a load balancer being created or replaced every listener is new.

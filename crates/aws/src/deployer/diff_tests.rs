@@ -282,6 +282,17 @@ fn what_the_stack_does_not_own_is_left_alone() {
             .any(|s| matches!(s, Step::DeleteLoadBalancer { .. })),
         "{steps:?}"
     );
+    // The foreign load balancer's listeners are neither modified nor deleted; ours get new ones.
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::ModifyListener { .. } | Step::DeleteListener { .. })),
+        "{steps:?}"
+    );
+    assert!(
+        steps.contains(&Step::CreateListener { port: 80 }),
+        "{steps:?}"
+    );
 }
 
 #[test]
