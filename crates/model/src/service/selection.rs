@@ -9,9 +9,13 @@
 //! A Service that stops being ours is cleaned up by its finalizer: the caller compares this
 //! answer with whether the finalizer is there.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Service;
 use lb_api::TargetType;
 use lb_api::keys::service as keys;
+
+use crate::annotations::AnnotationReader;
 
 /// What the cluster settings say about selection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +50,12 @@ pub fn select(service: &Service, settings: &SelectionSettings) -> Selection {
     if service.metadata.deletion_timestamp.is_some() {
         return Selection::NotOurs;
     }
-    let annotation = |name: &str| {
-        service
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(&format!("{}{name}", keys::PREFIX)))
-            .map(|v| v.trim().to_string())
-    };
+    let empty = BTreeMap::new();
+    let reader = AnnotationReader::new(
+        service.metadata.annotations.as_ref().unwrap_or(&empty),
+        keys::PREFIX,
+    );
+    let annotation = |name: &str| reader.string(name);
     let target_type_annotation = annotation(keys::NLB_TARGET_TYPE);
     let annotated_target_type = target_type_annotation
         .as_deref()
