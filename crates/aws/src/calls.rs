@@ -9,24 +9,81 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::error::AwsErrorKind;
+use crate::error::{AwsError, AwsErrorKind};
 
+/// Every AWS operation the controller calls. `ALL` lists them in declaration order, so
+/// `op as usize` indexes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
 pub enum Operation {
+    // Targets and their health.
     DescribeTargetGroups,
     RegisterTargets,
     DeregisterTargets,
     DescribeTargetHealth,
     AssumeRole,
+    // The deployer reading what exists.
+    DescribeLoadBalancers,
+    DescribeLoadBalancerAttributes,
+    DescribeListeners,
+    DescribeListenerAttributes,
+    DescribeTargetGroupAttributes,
+    DescribeTags,
+    DescribeSubnets,
+    DescribeSecurityGroups,
+    // The deployer changing it.
+    CreateTargetGroup,
+    ModifyTargetGroup,
+    ModifyTargetGroupAttributes,
+    AddTags,
+    CreateLoadBalancer,
+    ModifyLoadBalancerAttributes,
+    SetSubnets,
+    SetSecurityGroups,
+    CreateListener,
+    ModifyListener,
+    ModifyListenerAttributes,
+    DeleteListener,
+    DeleteTargetGroup,
+    DeleteLoadBalancer,
+    CreateSecurityGroup,
+    AuthorizeSecurityGroupIngress,
+    RevokeSecurityGroupIngress,
+    DeleteSecurityGroup,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 31] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
         Operation::DescribeTargetHealth,
         Operation::AssumeRole,
+        Operation::DescribeLoadBalancers,
+        Operation::DescribeLoadBalancerAttributes,
+        Operation::DescribeListeners,
+        Operation::DescribeListenerAttributes,
+        Operation::DescribeTargetGroupAttributes,
+        Operation::DescribeTags,
+        Operation::DescribeSubnets,
+        Operation::DescribeSecurityGroups,
+        Operation::CreateTargetGroup,
+        Operation::ModifyTargetGroup,
+        Operation::ModifyTargetGroupAttributes,
+        Operation::AddTags,
+        Operation::CreateLoadBalancer,
+        Operation::ModifyLoadBalancerAttributes,
+        Operation::SetSubnets,
+        Operation::SetSecurityGroups,
+        Operation::CreateListener,
+        Operation::ModifyListener,
+        Operation::ModifyListenerAttributes,
+        Operation::DeleteListener,
+        Operation::DeleteTargetGroup,
+        Operation::DeleteLoadBalancer,
+        Operation::CreateSecurityGroup,
+        Operation::AuthorizeSecurityGroupIngress,
+        Operation::RevokeSecurityGroupIngress,
+        Operation::DeleteSecurityGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,7 +93,60 @@ impl Operation {
             Self::DeregisterTargets => "DeregisterTargets",
             Self::DescribeTargetHealth => "DescribeTargetHealth",
             Self::AssumeRole => "AssumeRole",
+            Self::DescribeLoadBalancers => "DescribeLoadBalancers",
+            Self::DescribeLoadBalancerAttributes => "DescribeLoadBalancerAttributes",
+            Self::DescribeListeners => "DescribeListeners",
+            Self::DescribeListenerAttributes => "DescribeListenerAttributes",
+            Self::DescribeTargetGroupAttributes => "DescribeTargetGroupAttributes",
+            Self::DescribeTags => "DescribeTags",
+            Self::DescribeSubnets => "DescribeSubnets",
+            Self::DescribeSecurityGroups => "DescribeSecurityGroups",
+            Self::CreateTargetGroup => "CreateTargetGroup",
+            Self::ModifyTargetGroup => "ModifyTargetGroup",
+            Self::ModifyTargetGroupAttributes => "ModifyTargetGroupAttributes",
+            Self::AddTags => "AddTags",
+            Self::CreateLoadBalancer => "CreateLoadBalancer",
+            Self::ModifyLoadBalancerAttributes => "ModifyLoadBalancerAttributes",
+            Self::SetSubnets => "SetSubnets",
+            Self::SetSecurityGroups => "SetSecurityGroups",
+            Self::CreateListener => "CreateListener",
+            Self::ModifyListener => "ModifyListener",
+            Self::ModifyListenerAttributes => "ModifyListenerAttributes",
+            Self::DeleteListener => "DeleteListener",
+            Self::DeleteTargetGroup => "DeleteTargetGroup",
+            Self::DeleteLoadBalancer => "DeleteLoadBalancer",
+            Self::CreateSecurityGroup => "CreateSecurityGroup",
+            Self::AuthorizeSecurityGroupIngress => "AuthorizeSecurityGroupIngress",
+            Self::RevokeSecurityGroupIngress => "RevokeSecurityGroupIngress",
+            Self::DeleteSecurityGroup => "DeleteSecurityGroup",
         }
+    }
+
+    /// True for calls that change AWS (a converged stack should make none of them).
+    pub fn is_mutating(self) -> bool {
+        matches!(
+            self,
+            Self::RegisterTargets
+                | Self::DeregisterTargets
+                | Self::CreateTargetGroup
+                | Self::ModifyTargetGroup
+                | Self::ModifyTargetGroupAttributes
+                | Self::AddTags
+                | Self::CreateLoadBalancer
+                | Self::ModifyLoadBalancerAttributes
+                | Self::SetSubnets
+                | Self::SetSecurityGroups
+                | Self::CreateListener
+                | Self::ModifyListener
+                | Self::ModifyListenerAttributes
+                | Self::DeleteListener
+                | Self::DeleteTargetGroup
+                | Self::DeleteLoadBalancer
+                | Self::CreateSecurityGroup
+                | Self::AuthorizeSecurityGroupIngress
+                | Self::RevokeSecurityGroupIngress
+                | Self::DeleteSecurityGroup
+        )
     }
 }
 
@@ -149,6 +259,32 @@ impl AwsCalls {
     }
 }
 
+/// One SDK call's result, recorded in `calls` (operation, outcome, time since `started`) and
+/// turned into an [`AwsError`] that names the operation, the error code and the message.
+pub(crate) fn finish<T, E>(
+    calls: &AwsCalls,
+    operation: Operation,
+    started: std::time::Instant,
+    result: Result<T, E>,
+) -> Result<T, AwsError>
+where
+    E: aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let result = result.map_err(|err| {
+        AwsError::from_code(
+            operation.as_str(),
+            err.code(),
+            aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&err).to_string(),
+        )
+    });
+    calls.record(
+        operation,
+        result.as_ref().err().map(|e| e.kind),
+        started.elapsed(),
+    );
+    result
+}
+
 const ALL_RESULTS: [CallResult; 7] = [
     CallResult::ok,
     CallResult::not_found,
@@ -162,6 +298,15 @@ const ALL_RESULTS: [CallResult; 7] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_operations_are_listed_in_declaration_order() {
+        for (index, op) in Operation::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, index, "{}", op.as_str());
+        }
+        assert!(Operation::CreateListener.is_mutating());
+        assert!(!Operation::DescribeTags.is_mutating());
+    }
 
     #[test]
     fn counts_by_operation_and_outcome_and_exports_them() {

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_elasticloadbalancingv2::Client;
-use aws_sdk_elasticloadbalancingv2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetGroup};
 use lb_model::elb::{TargetGroupInfo, TargetHealth, TargetKey, TargetState};
 
@@ -145,30 +144,6 @@ impl SdkTargetGroups {
         Self { client, calls }
     }
 
-    fn done<T, E>(
-        &self,
-        operation: Operation,
-        started: Instant,
-        result: Result<T, E>,
-    ) -> Result<T, AwsError>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        let result = result.map_err(|err| {
-            AwsError::from_code(
-                operation.as_str(),
-                err.code(),
-                DisplayErrorContext(&err).to_string(),
-            )
-        });
-        self.calls.record(
-            operation,
-            result.as_ref().err().map(|e| e.kind),
-            started.elapsed(),
-        );
-        result
-    }
-
     async fn describe(
         &self,
         arn: Option<&str>,
@@ -182,7 +157,12 @@ impl SdkTargetGroups {
             .set_names(name.map(|n| vec![n.to_string()]))
             .send()
             .await;
-        match self.done(Operation::DescribeTargetGroups, started, result) {
+        match crate::calls::finish(
+            &self.calls,
+            Operation::DescribeTargetGroups,
+            started,
+            result,
+        ) {
             Ok(output) => Ok(output.target_groups().first().map(target_group_info)),
             Err(err) if err.kind == AwsErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
@@ -240,7 +220,7 @@ impl TargetGroups for SdkTargetGroups {
                 .set_targets(Some(descriptions(chunk)))
                 .send()
                 .await;
-            self.done(Operation::RegisterTargets, started, result)?;
+            crate::calls::finish(&self.calls, Operation::RegisterTargets, started, result)?;
         }
         Ok(())
     }
@@ -255,7 +235,7 @@ impl TargetGroups for SdkTargetGroups {
                 .set_targets(Some(descriptions(chunk)))
                 .send()
                 .await;
-            self.done(Operation::DeregisterTargets, started, result)?;
+            crate::calls::finish(&self.calls, Operation::DeregisterTargets, started, result)?;
         }
         Ok(())
     }
@@ -268,7 +248,12 @@ impl TargetGroups for SdkTargetGroups {
             .target_group_arn(arn)
             .send()
             .await;
-        let output = self.done(Operation::DescribeTargetHealth, started, result)?;
+        let output = crate::calls::finish(
+            &self.calls,
+            Operation::DescribeTargetHealth,
+            started,
+            result,
+        )?;
         Ok(output
             .target_health_descriptions()
             .iter()

@@ -56,6 +56,10 @@ impl AwsError {
             Some(
                 "TargetGroupNotFound"
                 | "TargetGroupNotFoundException"
+                | "LoadBalancerNotFound"
+                | "ListenerNotFound"
+                | "InvalidGroup.NotFound"
+                | "InvalidSubnetID.NotFound"
                 | "NoSuchEntity"
                 | "NoSuchEntityException",
             ) => AwsErrorKind::NotFound,

@@ -4,12 +4,15 @@
 //! feature, an in-memory ELB implements the same traits, with scripted faults, for unit tests.
 //!
 //! - [`elbv2`]: target groups and their targets ([`TargetGroups`]), per account ([`Elbv2`]).
+//! - [`ec2`]: the VPC's subnets and managed security groups ([`Ec2`]).
 //! - [`sts`]: assuming a binding's role for a target group in another account.
-//! - [`deployer`]: desired stack vs what exists -> the steps, in a safe order (pure diff).
+//! - [`deployer`]: desired stack vs what exists -> the steps, in a safe order (pure diff), and
+//!   their application through the SDK ([`SdkLoadBalancers`]).
 //! - [`calls`]: counts and latency of every call, for `/metrics` and benchmarks.
 
 pub mod calls;
 pub mod deployer;
+pub mod ec2;
 pub mod elbv2;
 pub mod error;
 #[cfg(any(test, feature = "fake"))]
@@ -17,6 +20,8 @@ pub mod fake;
 pub mod sts;
 
 pub use calls::{AwsCalls, Operation};
+pub use deployer::sdk::SdkLoadBalancers;
+pub use ec2::{Ec2, SdkEc2};
 pub use elbv2::{
     Elbv2, SdkElbv2, SdkTargetGroups, TARGETS_PER_CALL, TargetGroups, load_sdk_config,
 };

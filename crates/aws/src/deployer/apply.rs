@@ -18,7 +18,7 @@ pub trait LoadBalancers: Send + Sync {
         &self,
         owner: &Owner,
     ) -> impl Future<Output = Result<Existing, AwsError>> + Send;
-    /// Returns the new target group's ARN.
+    /// Creates the target group and sets its attributes; returns its ARN.
     fn create_target_group(
         &self,
         group: &TargetGroup,
@@ -38,11 +38,11 @@ pub trait LoadBalancers: Send + Sync {
         arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// Returns the new load balancer's ARN.
+    /// Creates the load balancer and sets its attributes.
     fn create_load_balancer(
         &self,
         lb: &LoadBalancer,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    ) -> impl Future<Output = Result<CreatedLoadBalancer, AwsError>> + Send;
     fn set_load_balancer_attributes(
         &self,
         arn: &str,
@@ -76,10 +76,18 @@ pub trait LoadBalancers: Send + Sync {
     fn delete_load_balancer(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedLoadBalancer {
+    pub arn: String,
+    pub dns_name: String,
+}
+
 /// What the stack's resources are called in AWS once applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     pub load_balancer_arn: Option<String>,
+    /// The load balancer's DNS name: the Service's (or Ingress's) status hostname.
+    pub dns_name: Option<String>,
     /// Target group resource id -> ARN: where the stack's TargetGroupBindings point.
     pub target_group_arns: BTreeMap<String, String>,
 }
@@ -92,6 +100,7 @@ pub async fn apply<A: LoadBalancers>(
 ) -> Result<Applied, AwsError> {
     let mut applied = Applied {
         load_balancer_arn: existing.load_balancer.as_ref().map(|l| l.arn.clone()),
+        dns_name: existing.load_balancer.as_ref().map(|l| l.dns_name.clone()),
         target_group_arns: kept_target_groups(stack, existing),
     };
     for step in steps {
@@ -141,8 +150,9 @@ async fn apply_step<A: LoadBalancers>(
         }
         Step::AddTags { arn, tags } => api.add_tags(arn, tags).await?,
         Step::CreateLoadBalancer => {
-            let arn = api.create_load_balancer(&stack.load_balancer).await?;
-            applied.load_balancer_arn = Some(arn);
+            let created = api.create_load_balancer(&stack.load_balancer).await?;
+            applied.load_balancer_arn = Some(created.arn);
+            applied.dns_name = Some(created.dns_name);
         }
         Step::SetLoadBalancerAttributes { arn, attributes } => {
             api.set_load_balancer_attributes(arn, attributes).await?;

@@ -32,6 +32,7 @@ pub struct ExistingListener {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingLoadBalancer {
     pub arn: String,
+    pub dns_name: String,
     pub load_balancer: LoadBalancer,
 }
 

@@ -78,6 +78,7 @@ pub(crate) fn converged(stack: &Stack) -> Existing {
     Existing {
         load_balancer: Some(ExistingLoadBalancer {
             arn: "arn:lb".into(),
+            dns_name: "lb.example".into(),
             load_balancer: stack.load_balancer.clone(),
         }),
         listeners: stack

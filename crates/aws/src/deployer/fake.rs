@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use lb_model::stack::{HealthCheck, Listener, LoadBalancer, SubnetMapping, TargetGroup};
 
-use super::apply::LoadBalancers;
+use super::apply::{CreatedLoadBalancer, LoadBalancers};
 use super::diff::{Existing, ExistingListener, ExistingLoadBalancer, ExistingTargetGroup, Owner};
 use crate::error::{AwsError, AwsErrorKind};
 
@@ -85,6 +85,10 @@ impl FakeLoadBalancers {
     }
 }
 
+fn dns_name(lb: &LoadBalancer) -> String {
+    format!("{}.elb.us-west-2.amazonaws.com", lb.name)
+}
+
 fn not_found(operation: &'static str, arn: &str) -> AwsError {
     AwsError::new(
         operation,
@@ -112,6 +116,7 @@ impl LoadBalancers for FakeLoadBalancers {
             .find(|(_, lb)| owner.owns(&lb.tags))
             .map(|(arn, lb)| ExistingLoadBalancer {
                 arn: arn.clone(),
+                dns_name: dns_name(lb),
                 load_balancer: lb.clone(),
             });
         let listeners = load_balancer
@@ -193,14 +198,21 @@ impl LoadBalancers for FakeLoadBalancers {
         Ok(())
     }
 
-    async fn create_load_balancer(&self, lb: &LoadBalancer) -> Result<String, AwsError> {
+    async fn create_load_balancer(
+        &self,
+        lb: &LoadBalancer,
+    ) -> Result<CreatedLoadBalancer, AwsError> {
         let mut state = self.call("CreateLoadBalancer")?;
+        let dns_name = dns_name(lb);
         if let Some((arn, _)) = state.load_balancers.iter().find(|(_, l)| l.name == lb.name) {
-            return Ok(arn.clone());
+            return Ok(CreatedLoadBalancer {
+                arn: arn.clone(),
+                dns_name,
+            });
         }
         let arn = state.arn("loadbalancer/net");
         state.load_balancers.insert(arn.clone(), lb.clone());
-        Ok(arn)
+        Ok(CreatedLoadBalancer { arn, dns_name })
     }
 
     async fn set_load_balancer_attributes(

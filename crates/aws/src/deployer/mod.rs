@@ -4,9 +4,12 @@
 //!   ownership tags) -> the steps, in a safe order; `teardown` for a stack that goes.
 //! - [`apply`]: the steps carried out through [`apply::LoadBalancers`], in order, stopping at the
 //!   first failure (the next reconcile describes and diffs again).
+//! - [`sdk`]: [`apply::LoadBalancers`] with the AWS SDK, finding what exists by tags.
 //! - `fake` (tests, feature `fake`): an in-memory ELB implementing [`apply::LoadBalancers`].
 
 pub mod apply;
+mod convert;
 pub mod diff;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod sdk;

@@ -1,0 +1,258 @@
+//! Between the SDK's ELB types and the stack's values. What ELB reports is normalised to what the
+//! model would build, so a converged stack diffs to nothing: a TCP health check has no path and no
+//! matcher even when ELB reports its defaults for them.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types as sdk;
+use lb_api::TargetType;
+use lb_model::stack::{
+    HealthCheck, Listener, LoadBalancer, LoadBalancerKind, SubnetMapping, TargetGroup, tags,
+};
+
+pub fn tags_from(described: &[sdk::Tag]) -> BTreeMap<String, String> {
+    described
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+pub fn tags_to(tags: &BTreeMap<String, String>) -> Vec<sdk::Tag> {
+    tags.iter()
+        .map(|(k, v)| sdk::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+pub fn load_balancer_type(kind: LoadBalancerKind) -> sdk::LoadBalancerTypeEnum {
+    match kind {
+        LoadBalancerKind::Network => sdk::LoadBalancerTypeEnum::Network,
+        LoadBalancerKind::Application => sdk::LoadBalancerTypeEnum::Application,
+    }
+}
+
+pub fn subnet_mappings(subnets: &[SubnetMapping]) -> Vec<sdk::SubnetMapping> {
+    subnets
+        .iter()
+        .map(|s| {
+            sdk::SubnetMapping::builder()
+                .subnet_id(&s.subnet_id)
+                .set_allocation_id(s.allocation_id.clone())
+                .set_private_ipv4_address(s.private_ipv4_address.clone())
+                .build()
+        })
+        .collect()
+}
+
+pub fn certificates(arns: &[String]) -> Option<Vec<sdk::Certificate>> {
+    (!arns.is_empty()).then(|| {
+        arns.iter()
+            .map(|a| sdk::Certificate::builder().certificate_arn(a).build())
+            .collect()
+    })
+}
+
+pub fn forward(target_group_arn: &str) -> sdk::Action {
+    sdk::Action::builder()
+        .r#type(sdk::ActionTypeEnum::Forward)
+        .target_group_arn(target_group_arn)
+        .build()
+}
+
+/// HTTP(S) health checks only: the success codes.
+pub fn matcher(check: &HealthCheck) -> Option<sdk::Matcher> {
+    check
+        .matcher
+        .as_ref()
+        .map(|codes| sdk::Matcher::builder().http_code(codes).build())
+}
+
+pub fn load_balancer_from(
+    described: &sdk::LoadBalancer,
+    attributes: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+) -> LoadBalancer {
+    let kind = match described.r#type() {
+        Some(sdk::LoadBalancerTypeEnum::Application) => LoadBalancerKind::Application,
+        _ => LoadBalancerKind::Network,
+    };
+    let subnets = described
+        .availability_zones()
+        .iter()
+        .map(|zone| {
+            let address = zone.load_balancer_addresses().first();
+            SubnetMapping {
+                subnet_id: zone.subnet_id().unwrap_or_default().to_string(),
+                allocation_id: address.and_then(|a| a.allocation_id()).map(str::to_string),
+                private_ipv4_address: address
+                    .and_then(|a| a.private_ipv4_address())
+                    .map(str::to_string),
+            }
+        })
+        .collect();
+    LoadBalancer {
+        name: described
+            .load_balancer_name()
+            .unwrap_or_default()
+            .to_string(),
+        kind,
+        scheme: described
+            .scheme()
+            .map_or("internet-facing", |s| s.as_str())
+            .to_string(),
+        ip_address_type: described
+            .ip_address_type()
+            .map_or("ipv4", |t| t.as_str())
+            .to_string(),
+        subnets,
+        security_groups: described.security_groups().to_vec(),
+        attributes,
+        tags,
+    }
+}
+
+pub fn listener_from(described: &sdk::Listener, attributes: BTreeMap<String, String>) -> Listener {
+    let forward_to = described
+        .default_actions()
+        .iter()
+        .find_map(|a| a.target_group_arn())
+        .unwrap_or_default();
+    Listener {
+        port: described
+            .port()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0),
+        protocol: described.protocol().map_or("", |p| p.as_str()).to_string(),
+        certificates: described
+            .certificates()
+            .iter()
+            .filter_map(|c| c.certificate_arn())
+            .map(str::to_string)
+            .collect(),
+        ssl_policy: described.ssl_policy().map(str::to_string),
+        alpn_policy: described
+            .alpn_policy()
+            .first()
+            .filter(|p| p.as_str() != "None")
+            .cloned(),
+        default_target_group: forward_to.to_string(),
+        attributes,
+    }
+}
+
+pub fn target_group_from(
+    described: &sdk::TargetGroup,
+    attributes: BTreeMap<String, String>,
+    group_tags: BTreeMap<String, String>,
+) -> TargetGroup {
+    let protocol = described
+        .health_check_protocol()
+        .map_or("TCP", |p| p.as_str())
+        .to_string();
+    let http = protocol != "TCP";
+    let health_check = HealthCheck {
+        port: described
+            .health_check_port()
+            .unwrap_or("traffic-port")
+            .to_string(),
+        path: described
+            .health_check_path()
+            .filter(|_| http)
+            .map(str::to_string),
+        healthy_threshold: described.healthy_threshold_count().unwrap_or_default(),
+        unhealthy_threshold: described.unhealthy_threshold_count().unwrap_or_default(),
+        timeout_seconds: described.health_check_timeout_seconds().unwrap_or_default(),
+        interval_seconds: described
+            .health_check_interval_seconds()
+            .unwrap_or_default(),
+        matcher: described
+            .matcher()
+            .and_then(|m| m.http_code())
+            .filter(|_| http)
+            .map(str::to_string),
+        protocol,
+    };
+    TargetGroup {
+        resource_id: group_tags
+            .get(tags::SERVICE_RESOURCE)
+            .cloned()
+            .unwrap_or_default(),
+        name: described
+            .target_group_name()
+            .unwrap_or_default()
+            .to_string(),
+        protocol: described.protocol().map_or("", |p| p.as_str()).to_string(),
+        port: described
+            .port()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0),
+        target_type: match described.target_type() {
+            Some(sdk::TargetTypeEnum::Ip) => TargetType::Ip,
+            _ => TargetType::Instance,
+        },
+        ip_address_type: described
+            .ip_address_type()
+            .map_or("ipv4", |t| t.as_str())
+            .to_string(),
+        health_check,
+        attributes,
+        tags: group_tags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tcp_health_check_drops_the_path_and_matcher_elb_reports_by_default() {
+        let described = sdk::TargetGroup::builder()
+            .target_group_name("k8s-demo-web-0123456789")
+            .protocol(sdk::ProtocolEnum::Tcp)
+            .port(8080)
+            .target_type(sdk::TargetTypeEnum::Ip)
+            .health_check_protocol(sdk::ProtocolEnum::Tcp)
+            .health_check_port("traffic-port")
+            .health_check_path("/")
+            .matcher(sdk::Matcher::builder().http_code("200").build())
+            .healthy_threshold_count(3)
+            .unhealthy_threshold_count(3)
+            .health_check_timeout_seconds(10)
+            .health_check_interval_seconds(10)
+            .build();
+        let tags = BTreeMap::from([(tags::SERVICE_RESOURCE.to_string(), "demo/web:80".into())]);
+        let group = target_group_from(&described, BTreeMap::new(), tags);
+        assert_eq!(group.resource_id, "demo/web:80");
+        assert_eq!(group.target_type, TargetType::Ip);
+        assert_eq!(group.ip_address_type, "ipv4");
+        assert_eq!(group.health_check.path, None);
+        assert_eq!(group.health_check.matcher, None);
+        assert_eq!(group.health_check.port, "traffic-port");
+    }
+
+    #[test]
+    fn a_listener_forwards_to_its_default_actions_target_group() {
+        let described = sdk::Listener::builder()
+            .port(443)
+            .protocol(sdk::ProtocolEnum::Tls)
+            .certificates(
+                sdk::Certificate::builder()
+                    .certificate_arn("arn:cert")
+                    .build(),
+            )
+            .ssl_policy("ELBSecurityPolicy-2016-08")
+            .alpn_policy("None")
+            .default_actions(forward("arn:tg"))
+            .build();
+        let listener = listener_from(&described, BTreeMap::new());
+        assert_eq!(listener.port, 443);
+        assert_eq!(listener.protocol, "TLS");
+        assert_eq!(listener.certificates, vec!["arn:cert".to_string()]);
+        assert_eq!(listener.alpn_policy, None);
+        assert_eq!(listener.default_target_group, "arn:tg");
+    }
+}

@@ -1,0 +1,600 @@
+//! [`LoadBalancers`] with the AWS SDK: what exists is found by tags, as upstream does (every load
+//! balancer and target group of the account listed, then their tags), and every call is counted.
+//!
+//! Tags are cached by ARN: they are set by us at create time and rarely change, so a converged
+//! reconcile lists load balancers and target groups (one call each per 400) and asks for tags only
+//! of resources it has not seen before. The cache forgets ARNs that are no longer listed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use aws_sdk_elasticloadbalancingv2::Client;
+use aws_sdk_elasticloadbalancingv2::types as sdk;
+use lb_model::stack::{HealthCheck, Listener, LoadBalancer, SubnetMapping, TargetGroup};
+
+use super::apply::{CreatedLoadBalancer, LoadBalancers};
+use super::convert;
+use super::diff::{Existing, ExistingListener, ExistingLoadBalancer, ExistingTargetGroup, Owner};
+use crate::calls::{AwsCalls, Operation, finish};
+use crate::error::AwsError;
+
+/// ARNs per DescribeTags call: the API's limit.
+const TAGS_PER_CALL: usize = 20;
+/// Items per page of DescribeLoadBalancers / DescribeTargetGroups: the API's limit.
+const PAGE_SIZE: i32 = 400;
+
+pub struct SdkLoadBalancers {
+    client: Client,
+    calls: Arc<AwsCalls>,
+    /// Where target groups are created.
+    vpc_id: String,
+    tags: Mutex<HashMap<String, BTreeMap<String, String>>>,
+}
+
+impl SdkLoadBalancers {
+    pub fn new(config: &aws_config::SdkConfig, calls: Arc<AwsCalls>, vpc_id: &str) -> Self {
+        Self {
+            client: Client::new(config),
+            calls,
+            vpc_id: vpc_id.to_string(),
+            tags: Mutex::default(),
+        }
+    }
+
+    fn tag_cache(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<String, String>>> {
+        self.tags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn all_load_balancers(&self) -> Result<Vec<sdk::LoadBalancer>, AwsError> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .client
+                .describe_load_balancers()
+                .page_size(PAGE_SIZE)
+                .set_marker(marker)
+                .send()
+                .await;
+            let page = finish(
+                &self.calls,
+                Operation::DescribeLoadBalancers,
+                started,
+                result,
+            )?;
+            all.extend(page.load_balancers().iter().cloned());
+            marker = page.next_marker().map(str::to_string);
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn all_target_groups(&self) -> Result<Vec<sdk::TargetGroup>, AwsError> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .client
+                .describe_target_groups()
+                .page_size(PAGE_SIZE)
+                .set_marker(marker)
+                .send()
+                .await;
+            let page = finish(
+                &self.calls,
+                Operation::DescribeTargetGroups,
+                started,
+                result,
+            )?;
+            all.extend(page.target_groups().iter().cloned());
+            marker = page.next_marker().map(str::to_string);
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The tags of `arns`, from the cache or described (20 per call); the cache keeps only these.
+    async fn tags_of(
+        &self,
+        arns: &[String],
+    ) -> Result<HashMap<String, BTreeMap<String, String>>, AwsError> {
+        let unknown: Vec<String> = {
+            let cache = self.tag_cache();
+            arns.iter()
+                .filter(|a| !cache.contains_key(*a))
+                .cloned()
+                .collect()
+        };
+        for chunk in unknown.chunks(TAGS_PER_CALL) {
+            let started = Instant::now();
+            let result = self
+                .client
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await;
+            let output = finish(&self.calls, Operation::DescribeTags, started, result)?;
+            let mut cache = self.tag_cache();
+            for description in output.tag_descriptions() {
+                if let Some(arn) = description.resource_arn() {
+                    cache.insert(arn.to_string(), convert::tags_from(description.tags()));
+                }
+            }
+        }
+        let listed: HashSet<&String> = arns.iter().collect();
+        let mut cache = self.tag_cache();
+        cache.retain(|arn, _| listed.contains(arn));
+        Ok(cache.clone())
+    }
+
+    async fn load_balancer_attributes(
+        &self,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .send()
+            .await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeLoadBalancerAttributes,
+            started,
+            result,
+        )?;
+        Ok(output
+            .attributes()
+            .iter()
+            .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+            .collect())
+    }
+
+    async fn target_group_attributes(
+        &self,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_target_group_attributes()
+            .target_group_arn(arn)
+            .send()
+            .await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeTargetGroupAttributes,
+            started,
+            result,
+        )?;
+        Ok(output
+            .attributes()
+            .iter()
+            .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+            .collect())
+    }
+
+    async fn listeners_of(
+        &self,
+        load_balancer_arn: &str,
+    ) -> Result<Vec<ExistingListener>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_listeners()
+            .load_balancer_arn(load_balancer_arn)
+            .send()
+            .await;
+        let output = finish(&self.calls, Operation::DescribeListeners, started, result)?;
+        let mut listeners = Vec::new();
+        for described in output.listeners() {
+            let Some(arn) = described.listener_arn() else {
+                continue;
+            };
+            let attributes = self.listener_attributes(arn).await?;
+            listeners.push(ExistingListener {
+                arn: arn.to_string(),
+                listener: convert::listener_from(described, attributes),
+            });
+        }
+        Ok(listeners)
+    }
+
+    async fn listener_attributes(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_listener_attributes()
+            .listener_arn(arn)
+            .send()
+            .await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeListenerAttributes,
+            started,
+            result,
+        )?;
+        Ok(output
+            .attributes()
+            .iter()
+            .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+            .collect())
+    }
+
+    async fn modify_listener_attributes(
+        &self,
+        arn: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        if attributes.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self
+            .client
+            .modify_listener_attributes()
+            .listener_arn(arn)
+            .set_attributes(Some(
+                attributes
+                    .iter()
+                    .map(|(k, v)| sdk::ListenerAttribute::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await;
+        finish(
+            &self.calls,
+            Operation::ModifyListenerAttributes,
+            started,
+            result,
+        )?;
+        Ok(())
+    }
+
+    fn remember_tags(&self, arn: &str, tags: &BTreeMap<String, String>) {
+        self.tag_cache()
+            .entry(arn.to_string())
+            .or_default()
+            .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
+    fn forget(&self, arn: &str) {
+        self.tag_cache().remove(arn);
+    }
+}
+
+impl LoadBalancers for SdkLoadBalancers {
+    async fn describe_stack(&self, owner: &Owner) -> Result<Existing, AwsError> {
+        let load_balancers = self.all_load_balancers().await?;
+        let target_groups = self.all_target_groups().await?;
+        let arns: Vec<String> = load_balancers
+            .iter()
+            .filter_map(|l| l.load_balancer_arn())
+            .chain(target_groups.iter().filter_map(|t| t.target_group_arn()))
+            .map(str::to_string)
+            .collect();
+        let tags = self.tags_of(&arns).await?;
+        let owned = |arn: Option<&str>| {
+            let found = tags.get(arn?)?;
+            owner.owns(found).then(|| found.clone())
+        };
+        let mut existing = Existing::default();
+        if let Some((described, lb_tags)) = load_balancers
+            .iter()
+            .find_map(|l| owned(l.load_balancer_arn()).map(|t| (l, t)))
+        {
+            let arn = described.load_balancer_arn().unwrap_or_default();
+            let attributes = self.load_balancer_attributes(arn).await?;
+            existing.listeners = self.listeners_of(arn).await?;
+            existing.load_balancer = Some(ExistingLoadBalancer {
+                arn: arn.to_string(),
+                dns_name: described.dns_name().unwrap_or_default().to_string(),
+                load_balancer: convert::load_balancer_from(described, attributes, lb_tags),
+            });
+        }
+        for described in &target_groups {
+            let Some(group_tags) = owned(described.target_group_arn()) else {
+                continue;
+            };
+            let arn = described.target_group_arn().unwrap_or_default();
+            let attributes = self.target_group_attributes(arn).await?;
+            existing.target_groups.push(ExistingTargetGroup {
+                arn: arn.to_string(),
+                group: convert::target_group_from(described, attributes, group_tags),
+            });
+        }
+        Ok(existing)
+    }
+
+    async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
+        let check = &group.health_check;
+        let started = Instant::now();
+        let result = self
+            .client
+            .create_target_group()
+            .name(&group.name)
+            .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
+            .port(i32::from(group.port))
+            .vpc_id(&self.vpc_id)
+            .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
+            .ip_address_type(sdk::TargetGroupIpAddressTypeEnum::from(
+                group.ip_address_type.as_str(),
+            ))
+            .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
+            .health_check_port(&check.port)
+            .set_health_check_path(check.path.clone())
+            .healthy_threshold_count(check.healthy_threshold)
+            .unhealthy_threshold_count(check.unhealthy_threshold)
+            .health_check_timeout_seconds(check.timeout_seconds)
+            .health_check_interval_seconds(check.interval_seconds)
+            .set_matcher(convert::matcher(check))
+            .set_tags(Some(convert::tags_to(&group.tags)))
+            .send()
+            .await;
+        let output = finish(&self.calls, Operation::CreateTargetGroup, started, result)?;
+        let arn = output
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .unwrap_or_default()
+            .to_string();
+        self.remember_tags(&arn, &group.tags);
+        self.set_target_group_attributes(&arn, &group.attributes)
+            .await?;
+        Ok(arn)
+    }
+
+    async fn modify_health_check(&self, arn: &str, check: &HealthCheck) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .modify_target_group()
+            .target_group_arn(arn)
+            .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
+            .health_check_port(&check.port)
+            .set_health_check_path(check.path.clone())
+            .healthy_threshold_count(check.healthy_threshold)
+            .unhealthy_threshold_count(check.unhealthy_threshold)
+            .health_check_timeout_seconds(check.timeout_seconds)
+            .health_check_interval_seconds(check.interval_seconds)
+            .set_matcher(convert::matcher(check))
+            .send()
+            .await;
+        finish(&self.calls, Operation::ModifyTargetGroup, started, result)?;
+        Ok(())
+    }
+
+    async fn set_target_group_attributes(
+        &self,
+        arn: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        if attributes.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self
+            .client
+            .modify_target_group_attributes()
+            .target_group_arn(arn)
+            .set_attributes(Some(
+                attributes
+                    .iter()
+                    .map(|(k, v)| sdk::TargetGroupAttribute::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await;
+        finish(
+            &self.calls,
+            Operation::ModifyTargetGroupAttributes,
+            started,
+            result,
+        )?;
+        Ok(())
+    }
+
+    async fn add_tags(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .add_tags()
+            .resource_arns(arn)
+            .set_tags(Some(convert::tags_to(tags)))
+            .send()
+            .await;
+        finish(&self.calls, Operation::AddTags, started, result)?;
+        self.remember_tags(arn, tags);
+        Ok(())
+    }
+
+    async fn create_load_balancer(
+        &self,
+        lb: &LoadBalancer,
+    ) -> Result<CreatedLoadBalancer, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .create_load_balancer()
+            .name(&lb.name)
+            .r#type(convert::load_balancer_type(lb.kind))
+            .scheme(sdk::LoadBalancerSchemeEnum::from(lb.scheme.as_str()))
+            .ip_address_type(sdk::IpAddressType::from(lb.ip_address_type.as_str()))
+            .set_subnet_mappings(Some(convert::subnet_mappings(&lb.subnets)))
+            .set_security_groups(
+                (!lb.security_groups.is_empty()).then(|| lb.security_groups.clone()),
+            )
+            .set_tags(Some(convert::tags_to(&lb.tags)))
+            .send()
+            .await;
+        let output = finish(&self.calls, Operation::CreateLoadBalancer, started, result)?;
+        let created = output.load_balancers().first();
+        let arn = created
+            .and_then(|l| l.load_balancer_arn())
+            .unwrap_or_default()
+            .to_string();
+        let dns_name = created
+            .and_then(|l| l.dns_name())
+            .unwrap_or_default()
+            .to_string();
+        self.remember_tags(&arn, &lb.tags);
+        self.set_load_balancer_attributes(&arn, &lb.attributes)
+            .await?;
+        Ok(CreatedLoadBalancer { arn, dns_name })
+    }
+
+    async fn set_load_balancer_attributes(
+        &self,
+        arn: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        if attributes.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self
+            .client
+            .modify_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .set_attributes(Some(
+                attributes
+                    .iter()
+                    .map(|(k, v)| {
+                        sdk::LoadBalancerAttribute::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .send()
+            .await;
+        finish(
+            &self.calls,
+            Operation::ModifyLoadBalancerAttributes,
+            started,
+            result,
+        )?;
+        Ok(())
+    }
+
+    async fn set_subnets(&self, arn: &str, subnets: &[SubnetMapping]) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .set_subnets()
+            .load_balancer_arn(arn)
+            .set_subnet_mappings(Some(convert::subnet_mappings(subnets)))
+            .send()
+            .await;
+        finish(&self.calls, Operation::SetSubnets, started, result)?;
+        Ok(())
+    }
+
+    async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .set_security_groups()
+            .load_balancer_arn(arn)
+            .set_security_groups(Some(groups.to_vec()))
+            .send()
+            .await;
+        finish(&self.calls, Operation::SetSecurityGroups, started, result)?;
+        Ok(())
+    }
+
+    async fn create_listener(
+        &self,
+        load_balancer_arn: &str,
+        listener: &Listener,
+        target_group_arn: &str,
+    ) -> Result<String, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .create_listener()
+            .load_balancer_arn(load_balancer_arn)
+            .port(i32::from(listener.port))
+            .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
+            .set_certificates(convert::certificates(&listener.certificates))
+            .set_ssl_policy(listener.ssl_policy.clone())
+            .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
+            .default_actions(convert::forward(target_group_arn))
+            .send()
+            .await;
+        let output = finish(&self.calls, Operation::CreateListener, started, result)?;
+        let arn = output
+            .listeners()
+            .first()
+            .and_then(|l| l.listener_arn())
+            .unwrap_or_default()
+            .to_string();
+        self.modify_listener_attributes(&arn, &listener.attributes)
+            .await?;
+        Ok(arn)
+    }
+
+    async fn modify_listener(
+        &self,
+        arn: &str,
+        listener: &Listener,
+        target_group_arn: &str,
+    ) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .modify_listener()
+            .listener_arn(arn)
+            .port(i32::from(listener.port))
+            .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
+            .set_certificates(convert::certificates(&listener.certificates))
+            .set_ssl_policy(listener.ssl_policy.clone())
+            .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
+            .default_actions(convert::forward(target_group_arn))
+            .send()
+            .await;
+        finish(&self.calls, Operation::ModifyListener, started, result)?;
+        self.modify_listener_attributes(arn, &listener.attributes)
+            .await
+    }
+
+    async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self.client.delete_listener().listener_arn(arn).send().await;
+        finish(&self.calls, Operation::DeleteListener, started, result)?;
+        Ok(())
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .delete_target_group()
+            .target_group_arn(arn)
+            .send()
+            .await;
+        finish(&self.calls, Operation::DeleteTargetGroup, started, result)?;
+        self.forget(arn);
+        Ok(())
+    }
+
+    async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .delete_load_balancer()
+            .load_balancer_arn(arn)
+            .send()
+            .await;
+        finish(&self.calls, Operation::DeleteLoadBalancer, started, result)?;
+        self.forget(arn);
+        Ok(())
+    }
+}
