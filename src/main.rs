@@ -76,6 +76,50 @@ struct RunArgs {
     /// Serve Prometheus metrics on this address (`/metrics`).
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_listen: std::net::SocketAddr,
+    /// The cluster's name: tagged on everything the controller creates in AWS, and how it tells
+    /// its own resources (and subnets) from other clusters'.
+    #[arg(long, default_value = "")]
+    cluster_name: String,
+    /// The cluster's VPC (target groups, subnets and security groups). Without it, Services are
+    /// not reconciled.
+    #[arg(long)]
+    aws_vpc_id: Option<String>,
+    /// Services with this spec.loadBalancerClass are ours.
+    #[arg(long, default_value = lb_api::keys::service::DEFAULT_LOAD_BALANCER_CLASS)]
+    load_balancer_class: String,
+    /// Target type of Services selected by class without a target-type annotation.
+    #[arg(long, default_value = "instance", value_parser = parse_target_type)]
+    default_target_type: lb_api::TargetType,
+    /// Tags for every AWS resource the controller creates: `key=value,key=value`.
+    #[arg(long, default_value = "", value_parser = parse_tags)]
+    default_tags: std::collections::BTreeMap<String, String>,
+    /// TLS listeners without an ssl-negotiation-policy annotation get this policy.
+    #[arg(long, default_value = "ELBSecurityPolicy-2016-08")]
+    default_ssl_policy: String,
+    /// Leave Services alone (only TargetGroupBindings are reconciled).
+    #[arg(long)]
+    disable_service_controller: bool,
+}
+
+fn parse_target_type(value: &str) -> Result<lb_api::TargetType, String> {
+    match value {
+        "instance" => Ok(lb_api::TargetType::Instance),
+        "ip" => Ok(lb_api::TargetType::Ip),
+        other => Err(format!("{other:?}: expected instance or ip")),
+    }
+}
+
+fn parse_tags(value: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    value
+        .split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!("{pair:?}: expected key=value")),
+        })
+        .collect()
 }
 
 /// The controller as it runs in a cluster, until SIGTERM or SIGINT.
@@ -85,7 +129,28 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
         .await
         .map_err(CliError::Kubernetes)?;
     let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
-    let aws = lb_aws::SdkElbv2::new(&lb_aws::load_sdk_config().await, calls.clone());
+    let config = lb_aws::load_sdk_config().await;
+    let aws = lb_aws::SdkElbv2::new(&config, calls.clone());
+    let services = match (&args.aws_vpc_id, args.disable_service_controller) {
+        (_, true) => None,
+        (None, false) => {
+            tracing::warn!("no --aws-vpc-id: Services are not reconciled");
+            None
+        }
+        (Some(vpc), false) => Some(lb_controller_core::service::ServiceOptions {
+            elb: lb_aws::SdkLoadBalancers::new(&config, calls.clone(), vpc),
+            ec2: lb_aws::SdkEc2::new(&config, calls.clone(), vpc),
+            cluster: lb_model::service::build::ClusterSettings {
+                cluster: args.cluster_name.clone(),
+                default_tags: args.default_tags.clone(),
+                default_ssl_policy: args.default_ssl_policy.clone(),
+            },
+            selection: lb_model::service::selection::SelectionSettings {
+                load_balancer_class: args.load_balancer_class.clone(),
+                default_target_type: args.default_target_type,
+            },
+        }),
+    };
     let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
         listen: args.webhook_listen,
         cert: args.webhook_cert_dir.join("tls.crt"),
@@ -96,7 +161,16 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
         listen: args.metrics_listen,
         calls,
     };
-    lb_controller_core::run(client, aws, webhook, Some(metrics), stop.wait(), None).await?;
+    lb_controller_core::run(
+        client,
+        aws,
+        services,
+        webhook,
+        Some(metrics),
+        stop.wait(),
+        None,
+    )
+    .await?;
     Ok(())
 }
 

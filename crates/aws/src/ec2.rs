@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types as sdk;
 use lb_model::service::subnets::Subnet;
-use lb_model::stack::ManagedSecurityGroup;
+use lb_model::stack::{ManagedSecurityGroup, tags};
 
 use crate::calls::{AwsCalls, Operation, finish};
 use crate::deployer::diff::Owner;
@@ -31,11 +31,11 @@ pub trait Ec2: Send + Sync + 'static {
         &self,
         group: &ManagedSecurityGroup,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
-    /// Deletes the group named `name` if it carries `owner`'s tags.
-    fn delete_security_group(
+    /// Deletes every group that carries `owner`'s tags, except `keep` (an ID).
+    fn delete_security_groups(
         &self,
-        name: &str,
         owner: &Owner,
+        keep: Option<&str>,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
@@ -247,22 +247,46 @@ impl Ec2 for SdkEc2 {
         Ok(id)
     }
 
-    async fn delete_security_group(&self, name: &str, owner: &Owner) -> Result<(), AwsError> {
-        let Some(found) = self.find_group(name).await? else {
-            return Ok(());
-        };
-        if !owner.owns(&tags_of(&found)) {
-            tracing::warn!(group = name, "security group without our tags left alone");
-            return Ok(());
-        }
+    async fn delete_security_groups(
+        &self,
+        owner: &Owner,
+        keep: Option<&str>,
+    ) -> Result<(), AwsError> {
         let started = Instant::now();
         let result = self
             .client
-            .delete_security_group()
-            .set_group_id(found.group_id().map(str::to_string))
+            .describe_security_groups()
+            .filters(Self::filter("vpc-id", &self.vpc_id))
+            .filters(Self::filter(
+                &format!("tag:{}", tags::CLUSTER),
+                &owner.cluster,
+            ))
+            .filters(Self::filter(
+                &format!("tag:{}", tags::SERVICE_STACK),
+                &owner.stack_id,
+            ))
             .send()
             .await;
-        finish(&self.calls, Operation::DeleteSecurityGroup, started, result)?;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeSecurityGroups,
+            started,
+            result,
+        )?;
+        for group in output.security_groups() {
+            // The filter found them by tags; checked again, as everything we delete.
+            if !owner.owns(&tags_of(group)) || group.group_id() == keep {
+                continue;
+            }
+            let started = Instant::now();
+            let result = self
+                .client
+                .delete_security_group()
+                .set_group_id(group.group_id().map(str::to_string))
+                .send()
+                .await;
+            finish(&self.calls, Operation::DeleteSecurityGroup, started, result)?;
+        }
         Ok(())
     }
 }

@@ -85,6 +85,17 @@ pub fn retry_delay(category: ErrorCategory, failures: u32) -> Option<Duration> {
     )
 }
 
+/// When to try again after AWS answered with an error of this kind.
+pub fn aws_category(kind: AwsErrorKind) -> ErrorCategory {
+    match kind {
+        AwsErrorKind::NotFound => ErrorCategory::MissingInAws,
+        AwsErrorKind::AccessDenied => ErrorCategory::AccessDenied,
+        AwsErrorKind::Throttled => ErrorCategory::Throttled,
+        AwsErrorKind::InvalidRequest => ErrorCategory::InvalidInput,
+        AwsErrorKind::Unavailable | AwsErrorKind::Other => ErrorCategory::Transient,
+    }
+}
+
 impl ControllerError {
     pub fn category(&self) -> ErrorCategory {
         match self {
@@ -97,13 +108,7 @@ impl ControllerError {
             },
             Self::Desired(DesiredError::ServiceNotFound { .. }) => ErrorCategory::MissingInCluster,
             Self::Desired(_) => ErrorCategory::InvalidInput,
-            Self::Aws(err) => match err.kind {
-                AwsErrorKind::NotFound => ErrorCategory::MissingInAws,
-                AwsErrorKind::AccessDenied => ErrorCategory::AccessDenied,
-                AwsErrorKind::Throttled => ErrorCategory::Throttled,
-                AwsErrorKind::InvalidRequest => ErrorCategory::InvalidInput,
-                AwsErrorKind::Unavailable | AwsErrorKind::Other => ErrorCategory::Transient,
-            },
+            Self::Aws(err) => aws_category(err.kind),
             Self::Kube { .. } | Self::Finalizer(_) => ErrorCategory::Transient,
         }
     }

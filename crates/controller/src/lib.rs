@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pod_conditions;
 pub mod report;
 pub mod runtime;
+pub mod service;
 pub mod stores;
 pub mod tgb;
 pub mod webhook;

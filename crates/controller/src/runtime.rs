@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::controller::Controller;
@@ -18,10 +18,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use lb_api::keys::kubernetes::{CONTAINERS_READY, SERVICE_NAME_LABEL};
 use lb_api::{TargetGroupBinding, TargetType};
-use lb_aws::{AwsCalls, Elbv2};
+use lb_aws::deployer::apply::LoadBalancers;
+use lb_aws::{AwsCalls, Ec2, Elbv2};
 use lb_model::selectors::service_selects;
 
 use crate::metrics;
+use crate::service::{self, ServiceOptions};
 use crate::stores::Stores;
 use crate::tgb::{self, Context};
 use crate::webhook::{self, WebhookState};
@@ -95,16 +97,19 @@ where
 /// The controller with the Kubernetes writes of a cluster.
 pub type ClusterContext<A> = Context<A, KubeWrites>;
 
-/// Runs the controller until `shutdown` resolves. `ready` receives the context once the servers
-/// listen (tests and benchmarks read its metrics).
-pub async fn run<A: Elbv2>(
+/// Runs the controller until `shutdown` resolves: the TargetGroupBinding reconciler, and the
+/// Service reconciler when `services` is given. `ready` receives the binding reconciler's context
+/// once the servers listen (tests and benchmarks read its metrics).
+pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2>(
     client: Client,
     aws: A,
+    service_options: Option<ServiceOptions<L, E>>,
     webhook: Option<WebhookOptions>,
     metrics: Option<MetricsOptions>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: Option<tokio::sync::oneshot::Sender<Arc<ClusterContext<A>>>>,
 ) -> Result<(), RunError> {
+    let shutdown = shutdown.shared();
     let bindings_api: Api<TargetGroupBinding> = Api::all(client.clone());
     // Events for one binding within the debounce window are merged into one pass: a rollout's
     // many pod updates make a few batched AWS calls instead of one each.
@@ -138,6 +143,10 @@ pub async fn run<A: Elbv2>(
         let state = Arc::new(WebhookState {
             ctx: ctx.clone(),
             termination_hold: options.termination_hold,
+            services: service_options.as_ref().map(|o| webhook::ServiceNaming {
+                selection: o.selection.clone(),
+                cluster: o.cluster.clone(),
+            }),
         });
         servers.push(tokio::spawn(webhook::serve(
             listener,
@@ -153,19 +162,26 @@ pub async fn run<A: Elbv2>(
     if let Some(ready) = ready {
         let _ = ready.send(ctx.clone());
     }
-    controller
+    let service_shutdown = shutdown.clone();
+    let service_client = ctx.client.clone();
+    let service_reconciler = async move {
+        if let Some(options) = service_options {
+            service::run(service_client, options, service_shutdown).await;
+        }
+    };
+    let binding_reconciler = controller
         .watches_stream(service_events, by_service(&stores))
         .watches_stream(slice_events, by_slice(&stores))
         .watches_stream(pod_events, by_pod(&stores))
         .watches_stream(node_events, by_node(&stores))
         .graceful_shutdown_on(shutdown)
-        .run(tgb::reconcile, tgb::error_policy, ctx)
+        .run(tgb::reconcile, tgb::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!("reconcile: {err}");
             }
-        })
-        .await;
+        });
+    futures::join!(binding_reconciler, service_reconciler);
     for server in servers {
         server.abort();
     }

@@ -10,8 +10,11 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use lb_api::{TargetGroupBinding, keys};
-use lb_aws::{AwsCalls, SdkElbv2};
+use lb_aws::{AwsCalls, SdkEc2, SdkElbv2, SdkLoadBalancers};
+use lb_controller_core::service::ServiceOptions;
 use lb_controller_core::{ClusterContext, MetricsOptions, RunError, WebhookOptions};
+use lb_model::service::build::ClusterSettings;
+use lb_model::service::selection::SelectionSettings;
 use lb_sandbox::aws::elb_setup;
 use lb_sandbox::{Sandbox, SandboxError, manifests, testing};
 use serde::Deserialize;
@@ -175,7 +178,19 @@ pub async fn start_controller_with(
     let calls = Arc::new(AwsCalls::default());
     let metrics: std::net::SocketAddr =
         ([127, 0, 0, 1], lb_sandbox::ports::free_loopback_port()?).into();
-    let targets = SdkElbv2::new(&aws.sdk_config().await, calls.clone());
+    let config = aws.sdk_config().await;
+    let targets = SdkElbv2::new(&config, calls.clone());
+    let vpc = &aws.seeded().vpc_id;
+    let services = ServiceOptions {
+        elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
+        ec2: SdkEc2::new(&config, calls.clone(), vpc),
+        cluster: ClusterSettings {
+            cluster: aws.cluster_name().to_string(),
+            default_tags: Default::default(),
+            default_ssl_policy: "ELBSecurityPolicy-2016-08".to_string(),
+        },
+        selection: SelectionSettings::default(),
+    };
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (ready_tx, ready_rx) = oneshot::channel();
     let options = WebhookOptions {
@@ -187,6 +202,7 @@ pub async fn start_controller_with(
     let task = tokio::spawn(lb_controller_core::run(
         client,
         targets,
+        Some(services),
         Some(options),
         Some(MetricsOptions {
             listen: metrics,

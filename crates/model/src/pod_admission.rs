@@ -34,15 +34,23 @@ pub struct PodMutation {
 }
 
 /// Decides the mutation of `pod`, created in a namespace with `namespace_labels`, given the
-/// namespace's bindings and a lookup of its Services; `default_hold` is the controller's hold.
+/// namespace's bindings, a lookup of its Services, and `predicted`: the names of ip bindings the
+/// Service reconciler will make for Services selecting the pod (they may not exist yet);
+/// `default_hold` is the controller's hold.
 pub fn mutate_pod(
     pod: &Pod,
     namespace_labels: Option<&BTreeMap<String, String>>,
     bindings: &[Arc<TargetGroupBinding>],
     service: &dyn Fn(&str) -> Option<Arc<Service>>,
+    predicted: &[String],
     default_hold: Duration,
 ) -> PodMutation {
-    let behind = bindings_behind(pod, namespace_labels, bindings, service);
+    let mut behind = bindings_behind(pod, namespace_labels, bindings, service);
+    if injection_enabled(namespace_labels) {
+        behind.extend(predicted.iter().cloned());
+        behind.sort();
+        behind.dedup();
+    }
     if behind.is_empty() {
         return PodMutation::default();
     }
@@ -263,7 +271,7 @@ mod tests {
         let lookup = |_: &str| Some(svc.clone());
         let bindings = [binding("web-tgb", "web", Some("ip"))];
         let hold = Duration::from_secs(15);
-        let plain = mutate_pod(&pod(&[]), Some(&enabled()), &bindings, &lookup, hold);
+        let plain = mutate_pod(&pod(&[]), Some(&enabled()), &bindings, &lookup, &[], hold);
         assert_eq!(plain.gates, ["target-health.alb.ingress.k8s.aws/web-tgb"]);
         assert_eq!(plain.hold, hold);
         let mut value = serde_json::to_value(pod(&[])).unwrap();
@@ -282,7 +290,7 @@ mod tests {
             )]
             .into(),
         );
-        let warned = mutate_pod(&annotated, Some(&enabled()), &bindings, &lookup, hold);
+        let warned = mutate_pod(&annotated, Some(&enabled()), &bindings, &lookup, &[], hold);
         assert_eq!(warned.hold, hold);
         assert!(
             warned.warnings[0].contains(keys::TERMINATION_HOLD_ANNOTATION)
@@ -290,9 +298,16 @@ mod tests {
             "{:?}",
             warned.warnings
         );
+        // A binding the Service reconciler has yet to make gates the pod all the same.
+        let predicted = ["k8s-demo-web-0123456789".to_string()];
+        let early = mutate_pod(&pod(&[]), Some(&enabled()), &[], &lookup, &predicted, hold);
+        assert_eq!(
+            early.gates,
+            ["target-health.alb.ingress.k8s.aws/k8s-demo-web-0123456789"]
+        );
         // Outside a labelled namespace: nothing at all.
         assert_eq!(
-            mutate_pod(&pod(&[]), None, &bindings, &lookup, hold),
+            mutate_pod(&pod(&[]), None, &bindings, &lookup, &predicted, hold),
             PodMutation::default()
         );
     }

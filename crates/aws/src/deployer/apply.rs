@@ -109,6 +109,19 @@ pub async fn apply<A: LoadBalancers>(
     Ok(applied)
 }
 
+/// Carries out [`super::diff::teardown`]'s steps: deletes only, in their order.
+pub async fn remove<A: LoadBalancers>(api: &A, steps: &[Step]) -> Result<(), AwsError> {
+    for step in steps {
+        match step {
+            Step::DeleteListener { arn, .. } => api.delete_listener(arn).await?,
+            Step::DeleteTargetGroup { arn } => api.delete_target_group(arn).await?,
+            Step::DeleteLoadBalancer { arn } => api.delete_load_balancer(arn).await?,
+            _ => return Err(inconsistent("a teardown step that is not a delete")),
+        }
+    }
+    Ok(())
+}
+
 /// The existing target groups the diff keeps: same resource id, same identity, ours.
 fn kept_target_groups(stack: &Stack, existing: &Existing) -> BTreeMap<String, String> {
     let owner = Owner::of(stack);

@@ -1,6 +1,6 @@
 //! Between the SDK's ELB types and the stack's values. What ELB reports is normalised to what the
 //! model would build, so a converged stack diffs to nothing: a TCP health check has no path and no
-//! matcher even when ELB reports its defaults for them.
+//! matcher, and a TCP listener no TLS policy, even when ELB reports its defaults for them.
 
 use std::collections::BTreeMap;
 
@@ -116,6 +116,10 @@ pub fn load_balancer_from(
 }
 
 pub fn listener_from(described: &sdk::Listener, attributes: BTreeMap<String, String>) -> Listener {
+    let protocol = described.protocol().map_or("", |p| p.as_str()).to_string();
+    // A policy only means something on a listener that terminates TLS; ELB may report its
+    // default on others.
+    let secure = matches!(protocol.as_str(), "TLS" | "HTTPS");
     let forward_to = described
         .default_actions()
         .iter()
@@ -133,7 +137,10 @@ pub fn listener_from(described: &sdk::Listener, attributes: BTreeMap<String, Str
             .filter_map(|c| c.certificate_arn())
             .map(str::to_string)
             .collect(),
-        ssl_policy: described.ssl_policy().map(str::to_string),
+        ssl_policy: described
+            .ssl_policy()
+            .filter(|_| secure)
+            .map(str::to_string),
         alpn_policy: described
             .alpn_policy()
             .first()

@@ -36,6 +36,16 @@ pub struct WebhookState<A, W> {
     pub ctx: Arc<Context<A, W>>,
     /// The termination hold given to pods behind a binding; zero: none.
     pub termination_hold: Duration,
+    /// With the Service reconciler on: how it selects and names, so pods of its Services get
+    /// their gates before its bindings exist.
+    pub services: Option<ServiceNaming>,
+}
+
+/// What predicting the Service reconciler's bindings takes.
+#[derive(Debug, Clone)]
+pub struct ServiceNaming {
+    pub selection: lb_model::service::selection::SelectionSettings,
+    pub cluster: lb_model::service::build::ClusterSettings,
 }
 
 pub fn router<A: Elbv2, W: ClusterWrites>(state: Arc<WebhookState<A, W>>) -> Router {

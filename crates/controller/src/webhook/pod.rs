@@ -11,8 +11,11 @@ use kube::api::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use lb_aws::Elbv2;
 use lb_model::pod_admission::mutate_pod;
+use lb_model::selectors::service_selects;
+use lb_model::service::predicted_ip_bindings;
 
-use super::{WebhookState, allowed_with, request_of};
+use super::{ServiceNaming, WebhookState, allowed_with, request_of};
+use crate::stores::Stores;
 use crate::writes::ClusterWrites;
 
 pub async fn mutate<A: Elbv2, W: ClusterWrites>(
@@ -36,11 +39,16 @@ pub async fn mutate<A: Elbv2, W: ClusterWrites>(
     let labels = stores.namespace_labels(&namespace);
     let bindings = stores.bindings_in(&namespace);
     let service = |name: &str| stores.service(&namespace, name);
+    let predicted = match &state.services {
+        Some(naming) => predicted_bindings(stores, &namespace, pod, naming),
+        None => Vec::new(),
+    };
     let mutation = mutate_pod(
         pod,
         labels.as_ref(),
         &bindings,
         &service,
+        &predicted,
         state.termination_hold,
     );
     if !mutation.warnings.is_empty() {
@@ -51,4 +59,26 @@ pub async fn mutate<A: Elbv2, W: ClusterWrites>(
         tracing::debug!(namespace, pod = %pod.name_any(), gates = ?mutation.gates, hold = ?mutation.hold, "mutating pod");
     }
     Json(allowed_with(response, mutation.operations))
+}
+
+/// The ip bindings the Service reconciler makes for the namespace's Services that select `pod`.
+fn predicted_bindings(
+    stores: &Stores,
+    namespace: &str,
+    pod: &Pod,
+    naming: &ServiceNaming,
+) -> Vec<String> {
+    stores
+        .services
+        .state()
+        .iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|s| {
+            service_selects(
+                s.spec.as_ref().and_then(|spec| spec.selector.as_ref()),
+                pod.metadata.labels.as_ref(),
+            )
+        })
+        .flat_map(|s| predicted_ip_bindings(s, &naming.selection, &naming.cluster))
+        .collect()
 }

@@ -105,15 +105,11 @@ pub fn build(
         ip_address_type,
     };
     let warnings = warnings(annotations, &ports);
-    let mut target_groups = Vec::new();
-    let mut listeners = Vec::new();
-    let mut bindings = Vec::new();
-    for (port, protocol) in listener_ports(&ports)? {
-        let tg = context.target_group(port, &protocol, base_tags(""))?;
-        listeners.push(context.listener(port, &protocol, &tg.resource_id));
-        bindings.push(context.binding(port, &tg));
-        target_groups.push(tg);
-    }
+    let PortResources {
+        target_groups,
+        listeners,
+        bindings,
+    } = context.port_resources(&ports, base_tags(""))?;
     let lb_name = annotations
         .name
         .clone()
@@ -236,6 +232,44 @@ fn names(port_ref: &PortRef, port: &ServicePort) -> bool {
     }
 }
 
+/// The names of the TargetGroupBindings [`build`] makes for `service`: the pod webhook gives
+/// pods their readiness gates before the bindings exist. Subnets play no part in them.
+pub fn binding_names(
+    service: &Service,
+    annotations: &ServiceAnnotations,
+    target_type: TargetType,
+    settings: &ClusterSettings,
+) -> Result<Vec<String>, BuildError> {
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let name = service.metadata.name.clone().unwrap_or_default();
+    let ports = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .unwrap_or_default();
+    let ip_address_type = match annotations.ip_address_type {
+        Some(IpAddressType::Dualstack) => "dualstack",
+        _ => "ipv4",
+    };
+    let context = PortContext {
+        service,
+        annotations,
+        target_type,
+        settings,
+        namespace: &namespace,
+        name: &name,
+        ip_address_type,
+    };
+    let resources = context.port_resources(&ports, BTreeMap::new())?;
+    Ok(resources.bindings.into_iter().map(|b| b.name).collect())
+}
+
+struct PortResources {
+    target_groups: Vec<TargetGroup>,
+    listeners: Vec<Listener>,
+    bindings: Vec<Binding>,
+}
+
 /// What building one port's listener, target group and binding needs.
 struct PortContext<'a> {
     service: &'a Service,
@@ -248,6 +282,28 @@ struct PortContext<'a> {
 }
 
 impl PortContext<'_> {
+    /// One listener, target group and binding per listener port (TCP and UDP on one port: one).
+    fn port_resources(
+        &self,
+        ports: &[ServicePort],
+        tags: BTreeMap<String, String>,
+    ) -> Result<PortResources, BuildError> {
+        let mut resources = PortResources {
+            target_groups: Vec::new(),
+            listeners: Vec::new(),
+            bindings: Vec::new(),
+        };
+        for (port, protocol) in listener_ports(ports)? {
+            let tg = self.target_group(port, &protocol, tags.clone())?;
+            resources
+                .listeners
+                .push(self.listener(port, &protocol, &tg.resource_id));
+            resources.bindings.push(self.binding(port, &tg));
+            resources.target_groups.push(tg);
+        }
+        Ok(resources)
+    }
+
     fn tls(&self, port: &ServicePort) -> bool {
         self.annotations.ssl_certificates.is_some()
             && self

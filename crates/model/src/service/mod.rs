@@ -56,6 +56,32 @@ pub fn desired(
     )?)
 }
 
+/// The TargetGroupBindings the Service reconciler will make for `service` whose targets are pod
+/// IPs (the only ones with readiness gates): what the pod webhook gates a pod on when the
+/// Service selects it, even before the bindings exist. Empty for Services not ours, or whose
+/// annotations do not build (the reconciler reports those).
+pub fn predicted_ip_bindings(
+    service: &Service,
+    selection: &selection::SelectionSettings,
+    settings: &ClusterSettings,
+) -> Vec<String> {
+    let selection::Selection::Ours { target_type } = selection::select(service, selection) else {
+        return Vec::new();
+    };
+    let empty = Default::default();
+    let raw = service.metadata.annotations.as_ref().unwrap_or(&empty);
+    let Ok(annotations) = annotations::parse(raw) else {
+        return Vec::new();
+    };
+    let target_type = target_type
+        .or(annotations.target_type)
+        .unwrap_or(TargetType::Instance);
+    if target_type != TargetType::Ip {
+        return Vec::new();
+    }
+    build::binding_names(service, &annotations, target_type, settings).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -88,5 +114,52 @@ mod tests {
             desired(&no_ports, Some(TargetType::Ip), &settings, &[]),
             Err(ModelError::Build(BuildError::NoPorts))
         );
+    }
+
+    #[test]
+    fn the_webhook_predicts_the_names_of_the_ip_bindings_the_build_makes() {
+        let settings = ClusterSettings {
+            cluster: "lab".into(),
+            default_tags: Default::default(),
+            default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
+        };
+        let service = |target_type: &str| -> Service {
+            serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": "demo", "annotations": {
+                    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+                    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": target_type,
+                }},
+                "spec": {"type": "LoadBalancer", "ports": [
+                    {"port": 80, "targetPort": 8080, "nodePort": 30080},
+                    {"port": 443, "targetPort": 8443, "nodePort": 30443},
+                ]},
+            }))
+            .expect("service")
+        };
+        let subnets = [subnets::Subnet {
+            id: "subnet-a".into(),
+            zone: "us-west-2a".into(),
+            tags: [(
+                "kubernetes.io/role/internal-elb".to_string(),
+                "1".to_string(),
+            )]
+            .into(),
+        }];
+        let selection = selection::SelectionSettings::default();
+        let ip = service("ip");
+        let built = desired(&ip, Some(TargetType::Ip), &settings, &subnets).expect("builds");
+        let names: Vec<String> = built
+            .stack
+            .bindings
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert_eq!(predicted_ip_bindings(&ip, &selection, &settings), names);
+        // Instance targets have no gates; a Service not ours predicts nothing.
+        assert!(predicted_ip_bindings(&service("instance"), &selection, &settings).is_empty());
+        let mut not_ours = ip.clone();
+        not_ours.metadata.annotations = None;
+        assert!(predicted_ip_bindings(&not_ours, &selection, &settings).is_empty());
     }
 }

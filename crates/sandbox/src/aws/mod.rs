@@ -72,6 +72,7 @@ pub struct AwsEmulator {
     seeded: Seeded,
     control: ControlClient,
     region: String,
+    cluster_name: String,
 }
 
 impl AwsEmulator {
@@ -143,6 +144,7 @@ impl AwsEmulator {
             seeded,
             control: ControlClient::new(control_addr),
             region: region.to_string(),
+            cluster_name: cluster_name.to_string(),
         })
     }
 
@@ -152,6 +154,11 @@ impl AwsEmulator {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The cluster name the emulated account is tagged for (`--cluster-name`).
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster_name
     }
 
     pub fn seeded(&self) -> &Seeded {

@@ -1,0 +1,84 @@
+//! A Service of ours: its stack built by the model, AWS converged to it, then its
+//! TargetGroupBindings and its status hostname. Nothing is written to AWS when the model cannot be
+//! built (a bad annotation): the error names it and AWS stays as it was.
+
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use lb_api::TargetType;
+use lb_aws::Ec2;
+use lb_aws::deployer::apply::{LoadBalancers, apply};
+use lb_aws::deployer::diff::{Owner, Step, diff};
+use lb_model::service::objects::{binding_object, load_balancer_status};
+
+use super::ServiceContext;
+use super::error::ServiceError;
+use super::objects;
+
+/// What a deploy did, for the log and the Event.
+#[derive(Debug, Default)]
+pub struct Deployed {
+    pub steps: usize,
+    pub dns_name: Option<String>,
+}
+
+pub async fn deploy<L: LoadBalancers, E: Ec2>(
+    service: &Service,
+    target_type: Option<TargetType>,
+    ctx: &ServiceContext<L, E>,
+) -> Result<Deployed, ServiceError> {
+    let subnets = ctx.ec2.subnets().await.map_err(ServiceError::Subnets)?;
+    let built = lb_model::service::desired(service, target_type, &ctx.cluster, &subnets)?;
+    for warning in &built.warnings {
+        ctx.warn(service, "UnsupportedAnnotation", warning).await;
+    }
+    // The finalizer goes on before anything exists in AWS, so nothing can be left behind.
+    if !objects::has_finalizer(service) {
+        objects::add_finalizer(&ctx.client, service).await?;
+    }
+    let mut stack = built.stack;
+    let owner = Owner::of(&stack);
+    let managed_group = match &stack.managed_security_group {
+        Some(group) => {
+            let id = ctx.ec2.ensure_security_group(group).await?;
+            stack.load_balancer.security_groups = vec![id.clone()];
+            Some(id)
+        }
+        None => None,
+    };
+    let existing = ctx.elb.describe_stack(&owner).await?;
+    let steps = diff(&stack, &existing);
+    if !steps.is_empty() {
+        tracing::info!(steps = ?steps, "converging");
+        tracing::debug!(?existing, desired = ?stack, "what differs");
+    }
+    let applied = apply(&ctx.elb, &stack, &existing, &steps).await?;
+    // A load balancer that moved to explicit security groups: the managed one can go.
+    if managed_group.is_none()
+        && steps
+            .iter()
+            .any(|s| matches!(s, Step::SetSecurityGroups { .. }))
+    {
+        ctx.ec2.delete_security_groups(&owner, None).await?;
+    }
+    let namespace = service.namespace().unwrap_or_default();
+    let mut wanted = Vec::new();
+    for binding in &stack.bindings {
+        let Some(arn) = applied.target_group_arns.get(&binding.target_group) else {
+            continue;
+        };
+        objects::apply_binding(&ctx.client, &binding_object(binding, arn)).await?;
+        wanted.push(binding.name.as_str());
+    }
+    for stale in objects::stack_bindings(&ctx.client, &namespace, &service.name_any()).await? {
+        if !wanted.contains(&stale.name_any().as_str()) {
+            objects::delete_binding(&ctx.client, &stale).await?;
+        }
+    }
+    if let Some(dns_name) = &applied.dns_name {
+        objects::set_status(&ctx.client, service, Some(load_balancer_status(dns_name))).await?;
+    }
+    Ok(Deployed {
+        steps: steps.len(),
+        dns_name: applied.dns_name,
+    })
+}
