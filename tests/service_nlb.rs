@@ -340,3 +340,209 @@ async fn the_seeds_nlb_service_gets_an_nlb_that_carries_traffic_and_goes_with_th
     controller.stop().await;
     sandbox.shutdown().await;
 }
+
+/// A Service of `ns` selected by annotation, with its pods' Deployment.
+async fn annotated_service(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    annotations: serde_json::Value,
+) {
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        },
+    }))
+    .unwrap();
+    create(client, ns, &service).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_the_nodes() {
+    init_tracing();
+    let sandbox = start_sandbox().await;
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let client = sandbox.client();
+    let ns = "edge";
+    sandbox.create_namespace(ns, &[]).await.unwrap();
+    create(&client, ns, &web_deployment("web", 2, 1, 0)).await;
+    let elb = elb_setup::client(sandbox.aws().unwrap()).await;
+
+    // A non-number interval: a Warning naming annotation and value; AWS untouched.
+    let interval = "service.beta.kubernetes.io/aws-load-balancer-healthcheck-interval";
+    annotated_service(
+        &client,
+        ns,
+        "web",
+        serde_json::json!({
+            "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "instance",
+            interval: "often",
+        }),
+    )
+    .await;
+    let (_, message) = eventually(
+        "a FailedBuildModel Warning",
+        Duration::from_secs(30),
+        || async {
+            event_reasons(&client, ns, "web")
+                .await
+                .into_iter()
+                .find(|(reason, _)| reason == "FailedBuildModel")
+        },
+    )
+    .await;
+    assert!(
+        message.contains(interval) && message.contains("\"often\""),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mutating_calls(&controller), vec![]);
+    assert_eq!(controller.calls.count(Operation::DescribeLoadBalancers), 0);
+    assert!(load_balancer_names(&elb).await.is_empty());
+
+    // Fixed: an NLB with instance targets, the nodes on the Service's NodePort.
+    Api::<Service>::namespaced(client.clone(), ns)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                interval: "5",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-timeout": "5",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-healthy-threshold": "2",
+            }}})),
+        )
+        .await
+        .unwrap();
+    eventually("the NLB's hostname", Duration::from_secs(60), || {
+        hostname(&client, ns, "web")
+    })
+    .await;
+    let service = Api::<Service>::namespaced(client.clone(), ns)
+        .get("web")
+        .await
+        .unwrap();
+    let node_port = service.spec.unwrap().ports.unwrap()[0].node_port.unwrap();
+    let binding = Api::<TargetGroupBinding>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(binding.spec.target_type, Some(lb_api::TargetType::Instance));
+    let tg = binding.spec.target_group_arn.unwrap();
+    let instances: BTreeSet<String> = sandbox
+        .aws()
+        .unwrap()
+        .seeded()
+        .instances
+        .values()
+        .map(|id| format!("{id}:{node_port}"))
+        .collect();
+    eventually(
+        "every node registered on the NodePort and healthy",
+        Duration::from_secs(60),
+        || async {
+            let states = elb_setup::states(&elb, &tg).await.ok()?;
+            let registered: BTreeSet<String> = states
+                .iter()
+                .map(|t| format!("{}:{}", t.id, t.port))
+                .collect();
+            (registered == instances && states.iter().all(|t| t.state == "healthy")).then_some(())
+        },
+    )
+    .await;
+
+    // instance -> ip: a new target group; the listener moves only once it has registered targets,
+    // so every look at the listener finds targets behind it (healthy ones, until the switch).
+    Api::<Service>::namespaced(client.clone(), ns)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+            }}})),
+        )
+        .await
+        .unwrap();
+    let nlb_arn = elb
+        .describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let looks = std::sync::atomic::AtomicUsize::new(0);
+    let new_tg = eventually(
+        "the listener on an ip target group",
+        Duration::from_secs(90),
+        || async {
+            let listeners = elb
+                .describe_listeners()
+                .load_balancer_arn(&nlb_arn)
+                .send()
+                .await
+                .ok()?;
+            let current = listeners.listeners()[0].default_actions()[0]
+                .target_group_arn()?
+                .to_string();
+            let states = elb_setup::states(&elb, &current).await.ok()?;
+            looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                states.iter().any(|t| t.state != "draining"),
+                "the listener forwards to {current} without a target: {states:?}"
+            );
+            if current == tg {
+                assert!(states.iter().any(|t| t.state == "healthy"), "{states:?}");
+            }
+            (current != tg).then_some(current)
+        },
+    )
+    .await;
+    assert!(looks.into_inner() > 1, "the switch was watched");
+    let groups = elb
+        .describe_target_groups()
+        .target_group_arns(&new_tg)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.target_groups()[0].target_type().map(|t| t.as_str()),
+        Some("ip")
+    );
+    eventually(
+        "the pods healthy in the new group",
+        Duration::from_secs(60),
+        || async {
+            let states = elb_setup::states(&elb, &new_tg).await.ok()?;
+            (states.len() == 2 && states.iter().all(|t| t.state == "healthy")).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the old target group and its binding gone",
+        Duration::from_secs(30),
+        || async {
+            let old_gone = elb
+                .describe_target_groups()
+                .target_group_arns(&tg)
+                .send()
+                .await
+                .is_err();
+            let bindings = Api::<TargetGroupBinding>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .ok()?;
+            (old_gone && bindings.items.len() == 1).then_some(())
+        },
+    )
+    .await;
+
+    controller.stop().await;
+    sandbox.shutdown().await;
+}

@@ -71,6 +71,10 @@ pub trait LoadBalancers: Send + Sync {
         listener: &Listener,
         target_group_arn: &str,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// How many targets the group has that are not leaving (not draining): a replacement waits
+    /// until it has one. An unattached group's targets are `unused` (ELB checks no health there).
+    fn registered_targets(&self, arn: &str)
+    -> impl Future<Output = Result<usize, AwsError>> + Send;
     fn delete_listener(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn delete_target_group(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn delete_load_balancer(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;

@@ -18,6 +18,8 @@ struct State {
     listeners: BTreeMap<String, (String, Listener)>,
     target_groups: BTreeMap<String, TargetGroup>,
     calls: Vec<&'static str>,
+    /// Target group ARN -> registered targets (none unless set).
+    registered: BTreeMap<String, usize>,
     /// Operation -> how many of its next calls fail.
     failures: BTreeMap<&'static str, u32>,
 }
@@ -40,6 +42,11 @@ impl FakeLoadBalancers {
     /// Every call so far, by operation name, in order.
     pub fn calls(&self) -> Vec<&'static str> {
         self.state().calls.clone()
+    }
+
+    /// `arn` has `count` registered targets from now on.
+    pub fn set_registered(&self, arn: &str, count: usize) {
+        self.state().registered.insert(arn.to_string(), count);
     }
 
     pub fn forget_calls(&self) {
@@ -319,6 +326,14 @@ impl LoadBalancers for FakeLoadBalancers {
         }
         state.target_groups.remove(arn);
         Ok(())
+    }
+
+    async fn registered_targets(&self, arn: &str) -> Result<usize, AwsError> {
+        let state = self.call("DescribeTargetHealth")?;
+        if !state.target_groups.contains_key(arn) {
+            return Err(not_found("DescribeTargetHealth", arn));
+        }
+        Ok(state.registered.get(arn).copied().unwrap_or(0))
     }
 
     async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {

@@ -4,6 +4,8 @@
 //!   ownership tags) -> the steps, in a safe order; `teardown` for a stack that goes.
 //! - [`apply`]: the steps carried out through [`apply::LoadBalancers`], in order, stopping at the
 //!   first failure (the next reconcile describes and diffs again).
+//! - [`switch`] (pure): a listener moving to a replacement target group waits until the new group
+//!   has a registered target, so traffic never meets an empty group.
 //! - [`sdk`]: [`apply::LoadBalancers`] with the AWS SDK, finding what exists by tags.
 //! - `fake` (tests, feature `fake`): an in-memory ELB implementing [`apply::LoadBalancers`].
 
@@ -13,3 +15,4 @@ pub mod diff;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod sdk;
+pub mod switch;

@@ -565,6 +565,30 @@ impl LoadBalancers for SdkLoadBalancers {
             .await
     }
 
+    async fn registered_targets(&self, arn: &str) -> Result<usize, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeTargetHealth,
+            started,
+            result,
+        )?;
+        Ok(output
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| {
+                d.target_health().and_then(|h| h.state())
+                    != Some(&sdk::TargetHealthStateEnum::Draining)
+            })
+            .count())
+    }
+
     async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {
         let started = Instant::now();
         let result = self.client.delete_listener().listener_arn(arn).send().await;

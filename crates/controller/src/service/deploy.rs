@@ -7,8 +7,10 @@ use kube::ResourceExt;
 use lb_api::TargetType;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::{LoadBalancers, apply};
-use lb_aws::deployer::diff::{Owner, Step, diff};
+use lb_aws::deployer::diff::{Existing, Owner, Step, diff};
+use lb_aws::deployer::switch::{self, Switch};
 use lb_model::service::objects::{binding_object, load_balancer_status};
+use lb_model::stack::Listener;
 
 use super::ServiceContext;
 use super::error::ServiceError;
@@ -19,6 +21,9 @@ use super::objects;
 pub struct Deployed {
     pub steps: usize,
     pub dns_name: Option<String>,
+    /// Listeners (by port) still on a target group being replaced, until its replacement has a
+    /// registered target: the reconcile looks again soon.
+    pub waiting: Vec<u16>,
 }
 
 pub async fn deploy<L: LoadBalancers, E: Ec2>(
@@ -47,6 +52,8 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
     };
     let existing = ctx.elb.describe_stack(&owner).await?;
     let steps = diff(&stack, &existing);
+    let held = switches_to_hold(&ctx.elb, &stack.listeners, &existing, &steps).await?;
+    let steps = switch::hold(steps, &held);
     if !steps.is_empty() {
         tracing::info!(steps = ?steps, "converging");
         tracing::debug!(?existing, desired = ?stack, "what differs");
@@ -69,9 +76,12 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
         objects::apply_binding(&ctx.client, &binding_object(binding, arn)).await?;
         wanted.push(binding.name.as_str());
     }
-    for stale in objects::stack_bindings(&ctx.client, &namespace, &service.name_any()).await? {
-        if !wanted.contains(&stale.name_any().as_str()) {
-            objects::delete_binding(&ctx.client, &stale).await?;
+    // While a switch waits, the old group's binding keeps its targets registered.
+    if held.is_empty() {
+        for stale in objects::stack_bindings(&ctx.client, &namespace, &service.name_any()).await? {
+            if !wanted.contains(&stale.name_any().as_str()) {
+                objects::delete_binding(&ctx.client, &stale).await?;
+            }
         }
     }
     if let Some(dns_name) = &applied.dns_name {
@@ -80,5 +90,33 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
     Ok(Deployed {
         steps: steps.len(),
         dns_name: applied.dns_name,
+        waiting: held.iter().map(|h| h.port).collect(),
     })
+}
+
+/// The listener switches that must wait: the old group still has targets and the new one has
+/// none registered yet (or does not exist yet).
+async fn switches_to_hold<L: LoadBalancers>(
+    elb: &L,
+    listeners: &[Listener],
+    existing: &Existing,
+    steps: &[Step],
+) -> Result<Vec<Switch>, ServiceError> {
+    let mut held = Vec::new();
+    for candidate in switch::switches(listeners, existing, steps) {
+        if elb.registered_targets(&candidate.old_arn).await? == 0 {
+            continue;
+        }
+        let replacement = existing.target_groups.iter().find(|t| {
+            t.group.resource_id == candidate.new_resource_id && t.arn != candidate.old_arn
+        });
+        let ready = match replacement {
+            Some(new) => elb.registered_targets(&new.arn).await? > 0,
+            None => false,
+        };
+        if !ready {
+            held.push(candidate);
+        }
+    }
+    Ok(held)
 }

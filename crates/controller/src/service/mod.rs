@@ -39,6 +39,8 @@ use crate::writes::{ClusterWrites, KubeWrites};
 /// A converged Service is looked at again after this long even if nothing changed, so drift in
 /// AWS (a listener deleted by hand) is repaired.
 pub const RESYNC: Duration = Duration::from_secs(3600);
+/// How soon a listener waiting for its replacement target group looks again.
+pub const REPLACEMENT_CHECK: Duration = Duration::from_secs(2);
 
 /// What the Service reconciler needs from its caller.
 pub struct ServiceOptions<L, E> {
@@ -108,6 +110,10 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2>(
         ServiceAction::CleanUp => cleanup::clean_up(&service, &ctx).await,
         ServiceAction::Deploy { target_type } => {
             match deploy::deploy(&service, target_type, &ctx).await {
+                Ok(deployed) if !deployed.waiting.is_empty() => {
+                    tracing::info!(steps = deployed.steps, listeners = ?deployed.waiting, "waiting for a replacement target group's first registered target");
+                    Ok(Action::requeue(REPLACEMENT_CHECK))
+                }
                 Ok(deployed) => {
                     tracing::info!(steps = deployed.steps, hostname = ?deployed.dns_name, took = ?started.elapsed(), "reconciled");
                     ctx.publish(

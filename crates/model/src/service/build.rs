@@ -49,6 +49,11 @@ pub struct Built {
 pub enum BuildError {
     #[error("the Service has no ports")]
     NoPorts,
+    /// ELB refuses a health check that times out after its next one is due.
+    #[error(
+        "annotations {PREFIX}aws-load-balancer-healthcheck-timeout ({timeout}s) and {PREFIX}aws-load-balancer-healthcheck-interval ({interval}s): the timeout must not exceed the interval"
+    )]
+    HealthCheckTimeout { timeout: i32, interval: i32 },
     #[error("Service port {port} has no nodePort, which instance targets need")]
     NoNodePort { port: i32 },
     #[error(

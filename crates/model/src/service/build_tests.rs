@@ -343,6 +343,7 @@ fn health_check_annotations_override_the_defaults() {
             ("aws-load-balancer-healthcheck-path", "/ready"),
             ("aws-load-balancer-healthcheck-success-codes", "200"),
             ("aws-load-balancer-healthcheck-interval", "5"),
+            ("aws-load-balancer-healthcheck-timeout", "5"),
         ],
         json!({"ports": [
             {"name": "web", "port": 80, "targetPort": 8080},
@@ -365,6 +366,18 @@ fn health_check_annotations_override_the_defaults() {
         ("HTTP", "9090", Some("/ready"), Some("200"))
     );
     assert_eq!(hc.interval_seconds, 5);
+    // A check every 5 s that waits 10 s (the default timeout): named before AWS refuses it.
+    let too_slow = service(
+        &[("aws-load-balancer-healthcheck-interval", "5")],
+        json!({"ports": [{"port": 80}]}),
+    );
+    assert_eq!(
+        built(&too_slow, TargetType::Ip).map(|b| b.stack),
+        Err(BuildError::HealthCheckTimeout {
+            timeout: 10,
+            interval: 5
+        })
+    );
     let unknown = service(
         &[("aws-load-balancer-healthcheck-port", "nope")],
         json!({"ports": [{"port": 80}]}),

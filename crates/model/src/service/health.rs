@@ -60,6 +60,12 @@ pub fn health_check(
     );
     set(annotations.timeout_seconds, &mut check.timeout_seconds);
     set(annotations.interval_seconds, &mut check.interval_seconds);
+    if check.timeout_seconds > check.interval_seconds {
+        return Err(BuildError::HealthCheckTimeout {
+            timeout: check.timeout_seconds,
+            interval: check.interval_seconds,
+        });
+    }
     if check.protocol == "TCP" {
         check.path = None;
         check.matcher = None;

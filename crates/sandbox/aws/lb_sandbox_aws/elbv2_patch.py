@@ -3,6 +3,10 @@
 RegisterTargets, DeregisterTargets and DescribeTargetHealth go to the TargetRegistry: targets
 are keyed by (Id, Port), health comes from real checks, deregistered targets drain. moto keeps
 its own per-Id view too (it checks instances exist and are running), which nothing reads.
+
+Which load balancers use a target group follows every listener and rule change (moto only adds
+on create): a group a modified listener now forwards to is in use (its targets get checked), one
+no listener or rule forwards to any more is not.
 """
 
 import ipaddress
@@ -46,6 +50,41 @@ def _check_ip_targets(backend, group, keys) -> None:
             raise InvalidTargetError()
 
 
+def _forwarded_groups(actions) -> set:
+    arns = set()
+    for action in actions or []:
+        data = getattr(action, "data", action) or {}
+        if data.get("TargetGroupArn"):
+            arns.add(data["TargetGroupArn"])
+        for group in (data.get("ForwardConfig") or {}).get("TargetGroups") or []:
+            if group.get("TargetGroupArn"):
+                arns.add(group["TargetGroupArn"])
+    return arns
+
+
+def refresh_attachments(backend) -> None:
+    """Each target group's load balancers: those with a listener or rule forwarding to it."""
+    users = {}
+    for balancer in backend.load_balancers.values():
+        for listener in balancer.listeners.values():
+            actions = list(listener.default_actions)
+            for rule in listener.rules.values():
+                actions.extend(rule.actions)
+            for arn in _forwarded_groups(actions):
+                users.setdefault(arn, set()).add(balancer.arn)
+    for arn, group in backend.target_groups.items():
+        group.load_balancer_arns = sorted(users.get(arn, ()))
+
+
+def _refreshing(original):
+    def call(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        refresh_attachments(self)
+        return result
+
+    return call
+
+
 def install(registry) -> None:
     def register_targets(self, target_group_arn, instances):
         group = _group(self, target_group_arn)
@@ -81,3 +120,5 @@ def install(registry) -> None:
     models.ELBv2Backend.register_targets = register_targets
     models.ELBv2Backend.deregister_targets = deregister_targets
     models.ELBv2Backend.describe_target_health = describe_target_health
+    for name in ("modify_listener", "delete_listener", "create_rule", "modify_rule", "delete_rule"):
+        setattr(models.ELBv2Backend, name, _refreshing(getattr(models.ELBv2Backend, name)))

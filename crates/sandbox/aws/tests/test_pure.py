@@ -6,6 +6,7 @@ import unittest
 from lb_sandbox_aws.dataplane import DataPlane, rule_matches, wildcard
 from lb_sandbox_aws.guard import Guard
 from lb_sandbox_aws.httpwire import read_body, read_head, response_bytes, status_of
+from lb_sandbox_aws.elbv2_patch import _forwarded_groups
 from lb_sandbox_aws.targets import matcher_accepts
 
 
@@ -15,6 +16,23 @@ class Head:
 
     def get(self, name, default=None):
         return self.headers.get(name.lower(), default)
+
+
+class Action:
+    def __init__(self, data):
+        self.data = data
+
+
+class ForwardedGroupsTest(unittest.TestCase):
+    def test_plain_and_weighted_forwards_name_their_groups(self):
+        actions = [
+            Action({"Type": "forward", "TargetGroupArn": "arn:a"}),
+            Action({"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                {"TargetGroupArn": "arn:b", "Weight": 1}, {"TargetGroupArn": "arn:c", "Weight": 0}]}}),
+            Action({"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}),
+        ]
+        self.assertEqual(_forwarded_groups(actions), {"arn:a", "arn:b", "arn:c"})
+        self.assertEqual(_forwarded_groups(None), set())
 
 
 class MatcherTest(unittest.TestCase):
