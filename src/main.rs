@@ -55,6 +55,10 @@ enum Command {
     /// crates/lab/src/bench_footprint.rs).
     #[cfg(feature = "lab")]
     BenchFootprint(lb_lab::bench_footprint::FootprintOptions),
+    /// Measure Service -> NLB on the sandbox: first reconcile, a no-op reconcile, many Services
+    /// at once; time and AWS calls (see crates/lab/src/bench_services.rs).
+    #[cfg(feature = "lab")]
+    BenchServices(lb_lab::bench_services::ServiceBenchOptions),
 }
 
 #[derive(clap::Args)]
@@ -205,6 +209,11 @@ async fn main() -> ExitCode {
             .map_err(|e| CliError::Lab(e.to_string())),
         #[cfg(feature = "lab")]
         Command::BenchFootprint(options) => lb_lab::bench_footprint::run(options)
+            .await
+            .map(|table| println!("{table}"))
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::BenchServices(options) => lb_lab::bench_services::run(options)
             .await
             .map(|table| println!("{table}"))
             .map_err(|e| CliError::Lab(e.to_string())),

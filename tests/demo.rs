@@ -45,7 +45,14 @@ fn demo_shows_targets_healthy_gates_flipping_the_alb_answering_and_a_clean_rollo
     }
     assert_eq!(
         applied,
-        ["targetgroupbinding/echo", "service/echo", "deployment/echo"]
+        [
+            "namespace/nlb-demo",
+            "targetgroupbinding/echo",
+            "service/echo",
+            "deployment/echo",
+            "service/svc-nlb-ip-type",
+            "deployment/deploy-echo"
+        ]
     );
     assert!(
         healthy >= 3 && gated_ready >= 3 && answered >= 2,
@@ -59,6 +66,11 @@ fn demo_shows_targets_healthy_gates_flipping_the_alb_answering_and_a_clean_rollo
     assert!(status.success(), "demo exited with {status}");
     assert!(
         rest.iter().any(|l| l.contains("stopping the sandbox")),
+        "{rest:?}"
+    );
+    // The seed's NLB Service is in the outcome with its NLB.
+    assert!(
+        rest.iter().any(|l| l.contains("NLB k8s-nlbdemo-svcnlbip-")),
         "{rest:?}"
     );
 }
@@ -144,6 +156,82 @@ fn the_upstream_guide_samples_apply_unchanged_and_their_targets_turn_healthy() {
     assert!(
         stdout.contains("emulating AWS account 155642222660"),
         "{stdout}"
+    );
+}
+
+/// The seed's NLB Service through the demo (`examples/service-nlb/nlb-ip.yaml`): the report
+/// shows its NLB, connections through the listener answered by both pods, its targets healthy
+/// and its SuccessfullyReconciled Event.
+#[test]
+fn the_demo_shows_the_nlb_of_the_seeds_service_and_who_answers_through_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report = std::env::temp_dir().join(format!("service-nlb-{}.json", std::process::id()));
+    let args = [
+        "demo".to_string(),
+        "--for".into(),
+        "60s".into(),
+        "--report".into(),
+        report.display().to_string(),
+        "--manifests".into(),
+        "examples/service-nlb/nlb-ip.yaml".into(),
+    ];
+    let output = Command::new(env!("CARGO_BIN_EXE_lb-controller"))
+        .args(&args)
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "demo exited with {}",
+        output.status
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report written")).unwrap();
+    let service = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Service")
+        .expect("the Service in the report")
+        .clone();
+    let nlb = &service["load_balancer"];
+    assert!(
+        nlb["hostname"]
+            .as_str()
+            .unwrap()
+            .starts_with("k8s-nlbdemo-svcnlbip-"),
+        "{service}"
+    );
+    let listener = &nlb["listeners"][0];
+    assert_eq!(
+        (listener["protocol"].as_str(), listener["port"].as_u64()),
+        (Some("TCP"), Some(80))
+    );
+    let answered: Vec<&String> = listener["answered_by"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(answered.len(), 2, "both pods answer: {service}");
+    assert!(
+        answered
+            .iter()
+            .all(|who| who.starts_with("nlb-demo/deploy-echo-")),
+        "{service}"
+    );
+    let targets = service["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{service}");
+    assert!(targets.iter().all(|t| t["state"] == "healthy"), "{service}");
+    assert!(
+        nlb["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("SuccessfullyReconciled")),
+        "{service}"
     );
 }
 

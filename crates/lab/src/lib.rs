@@ -1,11 +1,13 @@
 //! lb-controller on the local sandbox: the controller wired onto a sandbox exactly as in a cluster
 //! ([`harness`]), the demo that tries manifests before a cluster ([`demo`]), and the benchmarks
 //! that measure it ([`bench`]: readiness gates; [`bench_rollout`]: failed requests during
-//! rollouts; [`bench_footprint`]: the product binary's size and memory). Linked only into the `lab` build of the binary, never into the product.
+//! rollouts; [`bench_footprint`]: the product binary's size and memory; [`bench_services`]: Service -> NLB
+//! reconcile time and AWS calls). Linked only into the `lab` build of the binary, never into the product.
 
 pub mod bench;
 pub mod bench_footprint;
 pub mod bench_rollout;
+pub mod bench_services;
 pub mod clock;
 pub mod demo;
 pub mod harness;

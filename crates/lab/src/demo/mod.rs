@@ -10,6 +10,7 @@
 
 mod follow;
 mod manifests;
+mod nlb;
 mod outcome;
 mod rollout;
 
@@ -61,7 +62,7 @@ pub struct DemoOptions {
     /// Manifests to apply (YAML, several documents allowed). Placeholders: ${TARGET_GROUP_ARN},
     /// ${TARGET_GROUP_NAME}, ${INSTANCE_TARGET_GROUP_ARN}, ${INSTANCE_TARGET_GROUP_NAME},
     /// ${VPC_ID}, ${CERTIFICATE_ARN}, ${REGION}, ${ACCOUNT_ID}.
-    #[arg(long, num_args = 1.., default_values = ["examples/sandbox/echo-tgb.yaml", "examples/sandbox/echo.yaml"])]
+    #[arg(long, num_args = 1.., default_values = ["examples/sandbox/echo-tgb.yaml", "examples/sandbox/echo.yaml", "examples/service-nlb/nlb-ip.yaml"])]
     pub manifests: Vec<PathBuf>,
     /// Namespace for objects that name none (labelled for readiness gates).
     #[arg(long, default_value = "demo")]
@@ -269,7 +270,8 @@ async fn show(
         ),
     );
     follow_until_stopped(sandbox, options, &applied, &elb, alb, stop, clock).await;
-    let report = outcome::collect(&sandbox.client(), aws.control(), &applied).await;
+    let report =
+        outcome::collect(&sandbox.client(), aws.control(), &sandbox.guard(), &applied).await;
     println!("{}", outcome::text(&report));
     if let Some(path) = &options.report {
         let json =

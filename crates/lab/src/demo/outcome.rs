@@ -13,7 +13,10 @@ use lb_api::TargetGroupBinding;
 use lb_sandbox::aws::ControlClient;
 use serde::Serialize;
 
+use lb_sandbox::DestinationGuard;
+
 use super::manifests::Applied;
+use super::nlb::{self, LoadBalancerOutcome};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -35,9 +38,12 @@ pub struct ObjectOutcome {
     pub refused: Option<String>,
     /// What became of it, in a line.
     pub summary: String,
-    /// A binding's targets in its target group, with their health.
+    /// A binding's targets in its target group (a Service's: its NLB's), with their health.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetOutcome>,
+    /// A Service's NLB: hostname, listeners and who answered through them, Events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,10 +65,15 @@ pub struct Warning {
     pub count: i32,
 }
 
-pub async fn collect(client: &Client, emulator: ControlClient, applied: &[Applied]) -> Report {
+pub async fn collect(
+    client: &Client,
+    emulator: ControlClient,
+    guard: &DestinationGuard,
+    applied: &[Applied],
+) -> Report {
     let mut objects: Vec<ObjectOutcome> = Vec::new();
     for item in applied {
-        let outcome = outcome(client, emulator, item).await;
+        let outcome = outcome(client, emulator, guard, item).await;
         let same = |o: &&mut ObjectOutcome| {
             (&o.kind, &o.namespace, &o.name) == (&outcome.kind, &outcome.namespace, &outcome.name)
         };
@@ -84,7 +95,12 @@ pub async fn collect(client: &Client, emulator: ControlClient, applied: &[Applie
     Report { objects, warnings }
 }
 
-async fn outcome(client: &Client, emulator: ControlClient, applied: &Applied) -> ObjectOutcome {
+async fn outcome(
+    client: &Client,
+    emulator: ControlClient,
+    guard: &DestinationGuard,
+    applied: &Applied,
+) -> ObjectOutcome {
     let document = &applied.document;
     let mut outcome = ObjectOutcome {
         kind: document.kind().to_string(),
@@ -95,6 +111,7 @@ async fn outcome(client: &Client, emulator: ControlClient, applied: &Applied) ->
         refused: applied.refused.clone(),
         summary: String::new(),
         targets: Vec::new(),
+        load_balancer: None,
     };
     if let Some(refused) = &applied.refused {
         outcome.summary = format!("refused: {refused}");
@@ -109,7 +126,14 @@ async fn outcome(client: &Client, emulator: ControlClient, applied: &Applied) ->
             summary
         }
         "Deployment" => deployment(client, &namespace, name).await,
-        "Service" => service(client, &namespace, name).await,
+        "Service" => {
+            let (summary, nlb) = service(client, emulator, guard, &namespace, name).await;
+            if let Some((lb, targets)) = nlb {
+                outcome.load_balancer = Some(lb);
+                outcome.targets = targets;
+            }
+            summary
+        }
         "Pod" => pod(client, &namespace, name).await,
         _ => "applied".to_string(),
     };
@@ -164,11 +188,20 @@ async fn deployment(client: &Client, namespace: &str, name: &str) -> String {
     }
 }
 
-async fn service(client: &Client, namespace: &str, name: &str) -> String {
+type NlbOutcome = Option<(LoadBalancerOutcome, Vec<TargetOutcome>)>;
+
+async fn service(
+    client: &Client,
+    emulator: ControlClient,
+    guard: &DestinationGuard,
+    namespace: &str,
+    name: &str,
+) -> (String, NlbOutcome) {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
     let Ok(service) = api.get(name).await else {
-        return "gone".to_string();
+        return ("gone".to_string(), None);
     };
+    let nlb = nlb::outcome(client, emulator, guard, &service, namespace, name).await;
     let spec = service.spec.unwrap_or_default();
     let ports: Vec<String> = spec
         .ports
@@ -179,11 +212,12 @@ async fn service(client: &Client, namespace: &str, name: &str) -> String {
             None => p.port.to_string(),
         })
         .collect();
-    format!(
+    let summary = format!(
         "{}, ports {}",
         spec.type_.unwrap_or_else(|| "ClusterIP".into()),
         ports.join(", ")
-    )
+    );
+    (summary, nlb)
 }
 
 async fn pod(client: &Client, namespace: &str, name: &str) -> String {
@@ -237,6 +271,9 @@ pub fn text(report: &Report) -> String {
             None => format!("{}/{}", object.kind.to_lowercase(), object.name),
         };
         lines.push(format!("  {path:<44} {}", object.summary));
+        if let Some(lb) = &object.load_balancer {
+            lines.extend(nlb::text(lb));
+        }
         for target in &object.targets {
             let reason = target
                 .reason

@@ -1,0 +1,201 @@
+//! `lb-controller bench-services`: the Service -> NLB figures on the sandbox.
+//!
+//! 1. One annotated Service (the seed's, ip targets, no pods): time from create to the NLB's
+//!    hostname in its status, and the AWS calls it took, by operation.
+//! 2. A no-op reconcile of that Service (an annotation nothing reads changes): AWS calls by
+//!    operation; the target is no mutating call.
+//! 3. `services` Services created at once: time until every one has its hostname, and AWS calls
+//!    per Service.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use lb_aws::{AwsCalls, Operation};
+use lb_sandbox::{Sandbox, SandboxConfig};
+use serde_json::json;
+
+use crate::harness::{ControllerHandle, HarnessError, start_controller};
+
+const NS: &str = "bench-nlb";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceBenchOptions {
+    /// Services created at once in the last part.
+    #[arg(long, default_value_t = 50)]
+    pub services: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceBenchError {
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    #[error(transparent)]
+    Sandbox(#[from] lb_sandbox::SandboxError),
+    #[error("Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Stuck(String),
+}
+
+pub async fn run(options: ServiceBenchOptions) -> Result<String, ServiceBenchError> {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let controller = start_controller(&sandbox).await?;
+    let result = measure(&sandbox, &controller, &options).await;
+    controller.stop().await;
+    sandbox.shutdown().await;
+    result
+}
+
+/// The seed's NLB Service (examples/service-nlb/nlb-ip.yaml) named `name`.
+fn nlb_service(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": {
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+            "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": "8080",
+            "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+            "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "deregistration_delay.timeout_seconds=60",
+        }},
+        "spec": {
+            "type": "LoadBalancer",
+            "loadBalancerClass": "service.k8s.aws/nlb",
+            "selector": {"app": name},
+            "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        },
+    }))
+    .expect("a valid Service")
+}
+
+fn snapshot(calls: &AwsCalls) -> Vec<u64> {
+    Operation::ALL.iter().map(|op| calls.count(*op)).collect()
+}
+
+/// Calls since `before`, by operation (only those made).
+fn since(calls: &AwsCalls, before: &[u64]) -> BTreeMap<&'static str, u64> {
+    Operation::ALL
+        .iter()
+        .zip(before)
+        .map(|(op, b)| (op.as_str(), calls.count(*op) - b))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn mutating(calls: &BTreeMap<&'static str, u64>) -> u64 {
+    Operation::ALL
+        .iter()
+        .filter(|op| op.is_mutating())
+        .filter_map(|op| calls.get(op.as_str()))
+        .sum()
+}
+
+fn describe(calls: &BTreeMap<&'static str, u64>) -> String {
+    calls
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn hostnames(api: &Api<Service>) -> Result<usize, kube::Error> {
+    let list = api.list(&Default::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|s| {
+            s.status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|l| l.ingress.as_ref())
+                .is_some_and(|i| !i.is_empty())
+        })
+        .count())
+}
+
+async fn wait_for_hostnames(api: &Api<Service>, count: usize) -> Result<(), ServiceBenchError> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if hostnames(api).await? >= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ServiceBenchError::Stuck(format!(
+                "{count} Services still lack a hostname after 600 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn measure(
+    sandbox: &Sandbox,
+    controller: &ControllerHandle,
+    options: &ServiceBenchOptions,
+) -> Result<String, ServiceBenchError> {
+    let client = sandbox.client();
+    sandbox.create_namespace(NS, &[]).await?;
+    let api: Api<Service> = Api::namespaced(client.clone(), NS);
+    let calls = &controller.calls;
+    let mut out = String::new();
+
+    // 1. One Service, first reconcile.
+    let before = snapshot(calls);
+    let started = Instant::now();
+    api.create(&PostParams::default(), &nlb_service("first"))
+        .await?;
+    wait_for_hostnames(&api, 1).await?;
+    let first = started.elapsed();
+    // The status write wakes one more reconcile: let it finish before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first_calls = since(calls, &before);
+    let _ = writeln!(
+        out,
+        "first reconcile, create -> hostname: {:.0} ms; AWS calls until settled: {} ({} mutating): {}",
+        first.as_secs_f64() * 1000.0,
+        first_calls.values().sum::<u64>(),
+        mutating(&first_calls),
+        describe(&first_calls)
+    );
+
+    // 2. A no-op reconcile.
+    let before = snapshot(calls);
+    let patch = json!({"metadata": {"annotations": {"bench.lb-controller.dev/touch": "1"}}});
+    api.patch("first", &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let noop = since(calls, &before);
+    let _ = writeln!(
+        out,
+        "no-op reconcile: {} AWS calls ({} mutating): {}",
+        noop.values().sum::<u64>(),
+        mutating(&noop),
+        describe(&noop)
+    );
+
+    // 3. Many Services at once.
+    let before = snapshot(calls);
+    let started = Instant::now();
+    for i in 0..options.services {
+        api.create(&PostParams::default(), &nlb_service(&format!("svc-{i:03}")))
+            .await?;
+    }
+    wait_for_hostnames(&api, options.services + 1).await?;
+    let all = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let burst = since(calls, &before);
+    let total: u64 = burst.values().sum();
+    let _ = writeln!(
+        out,
+        "{} Services created at once: all with a hostname after {:.1} s; {} AWS calls, {:.1} per Service ({:.1} mutating per Service): {}",
+        options.services,
+        all.as_secs_f64(),
+        total,
+        total as f64 / options.services as f64,
+        mutating(&burst) as f64 / options.services as f64,
+        describe(&burst)
+    );
+    Ok(out)
+}
