@@ -1,7 +1,8 @@
 //! The rollout benchmark (`lb-controller bench-rollout`) in small: one sandbox, 3 replicas, a fast
 //! health check, a short hold. It keeps the benchmark from rotting, and checks the two facts it
 //! exists to show: without gates a rolling update under load fails requests (the emulator is
-//! realistic enough to show the seeds' problem), and with our controller's defaults it fails none.
+//! realistic enough to show the seeds' problem), and with our controller's defaults it fails none,
+//! through an ALB and through the NLB the controller makes from an annotated Service.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ async fn rolling_updates_fail_requests_without_gates_and_none_with_the_controlle
     let sandbox = start_sandbox().await;
     let out = sandbox.dir().join("bench-rollout");
     let options = RolloutOptions {
-        scenarios: vec![Scenario::NoGates, Scenario::Gates],
+        scenarios: vec![Scenario::NoGates, Scenario::Gates, Scenario::Nlb],
         repetitions: 1,
         replicas: 3,
         max_surge: 1,
@@ -33,13 +34,14 @@ async fn rolling_updates_fail_requests_without_gates_and_none_with_the_controlle
     let table = report::write(&options, &runs).expect("the report is written");
     println!("{table}");
 
-    let [without, with] = [Scenario::NoGates, Scenario::Gates].map(|scenario| {
-        let run = runs
-            .iter()
-            .find(|r| r.scenario == scenario)
-            .expect("a run of each scenario");
-        report::summarize(run, &options)
-    });
+    let [without, with, nlb] =
+        [Scenario::NoGates, Scenario::Gates, Scenario::Nlb].map(|scenario| {
+            let run = runs
+                .iter()
+                .find(|r| r.scenario == scenario)
+                .expect("a run of each scenario");
+            report::summarize(run, &options)
+        });
     assert!(without.requests > 0 && with.requests > 0);
     assert!(
         without.failed > 0,
@@ -55,6 +57,11 @@ async fn rolling_updates_fail_requests_without_gates_and_none_with_the_controlle
         with.failures
     );
     assert_eq!(with.new_pods_without_gate, 0);
+    // Through the NLB the controller made from an annotated Service: every request a new TCP
+    // connection, none failed, every new pod gated.
+    assert!(nlb.requests > 0);
+    assert_eq!(nlb.failed, 0, "through the NLB: {:?}", nlb.failures);
+    assert_eq!(nlb.new_pods_without_gate, 0);
     assert_eq!(
         with.healthy_to_ready.len(),
         3,

@@ -3,11 +3,13 @@
 //! real traffic through the emulated ALB.
 //!
 //! Each run, in its own namespace: a Deployment whose pods become ready after a few seconds, a
-//! Service, an ALB (HTTP listener -> ip target group), a TargetGroupBinding; once every target is
+//! Service, an ALB (HTTP listener -> ip target group) and a TargetGroupBinding, or (scenario 6) an
+//! annotated Service from which the controller makes an NLB and its binding (see [`front`]); once every target is
 //! healthy, a steady stream of requests starts, then the scenario's change (a rolling update or a
 //! scale-in), and the stream goes on until every old pod is gone. Every request's outcome, every
 //! pod's life and every target's health timeline are kept; see [`report`] for what is made of them.
 
+pub mod front;
 pub mod load;
 pub mod record;
 pub mod report;
@@ -17,20 +19,19 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use lb_api::TargetGroupBinding;
 use lb_api::keys::TERMINATION_HOLD_ANNOTATION as HOLD_ANNOTATION;
-use lb_sandbox::aws::elb_setup;
 use lb_sandbox::kubelet::behaviour::START_DELAY;
-use lb_sandbox::testing::{rollout_complete, service};
+use lb_sandbox::testing::rollout_complete;
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::clock::now;
 use crate::harness::{ControllerHandle, HarnessError, HarnessOptions, start_controller_with};
+use front::{alb_front, nlb_front};
 use load::Load;
 use record::{PodRecorder, TargetRecorder};
 
@@ -52,10 +53,13 @@ pub enum Scenario {
     ScaleInHold,
     /// 5: as 3, with the controller restarted once mid-rollout (away for `restart_downtime`).
     Restart,
+    /// 6: as 2 (gates + the controller's hold), through an NLB the controller made from an
+    /// annotated Service, every request on a new TCP connection.
+    Nlb,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::NoGates,
         Scenario::GatesNoHold,
         Scenario::Gates,
@@ -63,6 +67,7 @@ impl Scenario {
         Scenario::ScaleIn,
         Scenario::ScaleInHold,
         Scenario::Restart,
+        Scenario::Nlb,
     ];
 
     /// The scenario's number in issue 5 (2a and 4b are ours: gates as the upstream controller does
@@ -76,6 +81,7 @@ impl Scenario {
             Scenario::ScaleIn => "4",
             Scenario::ScaleInHold => "4b",
             Scenario::Restart => "5",
+            Scenario::Nlb => "6",
         }
     }
 
@@ -88,6 +94,7 @@ impl Scenario {
             Scenario::ScaleIn => "scale-in",
             Scenario::ScaleInHold => "scale-in-hold",
             Scenario::Restart => "restart",
+            Scenario::Nlb => "nlb",
         }
     }
 
@@ -100,6 +107,7 @@ impl Scenario {
             Scenario::ScaleIn => "scale-in, gates + preStop",
             Scenario::ScaleInHold => "scale-in, gates, no preStop (controller hold)",
             Scenario::Restart => "rolling update, gates + preStop, controller restarted",
+            Scenario::Nlb => "rolling update through an NLB from a Service, gates (defaults)",
         }
     }
 
@@ -320,41 +328,15 @@ async fn run_once(
         &[]
     };
     sandbox.create_namespace(&namespace, labels).await?;
-    let elb = elb_setup::client(aws).await;
-    let alb = elb_setup::web_alb(
-        &elb,
-        aws,
-        &format!("rb-{namespace}"),
-        "/healthz",
-        options.interval,
-        options.deregistration_delay,
-    )
-    .await?;
-    if options.healthy_threshold != 2 {
-        elb.modify_target_group()
-            .target_group_arn(&alb.target_group_arn)
-            .healthy_threshold_count(options.healthy_threshold)
-            .send()
+    let front = match scenario {
+        Scenario::Nlb => nlb_front(sandbox, &namespace, options)
             .await
-            .map_err(|e| lb_sandbox::SandboxError::Config(format!("threshold: {e}")))?;
-    }
-    Api::<Service>::namespaced(client.clone(), &namespace)
-        .create(&PostParams::default(), &service("web", "ClusterIP"))
-        .await
-        .map_err(kube_context("creating the Service"))?;
-    let binding: TargetGroupBinding = serde_json::from_value(json!({
-        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-        "metadata": {"name": "web"},
-        "spec": {"targetGroupARN": alb.target_group_arn, "targetType": "ip", "serviceRef": {"name": "web", "port": 80}},
-    }))
-    .map_err(|e| lb_sandbox::SandboxError::Manifest(e.to_string()))?;
-    Api::<TargetGroupBinding>::namespaced(client.clone(), &namespace)
-        .create(&PostParams::default(), &binding)
-        .await
-        .map_err(kube_context("creating the TargetGroupBinding"))?;
+            .map_err(|after| stuck("the Service's NLB and binding", after))??,
+        _ => alb_front(sandbox, &namespace, options).await?,
+    };
 
     let pods = PodRecorder::start(&client, &namespace);
-    let targets = TargetRecorder::start(aws.control(), alb.target_group_arn.clone());
+    let targets = TargetRecorder::start(aws.control(), front.target_group_arn.clone());
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     deployments
         .create(&PostParams::default(), &deployment(scenario, options))
@@ -365,14 +347,14 @@ async fn run_once(
     let settle = Duration::from_secs(180);
     wait_until(settle, || async {
         rollout_complete(&client, &namespace, "web", options.replicas).await
-            && healthy_count(aws, &alb.target_group_arn).await == options.replicas as usize
+            && healthy_count(aws, &front.target_group_arn).await == options.replicas as usize
     })
     .await
     .map_err(|after| stuck("the initial replicas and healthy targets", after))?;
 
     // The ALB's nodes route to the healthy targets once the routing lag has passed; then the
     // load starts, 2 s before the change.
-    let listener = aws.listener_address(&alb.dns_name, 80).await?;
+    let listener = aws.listener_address(&front.dns_name, 80).await?;
     tokio::time::sleep(options.routing_lag + Duration::from_millis(500)).await;
     let load = Load::start(listener, "/", options.rate);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -438,7 +420,7 @@ async fn run_once(
             && lives
                 .iter()
                 .all(|p| p.deleting.is_none() || p.gone.is_some())
-            && healthy_count(aws, &alb.target_group_arn).await == replicas_after as usize
+            && healthy_count(aws, &front.target_group_arn).await == replicas_after as usize
     })
     .await
     .map_err(|after| stuck("the old pods to be gone and the new targets healthy", after))?;

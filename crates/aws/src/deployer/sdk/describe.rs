@@ -1,0 +1,246 @@
+//! Reading what exists: every load balancer and target group of the account listed (400 a
+//! page), their tags (cached by ARN), and for the stack's own resources their attributes and
+//! listeners.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use aws_sdk_elasticloadbalancingv2::types as sdk;
+
+use super::super::convert;
+use super::super::diff::{
+    Existing, ExistingListener, ExistingLoadBalancer, ExistingTargetGroup, Owner,
+};
+use super::{PAGE_SIZE, SdkLoadBalancers, TAGS_PER_CALL};
+use crate::calls::{Operation, finish};
+use crate::error::AwsError;
+
+/// Key-value attributes as the describe calls return them.
+fn attributes<'a>(
+    pairs: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> BTreeMap<String, String> {
+    pairs
+        .filter_map(|(k, v)| Some((k?.to_string(), v?.to_string())))
+        .collect()
+}
+
+impl SdkLoadBalancers {
+    /// What exists of `owner`'s stack: every load balancer and target group of the account
+    /// listed, those with the owner's tags described further.
+    pub(super) async fn find_stack(&self, owner: &Owner) -> Result<Existing, AwsError> {
+        let load_balancers = self.all_load_balancers().await?;
+        let target_groups = self.all_target_groups().await?;
+        let arns: Vec<String> = load_balancers
+            .iter()
+            .filter_map(|l| l.load_balancer_arn())
+            .chain(target_groups.iter().filter_map(|t| t.target_group_arn()))
+            .map(str::to_string)
+            .collect();
+        let tags = self.tags_of(&arns).await?;
+        let owned = |arn: Option<&str>| {
+            let found = tags.get(arn?)?;
+            owner.owns(found).then(|| found.clone())
+        };
+        let mut existing = Existing::default();
+        if let Some((described, lb_tags)) = load_balancers
+            .iter()
+            .find_map(|l| owned(l.load_balancer_arn()).map(|t| (l, t)))
+        {
+            let arn = described.load_balancer_arn().unwrap_or_default();
+            let attributes = self.load_balancer_attributes(arn).await?;
+            existing.listeners = self.listeners_of(arn).await?;
+            existing.load_balancer = Some(ExistingLoadBalancer {
+                arn: arn.to_string(),
+                dns_name: described.dns_name().unwrap_or_default().to_string(),
+                load_balancer: convert::load_balancer_from(described, attributes, lb_tags),
+            });
+        }
+        for described in &target_groups {
+            let Some(group_tags) = owned(described.target_group_arn()) else {
+                continue;
+            };
+            let arn = described.target_group_arn().unwrap_or_default();
+            let attributes = self.target_group_attributes(arn).await?;
+            existing.target_groups.push(ExistingTargetGroup {
+                arn: arn.to_string(),
+                group: convert::target_group_from(described, attributes, group_tags),
+            });
+        }
+        Ok(existing)
+    }
+
+    async fn all_load_balancers(&self) -> Result<Vec<sdk::LoadBalancer>, AwsError> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .client
+                .describe_load_balancers()
+                .page_size(PAGE_SIZE)
+                .set_marker(marker)
+                .send()
+                .await;
+            let page = finish(
+                &self.calls,
+                Operation::DescribeLoadBalancers,
+                started,
+                result,
+            )?;
+            all.extend(page.load_balancers().iter().cloned());
+            marker = page.next_marker().map(str::to_string);
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn all_target_groups(&self) -> Result<Vec<sdk::TargetGroup>, AwsError> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .client
+                .describe_target_groups()
+                .page_size(PAGE_SIZE)
+                .set_marker(marker)
+                .send()
+                .await;
+            let page = finish(
+                &self.calls,
+                Operation::DescribeTargetGroups,
+                started,
+                result,
+            )?;
+            all.extend(page.target_groups().iter().cloned());
+            marker = page.next_marker().map(str::to_string);
+            if marker.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The tags of `arns`, from the cache or described (20 per call); the cache keeps only these.
+    async fn tags_of(
+        &self,
+        arns: &[String],
+    ) -> Result<HashMap<String, BTreeMap<String, String>>, AwsError> {
+        let unknown: Vec<String> = {
+            let cache = self.tag_cache();
+            arns.iter()
+                .filter(|a| !cache.contains_key(*a))
+                .cloned()
+                .collect()
+        };
+        for chunk in unknown.chunks(TAGS_PER_CALL) {
+            let started = Instant::now();
+            let result = self
+                .client
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await;
+            let output = finish(&self.calls, Operation::DescribeTags, started, result)?;
+            let mut cache = self.tag_cache();
+            for description in output.tag_descriptions() {
+                if let Some(arn) = description.resource_arn() {
+                    cache.insert(arn.to_string(), convert::tags_from(description.tags()));
+                }
+            }
+        }
+        let listed: HashSet<&String> = arns.iter().collect();
+        let mut cache = self.tag_cache();
+        cache.retain(|arn, _| listed.contains(arn));
+        Ok(cache.clone())
+    }
+
+    async fn load_balancer_attributes(
+        &self,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .send()
+            .await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeLoadBalancerAttributes,
+            started,
+            result,
+        )?;
+        Ok(attributes(
+            output.attributes().iter().map(|a| (a.key(), a.value())),
+        ))
+    }
+
+    async fn target_group_attributes(
+        &self,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_target_group_attributes()
+            .target_group_arn(arn)
+            .send()
+            .await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeTargetGroupAttributes,
+            started,
+            result,
+        )?;
+        Ok(attributes(
+            output.attributes().iter().map(|a| (a.key(), a.value())),
+        ))
+    }
+
+    async fn listeners_of(
+        &self,
+        load_balancer_arn: &str,
+    ) -> Result<Vec<ExistingListener>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_listeners()
+            .load_balancer_arn(load_balancer_arn)
+            .send()
+            .await;
+        let output = finish(&self.calls, Operation::DescribeListeners, started, result)?;
+        let mut listeners = Vec::new();
+        for described in output.listeners() {
+            let Some(arn) = described.listener_arn() else {
+                continue;
+            };
+            let attributes = self.listener_attributes(arn).await?;
+            listeners.push(ExistingListener {
+                arn: arn.to_string(),
+                listener: convert::listener_from(described, attributes),
+            });
+        }
+        Ok(listeners)
+    }
+
+    async fn listener_attributes(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .describe_listener_attributes()
+            .listener_arn(arn)
+            .send()
+            .await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeListenerAttributes,
+            started,
+            result,
+        )?;
+        Ok(attributes(
+            output.attributes().iter().map(|a| (a.key(), a.value())),
+        ))
+    }
+}
