@@ -546,3 +546,153 @@ async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_
     controller.stop().await;
     sandbox.shutdown().await;
 }
+
+/// GET / over TLS through `addr`, trusting only `ca_pem`, for `server_name`: the response.
+async fn tls_get(
+    sandbox: &Sandbox,
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    server_name: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{self, pki_types::ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = sandbox
+        .guard()
+        .connect(addr, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let name = ServerName::try_from(server_name.to_string()).unwrap();
+    let limit = Duration::from_secs(10);
+    let mut tls = tokio::time::timeout(limit, connector.connect(name, tcp))
+        .await
+        .expect("TLS handshake in time")
+        .expect("TLS handshake with the NLB");
+    let request = format!("GET / HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    // Read until the pod has named itself (the relay may keep the connection open).
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("status=") {
+        match tokio::time::timeout(limit, tls.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => response.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&response).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_tls_variant_terminates_tls_with_the_certificate_and_refuses_external_as_a_target_type()
+ {
+    init_tracing();
+    let sandbox = start_sandbox().await;
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let client = sandbox.client();
+    let aws = sandbox.aws().unwrap();
+    let seeded = aws.seeded().clone();
+    let ns = "nlb-tls";
+    let yaml = std::fs::read_to_string("examples/service-nlb/nlb-tls.yaml")
+        .unwrap()
+        .replace("${CERTIFICATE_ARN}", &seeded.certificate_arn);
+
+    // As the seed writes it: target type "external", which is none; named, nothing made.
+    let seed_as_written = yaml.replace(
+        "aws-load-balancer-nlb-target-type: ip",
+        "aws-load-balancer-nlb-target-type: external",
+    );
+    manifests::apply_yaml(&client, &seed_as_written, "default")
+        .await
+        .unwrap();
+    let (_, message) = eventually(
+        "a FailedBuildModel Warning",
+        Duration::from_secs(30),
+        || async {
+            event_reasons(&client, ns, SERVICE)
+                .await
+                .into_iter()
+                .find(|(reason, _)| reason == "FailedBuildModel")
+        },
+    )
+    .await;
+    assert!(
+        message.contains("aws-load-balancer-nlb-target-type") && message.contains("\"external\""),
+        "{message}"
+    );
+    assert_eq!(controller.calls.count(Operation::CreateLoadBalancer), 0);
+
+    // With ip targets: TCP on 80, TLS on 443 with the certificate.
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    let dns_name = eventually("the NLB's hostname", Duration::from_secs(60), || {
+        hostname(&client, ns, SERVICE)
+    })
+    .await;
+    let elb = elb_setup::client(aws).await;
+    let tg_arns: Vec<String> = Api::<TargetGroupBinding>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|b| b.spec.target_group_arn)
+        .collect();
+    assert_eq!(tg_arns.len(), 2, "one target group per port");
+    eventually(
+        "the pods healthy in both target groups",
+        Duration::from_secs(90),
+        || async {
+            for arn in &tg_arns {
+                let states = elb_setup::states(&elb, arn).await.ok()?;
+                if states.len() != 2 || states.iter().any(|t| t.state != "healthy") {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let listeners = aws.control().listeners().await.unwrap();
+    let tls = listeners
+        .iter()
+        .find(|l| l.dns_name == dns_name && l.port == 443)
+        .expect("a listener on 443");
+    assert_eq!(tls.protocol, "TLS");
+    let described = elb
+        .describe_listeners()
+        .listener_arns(&tls.listener_arn)
+        .send()
+        .await
+        .unwrap();
+    let listener = &described.listeners()[0];
+    assert_eq!(
+        listener.certificates()[0].certificate_arn(),
+        Some(seeded.certificate_arn.as_str())
+    );
+    assert!(listener.ssl_policy().is_some());
+    let response = tls_get(
+        &sandbox,
+        tls.local_address,
+        &seeded.certificate_ca_pem,
+        "web.example.com",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("pod=nlb-tls/deploy-echo-"), "{response}");
+    // Port 80 stays plain TCP.
+    assert_eq!(answering_pods(&sandbox, &dns_name, 10).await.len(), 2);
+
+    controller.stop().await;
+    sandbox.shutdown().await;
+}

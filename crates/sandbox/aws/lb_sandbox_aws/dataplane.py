@@ -8,17 +8,23 @@ healthy but some unhealthy it fails open to those; with neither it answers 503. 
 refuses or resets gives 502, one that does not answer within the idle timeout 504. initial,
 unused and draining targets get no new requests; requests in flight to a draining target finish.
 
-NLB (TCP, TLS as TCP): each connection goes to a target picked the same way and is relayed both
-ways; with no target the connection is closed at once.
+NLB (TCP, TLS): each connection goes to a target picked the same way and is relayed both ways;
+with no target the connection is closed at once. A TLS listener terminates TLS with the key and
+certificate (and chain) of its ACM certificate, as ELB does; the target gets plain TCP.
 
 Counts per listener: HTTP responses by status code; TCP connections by outcome.
 """
 
 import asyncio
+import os
 import random
 import re
+import ssl
+import tempfile
 import time
 from collections import Counter, deque
+
+from moto.acm.models import acm_backends
 
 from . import httpwire
 
@@ -117,7 +123,8 @@ class DataPlane:
                 handler = self._http_handler(balancer, listener, stats)
             else:
                 handler = self._tcp_handler(listener, stats)
-            server = await asyncio.start_server(handler, "127.0.0.1", 0)
+            tls = self._tls_context(balancer, listener) if listener.protocol == "TLS" else None
+            server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
             port = server.sockets[0].getsockname()[1]
             info = {
                 "load_balancer_arn": balancer.arn,
@@ -131,6 +138,24 @@ class DataPlane:
             }
             self.servers[arn] = (server, port, info)
             print(f"data plane: {balancer.dns_name}:{listener.port} ({listener.protocol}) -> 127.0.0.1:{port}", flush=True)
+
+    @staticmethod
+    def _tls_context(balancer, listener) -> ssl.SSLContext:
+        """The listener's ACM certificate as a server context (key and chain from ACM)."""
+        arn = listener.certificate
+        account, region = balancer.arn.split(":")[4], balancer.arn.split(":")[3]
+        bundle = acm_backends[account][region].get_certificate(arn)
+        as_text = lambda v: v.decode() if isinstance(v, bytes) else (v or "")
+        with tempfile.TemporaryDirectory() as directory:
+            chain = os.path.join(directory, "chain.pem")
+            key = os.path.join(directory, "key.pem")
+            with open(chain, "w") as f:
+                f.write(as_text(bundle.cert).strip() + "\n" + as_text(bundle.chain).strip() + "\n")
+            with open(key, "w") as f:
+                f.write(as_text(bundle.key))
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(chain, key)
+        return context
 
     def listeners(self) -> list[dict]:
         return [

@@ -1,10 +1,53 @@
 """Seeds the emulated account like an EKS cluster's VPC: the VPC is the sandbox's pod CIDR (pods
 and nodes have VPC addresses, as with the VPC CNI), one subnet per zone tagged for load balancers
 and the cluster, the VPC's default security group, one EC2 instance per node (its private IP is
-the node's address, so instance targets resolve), and an issued ACM certificate for *.example.com.
+the node's address, so instance targets resolve), and an ACM certificate for *.example.com issued by
+the emulator's own CA (imported with its key, so TLS listeners terminate with it; the CA is handed
+to the sandbox so its clients can verify).
 """
 
+import datetime
+
 import boto3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def _pem(certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def issue_certificate(names: list[str]) -> tuple[bytes, bytes, bytes]:
+    """(certificate, private key, CA certificate) as PEM: a leaf for `names` from a fresh CA."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=30)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lb-sandbox ACM CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return _pem(leaf), key_pem, _pem(ca)
 
 
 def seed(endpoint: str, config: dict) -> dict:
@@ -53,11 +96,15 @@ def seed(endpoint: str, config: dict) -> dict:
         )
         instances[node["name"]] = reservation["Instances"][0]["InstanceId"]
 
-    certificate_arn = acm.request_certificate(DomainName="*.example.com", ValidationMethod="DNS")["CertificateArn"]
+    certificate, key, ca = issue_certificate(["*.example.com", "*.elb.amazonaws.com"])
+    certificate_arn = acm.import_certificate(Certificate=certificate, PrivateKey=key, CertificateChain=ca)[
+        "CertificateArn"
+    ]
     return {
         "vpc_id": vpc_id,
         "subnets": subnets,
         "security_group_id": security_group_id,
         "instances": instances,
         "certificate_arn": certificate_arn,
+        "certificate_ca_pem": ca.decode(),
     }

@@ -63,8 +63,11 @@ pub struct Seeded {
     pub security_group_id: String,
     /// EC2 instance ID by node name; the nodes' `providerID`s use them.
     pub instances: BTreeMap<String, String>,
-    /// An issued ACM certificate for `*.example.com`.
+    /// An issued ACM certificate for `*.example.com` (and `*.elb.amazonaws.com`), imported with
+    /// its key: TLS listeners with it terminate TLS.
     pub certificate_arn: String,
+    /// The CA that issued it (PEM): what a TLS client of the emulator trusts.
+    pub certificate_ca_pem: String,
 }
 
 pub struct AwsEmulator {
