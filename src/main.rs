@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: in-cluster (or the kubeconfig's cluster) and AWS from the environment.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CRDs (YAML), as committed in config/crd/.
     Crd,
     /// Run the demo on the local sandbox: a real control plane, simulated nodes, the AWS emulator,
@@ -189,7 +189,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Run(args) => run_controller(args).await,
+        Command::Run(args) => run_controller(*args).await,
         Command::Crd => lb_api::crds_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(|err| CliError::Crd(err.to_string())),
