@@ -18,7 +18,8 @@ use lb_aws::{AwsCalls, Operation};
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
-use crate::harness::{ControllerHandle, HarnessError, start_controller};
+use crate::bench::BenchError;
+use crate::harness::{ControllerHandle, start_controller};
 
 const NS: &str = "bench-nlb";
 
@@ -29,19 +30,7 @@ pub struct ServiceBenchOptions {
     pub services: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceBenchError {
-    #[error(transparent)]
-    Harness(#[from] HarnessError),
-    #[error(transparent)]
-    Sandbox(#[from] lb_sandbox::SandboxError),
-    #[error("Kubernetes: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Stuck(String),
-}
-
-pub async fn run(options: ServiceBenchOptions) -> Result<String, ServiceBenchError> {
+pub async fn run(options: ServiceBenchOptions) -> Result<String, BenchError> {
     let sandbox = Sandbox::start(SandboxConfig::default()).await?;
     let controller = start_controller(&sandbox).await?;
     let result = measure(&sandbox, &controller, &options).await;
@@ -115,14 +104,14 @@ async fn hostnames(api: &Api<Service>) -> Result<usize, kube::Error> {
         .count())
 }
 
-async fn wait_for_hostnames(api: &Api<Service>, count: usize) -> Result<(), ServiceBenchError> {
+async fn wait_for_hostnames(api: &Api<Service>, count: usize) -> Result<(), BenchError> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if hostnames(api).await? >= count {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(ServiceBenchError::Stuck(format!(
+            return Err(BenchError::Stuck(format!(
                 "{count} Services still lack a hostname after 600 s"
             )));
         }
@@ -134,7 +123,7 @@ async fn measure(
     sandbox: &Sandbox,
     controller: &ControllerHandle,
     options: &ServiceBenchOptions,
-) -> Result<String, ServiceBenchError> {
+) -> Result<String, BenchError> {
     let client = sandbox.client();
     sandbox.create_namespace(NS, &[]).await?;
     let api: Api<Service> = Api::namespaced(client.clone(), NS);
