@@ -26,6 +26,7 @@ pub enum Operation {
     DescribeLoadBalancerAttributes,
     DescribeListeners,
     DescribeListenerAttributes,
+    DescribeRules,
     DescribeTargetGroupAttributes,
     DescribeTags,
     DescribeSubnets,
@@ -43,6 +44,10 @@ pub enum Operation {
     ModifyListener,
     ModifyListenerAttributes,
     DeleteListener,
+    CreateRule,
+    ModifyRule,
+    SetRulePriorities,
+    DeleteRule,
     DeleteTargetGroup,
     DeleteLoadBalancer,
     CreateSecurityGroup,
@@ -52,7 +57,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 31] = [
+    pub const ALL: [Operation; 36] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
@@ -62,6 +67,7 @@ impl Operation {
         Operation::DescribeLoadBalancerAttributes,
         Operation::DescribeListeners,
         Operation::DescribeListenerAttributes,
+        Operation::DescribeRules,
         Operation::DescribeTargetGroupAttributes,
         Operation::DescribeTags,
         Operation::DescribeSubnets,
@@ -78,6 +84,10 @@ impl Operation {
         Operation::ModifyListener,
         Operation::ModifyListenerAttributes,
         Operation::DeleteListener,
+        Operation::CreateRule,
+        Operation::ModifyRule,
+        Operation::SetRulePriorities,
+        Operation::DeleteRule,
         Operation::DeleteTargetGroup,
         Operation::DeleteLoadBalancer,
         Operation::CreateSecurityGroup,
@@ -97,6 +107,7 @@ impl Operation {
             Self::DescribeLoadBalancerAttributes => "DescribeLoadBalancerAttributes",
             Self::DescribeListeners => "DescribeListeners",
             Self::DescribeListenerAttributes => "DescribeListenerAttributes",
+            Self::DescribeRules => "DescribeRules",
             Self::DescribeTargetGroupAttributes => "DescribeTargetGroupAttributes",
             Self::DescribeTags => "DescribeTags",
             Self::DescribeSubnets => "DescribeSubnets",
@@ -113,6 +124,10 @@ impl Operation {
             Self::ModifyListener => "ModifyListener",
             Self::ModifyListenerAttributes => "ModifyListenerAttributes",
             Self::DeleteListener => "DeleteListener",
+            Self::CreateRule => "CreateRule",
+            Self::ModifyRule => "ModifyRule",
+            Self::SetRulePriorities => "SetRulePriorities",
+            Self::DeleteRule => "DeleteRule",
             Self::DeleteTargetGroup => "DeleteTargetGroup",
             Self::DeleteLoadBalancer => "DeleteLoadBalancer",
             Self::CreateSecurityGroup => "CreateSecurityGroup",
@@ -140,6 +155,10 @@ impl Operation {
                 | Self::ModifyListener
                 | Self::ModifyListenerAttributes
                 | Self::DeleteListener
+                | Self::CreateRule
+                | Self::ModifyRule
+                | Self::SetRulePriorities
+                | Self::DeleteRule
                 | Self::DeleteTargetGroup
                 | Self::DeleteLoadBalancer
                 | Self::CreateSecurityGroup

@@ -262,7 +262,7 @@ impl Ec2 for SdkEc2 {
                 &owner.cluster,
             ))
             .filters(Self::filter(
-                &format!("tag:{}", tags::SERVICE_STACK),
+                &format!("tag:{}", owner.kind.stack_tag()),
                 &owner.stack_id,
             ))
             .send()

@@ -15,12 +15,47 @@ pub mod tags {
     pub const SERVICE_STACK: &str = "service.k8s.aws/stack";
     /// `service.k8s.aws/resource` = `LoadBalancer`, `ManagedLBSecurityGroup` or a target group's id.
     pub const SERVICE_RESOURCE: &str = "service.k8s.aws/resource";
+    /// `ingress.k8s.aws/stack` = the Ingress group's name (`<namespace>/<name>` for an implicit
+    /// group) for an ALB.
+    pub const INGRESS_STACK: &str = "ingress.k8s.aws/stack";
+    /// `ingress.k8s.aws/resource` = `LoadBalancer`, `ManagedLBSecurityGroup`, a target group's id
+    /// or a rule's `<port>:<n>`.
+    pub const INGRESS_RESOURCE: &str = "ingress.k8s.aws/resource";
+    /// `lb-controller.dev/ingress` = `<namespace>/<name>` of the group member whose paths made a
+    /// rule or a target group: a member with a bad annotation keeps its resources until fixed.
+    pub const INGRESS_MEMBER: &str = "lb-controller.dev/ingress";
+}
+
+/// Which controller half made a stack: the tag keys that say a resource is one stack's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackKind {
+    /// A Service's NLB: `service.k8s.aws/stack`.
+    Service,
+    /// An Ingress group's ALB: `ingress.k8s.aws/stack`.
+    Ingress,
+}
+
+impl StackKind {
+    pub fn stack_tag(self) -> &'static str {
+        match self {
+            Self::Service => tags::SERVICE_STACK,
+            Self::Ingress => tags::INGRESS_STACK,
+        }
+    }
+
+    pub fn resource_tag(self) -> &'static str {
+        match self {
+            Self::Service => tags::SERVICE_RESOURCE,
+            Self::Ingress => tags::INGRESS_RESOURCE,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stack {
     /// `<namespace>/<name>` of the Service, or the Ingress group's name.
     pub id: String,
+    pub kind: StackKind,
     pub load_balancer: LoadBalancer,
     /// Set when the controller manages the load balancer's frontend security group.
     pub managed_security_group: Option<ManagedSecurityGroup>,
@@ -28,6 +63,9 @@ pub struct Stack {
     pub target_groups: Vec<TargetGroup>,
     /// One per target group, same name: the TargetGroupBinding reconciler registers the targets.
     pub bindings: Vec<Binding>,
+    /// Ingress group members (`<namespace>/<name>`) whose annotations are broken: their existing
+    /// rules and target groups (tagged [`tags::INGRESS_MEMBER`]) stay as they are until fixed.
+    pub held_members: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +121,124 @@ pub struct Listener {
     pub certificates: Vec<String>,
     pub ssl_policy: Option<String>,
     pub alpn_policy: Option<String>,
-    /// The resource id of the target group the listener forwards to.
-    pub default_target_group: String,
+    /// What a request no rule matches gets (an NLB listener has nothing else).
+    pub default_action: Action,
+    /// ALB only: the rules in the order ELB evaluates them; the deployer gives them priorities.
+    pub rules: Vec<Rule>,
     pub attributes: BTreeMap<String, String>,
+}
+
+/// A target group an action forwards to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TargetGroupRef {
+    /// One of the stack's own, by resource id.
+    Stack(String),
+    /// By ARN: one the user made (an action's `targetGroupARN`), or, in what the deployer
+    /// reads back from ELB, any.
+    Arn(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedTargetGroup {
+    pub target_group: TargetGroupRef,
+    /// None for a forward to one target group (ELB ignores the weight then).
+    pub weight: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Forward {
+        target_groups: Vec<WeightedTargetGroup>,
+        /// Target group stickiness, seconds; None when off.
+        stickiness_seconds: Option<i32>,
+    },
+    Redirect(Redirect),
+    FixedResponse(FixedResponse),
+}
+
+impl Action {
+    /// A plain forward to one of the stack's target groups.
+    pub fn forward_to(resource_id: &str) -> Self {
+        Self::Forward {
+            target_groups: vec![WeightedTargetGroup {
+                target_group: TargetGroupRef::Stack(resource_id.to_string()),
+                weight: None,
+            }],
+            stickiness_seconds: None,
+        }
+    }
+
+    /// The one target group of a plain forward (an NLB listener's only kind of action).
+    pub fn single_target(&self) -> Option<&TargetGroupRef> {
+        match self {
+            Self::Forward { target_groups, .. } if target_groups.len() == 1 => {
+                Some(&target_groups[0].target_group)
+            }
+            _ => None,
+        }
+    }
+
+    /// The target groups the action forwards to (none for a redirect or a fixed response).
+    pub fn target_groups(&self) -> impl Iterator<Item = &TargetGroupRef> {
+        let groups = match self {
+            Self::Forward { target_groups, .. } => target_groups.as_slice(),
+            _ => &[],
+        };
+        groups.iter().map(|w| &w.target_group)
+    }
+}
+
+/// ELB's redirect: each part None keeps the request's own (`#{protocol}`, ... in ELB's terms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub protocol: Option<String>,
+    pub port: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub query: Option<String>,
+    /// `HTTP_301` or `HTTP_302`.
+    pub status_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedResponse {
+    /// `2XX`, `4XX` or `5XX` as a number: `404`.
+    pub status_code: String,
+    pub content_type: Option<String>,
+    pub message_body: Option<String>,
+}
+
+/// One listener rule: every condition must match (values within one condition are ORed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub conditions: Vec<Condition>,
+    pub action: Action,
+    /// Ownership tags, and the member Ingress that made the rule ([`tags::INGRESS_MEMBER`]).
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    HostHeader(Vec<String>),
+    /// Wildcard patterns (`*`, `?`), or regular expressions when `regex`.
+    PathPattern {
+        values: Vec<String>,
+        regex: bool,
+    },
+    HttpHeader {
+        name: String,
+        values: Vec<String>,
+    },
+    HttpRequestMethod(Vec<String>),
+    QueryString(Vec<QueryStringPair>),
+    SourceIp(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryStringPair {
+    /// None matches the value under any key.
+    pub key: Option<String>,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +250,8 @@ pub struct TargetGroup {
     pub port: u16,
     pub target_type: TargetType,
     pub ip_address_type: String,
+    /// ALB only: `HTTP1`, `HTTP2` or `GRPC`; None on an NLB's.
+    pub protocol_version: Option<String>,
     pub health_check: HealthCheck,
     pub attributes: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use lb_model::stack::{HealthCheck, Listener, LoadBalancer, Stack, SubnetMapping, TargetGroup};
+use lb_model::stack::{Action, Listener, LoadBalancer, Rule, Stack, SubnetMapping, TargetGroup};
 
-use super::diff::{Existing, Owner, Step, same_identity};
+use super::diff::{Existing, Owner, Step, resolve, same_identity};
 use crate::error::{AwsError, AwsErrorKind};
 
 /// The ELB calls the deployer needs. Created resources carry their tags from the create call.
@@ -23,10 +23,11 @@ pub trait LoadBalancers: Send + Sync {
         &self,
         group: &TargetGroup,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// Sets `group`'s health check on the target group `arn`.
     fn modify_health_check(
         &self,
         arn: &str,
-        check: &HealthCheck,
+        group: &TargetGroup,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn set_target_group_attributes(
         &self,
@@ -58,24 +59,45 @@ pub trait LoadBalancers: Send + Sync {
         arn: &str,
         groups: &[String],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// `listener.default_target_group` is ignored: `target_group_arn` is where it forwards.
+    /// `default_action` is the listener's with its target groups named by ARN (the listener's
+    /// own names them by resource id); its rules are not created here.
     fn create_listener(
         &self,
         load_balancer_arn: &str,
         listener: &Listener,
-        target_group_arn: &str,
+        default_action: &Action,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
     fn modify_listener(
         &self,
         arn: &str,
         listener: &Listener,
-        target_group_arn: &str,
+        default_action: &Action,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// How many targets the group has that are not leaving (not draining): a replacement waits
     /// until it has one. An unattached group's targets are `unused` (ELB checks no health there).
     fn registered_targets(&self, arn: &str)
     -> impl Future<Output = Result<usize, AwsError>> + Send;
     fn delete_listener(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Creates `rule` (tagged) with `action` (its own, target groups named by ARN); returns its ARN.
+    fn create_rule(
+        &self,
+        listener_arn: &str,
+        rule: &Rule,
+        action: &Action,
+        priority: u32,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// Sets the rule's conditions to `rule`'s and its action to `action`.
+    fn modify_rule(
+        &self,
+        arn: &str,
+        rule: &Rule,
+        action: &Action,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn set_rule_priorities(
+        &self,
+        priorities: &[(String, u32)],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_rule(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn delete_target_group(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn delete_load_balancer(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
@@ -94,6 +116,8 @@ pub struct Applied {
     pub dns_name: Option<String>,
     /// Target group resource id -> ARN: where the stack's TargetGroupBindings point.
     pub target_group_arns: BTreeMap<String, String>,
+    /// Listener port -> ARN: where rules go.
+    pub listener_arns: BTreeMap<u16, String>,
 }
 
 pub async fn apply<A: LoadBalancers>(
@@ -106,6 +130,11 @@ pub async fn apply<A: LoadBalancers>(
         load_balancer_arn: existing.load_balancer.as_ref().map(|l| l.arn.clone()),
         dns_name: existing.load_balancer.as_ref().map(|l| l.dns_name.clone()),
         target_group_arns: kept_target_groups(stack, existing),
+        listener_arns: existing
+            .listeners
+            .iter()
+            .map(|l| (l.listener.port, l.arn.clone()))
+            .collect(),
     };
     for step in steps {
         apply_step(api, stack, &mut applied, step).await?;
@@ -160,7 +189,7 @@ async fn apply_step<A: LoadBalancers>(
         }
         Step::ModifyTargetGroupHealthCheck { arn, resource_id } => {
             let group = target_group(stack, resource_id)?;
-            api.modify_health_check(arn, &group.health_check).await?;
+            api.modify_health_check(arn, group).await?;
         }
         Step::SetTargetGroupAttributes { arn, attributes } => {
             api.set_target_group_attributes(arn, attributes).await?;
@@ -180,18 +209,37 @@ async fn apply_step<A: LoadBalancers>(
                 .await?;
         }
         Step::CreateListener { port } => {
-            let (listener, target) = listener(stack, applied, *port)?;
+            let (listener, action) = listener(stack, applied, *port)?;
             let lb = applied
                 .load_balancer_arn
                 .as_deref()
                 .ok_or_else(|| inconsistent("a listener before its load balancer"))?;
-            api.create_listener(lb, listener, target).await?;
+            let arn = api.create_listener(lb, listener, &action).await?;
+            applied.listener_arns.insert(*port, arn);
         }
         Step::ModifyListener { arn, port } => {
-            let (listener, target) = listener(stack, applied, *port)?;
-            api.modify_listener(arn, listener, target).await?;
+            let (listener, action) = listener(stack, applied, *port)?;
+            api.modify_listener(arn, listener, &action).await?;
         }
         Step::DeleteListener { arn, .. } => api.delete_listener(arn).await?,
+        Step::DeleteRule { arn } => api.delete_rule(arn).await?,
+        Step::ModifyRule { arn, port, index } => {
+            let (rule, action) = rule(stack, applied, *port, *index)?;
+            api.modify_rule(arn, rule, &action).await?;
+        }
+        Step::SetRulePriorities { priorities } => api.set_rule_priorities(priorities).await?,
+        Step::CreateRule {
+            port,
+            index,
+            priority,
+        } => {
+            let (rule, action) = rule(stack, applied, *port, *index)?;
+            let listener = applied
+                .listener_arns
+                .get(port)
+                .ok_or_else(|| inconsistent("a rule before its listener"))?;
+            api.create_rule(listener, rule, &action, *priority).await?;
+        }
         Step::DeleteTargetGroup { arn } => api.delete_target_group(arn).await?,
         Step::DeleteLoadBalancer { arn } => api.delete_load_balancer(arn).await?,
     }
@@ -206,21 +254,42 @@ fn target_group<'a>(stack: &'a Stack, resource_id: &str) -> Result<&'a TargetGro
         .ok_or_else(|| inconsistent("a step names a target group the stack does not have"))
 }
 
+/// The stack's listener on `port`, and its default action with target groups by ARN.
 fn listener<'a>(
     stack: &'a Stack,
-    applied: &'a Applied,
+    applied: &Applied,
     port: u16,
-) -> Result<(&'a Listener, &'a str), AwsError> {
+) -> Result<(&'a Listener, Action), AwsError> {
     let listener = stack
         .listeners
         .iter()
         .find(|l| l.port == port)
         .ok_or_else(|| inconsistent("a step names a listener the stack does not have"))?;
-    let target = applied
-        .target_group_arns
-        .get(&listener.default_target_group)
-        .ok_or_else(|| inconsistent("a listener forwards to a target group not created"))?;
-    Ok((listener, target))
+    let action = resolve(&listener.default_action, |id| {
+        applied.target_group_arns.get(id).cloned()
+    })
+    .ok_or_else(|| inconsistent("a listener forwards to a target group not created"))?;
+    Ok((listener, action))
+}
+
+/// The listener on `port`'s rule `index`, and its action with target groups by ARN.
+fn rule<'a>(
+    stack: &'a Stack,
+    applied: &Applied,
+    port: u16,
+    index: usize,
+) -> Result<(&'a Rule, Action), AwsError> {
+    let rule = stack
+        .listeners
+        .iter()
+        .find(|l| l.port == port)
+        .and_then(|l| l.rules.get(index))
+        .ok_or_else(|| inconsistent("a step names a rule the stack does not have"))?;
+    let action = resolve(&rule.action, |id| {
+        applied.target_group_arns.get(id).cloned()
+    })
+    .ok_or_else(|| inconsistent("a rule forwards to a target group not created"))?;
+    Ok((rule, action))
 }
 
 /// The steps do not fit the stack: a bug of the diff, never retried as an AWS fault.

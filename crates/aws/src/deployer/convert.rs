@@ -56,19 +56,16 @@ pub fn certificates(arns: &[String]) -> Option<Vec<sdk::Certificate>> {
     })
 }
 
-pub fn forward(target_group_arn: &str) -> sdk::Action {
-    sdk::Action::builder()
-        .r#type(sdk::ActionTypeEnum::Forward)
-        .target_group_arn(target_group_arn)
-        .build()
-}
-
-/// HTTP(S) health checks only: the success codes.
-pub fn matcher(check: &HealthCheck) -> Option<sdk::Matcher> {
-    check
-        .matcher
-        .as_ref()
-        .map(|codes| sdk::Matcher::builder().http_code(codes).build())
+/// HTTP(S) health checks only: the success codes (gRPC codes for a GRPC target group).
+pub fn matcher(check: &HealthCheck, protocol_version: Option<&str>) -> Option<sdk::Matcher> {
+    check.matcher.as_ref().map(|codes| {
+        let matcher = sdk::Matcher::builder();
+        if protocol_version == Some("GRPC") {
+            matcher.grpc_code(codes).build()
+        } else {
+            matcher.http_code(codes).build()
+        }
+    })
 }
 
 pub fn load_balancer_from(
@@ -120,11 +117,6 @@ pub fn listener_from(described: &sdk::Listener, attributes: BTreeMap<String, Str
     // A policy only means something on a listener that terminates TLS; ELB may report its
     // default on others.
     let secure = matches!(protocol.as_str(), "TLS" | "HTTPS");
-    let forward_to = described
-        .default_actions()
-        .iter()
-        .find_map(|a| a.target_group_arn())
-        .unwrap_or_default();
     Listener {
         port: described
             .port()
@@ -146,7 +138,8 @@ pub fn listener_from(described: &sdk::Listener, attributes: BTreeMap<String, Str
             .first()
             .filter(|p| p.as_str() != "None")
             .cloned(),
-        default_target_group: forward_to.to_string(),
+        default_action: super::actions::action_from_sdk(described.default_actions()),
+        rules: Vec::new(),
         attributes,
     }
 }
@@ -178,7 +171,7 @@ pub fn target_group_from(
             .unwrap_or_default(),
         matcher: described
             .matcher()
-            .and_then(|m| m.http_code())
+            .and_then(|m| m.http_code().or(m.grpc_code()))
             .filter(|_| http)
             .map(str::to_string),
         protocol,
@@ -186,6 +179,7 @@ pub fn target_group_from(
     TargetGroup {
         resource_id: group_tags
             .get(tags::SERVICE_RESOURCE)
+            .or_else(|| group_tags.get(tags::INGRESS_RESOURCE))
             .cloned()
             .unwrap_or_default(),
         name: described
@@ -205,6 +199,7 @@ pub fn target_group_from(
             .ip_address_type()
             .map_or("ipv4", |t| t.as_str())
             .to_string(),
+        protocol_version: described.protocol_version().map(str::to_string),
         health_check,
         attributes,
         tags: group_tags,
@@ -253,13 +248,21 @@ mod tests {
             )
             .ssl_policy("ELBSecurityPolicy-2016-08")
             .alpn_policy("None")
-            .default_actions(forward("arn:tg"))
+            .default_actions(
+                sdk::Action::builder()
+                    .r#type(sdk::ActionTypeEnum::Forward)
+                    .target_group_arn("arn:tg")
+                    .build(),
+            )
             .build();
         let listener = listener_from(&described, BTreeMap::new());
         assert_eq!(listener.port, 443);
         assert_eq!(listener.protocol, "TLS");
         assert_eq!(listener.certificates, vec!["arn:cert".to_string()]);
         assert_eq!(listener.alpn_policy, None);
-        assert_eq!(listener.default_target_group, "arn:tg");
+        assert_eq!(
+            listener.default_action.single_target(),
+            Some(&lb_model::stack::TargetGroupRef::Arn("arn:tg".into()))
+        );
     }
 }

@@ -13,7 +13,13 @@
 
 use std::collections::BTreeMap;
 
-use lb_model::stack::{Listener, LoadBalancer, Stack, TargetGroup, tags};
+use lb_model::stack::{
+    Action, Listener, LoadBalancer, Stack, StackKind, TargetGroup, TargetGroupRef,
+    WeightedTargetGroup, tags,
+};
+
+use super::rules;
+pub use super::rules::ExistingRule;
 
 /// An existing target group: its ARN and its settings as ELB describes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +28,14 @@ pub struct ExistingTargetGroup {
     pub group: TargetGroup,
 }
 
-/// An existing listener; its `default_target_group` holds the target group's ARN.
+/// An existing listener; its actions name target groups by ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingListener {
     pub arn: String,
+    /// Its `rules` are empty: the rules ELB has are in [`ExistingListener::rules`].
     pub listener: Listener,
+    /// An ALB listener's rules but the default one (an NLB's has none).
+    pub rules: Vec<ExistingRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +94,25 @@ pub enum Step {
         arn: String,
         port: u16,
     },
+    DeleteRule {
+        arn: String,
+    },
+    /// Rewrites the rule's conditions and action to those of the listener's rule `index`.
+    ModifyRule {
+        arn: String,
+        port: u16,
+        index: usize,
+    },
+    /// (rule ARN, priority): one call that moves them all.
+    SetRulePriorities {
+        priorities: Vec<(String, u32)>,
+    },
+    /// The listener's rule `index`.
+    CreateRule {
+        port: u16,
+        index: usize,
+        priority: u32,
+    },
     DeleteTargetGroup {
         arn: String,
     },
@@ -97,6 +125,7 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub cluster: String,
+    pub kind: StackKind,
     pub stack_id: String,
 }
 
@@ -109,6 +138,7 @@ impl Owner {
                 .get(tags::CLUSTER)
                 .cloned()
                 .unwrap_or_default(),
+            kind: stack.kind,
             stack_id: stack.id.clone(),
         }
     }
@@ -117,8 +147,37 @@ impl Owner {
     pub fn owns(&self, found: &BTreeMap<String, String>) -> bool {
         !self.cluster.is_empty()
             && found.get(tags::CLUSTER) == Some(&self.cluster)
-            && found.get(tags::SERVICE_STACK) == Some(&self.stack_id)
+            && found.get(self.kind.stack_tag()) == Some(&self.stack_id)
     }
+}
+
+/// `action` with the stack's target groups named by ARN, as ELB describes it; None while one of
+/// them has no ARN yet (it is being created).
+pub(crate) fn resolve(action: &Action, arn_of: impl Fn(&str) -> Option<String>) -> Option<Action> {
+    let Action::Forward {
+        target_groups,
+        stickiness_seconds,
+    } = action
+    else {
+        return Some(action.clone());
+    };
+    let target_groups = target_groups
+        .iter()
+        .map(|w| {
+            let arn = match &w.target_group {
+                TargetGroupRef::Stack(id) => arn_of(id)?,
+                TargetGroupRef::Arn(arn) => arn.clone(),
+            };
+            Some(WeightedTargetGroup {
+                target_group: TargetGroupRef::Arn(arn),
+                weight: w.weight,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Action::Forward {
+        target_groups,
+        stickiness_seconds: *stickiness_seconds,
+    })
 }
 
 /// Everything of `owner` removed (a Service that is no longer ours, or deleted): listeners, then
@@ -158,6 +217,10 @@ enum LoadBalancerFate {
 }
 
 pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
+    let held = |tags: &BTreeMap<String, String>| {
+        tags.get(tags::INGRESS_MEMBER)
+            .is_some_and(|m| stack.held_members.contains(m))
+    };
     let owner = Owner::of(stack);
     let mut steps = Vec::new();
     // Desired resource id -> the ARN listeners should point at (None: being created).
@@ -192,7 +255,10 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
         &mut steps,
     );
     for old in &existing.target_groups {
-        if !kept.contains(&old.arn.as_str()) && owner.owns(&old.group.tags) {
+        if !kept.contains(&old.arn.as_str())
+            && owner.owns(&old.group.tags)
+            && !held(&old.group.tags)
+        {
             steps.push(Step::DeleteTargetGroup {
                 arn: old.arn.clone(),
             });
@@ -326,19 +392,34 @@ fn listener_steps(
             .find(|l| l.listener.port == port)
             .filter(|_| load_balancer_kept)
     };
+    let arn_of = |id: &str| arns.get(id).copied().flatten().map(str::to_string);
+    let held = |tags: &BTreeMap<String, String>| {
+        tags.get(tags::INGRESS_MEMBER)
+            .is_some_and(|m| stack.held_members.contains(m))
+    };
+    let owner = Owner::of(stack);
     for desired in &stack.listeners {
+        let have_rules = current(desired.port).map_or(&[][..], |l| l.rules.as_slice());
+        let mut rule_changes = Vec::new();
+        rules::rule_steps(
+            desired.port,
+            &desired.rules,
+            have_rules,
+            |r| owner.owns(&r.rule.tags) && !held(&r.rule.tags),
+            arn_of,
+            &mut rule_changes,
+        );
         match current(desired.port) {
             None => steps.push(Step::CreateListener { port: desired.port }),
             Some(have) => {
-                let target = arns
-                    .get(desired.default_target_group.as_str())
-                    .copied()
-                    .flatten();
+                let action = resolve(&desired.default_action, |id| {
+                    arns.get(id).copied().flatten().map(str::to_string)
+                });
                 let same = have.listener.protocol == desired.protocol
                     && have.listener.certificates == desired.certificates
                     && have.listener.ssl_policy == desired.ssl_policy
                     && have.listener.alpn_policy == desired.alpn_policy
-                    && target == Some(have.listener.default_target_group.as_str())
+                    && action.as_ref() == Some(&have.listener.default_action)
                     && changed(&desired.attributes, &have.listener.attributes).is_empty();
                 if !same {
                     steps.push(Step::ModifyListener {
@@ -348,6 +429,7 @@ fn listener_steps(
                 }
             }
         }
+        steps.extend(rule_changes);
     }
     if !load_balancer_kept {
         return;

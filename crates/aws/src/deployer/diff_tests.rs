@@ -1,5 +1,5 @@
 use lb_api::TargetType;
-use lb_model::stack::{LoadBalancerKind, SubnetMapping};
+use lb_model::stack::{LoadBalancerKind, Rule, SubnetMapping};
 
 use super::*;
 
@@ -19,6 +19,7 @@ pub(crate) fn target_group(port: u16) -> TargetGroup {
         port: port + 8000,
         target_type: TargetType::Ip,
         ip_address_type: "ipv4".into(),
+        protocol_version: None,
         health_check: lb_model::service::health::tcp_default(),
         attributes: BTreeMap::from([(
             "deregistration_delay.timeout_seconds".to_string(),
@@ -36,7 +37,8 @@ fn listener(port: u16) -> Listener {
         certificates: vec![],
         ssl_policy: None,
         alpn_policy: None,
-        default_target_group: format!("demo/web:{port}"),
+        default_action: Action::forward_to(&format!("demo/web:{port}")),
+        rules: vec![],
         attributes: BTreeMap::new(),
     }
 }
@@ -45,6 +47,7 @@ fn listener(port: u16) -> Listener {
 pub(crate) fn stack() -> Stack {
     Stack {
         id: "demo/web".into(),
+        kind: StackKind::Service,
         load_balancer: LoadBalancer {
             name: "k8s-demo-web-0123456789".into(),
             kind: LoadBalancerKind::Network,
@@ -69,6 +72,7 @@ pub(crate) fn stack() -> Stack {
         listeners: vec![listener(80), listener(443)],
         target_groups: vec![target_group(80), target_group(443)],
         bindings: vec![],
+        held_members: vec![],
     }
 }
 
@@ -87,9 +91,24 @@ pub(crate) fn converged(stack: &Stack) -> Existing {
             .map(|l| ExistingListener {
                 arn: format!("arn:listener/{}", l.port),
                 listener: Listener {
-                    default_target_group: tg_arn(&l.default_target_group),
+                    default_action: resolve(&l.default_action, |id| Some(tg_arn(id)))
+                        .expect("resolved"),
+                    rules: vec![],
                     ..l.clone()
                 },
+                rules: l
+                    .rules
+                    .iter()
+                    .zip(1u32..)
+                    .map(|(r, priority)| ExistingRule {
+                        arn: format!("arn:rule/{}/{priority}", l.port),
+                        priority,
+                        rule: Rule {
+                            action: resolve(&r.action, |id| Some(tg_arn(id))).expect("resolved"),
+                            ..r.clone()
+                        },
+                    })
+                    .collect(),
             })
             .collect(),
         target_groups: stack
@@ -352,6 +371,7 @@ fn teardown_removes_listeners_then_target_groups_then_the_load_balancer_and_noth
     );
     let stranger = Owner {
         cluster: "lab".into(),
+        kind: StackKind::Service,
         stack_id: "other/app".into(),
     };
     assert_eq!(teardown(&stranger, &existing), []);

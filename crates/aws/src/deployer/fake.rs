@@ -4,10 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use lb_model::stack::{HealthCheck, Listener, LoadBalancer, SubnetMapping, TargetGroup};
+use lb_model::stack::{
+    Action, Listener, LoadBalancer, Rule, SubnetMapping, TargetGroup, TargetGroupRef,
+};
 
 use super::apply::{CreatedLoadBalancer, LoadBalancers};
-use super::diff::{Existing, ExistingListener, ExistingLoadBalancer, ExistingTargetGroup, Owner};
+use super::diff::{
+    Existing, ExistingListener, ExistingLoadBalancer, ExistingRule, ExistingTargetGroup, Owner,
+};
 use crate::error::{AwsError, AwsErrorKind};
 
 #[derive(Debug, Default)]
@@ -17,6 +21,8 @@ struct State {
     /// arn -> (load balancer arn, listener with the target group's ARN as default).
     listeners: BTreeMap<String, (String, Listener)>,
     target_groups: BTreeMap<String, TargetGroup>,
+    /// arn -> (listener arn, the rule at its priority, its action naming target groups by ARN).
+    rules: BTreeMap<String, (String, ExistingRule)>,
     calls: Vec<&'static str>,
     /// Target group ARN -> registered targets (none unless set).
     registered: BTreeMap<String, usize>,
@@ -67,7 +73,13 @@ impl FakeLoadBalancers {
         self.state()
             .listeners
             .values()
-            .map(|(_, l)| (l.port, l.protocol.clone(), l.default_target_group.clone()))
+            .map(|(_, l)| {
+                let target = match l.default_action.single_target() {
+                    Some(TargetGroupRef::Arn(arn)) => arn.clone(),
+                    _ => String::new(),
+                };
+                (l.port, l.protocol.clone(), target)
+            })
             .collect()
     }
 
@@ -136,6 +148,12 @@ impl LoadBalancers for FakeLoadBalancers {
                     .map(|(arn, (_, l))| ExistingListener {
                         arn: arn.clone(),
                         listener: l.clone(),
+                        rules: state
+                            .rules
+                            .values()
+                            .filter(|(on, _)| on == arn)
+                            .map(|(_, r)| r.clone())
+                            .collect(),
                     })
             })
             .collect();
@@ -169,13 +187,13 @@ impl LoadBalancers for FakeLoadBalancers {
         Ok(arn)
     }
 
-    async fn modify_health_check(&self, arn: &str, check: &HealthCheck) -> Result<(), AwsError> {
+    async fn modify_health_check(&self, arn: &str, desired: &TargetGroup) -> Result<(), AwsError> {
         let mut state = self.call("ModifyTargetGroup")?;
         let group = state
             .target_groups
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyTargetGroup", arn))?;
-        group.health_check = check.clone();
+        group.health_check = desired.health_check.clone();
         Ok(())
     }
 
@@ -199,6 +217,8 @@ impl LoadBalancers for FakeLoadBalancers {
             group.tags.extend(tags.clone());
         } else if let Some(lb) = state.load_balancers.get_mut(arn) {
             lb.tags.extend(tags.clone());
+        } else if let Some((_, rule)) = state.rules.get_mut(arn) {
+            rule.rule.tags.extend(tags.clone());
         } else {
             return Err(not_found("AddTags", arn));
         }
@@ -260,7 +280,7 @@ impl LoadBalancers for FakeLoadBalancers {
         &self,
         load_balancer_arn: &str,
         listener: &Listener,
-        target_group_arn: &str,
+        default_action: &Action,
     ) -> Result<String, AwsError> {
         let mut state = self.call("CreateListener")?;
         if !state.load_balancers.contains_key(load_balancer_arn) {
@@ -279,7 +299,7 @@ impl LoadBalancers for FakeLoadBalancers {
         }
         let arn = state.arn("listener/net");
         let listener = Listener {
-            default_target_group: target_group_arn.into(),
+            default_action: default_action.clone(),
             ..listener.clone()
         };
         state
@@ -292,7 +312,7 @@ impl LoadBalancers for FakeLoadBalancers {
         &self,
         arn: &str,
         listener: &Listener,
-        target_group_arn: &str,
+        default_action: &Action,
     ) -> Result<(), AwsError> {
         let mut state = self.call("ModifyListener")?;
         let (_, have) = state
@@ -300,24 +320,96 @@ impl LoadBalancers for FakeLoadBalancers {
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyListener", arn))?;
         *have = Listener {
-            default_target_group: target_group_arn.into(),
+            default_action: default_action.clone(),
             ..listener.clone()
         };
         Ok(())
     }
 
     async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {
-        self.call("DeleteListener")?.listeners.remove(arn);
+        let mut state = self.call("DeleteListener")?;
+        state.listeners.remove(arn);
+        state.rules.retain(|_, (on, _)| on != arn);
+        Ok(())
+    }
+
+    async fn create_rule(
+        &self,
+        listener_arn: &str,
+        rule: &Rule,
+        action: &Action,
+        priority: u32,
+    ) -> Result<String, AwsError> {
+        let mut state = self.call("CreateRule")?;
+        if !state.listeners.contains_key(listener_arn) {
+            return Err(not_found("CreateRule", listener_arn));
+        }
+        let taken = state
+            .rules
+            .values()
+            .any(|(on, r)| on == listener_arn && r.priority == priority);
+        if taken {
+            return Err(AwsError::new(
+                "CreateRule",
+                AwsErrorKind::InvalidRequest,
+                "PriorityInUse",
+            ));
+        }
+        let arn = state.arn("listener-rule/app");
+        let existing = ExistingRule {
+            arn: arn.clone(),
+            priority,
+            rule: Rule {
+                action: action.clone(),
+                ..rule.clone()
+            },
+        };
+        state
+            .rules
+            .insert(arn.clone(), (listener_arn.into(), existing));
+        Ok(arn)
+    }
+
+    async fn modify_rule(&self, arn: &str, rule: &Rule, action: &Action) -> Result<(), AwsError> {
+        let mut state = self.call("ModifyRule")?;
+        let (_, have) = state
+            .rules
+            .get_mut(arn)
+            .ok_or_else(|| not_found("ModifyRule", arn))?;
+        have.rule.conditions = rule.conditions.clone();
+        have.rule.action = action.clone();
+        Ok(())
+    }
+
+    async fn set_rule_priorities(&self, priorities: &[(String, u32)]) -> Result<(), AwsError> {
+        let mut state = self.call("SetRulePriorities")?;
+        for (arn, priority) in priorities {
+            let (_, have) = state
+                .rules
+                .get_mut(arn)
+                .ok_or_else(|| not_found("SetRulePriorities", arn))?;
+            have.priority = *priority;
+        }
+        Ok(())
+    }
+
+    async fn delete_rule(&self, arn: &str) -> Result<(), AwsError> {
+        self.call("DeleteRule")?.rules.remove(arn);
         Ok(())
     }
 
     async fn delete_target_group(&self, arn: &str) -> Result<(), AwsError> {
         let mut state = self.call("DeleteTargetGroup")?;
-        if state
+        let target = TargetGroupRef::Arn(arn.to_string());
+        let by_listener = state
             .listeners
             .values()
-            .any(|(_, l)| l.default_target_group == arn)
-        {
+            .any(|(_, l)| l.default_action.target_groups().any(|t| *t == target));
+        let by_rule = state
+            .rules
+            .values()
+            .any(|(_, r)| r.rule.action.target_groups().any(|t| *t == target));
+        if by_listener || by_rule {
             return Err(AwsError::new(
                 "DeleteTargetGroup",
                 AwsErrorKind::InvalidRequest,
@@ -339,7 +431,14 @@ impl LoadBalancers for FakeLoadBalancers {
     async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {
         let mut state = self.call("DeleteLoadBalancer")?;
         state.load_balancers.remove(arn);
+        let gone: Vec<String> = state
+            .listeners
+            .iter()
+            .filter(|(_, (on, _))| on == arn)
+            .map(|(listener, _)| listener.clone())
+            .collect();
         state.listeners.retain(|_, (on, _)| on != arn);
+        state.rules.retain(|_, (on, _)| !gone.contains(on));
         Ok(())
     }
 }

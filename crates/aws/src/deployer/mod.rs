@@ -9,10 +9,12 @@
 //! - [`sdk`]: [`apply::LoadBalancers`] with the AWS SDK, finding what exists by tags.
 //! - `fake` (tests, feature `fake`): an in-memory ELB implementing [`apply::LoadBalancers`].
 
+mod actions;
 pub mod apply;
 mod convert;
 pub mod diff;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod rules;
 pub mod sdk;
 pub mod switch;

@@ -9,6 +9,8 @@
 //! are `unused`), so waiting for health before the switch would wait forever. After the switch
 //! the new targets pass their first checks (healthy threshold x interval) before they serve.
 
+use lb_model::stack::TargetGroupRef;
+
 use super::diff::{Existing, Step};
 
 /// A listener that the steps move from a target group being deleted to its replacement.
@@ -42,12 +44,17 @@ pub fn switches(
                 .listeners
                 .iter()
                 .find(|l| l.listener.port == *port)?;
-            let old = &current.listener.default_target_group;
+            let TargetGroupRef::Arn(old) = current.listener.default_action.single_target()? else {
+                return None;
+            };
             let desired = listeners.iter().find(|l| l.port == *port)?;
+            let TargetGroupRef::Stack(new) = desired.default_action.single_target()? else {
+                return None;
+            };
             deleted(old).then(|| Switch {
                 port: *port,
                 old_arn: old.clone(),
-                new_resource_id: desired.default_target_group.clone(),
+                new_resource_id: new.clone(),
             })
         })
         .collect()

@@ -37,6 +37,7 @@ pub async fn clean_up<L: LoadBalancers, E: Ec2>(
     }
     let owner = Owner {
         cluster: ctx.cluster.cluster.clone(),
+        kind: lb_model::stack::StackKind::Service,
         stack_id: format!("{namespace}/{name}"),
     };
     let existing = ctx.elb.describe_stack(&owner).await?;

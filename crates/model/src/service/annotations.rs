@@ -398,7 +398,10 @@ fn health_check(reader: &mut AnnotationReader) -> HealthCheckAnnotations {
 }
 
 /// `traffic-port`, a port number (1 to 65535), or a named container port.
-fn health_check_port(reader: &mut AnnotationReader, name: &str) -> Option<HealthCheckPort> {
+pub(crate) fn health_check_port(
+    reader: &mut AnnotationReader,
+    name: &str,
+) -> Option<HealthCheckPort> {
     let value = reader.string(name)?;
     match (value.as_str(), port_ref(&value)) {
         ("traffic-port", _) => Some(HealthCheckPort::TrafficPort),

@@ -20,8 +20,8 @@ use crate::naming::{TargetGroupIdentity, load_balancer_name, resource_name, targ
 use crate::service::annotations::{IpAddressType, PortRef, ProxyProtocol, Scheme};
 use crate::service::health::health_check;
 use crate::stack::{
-    Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup, Stack,
-    SubnetMapping, TargetGroup, tags,
+    Action, Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup,
+    Stack, StackKind, SubnetMapping, TargetGroup, tags,
 };
 
 /// What the cluster gives every stack.
@@ -134,6 +134,7 @@ pub fn build(
     };
     let stack = Stack {
         id: stack_id.clone(),
+        kind: StackKind::Service,
         load_balancer: LoadBalancer {
             name: lb_name,
             kind: LoadBalancerKind::Network,
@@ -148,6 +149,7 @@ pub fn build(
         listeners,
         target_groups,
         bindings,
+        held_members: Vec::new(),
     };
     Ok(Built { stack, warnings })
 }
@@ -379,6 +381,7 @@ impl PortContext<'_> {
             port: target_port,
             target_type: self.target_type,
             ip_address_type: self.ip_address_type.into(),
+            protocol_version: None,
             attributes,
             tags,
         })
@@ -410,7 +413,8 @@ impl PortContext<'_> {
             } else {
                 None
             },
-            default_target_group: target_group.into(),
+            default_action: Action::forward_to(target_group),
+            rules: Vec::new(),
             attributes: self
                 .annotations
                 .listener_attributes

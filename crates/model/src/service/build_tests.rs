@@ -131,7 +131,10 @@ fn the_seed_nlb_service_builds_its_stack() {
     let [tg] = stack.target_groups.as_slice() else {
         panic!("one target group")
     };
-    assert_eq!(listener.default_target_group, tg.resource_id);
+    assert_eq!(
+        listener.default_action,
+        crate::stack::Action::forward_to(&tg.resource_id)
+    );
     assert_eq!(tg.resource_id, "default/svc-nlb-ip-type:80");
     assert_eq!(
         (tg.protocol.as_str(), tg.port, tg.target_type),

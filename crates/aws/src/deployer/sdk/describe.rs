@@ -48,13 +48,23 @@ impl SdkLoadBalancers {
         {
             let arn = described.load_balancer_arn().unwrap_or_default();
             let attributes = self.load_balancer_attributes(arn).await?;
-            existing.listeners = self.listeners_of(arn).await?;
+            let application = described.r#type() == Some(&sdk::LoadBalancerTypeEnum::Application);
+            existing.listeners = self.listeners_of(arn, application).await?;
             existing.load_balancer = Some(ExistingLoadBalancer {
                 arn: arn.to_string(),
                 dns_name: described.dns_name().unwrap_or_default().to_string(),
                 load_balancer: convert::load_balancer_from(described, attributes, lb_tags),
             });
         }
+        // The cache keeps what still exists: the load balancers, target groups and rules listed.
+        let mut listed: HashSet<String> = arns.iter().cloned().collect();
+        listed.extend(
+            existing
+                .listeners
+                .iter()
+                .flat_map(|l| l.rules.iter().map(|r| r.arn.clone())),
+        );
+        self.tag_cache().retain(|arn, _| listed.contains(arn));
         for described in &target_groups {
             let Some(group_tags) = owned(described.target_group_arn()) else {
                 continue;
@@ -121,8 +131,8 @@ impl SdkLoadBalancers {
         }
     }
 
-    /// The tags of `arns`, from the cache or described (20 per call); the cache keeps only these.
-    async fn tags_of(
+    /// The tags of `arns`, from the cache or described (20 per call).
+    pub(super) async fn tags_of(
         &self,
         arns: &[String],
     ) -> Result<HashMap<String, BTreeMap<String, String>>, AwsError> {
@@ -149,10 +159,11 @@ impl SdkLoadBalancers {
                 }
             }
         }
-        let listed: HashSet<&String> = arns.iter().collect();
-        let mut cache = self.tag_cache();
-        cache.retain(|arn, _| listed.contains(arn));
-        Ok(cache.clone())
+        let cache = self.tag_cache();
+        Ok(arns
+            .iter()
+            .filter_map(|a| Some((a.clone(), cache.get(a)?.clone())))
+            .collect())
     }
 
     async fn load_balancer_attributes(
@@ -199,9 +210,11 @@ impl SdkLoadBalancers {
         ))
     }
 
+    /// The load balancer's listeners; an ALB's with their rules (an NLB's have none to ask for).
     async fn listeners_of(
         &self,
         load_balancer_arn: &str,
+        application: bool,
     ) -> Result<Vec<ExistingListener>, AwsError> {
         let started = Instant::now();
         let result = self
@@ -217,9 +230,15 @@ impl SdkLoadBalancers {
                 continue;
             };
             let attributes = self.listener_attributes(arn).await?;
+            let rules = if application {
+                self.rules_of(arn).await?
+            } else {
+                Vec::new()
+            };
             listeners.push(ExistingListener {
                 arn: arn.to_string(),
                 listener: convert::listener_from(described, attributes),
+                rules,
             });
         }
         Ok(listeners)

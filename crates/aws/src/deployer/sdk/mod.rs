@@ -11,13 +11,14 @@ use std::time::Instant;
 
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types as sdk;
-use lb_model::stack::{HealthCheck, Listener, LoadBalancer, SubnetMapping, TargetGroup};
+use lb_model::stack::{Action, Listener, LoadBalancer, Rule, SubnetMapping, TargetGroup};
 
 mod describe;
+mod rules;
 
 use super::apply::{CreatedLoadBalancer, LoadBalancers};
-use super::convert;
 use super::diff::{Existing, Owner};
+use super::{actions, convert};
 use crate::calls::{AwsCalls, Operation, finish};
 use crate::error::AwsError;
 
@@ -103,6 +104,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .create_target_group()
             .name(&group.name)
             .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
+            .set_protocol_version(group.protocol_version.clone())
             .port(i32::from(group.port))
             .vpc_id(&self.vpc_id)
             .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
@@ -116,7 +118,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .unhealthy_threshold_count(check.unhealthy_threshold)
             .health_check_timeout_seconds(check.timeout_seconds)
             .health_check_interval_seconds(check.interval_seconds)
-            .set_matcher(convert::matcher(check))
+            .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
             .set_tags(Some(convert::tags_to(&group.tags)))
             .send()
             .await;
@@ -133,7 +135,8 @@ impl LoadBalancers for SdkLoadBalancers {
         Ok(arn)
     }
 
-    async fn modify_health_check(&self, arn: &str, check: &HealthCheck) -> Result<(), AwsError> {
+    async fn modify_health_check(&self, arn: &str, group: &TargetGroup) -> Result<(), AwsError> {
+        let check = &group.health_check;
         let started = Instant::now();
         let result = self
             .client
@@ -146,7 +149,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .unhealthy_threshold_count(check.unhealthy_threshold)
             .health_check_timeout_seconds(check.timeout_seconds)
             .health_check_interval_seconds(check.interval_seconds)
-            .set_matcher(convert::matcher(check))
+            .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
             .send()
             .await;
         finish(&self.calls, Operation::ModifyTargetGroup, started, result)?;
@@ -297,7 +300,7 @@ impl LoadBalancers for SdkLoadBalancers {
         &self,
         load_balancer_arn: &str,
         listener: &Listener,
-        target_group_arn: &str,
+        default_action: &Action,
     ) -> Result<String, AwsError> {
         let started = Instant::now();
         let result = self
@@ -309,7 +312,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .set_certificates(convert::certificates(&listener.certificates))
             .set_ssl_policy(listener.ssl_policy.clone())
             .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
-            .default_actions(convert::forward(target_group_arn))
+            .default_actions(actions::action_to_sdk(default_action))
             .send()
             .await;
         let output = finish(&self.calls, Operation::CreateListener, started, result)?;
@@ -328,7 +331,7 @@ impl LoadBalancers for SdkLoadBalancers {
         &self,
         arn: &str,
         listener: &Listener,
-        target_group_arn: &str,
+        default_action: &Action,
     ) -> Result<(), AwsError> {
         let started = Instant::now();
         let result = self
@@ -340,7 +343,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .set_certificates(convert::certificates(&listener.certificates))
             .set_ssl_policy(listener.ssl_policy.clone())
             .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
-            .default_actions(convert::forward(target_group_arn))
+            .default_actions(actions::action_to_sdk(default_action))
             .send()
             .await;
         finish(&self.calls, Operation::ModifyListener, started, result)?;
@@ -370,6 +373,29 @@ impl LoadBalancers for SdkLoadBalancers {
                     != Some(&sdk::TargetHealthStateEnum::Draining)
             })
             .count())
+    }
+
+    async fn create_rule(
+        &self,
+        listener_arn: &str,
+        rule: &Rule,
+        action: &Action,
+        priority: u32,
+    ) -> Result<String, AwsError> {
+        self.create_rule_call(listener_arn, rule, action, priority)
+            .await
+    }
+
+    async fn modify_rule(&self, arn: &str, rule: &Rule, action: &Action) -> Result<(), AwsError> {
+        self.modify_rule_call(arn, rule, action).await
+    }
+
+    async fn set_rule_priorities(&self, priorities: &[(String, u32)]) -> Result<(), AwsError> {
+        self.set_rule_priorities_call(priorities).await
+    }
+
+    async fn delete_rule(&self, arn: &str) -> Result<(), AwsError> {
+        self.delete_rule_call(arn).await
     }
 
     async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {
