@@ -98,6 +98,29 @@ pub mod service {
     pub const STACK_NAMESPACE_LABEL: &str = "service.k8s.aws/stack-namespace";
 }
 
+/// Ingress -> ALB: upstream's Ingress annotations, class and group keys.
+pub mod ingress {
+    /// Prefix of every Ingress (and, for the target group ones, Service) annotation upstream reads.
+    pub const PREFIX: &str = "alb.ingress.kubernetes.io/";
+    /// `spec.controller` of an IngressClass that is ours.
+    pub const CONTROLLER: &str = "ingress.k8s.aws/alb";
+    /// The legacy class annotation, compared with `--ingress-class`.
+    pub const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+    /// `--ingress-class`'s default.
+    pub const DEFAULT_CLASS: &str = "alb";
+    /// The annotation on an IngressClass that makes it the cluster's default.
+    pub const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
+    /// Finalizer of an Ingress that is its own group.
+    pub const FINALIZER: &str = "ingress.k8s.aws/resources";
+    /// Finalizer of a member of group `<name>`: this prefix + the name.
+    pub const GROUP_FINALIZER_PREFIX: &str = "group.ingress.k8s.aws/";
+    /// Labels on the TargetGroupBindings made for an Ingress group (upstream's).
+    pub const STACK_NAME_LABEL: &str = "ingress.k8s.aws/stack-name";
+    pub const STACK_NAMESPACE_LABEL: &str = "ingress.k8s.aws/stack-namespace";
+    /// Backend port name that sends a path to the `actions.<service name>` annotation.
+    pub const USE_ANNOTATION: &str = "use-annotation";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,12 @@
 //! and the keys (labels, annotations, condition types, finalizers) the controller shares with
 //! users and with the upstream controller.
 
+pub mod ingress_class_params;
 pub mod keys;
 pub mod target_group_binding;
 pub mod v1alpha1;
 
+pub use ingress_class_params::{IngressClassParams, IngressClassParamsSpec};
 pub use target_group_binding::{
     NetworkingIngressRule, NetworkingPeer, NetworkingPort, ServiceReference, TargetGroupBinding,
     TargetGroupBindingNetworking, TargetGroupBindingSpec, TargetGroupBindingStatus, TargetType,
@@ -29,8 +31,10 @@ pub fn target_group_binding_crd() -> CustomResourceDefinition {
 
 /// Every CRD of the project as YAML documents, as written to `config/crd/`.
 pub fn crds_yaml() -> Result<String, serde_yaml_ng::Error> {
+    use kube_core::CustomResourceExt;
     Ok(format!(
-        "# Generated from crates/api by `lb-controller crd`; do not edit.\n{}",
-        serde_yaml_ng::to_string(&target_group_binding_crd())?
+        "# Generated from crates/api by `lb-controller crd`; do not edit.\n{}---\n{}",
+        serde_yaml_ng::to_string(&target_group_binding_crd())?,
+        serde_yaml_ng::to_string(&IngressClassParams::crd())?
     ))
 }

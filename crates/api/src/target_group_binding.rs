@@ -360,11 +360,11 @@ mod tests {
 
     #[test]
     fn config_crd_matches_the_types() {
-        let committed = include_str!("../../../config/crd/targetgroupbindings.elbv2.k8s.aws.yaml");
+        let committed = include_str!("../../../config/crd/elbv2.k8s.aws.yaml");
         let generated = crate::crds_yaml().unwrap();
         assert!(
             committed == generated,
-            "config/crd is stale: run `cargo run -- crd > config/crd/targetgroupbindings.elbv2.k8s.aws.yaml`"
+            "config/crd is stale: run `cargo run -- crd > config/crd/elbv2.k8s.aws.yaml`"
         );
     }
 }

@@ -21,6 +21,7 @@ pub mod annotations;
 pub mod binding_admission;
 pub mod elb;
 pub mod gates;
+pub mod ingress;
 pub mod naming;
 pub mod plan;
 pub mod pod_admission;

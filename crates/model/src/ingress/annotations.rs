@@ -1,0 +1,440 @@
+//! Every Ingress annotation upstream reads (`alb.ingress.kubernetes.io/...`), as typed values.
+//! Absent means "not said"; the group builder applies defaults and merges members. The target
+//! group ones ([`TargetGroupAnnotations`]) may also sit on a Service, whose values win (as
+//! upstream). A bad value is an [`AnnotationError`] naming the full key and the value: the member
+//! is left out of its group until it is fixed.
+//!
+//! [`AnnotationError`]: crate::annotations::AnnotationError
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use lb_api::TargetType;
+use lb_api::keys::ingress as keys;
+
+use super::json::{self, AnnotationAction, ListenerProtocol};
+use crate::annotations::{AnnotationErrors, AnnotationReader};
+use crate::service::annotations::{HealthCheckPort, health_check_port};
+use crate::service::selection::parse_target_type;
+use crate::stack::Condition;
+
+/// Upstream reads these but this controller does not build them yet: present, they give a
+/// Warning "not supported yet" naming them, never a silent ignore.
+pub const NOT_SUPPORTED_YET: [&str; 27] = [
+    "auth-type",
+    "auth-idp-cognito",
+    "auth-idp-oidc",
+    "auth-on-unauthenticated-request",
+    "auth-scope",
+    "auth-session-cookie",
+    "auth-session-timeout",
+    "jwt-validation",
+    "wafv2-acl-arn",
+    "wafv2-acl-name",
+    "waf-acl-id",
+    "web-acl-id",
+    "shield-advanced-protection",
+    "mutual-authentication",
+    "enable-frontend-nlb",
+    "customer-owned-ipv4-pool",
+    "security-group-prefix-lists",
+    "manage-backend-security-group-rules",
+    "minimum-load-balancer-capacity",
+    "ipam-ipv4-pool-id",
+    "create-acm-cert",
+    "acm-pca-arn",
+    "dry-run-plan",
+    "frontend-nlb-scheme",
+    "frontend-nlb-subnets",
+    "frontend-nlb-security-groups",
+    "frontend-nlb-listener-port-mapping",
+];
+
+/// Families (`<stem><suffix>`) not supported yet.
+const NOT_SUPPORTED_YET_FAMILIES: [&str; 4] = [
+    "transforms.",
+    "target-control-port.",
+    "frontend-nlb-healthcheck-",
+    "frontend-nlb-",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Internal,
+    InternetFacing,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::InternetFacing => "internet-facing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpAddressType {
+    Ipv4,
+    Dualstack,
+    DualstackWithoutPublicIpv4,
+}
+
+impl IpAddressType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Dualstack => "dualstack",
+            Self::DualstackWithoutPublicIpv4 => "dualstack-without-public-ipv4",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolVersion {
+    Http1,
+    Http2,
+    Grpc,
+}
+
+impl ProtocolVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http1 => "HTTP1",
+            Self::Http2 => "HTTP2",
+            Self::Grpc => "GRPC",
+        }
+    }
+}
+
+/// What decides a target group; on the Ingress, or on the Service (which wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetGroupAnnotations {
+    pub target_type: Option<TargetType>,
+    pub backend_protocol: Option<ListenerProtocol>,
+    pub protocol_version: Option<ProtocolVersion>,
+    pub attributes: BTreeMap<String, String>,
+    pub health_check_port: Option<HealthCheckPort>,
+    pub health_check_protocol: Option<ListenerProtocol>,
+    pub health_check_path: Option<String>,
+    pub interval_seconds: Option<i32>,
+    pub timeout_seconds: Option<i32>,
+    pub healthy_threshold: Option<i32>,
+    pub unhealthy_threshold: Option<i32>,
+    pub success_codes: Option<String>,
+    pub node_labels: BTreeMap<String, String>,
+    pub multi_cluster: Option<bool>,
+}
+
+impl TargetGroupAnnotations {
+    /// `self` (a Service's) over `base` (the Ingress's): each value said here wins; maps merge
+    /// key by key.
+    pub fn over(&self, base: &Self) -> Self {
+        let mut attributes = base.attributes.clone();
+        attributes.extend(self.attributes.clone());
+        let mut node_labels = base.node_labels.clone();
+        node_labels.extend(self.node_labels.clone());
+        Self {
+            target_type: self.target_type.or(base.target_type),
+            backend_protocol: self.backend_protocol.or(base.backend_protocol),
+            protocol_version: self.protocol_version.or(base.protocol_version),
+            attributes,
+            health_check_port: self
+                .health_check_port
+                .clone()
+                .or(base.health_check_port.clone()),
+            health_check_protocol: self.health_check_protocol.or(base.health_check_protocol),
+            health_check_path: self
+                .health_check_path
+                .clone()
+                .or(base.health_check_path.clone()),
+            interval_seconds: self.interval_seconds.or(base.interval_seconds),
+            timeout_seconds: self.timeout_seconds.or(base.timeout_seconds),
+            healthy_threshold: self.healthy_threshold.or(base.healthy_threshold),
+            unhealthy_threshold: self.unhealthy_threshold.or(base.unhealthy_threshold),
+            success_codes: self.success_codes.clone().or(base.success_codes.clone()),
+            node_labels,
+            multi_cluster: self.multi_cluster.or(base.multi_cluster),
+        }
+    }
+}
+
+/// What one Ingress's annotations say, typed; None / empty where they say nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngressAnnotations {
+    pub group_name: Option<String>,
+    pub group_order: Option<i32>,
+    pub load_balancer_name: Option<String>,
+    pub scheme: Option<Scheme>,
+    pub ip_address_type: Option<IpAddressType>,
+    pub subnets: Option<Vec<String>>,
+    pub security_groups: Option<Vec<String>>,
+    pub inbound_cidrs: Option<Vec<IpNet>>,
+    pub load_balancer_attributes: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub listen_ports: Option<Vec<(ListenerProtocol, u16)>>,
+    pub certificate_arns: Option<Vec<String>>,
+    pub ssl_policy: Option<String>,
+    pub ssl_redirect: Option<u16>,
+    /// `listener-attributes.<PROTOCOL>-<port>`: (protocol, port) -> attributes.
+    pub listener_attributes: BTreeMap<(ListenerProtocol, u16), BTreeMap<String, String>>,
+    pub use_regex_path_match: bool,
+    /// `actions.<name>` by name.
+    pub actions: BTreeMap<String, AnnotationAction>,
+    /// `conditions.<name>` by name.
+    pub conditions: BTreeMap<String, Vec<Condition>>,
+    pub target_group: TargetGroupAnnotations,
+    /// Said, but not stopping the member: each names the annotation and the value.
+    pub warnings: Vec<String>,
+}
+
+pub fn parse(
+    annotations: &BTreeMap<String, String>,
+) -> Result<IngressAnnotations, AnnotationErrors> {
+    let mut reader = AnnotationReader::new(annotations, keys::PREFIX);
+    let mut parsed = IngressAnnotations {
+        group_name: group_name(&mut reader),
+        group_order: reader.int("group.order", -1000, 1000),
+        load_balancer_name: load_balancer_name(&mut reader),
+        use_regex_path_match: reader.bool("use-regex-path-match").unwrap_or(false),
+        ..IngressAnnotations::default()
+    };
+    frontend(&mut reader, &mut parsed);
+    listeners(&mut reader, &mut parsed);
+    rules(&mut reader, &mut parsed);
+    let (target_group, warnings) = target_group(&mut reader);
+    parsed.target_group = target_group;
+    parsed.warnings = warnings;
+    parsed.warnings.extend(not_supported_yet(&reader));
+    reader.finish()?;
+    Ok(parsed)
+}
+
+/// The target group annotations of a Service (the `alb.ingress.kubernetes.io/` ones), and the
+/// warnings they give.
+pub fn parse_service(
+    annotations: &BTreeMap<String, String>,
+) -> Result<(TargetGroupAnnotations, Vec<String>), AnnotationErrors> {
+    let mut reader = AnnotationReader::new(annotations, keys::PREFIX);
+    let parsed = target_group(&mut reader);
+    reader.finish()?;
+    Ok(parsed)
+}
+
+/// Upstream's rule: lower-case letters, digits, `-` and `.`, starting and ending with a letter or
+/// digit, at most 63 characters.
+fn group_name(reader: &mut AnnotationReader) -> Option<String> {
+    let name = reader.string("group.name")?;
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let valid = name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && edge(name.chars().next())
+        && edge(name.chars().last());
+    if !valid {
+        reader.reject(
+            "group.name",
+            &name,
+            "is not a group name (lower-case letters, digits, '-' and '.', at most 63, starting and ending with a letter or digit)",
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// ELB's rule: at most 32 letters, digits and hyphens, not starting or ending with a hyphen.
+fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {
+    let name = reader.string("load-balancer-name")?;
+    let valid = name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.starts_with("internal-");
+    if !valid {
+        reader.reject(
+            "load-balancer-name",
+            &name,
+            "is not a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)",
+        );
+        return None;
+    }
+    Some(name)
+}
+
+fn frontend(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
+    parsed.scheme = reader.one_of("scheme", "internal, internet-facing", |v| match v {
+        "internal" => Some(Scheme::Internal),
+        "internet-facing" => Some(Scheme::InternetFacing),
+        _ => None,
+    });
+    parsed.ip_address_type = reader.one_of(
+        "ip-address-type",
+        "ipv4, dualstack, dualstack-without-public-ipv4",
+        |v| match v {
+            "ipv4" => Some(IpAddressType::Ipv4),
+            "dualstack" => Some(IpAddressType::Dualstack),
+            "dualstack-without-public-ipv4" => Some(IpAddressType::DualstackWithoutPublicIpv4),
+            _ => None,
+        },
+    );
+    parsed.subnets = reader.string_list("subnets");
+    parsed.security_groups = reader.string_list("security-groups");
+    parsed.inbound_cidrs = reader.string_list("inbound-cidrs").and_then(|cidrs| {
+        let parsed: Result<Vec<IpNet>, _> = cidrs.iter().map(|c| c.parse::<IpNet>()).collect();
+        match parsed {
+            Ok(nets) => Some(nets),
+            Err(_) => {
+                let raw = reader.raw("inbound-cidrs").unwrap_or_default().to_string();
+                reader.reject("inbound-cidrs", &raw, "is not a list of CIDRs");
+                None
+            }
+        }
+    });
+    parsed.load_balancer_attributes = reader
+        .string_map("load-balancer-attributes")
+        .unwrap_or_default();
+    parsed.tags = reader.string_map("tags").unwrap_or_default();
+}
+
+fn listeners(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
+    if let Some(raw) = reader.raw("listen-ports") {
+        match json::listen_ports(raw) {
+            Ok(ports) => parsed.listen_ports = Some(ports),
+            Err(problem) => reader.reject("listen-ports", raw, problem),
+        }
+    }
+    parsed.certificate_arns = reader.string_list("certificate-arn");
+    parsed.ssl_policy = reader.string("ssl-policy");
+    parsed.ssl_redirect = reader.int("ssl-redirect", 1, 65535);
+    for (suffix, raw) in reader.family("listener-attributes.") {
+        let name = format!("listener-attributes.{suffix}");
+        let key = suffix.split_once('-').and_then(|(protocol, port)| {
+            let protocol = match protocol {
+                "HTTP" => ListenerProtocol::Http,
+                "HTTPS" => ListenerProtocol::Https,
+                _ => return None,
+            };
+            Some((protocol, port.parse::<u16>().ok()?))
+        });
+        let Some(key) = key else {
+            reader.reject(&name, &raw, "is not keyed HTTP-<port> or HTTPS-<port>");
+            continue;
+        };
+        if let Some(map) = reader.string_map(&name) {
+            parsed.listener_attributes.insert(key, map);
+        }
+    }
+}
+
+fn rules(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
+    for (name, raw) in reader.family("actions.") {
+        match json::action(&raw) {
+            Ok(action) => {
+                parsed.actions.insert(name, action);
+            }
+            Err(problem) => reader.reject(&format!("actions.{name}"), &raw, problem),
+        }
+    }
+    for (name, raw) in reader.family("conditions.") {
+        match json::conditions(&raw) {
+            Ok(conditions) => {
+                parsed.conditions.insert(name, conditions);
+            }
+            Err(problem) => reader.reject(&format!("conditions.{name}"), &raw, problem),
+        }
+    }
+}
+
+/// ALB's health check interval is 5-300 s. Below 5 (the seeds' `'3'`) is raised to 5 with a
+/// warning rather than refused: the Ingress works, and the user hears what it got.
+const MIN_INTERVAL: i32 = 5;
+
+fn target_group(reader: &mut AnnotationReader) -> (TargetGroupAnnotations, Vec<String>) {
+    let mut warnings = Vec::new();
+    let http = |v: &str| match v {
+        "HTTP" => Some(ListenerProtocol::Http),
+        "HTTPS" => Some(ListenerProtocol::Https),
+        _ => None,
+    };
+    let mut interval_seconds = reader.int("healthcheck-interval-seconds", 1, 300);
+    if let Some(seconds) = interval_seconds.filter(|s| *s < MIN_INTERVAL) {
+        warnings.push(format!(
+            "annotation {}: \"{seconds}\" is below ALB's minimum health check interval; {MIN_INTERVAL} is used",
+            reader.key("healthcheck-interval-seconds")
+        ));
+        interval_seconds = Some(MIN_INTERVAL);
+    }
+    let success_codes = reader.string("success-codes");
+    if let Some(codes) = &success_codes
+        && !success_codes_valid(codes)
+    {
+        reader.reject(
+            "success-codes",
+            codes,
+            "is not a list or range of status codes (HTTP 200-499, gRPC 0-99)",
+        );
+    }
+    let annotations = TargetGroupAnnotations {
+        target_type: reader.one_of("target-type", "ip, instance", parse_target_type),
+        backend_protocol: reader.one_of("backend-protocol", "HTTP, HTTPS", http),
+        protocol_version: reader.one_of("backend-protocol-version", "HTTP1, HTTP2, GRPC", |v| {
+            match v {
+                "HTTP1" => Some(ProtocolVersion::Http1),
+                "HTTP2" => Some(ProtocolVersion::Http2),
+                "GRPC" => Some(ProtocolVersion::Grpc),
+                _ => None,
+            }
+        }),
+        attributes: reader
+            .string_map("target-group-attributes")
+            .unwrap_or_default(),
+        health_check_port: health_check_port(reader, "healthcheck-port"),
+        health_check_protocol: reader.one_of("healthcheck-protocol", "HTTP, HTTPS", http),
+        health_check_path: reader.string("healthcheck-path"),
+        interval_seconds,
+        timeout_seconds: reader.int("healthcheck-timeout-seconds", 2, 120),
+        healthy_threshold: reader.int("healthy-threshold-count", 2, 10),
+        unhealthy_threshold: reader.int("unhealthy-threshold-count", 2, 10),
+        success_codes: success_codes.filter(|c| success_codes_valid(c)),
+        node_labels: reader.string_map("target-node-labels").unwrap_or_default(),
+        multi_cluster: reader.bool("multi-cluster-target-group"),
+    };
+    (annotations, warnings)
+}
+
+/// `200`, `200,202`, `200-299` (HTTP, 200-499) or gRPC codes (0-99), as ALB's matcher takes them.
+fn success_codes_valid(codes: &str) -> bool {
+    let code = |s: &str| s.trim().parse::<u16>().ok().filter(|c| *c <= 499);
+    let part = |p: &str| match p.split_once('-') {
+        Some((low, high)) => matches!((code(low), code(high)), (Some(l), Some(h)) if l <= h),
+        None => code(p).is_some(),
+    };
+    !codes.trim().is_empty() && codes.split(',').all(part)
+}
+
+fn not_supported_yet(reader: &AnnotationReader) -> Vec<String> {
+    let mut keys: Vec<String> = NOT_SUPPORTED_YET
+        .iter()
+        .filter(|name| reader.present(name))
+        // `auth-type: none` is the default said out loud.
+        .filter(|name| !(**name == "auth-type" && reader.raw(name).map(str::trim) == Some("none")))
+        .map(|name| reader.key(name))
+        .collect();
+    for stem in NOT_SUPPORTED_YET_FAMILIES {
+        for (suffix, _) in reader.family(stem) {
+            let key = reader.key(&format!("{stem}{suffix}"));
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys.sort();
+    keys.into_iter()
+        .map(|key| format!("annotation {key} is not supported yet: it has no effect"))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "annotations_tests.rs"]
+mod tests;

@@ -1,0 +1,488 @@
+//! An Ingress group -> the desired ALB [`Stack`]. Members are built one by one in group order
+//! ([`super::member`]) and merged; a member that cannot be built, or that contradicts the members
+//! before it (a different scheme, a second default backend, a port as both HTTP and HTTPS, a quota
+//! it would break), is left out with the reason, and the group is built from the others.
+//!
+//! Merge rules (upstream's): scheme, IP address type, name, subnets, security groups, inbound
+//! CIDRs, SSL policy and SSL redirect are one value for the group (the first member that says one
+//! sets it); listen ports, certificates, tags and attributes merge.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+
+use super::annotations::{IpAddressType, Scheme};
+use super::json::ListenerProtocol;
+use super::member::{Cluster, MemberModel, member_model};
+use super::{BuiltGroup, GroupId, GroupMember, MemberOutcome};
+use crate::naming::{load_balancer_name, resource_name};
+use crate::service::subnets::{Subnet, choose_subnets};
+use crate::stack::{
+    Action, FixedResponse, IngressRule, Listener, LoadBalancer, LoadBalancerKind,
+    ManagedSecurityGroup, Redirect, Stack, StackKind, SubnetMapping, tags,
+};
+
+/// ALB quotas checked before any AWS call.
+pub const MAX_RULES_PER_LISTENER: usize = 100;
+pub const MAX_TARGET_GROUPS: usize = 100;
+pub const MAX_CERTIFICATES_PER_LISTENER: usize = 25;
+
+/// The group-wide values, with the member that set each.
+#[derive(Default)]
+struct Exclusive {
+    values: BTreeMap<&'static str, (String, String)>,
+}
+
+impl Exclusive {
+    /// Checks `value` against what an earlier member set; records it when first.
+    fn check(
+        &mut self,
+        annotation: &'static str,
+        value: Option<String>,
+        member: &str,
+    ) -> Result<(), String> {
+        let Some(value) = value else { return Ok(()) };
+        match self.values.get(annotation) {
+            Some((have, by)) if *have != value => Err(format!(
+                "annotation {}{annotation}: {value:?} conflicts with {have:?} of {by} in the same group",
+                lb_api::keys::ingress::PREFIX
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.values.insert(annotation, (value, member.to_string()));
+                Ok(())
+            }
+        }
+    }
+
+    fn get(&self, annotation: &str) -> Option<&str> {
+        self.values.get(annotation).map(|(v, _)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Merged {
+    exclusive: Exclusive,
+    members: Vec<MemberModel>,
+    default_action: Option<(Action, String)>,
+}
+
+impl Merged {
+    /// Adds `model` unless it contradicts the members already in, or breaks a quota.
+    fn add(&mut self, model: MemberModel) -> Result<(), String> {
+        let a = &model.annotations;
+        let mut exclusive = std::mem::take(&mut self.exclusive);
+        let key = model.key.clone();
+        let list = |v: &Option<Vec<String>>| v.as_ref().map(|l| l.join(","));
+        let checks = [
+            ("scheme", a.scheme.map(|s| s.as_str().to_string())),
+            (
+                "ip-address-type",
+                a.ip_address_type.map(|t| t.as_str().to_string()),
+            ),
+            ("load-balancer-name", a.load_balancer_name.clone()),
+            ("subnets", list(&a.subnets)),
+            ("security-groups", list(&a.security_groups)),
+            (
+                "inbound-cidrs",
+                a.inbound_cidrs.as_ref().map(|c| {
+                    c.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+            ),
+            ("ssl-policy", a.ssl_policy.clone()),
+            ("ssl-redirect", a.ssl_redirect.map(|p| p.to_string())),
+        ];
+        let checked = checks
+            .into_iter()
+            .try_for_each(|(annotation, value)| exclusive.check(annotation, value, &key));
+        let result = checked.and_then(|()| self.fits(&model));
+        match result {
+            Ok(()) => {
+                self.exclusive = exclusive;
+                if let Some(action) = &model.default_action {
+                    self.default_action = Some((action.clone(), key));
+                }
+                self.members.push(model);
+                Ok(())
+            }
+            Err(problem) => {
+                // Forget what the refused member set.
+                exclusive.values.retain(|_, (_, by)| *by != key);
+                self.exclusive = exclusive;
+                Err(problem)
+            }
+        }
+    }
+
+    /// Ports, default backend and quotas with `model` added.
+    fn fits(&self, model: &MemberModel) -> Result<(), String> {
+        for (protocol, port) in &model.listen_ports {
+            let clash = self.members.iter().find(|m| {
+                m.listen_ports
+                    .iter()
+                    .any(|(p, q)| q == port && p != protocol)
+            });
+            if let Some(other) = clash {
+                return Err(format!(
+                    "listens on port {port} with {}, which {} uses with the other protocol",
+                    protocol.as_str(),
+                    other.key
+                ));
+            }
+        }
+        if let (Some(_), Some((_, by))) = (&model.default_action, &self.default_action) {
+            return Err(format!(
+                "has a default backend, and so does {by}; a group has one"
+            ));
+        }
+        let target_groups = self
+            .members
+            .iter()
+            .map(|m| m.target_groups.len())
+            .sum::<usize>()
+            + model.target_groups.len();
+        if target_groups > MAX_TARGET_GROUPS {
+            return Err(format!(
+                "would bring the group to {target_groups} target groups; an ALB has at most {MAX_TARGET_GROUPS}"
+            ));
+        }
+        for (_, port) in &model.listen_ports {
+            let rules: usize = self
+                .members
+                .iter()
+                .filter(|m| m.listen_ports.iter().any(|(_, q)| q == port))
+                .map(|m| m.rules.len())
+                .sum::<usize>()
+                + model.rules.len();
+            if rules > MAX_RULES_PER_LISTENER {
+                return Err(format!(
+                    "would bring listener {port} to {rules} rules; a listener has at most {MAX_RULES_PER_LISTENER}"
+                ));
+            }
+        }
+        let certificates = self.certificates_with(model);
+        if certificates.len() > MAX_CERTIFICATES_PER_LISTENER {
+            return Err(format!(
+                "would bring the group to {} certificates; a listener has at most {MAX_CERTIFICATES_PER_LISTENER}",
+                certificates.len()
+            ));
+        }
+        if let Some(port) = model.annotations.ssl_redirect.or_else(|| {
+            self.exclusive
+                .get("ssl-redirect")
+                .and_then(|p| p.parse().ok())
+        }) {
+            let https = |ports: &[(ListenerProtocol, u16)]| {
+                ports.contains(&(ListenerProtocol::Https, port))
+            };
+            let any =
+                https(&model.listen_ports) || self.members.iter().any(|m| https(&m.listen_ports));
+            if model.annotations.ssl_redirect.is_some() && !any {
+                return Err(format!(
+                    "annotation {}ssl-redirect: \"{port}\" names no HTTPS listener of the group (listen-ports)",
+                    lb_api::keys::ingress::PREFIX
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn certificates_with(&self, model: &MemberModel) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for arn in self
+            .members
+            .iter()
+            .flat_map(|m| &m.certificates)
+            .chain(&model.certificates)
+        {
+            if !all.contains(arn) {
+                all.push(arn.clone());
+            }
+        }
+        all
+    }
+}
+
+pub fn build_group(
+    group: &GroupId,
+    members: &[GroupMember],
+    cluster: &Cluster,
+    subnets: &[Subnet],
+) -> BuiltGroup {
+    let settings = cluster.settings;
+    let stack_id = group.stack_id();
+    let mut base_tags = settings.default_tags.clone();
+    base_tags.insert(tags::CLUSTER.into(), settings.cluster.clone());
+    base_tags.insert(tags::INGRESS_STACK.into(), stack_id.clone());
+    let mut merged = Merged::default();
+    let mut outcomes = Vec::new();
+    let mut sorted: Vec<&GroupMember> = members.iter().collect();
+    super::group::sort_members(&mut sorted, |m| m.ingress);
+    for member in sorted {
+        let key = super::group::member_key(member.ingress);
+        let built = member_model(member.ingress, member.params, cluster, &base_tags);
+        let (error, warnings) = match built {
+            Ok(model) => {
+                let warnings = model.warnings.clone();
+                (merged.add(model).err(), warnings)
+            }
+            Err(problem) => (Some(problem), Vec::new()),
+        };
+        outcomes.push(MemberOutcome {
+            key,
+            error,
+            warnings,
+        });
+    }
+    if merged.members.is_empty() {
+        return BuiltGroup {
+            stack: None,
+            outcomes,
+        };
+    }
+    match stack(group, &merged, settings, subnets, &base_tags) {
+        Ok(stack) => BuiltGroup {
+            stack: Some(stack),
+            outcomes,
+        },
+        Err(problem) => {
+            // Nothing of the group can be built (no subnets): every member hears why.
+            for outcome in outcomes.iter_mut().filter(|o| o.error.is_none()) {
+                outcome.error = Some(problem.clone());
+            }
+            BuiltGroup {
+                stack: None,
+                outcomes,
+            }
+        }
+    }
+}
+
+fn stack(
+    group: &GroupId,
+    merged: &Merged,
+    settings: &super::IngressSettings,
+    subnets: &[Subnet],
+    base_tags: &BTreeMap<String, String>,
+) -> Result<Stack, String> {
+    let exclusive = &merged.exclusive;
+    let scheme = exclusive
+        .get("scheme")
+        .unwrap_or(settings.default_scheme.as_str())
+        .to_string();
+    let ip_address_type = exclusive
+        .get("ip-address-type")
+        .unwrap_or(IpAddressType::Ipv4.as_str())
+        .to_string();
+    let (namespace, name) = group.naming();
+    let with = |resource: &str| {
+        let mut t = base_tags.clone();
+        for member in &merged.members {
+            t.extend(member.annotations.tags.clone());
+        }
+        t.extend(base_tags.clone());
+        t.insert(tags::INGRESS_RESOURCE.into(), resource.into());
+        t
+    };
+    let listeners = listeners(merged, settings);
+    let security_groups: Option<Vec<String>> = exclusive
+        .get("security-groups")
+        .map(|g| g.split(',').map(str::to_string).collect());
+    let managed_security_group = match &security_groups {
+        Some(_) => None,
+        None => Some(ManagedSecurityGroup {
+            name: resource_name(
+                namespace,
+                name,
+                &[&settings.cluster, &group.stack_id(), "sg"],
+            ),
+            ingress: ingress_rules(&listeners, exclusive.get("inbound-cidrs"), &ip_address_type),
+            tags: with("ManagedLBSecurityGroup"),
+        }),
+    };
+    let named_subnets: Option<Vec<String>> = exclusive
+        .get("subnets")
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let chosen = choose_subnets(
+        named_subnets.as_deref(),
+        subnets,
+        &scheme,
+        &settings.cluster,
+    )?;
+    let mut attributes = BTreeMap::new();
+    let mut target_groups = Vec::new();
+    let mut bindings = Vec::new();
+    for member in &merged.members {
+        attributes.extend(member.annotations.load_balancer_attributes.clone());
+        for tg in &member.target_groups {
+            if !target_groups
+                .iter()
+                .any(|t: &crate::stack::TargetGroup| t.resource_id == tg.resource_id)
+            {
+                target_groups.push(tg.clone());
+            }
+        }
+        bindings.extend(member.bindings.iter().cloned());
+    }
+    bindings.dedup_by(|a, b| a.name == b.name);
+    Ok(Stack {
+        id: group.stack_id(),
+        kind: StackKind::Ingress,
+        load_balancer: LoadBalancer {
+            name: exclusive
+                .get("load-balancer-name")
+                .map(str::to_string)
+                .unwrap_or_else(|| load_balancer_name(&settings.cluster, namespace, name, &scheme)),
+            kind: LoadBalancerKind::Application,
+            scheme,
+            ip_address_type,
+            subnets: chosen
+                .iter()
+                .map(|s| SubnetMapping {
+                    subnet_id: s.id.clone(),
+                    allocation_id: None,
+                    private_ipv4_address: None,
+                })
+                .collect(),
+            security_groups: security_groups.unwrap_or_default(),
+            attributes,
+            tags: with("LoadBalancer"),
+        },
+        managed_security_group,
+        listeners,
+        target_groups,
+        bindings,
+        held_members: Vec::new(),
+    })
+}
+
+/// One listener per port any member listens on; each carries the rules of the members that
+/// listen there, in member order. With `ssl-redirect`, HTTP listeners only redirect.
+fn listeners(merged: &Merged, settings: &super::IngressSettings) -> Vec<Listener> {
+    let exclusive = &merged.exclusive;
+    let redirect_to: Option<String> = exclusive.get("ssl-redirect").map(str::to_string);
+    let mut ports: Vec<(ListenerProtocol, u16)> = merged
+        .members
+        .iter()
+        .flat_map(|m| m.listen_ports.iter().copied())
+        .collect();
+    ports.sort_by_key(|(_, port)| *port);
+    ports.dedup();
+    let mut certificates: Vec<String> = Vec::new();
+    for arn in merged.members.iter().flat_map(|m| &m.certificates) {
+        if !certificates.contains(arn) {
+            certificates.push(arn.clone());
+        }
+    }
+    let default_action = merged
+        .default_action
+        .as_ref()
+        .map(|(a, _)| a.clone())
+        .unwrap_or_else(|| {
+            Action::FixedResponse(FixedResponse {
+                status_code: "404".into(),
+                content_type: Some("text/plain".into()),
+                message_body: None,
+            })
+        });
+    ports
+        .into_iter()
+        .map(|(protocol, port)| {
+            let https = protocol == ListenerProtocol::Https;
+            let redirect = redirect_to.as_ref().filter(|_| !https);
+            let rules = match redirect {
+                Some(_) => Vec::new(),
+                None => merged
+                    .members
+                    .iter()
+                    .filter(|m| m.listen_ports.contains(&(protocol, port)))
+                    .flat_map(|m| m.rules.iter().cloned())
+                    .collect(),
+            };
+            let mut attributes = BTreeMap::new();
+            for member in &merged.members {
+                if let Some(a) = member
+                    .annotations
+                    .listener_attributes
+                    .get(&(protocol, port))
+                {
+                    attributes.extend(a.clone());
+                }
+            }
+            Listener {
+                port,
+                protocol: protocol.as_str().into(),
+                certificates: if https {
+                    certificates.clone()
+                } else {
+                    Vec::new()
+                },
+                ssl_policy: https.then(|| {
+                    exclusive
+                        .get("ssl-policy")
+                        .map_or_else(|| settings.default_ssl_policy.clone(), str::to_string)
+                }),
+                alpn_policy: None,
+                default_action: match redirect {
+                    Some(to) => Action::Redirect(Redirect {
+                        protocol: Some("HTTPS".into()),
+                        port: Some(to.clone()),
+                        host: None,
+                        path: None,
+                        query: None,
+                        status_code: "HTTP_301".into(),
+                    }),
+                    None => default_action.clone(),
+                },
+                rules,
+                attributes,
+            }
+        })
+        .collect()
+}
+
+/// The listener ports open to the inbound CIDRs (default everyone; IPv6 too when dualstack).
+fn ingress_rules(
+    listeners: &[Listener],
+    cidrs: Option<&str>,
+    ip_address_type: &str,
+) -> Vec<IngressRule> {
+    let defaults = if ip_address_type == "ipv4" {
+        "0.0.0.0/0"
+    } else {
+        "0.0.0.0/0,::/0"
+    };
+    let cidrs: Vec<IpNet> = cidrs
+        .unwrap_or(defaults)
+        .split(',')
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    listeners
+        .iter()
+        .flat_map(|l| {
+            cidrs.iter().map(move |cidr| IngressRule {
+                protocol: "tcp".into(),
+                port: l.port,
+                cidr: *cidr,
+            })
+        })
+        .collect()
+}
+
+impl Scheme {
+    /// `--default-load-balancer-scheme`'s spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "internal" => Some(Self::Internal),
+            "internet-facing" => Some(Self::InternetFacing),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

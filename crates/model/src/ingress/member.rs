@@ -1,0 +1,268 @@
+//! One member of an Ingress group -> what it brings to the ALB: its settings, listeners, rules
+//! with resolved actions, default action, target groups and bindings. A member that cannot be
+//! built is left out of its group with the reason; the others go on.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use lb_api::{IngressClassParamsSpec, TargetType};
+
+use super::annotations::{self, IngressAnnotations};
+use super::json::{ActionTarget, AnnotationAction, ListenerProtocol};
+use super::params;
+use super::rules::{self, BackendRef};
+use super::target_groups::Backend;
+use crate::stack::{Action, Binding, Rule, TargetGroup, TargetGroupRef, WeightedTargetGroup, tags};
+
+/// What the group builder needs from the cluster.
+pub struct Cluster<'a> {
+    pub settings: &'a super::IngressSettings,
+    /// A Service by namespace and name.
+    pub service: &'a dyn Fn(&str, &str) -> Option<Service>,
+    /// ACM certificates for discovery by host.
+    pub certificates: &'a [super::Certificate],
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberModel {
+    pub key: String,
+    pub annotations: IngressAnnotations,
+    pub listen_ports: Vec<(ListenerProtocol, u16)>,
+    pub certificates: Vec<String>,
+    /// In evaluation order; they go on every listener of `listen_ports`.
+    pub rules: Vec<Rule>,
+    pub default_action: Option<Action>,
+    pub target_groups: Vec<TargetGroup>,
+    pub bindings: Vec<Binding>,
+    pub warnings: Vec<String>,
+}
+
+pub fn member_model(
+    ingress: &Ingress,
+    params: Option<&IngressClassParamsSpec>,
+    cluster: &Cluster,
+    group_tags: &BTreeMap<String, String>,
+) -> Result<MemberModel, String> {
+    let key = super::group::member_key(ingress);
+    let empty = BTreeMap::new();
+    let mut annotations =
+        annotations::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty))
+            .map_err(|e| e.to_string())?;
+    let forced_target_type = match params {
+        Some(p) => params::apply(p, &mut annotations)?,
+        None => None,
+    };
+    let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
+    let name = ingress.metadata.name.clone().unwrap_or_default();
+    let backend = Backend {
+        cluster: &cluster.settings.cluster,
+        namespace: &namespace,
+        ingress: &name,
+        annotations: &annotations.target_group,
+        forced_target_type,
+        default_target_type: cluster.settings.default_target_type,
+        tags: group_tags,
+    };
+    let mut resolver = Resolver {
+        backend,
+        cluster,
+        annotations: &annotations,
+        target_groups: Vec::new(),
+        bindings: Vec::new(),
+        warnings: annotations.warnings.clone(),
+    };
+    let mut rule_tags = group_tags.clone();
+    rule_tags.insert(tags::INGRESS_MEMBER.into(), key.clone());
+    let mut rules = Vec::new();
+    for path in rules::path_rules(ingress, &annotations).map_err(|e| e.to_string())? {
+        rules.push(Rule {
+            conditions: path.conditions,
+            action: resolver.action(&path.backend)?,
+            tags: rule_tags.clone(),
+        });
+    }
+    let default_action = match ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.default_backend.as_ref())
+    {
+        Some(b) => {
+            let backend = rules::backend(b, &annotations).map_err(|e| e.to_string())?;
+            Some(resolver.action(&backend)?)
+        }
+        None => None,
+    };
+    let Resolver {
+        target_groups,
+        bindings,
+        warnings,
+        ..
+    } = resolver;
+    let certificates = annotations.certificate_arns.clone().unwrap_or_default();
+    let listen_ports = annotations.listen_ports.clone().unwrap_or_else(|| {
+        if certificates.is_empty() {
+            vec![(ListenerProtocol::Http, 80)]
+        } else {
+            vec![(ListenerProtocol::Https, 443)]
+        }
+    });
+    let certificates = certificates_for(&listen_ports, certificates, &rules, cluster)?;
+    Ok(MemberModel {
+        key,
+        annotations,
+        listen_ports,
+        certificates,
+        rules,
+        default_action,
+        target_groups,
+        bindings,
+        warnings,
+    })
+}
+
+/// The member's certificates: given, or else (when it listens on HTTPS) the ACM certificates
+/// that cover its rules' hosts.
+fn certificates_for(
+    listen_ports: &[(ListenerProtocol, u16)],
+    given: Vec<String>,
+    rules: &[Rule],
+    cluster: &Cluster,
+) -> Result<Vec<String>, String> {
+    let https = listen_ports
+        .iter()
+        .find(|(p, _)| *p == ListenerProtocol::Https);
+    let Some((_, port)) = https.filter(|_| given.is_empty()) else {
+        return Ok(given);
+    };
+    let hosts: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| &r.conditions)
+        .filter_map(|c| match c {
+            crate::stack::Condition::HostHeader(hosts) => Some(hosts),
+            _ => None,
+        })
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let mut found: Vec<String> = Vec::new();
+    for host in &hosts {
+        let cert = cluster.certificates.iter().find(|c| c.covers(host));
+        match cert {
+            Some(c) if !found.contains(&c.arn) => found.push(c.arn.clone()),
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "listener HTTPS:{port} needs a certificate for host {host:?}: no ACM certificate covers it; set annotation {}certificate-arn",
+                    lb_api::keys::ingress::PREFIX
+                ));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(format!(
+            "listener HTTPS:{port} needs a certificate: set annotation {}certificate-arn, or give the rules hosts an ACM certificate covers",
+            lb_api::keys::ingress::PREFIX
+        ));
+    }
+    Ok(found)
+}
+
+/// Backends -> actions, making each target group once.
+struct Resolver<'a> {
+    backend: Backend<'a>,
+    cluster: &'a Cluster<'a>,
+    annotations: &'a IngressAnnotations,
+    target_groups: Vec<TargetGroup>,
+    bindings: Vec<Binding>,
+    warnings: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn action(&mut self, backend: &BackendRef) -> Result<Action, String> {
+        match backend {
+            BackendRef::Service { name, port } => {
+                let id = self.target_group(name, port)?;
+                Ok(Action::forward_to(&id))
+            }
+            BackendRef::Action(name) => {
+                let key = format!("{}actions.{name}", lb_api::keys::ingress::PREFIX);
+                let action = self
+                    .annotations
+                    .actions
+                    .get(name)
+                    .ok_or_else(|| format!("annotation {key} is not set"))?;
+                self.annotation_action(action)
+                    .map_err(|e| format!("annotation {key}: {e}"))
+            }
+        }
+    }
+
+    fn annotation_action(&mut self, action: &AnnotationAction) -> Result<Action, String> {
+        match action {
+            AnnotationAction::Redirect(r) => Ok(Action::Redirect(r.clone())),
+            AnnotationAction::FixedResponse(f) => Ok(Action::FixedResponse(f.clone())),
+            AnnotationAction::Forward {
+                targets,
+                stickiness_seconds,
+            } => {
+                let mut target_groups = Vec::new();
+                for t in targets {
+                    let target_group = match &t.target {
+                        ActionTarget::Service { name, port } => {
+                            TargetGroupRef::Stack(self.target_group(name, port)?)
+                        }
+                        ActionTarget::Arn(arn) => TargetGroupRef::Arn(arn.clone()),
+                        ActionTarget::Name(name) => {
+                            return Err(format!(
+                                "targetGroupName {name:?} is not supported yet; name it by targetGroupARN"
+                            ));
+                        }
+                    };
+                    target_groups.push(WeightedTargetGroup {
+                        target_group,
+                        // ELB's default weight is 1 when a forward names several groups.
+                        weight: if targets.len() > 1 {
+                            Some(t.weight.unwrap_or(1))
+                        } else {
+                            None
+                        },
+                    });
+                }
+                Ok(Action::Forward {
+                    target_groups,
+                    stickiness_seconds: *stickiness_seconds,
+                })
+            }
+        }
+    }
+
+    /// The resource id of the target group for `service`:`port`, made on first use.
+    fn target_group(
+        &mut self,
+        service: &str,
+        port: &super::json::ServicePortRef,
+    ) -> Result<String, String> {
+        let found = (self.cluster.service)(self.backend.namespace, service);
+        let made = self.backend.target_group(found.as_ref(), service, port)?;
+        let id = made.target_group.resource_id.clone();
+        if !self.target_groups.iter().any(|t| t.resource_id == id) {
+            self.target_groups.push(made.target_group);
+            self.bindings.push(made.binding);
+            self.warnings.extend(made.warnings);
+        }
+        Ok(id)
+    }
+}
+
+/// The target type the member's class parameters force, if any.
+pub fn forced(target_type: Option<&str>) -> Result<Option<TargetType>, String> {
+    match target_type {
+        None => Ok(None),
+        Some(t) => crate::service::selection::parse_target_type(t)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("IngressClassParams targetType {t:?} is not one of ip, instance")
+            }),
+    }
+}

@@ -1,0 +1,98 @@
+//! Ingress -> ALB: which Ingresses are ours, how they group, and what their annotations ask for.
+//!
+//! - [`class`]: whether an Ingress is ours (IngressClass, legacy annotation), and its class
+//!   parameters ([`params`]: IngressClassParams over the annotations).
+//! - [`group`]: IngressGroups: membership, order, finalizers.
+//! - [`annotations`]: every `alb.ingress.kubernetes.io/` annotation, typed ([`json`]: the
+//!   JSON-carrying ones).
+//! - [`rules`]: `spec.rules` -> listener rules; [`target_groups`]: a Service backend -> its target
+//!   group and binding; [`member`]: one Ingress's share of the ALB.
+//! - [`build`]: a group -> the desired ALB stack, a bad member left out (not the group).
+
+pub mod annotations;
+pub mod build;
+pub mod class;
+pub mod group;
+pub mod json;
+pub mod member;
+pub mod params;
+pub mod rules;
+pub mod target_groups;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use lb_api::{IngressClassParamsSpec, TargetType};
+
+pub use annotations::Scheme;
+pub use build::build_group;
+pub use group::GroupId;
+
+use crate::stack::Stack;
+
+/// What the cluster gives every ALB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressSettings {
+    /// `--cluster-name`.
+    pub cluster: String,
+    /// `--default-tags`.
+    pub default_tags: BTreeMap<String, String>,
+    /// HTTPS listeners without `ssl-policy`.
+    pub default_ssl_policy: String,
+    /// `--default-target-type` (upstream: instance).
+    pub default_target_type: TargetType,
+    /// `--default-load-balancer-scheme` (upstream: internal).
+    pub default_scheme: Scheme,
+}
+
+/// An ACM certificate, for discovery by host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub arn: String,
+    /// Domain name and subject alternative names; `*.example.com` covers one label.
+    pub domains: Vec<String>,
+}
+
+impl Certificate {
+    pub fn covers(&self, host: &str) -> bool {
+        self.domains.iter().any(|domain| {
+            if let Some(suffix) = domain.strip_prefix("*.") {
+                host.split_once('.').is_some_and(|(label, rest)| {
+                    !label.is_empty() && rest.eq_ignore_ascii_case(suffix)
+                })
+            } else {
+                domain.eq_ignore_ascii_case(host)
+            }
+        })
+    }
+}
+
+/// One Ingress of a group, with the parameters of its class.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupMember<'a> {
+    pub ingress: &'a Ingress,
+    pub params: Option<&'a IngressClassParamsSpec>,
+}
+
+/// What became of one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberOutcome {
+    /// `<namespace>/<name>`.
+    pub key: String,
+    /// Why the member is not in the ALB (a Warning names it); None when it is.
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltGroup {
+    /// None when no member could be built: AWS is then left as it is.
+    pub stack: Option<Stack>,
+    pub outcomes: Vec<MemberOutcome>,
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

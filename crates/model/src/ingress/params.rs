@@ -1,0 +1,206 @@
+//! IngressClassParams over an Ingress's annotations: each field the class parameters say wins.
+//! [`validate`] is what the validating webhook refuses; [`apply`] refuses the same values, named
+//! by field, so an object that slipped past the webhook (or predates it) is still reported.
+
+use ipnet::IpNet;
+use lb_api::{IngressClassParamsSpec, TargetType};
+
+use super::annotations::{IngressAnnotations, IpAddressType, Scheme};
+use super::json::ListenerProtocol;
+
+/// Every problem with `spec`, each naming the field and the value.
+pub fn validate(spec: &IngressClassParamsSpec) -> Vec<String> {
+    let mut scratch = IngressAnnotations::default();
+    let mut problems = Vec::new();
+    if let Err(problem) = apply(spec, &mut scratch) {
+        problems.push(problem);
+    }
+    let unsupported = [
+        (
+            "minimumLoadBalancerCapacity",
+            spec.minimum_load_balancer_capacity.is_some(),
+        ),
+        ("ipamConfiguration", spec.ipam_configuration.is_some()),
+        ("prefixListsIDs", spec.prefix_lists_ids.is_some()),
+        ("wafv2AclArn", spec.wafv2_acl_arn.is_some()),
+        ("wafv2AclName", spec.wafv2_acl_name.is_some()),
+    ];
+    problems.extend(
+        unsupported
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(field, _)| format!("spec.{field} is not supported yet")),
+    );
+    problems
+}
+
+/// Overrides `annotations` with what `spec` says; returns the target type it forces.
+pub fn apply(
+    spec: &IngressClassParamsSpec,
+    annotations: &mut IngressAnnotations,
+) -> Result<Option<TargetType>, String> {
+    let bad = |field: &str, value: &str, want: &str| {
+        format!("IngressClassParams spec.{field}: {value:?} is not {want}")
+    };
+    if let Some(scheme) = &spec.scheme {
+        annotations.scheme = Some(match scheme.as_str() {
+            "internal" => Scheme::Internal,
+            "internet-facing" => Scheme::InternetFacing,
+            other => return Err(bad("scheme", other, "internal or internet-facing")),
+        });
+    }
+    if let Some(kind) = &spec.ip_address_type {
+        annotations.ip_address_type = Some(match kind.as_str() {
+            "ipv4" => IpAddressType::Ipv4,
+            "dualstack" => IpAddressType::Dualstack,
+            "dualstack-without-public-ipv4" => IpAddressType::DualstackWithoutPublicIpv4,
+            other => {
+                return Err(bad(
+                    "ipAddressType",
+                    other,
+                    "ipv4, dualstack or dualstack-without-public-ipv4",
+                ));
+            }
+        });
+    }
+    if let Some(cidrs) = &spec.inbound_cidrs {
+        let nets: Result<Vec<IpNet>, _> = cidrs.iter().map(|c| c.parse()).collect();
+        annotations.inbound_cidrs =
+            Some(nets.map_err(|_| bad("inboundCIDRs", &cidrs.join(","), "a list of CIDRs"))?);
+    }
+    if let Some(policy) = &spec.ssl_policy {
+        annotations.ssl_policy = Some(policy.clone());
+    }
+    if let Some(port) = &spec.ssl_redirect_port {
+        let parsed = port.parse::<u16>().ok().filter(|p| *p > 0);
+        annotations.ssl_redirect =
+            Some(parsed.ok_or_else(|| bad("sslRedirectPort", port, "a port 1-65535"))?);
+    }
+    if let Some(ids) = spec.subnets.as_ref().and_then(|s| s.ids.clone()) {
+        annotations.subnets = Some(ids);
+    }
+    if let Some(tags) = &spec.tags {
+        annotations
+            .tags
+            .extend(tags.iter().map(|t| (t.key.clone(), t.value.clone())));
+    }
+    if let Some(name) = &spec.load_balancer_name {
+        annotations.load_balancer_name = Some(name.clone());
+    }
+    if let Some(arns) = &spec.certificate_arn {
+        annotations.certificate_arns = Some(arns.clone());
+    }
+    if let Some(attributes) = &spec.load_balancer_attributes {
+        annotations
+            .load_balancer_attributes
+            .extend(attributes.iter().map(|a| (a.key.clone(), a.value.clone())));
+    }
+    if let Some(listeners) = &spec.listeners {
+        let mut ports = Vec::new();
+        for listener in listeners {
+            let protocol = match listener.protocol.as_deref() {
+                Some("HTTP") => ListenerProtocol::Http,
+                Some("HTTPS") => ListenerProtocol::Https,
+                other => {
+                    return Err(bad(
+                        "listeners[].protocol",
+                        other.unwrap_or(""),
+                        "HTTP or HTTPS",
+                    ));
+                }
+            };
+            let port = listener
+                .port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    bad(
+                        "listeners[].port",
+                        &format!("{:?}", listener.port),
+                        "a port 1-65535",
+                    )
+                })?;
+            ports.push((protocol, port));
+            if let Some(attributes) = &listener.listener_attributes {
+                annotations.listener_attributes.insert(
+                    (protocol, port),
+                    attributes
+                        .iter()
+                        .map(|a| (a.key.clone(), a.value.clone()))
+                        .collect(),
+                );
+            }
+        }
+        if !ports.is_empty() {
+            annotations.listen_ports = Some(ports);
+        }
+    }
+    super::member::forced(spec.target_type.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_api::ingress_class_params::{Attribute, ListenerParams};
+
+    use super::*;
+
+    #[test]
+    fn class_parameters_win_over_annotations() {
+        let spec = IngressClassParamsSpec {
+            scheme: Some("internet-facing".into()),
+            ssl_redirect_port: Some("443".into()),
+            target_type: Some("ip".into()),
+            listeners: Some(vec![ListenerParams {
+                protocol: Some("HTTPS".into()),
+                port: Some(8443),
+                listener_attributes: Some(vec![Attribute {
+                    key: "routing.http.response.server.enabled".into(),
+                    value: "false".into(),
+                }]),
+            }]),
+            ..Default::default()
+        };
+        let mut annotations = IngressAnnotations {
+            scheme: Some(Scheme::Internal),
+            listen_ports: Some(vec![(ListenerProtocol::Http, 80)]),
+            ..Default::default()
+        };
+        assert_eq!(apply(&spec, &mut annotations), Ok(Some(TargetType::Ip)));
+        assert_eq!(annotations.scheme, Some(Scheme::InternetFacing));
+        assert_eq!(annotations.ssl_redirect, Some(443));
+        assert_eq!(
+            annotations.listen_ports,
+            Some(vec![(ListenerProtocol::Https, 8443)])
+        );
+        assert!(
+            annotations
+                .listener_attributes
+                .contains_key(&(ListenerProtocol::Https, 8443))
+        );
+    }
+
+    #[test]
+    fn the_webhook_refuses_bad_values_by_field() {
+        let bad = IngressClassParamsSpec {
+            scheme: Some("public".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(&bad),
+            vec!["IngressClassParams spec.scheme: \"public\" is not internal or internet-facing"]
+        );
+        let target = IngressClassParamsSpec {
+            target_type: Some("pod".into()),
+            wafv2_acl_arn: Some("arn".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(&target),
+            vec![
+                "IngressClassParams targetType \"pod\" is not one of ip, instance",
+                "spec.wafv2AclArn is not supported yet"
+            ]
+        );
+        assert!(validate(&IngressClassParamsSpec::default()).is_empty());
+    }
+}

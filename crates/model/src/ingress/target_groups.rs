@@ -1,0 +1,232 @@
+//! A Service backend of one Ingress -> its ALB target group and TargetGroupBinding.
+//!
+//! One target group per Ingress + Service + port (upstream's id `<ns>/<ingress>-<svc>:<port>`),
+//! with the Ingress's target group annotations under the Service's (which win). ALB defaults:
+//! HTTP, HTTP1, health check on the traffic port at `/` every 15 s, timeout 5 s, 2 / 2, success
+//! `200` (gRPC: `/AWS.ALB/healthcheck`, `12`). Instance targets go to the Service's node port.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use lb_api::TargetType;
+use lb_api::keys::ingress as keys;
+
+use super::annotations::{ProtocolVersion, TargetGroupAnnotations, parse_service};
+use super::json::{ListenerProtocol, ServicePortRef};
+use crate::naming::{TargetGroupIdentity, target_group_name};
+use crate::service::annotations::HealthCheckPort;
+use crate::stack::{Binding, HealthCheck, TargetGroup, tags};
+
+/// What a target group needs from its Ingress.
+pub struct Backend<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+    pub ingress: &'a str,
+    /// The Ingress's target group annotations (class parameters applied).
+    pub annotations: &'a TargetGroupAnnotations,
+    /// The class parameters' target type, which wins over every annotation.
+    pub forced_target_type: Option<TargetType>,
+    pub default_target_type: TargetType,
+    /// Ownership tags every resource of the group carries.
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    pub target_group: TargetGroup,
+    pub binding: Binding,
+    /// The Service's annotations said something that does not stop the build.
+    pub warnings: Vec<String>,
+}
+
+impl Backend<'_> {
+    pub fn target_group(
+        &self,
+        service: Option<&Service>,
+        service_name: &str,
+        port_ref: &ServicePortRef,
+    ) -> Result<Made, String> {
+        let service = service
+            .ok_or_else(|| format!("Service {}/{service_name} not found", self.namespace))?;
+        let port = find_port(service, port_ref).ok_or_else(|| {
+            format!(
+                "Service {}/{service_name} has no port {}",
+                self.namespace,
+                port_text(port_ref)
+            )
+        })?;
+        let empty = BTreeMap::new();
+        let (on_service, warnings) =
+            parse_service(service.metadata.annotations.as_ref().unwrap_or(&empty))
+                .map_err(|e| format!("Service {}/{service_name}: {e}", self.namespace))?;
+        let merged = on_service.over(self.annotations);
+        let target_type = self
+            .forced_target_type
+            .or(merged.target_type)
+            .unwrap_or(self.default_target_type);
+        let tg_port = match target_type {
+            TargetType::Instance => port.node_port.ok_or_else(|| {
+                format!(
+                    "Service {}/{service_name} port {} has no nodePort, which instance targets need (make it a NodePort Service, or use target-type ip)",
+                    self.namespace, port.port
+                )
+            })?,
+            TargetType::Ip => match &port.target_port {
+                Some(IntOrString::Int(n)) => *n,
+                _ => port.port,
+            },
+        };
+        let tg_port = u16::try_from(tg_port).unwrap_or(u16::MAX);
+        let protocol = merged.backend_protocol.unwrap_or(ListenerProtocol::Http);
+        let version = merged.protocol_version.unwrap_or(ProtocolVersion::Http1);
+        let health_check = self.health_check(&merged, service, target_type, protocol, version)?;
+        let port_text = port_text(port_ref);
+        let resource_id = format!(
+            "{}/{}-{service_name}:{port_text}",
+            self.namespace, self.ingress
+        );
+        let name = target_group_name(&TargetGroupIdentity {
+            cluster: self.cluster,
+            namespace: self.namespace,
+            service: service_name,
+            // The Ingress is part of what makes the group (two Ingresses, two groups).
+            service_port: &format!("{}:{port_text}", self.ingress),
+            protocol: protocol.as_str(),
+            port: tg_port,
+            target_type: target_type.as_str(),
+            ip_address_type: "ipv4",
+        });
+        let mut tags = self.tags.clone();
+        tags.insert(tags::INGRESS_RESOURCE.into(), resource_id.clone());
+        tags.insert(
+            tags::INGRESS_MEMBER.into(),
+            format!("{}/{}", self.namespace, self.ingress),
+        );
+        let binding = Binding {
+            name: name.clone(),
+            namespace: self.namespace.into(),
+            service_name: service_name.into(),
+            service_port: port.port,
+            target_group: resource_id.clone(),
+            target_type,
+            ip_address_type: "ipv4".into(),
+            node_selector: merged.node_labels.clone(),
+            multi_cluster: merged.multi_cluster.unwrap_or(false),
+        };
+        let target_group = TargetGroup {
+            resource_id,
+            name,
+            protocol: protocol.as_str().into(),
+            port: tg_port,
+            target_type,
+            ip_address_type: "ipv4".into(),
+            protocol_version: Some(version.as_str().into()),
+            health_check,
+            attributes: merged.attributes.clone(),
+            tags,
+        };
+        Ok(Made {
+            target_group,
+            binding,
+            warnings,
+        })
+    }
+
+    fn health_check(
+        &self,
+        merged: &TargetGroupAnnotations,
+        service: &Service,
+        target_type: TargetType,
+        protocol: ListenerProtocol,
+        version: ProtocolVersion,
+    ) -> Result<HealthCheck, String> {
+        let grpc = version == ProtocolVersion::Grpc;
+        let interval = merged.interval_seconds.unwrap_or(15);
+        let timeout = match merged.timeout_seconds {
+            Some(t) if t >= interval => {
+                return Err(format!(
+                    "annotations {p}healthcheck-timeout-seconds ({t}s) and {p}healthcheck-interval-seconds ({interval}s): the timeout must be shorter than the interval",
+                    p = keys::PREFIX
+                ));
+            }
+            Some(t) => t,
+            // The default adapts to a short interval (the seeds' 3 s, raised to 5).
+            None => 5.min(interval - 1).max(2),
+        };
+        let port_value = match &merged.health_check_port {
+            None | Some(HealthCheckPort::TrafficPort) => "traffic-port".to_string(),
+            Some(HealthCheckPort::Number(n)) => n.to_string(),
+            Some(HealthCheckPort::Name(name)) => named_port(service, name, target_type)
+                .ok_or_else(|| {
+                    format!(
+                        "annotation {}healthcheck-port: {name:?} names no port of Service {} usable for {} targets",
+                        keys::PREFIX,
+                        service.metadata.name.as_deref().unwrap_or_default(),
+                        target_type.as_str()
+                    )
+                })?,
+        };
+        Ok(HealthCheck {
+            protocol: merged
+                .health_check_protocol
+                .unwrap_or(protocol)
+                .as_str()
+                .into(),
+            port: port_value,
+            path: Some(
+                merged
+                    .health_check_path
+                    .clone()
+                    .unwrap_or_else(|| if grpc { "/AWS.ALB/healthcheck" } else { "/" }.into()),
+            ),
+            healthy_threshold: merged.healthy_threshold.unwrap_or(2),
+            unhealthy_threshold: merged.unhealthy_threshold.unwrap_or(2),
+            timeout_seconds: timeout,
+            interval_seconds: interval,
+            matcher: Some(
+                merged
+                    .success_codes
+                    .clone()
+                    .unwrap_or_else(|| if grpc { "12" } else { "200" }.into()),
+            ),
+        })
+    }
+}
+
+fn port_text(port: &ServicePortRef) -> String {
+    match port {
+        ServicePortRef::Number(n) => n.to_string(),
+        ServicePortRef::Name(name) => name.clone(),
+    }
+}
+
+/// The Service port `port_ref` names: by number, or by name (a name of digits that no port has
+/// is read as a number, as upstream's documented `"servicePort": "80"` needs).
+pub fn find_port<'a>(service: &'a Service, port_ref: &ServicePortRef) -> Option<&'a ServicePort> {
+    let ports = service.spec.as_ref()?.ports.as_ref()?;
+    match port_ref {
+        ServicePortRef::Number(n) => ports.iter().find(|p| p.port == *n),
+        ServicePortRef::Name(name) => ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .or_else(|| {
+                let n: i32 = name.parse().ok()?;
+                ports.iter().find(|p| p.port == n)
+            }),
+    }
+}
+
+/// A named health-check port: that Service port's target port (ip) or node port (instance).
+fn named_port(service: &Service, name: &str, target_type: TargetType) -> Option<String> {
+    let port = find_port(service, &ServicePortRef::Name(name.to_string()))?;
+    let number = match target_type {
+        TargetType::Instance => port.node_port?,
+        TargetType::Ip => match &port.target_port {
+            Some(IntOrString::Int(n)) => *n,
+            None => port.port,
+            Some(IntOrString::String(_)) => return None,
+        },
+    };
+    Some(number.to_string())
+}
