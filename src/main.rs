@@ -103,6 +103,20 @@ struct RunArgs {
     /// Leave Services alone (only TargetGroupBindings are reconciled).
     #[arg(long)]
     disable_service_controller: bool,
+    /// Ingresses whose kubernetes.io/ingress.class annotation says this are ours.
+    #[arg(long, default_value = lb_api::keys::ingress::DEFAULT_CLASS)]
+    ingress_class: String,
+    /// Scheme of ALBs whose Ingresses say none.
+    #[arg(long, default_value = "internal", value_parser = parse_scheme)]
+    default_load_balancer_scheme: lb_model::ingress::Scheme,
+    /// Leave Ingresses alone.
+    #[arg(long)]
+    disable_ingress_controller: bool,
+}
+
+fn parse_scheme(value: &str) -> Result<lb_model::ingress::Scheme, String> {
+    lb_model::ingress::Scheme::parse(value)
+        .ok_or_else(|| format!("{value:?}: expected internal or internet-facing"))
 }
 
 fn parse_target_type(value: &str) -> Result<lb_api::TargetType, String> {
@@ -138,7 +152,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
     let services = match (&args.aws_vpc_id, args.disable_service_controller) {
         (_, true) => None,
         (None, false) => {
-            tracing::warn!("no --aws-vpc-id: Services are not reconciled");
+            tracing::warn!("no --aws-vpc-id: Services and Ingresses are not reconciled");
             None
         }
         (Some(vpc), false) => Some(lb_controller_core::service::ServiceOptions {
@@ -155,6 +169,24 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
             },
         }),
     };
+    let ingresses = match (&args.aws_vpc_id, args.disable_ingress_controller) {
+        (Some(vpc), false) => Some(lb_controller_core::ingress::IngressOptions {
+            elb: lb_aws::SdkLoadBalancers::new(&config, calls.clone(), vpc),
+            ec2: lb_aws::SdkEc2::new(&config, calls.clone(), vpc),
+            acm: lb_aws::SdkAcm::new(&config, calls.clone()),
+            settings: lb_model::ingress::IngressSettings {
+                cluster: args.cluster_name.clone(),
+                default_tags: args.default_tags.clone(),
+                default_ssl_policy: args.default_ssl_policy.clone(),
+                default_target_type: args.default_target_type,
+                default_scheme: args.default_load_balancer_scheme,
+            },
+            class: lb_model::ingress::class::ClassSettings {
+                ingress_class: args.ingress_class.clone(),
+            },
+        }),
+        _ => None,
+    };
     let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
         listen: args.webhook_listen,
         cert: args.webhook_cert_dir.join("tls.crt"),
@@ -168,7 +200,10 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
     lb_controller_core::run(
         client,
         aws,
-        services,
+        lb_controller_core::LoadBalancerOptions {
+            services,
+            ingresses,
+        },
         webhook,
         Some(metrics),
         stop.wait(),

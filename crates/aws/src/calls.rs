@@ -31,6 +31,7 @@ pub enum Operation {
     DescribeTags,
     DescribeSubnets,
     DescribeSecurityGroups,
+    ListCertificates,
     // The deployer changing it.
     CreateTargetGroup,
     ModifyTargetGroup,
@@ -57,7 +58,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 36] = [
+    pub const ALL: [Operation; 37] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
@@ -72,6 +73,7 @@ impl Operation {
         Operation::DescribeTags,
         Operation::DescribeSubnets,
         Operation::DescribeSecurityGroups,
+        Operation::ListCertificates,
         Operation::CreateTargetGroup,
         Operation::ModifyTargetGroup,
         Operation::ModifyTargetGroupAttributes,
@@ -112,6 +114,7 @@ impl Operation {
             Self::DescribeTags => "DescribeTags",
             Self::DescribeSubnets => "DescribeSubnets",
             Self::DescribeSecurityGroups => "DescribeSecurityGroups",
+            Self::ListCertificates => "ListCertificates",
             Self::CreateTargetGroup => "CreateTargetGroup",
             Self::ModifyTargetGroup => "ModifyTargetGroup",
             Self::ModifyTargetGroupAttributes => "ModifyTargetGroupAttributes",

@@ -5,11 +5,13 @@
 //!
 //! - [`elbv2`]: target groups and their targets ([`TargetGroups`]), per account ([`Elbv2`]).
 //! - [`ec2`]: the VPC's subnets and managed security groups ([`Ec2`]).
+//! - [`acm`]: the account's certificates, for discovery by host ([`Certificates`]).
 //! - [`sts`]: assuming a binding's role for a target group in another account.
 //! - [`deployer`]: desired stack vs what exists -> the steps, in a safe order (pure diff), and
 //!   their application through the SDK ([`SdkLoadBalancers`]).
 //! - [`calls`]: counts and latency of every call, for `/metrics` and benchmarks.
 
+pub mod acm;
 pub mod calls;
 pub mod deployer;
 pub mod ec2;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod fake;
 pub mod sts;
 
+pub use acm::{Certificates, SdkAcm};
 pub use calls::{AwsCalls, Operation};
 pub use deployer::sdk::SdkLoadBalancers;
 pub use ec2::{Ec2, SdkEc2};

@@ -9,6 +9,7 @@
 //! - [`error`]: errors, their categories and the requeue they choose; [`metrics`]: Prometheus.
 
 pub mod error;
+pub mod ingress;
 pub mod metrics;
 pub mod pod_conditions;
 pub mod report;
@@ -19,6 +20,8 @@ pub mod tgb;
 pub mod webhook;
 pub mod writes;
 
-pub use runtime::{ClusterContext, DEBOUNCE, MetricsOptions, RunError, WebhookOptions, run};
+pub use runtime::{
+    ClusterContext, DEBOUNCE, LoadBalancerOptions, MetricsOptions, RunError, WebhookOptions, run,
+};
 pub use stores::Stores;
 pub use tgb::Context;

@@ -19,11 +19,20 @@ use kube::{Api, Client, Resource, ResourceExt};
 use lb_api::keys::kubernetes::{CONTAINERS_READY, SERVICE_NAME_LABEL};
 use lb_api::{TargetGroupBinding, TargetType};
 use lb_aws::deployer::apply::LoadBalancers;
-use lb_aws::{AwsCalls, Ec2, Elbv2};
+use lb_aws::{AwsCalls, Certificates, Ec2, Elbv2};
 use lb_model::selectors::service_selects;
 
+use crate::ingress::{self, IngressOptions};
 use crate::metrics;
 use crate::service::{self, ServiceOptions};
+
+/// The load balancer reconcilers to run beside the binding reconciler, each when given.
+pub struct LoadBalancerOptions<L, E, C> {
+    /// Services of type LoadBalancer -> NLBs.
+    pub services: Option<ServiceOptions<L, E>>,
+    /// Ingresses -> ALBs.
+    pub ingresses: Option<IngressOptions<L, E, C>>,
+}
 use crate::stores::Stores;
 use crate::tgb::{self, Context};
 use crate::webhook::{self, WebhookState};
@@ -67,7 +76,7 @@ async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
 }
 
 /// A reflected watch of all objects of `K`, with managed fields stripped.
-fn reflect<K>(
+pub(crate) fn reflect<K>(
     client: &Client,
 ) -> (
     Store<K>,
@@ -100,10 +109,10 @@ pub type ClusterContext<A> = Context<A, KubeWrites>;
 /// Runs the controller until `shutdown` resolves: the TargetGroupBinding reconciler, and the
 /// Service reconciler when `services` is given. `ready` receives the binding reconciler's context
 /// once the servers listen (tests and benchmarks read its metrics).
-pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2>(
+pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     client: Client,
     aws: A,
-    service_options: Option<ServiceOptions<L, E>>,
+    balancers: LoadBalancerOptions<L, E, C>,
     webhook: Option<WebhookOptions>,
     metrics: Option<MetricsOptions>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -143,7 +152,7 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2>(
         let state = Arc::new(WebhookState {
             ctx: ctx.clone(),
             termination_hold: options.termination_hold,
-            services: service_options.as_ref().map(|o| webhook::ServiceNaming {
+            services: balancers.services.as_ref().map(|o| webhook::ServiceNaming {
                 selection: o.selection.clone(),
                 cluster: o.cluster.clone(),
             }),
@@ -165,8 +174,16 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2>(
     let service_shutdown = shutdown.clone();
     let service_client = ctx.client.clone();
     let service_reconciler = async move {
-        if let Some(options) = service_options {
+        if let Some(options) = balancers.services {
             service::run(service_client, options, service_shutdown).await;
+        }
+    };
+    let ingress_shutdown = shutdown.clone();
+    let ingress_client = ctx.client.clone();
+    let ingress_stores = stores.clone();
+    let ingress_reconciler = async move {
+        if let Some(options) = balancers.ingresses {
+            ingress::run(ingress_client, options, ingress_stores, ingress_shutdown).await;
         }
     };
     let binding_reconciler = controller
@@ -181,7 +198,7 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2>(
                 tracing::debug!("reconcile: {err}");
             }
         });
-    futures::join!(binding_reconciler, service_reconciler);
+    futures::join!(binding_reconciler, service_reconciler, ingress_reconciler);
     for server in servers {
         server.abort();
     }

@@ -10,9 +10,14 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use lb_api::{TargetGroupBinding, keys};
-use lb_aws::{AwsCalls, SdkEc2, SdkElbv2, SdkLoadBalancers};
+use lb_aws::{AwsCalls, SdkAcm, SdkEc2, SdkElbv2, SdkLoadBalancers};
+use lb_controller_core::ingress::IngressOptions;
 use lb_controller_core::service::ServiceOptions;
-use lb_controller_core::{ClusterContext, MetricsOptions, RunError, WebhookOptions};
+use lb_controller_core::{
+    ClusterContext, LoadBalancerOptions, MetricsOptions, RunError, WebhookOptions,
+};
+use lb_model::ingress::IngressSettings;
+use lb_model::ingress::class::ClassSettings;
 use lb_model::service::build::ClusterSettings;
 use lb_model::service::selection::SelectionSettings;
 use lb_sandbox::aws::elb_setup;
@@ -116,6 +121,9 @@ impl Drop for ControllerHandle {
 pub async fn install_crds(client: &Client) -> Result<(), HarnessError> {
     let yaml = lb_api::crds_yaml().map_err(|e| SandboxError::Manifest(e.to_string()))?;
     manifests::apply_yaml(client, &yaml, "default").await?;
+    // The IngressClass the chart installs beside the controller.
+    let class = include_str!("../../../config/ingress-class/alb.yaml");
+    manifests::apply_yaml(client, class, "default").await?;
     let bindings: Api<TargetGroupBinding> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -191,6 +199,19 @@ pub async fn start_controller_with(
         },
         selection: SelectionSettings::default(),
     };
+    let ingresses = IngressOptions {
+        elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
+        ec2: SdkEc2::new(&config, calls.clone(), vpc),
+        acm: SdkAcm::new(&config, calls.clone()),
+        settings: IngressSettings {
+            cluster: aws.cluster_name().to_string(),
+            default_tags: Default::default(),
+            default_ssl_policy: "ELBSecurityPolicy-2016-08".to_string(),
+            default_target_type: lb_api::TargetType::Instance,
+            default_scheme: lb_model::ingress::Scheme::Internal,
+        },
+        class: ClassSettings::default(),
+    };
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (ready_tx, ready_rx) = oneshot::channel();
     let options = WebhookOptions {
@@ -202,7 +223,10 @@ pub async fn start_controller_with(
     let task = tokio::spawn(lb_controller_core::run(
         client,
         targets,
-        Some(services),
+        LoadBalancerOptions {
+            services: Some(services),
+            ingresses: Some(ingresses),
+        },
         Some(options),
         Some(MetricsOptions {
             listen: metrics,

@@ -16,6 +16,8 @@ use crate::guard::DestinationGuard;
 pub struct HttpResponse {
     pub status: u16,
     pub body: Bytes,
+    /// The `Location` header of a redirect.
+    pub location: Option<String>,
 }
 
 /// GET `path` from `addr`, all of it (connect, request, body) within `timeout`.
@@ -25,8 +27,19 @@ pub async fn get(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpResponse> {
-    let url = format!("http://{addr}{path}");
-    match tokio::time::timeout(timeout, get_inner(guard, addr, path, &url)).await {
+    get_for_host(guard, addr, &addr.to_string(), path, timeout).await
+}
+
+/// GET `path` from `addr` with `Host: host` (a load balancer's rules route by it).
+pub async fn get_for_host(
+    guard: &DestinationGuard,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<HttpResponse> {
+    let url = format!("http://{host}{path} (via {addr})");
+    match tokio::time::timeout(timeout, get_inner(guard, addr, host, path, &url)).await {
         Ok(result) => result,
         Err(_) => Err(SandboxError::Http {
             url,
@@ -38,6 +51,7 @@ pub async fn get(
 async fn get_inner(
     guard: &DestinationGuard,
     addr: SocketAddr,
+    host: &str,
     path: &str,
     url: &str,
 ) -> Result<HttpResponse> {
@@ -52,7 +66,7 @@ async fn get_inner(
         .map_err(|e| http_error(e.to_string()))?;
     let driver = tokio::spawn(connection);
     let request = Request::get(path)
-        .header(HOST, addr.to_string())
+        .header(HOST, host)
         .header(CONNECTION, "close")
         .body(Empty::<Bytes>::new())
         .map_err(|e| http_error(e.to_string()))?;
@@ -61,6 +75,11 @@ async fn get_inner(
         .await
         .map_err(|e| http_error(e.to_string()))?;
     let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = response
         .into_body()
         .collect()
@@ -68,5 +87,9 @@ async fn get_inner(
         .map_err(|e| http_error(e.to_string()))?
         .to_bytes();
     driver.abort();
-    Ok(HttpResponse { status, body })
+    Ok(HttpResponse {
+        status,
+        body,
+        location,
+    })
 }

@@ -19,7 +19,7 @@ use crate::stack::{Action, Binding, Rule, TargetGroup, TargetGroupRef, WeightedT
 pub struct Cluster<'a> {
     pub settings: &'a super::IngressSettings,
     /// A Service by namespace and name.
-    pub service: &'a dyn Fn(&str, &str) -> Option<Service>,
+    pub service: &'a (dyn Fn(&str, &str) -> Option<Service> + Send + Sync),
     /// ACM certificates for discovery by host.
     pub certificates: &'a [super::Certificate],
 }
@@ -265,4 +265,30 @@ pub fn forced(target_type: Option<&str>) -> Result<Option<TargetType>, String> {
                 format!("IngressClassParams targetType {t:?} is not one of ip, instance")
             }),
     }
+}
+
+/// Whether building `ingress` may need the account's certificates: it listens on HTTPS (by
+/// annotation or class parameters) without naming a certificate. The reconciler asks ACM only
+/// then.
+pub fn needs_certificate_discovery(
+    ingress: &Ingress,
+    params: Option<&IngressClassParamsSpec>,
+) -> bool {
+    let empty = BTreeMap::new();
+    let Ok(mut parsed) =
+        annotations::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty))
+    else {
+        return false;
+    };
+    if let Some(p) = params
+        && params::apply(p, &mut parsed).is_err()
+    {
+        return false;
+    }
+    parsed.certificate_arns.is_none()
+        && parsed
+            .listen_ports
+            .iter()
+            .flatten()
+            .any(|(protocol, _)| *protocol == ListenerProtocol::Https)
 }

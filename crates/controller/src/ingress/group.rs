@@ -1,0 +1,232 @@
+//! One group's pass: build the ALB from the members that can be built, converge AWS, then the
+//! bindings, the members' finalizers, statuses and Events. A member that cannot be built keeps
+//! what it had in AWS (its rules and target groups are held) and hears why; the others go on.
+//! A group with no member left is removed from AWS, then its leavers' finalizers go.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+use lb_aws::deployer::apply::{LoadBalancers, apply, remove};
+use lb_aws::deployer::diff::{Owner, Step, diff, teardown};
+use lb_aws::{Certificates, Ec2};
+use lb_model::ingress::member::{Cluster, needs_certificate_discovery};
+use lb_model::ingress::{GroupId, GroupMember, build_group};
+use lb_model::stack::StackKind;
+
+use super::IngressContext;
+use super::error::IngressError;
+use super::members::GroupView;
+use super::objects;
+
+/// What a pass did, for the log.
+#[derive(Debug, Default)]
+pub struct Passed {
+    pub steps: usize,
+    pub dns_name: Option<String>,
+    /// Bindings still draining after the group was removed: look again soon.
+    pub draining: bool,
+}
+
+pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
+    group: &GroupId,
+    view: &GroupView,
+    ctx: &IngressContext<L, E, C>,
+) -> Result<Passed, IngressError> {
+    if view.members.is_empty() {
+        return remove_group(group, view, ctx).await;
+    }
+    let subnets = ctx
+        .ec2
+        .subnets()
+        .await
+        .map_err(|source| IngressError::Discovery {
+            what: "subnets",
+            source,
+        })?;
+    let needs_acm = view
+        .members
+        .iter()
+        .any(|m| needs_certificate_discovery(&m.ingress, m.params.as_ref()));
+    let certificates = if needs_acm {
+        ctx.acm
+            .certificates()
+            .await
+            .map_err(|source| IngressError::Discovery {
+                what: "ACM certificates",
+                source,
+            })?
+    } else {
+        Vec::new()
+    };
+    let service = |namespace: &str, name: &str| {
+        ctx.stores
+            .service(namespace, name)
+            .map(|s| s.as_ref().clone())
+    };
+    let cluster = Cluster {
+        settings: &ctx.settings,
+        service: &service,
+        certificates: &certificates,
+    };
+    let buildable: Vec<GroupMember> = view
+        .members
+        .iter()
+        .filter(|m| m.refused.is_none())
+        .map(|m| GroupMember {
+            ingress: &m.ingress,
+            params: m.params.as_ref(),
+        })
+        .collect();
+    let built = build_group(group, &buildable, &cluster, &subnets);
+    let mut broken: Vec<(&Ingress, String)> = view
+        .members
+        .iter()
+        .filter_map(|m| Some((m.ingress.as_ref(), m.refused.clone()?)))
+        .collect();
+    for outcome in &built.outcomes {
+        let Some(member) = view.members.iter().find(|m| key(&m.ingress) == outcome.key) else {
+            continue;
+        };
+        for warning in &outcome.warnings {
+            ctx.warn(&member.ingress, "UnsupportedAnnotation", warning)
+                .await;
+        }
+        if let Some(error) = &outcome.error {
+            broken.push((member.ingress.as_ref(), error.clone()));
+        }
+    }
+    for (ingress, why) in &broken {
+        ctx.warn(ingress, "FailedBuildModel", why).await;
+    }
+    let Some(mut stack) = built.stack else {
+        return Err(IngressError::NoMember {
+            group: group.stack_id(),
+        });
+    };
+    // A broken member that was in the ALB (it has the finalizer) keeps its rules until fixed.
+    stack.held_members = broken
+        .iter()
+        .filter(|(i, _)| i.finalizers().iter().any(|f| *f == group.finalizer()))
+        .map(|(i, _)| key(i))
+        .collect();
+    let broken_keys: BTreeSet<String> = broken.iter().map(|(i, _)| key(i)).collect();
+    let good: Vec<&Ingress> = view
+        .members
+        .iter()
+        .map(|m| m.ingress.as_ref())
+        .filter(|i| !broken_keys.contains(&key(i)))
+        .collect();
+    // The finalizer goes on before anything exists in AWS, so nothing can be left behind.
+    for ingress in &good {
+        objects::add_finalizer(&ctx.client, ingress, &group.finalizer()).await?;
+    }
+    let owner = Owner::of(&stack);
+    let managed_group = match &stack.managed_security_group {
+        Some(sg) => {
+            let id = ctx.ec2.ensure_security_group(sg).await?;
+            stack.load_balancer.security_groups = vec![id.clone()];
+            Some(id)
+        }
+        None => None,
+    };
+    let existing = ctx.elb.describe_stack(&owner).await?;
+    let steps = diff(&stack, &existing);
+    if !steps.is_empty() {
+        tracing::info!(steps = ?steps, "converging");
+    }
+    let applied = apply(&ctx.elb, &stack, &existing, &steps).await?;
+    if managed_group.is_none()
+        && steps
+            .iter()
+            .any(|s| matches!(s, Step::SetSecurityGroups { .. }))
+    {
+        ctx.ec2.delete_security_groups(&owner, None).await?;
+    }
+    let mut wanted = Vec::new();
+    for binding in &stack.bindings {
+        let Some(arn) = applied.target_group_arns.get(&binding.target_group) else {
+            continue;
+        };
+        objects::apply_binding(&ctx.client, group, binding, arn).await?;
+        wanted.push(binding.name.clone());
+    }
+    // While a member is held its bindings are not known here: none is removed until it is fixed.
+    if stack.held_members.is_empty() {
+        for stale in objects::group_bindings(&ctx.client, group).await? {
+            if !wanted.contains(&stale.name_any()) {
+                objects::delete_binding(&ctx.client, &stale).await?;
+            }
+        }
+    }
+    for ingress in &good {
+        objects::set_status(&ctx.client, ingress, applied.dns_name.as_deref()).await?;
+    }
+    for ingress in &view.leaving {
+        objects::set_status(&ctx.client, ingress, None).await?;
+        objects::remove_finalizer(&ctx.client, ingress, &group.finalizer()).await?;
+    }
+    for ingress in &good {
+        ctx.publish(
+            ingress,
+            EventType::Normal,
+            "SuccessfullyReconciled",
+            "Successfully reconciled",
+        )
+        .await;
+    }
+    Ok(Passed {
+        steps: steps.len(),
+        dns_name: applied.dns_name,
+        draining: false,
+    })
+}
+
+/// No member left: bindings first (their finalizers deregister the targets while the target
+/// groups exist), then the ALB and all it owned, then the security group, then the finalizers.
+async fn remove_group<L: LoadBalancers, E: Ec2, C: Certificates>(
+    group: &GroupId,
+    view: &GroupView,
+    ctx: &IngressContext<L, E, C>,
+) -> Result<Passed, IngressError> {
+    let bindings = objects::group_bindings(&ctx.client, group).await?;
+    if !bindings.is_empty() {
+        for binding in bindings
+            .iter()
+            .filter(|b| b.metadata.deletion_timestamp.is_none())
+        {
+            objects::delete_binding(&ctx.client, binding).await?;
+        }
+        return Ok(Passed {
+            draining: true,
+            ..Passed::default()
+        });
+    }
+    let owner = Owner {
+        cluster: ctx.settings.cluster.clone(),
+        kind: StackKind::Ingress,
+        stack_id: group.stack_id(),
+    };
+    let existing = ctx.elb.describe_stack(&owner).await?;
+    let steps = teardown(&owner, &existing);
+    if !steps.is_empty() {
+        tracing::info!(steps = ?steps, "removing the group's ALB");
+    }
+    remove(&ctx.elb, &steps).await?;
+    ctx.ec2.delete_security_groups(&owner, None).await?;
+    for ingress in &view.leaving {
+        if ingress.metadata.deletion_timestamp.is_none() {
+            objects::set_status(&ctx.client, ingress, None).await?;
+        }
+        objects::remove_finalizer(&ctx.client, ingress, &group.finalizer()).await?;
+    }
+    Ok(Passed {
+        steps: steps.len(),
+        ..Passed::default()
+    })
+}
+
+fn key(ingress: &Ingress) -> String {
+    lb_model::ingress::group::member_key(ingress)
+}

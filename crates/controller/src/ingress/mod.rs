@@ -1,0 +1,235 @@
+//! The Ingress reconciler: Ingresses of ours become ALBs, one per IngressGroup.
+//!
+//! A pass is keyed by an Ingress but works on whole groups: the groups the Ingress is in now and
+//! those whose finalizer it still carries (it may be leaving one). A group's passes never overlap
+//! (a lock per group); each reads the members from the watch cache, builds the ALB from those that
+//! can be built ([`lb_model::ingress::build_group`]), converges AWS and writes every member's
+//! status ([`group`]). Targets are not registered here: the stack's TargetGroupBindings are, by
+//! the binding reconciler, with readiness gates.
+//!
+//! Events as upstream: `SuccessfullyReconciled` on every member served, `FailedBuildModel` on a
+//! member left out (naming the annotation and its value), `FailedDeployModel` (naming the AWS
+//! error; retried with backoff).
+
+mod error;
+mod group;
+mod members;
+mod objects;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use lb_api::IngressClassParams;
+use lb_aws::deployer::apply::LoadBalancers;
+use lb_aws::{Certificates, Ec2};
+use lb_model::ingress::class::ClassSettings;
+use lb_model::ingress::{GroupId, IngressSettings};
+use lb_model::status::{MAX_MESSAGE, truncate};
+
+pub use error::IngressError;
+
+use crate::error::retry_delay;
+use crate::service::{REPLACEMENT_CHECK, RESYNC};
+use crate::stores::Stores;
+use crate::tgb::BindingMemory;
+use crate::writes::{ClusterWrites, KubeWrites};
+
+/// What the Ingress reconciler needs from its caller.
+pub struct IngressOptions<L, E, C> {
+    pub elb: L,
+    pub ec2: E,
+    pub acm: C,
+    pub settings: IngressSettings,
+    pub class: ClassSettings,
+}
+
+pub struct IngressContext<L, E, C> {
+    pub client: Client,
+    pub elb: L,
+    pub ec2: E,
+    pub acm: C,
+    pub settings: IngressSettings,
+    pub class: ClassSettings,
+    stores: Stores,
+    ingresses: Store<Ingress>,
+    classes: Store<IngressClass>,
+    class_params: Store<IngressClassParams>,
+    writes: KubeWrites,
+    failures: BindingMemory,
+    /// One lock per group: its passes never overlap.
+    locks: Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<L, E, C> IngressContext<L, E, C> {
+    async fn publish(&self, ingress: &Ingress, type_: EventType, reason: &str, message: &str) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(message, MAX_MESSAGE)),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        self.writes.publish(event, ingress.object_ref(&())).await;
+    }
+
+    async fn warn(&self, ingress: &Ingress, reason: &str, message: &str) {
+        self.publish(ingress, EventType::Warning, reason, message)
+            .await;
+    }
+
+    fn lock(&self, group: &GroupId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(group.clone()).or_default().clone()
+    }
+}
+
+fn ingress_key(ingress: &Ingress) -> String {
+    lb_model::ingress::group::member_key(ingress)
+}
+
+#[tracing::instrument(skip_all, fields(ingress = %ingress_key(&ingress)))]
+pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates>(
+    ingress: Arc<Ingress>,
+    ctx: Arc<IngressContext<L, E, C>>,
+) -> Result<Action, IngressError> {
+    let started = Instant::now();
+    let classes = members::Classes::read(&ctx.classes, &ctx.class_params);
+    let selection = members::selection(&ingress, &classes, &ctx.stores, &ctx.class);
+    let mut groups = members::finalizer_groups(&ingress);
+    if let Some(current) = members::current_group(&ingress, &selection)
+        && !groups.contains(&current)
+    {
+        groups.push(current);
+    }
+    let mut next = Action::await_change();
+    for group in groups {
+        let lock = ctx.lock(&group);
+        let _held = lock.lock().await;
+        let view = members::view(&group, &ctx.ingresses, &classes, &ctx.stores, &ctx.class);
+        let result = group::reconcile_group(&group, &view, &ctx).await;
+        match result {
+            Ok(passed) if passed.draining => next = Action::requeue(REPLACEMENT_CHECK),
+            Ok(passed) => {
+                tracing::info!(group = %group.stack_id(), steps = passed.steps, hostname = ?passed.dns_name, took = ?started.elapsed(), "reconciled");
+                if !view.members.is_empty() && next == Action::await_change() {
+                    next = Action::requeue(RESYNC);
+                }
+            }
+            Err(err) => {
+                ctx.warn(&ingress, err.reason(), &err.to_string()).await;
+                return Err(err);
+            }
+        }
+    }
+    ctx.failures.succeeded(&ingress_key(&ingress));
+    Ok(next)
+}
+
+/// Retries as the error's category says: a group with no buildable member waits for a change.
+pub fn error_policy<L, E, C>(
+    ingress: Arc<Ingress>,
+    err: &IngressError,
+    ctx: Arc<IngressContext<L, E, C>>,
+) -> Action {
+    let key = ingress_key(&ingress);
+    let failures = ctx.failures.failed(&key);
+    match retry_delay(err.category(), failures) {
+        Some(delay) => {
+            let jitter = delay.mul_f64(rand::random::<f64>() * 0.2);
+            tracing::warn!(ingress = %key, reason = err.reason(), failures, ?delay, "reconcile failed: {err}");
+            Action::requeue(delay + jitter)
+        }
+        None => {
+            tracing::warn!(ingress = %key, reason = err.reason(), "reconcile failed, waiting for a change: {err}");
+            Action::await_change()
+        }
+    }
+}
+
+/// Runs the Ingress reconciler until `shutdown` resolves. `stores` are the shared watch caches
+/// (Services, Namespaces); Ingresses, IngressClasses and their parameters are watched here.
+pub async fn run<L, E, C>(
+    client: Client,
+    options: IngressOptions<L, E, C>,
+    stores: Stores,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) where
+    L: LoadBalancers + 'static,
+    E: Ec2,
+    C: Certificates,
+{
+    let controller = Controller::new(
+        Api::<Ingress>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(
+        kube::runtime::controller::Config::default()
+            .debounce(crate::runtime::DEBOUNCE)
+            .concurrency(crate::runtime::CONCURRENCY),
+    );
+    let ingresses = controller.store();
+    let (classes, class_events) = crate::runtime::reflect::<IngressClass>(&client);
+    let (class_params, params_events) = crate::runtime::reflect::<IngressClassParams>(&client);
+    let ctx = Arc::new(IngressContext {
+        client: client.clone(),
+        elb: options.elb,
+        ec2: options.ec2,
+        acm: options.acm,
+        settings: options.settings,
+        class: options.class,
+        stores,
+        ingresses: ingresses.clone(),
+        classes,
+        class_params,
+        writes: KubeWrites::new(client.clone()),
+        failures: BindingMemory::default(),
+        locks: Mutex::new(HashMap::new()),
+    });
+    let in_namespace = {
+        let store = ingresses.clone();
+        move |service: k8s_openapi::api::core::v1::Service| {
+            let namespace = service.namespace();
+            store
+                .state()
+                .iter()
+                .filter(|i| i.namespace() == namespace)
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    controller
+        .watches(
+            Api::<k8s_openapi::api::core::v1::Service>::all(client),
+            watcher::Config::default(),
+            in_namespace,
+        )
+        .watches_stream(class_events, all_of(ingresses.clone()))
+        .watches_stream(params_events, all_of(ingresses))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!("ingress reconcile: {err}");
+            }
+        })
+        .await;
+}
+
+/// Every Ingress: what a change of a class or of class parameters may concern.
+fn all_of<K>(store: Store<Ingress>) -> impl Fn(K) -> Vec<ObjectRef<Ingress>> {
+    move |_| {
+        store
+            .state()
+            .iter()
+            .map(|i| ObjectRef::from_obj(i.as_ref()))
+            .collect()
+    }
+}

@@ -1,0 +1,338 @@
+//! Ingress -> ALB on the sandbox, with the seeds' Ingresses (examples/ingress-alb/): the 2048 game
+//! becomes an ALB whose rule forwards to an ip target group, HTTP through the data plane reaches
+//! the pods, a restart changes nothing, and deleting the Ingress removes it all and nothing else;
+//! the canary splits 50/50 and follows a change to 90/10, and a broken group member is left out
+//! while the others keep serving; the SSL redirect answers 301 on HTTP and serves HTTPS over TLS.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::Client as Elb;
+use aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum;
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use lb_aws::Operation;
+use lb_lab::harness::{ControllerHandle, start_controller};
+use lb_sandbox::aws::ListenerInfo;
+use lb_sandbox::aws::elb_setup;
+use lb_sandbox::testing::*;
+use lb_sandbox::{Sandbox, http_client, manifests};
+use serde_json::json;
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+async fn hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
+    let ingress = Api::<Ingress>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .ok()?;
+    ingress
+        .status?
+        .load_balancer?
+        .ingress?
+        .first()?
+        .hostname
+        .clone()
+}
+
+async fn events(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String)> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+async fn listener(sandbox: &Sandbox, dns_name: &str, port: u16) -> ListenerInfo {
+    let aws = sandbox.aws().unwrap();
+    eventually(
+        "the data plane's listener",
+        Duration::from_secs(10),
+        || async {
+            let listeners = aws.control().listeners().await.ok()?;
+            listeners
+                .into_iter()
+                .find(|l| l.dns_name == dns_name && l.port == port)
+        },
+    )
+    .await
+}
+
+/// `count` GETs through `listener`: the answers by pod name prefix (the Deployment), `other` for
+/// answers that are not 200 from a pod.
+async fn answers(
+    sandbox: &Sandbox,
+    listener: &ListenerInfo,
+    count: usize,
+    prefixes: &[&str],
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..count {
+        let response = http_client::get(
+            &sandbox.guard(),
+            listener.local_address,
+            "/",
+            Duration::from_secs(5),
+        )
+        .await;
+        let body = response
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| String::from_utf8_lossy(&r.body).to_string())
+            .unwrap_or_default();
+        let pod = body
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("pod="))
+            .unwrap_or_default();
+        let who = prefixes
+            .iter()
+            .find(|p| pod.starts_with(*p))
+            .map_or("other", |p| p);
+        *counts.entry(who.to_string()).or_default() += 1;
+    }
+    counts
+}
+
+fn mutating_calls(controller: &ControllerHandle) -> Vec<(&'static str, u64)> {
+    Operation::ALL
+        .iter()
+        .filter(|op| op.is_mutating() && !matches!(op, Operation::RegisterTargets))
+        .map(|op| (op.as_str(), controller.calls.count(*op)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+async fn load_balancer_count(elb: &Elb) -> usize {
+    elb.describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingress() {
+    init_tracing();
+    let sandbox = start_sandbox().await;
+    let mut controller = start_controller(&sandbox).await.expect("controller starts");
+    let client = sandbox.client();
+    let aws = sandbox.aws().unwrap();
+    let elb = elb_setup::client(aws).await;
+    // Someone else's load balancer, without our tags: it must survive everything below.
+    elb_setup::application_load_balancer(&elb, aws, "not-ours")
+        .await
+        .unwrap();
+
+    let yaml = std::fs::read_to_string("examples/ingress-alb/game-2048.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    let dns_name = eventually(
+        "the ALB's hostname in the Ingress status",
+        Duration::from_secs(60),
+        || hostname(&client, "game-2048", "ingress-2048"),
+    )
+    .await;
+    let described = elb.describe_load_balancers().send().await.unwrap();
+    let alb = described
+        .load_balancers()
+        .iter()
+        .find(|l| l.dns_name() == Some(dns_name.as_str()))
+        .expect("the ALB of the status");
+    assert_eq!(alb.r#type(), Some(&LoadBalancerTypeEnum::Application));
+    assert_eq!(alb.scheme().map(|s| s.as_str()), Some("internet-facing"));
+    let alb_arn = alb.load_balancer_arn().unwrap().to_string();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&alb_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listeners.listeners().len(), 1);
+    let http = &listeners.listeners()[0];
+    assert_eq!(
+        (http.port(), http.protocol().map(|p| p.as_str())),
+        (Some(80), Some("HTTP"))
+    );
+    let rules = elb
+        .describe_rules()
+        .listener_arn(http.listener_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let rule = rules
+        .rules()
+        .iter()
+        .find(|r| r.is_default() != Some(true))
+        .expect("the path's rule");
+    assert_eq!(rule.priority(), Some("1"));
+    let group_arn = rule.actions()[0].target_group_arn().unwrap().to_string();
+    let groups = elb
+        .describe_target_groups()
+        .target_group_arns(&group_arn)
+        .send()
+        .await
+        .unwrap();
+    let group = &groups.target_groups()[0];
+    assert_eq!(group.target_type().map(|t| t.as_str()), Some("ip"));
+    assert_eq!(group.protocol().map(|p| p.as_str()), Some("HTTP"));
+
+    // HTTP through the ALB reaches the game's pods, once their targets are healthy.
+    let http = listener(&sandbox, &dns_name, 80).await;
+    eventually(
+        "requests through the ALB answered by the pods",
+        Duration::from_secs(60),
+        || async {
+            let counts = answers(&sandbox, &http, 10, &["game-2048/deployment-2048-"]).await;
+            (counts.get("game-2048/deployment-2048-") == Some(&10)).then_some(())
+        },
+    )
+    .await;
+    let reasons = events(&client, "game-2048", "ingress-2048").await;
+    assert!(
+        reasons.iter().any(|(r, _)| r == "SuccessfullyReconciled"),
+        "{reasons:?}"
+    );
+
+    // A restarted controller finds everything converged: describes only.
+    controller = controller
+        .restart(&sandbox, Duration::from_millis(200))
+        .await
+        .expect("controller restarts");
+    eventually(
+        "the restarted controller's first look at the group",
+        Duration::from_secs(30),
+        || async { (controller.calls.count(Operation::DescribeRules) > 0).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mutating_calls(&controller), [], "no change after a restart");
+
+    // Deleting the Ingress removes the ALB and all it owned; the foreign one stays.
+    Api::<Ingress>::namespaced(client.clone(), "game-2048")
+        .delete("ingress-2048", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the ALB gone and the Ingress with it",
+        Duration::from_secs(60),
+        || async {
+            let gone = Api::<Ingress>::namespaced(client.clone(), "game-2048")
+                .get_opt("ingress-2048")
+                .await
+                .unwrap()
+                .is_none();
+            (gone && load_balancer_count(&elb).await == 1).then_some(())
+        },
+    )
+    .await;
+    let groups = elb.describe_target_groups().send().await.unwrap();
+    assert_eq!(groups.target_groups().len(), 0, "its target group went too");
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken_member() {
+    init_tracing();
+    let sandbox = start_sandbox().await;
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let client = sandbox.client();
+    let yaml = std::fs::read_to_string("examples/ingress-alb/canary.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    let dns_name = eventually(
+        "the ALB's hostname in the Ingress status",
+        Duration::from_secs(60),
+        || hostname(&client, "default", "traffic-split"),
+    )
+    .await;
+    assert!(dns_name.starts_with("traffic-split-"), "{dns_name}");
+    let http = listener(&sandbox, &dns_name, 80).await;
+    let prefixes = ["default/ng-canary-", "default/ng-"];
+    eventually(
+        "both Services answering through the ALB",
+        Duration::from_secs(60),
+        || async {
+            let counts = answers(&sandbox, &http, 20, &prefixes).await;
+            (!counts.contains_key("other") && counts.len() == 2).then_some(())
+        },
+    )
+    .await;
+    let counts = answers(&sandbox, &http, 1000, &prefixes).await;
+    let canary = counts.get("default/ng-canary-").copied().unwrap_or(0);
+    let primary = counts.get("default/ng-").copied().unwrap_or(0);
+    assert_eq!(canary + primary, 1000, "{counts:?}");
+    assert!((450..=550).contains(&canary), "50% +- 5%: {counts:?}");
+
+    // 90/10: one annotation change, followed.
+    let weighted = r#"{"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"ng","servicePort":80,"weight":90},{"serviceName":"ng-canary","servicePort":80,"weight":10}]}}"#;
+    let ingresses = Api::<Ingress>::namespaced(client.clone(), "default");
+    ingresses
+        .patch(
+            "traffic-split",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "alb.ingress.kubernetes.io/actions.weighted-routing": weighted,
+            }}})),
+        )
+        .await
+        .unwrap();
+    eventually("the split at 90/10", Duration::from_secs(30), || async {
+        let counts = answers(&sandbox, &http, 1000, &prefixes).await;
+        let canary = counts.get("default/ng-canary-").copied().unwrap_or(0);
+        (50..=150).contains(&canary).then_some(())
+    })
+    .await;
+
+    // A member with a broken action joins the group: it is named and left out; traffic goes on.
+    let broken: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "broken", "namespace": "default", "annotations": {
+            "alb.ingress.kubernetes.io/group.name": "traffic-split",
+            "alb.ingress.kubernetes.io/actions.oops": "{\"type\": \"forward\"",
+        }},
+        "spec": {"ingressClassName": "alb", "rules": [{"http": {"paths": [{
+            "path": "/oops", "pathType": "Prefix",
+            "backend": {"service": {"name": "oops", "port": {"name": "use-annotation"}}}}]}}]},
+    }))
+    .unwrap();
+    ingresses
+        .create(&Default::default(), &broken)
+        .await
+        .unwrap();
+    let warning = eventually(
+        "a Warning naming the broken annotation",
+        Duration::from_secs(30),
+        || async {
+            events(&client, "default", "broken")
+                .await
+                .into_iter()
+                .find(|(reason, _)| reason == "FailedBuildModel")
+        },
+    )
+    .await;
+    assert!(
+        warning
+            .1
+            .starts_with("annotation alb.ingress.kubernetes.io/actions.oops: "),
+        "{warning:?}"
+    );
+    let counts = answers(&sandbox, &http, 50, &prefixes).await;
+    assert_eq!(counts.get("other"), None, "{counts:?}");
+    assert_eq!(hostname(&client, "default", "broken").await, None);
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
