@@ -1,21 +1,28 @@
 """A data plane for the emulated load balancers: every listener gets a local listener on a loopback
 port that carries traffic as the load balancer would.
 
-ALB (HTTP, HTTPS served as plain HTTP locally): rules by priority with path-pattern, host-header,
-http-request-method, http-header and query-string conditions; forward (weighted target groups),
-fixed-response and redirect actions. Forward goes round robin to healthy targets; with none
-healthy but some unhealthy it fails open to those; with neither it answers 503. A target that
-refuses or resets gives 502, one that does not answer within the idle timeout 504. initial,
-unused and draining targets get no new requests; requests in flight to a draining target finish.
+ALB (HTTP, HTTPS): rules by priority with path-pattern (wildcards or regular expressions),
+host-header, http-request-method, http-header, query-string and source-ip conditions; forward
+(weighted target groups), fixed-response and redirect actions. Forward goes round robin to
+healthy targets; with none healthy but some unhealthy it fails open to those; with neither it
+answers 503. A target that refuses or resets gives 502, one that does not answer within the idle
+timeout 504. initial, unused and draining targets get no new requests; requests in flight to a
+draining target finish.
 
 NLB (TCP, TLS): each connection goes to a target picked the same way and is relayed both ways;
-with no target the connection is closed at once. A TLS listener terminates TLS with the key and
-certificate (and chain) of its ACM certificate, as ELB does; the target gets plain TCP.
+with no target the connection is closed at once.
+
+HTTPS and TLS listeners terminate TLS as ELB does, with the key and certificate (and chain) from
+ACM: the certificate the client's SNI names among the listener's certificates (the default one and
+those added with AddListenerCertificates), else the default one. Each handshake reads the
+listener's current list, so certificate changes take effect at once; a listener whose protocol or
+port changes gets a new local server on the same loopback port. Targets get plain HTTP or TCP.
 
 Counts per listener: HTTP responses by status code; TCP connections by outcome.
 """
 
 import asyncio
+import ipaddress
 import os
 import random
 import re
@@ -24,6 +31,7 @@ import tempfile
 import time
 from collections import Counter, deque
 
+from moto.acm.exceptions import CertificateNotFound
 from moto.acm.models import acm_backends
 
 from . import httpwire
@@ -34,6 +42,7 @@ REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection",
               "te", "trailer", "upgrade"}
 CONNECT_TIMEOUT = 10.0
+PLACEHOLDER = re.compile(r"#\{(protocol|host|port|path|query)\}")
 
 
 def wildcard(pattern: str, text: str, case_sensitive: bool) -> bool:
@@ -47,16 +56,50 @@ def condition_values(condition: dict, config_key: str) -> list:
     return condition.get("Values") or (condition.get(config_key) or {}).get("Values") or []
 
 
-def rule_matches(conditions: list, method: str, host: str, path: str, query: str, head) -> bool:
+def hostname(host: str) -> str:
+    """The Host header without its port (an IPv6 literal keeps its brackets)."""
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+def path_matches(condition: dict, path: str) -> bool:
+    """Wildcard patterns, or PathPatternConfig's RegexValues: regular expressions searched for in
+    the path (re.search, so unanchored unless the expression anchors itself with ^ and $; ELB's
+    documentation does not say it anchors them). Both case-sensitive, the query string apart."""
+    regexes = (condition.get("PathPatternConfig") or {}).get("RegexValues")
+    if regexes:
+        return any(re.search(regex, path) for regex in regexes)
+    return any(wildcard(v, path, True) for v in condition_values(condition, "PathPatternConfig"))
+
+
+def source_ip_matches(blocks: list, source: str) -> bool:
+    """The connection's peer address in one of the CIDR blocks; as in ELB, X-Forwarded-For is not
+    read. A block that is no CIDR matches nothing."""
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    for block in blocks:
+        try:
+            if address in ipaddress.ip_network(block, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def rule_matches(conditions: list, method: str, host: str, path: str, query: str, head, source: str) -> bool:
+    """Whether a request matches every condition; `source` is the client's address as the
+    connection shows it."""
     for condition in conditions or []:
         field = condition.get("Field")
         if field == "path-pattern":
-            values = condition_values(condition, "PathPatternConfig")
-            if not any(wildcard(v, path, True) for v in values):
+            if not path_matches(condition, path):
                 return False
         elif field == "host-header":
             values = condition_values(condition, "HostHeaderConfig")
-            if not any(wildcard(v, host.split(":")[0], False) for v in values):
+            if not any(wildcard(v, hostname(host), False) for v in values):
                 return False
         elif field == "http-request-method":
             if method not in condition_values(condition, "HttpRequestMethodConfig"):
@@ -74,9 +117,34 @@ def rule_matches(conditions: list, method: str, host: str, path: str, query: str
                 for w in wanted
             ):
                 return False
+        elif field == "source-ip":
+            if not source_ip_matches((condition.get("SourceIpConfig") or {}).get("Values") or [], source):
+                return False
         else:
             return False  # A condition we cannot evaluate never matches.
     return True
+
+
+def name_matches(pattern: str, server_name: str) -> bool:
+    """A certificate name covers a server name: equal, or a wildcard `*.example.com` standing for
+    exactly one leftmost label (RFC 6125); case-insensitive."""
+    pattern, server_name = pattern.lower().rstrip("."), server_name.lower().rstrip(".")
+    if pattern.startswith("*."):
+        label, dot, rest = server_name.partition(".")
+        return bool(label) and bool(dot) and rest == pattern[2:]
+    return pattern == server_name
+
+
+def choose_certificate(server_name: str | None, certificates: list[tuple[str, list[str]]]) -> str:
+    """The certificate ELB serves from a listener's list of (ARN, names), the default first: one
+    whose name equals the SNI server name, else one whose wildcard covers it, else (and without
+    SNI) the default."""
+    if server_name:
+        for wildcards in (False, True):
+            for arn, names in certificates:
+                if any(n.startswith("*.") == wildcards and name_matches(n, server_name) for n in names):
+                    return arn
+    return certificates[0][0]
 
 
 class ListenerStats:
@@ -96,6 +164,7 @@ class DataPlane:
         self.guard = guard
         self.servers: dict[str, tuple[asyncio.AbstractServer, int, dict]] = {}
         self.stats: dict[str, ListenerStats] = {}
+        self.tls_contexts: dict[tuple[str, bytes], ssl.SSLContext] = {}
 
     async def run(self) -> None:
         """Keeps one local listener per emulated listener, checking every 200 ms."""
@@ -111,10 +180,13 @@ class DataPlane:
         for balancer in list(self.elbv2.load_balancers.values()):
             for listener in list(balancer.listeners.values()):
                 wanted[listener.arn] = (balancer, listener)
-        for arn in list(self.servers):
-            if arn not in wanted:
-                server, _, _ = self.servers.pop(arn)
+        local_ports = {}  # A listener whose protocol or port changed keeps its loopback port.
+        for arn, (server, port, info) in list(self.servers.items()):
+            listener = wanted.get(arn, (None, None))[1]
+            if listener is None or (info["protocol"], info["port"]) != (listener.protocol, int(listener.port)):
+                del self.servers[arn]
                 server.close()
+                local_ports[arn] = port
         for arn, (balancer, listener) in wanted.items():
             if arn in self.servers:
                 continue
@@ -123,8 +195,8 @@ class DataPlane:
                 handler = self._http_handler(balancer, listener, stats)
             else:
                 handler = self._tcp_handler(listener, stats)
-            tls = self._tls_context(balancer, listener) if listener.protocol == "TLS" else None
-            server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
+            tls = self._server_context(balancer, listener) if listener.protocol in ("HTTPS", "TLS") else None
+            server = await asyncio.start_server(handler, "127.0.0.1", local_ports.get(arn, 0), ssl=tls)
             port = server.sockets[0].getsockname()[1]
             info = {
                 "load_balancer_arn": balancer.arn,
@@ -139,12 +211,36 @@ class DataPlane:
             self.servers[arn] = (server, port, info)
             print(f"data plane: {balancer.dns_name}:{listener.port} ({listener.protocol}) -> 127.0.0.1:{port}", flush=True)
 
+    def _server_context(self, balancer, listener) -> ssl.SSLContext:
+        """A context that holds no certificate itself: on each handshake it switches to the one
+        the client's SNI picks among the listener's current certificates."""
+        region, account = balancer.arn.split(":")[3:5]
+        acm = acm_backends[account][region]
+
+        def pick(ssl_object, server_name, _context):
+            bundles = {}
+            for arn in listener.certificates or [listener.certificate]:
+                try:
+                    bundles[arn] = acm.get_certificate(arn)
+                except CertificateNotFound:
+                    continue
+            arn = choose_certificate(server_name, [(a, b.sans or [b.common_name]) for a, b in bundles.items()])
+            ssl_object.context = self._tls_context(arn, bundles[arn])
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.sni_callback = pick
+        return context
+
+    def _tls_context(self, arn: str, bundle) -> ssl.SSLContext:
+        """An ACM certificate as a server context (key and chain from ACM), built once per
+        certificate body (a re-import under the same ARN gets a new one)."""
+        key = (arn, bundle.cert)
+        if key not in self.tls_contexts:
+            self.tls_contexts[key] = self._load_tls_context(bundle)
+        return self.tls_contexts[key]
+
     @staticmethod
-    def _tls_context(balancer, listener) -> ssl.SSLContext:
-        """The listener's ACM certificate as a server context (key and chain from ACM)."""
-        arn = listener.certificate
-        account, region = balancer.arn.split(":")[4], balancer.arn.split(":")[3]
-        bundle = acm_backends[account][region].get_certificate(arn)
+    def _load_tls_context(bundle) -> ssl.SSLContext:
         as_text = lambda v: v.decode() if isinstance(v, bytes) else (v or "")
         with tempfile.TemporaryDirectory() as directory:
             chain = os.path.join(directory, "chain.pem")
@@ -171,6 +267,7 @@ class DataPlane:
 
     def _http_handler(self, balancer, listener, stats: ListenerStats):
         async def handle(reader, writer):
+            source = (writer.get_extra_info("peername") or ("",))[0]
             try:
                 while True:
                     head = await httpwire.read_head(reader)
@@ -178,7 +275,7 @@ class DataPlane:
                         break
                     body = await httpwire.read_body(reader, head, until_eof=False)
                     keep_alive = self._client_keeps_alive(head)
-                    status, reason, headers, payload, target = await self._serve(balancer, listener, head, body)
+                    status, reason, headers, payload, target = await self._serve(balancer, listener, head, body, source)
                     stats.record(status, target)
                     writer.write(httpwire.response_bytes(status, reason, headers, payload, close=not keep_alive))
                     await writer.drain()
@@ -198,7 +295,7 @@ class DataPlane:
             return connection == "keep-alive"
         return connection != "close"
 
-    async def _serve(self, balancer, listener, head, body):
+    async def _serve(self, balancer, listener, head, body, source: str):
         method, target_uri, _ = (head.first_line.split(" ", 2) + ["", ""])[:3]
         path, _, query = target_uri.partition("?")
         host = head.get("host") or balancer.dns_name
@@ -208,7 +305,7 @@ class DataPlane:
             key=lambda r: int(r.priority),
         )
         for rule in rules:
-            if rule_matches(rule.conditions, method, host, path, query, head):
+            if rule_matches(rule.conditions, method, host, path, query, head, source):
                 actions = rule.actions
                 break
         ordered = sorted(actions, key=lambda a: int(a.data.get("Order", 0) or 0))
@@ -239,19 +336,19 @@ class DataPlane:
 
     @staticmethod
     def _redirect(config: dict, listener, host: str, path: str, query: str):
-        host_only, _, host_port = host.partition(":")
+        """ELB's redirect: each part from the config, its placeholders filled from the request in
+        one pass (#{host} without the Host header's port, #{port} the listener's, #{path} without
+        its leading "/"); parts not given keep the request's."""
         values = {
             "protocol": listener.protocol.lower(),
-            "host": host_only,
+            "host": hostname(host),
             "port": str(listener.port),
             "path": path.lstrip("/"),
             "query": query,
         }
 
         def fill(template: str) -> str:
-            for key, value in values.items():
-                template = template.replace("#{" + key + "}", value)
-            return template
+            return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
         protocol = fill(config.get("Protocol", "#{protocol}")).lower()
         location = f"{protocol}://{fill(config.get('Host', '#{host}'))}:{fill(config.get('Port', '#{port}'))}"
@@ -332,6 +429,8 @@ class DataPlane:
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copies until EOF, then half-closes the other side; TLS has no half-close, so a TLS side
+    is closed (else a client waiting for the end would wait forever)."""
     try:
         while data := await reader.read(65536):
             writer.write(data)
@@ -340,6 +439,9 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         pass
     finally:
         try:
-            writer.write_eof()
+            if writer.can_write_eof():
+                writer.write_eof()
+            else:
+                writer.close()
         except (OSError, RuntimeError):
             pass

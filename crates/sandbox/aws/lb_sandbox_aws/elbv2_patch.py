@@ -7,12 +7,19 @@ its own per-Id view too (it checks instances exist and are running), which nothi
 Which load balancers use a target group follows every listener and rule change (moto only adds
 on create): a group a modified listener now forwards to is in use (its targets get checked), one
 no listener or rule forwards to any more is not.
+
+Rules and certificates: path-pattern conditions may be regular expressions (RegexValues);
+SetRulePriorities is one change, so rules may swap priorities; a listener's certificate list
+keeps its SNI certificates when the default one changes, and DescribeListeners shows the default
+one alone.
 """
 
 import ipaddress
+import re
 
-from moto.elbv2 import models
-from moto.elbv2.exceptions import InvalidTargetError, TargetGroupNotFoundError
+from moto.elbv2 import models, responses
+from moto.elbv2.exceptions import (DuplicatePriorityError, InvalidConditionValueError, InvalidTargetError,
+                                   PriorityInUseError, TargetGroupNotFoundError)
 from moto.elbv2.models import FakeHealthStatus
 
 
@@ -85,6 +92,69 @@ def _refreshing(original):
     return call
 
 
+def _accepting_regex_paths(original):
+    """ELB takes PathPatternConfig with RegexValues instead of Values (moto reads Values alone: a
+    KeyError, so an internal error); each must be a valid expression of at most 128 characters."""
+
+    def call(self, condition):
+        regexes = (condition.get("PathPatternConfig") or {}).get("RegexValues")
+        if regexes is None:
+            return original(self, condition)
+        if condition.get("Values") or condition["PathPatternConfig"].get("Values"):
+            raise InvalidConditionValueError("You cannot provide both Values and RegexValues for 'path-pattern'")
+        if not regexes:
+            raise InvalidConditionValueError("A condition value must be specified")
+        for regex in regexes:
+            if len(regex) > 128:
+                raise InvalidConditionValueError("The 'path-pattern' value is too long; the limit is '128'")
+            try:
+                re.compile(regex)
+            except re.error as err:
+                raise InvalidConditionValueError(f"The 'path-pattern' regular expression '{regex}' is invalid: {err}")
+
+    return call
+
+
+def set_rule_priorities(self, rule_priorities):
+    """ELB applies the set as one change: only the priorities the listener's rules hold afterwards
+    must be distinct, so two rules may swap (moto checks each new priority against the old ones,
+    so a swap, or a rule keeping its own priority, is PriorityInUse)."""
+    wanted = [int(pair["Priority"]) for pair in rule_priorities]
+    for priority in wanted:
+        if wanted.count(priority) > 1:
+            raise DuplicatePriorityError(str(priority))
+    rules = [self.describe_rules(listener_arn=None, rule_arns=[pair["RuleArn"]])[0] for pair in rule_priorities]
+    moved = {rule.arn: priority for rule, priority in zip(rules, wanted)}
+    for listener_arn in {rule.listener_arn for rule in rules}:
+        listener = self.describe_listeners(None, [listener_arn])[0]
+        after = [int(moved.get(r.arn, r.priority)) for r in listener.rules.values() if not r.is_default]
+        if len(after) != len(set(after)):
+            raise PriorityInUseError()
+    for rule, priority in zip(rules, wanted):
+        rule.priority = priority
+    return rules
+
+
+def _keeping_sni_certificates(original):
+    """ModifyListener's Certificates names the default certificate: ELB keeps the listener's other
+    (SNI) certificates, moto replaces the whole list with it."""
+
+    def call(self, arn, port=None, protocol=None, ssl_policy=None, certificates=None, actions=None):
+        others = self.describe_listeners(None, [arn])[0].certificates[1:]
+        listener = original(self, arn, port, protocol, ssl_policy, certificates, actions)
+        if certificates:
+            listener.certificates = [certificates[0]["CertificateArn"], *others]
+        return listener
+
+    return call
+
+
+def _default_certificate_only(data):
+    """A listener as ELB describes it names its default certificate alone (the others are
+    DescribeListenerCertificates'); moto lists them all."""
+    return responses.transform_certificates(data[:1])
+
+
 def install(registry) -> None:
     def register_targets(self, target_group_arn, instances):
         group = _group(self, target_group_arn)
@@ -120,5 +190,13 @@ def install(registry) -> None:
     models.ELBv2Backend.register_targets = register_targets
     models.ELBv2Backend.deregister_targets = deregister_targets
     models.ELBv2Backend.describe_target_health = describe_target_health
+    models.ELBv2Backend._validate_path_pattern_condition = _accepting_regex_paths(
+        models.ELBv2Backend._validate_path_pattern_condition
+    )
+    models.ELBv2Backend.set_rule_priorities = set_rule_priorities
+    models.ELBv2Backend.modify_listener = _keeping_sni_certificates(models.ELBv2Backend.modify_listener)
+    transformers = responses.ELBV2Response.RESPONSE_KEY_PATH_TO_TRANSFORMER
+    for output in ("DescribeListenersOutput", "ModifyListenerOutput"):
+        transformers[f"{output}.Listeners.Listener.Certificates"] = _default_certificate_only
     for name in ("modify_listener", "delete_listener", "create_rule", "modify_rule", "delete_rule"):
         setattr(models.ELBv2Backend, name, _refreshing(getattr(models.ELBv2Backend, name)))

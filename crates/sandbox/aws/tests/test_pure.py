@@ -3,10 +3,12 @@
 import asyncio
 import unittest
 
-from lb_sandbox_aws.dataplane import DataPlane, rule_matches, wildcard
+from lb_sandbox_aws.dataplane import (DataPlane, choose_certificate, hostname, name_matches, rule_matches,
+                                      source_ip_matches, wildcard)
 from lb_sandbox_aws.guard import Guard
 from lb_sandbox_aws.httpwire import read_body, read_head, response_bytes, status_of
-from lb_sandbox_aws.elbv2_patch import _forwarded_groups
+from lb_sandbox_aws.elbv2_patch import _accepting_regex_paths, _forwarded_groups, set_rule_priorities
+from moto.elbv2.exceptions import DuplicatePriorityError, InvalidConditionValueError, PriorityInUseError
 from lb_sandbox_aws.targets import matcher_accepts
 
 
@@ -33,6 +35,63 @@ class ForwardedGroupsTest(unittest.TestCase):
         ]
         self.assertEqual(_forwarded_groups(actions), {"arn:a", "arn:b", "arn:c"})
         self.assertEqual(_forwarded_groups(None), set())
+
+
+class Rule:
+    def __init__(self, arn, priority, is_default=False):
+        self.arn, self.priority, self.is_default, self.listener_arn = arn, priority, is_default, "listener"
+
+
+class RulesBackend:
+    """Just what set_rule_priorities reads: one listener's rules."""
+
+    def __init__(self, rules):
+        self.listener = type("Listener", (), {"rules": {r.arn: r for r in rules}})()
+
+    def describe_rules(self, listener_arn, rule_arns):
+        return [self.listener.rules[arn] for arn in rule_arns]
+
+    def describe_listeners(self, load_balancer_arn, listener_arns):
+        return [self.listener]
+
+
+class RulePrioritiesTest(unittest.TestCase):
+    def setUp(self):
+        self.backend = RulesBackend([Rule("a", 1), Rule("b", 2), Rule("c", 3), Rule("d", "default", True)])
+
+    def priorities(self):
+        return {arn: rule.priority for arn, rule in self.backend.listener.rules.items()}
+
+    def test_a_swap_is_one_change(self):
+        set_rule_priorities(self.backend, [{"RuleArn": "a", "Priority": 2}, {"RuleArn": "b", "Priority": 1}])
+        self.assertEqual(self.priorities(), {"a": 2, "b": 1, "c": 3, "d": "default"})
+        set_rule_priorities(self.backend, [{"RuleArn": "c", "Priority": 3}])
+        self.assertEqual(self.priorities()["c"], 3, "a rule may keep its own priority")
+
+    def test_a_priority_another_rule_keeps_is_in_use(self):
+        with self.assertRaises(PriorityInUseError):
+            set_rule_priorities(self.backend, [{"RuleArn": "a", "Priority": 3}])
+        with self.assertRaises(DuplicatePriorityError):
+            set_rule_priorities(self.backend, [{"RuleArn": "a", "Priority": 9}, {"RuleArn": "b", "Priority": 9}])
+        self.assertEqual(self.priorities(), {"a": 1, "b": 2, "c": 3, "d": "default"}, "nothing changed")
+
+
+class RegexPathValidationTest(unittest.TestCase):
+    def setUp(self):
+        self.plain = []
+        self.validate = _accepting_regex_paths(lambda _self, condition: self.plain.append(condition))
+
+    def test_regex_values_are_checked_here_and_plain_values_by_moto(self):
+        self.validate(None, {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/api/(v1|v2)/.*$"]}})
+        self.assertEqual(self.plain, [])
+        self.validate(None, {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}})
+        self.assertEqual(len(self.plain), 1)
+
+    def test_bad_regex_values_are_refused(self):
+        for config in [{"RegexValues": []}, {"RegexValues": ["^/(open"]}, {"RegexValues": ["x" * 129]},
+                       {"RegexValues": ["^/a$"], "Values": ["/a"]}]:
+            with self.assertRaises(InvalidConditionValueError, msg=config):
+                self.validate(None, {"Field": "path-pattern", "PathPatternConfig": config})
 
 
 class MatcherTest(unittest.TestCase):
@@ -65,16 +124,55 @@ class RuleTest(unittest.TestCase):
             {"Field": "host-header", "HostHeaderConfig": {"Values": ["shop.example.com"]}},
         ]
         head = Head({})
-        self.assertTrue(rule_matches(conditions, "GET", "shop.example.com:80", "/api/x", "", head))
-        self.assertFalse(rule_matches(conditions, "GET", "other.example.com", "/api/x", "", head))
-        self.assertFalse(rule_matches(conditions, "GET", "shop.example.com", "/web", "", head))
+        self.assertTrue(rule_matches(conditions, "GET", "shop.example.com:80", "/api/x", "", head, "127.0.0.1"))
+        self.assertFalse(rule_matches(conditions, "GET", "other.example.com", "/api/x", "", head, "127.0.0.1"))
+        self.assertFalse(rule_matches(conditions, "GET", "shop.example.com", "/web", "", head, "127.0.0.1"))
 
     def test_method_header_query_and_unknown_fields(self):
         head = Head({"x-canary": "yes"})
-        self.assertTrue(rule_matches([{"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["POST"]}}], "POST", "h", "/", "", head))
-        self.assertTrue(rule_matches([{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Canary", "Values": ["y*"]}}], "GET", "h", "/", "", head))
-        self.assertTrue(rule_matches([{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "v", "Value": "2"}]}}], "GET", "h", "/", "a=1&v=2", head))
-        self.assertFalse(rule_matches([{"Field": "source-ip", "Values": ["10.0.0.0/8"]}], "GET", "h", "/", "", head))
+        self.assertTrue(rule_matches([{"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["POST"]}}], "POST", "h", "/", "", head, ""))
+        self.assertTrue(rule_matches([{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Canary", "Values": ["y*"]}}], "GET", "h", "/", "", head, ""))
+        self.assertTrue(rule_matches([{"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "v", "Value": "2"}]}}], "GET", "h", "/", "a=1&v=2", head, ""))
+        self.assertFalse(rule_matches([{"Field": "no-such-field", "Values": ["x"]}], "GET", "h", "/", "", head, ""))
+
+    def test_source_ip_is_the_peer_in_a_cidr(self):
+        condition = [{"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8", "127.0.0.1/32"]}}]
+        self.assertTrue(rule_matches(condition, "GET", "h", "/", "", Head({}), "127.0.0.1"))
+        self.assertTrue(rule_matches(condition, "GET", "h", "/", "", Head({}), "10.1.2.3"))
+        self.assertFalse(rule_matches(condition, "GET", "h", "/", "", Head({}), "127.0.0.2"))
+        # X-Forwarded-For is the client's word, not its address: ELB does not read it.
+        forwarded = Head({"x-forwarded-for": "10.1.2.3"})
+        self.assertFalse(rule_matches(condition, "GET", "h", "/", "", forwarded, "192.168.1.1"))
+
+    def test_source_ip_blocks(self):
+        self.assertTrue(source_ip_matches(["2001:db8::/32"], "2001:db8::1"))
+        self.assertFalse(source_ip_matches(["2001:db8::/32"], "10.0.0.1"))
+        self.assertTrue(source_ip_matches(["10.0.0.1/8"], "10.9.9.9"), "host bits set: still the block")
+        self.assertFalse(source_ip_matches(["not-a-cidr", "10.0.0.0/33"], "10.0.0.1"))
+        self.assertTrue(source_ip_matches(["not-a-cidr", "10.0.0.0/8"], "10.0.0.1"))
+        self.assertFalse(source_ip_matches(["0.0.0.0/0"], ""), "no peer address matches nothing")
+
+    def test_regex_paths(self):
+        def matches(regexes, path):
+            condition = [{"Field": "path-pattern", "PathPatternConfig": {"RegexValues": regexes}}]
+            return rule_matches(condition, "GET", "h", path, "", Head({}), "")
+
+        self.assertTrue(matches(["^/api/v[0-9]+/"], "/api/v2/orders"))
+        self.assertFalse(matches(["^/api/v[0-9]+/"], "/api/vX/orders"))
+        self.assertFalse(matches(["^/api/v[0-9]+/"], "/API/v2/orders"), "case-sensitive")
+        self.assertTrue(matches(["/v[0-9]+/"], "/api/v2/orders"), "unanchored: searched for")
+        self.assertFalse(matches(["^/exact$"], "/exact/more"))
+        self.assertTrue(matches(["^/a$", "^/b$"], "/b"), "any expression may match")
+        # `*` and `?` are regex syntax here, not ALB wildcards.
+        self.assertFalse(matches(["^/img/*.png$"], "/img/a.png"))
+        self.assertTrue(matches(["^/img/.*\\.png$"], "/img/a.png"))
+
+    def test_host_header_ignores_the_port(self):
+        condition = [{"Field": "host-header", "HostHeaderConfig": {"Values": ["*.example.com"]}}]
+        self.assertTrue(rule_matches(condition, "GET", "shop.example.com:8443", "/", "", Head({}), ""))
+        self.assertEqual(hostname("shop.example.com:8443"), "shop.example.com")
+        self.assertEqual(hostname("shop.example.com"), "shop.example.com")
+        self.assertEqual(hostname("[::1]:8443"), "[::1]")
 
 
 class WeightedForwardTest(unittest.TestCase):
@@ -86,6 +184,60 @@ class WeightedForwardTest(unittest.TestCase):
         self.assertEqual(DataPlane._choose_group({"TargetGroupArn": "only"}), "only")
         zero = {"ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "x", "Weight": 0}]}}
         self.assertEqual(DataPlane._choose_group(zero), "x")
+
+
+class Listener:
+    def __init__(self, protocol, port):
+        self.protocol = protocol
+        self.port = port
+
+
+class RedirectTest(unittest.TestCase):
+    def location(self, config, host="shop.example.com:8080", path="/a/b", query="x=1", listener=Listener("HTTP", 80)):
+        status, _, headers, _, _ = DataPlane._redirect(config, listener, host, path, query)
+        return status, dict(headers)["Location"]
+
+    def test_to_https_keeps_host_path_and_query(self):
+        self.assertEqual(self.location({"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}),
+                         (301, "https://shop.example.com:443/a/b?x=1"))
+
+    def test_placeholders_come_from_the_request(self):
+        config = {"Host": "new.#{host}", "Port": "#{port}", "Path": "/v2/#{path}", "Query": "#{query}&from=#{protocol}",
+                  "StatusCode": "HTTP_302"}
+        self.assertEqual(self.location(config), (302, "http://new.shop.example.com:80/v2/a/b?x=1&from=http"))
+        self.assertEqual(self.location({"Host": "#{host}", "StatusCode": "HTTP_301"}, host="[::1]:8080"),
+                         (301, "http://[::1]:80/a/b?x=1"))
+
+    def test_an_empty_query_adds_no_question_mark(self):
+        self.assertEqual(self.location({"Path": "/#{path}", "StatusCode": "HTTP_301"}, query="",
+                                       listener=Listener("HTTPS", 443)),
+                         (301, "https://shop.example.com:443/a/b"))
+
+
+class CertificateChoiceTest(unittest.TestCase):
+    def test_wildcards_cover_exactly_one_label(self):
+        self.assertTrue(name_matches("*.example.com", "shop.example.com"))
+        self.assertTrue(name_matches("*.Example.com", "SHOP.example.COM."))
+        self.assertFalse(name_matches("*.example.com", "a.shop.example.com"))
+        self.assertFalse(name_matches("*.example.com", "example.com"))
+        self.assertFalse(name_matches("*.example.com", ".example.com"))
+        self.assertTrue(name_matches("example.com", "EXAMPLE.com"))
+        self.assertFalse(name_matches("example.com", "www.example.com"))
+
+    def test_sni_picks_exact_then_wildcard_else_the_default(self):
+        certificates = [
+            ("default", ["*.example.com"]),
+            ("other", ["other.org", "www.other.org"]),
+            ("shop", ["shop.example.com"]),
+        ]
+        self.assertEqual(choose_certificate("shop.example.com", certificates), "shop", "an exact name beats a wildcard")
+        self.assertEqual(choose_certificate("blog.example.com", certificates), "default")
+        self.assertEqual(choose_certificate("www.other.org", certificates), "other")
+        self.assertEqual(choose_certificate("unknown.net", certificates), "default")
+        self.assertEqual(choose_certificate(None, certificates), "default")
+        self.assertEqual(choose_certificate("a.b.example.com", certificates), "default")
+        wildcard_later = [("default", ["first.net"]), ("a", ["*.example.com"]), ("b", ["*.example.com"])]
+        self.assertEqual(choose_certificate("x.example.com", wildcard_later), "a", "in list order")
 
 
 class GuardTest(unittest.TestCase):
