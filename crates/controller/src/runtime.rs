@@ -11,13 +11,14 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use lb_api::keys::kubernetes::{CONTAINERS_READY, SERVICE_NAME_LABEL};
-use lb_api::{TargetGroupBinding, TargetType};
+use lb_api::{IngressClassParams, TargetGroupBinding, TargetType};
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::{AwsCalls, Certificates, Ec2, Elbv2};
 use lb_model::selectors::service_selects;
@@ -135,6 +136,15 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     let (slices, slice_events) = reflect::<EndpointSlice>(&client);
     let (nodes, node_events) = reflect::<Node>(&client);
     let (namespaces, namespace_events) = reflect::<Namespace>(&client);
+    // Watched (and filled) only with the Ingress reconciler on.
+    let (ingresses, ingress_events) = reflect::<Ingress>(&client);
+    let (ingress_classes, class_events) = reflect::<IngressClass>(&client);
+    let (class_params, params_events) = reflect::<IngressClassParams>(&client);
+    let ingress_watches = ingress::Watches {
+        ingresses: ingress_events.boxed(),
+        classes: class_events.boxed(),
+        params: params_events.boxed(),
+    };
     let stores = Stores {
         bindings: controller.store(),
         namespaces,
@@ -142,6 +152,9 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         services,
         slices,
         nodes,
+        ingresses,
+        ingress_classes,
+        class_params,
     };
     let writes = KubeWrites::new(client.clone());
     let ctx = Arc::new(Context::new(client, aws, writes, stores.clone()));
@@ -156,6 +169,13 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
                 selection: o.selection.clone(),
                 cluster: o.cluster.clone(),
             }),
+            ingresses: balancers
+                .ingresses
+                .as_ref()
+                .map(|o| webhook::IngressNaming {
+                    settings: o.settings.clone(),
+                    class: o.class.clone(),
+                }),
         });
         servers.push(tokio::spawn(webhook::serve(
             listener,
@@ -183,7 +203,14 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     let ingress_stores = stores.clone();
     let ingress_reconciler = async move {
         if let Some(options) = balancers.ingresses {
-            ingress::run(ingress_client, options, ingress_stores, ingress_shutdown).await;
+            ingress::run(
+                ingress_client,
+                options,
+                ingress_stores,
+                ingress_watches,
+                ingress_shutdown,
+            )
+            .await;
         }
     };
     let binding_reconciler = controller

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use lb_api::TargetGroupBinding;
 use lb_api::keys::kubernetes::SERVICE_NAME_LABEL;
+use lb_api::{IngressClassParams, TargetGroupBinding};
 use lb_model::gates::injection_enabled;
 
 #[derive(Clone)]
@@ -19,6 +20,10 @@ pub struct Stores {
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
     pub nodes: Store<Node>,
+    /// Filled only while the Ingress reconciler runs.
+    pub ingresses: Store<Ingress>,
+    pub ingress_classes: Store<IngressClass>,
+    pub class_params: Store<IngressClassParams>,
 }
 
 impl Stores {
@@ -107,6 +112,9 @@ pub mod filled {
             services,
             slices,
             nodes,
+            ingresses: reflector::store().0,
+            ingress_classes: reflector::store().0,
+            class_params: reflector::store().0,
         };
         let fill = Fill {
             bindings: bindings_w,

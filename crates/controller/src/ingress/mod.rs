@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
@@ -35,6 +36,7 @@ use lb_model::ingress::{GroupId, IngressSettings};
 use lb_model::status::{MAX_MESSAGE, truncate};
 
 pub use error::IngressError;
+pub(crate) use members::{Classes, selection};
 
 use crate::error::retry_delay;
 use crate::service::{REPLACEMENT_CHECK, RESYNC};
@@ -154,30 +156,32 @@ pub fn error_policy<L, E, C>(
     }
 }
 
-/// Runs the Ingress reconciler until `shutdown` resolves. `stores` are the shared watch caches
-/// (Services, Namespaces); Ingresses, IngressClasses and their parameters are watched here.
+/// The watches whose caches are in [`Stores`] (`ingresses`, `ingress_classes`, `class_params`):
+/// polled only by the Ingress reconciler.
+pub struct Watches {
+    pub ingresses: BoxStream<'static, Result<Ingress, watcher::Error>>,
+    pub classes: BoxStream<'static, Result<IngressClass, watcher::Error>>,
+    pub params: BoxStream<'static, Result<IngressClassParams, watcher::Error>>,
+}
+
+/// Runs the Ingress reconciler until `shutdown` resolves, on the shared watch caches.
 pub async fn run<L, E, C>(
     client: Client,
     options: IngressOptions<L, E, C>,
     stores: Stores,
+    watches: Watches,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
     L: LoadBalancers + 'static,
     E: Ec2,
     C: Certificates,
 {
-    let controller = Controller::new(
-        Api::<Ingress>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(
+    let ingresses = stores.ingresses.clone();
+    let controller = Controller::for_stream(watches.ingresses, ingresses.clone()).with_config(
         kube::runtime::controller::Config::default()
             .debounce(crate::runtime::DEBOUNCE)
             .concurrency(crate::runtime::CONCURRENCY),
     );
-    let ingresses = controller.store();
-    let (classes, class_events) = crate::runtime::reflect::<IngressClass>(&client);
-    let (class_params, params_events) = crate::runtime::reflect::<IngressClassParams>(&client);
     let ctx = Arc::new(IngressContext {
         client: client.clone(),
         elb: options.elb,
@@ -185,10 +189,10 @@ pub async fn run<L, E, C>(
         acm: options.acm,
         settings: options.settings,
         class: options.class,
+        classes: stores.ingress_classes.clone(),
+        class_params: stores.class_params.clone(),
         stores,
         ingresses: ingresses.clone(),
-        classes,
-        class_params,
         writes: KubeWrites::new(client.clone()),
         failures: BindingMemory::default(),
         locks: Mutex::new(HashMap::new()),
@@ -211,8 +215,8 @@ pub async fn run<L, E, C>(
             watcher::Config::default(),
             in_namespace,
         )
-        .watches_stream(class_events, all_of(ingresses.clone()))
-        .watches_stream(params_events, all_of(ingresses))
+        .watches_stream(watches.classes, all_of(ingresses.clone()))
+        .watches_stream(watches.params, all_of(ingresses))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -39,6 +39,15 @@ pub struct WebhookState<A, W> {
     /// With the Service reconciler on: how it selects and names, so pods of its Services get
     /// their gates before its bindings exist.
     pub services: Option<ServiceNaming>,
+    /// With the Ingress reconciler on: how it selects and names, likewise for Ingresses.
+    pub ingresses: Option<IngressNaming>,
+}
+
+/// What predicting the Ingress reconciler's bindings takes.
+#[derive(Debug, Clone)]
+pub struct IngressNaming {
+    pub settings: lb_model::ingress::IngressSettings,
+    pub class: lb_model::ingress::class::ClassSettings,
 }
 
 /// What predicting the Service reconciler's bindings takes.

@@ -9,12 +9,16 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
+use lb_api::TargetType;
 use lb_aws::Elbv2;
+use lb_model::ingress::class::Selection;
+use lb_model::ingress::member::{Cluster, member_bindings};
 use lb_model::pod_admission::mutate_pod;
 use lb_model::selectors::service_selects;
 use lb_model::service::predicted_ip_bindings;
 
-use super::{ServiceNaming, WebhookState, allowed_with, request_of};
+use super::{IngressNaming, ServiceNaming, WebhookState, allowed_with, request_of};
+use crate::ingress::{Classes, selection};
 use crate::stores::Stores;
 use crate::writes::ClusterWrites;
 
@@ -39,10 +43,13 @@ pub async fn mutate<A: Elbv2, W: ClusterWrites>(
     let labels = stores.namespace_labels(&namespace);
     let bindings = stores.bindings_in(&namespace);
     let service = |name: &str| stores.service(&namespace, name);
-    let predicted = match &state.services {
+    let mut predicted = match &state.services {
         Some(naming) => predicted_bindings(stores, &namespace, pod, naming),
         None => Vec::new(),
     };
+    if let Some(naming) = &state.ingresses {
+        predicted.extend(predicted_ingress_bindings(stores, &namespace, pod, naming));
+    }
     let mutation = mutate_pod(
         pod,
         labels.as_ref(),
@@ -80,5 +87,55 @@ fn predicted_bindings(
             )
         })
         .flat_map(|s| predicted_ip_bindings(s, &naming.selection, &naming.cluster))
+        .collect()
+}
+
+/// The ip bindings the Ingress reconciler makes for the namespace's Ingresses of ours that route
+/// to a Service selecting `pod`.
+fn predicted_ingress_bindings(
+    stores: &Stores,
+    namespace: &str,
+    pod: &Pod,
+    naming: &IngressNaming,
+) -> Vec<String> {
+    let selecting: Vec<String> = stores
+        .services
+        .state()
+        .iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|s| {
+            service_selects(
+                s.spec.as_ref().and_then(|spec| spec.selector.as_ref()),
+                pod.metadata.labels.as_ref(),
+            )
+        })
+        .map(|s| s.name_any())
+        .collect();
+    if selecting.is_empty() {
+        return Vec::new();
+    }
+    let classes = Classes::read(&stores.ingress_classes, &stores.class_params);
+    let service = |ns: &str, name: &str| stores.service(ns, name).map(|s| s.as_ref().clone());
+    let cluster = Cluster {
+        settings: &naming.settings,
+        service: &service,
+        certificates: &[],
+    };
+    stores
+        .ingresses
+        .state()
+        .iter()
+        .filter(|i| i.metadata.namespace.as_deref() == Some(namespace))
+        .filter_map(
+            |ingress| match selection(ingress, &classes, stores, &naming.class) {
+                Selection::Ours { params } => {
+                    Some(member_bindings(ingress, params.as_deref(), &cluster))
+                }
+                _ => None,
+            },
+        )
+        .flatten()
+        .filter(|b| b.target_type == TargetType::Ip && selecting.contains(&b.service_name))
+        .map(|b| b.name)
         .collect()
 }

@@ -44,6 +44,64 @@ pub fn member_model(
     cluster: &Cluster,
     group_tags: &BTreeMap<String, String>,
 ) -> Result<MemberModel, String> {
+    let Routes {
+        annotations,
+        rules,
+        default_action,
+        target_groups,
+        bindings,
+        warnings,
+    } = routes(ingress, params, cluster, group_tags)?;
+    let certificates = annotations.certificate_arns.clone().unwrap_or_default();
+    let listen_ports = annotations.listen_ports.clone().unwrap_or_else(|| {
+        if certificates.is_empty() {
+            vec![(ListenerProtocol::Http, 80)]
+        } else {
+            vec![(ListenerProtocol::Https, 443)]
+        }
+    });
+    let certificates = certificates_for(&listen_ports, certificates, &rules, cluster)?;
+    Ok(MemberModel {
+        key: super::group::member_key(ingress),
+        annotations,
+        listen_ports,
+        certificates,
+        rules,
+        default_action,
+        target_groups,
+        bindings,
+        warnings,
+    })
+}
+
+/// The TargetGroupBindings the group's build makes for `ingress` (none when it does not build):
+/// the pod webhook gives pods their readiness gates before the bindings exist.
+pub fn member_bindings(
+    ingress: &Ingress,
+    params: Option<&IngressClassParamsSpec>,
+    cluster: &Cluster,
+) -> Vec<Binding> {
+    routes(ingress, params, cluster, &BTreeMap::new())
+        .map(|r| r.bindings)
+        .unwrap_or_default()
+}
+
+/// A member's rules and what they forward to, before listeners and certificates.
+struct Routes {
+    annotations: IngressAnnotations,
+    rules: Vec<Rule>,
+    default_action: Option<Action>,
+    target_groups: Vec<TargetGroup>,
+    bindings: Vec<Binding>,
+    warnings: Vec<String>,
+}
+
+fn routes(
+    ingress: &Ingress,
+    params: Option<&IngressClassParamsSpec>,
+    cluster: &Cluster,
+    group_tags: &BTreeMap<String, String>,
+) -> Result<Routes, String> {
     let key = super::group::member_key(ingress);
     let empty = BTreeMap::new();
     let mut annotations =
@@ -99,20 +157,8 @@ pub fn member_model(
         warnings,
         ..
     } = resolver;
-    let certificates = annotations.certificate_arns.clone().unwrap_or_default();
-    let listen_ports = annotations.listen_ports.clone().unwrap_or_else(|| {
-        if certificates.is_empty() {
-            vec![(ListenerProtocol::Http, 80)]
-        } else {
-            vec![(ListenerProtocol::Https, 443)]
-        }
-    });
-    let certificates = certificates_for(&listen_ports, certificates, &rules, cluster)?;
-    Ok(MemberModel {
-        key,
+    Ok(Routes {
         annotations,
-        listen_ports,
-        certificates,
         rules,
         default_action,
         target_groups,
