@@ -59,6 +59,10 @@ enum Command {
     /// at once; time and AWS calls (see crates/lab/src/bench_services.rs).
     #[cfg(feature = "lab")]
     BenchServices(lb_lab::bench_services::ServiceBenchOptions),
+    /// Measure Ingress -> ALB on the sandbox: one Ingress, a group of many created at once, one
+    /// path changed, a no-op; time and AWS calls (see crates/lab/src/bench_ingress.rs).
+    #[cfg(feature = "lab")]
+    BenchIngress(lb_lab::bench_ingress::IngressBenchOptions),
 }
 
 #[derive(clap::Args)]
@@ -249,6 +253,11 @@ async fn main() -> ExitCode {
             .map_err(|e| CliError::Lab(e.to_string())),
         #[cfg(feature = "lab")]
         Command::BenchServices(options) => lb_lab::bench_services::run(options)
+            .await
+            .map(|table| println!("{table}"))
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::BenchIngress(options) => lb_lab::bench_ingress::run(options)
             .await
             .map(|table| println!("{table}"))
             .map_err(|e| CliError::Lab(e.to_string())),

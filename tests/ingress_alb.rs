@@ -4,6 +4,8 @@
 //! the canary splits 50/50 and follows a change to 90/10, and a broken group member is left out
 //! while the others keep serving; the SSL redirect answers 301 on HTTP and serves HTTPS over TLS.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -333,6 +335,114 @@ async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken
     let counts = answers(&sandbox, &http, 50, &prefixes).await;
     assert_eq!(counts.get("other"), None, "{counts:?}");
     assert_eq!(hostname(&client, "default", "broken").await, None);
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssl_redirect_answers_301_on_http_and_serves_https_and_certificates_are_found_by_host()
+{
+    init_tracing();
+    let sandbox = start_sandbox().await;
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let client = sandbox.client();
+    let aws = sandbox.aws().unwrap();
+    let seeded = aws.seeded().clone();
+    let game = std::fs::read_to_string("examples/ingress-alb/game-2048.yaml").unwrap();
+    manifests::apply_yaml(&client, &game, "default")
+        .await
+        .unwrap();
+    let redirect = std::fs::read_to_string("examples/ingress-alb/ssl-redirect.yaml")
+        .unwrap()
+        .replace("${CERTIFICATE_ARN}", &seeded.certificate_arn);
+    manifests::apply_yaml(&client, &redirect, "default")
+        .await
+        .unwrap();
+    let dns_name = eventually(
+        "the ALB's hostname in the Ingress status",
+        Duration::from_secs(60),
+        || hostname(&client, "game-2048", "ingress-2048"),
+    )
+    .await;
+
+    // HTTP answers a redirect to HTTPS on 443, path and query kept; it is reported, not followed.
+    let http = listener(&sandbox, &dns_name, 80).await;
+    let response = eventually("a redirect on HTTP", Duration::from_secs(30), || async {
+        http_client::get_for_host(
+            &sandbox.guard(),
+            http.local_address,
+            "game.example.com",
+            "/tile?x=1",
+            Duration::from_secs(5),
+        )
+        .await
+        .ok()
+        .filter(|r| r.status == 301)
+    })
+    .await;
+    assert_eq!(
+        response.location.as_deref(),
+        Some("https://game.example.com:443/tile?x=1")
+    );
+    // HTTPS terminates TLS with the certificate and reaches the pods.
+    let https = listener(&sandbox, &dns_name, 443).await;
+    assert_eq!(https.protocol, "HTTPS");
+    let answered = eventually(
+        "HTTPS answered by a pod",
+        Duration::from_secs(60),
+        || async {
+            let response = common::tls_get(
+                &sandbox,
+                https.local_address,
+                &seeded.certificate_ca_pem,
+                "game.example.com",
+                "/",
+            )
+            .await;
+            response
+                .contains("pod=game-2048/deployment-2048-")
+                .then_some(response)
+        },
+    )
+    .await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+
+    // An HTTPS listener without certificate-arn: ACM's certificate that covers the host is used.
+    let shop: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "shop", "namespace": "game-2048", "annotations": {
+            "alb.ingress.kubernetes.io/listen-ports": "[{\"HTTPS\": 8443}]",
+        }},
+        "spec": {"ingressClassName": "alb", "rules": [{"host": "shop.example.com", "http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "service-2048", "port": {"number": 80}}}}]}}]},
+    }))
+    .unwrap();
+    Api::<Ingress>::namespaced(client.clone(), "game-2048")
+        .create(&Default::default(), &shop)
+        .await
+        .unwrap();
+    let shop_dns = eventually("the shop ALB's hostname", Duration::from_secs(60), || {
+        hostname(&client, "game-2048", "shop")
+    })
+    .await;
+    let elb = elb_setup::client(aws).await;
+    let described = elb.describe_load_balancers().send().await.unwrap();
+    let shop_arn = described
+        .load_balancers()
+        .iter()
+        .find(|l| l.dns_name() == Some(shop_dns.as_str()))
+        .and_then(|l| l.load_balancer_arn())
+        .unwrap()
+        .to_string();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&shop_arn)
+        .send()
+        .await
+        .unwrap();
+    let certificate = listeners.listeners()[0].certificates()[0].certificate_arn();
+    assert_eq!(certificate, Some(seeded.certificate_arn.as_str()));
+    assert_eq!(controller.calls.count(Operation::ListCertificates), 1);
     controller.stop().await;
     sandbox.shutdown().await;
 }

@@ -4,6 +4,8 @@
 //! a restarted controller changes nothing; a health-check change modifies the target group in
 //! place; deleting the Service removes all of it and nothing else.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -547,51 +549,6 @@ async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_
     sandbox.shutdown().await;
 }
 
-/// GET / over TLS through `addr`, trusting only `ca_pem`, for `server_name`: the response.
-async fn tls_get(
-    sandbox: &Sandbox,
-    addr: std::net::SocketAddr,
-    ca_pem: &str,
-    server_name: &str,
-) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_rustls::rustls::{self, pki_types::ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = sandbox
-        .guard()
-        .connect(addr, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let name = ServerName::try_from(server_name.to_string()).unwrap();
-    let limit = Duration::from_secs(10);
-    let mut tls = tokio::time::timeout(limit, connector.connect(name, tcp))
-        .await
-        .expect("TLS handshake in time")
-        .expect("TLS handshake with the NLB");
-    let request = format!("GET / HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes()).await.unwrap();
-    // Read until the pod has named itself (the relay may keep the connection open).
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&response).contains("status=") {
-        match tokio::time::timeout(limit, tls.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => response.extend_from_slice(&chunk[..n]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&response).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_tls_variant_terminates_tls_with_the_certificate_and_refuses_external_as_a_target_type()
  {
@@ -681,11 +638,12 @@ async fn the_seeds_tls_variant_terminates_tls_with_the_certificate_and_refuses_e
         Some(seeded.certificate_arn.as_str())
     );
     assert!(listener.ssl_policy().is_some());
-    let response = tls_get(
+    let response = common::tls_get(
         &sandbox,
         tls.local_address,
         &seeded.certificate_ca_pem,
         "web.example.com",
+        "/",
     )
     .await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");

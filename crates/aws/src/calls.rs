@@ -26,6 +26,7 @@ pub enum Operation {
     DescribeLoadBalancerAttributes,
     DescribeListeners,
     DescribeListenerAttributes,
+    DescribeListenerCertificates,
     DescribeRules,
     DescribeTargetGroupAttributes,
     DescribeTags,
@@ -44,6 +45,8 @@ pub enum Operation {
     CreateListener,
     ModifyListener,
     ModifyListenerAttributes,
+    AddListenerCertificates,
+    RemoveListenerCertificates,
     DeleteListener,
     CreateRule,
     ModifyRule,
@@ -58,7 +61,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 37] = [
+    pub const ALL: [Operation; 40] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
@@ -68,6 +71,7 @@ impl Operation {
         Operation::DescribeLoadBalancerAttributes,
         Operation::DescribeListeners,
         Operation::DescribeListenerAttributes,
+        Operation::DescribeListenerCertificates,
         Operation::DescribeRules,
         Operation::DescribeTargetGroupAttributes,
         Operation::DescribeTags,
@@ -85,6 +89,8 @@ impl Operation {
         Operation::CreateListener,
         Operation::ModifyListener,
         Operation::ModifyListenerAttributes,
+        Operation::AddListenerCertificates,
+        Operation::RemoveListenerCertificates,
         Operation::DeleteListener,
         Operation::CreateRule,
         Operation::ModifyRule,
@@ -109,6 +115,7 @@ impl Operation {
             Self::DescribeLoadBalancerAttributes => "DescribeLoadBalancerAttributes",
             Self::DescribeListeners => "DescribeListeners",
             Self::DescribeListenerAttributes => "DescribeListenerAttributes",
+            Self::DescribeListenerCertificates => "DescribeListenerCertificates",
             Self::DescribeRules => "DescribeRules",
             Self::DescribeTargetGroupAttributes => "DescribeTargetGroupAttributes",
             Self::DescribeTags => "DescribeTags",
@@ -126,6 +133,8 @@ impl Operation {
             Self::CreateListener => "CreateListener",
             Self::ModifyListener => "ModifyListener",
             Self::ModifyListenerAttributes => "ModifyListenerAttributes",
+            Self::AddListenerCertificates => "AddListenerCertificates",
+            Self::RemoveListenerCertificates => "RemoveListenerCertificates",
             Self::DeleteListener => "DeleteListener",
             Self::CreateRule => "CreateRule",
             Self::ModifyRule => "ModifyRule",
@@ -157,6 +166,8 @@ impl Operation {
                 | Self::CreateListener
                 | Self::ModifyListener
                 | Self::ModifyListenerAttributes
+                | Self::AddListenerCertificates
+                | Self::RemoveListenerCertificates
                 | Self::DeleteListener
                 | Self::CreateRule
                 | Self::ModifyRule

@@ -7,18 +7,17 @@
 //! 3. `services` Services created at once: time until every one has its hostname, and AWS calls
 //!    per Service.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use lb_aws::{AwsCalls, Operation};
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
 use crate::bench::BenchError;
+use crate::call_counts::{describe, mutating, since, snapshot};
 use crate::harness::{ControllerHandle, start_controller};
 
 const NS: &str = "bench-nlb";
@@ -57,36 +56,6 @@ fn nlb_service(name: &str) -> Service {
         },
     }))
     .expect("a valid Service")
-}
-
-fn snapshot(calls: &AwsCalls) -> Vec<u64> {
-    Operation::ALL.iter().map(|op| calls.count(*op)).collect()
-}
-
-/// Calls since `before`, by operation (only those made).
-fn since(calls: &AwsCalls, before: &[u64]) -> BTreeMap<&'static str, u64> {
-    Operation::ALL
-        .iter()
-        .zip(before)
-        .map(|(op, b)| (op.as_str(), calls.count(*op) - b))
-        .filter(|(_, n)| *n > 0)
-        .collect()
-}
-
-fn mutating(calls: &BTreeMap<&'static str, u64>) -> u64 {
-    Operation::ALL
-        .iter()
-        .filter(|op| op.is_mutating())
-        .filter_map(|op| calls.get(op.as_str()))
-        .sum()
-}
-
-fn describe(calls: &BTreeMap<&'static str, u64>) -> String {
-    calls
-        .iter()
-        .map(|(op, n)| format!("{op} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn hostnames(api: &Api<Service>) -> Result<usize, kube::Error> {

@@ -2,12 +2,14 @@
 //! ([`harness`]), the demo that tries manifests before a cluster ([`demo`]), and the benchmarks
 //! that measure it ([`bench`]: readiness gates; [`bench_rollout`]: failed requests during
 //! rollouts; [`bench_footprint`]: the product binary's size and memory; [`bench_services`]: Service -> NLB
-//! reconcile time and AWS calls). Linked only into the `lab` build of the binary, never into the product.
+//! reconcile time and AWS calls; [`bench_ingress`]: the same for Ingress groups -> ALB). Linked only into the `lab` build of the binary, never into the product.
 
 pub mod bench;
 pub mod bench_footprint;
+pub mod bench_ingress;
 pub mod bench_rollout;
 pub mod bench_services;
+pub mod call_counts;
 pub mod clock;
 pub mod demo;
 pub mod harness;

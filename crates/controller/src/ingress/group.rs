@@ -122,6 +122,14 @@ pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
     for ingress in &good {
         objects::add_finalizer(&ctx.client, ingress, &group.finalizer()).await?;
     }
+    if let Some(dns_name) = ctx.already_converged(group, &stack) {
+        finish_members(ctx, &good, view, group, dns_name.as_deref()).await?;
+        return Ok(Passed {
+            dns_name,
+            ..Passed::default()
+        });
+    }
+    let desired = stack.clone();
     let owner = Owner::of(&stack);
     let managed_group = match &stack.managed_security_group {
         Some(sg) => {
@@ -160,14 +168,31 @@ pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
             }
         }
     }
-    for ingress in &good {
-        objects::set_status(&ctx.client, ingress, applied.dns_name.as_deref()).await?;
+    finish_members(ctx, &good, view, group, applied.dns_name.as_deref()).await?;
+    ctx.remember(group, Some((desired, applied.dns_name.clone())));
+    Ok(Passed {
+        steps: steps.len(),
+        dns_name: applied.dns_name,
+        draining: false,
+    })
+}
+
+/// The members' statuses and Events; the leavers' finalizers go.
+async fn finish_members<L, E, C>(
+    ctx: &IngressContext<L, E, C>,
+    good: &[&Ingress],
+    view: &GroupView,
+    group: &GroupId,
+    dns_name: Option<&str>,
+) -> Result<(), IngressError> {
+    for ingress in good {
+        objects::set_status(&ctx.client, ingress, dns_name).await?;
     }
     for ingress in &view.leaving {
         objects::set_status(&ctx.client, ingress, None).await?;
         objects::remove_finalizer(&ctx.client, ingress, &group.finalizer()).await?;
     }
-    for ingress in &good {
+    for ingress in good {
         ctx.publish(
             ingress,
             EventType::Normal,
@@ -176,11 +201,7 @@ pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
         )
         .await;
     }
-    Ok(Passed {
-        steps: steps.len(),
-        dns_name: applied.dns_name,
-        draining: false,
-    })
+    Ok(())
 }
 
 /// No member left: bindings first (their finalizers deregister the targets while the target
@@ -215,6 +236,7 @@ async fn remove_group<L: LoadBalancers, E: Ec2, C: Certificates>(
     }
     remove(&ctx.elb, &steps).await?;
     ctx.ec2.delete_security_groups(&owner, None).await?;
+    ctx.remember(group, None);
     for ingress in &view.leaving {
         if ingress.metadata.deletion_timestamp.is_none() {
             objects::set_status(&ctx.client, ingress, None).await?;

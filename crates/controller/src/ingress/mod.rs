@@ -68,6 +68,17 @@ pub struct IngressContext<L, E, C> {
     failures: BindingMemory,
     /// One lock per group: its passes never overlap.
     locks: Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per group, the stack last converged and its load balancer's DNS name: a pass that builds
+    /// the same stack again within [`RESYNC`] makes no AWS call (the members of a group created
+    /// at once wake one pass each; the first converges, the others find nothing to do).
+    converged: Mutex<HashMap<GroupId, Converged>>,
+}
+
+#[derive(Debug, Clone)]
+struct Converged {
+    stack: lb_model::stack::Stack,
+    dns_name: Option<String>,
+    at: Instant,
 }
 
 impl<L, E, C> IngressContext<L, E, C> {
@@ -85,6 +96,39 @@ impl<L, E, C> IngressContext<L, E, C> {
     async fn warn(&self, ingress: &Ingress, reason: &str, message: &str) {
         self.publish(ingress, EventType::Warning, reason, message)
             .await;
+    }
+
+    /// The DNS name of the group's load balancer if `stack` is what was last converged, recently.
+    fn already_converged(
+        &self,
+        group: &GroupId,
+        stack: &lb_model::stack::Stack,
+    ) -> Option<Option<String>> {
+        let converged = self.converged.lock().unwrap_or_else(|e| e.into_inner());
+        converged
+            .get(group)
+            .filter(|c| c.stack == *stack && c.at.elapsed() < RESYNC)
+            .map(|c| c.dns_name.clone())
+    }
+
+    /// Records what a pass converged (None: nothing known, the next pass describes AWS).
+    fn remember(&self, group: &GroupId, stack: Option<(lb_model::stack::Stack, Option<String>)>) {
+        let mut converged = self.converged.lock().unwrap_or_else(|e| e.into_inner());
+        match stack {
+            Some((stack, dns_name)) => {
+                converged.insert(
+                    group.clone(),
+                    Converged {
+                        stack,
+                        dns_name,
+                        at: Instant::now(),
+                    },
+                );
+            }
+            None => {
+                converged.remove(group);
+            }
+        }
     }
 
     fn lock(&self, group: &GroupId) -> Arc<tokio::sync::Mutex<()>> {
@@ -126,6 +170,7 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates>(
                 }
             }
             Err(err) => {
+                ctx.remember(&group, None);
                 ctx.warn(&ingress, err.reason(), &err.to_string()).await;
                 return Err(err);
             }
@@ -196,6 +241,7 @@ pub async fn run<L, E, C>(
         writes: KubeWrites::new(client.clone()),
         failures: BindingMemory::default(),
         locks: Mutex::new(HashMap::new()),
+        converged: Mutex::new(HashMap::new()),
     });
     let in_namespace = {
         let store = ingresses.clone();

@@ -230,6 +230,12 @@ impl SdkLoadBalancers {
                 continue;
             };
             let attributes = self.listener_attributes(arn).await?;
+            let mut listener = convert::listener_from(described, attributes);
+            if matches!(listener.protocol.as_str(), "HTTPS" | "TLS") {
+                listener
+                    .certificates
+                    .extend(self.extra_certificates(arn).await?);
+            }
             let rules = if application {
                 self.rules_of(arn).await?
             } else {
@@ -237,7 +243,7 @@ impl SdkLoadBalancers {
             };
             listeners.push(ExistingListener {
                 arn: arn.to_string(),
-                listener: convert::listener_from(described, attributes),
+                listener,
                 rules,
             });
         }

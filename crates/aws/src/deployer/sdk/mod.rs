@@ -13,6 +13,7 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 use lb_model::stack::{Action, Listener, LoadBalancer, Rule, SubnetMapping, TargetGroup};
 
+mod certificates;
 mod describe;
 mod rules;
 
@@ -309,7 +310,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .load_balancer_arn(load_balancer_arn)
             .port(i32::from(listener.port))
             .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
-            .set_certificates(convert::certificates(&listener.certificates))
+            .set_certificates(convert::certificates(default_certificate(listener)))
             .set_ssl_policy(listener.ssl_policy.clone())
             .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
             .default_actions(actions::action_to_sdk(default_action))
@@ -324,6 +325,10 @@ impl LoadBalancers for SdkLoadBalancers {
             .to_string();
         self.modify_listener_attributes(&arn, &listener.attributes)
             .await?;
+        if listener.certificates.len() > 1 {
+            self.set_extra_certificates(&arn, &listener.certificates[1..], Some(Vec::new()))
+                .await?;
+        }
         Ok(arn)
     }
 
@@ -340,7 +345,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .listener_arn(arn)
             .port(i32::from(listener.port))
             .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
-            .set_certificates(convert::certificates(&listener.certificates))
+            .set_certificates(convert::certificates(default_certificate(listener)))
             .set_ssl_policy(listener.ssl_policy.clone())
             .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
             .default_actions(actions::action_to_sdk(default_action))
@@ -348,7 +353,12 @@ impl LoadBalancers for SdkLoadBalancers {
             .await;
         finish(&self.calls, Operation::ModifyListener, started, result)?;
         self.modify_listener_attributes(arn, &listener.attributes)
-            .await
+            .await?;
+        if matches!(listener.protocol.as_str(), "HTTPS" | "TLS") {
+            let extra = listener.certificates.get(1..).unwrap_or_default();
+            self.set_extra_certificates(arn, extra, None).await?;
+        }
+        Ok(())
     }
 
     async fn registered_targets(&self, arn: &str) -> Result<usize, AwsError> {
@@ -430,4 +440,10 @@ impl LoadBalancers for SdkLoadBalancers {
         self.forget(arn);
         Ok(())
     }
+}
+
+/// The listener's default certificate, as Create/ModifyListener take it (the others are SNI
+/// certificates, added apart).
+fn default_certificate(listener: &Listener) -> &[String] {
+    &listener.certificates[..listener.certificates.len().min(1)]
 }
