@@ -279,3 +279,96 @@ fn ctrl_c_during_the_one_time_build_stops_the_build_too() {
     let built = cache.path().join("k8s/v1.35.4/bin/kube-controller-manager");
     assert!(!built.exists(), "the build did not run to its end");
 }
+
+/// The seeds' Ingresses through the demo (`examples/ingress-alb/`): the canary's ALB shows its
+/// weighted rule and both Services answering it; the SSL redirect's ALB shows HTTP answering 301
+/// to HTTPS (reported, not followed) and HTTPS answered by the game's Service.
+#[test]
+fn the_demo_shows_each_alb_its_rules_and_who_answers_them() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report = std::env::temp_dir().join(format!("ingress-alb-{}.json", std::process::id()));
+    let args = [
+        "demo".to_string(),
+        "--for".into(),
+        "60s".into(),
+        "--report".into(),
+        report.display().to_string(),
+        "--manifests".into(),
+        "examples/ingress-alb/canary.yaml".into(),
+        "examples/ingress-alb/game-2048.yaml".into(),
+        "examples/ingress-alb/ssl-redirect.yaml".into(),
+    ];
+    let output = Command::new(env!("CARGO_BIN_EXE_lb-controller"))
+        .args(&args)
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "demo exited with {}",
+        output.status
+    );
+    let written = std::fs::read_to_string(&report).expect("report written");
+    let _ = std::fs::remove_file(&report);
+    let report: serde_json::Value = serde_json::from_str(&written).unwrap();
+    let ingress = |name: &str| {
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "Ingress" && o["name"] == name)
+            .unwrap_or_else(|| panic!("Ingress {name} in the report"))
+            .clone()
+    };
+    let canary = ingress("traffic-split");
+    let alb = &canary["application_load_balancer"];
+    assert!(
+        alb["hostname"]
+            .as_str()
+            .unwrap()
+            .starts_with("traffic-split-"),
+        "{canary}"
+    );
+    let rule = &alb["listeners"][0]["rules"][0];
+    assert!(
+        rule["action"].as_str().unwrap().contains("weight 50"),
+        "{rule}"
+    );
+    let shares = rule["probe"]["by_service"].as_object().unwrap();
+    assert_eq!(shares.len(), 2, "both Services answer: {rule}");
+    assert!(
+        shares
+            .values()
+            .all(|v| (25.0..=75.0).contains(&v.as_f64().unwrap())),
+        "{rule}"
+    );
+    let game = ingress("ingress-2048");
+    let listeners = game["application_load_balancer"]["listeners"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let http = listeners.iter().find(|l| l["port"] == 80).expect("HTTP:80");
+    let redirected = http["default_probe"]["by_status"].as_object().unwrap();
+    assert!(
+        redirected.keys().all(|k| k.starts_with("301 -> https://")),
+        "{http}"
+    );
+    let https = listeners
+        .iter()
+        .find(|l| l["port"] == 443)
+        .expect("HTTPS:443");
+    let answered = &https["rules"][0]["probe"];
+    assert_eq!(
+        answered["by_status"]["200"].as_f64(),
+        Some(100.0),
+        "{https}"
+    );
+    assert_eq!(
+        answered["by_service"]["game-2048/service-2048"].as_f64(),
+        Some(100.0),
+        "{https}"
+    );
+}

@@ -2,7 +2,8 @@
 //! health check, a short hold. It keeps the benchmark from rotting, and checks the two facts it
 //! exists to show: without gates a rolling update under load fails requests (the emulator is
 //! realistic enough to show the seeds' problem), and with our controller's defaults it fails none,
-//! through an ALB and through the NLB the controller makes from an annotated Service.
+//! through an ALB, through the NLB the controller makes from an annotated Service, and through the
+//! ALB it makes from an Ingress.
 
 use std::time::Duration;
 
@@ -14,7 +15,12 @@ async fn rolling_updates_fail_requests_without_gates_and_none_with_the_controlle
     let sandbox = start_sandbox().await;
     let out = sandbox.dir().join("bench-rollout");
     let options = RolloutOptions {
-        scenarios: vec![Scenario::NoGates, Scenario::Gates, Scenario::Nlb],
+        scenarios: vec![
+            Scenario::NoGates,
+            Scenario::Gates,
+            Scenario::Nlb,
+            Scenario::Ingress,
+        ],
         repetitions: 1,
         replicas: 3,
         max_surge: 1,
@@ -34,14 +40,19 @@ async fn rolling_updates_fail_requests_without_gates_and_none_with_the_controlle
     let table = report::write(&options, &runs).expect("the report is written");
     println!("{table}");
 
-    let [without, with, nlb] =
-        [Scenario::NoGates, Scenario::Gates, Scenario::Nlb].map(|scenario| {
-            let run = runs
-                .iter()
-                .find(|r| r.scenario == scenario)
-                .expect("a run of each scenario");
-            report::summarize(run, &options)
-        });
+    let [without, with, nlb, ingress] = [
+        Scenario::NoGates,
+        Scenario::Gates,
+        Scenario::Nlb,
+        Scenario::Ingress,
+    ]
+    .map(|scenario| {
+        let run = runs
+            .iter()
+            .find(|r| r.scenario == scenario)
+            .expect("a run of each scenario");
+        report::summarize(run, &options)
+    });
     assert!(without.requests > 0 && with.requests > 0);
     assert!(
         without.failed > 0,
@@ -62,6 +73,14 @@ async fn rolling_updates_fail_requests_without_gates_and_none_with_the_controlle
     assert!(nlb.requests > 0);
     assert_eq!(nlb.failed, 0, "through the NLB: {:?}", nlb.failures);
     assert_eq!(nlb.new_pods_without_gate, 0);
+    // Through the ALB the controller made from an Ingress (its rule -> the ip target group).
+    assert!(ingress.requests > 0);
+    assert_eq!(
+        ingress.failed, 0,
+        "through the Ingress's ALB: {:?}",
+        ingress.failures
+    );
+    assert_eq!(ingress.new_pods_without_gate, 0);
     assert_eq!(
         with.healthy_to_ready.len(),
         3,

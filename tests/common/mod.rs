@@ -125,7 +125,7 @@ impl World {
 }
 
 /// GET `path` over TLS through `addr`, trusting only `ca_pem`, for `server_name` (SNI and Host):
-/// the response as text, read until the pod has named itself or the connection ends.
+/// the response as text, or the failure.
 pub async fn tls_get(
     sandbox: &Sandbox,
     addr: std::net::SocketAddr,
@@ -133,41 +133,9 @@ pub async fn tls_get(
     server_name: &str,
     path: &str,
 ) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_rustls::rustls::{self, pki_types::ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = sandbox
-        .guard()
-        .connect(addr, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let name = ServerName::try_from(server_name.to_string()).unwrap();
     let limit = Duration::from_secs(10);
-    let mut tls = tokio::time::timeout(limit, connector.connect(name, tcp))
-        .await
-        .expect("TLS handshake in time")
-        .expect("TLS handshake with the NLB");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes()).await.unwrap();
-    // Read until the pod has named itself (the relay may keep the connection open).
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&response).contains("status=") {
-        match tokio::time::timeout(limit, tls.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => response.extend_from_slice(&chunk[..n]),
-            _ => break,
-        }
+    match lb_lab::https::get(&sandbox.guard(), addr, ca_pem, server_name, path, limit).await {
+        Ok(response) => response.text,
+        Err(err) => format!("failed: {err}"),
     }
-    String::from_utf8_lossy(&response).to_string()
 }

@@ -36,6 +36,10 @@ pub mod webhooks {
     /// TargetGroupBinding validation (immutable fields, one binding per target group).
     pub const VALIDATE_BINDING_PATH: &str = "/validate-elbv2-k8s-aws-v1beta1-targetgroupbinding";
     pub const VALIDATE_BINDING_NAME: &str = "vtargetgroupbinding.elbv2.k8s.aws";
+    /// Validates IngressClassParams: values the Ingress reconciler could not use are refused.
+    pub const VALIDATE_CLASS_PARAMS_PATH: &str =
+        "/validate-elbv2-k8s-aws-v1beta1-ingressclassparams";
+    pub const VALIDATE_CLASS_PARAMS_NAME: &str = "vingressclassparams.elbv2.k8s.aws";
 }
 
 /// Keys Kubernetes itself defines that the controller reads.

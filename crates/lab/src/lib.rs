@@ -13,4 +13,5 @@ pub mod call_counts;
 pub mod clock;
 pub mod demo;
 pub mod harness;
+pub mod https;
 pub mod webhook_probe;

@@ -13,7 +13,7 @@ use lb_aws::deployer::diff::{Owner, Step, diff, teardown};
 use lb_aws::{Certificates, Ec2};
 use lb_model::ingress::member::{Cluster, needs_certificate_discovery};
 use lb_model::ingress::{GroupId, GroupMember, build_group};
-use lb_model::stack::StackKind;
+use lb_model::stack::{Stack, StackKind};
 
 use super::IngressContext;
 use super::error::IngressError;
@@ -37,6 +37,41 @@ pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
     if view.members.is_empty() {
         return remove_group(group, view, ctx).await;
     }
+    let (stack, broken) = desired(group, view, ctx).await?;
+    let good: Vec<&Ingress> = view
+        .members
+        .iter()
+        .map(|m| m.ingress.as_ref())
+        .filter(|i| !broken.contains(&key(i)))
+        .collect();
+    // The finalizer goes on before anything exists in AWS, so nothing can be left behind.
+    for ingress in &good {
+        objects::add_finalizer(&ctx.client, ingress, &group.finalizer()).await?;
+    }
+    if let Some(dns_name) = ctx.already_converged(group, &stack) {
+        finish_members(ctx, &good, view, group, dns_name.as_deref()).await?;
+        return Ok(Passed {
+            dns_name,
+            ..Passed::default()
+        });
+    }
+    let (steps, dns_name) = converge(group, stack.clone(), ctx).await?;
+    finish_members(ctx, &good, view, group, dns_name.as_deref()).await?;
+    ctx.remember(group, Some((stack, dns_name.clone())));
+    Ok(Passed {
+        steps,
+        dns_name,
+        draining: false,
+    })
+}
+
+/// The group's desired stack from the members that build, and the keys of those that do not
+/// (each told why by a Warning; those already in the ALB are held as they are).
+async fn desired<L: LoadBalancers, E: Ec2, C: Certificates>(
+    group: &GroupId,
+    view: &GroupView,
+    ctx: &IngressContext<L, E, C>,
+) -> Result<(Stack, BTreeSet<String>), IngressError> {
     let subnets = ctx
         .ec2
         .subnets()
@@ -90,7 +125,7 @@ pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
             continue;
         };
         for warning in &outcome.warnings {
-            ctx.warn(&member.ingress, "UnsupportedAnnotation", warning)
+            ctx.warn(&member.ingress, "AnnotationWarning", warning)
                 .await;
         }
         if let Some(error) = &outcome.error {
@@ -111,25 +146,15 @@ pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
         .filter(|(i, _)| i.finalizers().iter().any(|f| *f == group.finalizer()))
         .map(|(i, _)| key(i))
         .collect();
-    let broken_keys: BTreeSet<String> = broken.iter().map(|(i, _)| key(i)).collect();
-    let good: Vec<&Ingress> = view
-        .members
-        .iter()
-        .map(|m| m.ingress.as_ref())
-        .filter(|i| !broken_keys.contains(&key(i)))
-        .collect();
-    // The finalizer goes on before anything exists in AWS, so nothing can be left behind.
-    for ingress in &good {
-        objects::add_finalizer(&ctx.client, ingress, &group.finalizer()).await?;
-    }
-    if let Some(dns_name) = ctx.already_converged(group, &stack) {
-        finish_members(ctx, &good, view, group, dns_name.as_deref()).await?;
-        return Ok(Passed {
-            dns_name,
-            ..Passed::default()
-        });
-    }
-    let desired = stack.clone();
+    Ok((stack, broken.iter().map(|(i, _)| key(i)).collect()))
+}
+
+/// AWS converged to `stack`, then the group's bindings: the steps taken and the DNS name.
+async fn converge<L: LoadBalancers, E: Ec2, C: Certificates>(
+    group: &GroupId,
+    mut stack: Stack,
+    ctx: &IngressContext<L, E, C>,
+) -> Result<(usize, Option<String>), IngressError> {
     let owner = Owner::of(&stack);
     let managed_group = match &stack.managed_security_group {
         Some(sg) => {
@@ -168,13 +193,7 @@ pub async fn reconcile_group<L: LoadBalancers, E: Ec2, C: Certificates>(
             }
         }
     }
-    finish_members(ctx, &good, view, group, applied.dns_name.as_deref()).await?;
-    ctx.remember(group, Some((desired, applied.dns_name.clone())));
-    Ok(Passed {
-        steps: steps.len(),
-        dns_name: applied.dns_name,
-        draining: false,
-    })
+    Ok((steps.len(), applied.dns_name))
 }
 
 /// The members' statuses and Events; the leavers' finalizers go.

@@ -1,15 +1,12 @@
 //! The Ingress reconciler's Kubernetes writes: group finalizers, status hostnames, and the
 //! TargetGroupBindings of a group's stack (server-side applied, labelled with the group).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::networking::v1::{
     Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus,
 };
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use lb_api::TargetGroupBinding;
-use lb_api::keys::ingress as keys;
 use lb_model::ingress::GroupId;
 use lb_model::stack::Binding;
 use serde_json::json;
@@ -107,33 +104,6 @@ pub async fn set_status(
     Ok(())
 }
 
-/// The labels of a group's bindings (upstream's): an explicit group by its name, an Ingress alone
-/// by its name and namespace.
-fn group_labels(group: &GroupId) -> BTreeMap<String, String> {
-    match group {
-        GroupId::Explicit(name) => BTreeMap::from([(keys::STACK_NAME_LABEL.into(), name.clone())]),
-        GroupId::Implicit { namespace, name } => BTreeMap::from([
-            (keys::STACK_NAME_LABEL.into(), name.clone()),
-            (keys::STACK_NAMESPACE_LABEL.into(), namespace.clone()),
-        ]),
-    }
-}
-
-fn selector(group: &GroupId) -> String {
-    match group {
-        GroupId::Explicit(name) => format!(
-            "{}={name},!{}",
-            keys::STACK_NAME_LABEL,
-            keys::STACK_NAMESPACE_LABEL
-        ),
-        GroupId::Implicit { namespace, name } => format!(
-            "{}={name},{}={namespace}",
-            keys::STACK_NAME_LABEL,
-            keys::STACK_NAMESPACE_LABEL
-        ),
-    }
-}
-
 /// Creates or updates a binding of the group's stack.
 pub async fn apply_binding(
     client: &Client,
@@ -142,7 +112,7 @@ pub async fn apply_binding(
     target_group_arn: &str,
 ) -> Result<(), IngressError> {
     let mut object = lb_model::service::objects::binding_object(binding, target_group_arn);
-    object.metadata.labels = Some(group_labels(group));
+    object.metadata.labels = Some(group.binding_labels());
     let api: Api<TargetGroupBinding> = Api::namespaced(client.clone(), &binding.namespace);
     api.patch(
         &binding.name,
@@ -161,7 +131,7 @@ pub async fn group_bindings(
 ) -> Result<Vec<TargetGroupBinding>, IngressError> {
     let api: Api<TargetGroupBinding> = Api::all(client.clone());
     let list = api
-        .list(&ListParams::default().labels(&selector(group)))
+        .list(&ListParams::default().labels(&group.binding_selector()))
         .await
         .context(|| {
             format!(

@@ -9,6 +9,7 @@
 //! The decisions are the model's ([`lb_model::pod_admission`], [`lb_model::binding_admission`]).
 
 pub mod binding;
+mod class_params;
 pub mod pod;
 mod tls;
 
@@ -64,6 +65,10 @@ pub fn router<A: Elbv2, W: ClusterWrites>(state: Arc<WebhookState<A, W>>) -> Rou
         .route(
             webhooks::VALIDATE_BINDING_PATH,
             post(binding::validate::<A, W>),
+        )
+        .route(
+            webhooks::VALIDATE_CLASS_PARAMS_PATH,
+            post(class_params::validate),
         )
         .with_state(state)
 }

@@ -1,9 +1,13 @@
 //! Where a run's traffic enters: an ALB the benchmark makes in the emulator with a binding of its
-//! own (scenarios 1-5), or the NLB the controller makes from an annotated Service (scenario 6).
+//! own (scenarios 1-5), the NLB the controller makes from an annotated Service (scenario 6), or
+//! the ALB the controller makes from an Ingress (scenario 7).
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use kube::api::PostParams;
 use lb_api::TargetGroupBinding;
@@ -115,20 +119,90 @@ pub async fn nlb_front(
             source,
         }));
     }
-    let bindings: Api<TargetGroupBinding> = Api::namespaced(client.clone(), namespace);
-    let found = std::sync::Mutex::new(None);
-    wait_until(Duration::from_secs(120), || async {
-        let hostname = services
+    let hostname = || async {
+        services
             .get("web")
             .await
             .ok()
-            .and_then(|s| s.status?.load_balancer?.ingress?.first()?.hostname.clone());
+            .and_then(|s| s.status?.load_balancer?.ingress?.first()?.hostname.clone())
+    };
+    made_front(sandbox, namespace, hostname, "NLB").await
+}
+
+/// Service `web` behind Ingress `web` (ip targets, internet-facing, HTTP health checks on
+/// `/healthz` as the options say): the controller makes the ALB, its rule, target group and binding.
+pub async fn ingress_front(
+    sandbox: &Sandbox,
+    namespace: &str,
+    options: &RolloutOptions,
+) -> Result<Result<Front, RolloutError>, Duration> {
+    let client = sandbox.client();
+    let interval = options.interval.max(5);
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    if let Err(source) = services
+        .create(&PostParams::default(), &service("web", "ClusterIP"))
+        .await
+    {
+        return Ok(Err(RolloutError::Kube {
+            context: "creating the Service",
+            source,
+        }));
+    }
+    let prefix = lb_api::keys::ingress::PREFIX;
+    let ingress: Ingress = match serde_json::from_value(json!({
+        "metadata": {"name": "web", "annotations": {
+            format!("{prefix}scheme"): "internet-facing",
+            format!("{prefix}target-type"): "ip",
+            format!("{prefix}healthcheck-path"): "/healthz",
+            format!("{prefix}healthcheck-interval-seconds"): interval.to_string(),
+            format!("{prefix}healthcheck-timeout-seconds"): (interval - 1).max(2).to_string(),
+            format!("{prefix}healthy-threshold-count"): options.healthy_threshold.to_string(),
+            format!("{prefix}target-group-attributes"): format!("deregistration_delay.timeout_seconds={}", options.deregistration_delay),
+        }},
+        "spec": {"ingressClassName": "alb", "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]},
+    })) {
+        Ok(ingress) => ingress,
+        Err(e) => return Ok(Err(lb_sandbox::SandboxError::Manifest(e.to_string()).into())),
+    };
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+    if let Err(source) = ingresses.create(&PostParams::default(), &ingress).await {
+        return Ok(Err(RolloutError::Kube {
+            context: "creating the Ingress",
+            source,
+        }));
+    }
+    let hostname = || async {
+        ingresses
+            .get("web")
+            .await
+            .ok()
+            .and_then(|i| i.status?.load_balancer?.ingress?.first()?.hostname.clone())
+    };
+    made_front(sandbox, namespace, hostname, "ALB").await
+}
+
+/// The front the controller made: once `hostname` says the object has its load balancer and the
+/// namespace has the binding, that binding's target group.
+async fn made_front<F, Fut>(
+    sandbox: &Sandbox,
+    namespace: &str,
+    hostname: F,
+    what: &str,
+) -> Result<Result<Front, RolloutError>, Duration>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    let bindings: Api<TargetGroupBinding> = Api::namespaced(sandbox.client(), namespace);
+    let found = std::sync::Mutex::new(None);
+    wait_until(Duration::from_secs(120), || async {
         let arn = bindings.list(&Default::default()).await.ok().and_then(|l| {
             l.items
                 .first()
                 .and_then(|b| b.spec.target_group_arn.clone())
         });
-        if let (Some(dns_name), Some(target_group_arn)) = (hostname, arn) {
+        if let (Some(dns_name), Some(target_group_arn)) = (hostname().await, arn) {
             *found.lock().unwrap_or_else(|e| e.into_inner()) = Some(Front {
                 target_group_arn,
                 dns_name,
@@ -140,6 +214,6 @@ pub async fn nlb_front(
     .await?;
     let front = found.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(front.ok_or_else(|| {
-        RolloutError::Sandbox(lb_sandbox::SandboxError::Config("no NLB found".into()))
+        RolloutError::Sandbox(lb_sandbox::SandboxError::Config(format!("no {what} found")))
     }))
 }

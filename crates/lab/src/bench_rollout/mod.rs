@@ -31,7 +31,7 @@ use serde_json::json;
 
 use crate::clock::now;
 use crate::harness::{ControllerHandle, HarnessError, HarnessOptions, start_controller_with};
-use front::{alb_front, nlb_front};
+use front::{alb_front, ingress_front, nlb_front};
 use load::Load;
 use record::{PodRecorder, TargetRecorder};
 
@@ -56,10 +56,12 @@ pub enum Scenario {
     /// 6: as 2 (gates + the controller's hold), through an NLB the controller made from an
     /// annotated Service, every request on a new TCP connection.
     Nlb,
+    /// 7: as 2, through an ALB the controller made from an Ingress (rule -> ip target group).
+    Ingress,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::NoGates,
         Scenario::GatesNoHold,
         Scenario::Gates,
@@ -68,6 +70,7 @@ impl Scenario {
         Scenario::ScaleInHold,
         Scenario::Restart,
         Scenario::Nlb,
+        Scenario::Ingress,
     ];
 
     /// The scenario's number in issue 5 (2a and 4b are ours: gates as the upstream controller does
@@ -82,6 +85,7 @@ impl Scenario {
             Scenario::ScaleInHold => "4b",
             Scenario::Restart => "5",
             Scenario::Nlb => "6",
+            Scenario::Ingress => "7",
         }
     }
 
@@ -95,6 +99,7 @@ impl Scenario {
             Scenario::ScaleInHold => "scale-in-hold",
             Scenario::Restart => "restart",
             Scenario::Nlb => "nlb",
+            Scenario::Ingress => "ingress",
         }
     }
 
@@ -108,6 +113,7 @@ impl Scenario {
             Scenario::ScaleInHold => "scale-in, gates, no preStop (controller hold)",
             Scenario::Restart => "rolling update, gates + preStop, controller restarted",
             Scenario::Nlb => "rolling update through an NLB from a Service, gates (defaults)",
+            Scenario::Ingress => "rolling update through an ALB from an Ingress, gates (defaults)",
         }
     }
 
@@ -332,6 +338,9 @@ async fn run_once(
         Scenario::Nlb => nlb_front(sandbox, &namespace, options)
             .await
             .map_err(|after| stuck("the Service's NLB and binding", after))??,
+        Scenario::Ingress => ingress_front(sandbox, &namespace, options)
+            .await
+            .map_err(|after| stuck("the Ingress's ALB and binding", after))??,
         _ => alb_front(sandbox, &namespace, options).await?,
     };
 

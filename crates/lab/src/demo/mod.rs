@@ -8,6 +8,7 @@
 //! `--for`, counted from the moment the demo is up), it prints what became of each object and
 //! every Warning event, and with `--report` writes the same as JSON.
 
+mod alb;
 mod follow;
 mod manifests;
 mod nlb;
@@ -62,7 +63,7 @@ pub struct DemoOptions {
     /// Manifests to apply (YAML, several documents allowed). Placeholders: ${TARGET_GROUP_ARN},
     /// ${TARGET_GROUP_NAME}, ${INSTANCE_TARGET_GROUP_ARN}, ${INSTANCE_TARGET_GROUP_NAME},
     /// ${VPC_ID}, ${CERTIFICATE_ARN}, ${REGION}, ${ACCOUNT_ID}.
-    #[arg(long, num_args = 1.., default_values = ["examples/sandbox/echo-tgb.yaml", "examples/sandbox/echo.yaml", "examples/service-nlb/nlb-ip.yaml"])]
+    #[arg(long, num_args = 1.., default_values = ["examples/sandbox/echo-tgb.yaml", "examples/sandbox/echo.yaml", "examples/service-nlb/nlb-ip.yaml", "examples/ingress-alb/canary.yaml"])]
     pub manifests: Vec<PathBuf>,
     /// Namespace for objects that name none (labelled for readiness gates).
     #[arg(long, default_value = "demo")]
@@ -270,8 +271,14 @@ async fn show(
         ),
     );
     follow_until_stopped(sandbox, options, &applied, &elb, alb, stop, clock).await;
-    let report =
-        outcome::collect(&sandbox.client(), aws.control(), &sandbox.guard(), &applied).await;
+    let guard = sandbox.guard();
+    let probes = outcome::Probes {
+        emulator: aws.control(),
+        guard: &guard,
+        elb: &elb,
+        ca_pem: &aws.seeded().certificate_ca_pem,
+    };
+    let report = outcome::collect(&sandbox.client(), &probes, &applied).await;
     println!("{}", outcome::text(&report));
     if let Some(path) = &options.report {
         let json =

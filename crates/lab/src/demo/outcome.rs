@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use lb_api::TargetGroupBinding;
@@ -15,8 +16,19 @@ use serde::Serialize;
 
 use lb_sandbox::DestinationGuard;
 
+use super::alb::{self, AlbOutcome};
 use super::manifests::Applied;
 use super::nlb::{self, LoadBalancerOutcome};
+
+/// How the demo reaches what it reports on: the emulator's control API and data plane (through
+/// the guard), ELB's API, and the CA that signed the emulator's certificates.
+#[derive(Clone, Copy)]
+pub struct Probes<'a> {
+    pub emulator: ControlClient,
+    pub guard: &'a DestinationGuard,
+    pub elb: &'a aws_sdk_elasticloadbalancingv2::Client,
+    pub ca_pem: &'a str,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -44,6 +56,10 @@ pub struct ObjectOutcome {
     /// A Service's NLB: hostname, listeners and who answered through them, Events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerOutcome>,
+    /// An Ingress's ALB: listeners, rules, the answers to requests through each, the group's
+    /// Events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_load_balancer: Option<AlbOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,15 +81,10 @@ pub struct Warning {
     pub count: i32,
 }
 
-pub async fn collect(
-    client: &Client,
-    emulator: ControlClient,
-    guard: &DestinationGuard,
-    applied: &[Applied],
-) -> Report {
+pub async fn collect(client: &Client, probes: &Probes<'_>, applied: &[Applied]) -> Report {
     let mut objects: Vec<ObjectOutcome> = Vec::new();
     for item in applied {
-        let outcome = outcome(client, emulator, guard, item).await;
+        let outcome = outcome(client, probes, item).await;
         let same = |o: &&mut ObjectOutcome| {
             (&o.kind, &o.namespace, &o.name) == (&outcome.kind, &outcome.namespace, &outcome.name)
         };
@@ -95,12 +106,8 @@ pub async fn collect(
     Report { objects, warnings }
 }
 
-async fn outcome(
-    client: &Client,
-    emulator: ControlClient,
-    guard: &DestinationGuard,
-    applied: &Applied,
-) -> ObjectOutcome {
+async fn outcome(client: &Client, probes: &Probes<'_>, applied: &Applied) -> ObjectOutcome {
+    let (emulator, guard) = (probes.emulator, probes.guard);
     let document = &applied.document;
     let mut outcome = ObjectOutcome {
         kind: document.kind().to_string(),
@@ -112,6 +119,7 @@ async fn outcome(
         summary: String::new(),
         targets: Vec::new(),
         load_balancer: None,
+        application_load_balancer: None,
     };
     if let Some(refused) = &applied.refused {
         outcome.summary = format!("refused: {refused}");
@@ -135,6 +143,21 @@ async fn outcome(
             summary
         }
         "Pod" => pod(client, &namespace, name).await,
+        "Ingress" => {
+            let api: Api<Ingress> = Api::namespaced(client.clone(), &namespace);
+            match api.get(name).await {
+                Ok(ingress) => match alb::outcome(client, probes, &ingress).await {
+                    Some((lb, targets)) => {
+                        let summary = format!("ALB {}", lb.hostname);
+                        outcome.application_load_balancer = Some(lb);
+                        outcome.targets = targets;
+                        summary
+                    }
+                    None => "no ALB (yet): see its Events".to_string(),
+                },
+                Err(_) => "gone".to_string(),
+            }
+        }
         _ => "applied".to_string(),
     };
     outcome
@@ -273,6 +296,9 @@ pub fn text(report: &Report) -> String {
         lines.push(format!("  {path:<44} {}", object.summary));
         if let Some(lb) = &object.load_balancer {
             lines.extend(nlb::text(lb));
+        }
+        if let Some(lb) = &object.application_load_balancer {
+            lines.extend(alb::text(lb));
         }
         for target in &object.targets {
             let reason = target

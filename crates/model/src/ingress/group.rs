@@ -33,6 +33,35 @@ impl GroupId {
         }
     }
 
+    /// The labels of the group's TargetGroupBindings (upstream's): an explicit group by its
+    /// name, an Ingress alone by its name and namespace.
+    pub fn binding_labels(&self) -> std::collections::BTreeMap<String, String> {
+        match self {
+            Self::Explicit(name) => [(keys::STACK_NAME_LABEL.to_string(), name.clone())].into(),
+            Self::Implicit { namespace, name } => [
+                (keys::STACK_NAME_LABEL.to_string(), name.clone()),
+                (keys::STACK_NAMESPACE_LABEL.to_string(), namespace.clone()),
+            ]
+            .into(),
+        }
+    }
+
+    /// The label selector of exactly the group's bindings.
+    pub fn binding_selector(&self) -> String {
+        match self {
+            Self::Explicit(name) => format!(
+                "{}={name},!{}",
+                keys::STACK_NAME_LABEL,
+                keys::STACK_NAMESPACE_LABEL
+            ),
+            Self::Implicit { namespace, name } => format!(
+                "{}={name},{}={namespace}",
+                keys::STACK_NAME_LABEL,
+                keys::STACK_NAMESPACE_LABEL
+            ),
+        }
+    }
+
     /// (namespace, name) for the load balancer's generated name.
     pub fn naming(&self) -> (&str, &str) {
         match self {

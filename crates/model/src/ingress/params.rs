@@ -8,13 +8,11 @@ use lb_api::{IngressClassParamsSpec, TargetType};
 use super::annotations::{IngressAnnotations, IpAddressType, Scheme};
 use super::json::ListenerProtocol;
 
-/// Every problem with `spec`, each naming the field and the value.
-pub fn validate(spec: &IngressClassParamsSpec) -> Vec<String> {
+/// What the validating webhook says of `spec`: the problem that refuses it (naming the field and
+/// the value), or the warnings it is admitted with (fields accepted but not built yet).
+pub fn validate(spec: &IngressClassParamsSpec) -> Result<Vec<String>, String> {
     let mut scratch = IngressAnnotations::default();
-    let mut problems = Vec::new();
-    if let Err(problem) = apply(spec, &mut scratch) {
-        problems.push(problem);
-    }
+    apply(spec, &mut scratch)?;
     let unsupported = [
         (
             "minimumLoadBalancerCapacity",
@@ -25,13 +23,11 @@ pub fn validate(spec: &IngressClassParamsSpec) -> Vec<String> {
         ("wafv2AclArn", spec.wafv2_acl_arn.is_some()),
         ("wafv2AclName", spec.wafv2_acl_name.is_some()),
     ];
-    problems.extend(
-        unsupported
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(field, _)| format!("spec.{field} is not supported yet")),
-    );
-    problems
+    Ok(unsupported
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| format!("spec.{field} is not supported yet: it has no effect"))
+        .collect())
 }
 
 /// Overrides `annotations` with what `spec` says; returns the target type it forces.
@@ -187,20 +183,29 @@ mod tests {
         };
         assert_eq!(
             validate(&bad),
-            vec!["IngressClassParams spec.scheme: \"public\" is not internal or internet-facing"]
+            Err(
+                "IngressClassParams spec.scheme: \"public\" is not internal or internet-facing"
+                    .into()
+            )
         );
         let target = IngressClassParamsSpec {
             target_type: Some("pod".into()),
-            wafv2_acl_arn: Some("arn".into()),
             ..Default::default()
         };
         assert_eq!(
             validate(&target),
-            vec![
-                "IngressClassParams targetType \"pod\" is not one of ip, instance",
-                "spec.wafv2AclArn is not supported yet"
-            ]
+            Err("IngressClassParams targetType \"pod\" is not one of ip, instance".into())
         );
-        assert!(validate(&IngressClassParamsSpec::default()).is_empty());
+        let waf = IngressClassParamsSpec {
+            wafv2_acl_arn: Some("arn".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(&waf),
+            Ok(vec![
+                "spec.wafv2AclArn is not supported yet: it has no effect".to_string()
+            ])
+        );
+        assert_eq!(validate(&IngressClassParamsSpec::default()), Ok(vec![]));
     }
 }

@@ -65,6 +65,7 @@ impl SdkLoadBalancers {
                 .flat_map(|l| l.rules.iter().map(|r| r.arn.clone())),
         );
         self.tag_cache().retain(|arn, _| listed.contains(arn));
+        self.attribute_cache().retain(|arn, _| listed.contains(arn));
         for described in &target_groups {
             let Some(group_tags) = owned(described.target_group_arn()) else {
                 continue;
@@ -188,10 +189,17 @@ impl SdkLoadBalancers {
         ))
     }
 
+    /// The group's attributes: as last described (and since set) within [`super::ATTRIBUTES_TTL`],
+    /// else described.
     async fn target_group_attributes(
         &self,
         arn: &str,
     ) -> Result<BTreeMap<String, String>, AwsError> {
+        if let Some((at, known)) = self.attribute_cache().get(arn)
+            && at.elapsed() < super::ATTRIBUTES_TTL
+        {
+            return Ok(known.clone());
+        }
         let started = Instant::now();
         let result = self
             .client
@@ -205,9 +213,10 @@ impl SdkLoadBalancers {
             started,
             result,
         )?;
-        Ok(attributes(
-            output.attributes().iter().map(|a| (a.key(), a.value())),
-        ))
+        let described = attributes(output.attributes().iter().map(|a| (a.key(), a.value())));
+        self.attribute_cache()
+            .insert(arn.to_string(), (Instant::now(), described.clone()));
+        Ok(described)
     }
 
     /// The load balancer's listeners; an ALB's with their rules (an NLB's have none to ask for).

@@ -27,6 +27,14 @@ use crate::error::AwsError;
 const TAGS_PER_CALL: usize = 20;
 /// Items per page of DescribeLoadBalancers / DescribeTargetGroups: the API's limit.
 const PAGE_SIZE: i32 = 400;
+/// How long a target group's described attributes are trusted. Only the controller changes the
+/// attributes of its target groups (and it updates what it knows when it does), so a pass need
+/// not describe every group of a large ALB again; drift made by hand is found within this time.
+pub const ATTRIBUTES_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Target group ARN -> when its attributes were described, and what they were (updated with
+/// what the controller sets since).
+type AttributeCache = HashMap<String, (Instant, BTreeMap<String, String>)>;
 
 pub struct SdkLoadBalancers {
     client: Client,
@@ -34,6 +42,7 @@ pub struct SdkLoadBalancers {
     /// Where target groups are created.
     vpc_id: String,
     tags: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    target_group_attributes: Mutex<AttributeCache>,
 }
 
 impl SdkLoadBalancers {
@@ -43,7 +52,14 @@ impl SdkLoadBalancers {
             calls,
             vpc_id: vpc_id.to_string(),
             tags: Mutex::default(),
+            target_group_attributes: Mutex::default(),
         }
+    }
+
+    fn attribute_cache(&self) -> MutexGuard<'_, AttributeCache> {
+        self.target_group_attributes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn tag_cache(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<String, String>>> {
@@ -89,6 +105,7 @@ impl SdkLoadBalancers {
 
     fn forget(&self, arn: &str) {
         self.tag_cache().remove(arn);
+        self.attribute_cache().remove(arn);
     }
 }
 
@@ -184,6 +201,9 @@ impl LoadBalancers for SdkLoadBalancers {
             started,
             result,
         )?;
+        if let Some((_, known)) = self.attribute_cache().get_mut(arn) {
+            known.extend(attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         Ok(())
     }
 

@@ -1,0 +1,422 @@
+//! What the demo shows of an Ingress of ours: its group's ALB (hostname), each listener with its
+//! default action and its rules as ELB holds them, requests sent through every listener for every
+//! rule's host and path (HTTP and HTTPS; a redirect is reported, not followed) with the answers by
+//! status code and by the Service that answered, as percentages; and the Events of every member of
+//! the group. A user checks a canary split or a redirect here before a cluster.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::types as sdk;
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+use lb_api::TargetGroupBinding;
+use serde::Serialize;
+
+use super::outcome::{Probes, TargetOutcome};
+use lb_sandbox::http_client;
+
+/// Requests sent per rule (and per listener default).
+const REQUESTS: usize = 100;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlbOutcome {
+    pub hostname: String,
+    pub listeners: Vec<AlbListener>,
+    /// `member: type reason: message` of every member of the group, oldest first.
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlbListener {
+    pub protocol: String,
+    pub port: u16,
+    pub default_action: String,
+    pub rules: Vec<AlbRule>,
+    /// A request no rule matches.
+    pub default_probe: Probe,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlbRule {
+    pub priority: String,
+    pub conditions: String,
+    pub action: String,
+    pub probe: Probe,
+}
+
+/// `requests` GETs of `host` + `path`: the answers by status code and by Service, in percent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    pub host: String,
+    pub path: String,
+    pub requests: usize,
+    pub by_status: BTreeMap<String, f64>,
+    pub by_service: BTreeMap<String, f64>,
+}
+
+fn hostname(ingress: &Ingress) -> Option<String> {
+    ingress
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?
+        .hostname
+        .clone()
+}
+
+/// The ALB of `ingress`'s group, if it has one; and the targets of its bindings.
+pub async fn outcome(
+    client: &Client,
+    probes: &Probes<'_>,
+    ingress: &Ingress,
+) -> Option<(AlbOutcome, Vec<TargetOutcome>)> {
+    let hostname = hostname(ingress)?;
+    let described = probes.elb.describe_load_balancers().send().await.ok()?;
+    let alb = described
+        .load_balancers()
+        .iter()
+        .find(|l| l.dns_name() == Some(hostname.as_str()))?;
+    let listeners = probes
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(alb.load_balancer_arn()?)
+        .send()
+        .await
+        .ok()?;
+    let group = lb_model::ingress::group::group_of(ingress, None);
+    let (services, targets) = targets_by_address(client, probes, &group).await;
+    let local = probes.emulator.listeners().await.unwrap_or_default();
+    let mut out = Vec::new();
+    for listener in listeners.listeners() {
+        let port = listener.port().and_then(|p| u16::try_from(p).ok())?;
+        let protocol = listener.protocol().map_or("", |p| p.as_str()).to_string();
+        let Some(addr) = local
+            .iter()
+            .find(|l| l.dns_name == hostname && l.port == port)
+            .map(|l| l.local_address)
+        else {
+            continue;
+        };
+        let send = |host: String, path: String| {
+            probe(probes, addr, protocol.clone(), host, path, &services)
+        };
+        let rules = probes
+            .elb
+            .describe_rules()
+            .listener_arn(listener.listener_arn().unwrap_or_default())
+            .send()
+            .await
+            .map(|r| r.rules().to_vec())
+            .unwrap_or_default();
+        let mut shown = Vec::new();
+        for rule in rules.iter().filter(|r| r.is_default() != Some(true)) {
+            let (host, path) = request_for(rule.conditions());
+            shown.push(AlbRule {
+                priority: rule.priority().unwrap_or_default().to_string(),
+                conditions: conditions_text(rule.conditions()),
+                action: action_text(rule.actions()),
+                probe: send(host, path).await,
+            });
+        }
+        out.push(AlbListener {
+            default_action: action_text(listener.default_actions()),
+            default_probe: send("unmatched.example.com".into(), "/no-rule-matches".into()).await,
+            protocol,
+            port,
+            rules: shown,
+        });
+    }
+    let events = group_events(client, ingress).await;
+    Some((
+        AlbOutcome {
+            hostname,
+            listeners: out,
+            events,
+        },
+        targets,
+    ))
+}
+
+/// A host and path the rule's conditions match (wildcards filled in).
+fn request_for(conditions: &[sdk::RuleCondition]) -> (String, String) {
+    let fill = |pattern: &str| pattern.replace(['*', '?'], "x");
+    let mut host = "demo.example.com".to_string();
+    let mut path = "/".to_string();
+    for condition in conditions {
+        match condition.field() {
+            Some("host-header") => {
+                if let Some(h) = condition
+                    .host_header_config()
+                    .and_then(|c| c.values().first())
+                {
+                    host = fill(h);
+                }
+            }
+            Some("path-pattern") => {
+                if let Some(p) = condition
+                    .path_pattern_config()
+                    .and_then(|c| c.values().first())
+                {
+                    path = fill(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    (host, path)
+}
+
+async fn probe(
+    probes: &Probes<'_>,
+    addr: SocketAddr,
+    protocol: String,
+    host: String,
+    path: String,
+    services: &BTreeMap<String, String>,
+) -> Probe {
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_service: BTreeMap<String, usize> = BTreeMap::new();
+    let limit = Duration::from_secs(3);
+    for _ in 0..REQUESTS {
+        let (status, body, location) = if protocol == "HTTPS" {
+            match crate::https::get(probes.guard, addr, probes.ca_pem, &host, &path, limit).await {
+                Ok(r) => (r.status.to_string(), r.text, r.location),
+                Err(err) => (format!("failed: {err}"), String::new(), None),
+            }
+        } else {
+            match http_client::get_for_host(probes.guard, addr, &host, &path, limit).await {
+                Ok(r) => (
+                    r.status.to_string(),
+                    String::from_utf8_lossy(&r.body).to_string(),
+                    r.location,
+                ),
+                Err(err) => (format!("failed: {err}"), String::new(), None),
+            }
+        };
+        let status = match location {
+            Some(to) => format!("{status} -> {to}"),
+            None => status,
+        };
+        *by_status.entry(status).or_default() += 1;
+        let address = body
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .and_then(|a| a.rsplit_once(':').map(|(ip, _)| ip.to_string()));
+        if let Some(service) = address.and_then(|a| services.get(&a)) {
+            *by_service.entry(service.clone()).or_default() += 1;
+        }
+    }
+    let percent = |counts: BTreeMap<String, usize>| {
+        counts
+            .into_iter()
+            .map(|(k, n)| (k, 100.0 * n as f64 / REQUESTS as f64))
+            .collect()
+    };
+    Probe {
+        host,
+        path,
+        requests: REQUESTS,
+        by_status: percent(by_status),
+        by_service: percent(by_service),
+    }
+}
+
+/// Pod address -> `namespace/service`, from the group's bindings' targets; and the targets.
+async fn targets_by_address(
+    client: &Client,
+    probes: &Probes<'_>,
+    group: &lb_model::ingress::GroupId,
+) -> (BTreeMap<String, String>, Vec<TargetOutcome>) {
+    let api: Api<TargetGroupBinding> = Api::all(client.clone());
+    let bindings = api
+        .list(&ListParams::default().labels(&group.binding_selector()))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let mut services = BTreeMap::new();
+    let mut targets = Vec::new();
+    for binding in bindings {
+        let Some(arn) = binding.spec.target_group_arn.as_deref() else {
+            continue;
+        };
+        let service = format!(
+            "{}/{}",
+            binding.namespace().unwrap_or_default(),
+            binding.spec.service_ref.name
+        );
+        for t in probes.emulator.targets(arn).await.unwrap_or_default() {
+            services.insert(t.id.clone(), service.clone());
+            targets.push(TargetOutcome {
+                id: t.id,
+                port: i32::from(t.port),
+                state: t.state,
+                reason: t.reason,
+            });
+        }
+    }
+    (services, targets)
+}
+
+/// The Events of every Ingress whose status names the same ALB.
+async fn group_events(client: &Client, ingress: &Ingress) -> Vec<String> {
+    let hostname = hostname(ingress);
+    let all: Api<Ingress> = Api::all(client.clone());
+    let members = all
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| hostname.is_some() && super::alb::hostname(i) == hostname);
+    let mut lines = Vec::new();
+    for member in members {
+        let namespace = member.namespace().unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+        let params = ListParams::default().fields(&format!(
+            "involvedObject.kind=Ingress,involvedObject.name={}",
+            member.name_any()
+        ));
+        for e in api.list(&params).await.map(|l| l.items).unwrap_or_default() {
+            lines.push(format!(
+                "{namespace}/{}: {} {}: {}",
+                member.name_any(),
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default()
+            ));
+        }
+    }
+    lines
+}
+
+fn conditions_text(conditions: &[sdk::RuleCondition]) -> String {
+    conditions
+        .iter()
+        .map(|c| {
+            let values: Vec<String> = match c.field() {
+                Some("host-header") => c.host_header_config().map(|h| h.values().to_vec()),
+                Some("path-pattern") => c.path_pattern_config().map(|p| {
+                    let regex = p.regex_values();
+                    if regex.is_empty() {
+                        p.values().to_vec()
+                    } else {
+                        regex.to_vec()
+                    }
+                }),
+                Some("http-header") => c.http_header_config().map(|h| {
+                    let name = h.http_header_name().unwrap_or_default();
+                    h.values().iter().map(|v| format!("{name}={v}")).collect()
+                }),
+                Some("http-request-method") => {
+                    c.http_request_method_config().map(|m| m.values().to_vec())
+                }
+                Some("source-ip") => c.source_ip_config().map(|s| s.values().to_vec()),
+                Some("query-string") => c.query_string_config().map(|q| {
+                    q.values()
+                        .iter()
+                        .map(|p| format!("{}={}", p.key().unwrap_or("*"), p.value().unwrap_or("")))
+                        .collect()
+                }),
+                _ => None,
+            }
+            .unwrap_or_default();
+            format!("{} {}", c.field().unwrap_or("?"), values.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn action_text(actions: &[sdk::Action]) -> String {
+    let Some(action) = actions.last() else {
+        return "none".into();
+    };
+    match action.r#type() {
+        Some(sdk::ActionTypeEnum::Forward) => {
+            let groups = action
+                .forward_config()
+                .map(|f| f.target_groups().to_vec())
+                .unwrap_or_default();
+            if groups.len() > 1 {
+                let parts: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        let name = g.target_group_arn().unwrap_or_default();
+                        let short = name.rsplit('/').nth(1).unwrap_or(name);
+                        format!("{short} weight {}", g.weight().unwrap_or(1))
+                    })
+                    .collect();
+                format!("forward to {}", parts.join(", "))
+            } else {
+                let arn = action.target_group_arn().unwrap_or_default();
+                format!("forward to {}", arn.rsplit('/').nth(1).unwrap_or(arn))
+            }
+        }
+        Some(sdk::ActionTypeEnum::Redirect) => {
+            let r = action.redirect_config();
+            format!(
+                "redirect {} to {}:{}",
+                r.and_then(|r| r.status_code()).map_or("", |c| c.as_str()),
+                r.and_then(|r| r.protocol()).unwrap_or("#{protocol}"),
+                r.and_then(|r| r.port()).unwrap_or("#{port}")
+            )
+        }
+        Some(sdk::ActionTypeEnum::FixedResponse) => format!(
+            "fixed response {}",
+            action
+                .fixed_response_config()
+                .and_then(|f| f.status_code())
+                .unwrap_or("")
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The lines the demo prints under the Ingress.
+pub fn text(alb: &AlbOutcome) -> Vec<String> {
+    let mut lines = vec![format!("      ALB {}", alb.hostname)];
+    let shares = |m: &BTreeMap<String, f64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v:.0}%"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let probe_line = |p: &Probe| {
+        let mut line = format!(
+            "          {} x GET {}{}: {}",
+            p.requests,
+            p.host,
+            p.path,
+            shares(&p.by_status)
+        );
+        if !p.by_service.is_empty() {
+            line.push_str(&format!("; answered by {}", shares(&p.by_service)));
+        }
+        line
+    };
+    for listener in &alb.listeners {
+        lines.push(format!(
+            "      listener {}:{} default: {}",
+            listener.protocol, listener.port, listener.default_action
+        ));
+        for rule in &listener.rules {
+            lines.push(format!(
+                "        rule {} if {} -> {}",
+                rule.priority, rule.conditions, rule.action
+            ));
+            lines.push(probe_line(&rule.probe));
+        }
+        lines.push("        another host and path:".to_string());
+        lines.push(probe_line(&listener.default_probe));
+    }
+    for event in &alb.events {
+        lines.push(format!("      event {event}"));
+    }
+    lines
+}
