@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum;
-use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use lb_aws::Operation;
 use lb_lab::harness::{ControllerHandle, start_controller};
 use lb_sandbox::aws::ListenerInfo;
@@ -22,13 +21,6 @@ use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
 use lb_sandbox::{Sandbox, http_client, manifests};
 use serde_json::json;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
 
 async fn hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
     let ingress = Api::<Ingress>::namespaced(client.clone(), ns)
@@ -42,18 +34,6 @@ async fn hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String>
         .first()?
         .hostname
         .clone()
-}
-
-async fn events(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String)> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect()
 }
 
 async fn listener(sandbox: &Sandbox, dns_name: &str, port: u16) -> ListenerInfo {
@@ -126,7 +106,7 @@ async fn load_balancer_count(elb: &Elb) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingress() {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let mut controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -202,7 +182,7 @@ async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingre
         },
     )
     .await;
-    let reasons = events(&client, "game-2048", "ingress-2048").await;
+    let reasons = common::event_reasons(&client, "game-2048", "ingress-2048").await;
     assert!(
         reasons.iter().any(|(r, _)| r == "SuccessfullyReconciled"),
         "{reasons:?}"
@@ -248,7 +228,7 @@ async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken_member() {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -319,7 +299,7 @@ async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken
         "a Warning naming the broken annotation",
         Duration::from_secs(30),
         || async {
-            events(&client, "default", "broken")
+            common::event_reasons(&client, "default", "broken")
                 .await
                 .into_iter()
                 .find(|(reason, _)| reason == "FailedBuildModel")
@@ -342,7 +322,7 @@ async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ssl_redirect_answers_301_on_http_and_serves_https_and_certificates_are_found_by_host()
 {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -426,14 +406,7 @@ async fn the_ssl_redirect_answers_301_on_http_and_serves_https_and_certificates_
     })
     .await;
     let elb = elb_setup::client(aws).await;
-    let described = elb.describe_load_balancers().send().await.unwrap();
-    let shop_arn = described
-        .load_balancers()
-        .iter()
-        .find(|l| l.dns_name() == Some(shop_dns.as_str()))
-        .and_then(|l| l.load_balancer_arn())
-        .unwrap()
-        .to_string();
+    let shop_arn = common::load_balancer_arn(&elb, &shop_dns).await;
     let listeners = elb
         .describe_listeners()
         .load_balancer_arn(&shop_arn)
@@ -546,7 +519,7 @@ async fn rule_hosts(elb: &Elb) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_members_come_and_go_with_the_fewest_calls_and_the_last_takes_the_alb() {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -718,7 +691,7 @@ async fn answered_by(sandbox: &Sandbox, listener: &ListenerInfo, host: &str, pod
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -764,14 +737,7 @@ async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() 
     .await
     .unwrap();
     assert_eq!(other.status, 404);
-    let described = elb.describe_load_balancers().send().await.unwrap();
-    let echo_arn = described
-        .load_balancers()
-        .iter()
-        .find(|l| l.dns_name() == Some(echo.as_str()))
-        .and_then(|l| l.load_balancer_arn())
-        .unwrap()
-        .to_string();
+    let echo_arn = common::load_balancer_arn(&elb, &echo).await;
     let tags = elb
         .describe_tags()
         .resource_arns(&echo_arn)
@@ -808,7 +774,7 @@ async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() 
     assert_eq!(check.matcher().and_then(|m| m.http_code()), Some("200-301"));
     assert_eq!(check.health_check_interval_seconds(), Some(5));
     let warning = eventually("the interval Warning", Duration::from_secs(30), || async {
-        events(&client, "default", "django-ingress")
+        common::event_reasons(&client, "default", "django-ingress")
             .await
             .into_iter()
             .find(|(reason, _)| reason == "AnnotationWarning")

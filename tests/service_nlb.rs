@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum;
-use k8s_openapi::api::core::v1::{Event, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use lb_api::TargetGroupBinding;
@@ -25,13 +25,6 @@ const NS: &str = "nlb-demo";
 const SERVICE: &str = "svc-nlb-ip-type";
 const GATE_PREFIX: &str = "target-health.alb.ingress.k8s.aws/";
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
 async fn hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
     let service = Api::<Service>::namespaced(client.clone(), ns)
         .get(name)
@@ -44,18 +37,6 @@ async fn hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String>
         .first()?
         .hostname
         .clone()
-}
-
-async fn event_reasons(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String)> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect()
 }
 
 /// Load balancer names in the emulated account.
@@ -121,7 +102,7 @@ fn mutating_calls(controller: &ControllerHandle) -> Vec<(&'static str, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_nlb_service_gets_an_nlb_that_carries_traffic_and_goes_with_the_service() {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let mut controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -242,7 +223,7 @@ async fn the_seeds_nlb_service_gets_an_nlb_that_carries_traffic_and_goes_with_th
     // TCP through the NLB reaches both pods.
     let answered = answering_pods(&sandbox, &dns_name, 20).await;
     assert_eq!(answered.len(), 2, "{answered:?}");
-    let reasons = event_reasons(&client, NS, SERVICE).await;
+    let reasons = common::event_reasons(&client, NS, SERVICE).await;
     assert!(
         reasons.iter().any(|(r, _)| r == "SuccessfullyReconciled"),
         "{reasons:?}"
@@ -364,7 +345,7 @@ async fn annotated_service(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_the_nodes() {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -390,7 +371,7 @@ async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_
         "a FailedBuildModel Warning",
         Duration::from_secs(30),
         || async {
-            event_reasons(&client, ns, "web")
+            common::event_reasons(&client, ns, "web")
                 .await
                 .into_iter()
                 .find(|(reason, _)| reason == "FailedBuildModel")
@@ -552,7 +533,7 @@ async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_tls_variant_terminates_tls_with_the_certificate_and_refuses_external_as_a_target_type()
  {
-    init_tracing();
+    common::init_tracing();
     let sandbox = start_sandbox().await;
     let controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
@@ -575,7 +556,7 @@ async fn the_seeds_tls_variant_terminates_tls_with_the_certificate_and_refuses_e
         "a FailedBuildModel Warning",
         Duration::from_secs(30),
         || async {
-            event_reasons(&client, ns, SERVICE)
+            common::event_reasons(&client, ns, SERVICE)
                 .await
                 .into_iter()
                 .find(|(reason, _)| reason == "FailedBuildModel")

@@ -139,3 +139,38 @@ pub async fn tls_get(
         Err(err) => format!("failed: {err}"),
     }
 }
+
+/// Test logs through the test writer, filtered by `RUST_LOG`.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// (reason, message) of every Event about the object named `name` in `ns`.
+pub async fn event_reasons(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String)> {
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+/// The ARN of the load balancer whose DNS name is `dns_name`.
+pub async fn load_balancer_arn(elb: &Elb, dns_name: &str) -> String {
+    elb.describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()
+        .iter()
+        .find(|l| l.dns_name() == Some(dns_name))
+        .and_then(|l| l.load_balancer_arn())
+        .unwrap_or_else(|| panic!("a load balancer named {dns_name}"))
+        .to_string()
+}

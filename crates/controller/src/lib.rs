@@ -11,6 +11,7 @@
 pub mod error;
 pub mod ingress;
 pub mod metrics;
+pub mod object_writes;
 pub mod pod_conditions;
 pub mod report;
 pub mod runtime;

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::bench::BenchError;
 use crate::call_counts::{describe, mutating, since, snapshot};
 use crate::harness::{ControllerHandle, start_controller};
+use crate::status_hostname::wait_for_hostnames;
 
 const NS: &str = "bench-alb";
 const GROUP: &str = "bench";
@@ -73,34 +74,6 @@ fn member(i: usize, count: usize) -> Ingress {
             "paths": paths(&format!("m{i:02}"), &format!("svc-{i:02}"), count)}}]},
     }))
     .expect("a valid Ingress")
-}
-
-async fn with_hostname(api: &Api<Ingress>) -> Result<usize, kube::Error> {
-    let list = api.list(&Default::default()).await?;
-    Ok(list
-        .items
-        .iter()
-        .filter(|i| {
-            i.status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|l| l.ingress.as_ref())
-                .is_some_and(|i| !i.is_empty())
-        })
-        .count())
-}
-
-async fn wait_for_hostnames(api: &Api<Ingress>, count: usize) -> Result<(), BenchError> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while with_hostname(api).await? < count {
-        if Instant::now() > deadline {
-            return Err(BenchError::Stuck(format!(
-                "{count} Ingresses still lack a hostname after 600 s"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }
 
 /// Waits until no AWS call was made for `quiet` (the group's passes have settled).

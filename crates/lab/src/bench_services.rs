@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::bench::BenchError;
 use crate::call_counts::{describe, mutating, since, snapshot};
 use crate::harness::{ControllerHandle, start_controller};
+use crate::status_hostname::wait_for_hostnames;
 
 const NS: &str = "bench-nlb";
 
@@ -56,36 +57,6 @@ fn nlb_service(name: &str) -> Service {
         },
     }))
     .expect("a valid Service")
-}
-
-async fn hostnames(api: &Api<Service>) -> Result<usize, kube::Error> {
-    let list = api.list(&Default::default()).await?;
-    Ok(list
-        .items
-        .iter()
-        .filter(|s| {
-            s.status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|l| l.ingress.as_ref())
-                .is_some_and(|i| !i.is_empty())
-        })
-        .count())
-}
-
-async fn wait_for_hostnames(api: &Api<Service>, count: usize) -> Result<(), BenchError> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if hostnames(api).await? >= count {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Stuck(format!(
-                "{count} Services still lack a hostname after 600 s"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn measure(

@@ -14,4 +14,5 @@ pub mod clock;
 pub mod demo;
 pub mod harness;
 pub mod https;
+pub mod status_hostname;
 pub mod webhook_probe;

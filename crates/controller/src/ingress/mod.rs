@@ -24,16 +24,15 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use lb_api::IngressClassParams;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::{Certificates, Ec2};
 use lb_model::ingress::class::ClassSettings;
 use lb_model::ingress::{GroupId, IngressSettings};
-use lb_model::status::{MAX_MESSAGE, truncate};
 
 pub use error::IngressError;
 pub(crate) use members::{Classes, selection};
@@ -42,7 +41,7 @@ use crate::error::retry_delay;
 use crate::service::{REPLACEMENT_CHECK, RESYNC};
 use crate::stores::Stores;
 use crate::tgb::BindingMemory;
-use crate::writes::{ClusterWrites, KubeWrites};
+use crate::writes::KubeWrites;
 
 /// What the Ingress reconciler needs from its caller.
 pub struct IngressOptions<L, E, C> {
@@ -83,14 +82,7 @@ struct Converged {
 
 impl<L, E, C> IngressContext<L, E, C> {
     async fn publish(&self, ingress: &Ingress, type_: EventType, reason: &str, message: &str) {
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(truncate(message, MAX_MESSAGE)),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        self.writes.publish(event, ingress.object_ref(&())).await;
+        crate::object_writes::publish(&self.writes, ingress, type_, reason, message).await;
     }
 
     async fn warn(&self, ingress: &Ingress, reason: &str, message: &str) {

@@ -26,19 +26,9 @@ async fn set_finalizers(
     ingress: &Ingress,
     finalizers: Vec<String>,
 ) -> Result<(), IngressError> {
-    let patch = json!({"metadata": {
-        "finalizers": finalizers,
-        "resourceVersion": ingress.resource_version(),
-    }});
-    ingresses(client, ingress)
-        .patch(
-            &ingress.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
+    crate::object_writes::set_finalizers(&ingresses(client, ingress), ingress, finalizers)
         .await
-        .context(|| format!("updating the finalizers of Ingress {}", ingress.name_any()))?;
-    Ok(())
+        .context(|| format!("updating the finalizers of Ingress {}", ingress.name_any()))
 }
 
 pub async fn add_finalizer(

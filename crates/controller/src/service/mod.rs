@@ -20,21 +20,20 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_model::service::build::ClusterSettings;
 use lb_model::service::objects::{ServiceAction, action};
 use lb_model::service::selection::{SelectionSettings, select};
-use lb_model::status::{MAX_MESSAGE, truncate};
 
 pub use error::ServiceError;
 
 use crate::error::retry_delay;
 use crate::tgb::BindingMemory;
-use crate::writes::{ClusterWrites, KubeWrites};
+use crate::writes::KubeWrites;
 
 /// A converged Service is looked at again after this long even if nothing changed, so drift in
 /// AWS (a listener deleted by hand) is repaired.
@@ -75,14 +74,7 @@ impl<L, E> ServiceContext<L, E> {
     }
 
     async fn publish(&self, service: &Service, type_: EventType, reason: &str, message: &str) {
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(truncate(message, MAX_MESSAGE)),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        self.writes.publish(event, service.object_ref(&())).await;
+        crate::object_writes::publish(&self.writes, service, type_, reason, message).await;
     }
 
     async fn warn(&self, service: &Service, reason: &str, message: &str) {

@@ -27,19 +27,9 @@ async fn set_finalizers(
     service: &Service,
     finalizers: Vec<String>,
 ) -> Result<(), ServiceError> {
-    let patch = json!({"metadata": {
-        "finalizers": finalizers,
-        "resourceVersion": service.resource_version(),
-    }});
-    services(client, service)
-        .patch(
-            &service.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
+    crate::object_writes::set_finalizers(&services(client, service), service, finalizers)
         .await
-        .context(|| format!("updating the finalizers of Service {}", service.name_any()))?;
-    Ok(())
+        .context(|| format!("updating the finalizers of Service {}", service.name_any()))
 }
 
 pub async fn add_finalizer(client: &Client, service: &Service) -> Result<(), ServiceError> {

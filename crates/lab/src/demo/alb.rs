@@ -17,6 +17,7 @@ use lb_api::TargetGroupBinding;
 use serde::Serialize;
 
 use super::outcome::{Probes, TargetOutcome};
+use crate::status_hostname::StatusHostname;
 use lb_sandbox::http_client;
 
 /// Requests sent per rule (and per listener default).
@@ -58,26 +59,13 @@ pub struct Probe {
     pub by_service: BTreeMap<String, f64>,
 }
 
-fn hostname(ingress: &Ingress) -> Option<String> {
-    ingress
-        .status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?
-        .hostname
-        .clone()
-}
-
 /// The ALB of `ingress`'s group, if it has one; and the targets of its bindings.
 pub async fn outcome(
     client: &Client,
     probes: &Probes<'_>,
     ingress: &Ingress,
 ) -> Option<(AlbOutcome, Vec<TargetOutcome>)> {
-    let hostname = hostname(ingress)?;
+    let hostname = ingress.status_hostname()?;
     let described = probes.elb.describe_load_balancers().send().await.ok()?;
     let alb = described
         .load_balancers()
@@ -266,7 +254,7 @@ async fn targets_by_address(
 
 /// The Events of every Ingress whose status names the same ALB.
 async fn group_events(client: &Client, ingress: &Ingress) -> Vec<String> {
-    let hostname = hostname(ingress);
+    let hostname = ingress.status_hostname();
     let all: Api<Ingress> = Api::all(client.clone());
     let members = all
         .list(&ListParams::default())
@@ -274,7 +262,7 @@ async fn group_events(client: &Client, ingress: &Ingress) -> Vec<String> {
         .map(|l| l.items)
         .unwrap_or_default()
         .into_iter()
-        .filter(|i| hostname.is_some() && super::alb::hostname(i) == hostname);
+        .filter(|i| hostname.is_some() && i.status_hostname() == hostname);
     let mut lines = Vec::new();
     for member in members {
         let namespace = member.namespace().unwrap_or_default();

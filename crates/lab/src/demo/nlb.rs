@@ -15,6 +15,7 @@ use lb_sandbox::{DestinationGuard, http_client};
 use serde::Serialize;
 
 use super::outcome::TargetOutcome;
+use crate::status_hostname::StatusHostname;
 
 /// Connections sent through each listener.
 const PROBES: usize = 6;
@@ -35,19 +36,6 @@ pub struct ListenerOutcome {
     pub answered_by: BTreeMap<String, usize>,
 }
 
-fn hostname(service: &Service) -> Option<String> {
-    service
-        .status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?
-        .hostname
-        .clone()
-}
-
 /// The NLB of `service`, if it has one; and the targets of its bindings.
 pub async fn outcome(
     client: &Client,
@@ -57,7 +45,7 @@ pub async fn outcome(
     namespace: &str,
     name: &str,
 ) -> Option<(LoadBalancerOutcome, Vec<TargetOutcome>)> {
-    let hostname = hostname(service)?;
+    let hostname = service.status_hostname()?;
     let mut listeners = Vec::new();
     for listener in emulator.listeners().await.unwrap_or_default() {
         if listener.dns_name != hostname {

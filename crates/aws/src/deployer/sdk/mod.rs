@@ -150,6 +150,9 @@ impl LoadBalancers for SdkLoadBalancers {
         self.remember_tags(&arn, &group.tags);
         self.set_target_group_attributes(&arn, &group.attributes)
             .await?;
+        // What the stack set is all the diff compares (ELB's defaults for the rest do not matter).
+        self.attribute_cache()
+            .insert(arn.clone(), (Instant::now(), group.attributes.clone()));
         Ok(arn)
     }
 
