@@ -2,14 +2,14 @@
 //! becomes an ALB whose rule forwards to an ip target group, HTTP through the data plane reaches
 //! the pods, a restart changes nothing, and deleting the Ingress removes it all and nothing else;
 //! the canary splits 50/50 and follows a change to 90/10, and a broken group member is left out
-//! while the others keep serving; the SSL redirect answers 301 on HTTP and serves HTTPS over TLS.
+//! while the others keep serving; the SSL redirect answers 301 on HTTP and serves HTTPS over TLS;
+//! upstream's documented examples work unchanged. Group membership: tests/ingress_groups.rs.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
@@ -21,20 +21,6 @@ use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
 use lb_sandbox::{Sandbox, http_client, manifests};
 use serde_json::json;
-
-async fn hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
-    let ingress = Api::<Ingress>::namespaced(client.clone(), ns)
-        .get(name)
-        .await
-        .ok()?;
-    ingress
-        .status?
-        .load_balancer?
-        .ingress?
-        .first()?
-        .hostname
-        .clone()
-}
 
 async fn listener(sandbox: &Sandbox, dns_name: &str, port: u16) -> ListenerInfo {
     let aws = sandbox.aws().unwrap();
@@ -95,15 +81,6 @@ fn mutating_calls(controller: &ControllerHandle) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-async fn load_balancer_count(elb: &Elb) -> usize {
-    elb.describe_load_balancers()
-        .send()
-        .await
-        .unwrap()
-        .load_balancers()
-        .len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingress() {
     common::init_tracing();
@@ -124,7 +101,7 @@ async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingre
     let dns_name = eventually(
         "the ALB's hostname in the Ingress status",
         Duration::from_secs(60),
-        || hostname(&client, "game-2048", "ingress-2048"),
+        || common::ingress_hostname(&client, "game-2048", "ingress-2048"),
     )
     .await;
     let described = elb.describe_load_balancers().send().await.unwrap();
@@ -216,7 +193,7 @@ async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingre
                 .await
                 .unwrap()
                 .is_none();
-            (gone && load_balancer_count(&elb).await == 1).then_some(())
+            (gone && common::load_balancer_count(&elb).await == 1).then_some(())
         },
     )
     .await;
@@ -239,7 +216,7 @@ async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken
     let dns_name = eventually(
         "the ALB's hostname in the Ingress status",
         Duration::from_secs(60),
-        || hostname(&client, "default", "traffic-split"),
+        || common::ingress_hostname(&client, "default", "traffic-split"),
     )
     .await;
     assert!(dns_name.starts_with("traffic-split-"), "{dns_name}");
@@ -314,7 +291,10 @@ async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken
     );
     let counts = answers(&sandbox, &http, 50, &prefixes).await;
     assert_eq!(counts.get("other"), None, "{counts:?}");
-    assert_eq!(hostname(&client, "default", "broken").await, None);
+    assert_eq!(
+        common::ingress_hostname(&client, "default", "broken").await,
+        None
+    );
     controller.stop().await;
     sandbox.shutdown().await;
 }
@@ -341,7 +321,7 @@ async fn the_ssl_redirect_answers_301_on_http_and_serves_https_and_certificates_
     let dns_name = eventually(
         "the ALB's hostname in the Ingress status",
         Duration::from_secs(60),
-        || hostname(&client, "game-2048", "ingress-2048"),
+        || common::ingress_hostname(&client, "game-2048", "ingress-2048"),
     )
     .await;
 
@@ -402,7 +382,7 @@ async fn the_ssl_redirect_answers_301_on_http_and_serves_https_and_certificates_
         .await
         .unwrap();
     let shop_dns = eventually("the shop ALB's hostname", Duration::from_secs(60), || {
-        hostname(&client, "game-2048", "shop")
+        common::ingress_hostname(&client, "game-2048", "shop")
     })
     .await;
     let elb = elb_setup::client(aws).await;
@@ -418,252 +398,6 @@ async fn the_ssl_redirect_answers_301_on_http_and_serves_https_and_certificates_
     assert_eq!(controller.calls.count(Operation::ListCertificates), 1);
     controller.stop().await;
     sandbox.shutdown().await;
-}
-
-/// An Ingress of group `shop` with one host and path to Service `service`.
-fn shop_member(name: &str, order: i32, host: &str, path: &str, service: &str) -> Ingress {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "shop", "annotations": {
-            "alb.ingress.kubernetes.io/group.name": "shop",
-            "alb.ingress.kubernetes.io/group.order": order.to_string(),
-            "alb.ingress.kubernetes.io/target-type": "ip",
-        }},
-        "spec": {"ingressClassName": "alb", "rules": [{"host": host, "http": {"paths": [{
-            "path": path, "pathType": "Prefix",
-            "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]},
-    }))
-    .unwrap()
-}
-
-/// Rule operations made since `before` (a snapshot of every operation's count).
-fn rule_calls(controller: &ControllerHandle, before: &[u64]) -> BTreeMap<&'static str, u64> {
-    Operation::ALL
-        .iter()
-        .zip(before)
-        .filter(|(op, _)| {
-            matches!(
-                op,
-                Operation::CreateRule
-                    | Operation::ModifyRule
-                    | Operation::SetRulePriorities
-                    | Operation::DeleteRule
-                    | Operation::CreateLoadBalancer
-                    | Operation::DeleteLoadBalancer
-            )
-        })
-        .map(|(op, b)| (op.as_str(), controller.calls.count(*op) - b))
-        .filter(|(_, n)| *n > 0)
-        .collect()
-}
-
-fn counts(controller: &ControllerHandle) -> Vec<u64> {
-    Operation::ALL
-        .iter()
-        .map(|op| controller.calls.count(*op))
-        .collect()
-}
-
-/// Waits until the group's passes have settled (no AWS call for 2 s).
-async fn settled(controller: &ControllerHandle) {
-    let mut last = counts(controller);
-    let mut quiet_since = std::time::Instant::now();
-    while quiet_since.elapsed() < Duration::from_secs(2) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = counts(controller);
-        if now != last {
-            last = now;
-            quiet_since = std::time::Instant::now();
-        }
-    }
-}
-
-async fn rule_hosts(elb: &Elb) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for lb in elb
-        .describe_load_balancers()
-        .send()
-        .await
-        .unwrap()
-        .load_balancers()
-    {
-        let listeners = elb
-            .describe_listeners()
-            .load_balancer_arn(lb.load_balancer_arn().unwrap())
-            .send()
-            .await
-            .unwrap();
-        for listener in listeners.listeners() {
-            let rules = elb
-                .describe_rules()
-                .listener_arn(listener.listener_arn().unwrap())
-                .send()
-                .await
-                .unwrap();
-            for rule in rules
-                .rules()
-                .iter()
-                .filter(|r| r.is_default() != Some(true))
-            {
-                let host = rule
-                    .conditions()
-                    .iter()
-                    .find_map(|c| c.host_header_config()?.values().first().cloned())
-                    .unwrap_or_default();
-                out.push((rule.priority().unwrap_or_default().to_string(), host));
-            }
-        }
-    }
-    out.sort_by_key(|(p, _)| p.parse::<u32>().unwrap_or(0));
-    out
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_members_come_and_go_with_the_fewest_calls_and_the_last_takes_the_alb() {
-    common::init_tracing();
-    let sandbox = start_sandbox().await;
-    let controller = start_controller(&sandbox).await.expect("controller starts");
-    let client = sandbox.client();
-    let elb = elb_setup::client(sandbox.aws().unwrap()).await;
-    sandbox.create_namespace("shop", &[]).await.unwrap();
-    for name in ["web", "api"] {
-        let service: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": "shop"},
-            "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]},
-        }))
-        .unwrap();
-        Api::namespaced(client.clone(), "shop")
-            .create(&Default::default(), &service)
-            .await
-            .unwrap();
-    }
-    let ingresses = Api::<Ingress>::namespaced(client.clone(), "shop");
-    let create = |ingress: Ingress| {
-        let ingresses = ingresses.clone();
-        async move {
-            ingresses
-                .create(&Default::default(), &ingress)
-                .await
-                .unwrap()
-        }
-    };
-    create(shop_member("a", 1, "a.example.com", "/a", "web")).await;
-    eventually("member a's ALB", Duration::from_secs(60), || {
-        hostname(&client, "shop", "a")
-    })
-    .await;
-    settled(&controller).await;
-
-    // A member added after the others: one rule created at the end, nothing moved.
-    let before = counts(&controller);
-    create(shop_member("b", 2, "b.example.com", "/b", "api")).await;
-    eventually("member b's hostname", Duration::from_secs(30), || {
-        hostname(&client, "shop", "b")
-    })
-    .await;
-    settled(&controller).await;
-    assert_eq!(rule_calls(&controller, &before), [("CreateRule", 1)].into());
-    assert_eq!(
-        rule_hosts(&elb).await,
-        [
-            ("1".into(), "a.example.com".into()),
-            ("2".into(), "b.example.com".into())
-        ]
-    );
-
-    // A path changed: the rule rewritten in place.
-    let before = counts(&controller);
-    ingresses
-        .patch(
-            "b",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"rules": [{"host": "b.example.com", "http": {"paths": [{
-                "path": "/b2", "pathType": "Prefix",
-                "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]}}),
-            ),
-        )
-        .await
-        .unwrap();
-    eventually("the rule rewritten", Duration::from_secs(30), || async {
-        (controller.calls.count(Operation::ModifyRule) > before[index(Operation::ModifyRule)])
-            .then_some(())
-    })
-    .await;
-    settled(&controller).await;
-    assert_eq!(rule_calls(&controller, &before), [("ModifyRule", 1)].into());
-
-    // A member ordered first: its rule goes in front; the others move in one call.
-    let before = counts(&controller);
-    create(shop_member("c", 0, "c.example.com", "/c", "web")).await;
-    eventually("member c's hostname", Duration::from_secs(30), || {
-        hostname(&client, "shop", "c")
-    })
-    .await;
-    settled(&controller).await;
-    assert_eq!(
-        rule_calls(&controller, &before),
-        [("CreateRule", 1), ("SetRulePriorities", 1)].into()
-    );
-    let hosts: Vec<String> = rule_hosts(&elb).await.into_iter().map(|(_, h)| h).collect();
-    assert_eq!(hosts, ["c.example.com", "a.example.com", "b.example.com"]);
-
-    // A no-op: nothing is called at all (the group's stack is the one last converged).
-    let before = counts(&controller);
-    ingresses
-        .patch(
-            "b",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}})),
-        )
-        .await
-        .unwrap();
-    settled(&controller).await;
-    assert_eq!(counts(&controller), before, "a no-op calls nothing");
-
-    // A member leaves: its rule goes, the others stay where they are.
-    let before = counts(&controller);
-    ingresses
-        .delete("a", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("member a gone", Duration::from_secs(30), || async {
-        ingresses
-            .get_opt("a")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    settled(&controller).await;
-    assert_eq!(rule_calls(&controller, &before), [("DeleteRule", 1)].into());
-
-    // The last members leave: the ALB and all it owned go.
-    for name in ["b", "c"] {
-        ingresses
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
-    eventually("the ALB gone", Duration::from_secs(60), || async {
-        (load_balancer_count(&elb).await == 0).then_some(())
-    })
-    .await;
-    eventually(
-        "its target groups gone",
-        Duration::from_secs(30),
-        || async {
-            let groups = elb.describe_target_groups().send().await.unwrap();
-            groups.target_groups().is_empty().then_some(())
-        },
-    )
-    .await;
-    controller.stop().await;
-    sandbox.shutdown().await;
-}
-
-fn index(op: Operation) -> usize {
-    Operation::ALL.iter().position(|o| *o == op).unwrap()
 }
 
 /// GETs of `host` + `/` through `listener` until one is answered 200 by a pod whose name starts
@@ -708,7 +442,7 @@ async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() 
     }
     // The legacy class annotation, ip targets.
     let game = eventually("2048's hostname", Duration::from_secs(60), || {
-        hostname(&client, "game-2048", "ingress-2048")
+        common::ingress_hostname(&client, "game-2048", "ingress-2048")
     })
     .await;
     let http = listener(&sandbox, &game, 80).await;
@@ -716,7 +450,7 @@ async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() 
 
     // A host rule and instance targets through the NodePort; other hosts get the 404 default.
     let echo = eventually("echoserver's hostname", Duration::from_secs(60), || {
-        hostname(&client, "echoserver", "echoserver")
+        common::ingress_hostname(&client, "echoserver", "echoserver")
     })
     .await;
     let http = listener(&sandbox, &echo, 80).await;
@@ -762,7 +496,7 @@ async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() 
     // The seed's health-check Ingress: its path and codes; its interval of 3 raised to ALB's 5,
     // said in a Warning.
     let django = eventually("django-ingress's hostname", Duration::from_secs(60), || {
-        hostname(&client, "default", "django-ingress")
+        common::ingress_hostname(&client, "default", "django-ingress")
     })
     .await;
     let groups = elb.describe_target_groups().send().await.unwrap();

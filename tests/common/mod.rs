@@ -174,3 +174,28 @@ pub async fn load_balancer_arn(elb: &Elb, dns_name: &str) -> String {
         .unwrap_or_else(|| panic!("a load balancer named {dns_name}"))
         .to_string()
 }
+
+/// `status.loadBalancer.ingress[0].hostname` of Ingress `ns/name`, once it has one.
+pub async fn ingress_hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
+    let ingress = Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .ok()?;
+    ingress
+        .status?
+        .load_balancer?
+        .ingress?
+        .first()?
+        .hostname
+        .clone()
+}
+
+/// How many load balancers the emulated account has.
+pub async fn load_balancer_count(elb: &Elb) -> usize {
+    elb.describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()
+        .len()
+}

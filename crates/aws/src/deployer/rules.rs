@@ -59,29 +59,11 @@ pub fn rule_steps(
         resolved[i].as_ref() == Some(&have.rule.action)
             && desired[i].conditions == have.rule.conditions
     };
-    // 1. Pairing: identical first, then the rest in order.
-    let mut paired: Vec<Option<usize>> = vec![None; desired.len()];
-    let mut taken = vec![false; mine.len()];
-    for (i, slot) in paired.iter_mut().enumerate() {
-        if let Some(j) = (0..mine.len()).find(|&j| !taken[j] && same(i, mine[j])) {
-            taken[j] = true;
-            *slot = Some(j);
-        }
-    }
-    let mut left = (0..mine.len())
-        .filter(|&j| !taken[j])
-        .collect::<Vec<_>>()
-        .into_iter();
-    let mut modified = Vec::new();
-    for (i, slot) in paired.iter_mut().enumerate() {
-        if slot.is_none()
-            && let Some(j) = left.next()
-        {
-            taken[j] = true;
-            *slot = Some(j);
-            modified.push(i);
-        }
-    }
+    let Pairing {
+        paired,
+        taken,
+        modified,
+    } = pair(desired.len(), &mine, same);
     for (j, have) in mine.iter().enumerate() {
         if !taken[j] {
             steps.push(Step::DeleteRule {
@@ -133,6 +115,48 @@ pub fn rule_steps(
                 priority: priorities[i],
             });
         }
+    }
+}
+
+/// Desired rule -> the existing rule it takes (an index into the listener's rules of ours).
+struct Pairing {
+    paired: Vec<Option<usize>>,
+    /// Existing rules taken by a desired one.
+    taken: Vec<bool>,
+    /// Desired rules that took an existing rule that differs: rewritten by ModifyRule.
+    modified: Vec<usize>,
+}
+
+/// Identical rules pair first; the desired rules left take the existing ones left, in order.
+fn pair(
+    desired: usize,
+    mine: &[&ExistingRule],
+    same: impl Fn(usize, &ExistingRule) -> bool,
+) -> Pairing {
+    let mut paired: Vec<Option<usize>> = vec![None; desired];
+    let mut taken = vec![false; mine.len()];
+    for (i, slot) in paired.iter_mut().enumerate() {
+        if let Some(j) = (0..mine.len()).find(|&j| !taken[j] && same(i, mine[j])) {
+            taken[j] = true;
+            *slot = Some(j);
+        }
+    }
+    let left: Vec<usize> = (0..mine.len()).filter(|&j| !taken[j]).collect();
+    let mut left = left.into_iter();
+    let mut modified = Vec::new();
+    for (i, slot) in paired.iter_mut().enumerate() {
+        if slot.is_none()
+            && let Some(j) = left.next()
+        {
+            taken[j] = true;
+            *slot = Some(j);
+            modified.push(i);
+        }
+    }
+    Pairing {
+        paired,
+        taken,
+        modified,
     }
 }
 

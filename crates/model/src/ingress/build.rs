@@ -312,22 +312,7 @@ fn stack(
         &scheme,
         &settings.cluster,
     )?;
-    let mut attributes = BTreeMap::new();
-    let mut target_groups = Vec::new();
-    let mut bindings = Vec::new();
-    for member in &merged.members {
-        attributes.extend(member.annotations.load_balancer_attributes.clone());
-        for tg in &member.target_groups {
-            if !target_groups
-                .iter()
-                .any(|t: &crate::stack::TargetGroup| t.resource_id == tg.resource_id)
-            {
-                target_groups.push(tg.clone());
-            }
-        }
-        bindings.extend(member.bindings.iter().cloned());
-    }
-    bindings.dedup_by(|a, b| a.name == b.name);
+    let (attributes, target_groups, bindings) = member_resources(merged);
     Ok(Stack {
         id: group.stack_id(),
         kind: StackKind::Ingress,
@@ -357,6 +342,36 @@ fn stack(
         bindings,
         held_members: Vec::new(),
     })
+}
+
+/// The members' load balancer attributes, target groups and bindings, each once.
+fn member_resources(
+    merged: &Merged,
+) -> (
+    BTreeMap<String, String>,
+    Vec<crate::stack::TargetGroup>,
+    Vec<crate::stack::Binding>,
+) {
+    let mut attributes = BTreeMap::new();
+    let mut target_groups: Vec<crate::stack::TargetGroup> = Vec::new();
+    let mut bindings: Vec<crate::stack::Binding> = Vec::new();
+    for member in &merged.members {
+        attributes.extend(member.annotations.load_balancer_attributes.clone());
+        for tg in &member.target_groups {
+            if !target_groups
+                .iter()
+                .any(|t| t.resource_id == tg.resource_id)
+            {
+                target_groups.push(tg.clone());
+            }
+        }
+        for binding in &member.bindings {
+            if !bindings.iter().any(|b| b.name == binding.name) {
+                bindings.push(binding.clone());
+            }
+        }
+    }
+    (attributes, target_groups, bindings)
 }
 
 /// One listener per port any member listens on; each carries the rules of the members that

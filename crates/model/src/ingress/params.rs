@@ -35,9 +35,6 @@ pub fn apply(
     spec: &IngressClassParamsSpec,
     annotations: &mut IngressAnnotations,
 ) -> Result<Option<TargetType>, String> {
-    let bad = |field: &str, value: &str, want: &str| {
-        format!("IngressClassParams spec.{field}: {value:?} is not {want}")
-    };
     if let Some(scheme) = &spec.scheme {
         annotations.scheme = Some(match scheme.as_str() {
             "internal" => Scheme::Internal,
@@ -92,46 +89,59 @@ pub fn apply(
             .extend(attributes.iter().map(|a| (a.key.clone(), a.value.clone())));
     }
     if let Some(listeners) = &spec.listeners {
-        let mut ports = Vec::new();
-        for listener in listeners {
-            let protocol = match listener.protocol.as_deref() {
-                Some("HTTP") => ListenerProtocol::Http,
-                Some("HTTPS") => ListenerProtocol::Https,
-                other => {
-                    return Err(bad(
-                        "listeners[].protocol",
-                        other.unwrap_or(""),
-                        "HTTP or HTTPS",
-                    ));
-                }
-            };
-            let port = listener
-                .port
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    bad(
-                        "listeners[].port",
-                        &format!("{:?}", listener.port),
-                        "a port 1-65535",
-                    )
-                })?;
-            ports.push((protocol, port));
-            if let Some(attributes) = &listener.listener_attributes {
-                annotations.listener_attributes.insert(
-                    (protocol, port),
-                    attributes
-                        .iter()
-                        .map(|a| (a.key.clone(), a.value.clone()))
-                        .collect(),
-                );
-            }
-        }
-        if !ports.is_empty() {
-            annotations.listen_ports = Some(ports);
-        }
+        apply_listeners(listeners, annotations)?;
     }
     super::member::forced(spec.target_type.as_deref())
+}
+
+fn bad(field: &str, value: &str, want: &str) -> String {
+    format!("IngressClassParams spec.{field}: {value:?} is not {want}")
+}
+
+/// `spec.listeners` as `listen-ports` and `listener-attributes.*`.
+fn apply_listeners(
+    listeners: &[lb_api::ingress_class_params::ListenerParams],
+    annotations: &mut IngressAnnotations,
+) -> Result<(), String> {
+    let mut ports = Vec::new();
+    for listener in listeners {
+        let protocol = match listener.protocol.as_deref() {
+            Some("HTTP") => ListenerProtocol::Http,
+            Some("HTTPS") => ListenerProtocol::Https,
+            other => {
+                return Err(bad(
+                    "listeners[].protocol",
+                    other.unwrap_or(""),
+                    "HTTP or HTTPS",
+                ));
+            }
+        };
+        let port = listener
+            .port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                bad(
+                    "listeners[].port",
+                    &format!("{:?}", listener.port),
+                    "a port 1-65535",
+                )
+            })?;
+        ports.push((protocol, port));
+        if let Some(attributes) = &listener.listener_attributes {
+            annotations.listener_attributes.insert(
+                (protocol, port),
+                attributes
+                    .iter()
+                    .map(|a| (a.key.clone(), a.value.clone()))
+                    .collect(),
+            );
+        }
+    }
+    if !ports.is_empty() {
+        annotations.listen_ports = Some(ports);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -103,17 +103,14 @@ impl Backend<'_> {
             tags::INGRESS_MEMBER.into(),
             format!("{}/{}", self.namespace, self.ingress),
         );
-        let binding = Binding {
-            name: name.clone(),
-            namespace: self.namespace.into(),
-            service_name: service_name.into(),
-            service_port: port.port,
-            target_group: resource_id.clone(),
+        let binding = self.binding(
+            &name,
+            service_name,
+            port,
+            &resource_id,
             target_type,
-            ip_address_type: "ipv4".into(),
-            node_selector: merged.node_labels.clone(),
-            multi_cluster: merged.multi_cluster.unwrap_or(false),
-        };
+            &merged,
+        );
         let target_group = TargetGroup {
             resource_id,
             name,
@@ -131,6 +128,29 @@ impl Backend<'_> {
             binding,
             warnings,
         })
+    }
+
+    /// The binding of target group `name`: same name, so pods can be gated before it exists.
+    fn binding(
+        &self,
+        name: &str,
+        service_name: &str,
+        port: &ServicePort,
+        resource_id: &str,
+        target_type: TargetType,
+        merged: &TargetGroupAnnotations,
+    ) -> Binding {
+        Binding {
+            name: name.to_string(),
+            namespace: self.namespace.into(),
+            service_name: service_name.into(),
+            service_port: port.port,
+            target_group: resource_id.to_string(),
+            target_type,
+            ip_address_type: "ipv4".into(),
+            node_selector: merged.node_labels.clone(),
+            multi_cluster: merged.multi_cluster.unwrap_or(false),
+        }
     }
 
     fn health_check(
