@@ -51,7 +51,12 @@ fn demo_shows_targets_healthy_gates_flipping_the_alb_answering_and_a_clean_rollo
             "service/echo",
             "deployment/echo",
             "service/svc-nlb-ip-type",
-            "deployment/deploy-echo"
+            "deployment/deploy-echo",
+            "deployment/ng",
+            "service/ng",
+            "deployment/ng-canary",
+            "service/ng-canary",
+            "ingress/traffic-split"
         ]
     );
     assert!(

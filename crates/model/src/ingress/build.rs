@@ -306,11 +306,13 @@ fn stack(
     let named_subnets: Option<Vec<String>> = exclusive
         .get("subnets")
         .map(|s| s.split(',').map(str::to_string).collect());
+    let annotation = format!("{}subnets", lb_api::keys::ingress::PREFIX);
     let chosen = choose_subnets(
         named_subnets.as_deref(),
         subnets,
         &scheme,
         &settings.cluster,
+        &annotation,
     )?;
     let (attributes, target_groups, bindings) = member_resources(merged);
     Ok(Stack {

@@ -497,8 +497,15 @@ fn subnet_mappings(
     scheme: &str,
     cluster: &str,
 ) -> Result<Vec<SubnetMapping>, BuildError> {
-    let chosen = choose_subnets(annotations.subnets.as_deref(), subnets, scheme, cluster)
-        .map_err(BuildError::Subnets)?;
+    let annotation = format!("{PREFIX}aws-load-balancer-subnets");
+    let chosen = choose_subnets(
+        annotations.subnets.as_deref(),
+        subnets,
+        scheme,
+        cluster,
+        &annotation,
+    )
+    .map_err(BuildError::Subnets)?;
     let per_subnet = |annotation: &str, values: Option<Vec<String>>| match values {
         Some(v) if v.len() != chosen.len() => Err(BuildError::NotOnePerSubnet {
             annotation: format!("{PREFIX}{annotation}"),

@@ -15,11 +15,13 @@ pub struct Subnet {
 
 const CLUSTER_TAG_PREFIX: &str = "kubernetes.io/cluster/";
 
+/// `annotation` is the full key that names subnets (a Service's or an Ingress's), for the errors.
 pub fn choose_subnets<'a>(
     named: Option<&[String]>,
     subnets: &'a [Subnet],
     scheme: &str,
     cluster: &str,
+    annotation: &str,
 ) -> Result<Vec<&'a Subnet>, String> {
     if let Some(named) = named {
         return named
@@ -30,8 +32,7 @@ pub fn choose_subnets<'a>(
                     .find(|s| &s.id == wanted || s.tags.get("Name") == Some(wanted))
                     .ok_or_else(|| {
                         format!(
-                            "annotation {}aws-load-balancer-subnets: {wanted:?} is no subnet of the VPC (by ID or Name tag)",
-                            lb_api::keys::service::PREFIX
+                            "annotation {annotation}: {wanted:?} is no subnet of the VPC (by ID or Name tag)"
                         )
                     })
             })
@@ -68,8 +69,7 @@ pub fn choose_subnets<'a>(
     }
     if by_zone.is_empty() {
         return Err(format!(
-            "no subnet is tagged {role} (and not for another cluster) for a {scheme} load balancer: tag one per zone, or name them with {}aws-load-balancer-subnets",
-            lb_api::keys::service::PREFIX
+            "no subnet is tagged {role} (and not for another cluster) for a {scheme} load balancer: tag one per zone, or name them with {annotation}"
         ));
     }
     Ok(by_zone.into_values().collect())
