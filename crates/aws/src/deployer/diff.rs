@@ -205,6 +205,12 @@ pub fn teardown(owner: &Owner, existing: &Existing) -> Vec<Step> {
     steps
 }
 
+/// Whether `tags` name a held group member: its resources stay as they are.
+fn held(stack: &Stack, tags: &BTreeMap<String, String>) -> bool {
+    tags.get(tags::INGRESS_MEMBER)
+        .is_some_and(|m| stack.held_members.contains(m))
+}
+
 /// What becomes of the stack's load balancer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LoadBalancerFate {
@@ -217,10 +223,6 @@ enum LoadBalancerFate {
 }
 
 pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
-    let held = |tags: &BTreeMap<String, String>| {
-        tags.get(tags::INGRESS_MEMBER)
-            .is_some_and(|m| stack.held_members.contains(m))
-    };
     let owner = Owner::of(stack);
     let mut steps = Vec::new();
     // Desired resource id -> the ARN listeners should point at (None: being created).
@@ -257,7 +259,7 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
     for old in &existing.target_groups {
         if !kept.contains(&old.arn.as_str())
             && owner.owns(&old.group.tags)
-            && !held(&old.group.tags)
+            && !held(stack, &old.group.tags)
         {
             steps.push(Step::DeleteTargetGroup {
                 arn: old.arn.clone(),
@@ -393,10 +395,6 @@ fn listener_steps(
             .filter(|_| load_balancer_kept)
     };
     let arn_of = |id: &str| arns.get(id).copied().flatten().map(str::to_string);
-    let held = |tags: &BTreeMap<String, String>| {
-        tags.get(tags::INGRESS_MEMBER)
-            .is_some_and(|m| stack.held_members.contains(m))
-    };
     let owner = Owner::of(stack);
     for desired in &stack.listeners {
         let have_rules = current(desired.port).map_or(&[][..], |l| l.rules.as_slice());
@@ -405,7 +403,7 @@ fn listener_steps(
             desired.port,
             &desired.rules,
             have_rules,
-            |r| owner.owns(&r.rule.tags) && !held(&r.rule.tags),
+            |r| owner.owns(&r.rule.tags) && !held(stack, &r.rule.tags),
             arn_of,
             &mut rule_changes,
         );

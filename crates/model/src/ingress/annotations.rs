@@ -65,11 +65,26 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// The annotation's, the class parameters' and `--default-load-balancer-scheme`'s spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "internal" => Some(Self::Internal),
+            "internet-facing" => Some(Self::InternetFacing),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Internal => "internal",
             Self::InternetFacing => "internet-facing",
         }
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -263,11 +278,7 @@ fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {
 }
 
 fn frontend(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
-    parsed.scheme = reader.one_of("scheme", "internal, internet-facing", |v| match v {
-        "internal" => Some(Scheme::Internal),
-        "internet-facing" => Some(Scheme::InternetFacing),
-        _ => None,
-    });
+    parsed.scheme = reader.one_of("scheme", "internal, internet-facing", Scheme::parse);
     parsed.ip_address_type = reader.one_of(
         "ip-address-type",
         "ipv4, dualstack, dualstack-without-public-ipv4",

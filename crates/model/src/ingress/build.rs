@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::annotations::{IpAddressType, Scheme};
+use super::annotations::IpAddressType;
 use super::json::ListenerProtocol;
 use super::member::{Cluster, MemberModel, member_model};
 use super::{BuiltGroup, GroupId, GroupMember, MemberOutcome};
@@ -191,18 +191,7 @@ impl Merged {
     }
 
     fn certificates_with(&self, model: &MemberModel) -> Vec<String> {
-        let mut all: Vec<String> = Vec::new();
-        for arn in self
-            .members
-            .iter()
-            .flat_map(|m| &m.certificates)
-            .chain(&model.certificates)
-        {
-            if !all.contains(arn) {
-                all.push(arn.clone());
-            }
-        }
-        all
+        unique_certificates(self.members.iter().chain([model]))
     }
 }
 
@@ -388,12 +377,7 @@ fn listeners(merged: &Merged, settings: &super::IngressSettings) -> Vec<Listener
         .collect();
     ports.sort_by_key(|(_, port)| *port);
     ports.dedup();
-    let mut certificates: Vec<String> = Vec::new();
-    for arn in merged.members.iter().flat_map(|m| &m.certificates) {
-        if !certificates.contains(arn) {
-            certificates.push(arn.clone());
-        }
-    }
+    let certificates = unique_certificates(merged.members.iter());
     let default_action = merged
         .default_action
         .as_ref()
@@ -489,15 +473,15 @@ fn ingress_rules(
         .collect()
 }
 
-impl Scheme {
-    /// `--default-load-balancer-scheme`'s spelling.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "internal" => Some(Self::Internal),
-            "internet-facing" => Some(Self::InternetFacing),
-            _ => None,
+/// The members' certificates, each once, in member order (the first is the listener's default).
+fn unique_certificates<'a>(members: impl Iterator<Item = &'a MemberModel>) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for arn in members.flat_map(|m| &m.certificates) {
+        if !all.contains(arn) {
+            all.push(arn.clone());
         }
     }
+    all
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use lb_api::TargetType;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ingress::{Certificate, IngressSettings};
+use crate::ingress::{Certificate, IngressSettings, Scheme};
 use crate::stack::{Condition, TargetGroupRef, WeightedTargetGroup};
 
 fn settings() -> IngressSettings {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
-use lb_api::{IngressClassParamsSpec, TargetType};
+use lb_api::IngressClassParamsSpec;
 
 use super::annotations::{self, IngressAnnotations};
 use super::json::{ActionTarget, AnnotationAction, ListenerProtocol};
@@ -298,18 +298,6 @@ impl Resolver<'_> {
             self.warnings.extend(made.warnings);
         }
         Ok(id)
-    }
-}
-
-/// The target type the member's class parameters force, if any.
-pub fn forced(target_type: Option<&str>) -> Result<Option<TargetType>, String> {
-    match target_type {
-        None => Ok(None),
-        Some(t) => crate::service::selection::parse_target_type(t)
-            .map(Some)
-            .ok_or_else(|| {
-                format!("IngressClassParams targetType {t:?} is not one of ip, instance")
-            }),
     }
 }
 

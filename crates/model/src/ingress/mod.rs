@@ -90,9 +90,3 @@ pub struct BuiltGroup {
     pub stack: Option<Stack>,
     pub outcomes: Vec<MemberOutcome>,
 }
-
-impl std::fmt::Display for Scheme {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}

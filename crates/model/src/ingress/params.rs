@@ -36,11 +36,10 @@ pub fn apply(
     annotations: &mut IngressAnnotations,
 ) -> Result<Option<TargetType>, String> {
     if let Some(scheme) = &spec.scheme {
-        annotations.scheme = Some(match scheme.as_str() {
-            "internal" => Scheme::Internal,
-            "internet-facing" => Scheme::InternetFacing,
-            other => return Err(bad("scheme", other, "internal or internet-facing")),
-        });
+        annotations.scheme = Some(
+            Scheme::parse(scheme)
+                .ok_or_else(|| bad("scheme", scheme, "internal or internet-facing"))?,
+        );
     }
     if let Some(kind) = &spec.ip_address_type {
         annotations.ip_address_type = Some(match kind.as_str() {
@@ -91,7 +90,19 @@ pub fn apply(
     if let Some(listeners) = &spec.listeners {
         apply_listeners(listeners, annotations)?;
     }
-    super::member::forced(spec.target_type.as_deref())
+    forced(spec.target_type.as_deref())
+}
+
+/// The target type the class parameters force, if any.
+fn forced(target_type: Option<&str>) -> Result<Option<TargetType>, String> {
+    match target_type {
+        None => Ok(None),
+        Some(t) => crate::service::selection::parse_target_type(t)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("IngressClassParams targetType {t:?} is not one of ip, instance")
+            }),
+    }
 }
 
 fn bad(field: &str, value: &str, want: &str) -> String {
