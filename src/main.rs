@@ -4,11 +4,12 @@
 //! the default `lab` feature, also the local sandbox's commands: `demo`, `bench-gates`,
 //! `bench-rollout` (see `crates/lab`); `cargo build --no-default-features` leaves them out.
 
+mod flags;
 mod signals;
 
-use std::path::PathBuf;
+use flags::RunArgs;
+
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +41,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CRDs (YAML), as committed in config/crd/.
     Crd,
+    /// Print the IAM policy of the AWS actions the controller calls, as committed in
+    /// config/iam/iam-policy.json.
+    IamPolicy,
     /// Run the demo on the local sandbox: a real control plane, simulated nodes, the AWS emulator,
     /// the controller, and your manifests (or the examples'), live.
     #[cfg(feature = "lab")]
@@ -65,85 +69,6 @@ enum Command {
     BenchIngress(lb_lab::bench_ingress::IngressBenchOptions),
 }
 
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Serve the admission webhooks (pods, TargetGroupBindings) on this address.
-    #[arg(long, default_value = "0.0.0.0:9443")]
-    webhook_listen: std::net::SocketAddr,
-    /// Directory with the webhooks' serving certificate (tls.crt, tls.key).
-    #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs")]
-    webhook_cert_dir: PathBuf,
-    /// Run without the webhooks (pods then get no gates injected, bindings no defaults).
-    #[arg(long)]
-    disable_webhook: bool,
-    /// How long a pod behind a binding keeps serving after its deletion starts, when it has no
-    /// preStop hook of its own (injected as a preStop sleep; 0s: never). Pods override it with the
-    /// annotation lb-controller.dev/termination-hold-seconds.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    pod_termination_hold: Duration,
-    /// Serve Prometheus metrics on this address (`/metrics`).
-    #[arg(long, default_value = "0.0.0.0:8080")]
-    metrics_listen: std::net::SocketAddr,
-    /// The cluster's name: tagged on everything the controller creates in AWS, and how it tells
-    /// its own resources (and subnets) from other clusters'.
-    #[arg(long, default_value = "")]
-    cluster_name: String,
-    /// The cluster's VPC (target groups, subnets and security groups). Without it, Services are
-    /// not reconciled.
-    #[arg(long)]
-    aws_vpc_id: Option<String>,
-    /// Services with this spec.loadBalancerClass are ours.
-    #[arg(long, default_value = lb_api::keys::service::DEFAULT_LOAD_BALANCER_CLASS)]
-    load_balancer_class: String,
-    /// Target type of Services selected by class without a target-type annotation.
-    #[arg(long, default_value = "instance", value_parser = parse_target_type)]
-    default_target_type: lb_api::TargetType,
-    /// Tags for every AWS resource the controller creates: `key=value,key=value`.
-    #[arg(long, default_value = "", value_parser = parse_tags)]
-    default_tags: std::collections::BTreeMap<String, String>,
-    /// TLS listeners without an ssl-negotiation-policy annotation get this policy.
-    #[arg(long, default_value = "ELBSecurityPolicy-2016-08")]
-    default_ssl_policy: String,
-    /// Leave Services alone (only TargetGroupBindings are reconciled).
-    #[arg(long)]
-    disable_service_controller: bool,
-    /// Ingresses whose kubernetes.io/ingress.class annotation says this are ours.
-    #[arg(long, default_value = lb_api::keys::ingress::DEFAULT_CLASS)]
-    ingress_class: String,
-    /// Scheme of ALBs whose Ingresses say none.
-    #[arg(long, default_value = "internal", value_parser = parse_scheme)]
-    default_load_balancer_scheme: lb_model::ingress::Scheme,
-    /// Leave Ingresses alone.
-    #[arg(long)]
-    disable_ingress_controller: bool,
-}
-
-fn parse_scheme(value: &str) -> Result<lb_model::ingress::Scheme, String> {
-    lb_model::ingress::Scheme::parse(value)
-        .ok_or_else(|| format!("{value:?}: expected internal or internet-facing"))
-}
-
-fn parse_target_type(value: &str) -> Result<lb_api::TargetType, String> {
-    match value {
-        "instance" => Ok(lb_api::TargetType::Instance),
-        "ip" => Ok(lb_api::TargetType::Ip),
-        other => Err(format!("{other:?}: expected instance or ip")),
-    }
-}
-
-fn parse_tags(value: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
-    value
-        .split(',')
-        .filter(|pair| !pair.trim().is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                Ok((k.trim().to_string(), v.trim().to_string()))
-            }
-            _ => Err(format!("{pair:?}: expected key=value")),
-        })
-        .collect()
-}
-
 /// The controller as it runs in a cluster, until SIGTERM or SIGINT.
 async fn run_controller(args: RunArgs) -> Result<(), CliError> {
     let stop = signals::Stop::install().map_err(CliError::Signals)?;
@@ -151,17 +76,62 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
         .await
         .map_err(CliError::Kubernetes)?;
     let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
-    let config = lb_aws::load_sdk_config().await;
+    let config = lb_aws::load_sdk_config(&lb_aws::AwsSettings {
+        region: args.aws_region.clone(),
+        endpoints: args.aws_api_endpoints.clone(),
+    })
+    .await;
     let aws = lb_aws::SdkElbv2::new(&config, calls.clone());
-    let services = match (&args.aws_vpc_id, args.disable_service_controller) {
-        (_, true) => None,
-        (None, false) => {
-            tracing::warn!("no --aws-vpc-id: Services and Ingresses are not reconciled");
-            None
-        }
-        (Some(vpc), false) => Some(lb_controller_core::service::ServiceOptions {
-            elb: lb_aws::SdkLoadBalancers::new(&config, calls.clone(), vpc),
-            ec2: lb_aws::SdkEc2::new(&config, calls.clone(), vpc),
+    let balancers = load_balancers(&args, &config, &calls);
+    let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
+        listen: ([0, 0, 0, 0], args.webhook_bind_port).into(),
+        cert: args.webhook_cert_dir.join("tls.crt"),
+        key: args.webhook_cert_dir.join("tls.key"),
+        termination_hold: args.pod_termination_hold,
+        load_balancer_class: balancers
+            .services
+            .as_ref()
+            .map(|_| args.load_balancer_class.clone()),
+    });
+    let options = lb_controller_core::RuntimeOptions {
+        webhook,
+        metrics: Some(lb_controller_core::MetricsOptions {
+            listen: args.metrics_bind_addr,
+            calls,
+        }),
+        health: Some(args.health_probe_bind_addr),
+        leader: args.leader(),
+        scope: lb_controller_core::WatchScope {
+            namespace: args.watch_namespace.clone(),
+        },
+    };
+    lb_controller_core::run(client, aws, balancers, options, stop.wait(), None).await?;
+    Ok(())
+}
+
+type SdkBalancers = lb_controller_core::LoadBalancerOptions<
+    lb_aws::SdkLoadBalancers,
+    lb_aws::SdkEc2,
+    lb_aws::SdkAcm,
+>;
+
+/// The Service and Ingress reconcilers the flags ask for (both need the VPC).
+fn load_balancers(
+    args: &RunArgs,
+    config: &lb_aws::SdkConfig,
+    calls: &std::sync::Arc<lb_aws::AwsCalls>,
+) -> SdkBalancers {
+    let Some(vpc) = &args.aws_vpc_id else {
+        tracing::warn!("no --aws-vpc-id: Services and Ingresses are not reconciled");
+        return lb_controller_core::LoadBalancerOptions {
+            services: None,
+            ingresses: None,
+        };
+    };
+    let services =
+        (!args.disable_service_controller).then(|| lb_controller_core::service::ServiceOptions {
+            elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
+            ec2: lb_aws::SdkEc2::new(config, calls.clone(), vpc),
             cluster: lb_model::service::build::ClusterSettings {
                 cluster: args.cluster_name.clone(),
                 default_tags: args.default_tags.clone(),
@@ -171,13 +141,12 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
                 load_balancer_class: args.load_balancer_class.clone(),
                 default_target_type: args.default_target_type,
             },
-        }),
-    };
-    let ingresses = match (&args.aws_vpc_id, args.disable_ingress_controller) {
-        (Some(vpc), false) => Some(lb_controller_core::ingress::IngressOptions {
-            elb: lb_aws::SdkLoadBalancers::new(&config, calls.clone(), vpc),
-            ec2: lb_aws::SdkEc2::new(&config, calls.clone(), vpc),
-            acm: lb_aws::SdkAcm::new(&config, calls.clone()),
+        });
+    let ingresses =
+        (!args.disable_ingress_controller).then(|| lb_controller_core::ingress::IngressOptions {
+            elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
+            ec2: lb_aws::SdkEc2::new(config, calls.clone(), vpc),
+            acm: lb_aws::SdkAcm::new(config, calls.clone()),
             settings: lb_model::ingress::IngressSettings {
                 cluster: args.cluster_name.clone(),
                 default_tags: args.default_tags.clone(),
@@ -188,47 +157,41 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
             class: lb_model::ingress::class::ClassSettings {
                 ingress_class: args.ingress_class.clone(),
             },
-        }),
-        _ => None,
-    };
-    let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
-        listen: args.webhook_listen,
-        cert: args.webhook_cert_dir.join("tls.crt"),
-        key: args.webhook_cert_dir.join("tls.key"),
-        termination_hold: args.pod_termination_hold,
-    });
-    let metrics = lb_controller_core::MetricsOptions {
-        listen: args.metrics_listen,
-        calls,
-    };
-    lb_controller_core::run(
-        client,
-        aws,
-        lb_controller_core::LoadBalancerOptions {
-            services,
-            ingresses,
-        },
-        webhook,
-        Some(metrics),
-        stop.wait(),
-        None,
-    )
-    .await?;
-    Ok(())
+        });
+    lb_controller_core::LoadBalancerOptions {
+        services,
+        ingresses,
+    }
+}
+
+/// Logs to stderr: text or JSON lines, `info` or `debug` unless RUST_LOG says otherwise.
+fn init_logging(level: &str, json: bool) {
+    // kube logs every non-2xx answer; the sandbox's /readyz answers 500 until it is up.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| format!("{level},kube_client::client::builder=off").into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // kube logs every non-2xx answer; the sandbox's /readyz answers 500 until it is up.
-                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Run(args) => init_logging(&args.log_level, args.log_format == "json"),
+        _ => init_logging("warn", false),
+    }
+    let result = match cli.command {
         Command::Run(args) => run_controller(*args).await,
+        Command::IamPolicy => {
+            print!("{}", lb_aws::iam::policy_json());
+            Ok(())
+        }
         Command::Crd => lb_api::crds_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(|err| CliError::Crd(err.to_string())),

@@ -40,6 +40,12 @@ pub mod webhooks {
     pub const VALIDATE_CLASS_PARAMS_PATH: &str =
         "/validate-elbv2-k8s-aws-v1beta1-ingressclassparams";
     pub const VALIDATE_CLASS_PARAMS_NAME: &str = "vingressclassparams.elbv2.k8s.aws";
+    /// Validates Ingresses of ours: annotations the Ingress reconciler could not use are refused.
+    pub const VALIDATE_INGRESS_PATH: &str = "/validate-networking-v1-ingress";
+    pub const VALIDATE_INGRESS_NAME: &str = "vingress.elbv2.k8s.aws";
+    /// Service mutator: the default `spec.loadBalancerClass` on new `type: LoadBalancer` Services.
+    pub const MUTATE_SERVICE_PATH: &str = "/mutate-v1-service";
+    pub const MUTATE_SERVICE_NAME: &str = "mservice.elbv2.k8s.aws";
 }
 
 /// Keys Kubernetes itself defines that the controller reads.

@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetGroup};
 use lb_model::elb::{TargetGroupInfo, TargetHealth, TargetKey, TargetState};
@@ -61,21 +59,6 @@ pub trait Elbv2: Send + Sync + 'static {
         &self,
         role: Option<&RoleToAssume>,
     ) -> impl Future<Output = Result<Self::Client, AwsError>> + Send;
-}
-
-/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), with
-/// the standard retry mode at 10 attempts (throttling and 5xx answers are retried with
-/// exponential backoff and jitter) and a 10 s limit per attempt, so no call hangs a reconcile.
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(10))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .build(),
-        )
-        .load()
-        .await
 }
 
 /// [`Elbv2`] with the SDK: the controller's own client, and one per assumed role.

@@ -19,14 +19,16 @@ pub mod elbv2;
 pub mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod iam;
+pub mod sdk_config;
 pub mod sts;
 
 pub use acm::{Certificates, SdkAcm};
+pub use aws_config::SdkConfig;
 pub use calls::{AwsCalls, Operation};
 pub use deployer::sdk::SdkLoadBalancers;
 pub use ec2::{Ec2, SdkEc2};
-pub use elbv2::{
-    Elbv2, SdkElbv2, SdkTargetGroups, TARGETS_PER_CALL, TargetGroups, load_sdk_config,
-};
+pub use elbv2::{Elbv2, SdkElbv2, SdkTargetGroups, TARGETS_PER_CALL, TargetGroups};
 pub use error::{AwsError, AwsErrorKind};
+pub use sdk_config::{AwsSettings, load_sdk_config, parse_endpoints};
 pub use sts::RoleToAssume;

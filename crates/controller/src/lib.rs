@@ -6,10 +6,13 @@
 //! - [`webhook`]: the pod and TargetGroupBinding admission webhooks.
 //! - [`pod_conditions`]: the one writer of pod conditions; [`report`]: the one reporter of Events
 //!   and status; both through [`writes`], the Kubernetes write edge.
+//! - [`leader`]: leader election on a Lease, with a warm standby; [`health`]: the probes.
 //! - [`error`]: errors, their categories and the requeue they choose; [`metrics`]: Prometheus.
 
 pub mod error;
+pub mod health;
 pub mod ingress;
+pub mod leader;
 pub mod metrics;
 pub mod object_writes;
 pub mod pod_conditions;
@@ -21,8 +24,10 @@ pub mod tgb;
 pub mod webhook;
 pub mod writes;
 
+pub use leader::{LeaderOptions, Leadership};
 pub use runtime::{
-    ClusterContext, DEBOUNCE, LoadBalancerOptions, MetricsOptions, RunError, WebhookOptions, run,
+    ClusterContext, DEBOUNCE, LoadBalancerOptions, MetricsOptions, RunError, RuntimeOptions,
+    WatchScope, WebhookOptions, run,
 };
 pub use stores::Stores;
 pub use tgb::Context;

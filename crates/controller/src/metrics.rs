@@ -6,6 +6,7 @@
 //!   from the moment the controller saw a target healthy to its pod's condition written;
 //! - `lb_controller_pending_readiness_gates{age}`: gates still closed, by how long (at scrape time);
 //! - `lb_controller_pods_without_readiness_gate_total`;
+//! - `lb_controller_leader`: 1 on the replica that holds the leader Lease;
 //! - the AWS calls by operation and result, and their latency ([`lb_aws::AwsCalls`]).
 
 use std::collections::HashMap;
@@ -109,6 +110,8 @@ pub struct Metrics {
     gate_latency: Histogram,
     pods_without_gate: Counter,
     pub pending_gates: Arc<PendingGates>,
+    /// 1 while this replica holds the leader Lease (set at scrape time).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -123,6 +126,7 @@ impl Default for Metrics {
             gate_latency: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
             pods_without_gate: Counter::default(),
             pending_gates: Arc::default(),
+            leader: Gauge::default(),
         }
     }
 }
@@ -163,6 +167,11 @@ impl Metrics {
     /// A registry with the controller's metrics and the AWS calls'.
     pub fn registry(&self, calls: &lb_aws::AwsCalls) -> Registry {
         let mut registry = Registry::default();
+        registry.register(
+            "lb_controller_leader",
+            "1 while this replica holds the leader Lease and reconciles; 0 on a standby",
+            self.leader.clone(),
+        );
         registry.register(
             "lb_controller_reconciles",
             "TargetGroupBinding reconciles, by result",

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -23,7 +24,9 @@ use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::{AwsCalls, Certificates, Ec2, Elbv2};
 use lb_model::selectors::service_selects;
 
+use crate::health;
 use crate::ingress::{self, IngressOptions};
+use crate::leader::{LeaderElector, LeaderOptions, Leadership};
 use crate::metrics;
 use crate::service::{self, ServiceOptions};
 
@@ -56,6 +59,9 @@ pub struct WebhookOptions {
     pub key: PathBuf,
     /// The termination hold for pods behind a binding (zero: none).
     pub termination_hold: Duration,
+    /// What the Service mutator gives `type: LoadBalancer` Services without a class (None: the
+    /// mutator leaves them alone).
+    pub load_balancer_class: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +82,29 @@ async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
         .map_err(|source| RunError::Listen { addr, source })
 }
 
-/// A reflected watch of all objects of `K`, with managed fields stripped.
+/// Which namespaces the controller watches: all, or one (`--watch-namespace`). Cluster-scoped
+/// kinds (nodes, namespaces, classes) are always watched whole.
+#[derive(Debug, Clone, Default)]
+pub struct WatchScope {
+    pub namespace: Option<String>,
+}
+
+impl WatchScope {
+    /// The API of a namespaced kind within the scope.
+    pub fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
+    }
+}
+
+/// A reflected watch of the objects of `K` in `api`, with managed fields stripped.
 pub(crate) fn reflect<K>(
-    client: &Client,
+    api: Api<K>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -95,7 +121,7 @@ where
     let (store, writer) = reflector::store::<K>();
     let stream = reflector::reflector(
         writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        watcher(api, watcher::Config::default())
             .modify(|o| o.managed_fields_mut().clear())
             .default_backoff(),
     )
@@ -107,117 +133,115 @@ where
 /// The controller with the Kubernetes writes of a cluster.
 pub type ClusterContext<A> = Context<A, KubeWrites>;
 
+/// Everything around the reconcilers: servers, leader election, the namespaces watched.
+#[derive(Default)]
+pub struct RuntimeOptions {
+    pub webhook: Option<WebhookOptions>,
+    pub metrics: Option<MetricsOptions>,
+    /// Where `/healthz` and `/readyz` are served (plain HTTP).
+    pub health: Option<SocketAddr>,
+    /// None: this replica always leads (a single replica; the sandbox's in-process controller).
+    pub leader: Option<LeaderOptions>,
+    pub scope: WatchScope,
+}
+
 /// Runs the controller until `shutdown` resolves: the TargetGroupBinding reconciler, and the
-/// Service reconciler when `services` is given. `ready` receives the binding reconciler's context
+/// Service and Ingress reconcilers when given. `ready` receives the binding reconciler's context
 /// once the servers listen (tests and benchmarks read its metrics).
+///
+/// At shutdown the reconcilers stop taking work and finish what is in flight; then the Lease is
+/// released, so a standby takes over at once.
 pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     client: Client,
     aws: A,
     balancers: LoadBalancerOptions<L, E, C>,
-    webhook: Option<WebhookOptions>,
-    metrics: Option<MetricsOptions>,
+    options: RuntimeOptions,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: Option<tokio::sync::oneshot::Sender<Arc<ClusterContext<A>>>>,
 ) -> Result<(), RunError> {
     let shutdown = shutdown.shared();
-    let bindings_api: Api<TargetGroupBinding> = Api::all(client.clone());
+    let scope = options.scope.clone();
+    let elector = options
+        .leader
+        .clone()
+        .map(|leader| LeaderElector::start(client.clone(), leader));
+    let leadership = elector
+        .as_ref()
+        .map_or_else(Leadership::always, LeaderElector::leadership);
     // Events for one binding within the debounce window are merged into one pass: a rollout's
     // many pod updates make a few batched AWS calls instead of one each.
-    let controller = Controller::new(bindings_api, watcher::Config::default()).with_config(
+    let controller = Controller::new(
+        scope.api::<TargetGroupBinding>(&client),
+        watcher::Config::default(),
+    )
+    .with_config(
         kube::runtime::controller::Config::default()
             .debounce(DEBOUNCE)
             .concurrency(CONCURRENCY),
     );
-    let (pods, pod_events) = reflect::<Pod>(&client);
-    // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
-    // conditions our own writes cause (the EndpointSlice reports readiness anyway).
-    let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
-    let (services, service_events) = reflect::<Service>(&client);
-    let (slices, slice_events) = reflect::<EndpointSlice>(&client);
-    let (nodes, node_events) = reflect::<Node>(&client);
-    let (namespaces, namespace_events) = reflect::<Namespace>(&client);
-    // Watched (and filled) only with the Ingress reconciler on.
-    let (ingresses, ingress_events) = reflect::<Ingress>(&client);
-    let (ingress_classes, class_events) = reflect::<IngressClass>(&client);
-    let (class_params, params_events) = reflect::<IngressClassParams>(&client);
-    let ingress_watches = ingress::Watches {
-        ingresses: ingress_events.boxed(),
-        classes: class_events.boxed(),
-        params: params_events.boxed(),
-    };
-    let stores = Stores {
-        bindings: controller.store(),
-        namespaces,
-        pods,
-        services,
-        slices,
-        nodes,
-        ingresses,
-        ingress_classes,
-        class_params,
-    };
+    let watches = Watched::start(&client, &scope);
+    let stores = watches.stores(controller.store());
     let writes = KubeWrites::new(client.clone());
-    let ctx = Arc::new(Context::new(client, aws, writes, stores.clone()));
+    let ctx = Arc::new(
+        Context::new(client, aws, writes, stores.clone()).with_leadership(leadership.clone()),
+    );
     let mut servers = Vec::new();
-    if let Some(options) = webhook {
-        let tls = webhook::tls_config(&options.cert, &options.key)?;
-        let listener = listen(options.listen).await?;
-        let state = Arc::new(WebhookState {
-            ctx: ctx.clone(),
-            termination_hold: options.termination_hold,
-            services: balancers.services.as_ref().map(|o| webhook::ServiceNaming {
-                selection: o.selection.clone(),
-                cluster: o.cluster.clone(),
-            }),
-            ingresses: balancers
-                .ingresses
-                .as_ref()
-                .map(|o| webhook::IngressNaming {
-                    settings: o.settings.clone(),
-                    class: o.class.clone(),
-                }),
-        });
-        servers.push(tokio::spawn(webhook::serve(
+    if let Some(webhook) = options.webhook {
+        servers.push(start_webhook(webhook, &ctx, &balancers).await?);
+    }
+    if let Some(metrics) = options.metrics {
+        let listener = listen(metrics.listen).await?;
+        servers.push(tokio::spawn(serve_metrics(
             listener,
-            tls,
-            webhook::router(state),
+            &ctx,
+            &metrics.calls,
+            leadership.clone(),
         )));
     }
-    if let Some(options) = metrics {
-        let listener = listen(options.listen).await?;
-        servers.push(tokio::spawn(serve_metrics(listener, &ctx, &options.calls)));
+    if let Some(addr) = options.health {
+        let listener = listen(addr).await?;
+        servers.push(tokio::spawn(health::serve(listener, stores.clone())));
     }
-    servers.push(tokio::spawn(namespace_events.for_each(|_| async {})));
+    servers.push(tokio::spawn(
+        watches.namespace_events.for_each(|_| async {}),
+    ));
     if let Some(ready) = ready {
         let _ = ready.send(ctx.clone());
     }
-    let service_shutdown = shutdown.clone();
-    let service_client = ctx.client.clone();
-    let service_reconciler = async move {
-        if let Some(options) = balancers.services {
-            service::run(service_client, options, service_shutdown).await;
+    let service_reconciler = {
+        let (shutdown, client, scope) = (shutdown.clone(), ctx.client.clone(), scope.clone());
+        let leadership = leadership.clone();
+        async move {
+            if let Some(options) = balancers.services {
+                service::run(client, options, &scope, leadership, shutdown).await;
+            }
         }
     };
-    let ingress_shutdown = shutdown.clone();
-    let ingress_client = ctx.client.clone();
-    let ingress_stores = stores.clone();
-    let ingress_reconciler = async move {
-        if let Some(options) = balancers.ingresses {
-            ingress::run(
-                ingress_client,
-                options,
-                ingress_stores,
-                ingress_watches,
-                ingress_shutdown,
-            )
-            .await;
+    let ingress_reconciler = {
+        let (shutdown, client, scope) = (shutdown.clone(), ctx.client.clone(), scope.clone());
+        let (stores, leadership) = (stores.clone(), leadership.clone());
+        let ingress_watches = watches.ingress;
+        async move {
+            if let Some(options) = balancers.ingresses {
+                let run = ingress::run(
+                    client,
+                    options,
+                    stores,
+                    ingress_watches,
+                    &scope,
+                    leadership,
+                    shutdown,
+                );
+                run.await;
+            }
         }
     };
     let binding_reconciler = controller
-        .watches_stream(service_events, by_service(&stores))
-        .watches_stream(slice_events, by_slice(&stores))
-        .watches_stream(pod_events, by_pod(&stores))
-        .watches_stream(node_events, by_node(&stores))
+        .watches_stream(watches.service_events, by_service(&stores))
+        .watches_stream(watches.slice_events, by_slice(&stores))
+        .watches_stream(watches.pod_events, by_pod(&stores))
+        .watches_stream(watches.node_events, by_node(&stores))
+        .reconcile_all_on(leadership.gained())
         .graceful_shutdown_on(shutdown)
         .run(tgb::reconcile, tgb::error_policy, ctx.clone())
         .for_each(|result| async move {
@@ -226,10 +250,115 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
             }
         });
     futures::join!(binding_reconciler, service_reconciler, ingress_reconciler);
+    if let Some(elector) = elector {
+        elector.release().await;
+    }
     for server in servers {
         server.abort();
     }
     Ok(())
+}
+
+/// The shared watches (their caches, and the event streams that keep them filled).
+struct Watched {
+    pods: Store<Pod>,
+    pod_events: BoxStream<'static, Result<Pod, watcher::Error>>,
+    services: Store<Service>,
+    service_events: BoxStream<'static, Result<Service, watcher::Error>>,
+    slices: Store<EndpointSlice>,
+    slice_events: BoxStream<'static, Result<EndpointSlice, watcher::Error>>,
+    nodes: Store<Node>,
+    node_events: BoxStream<'static, Result<Node, watcher::Error>>,
+    namespaces: Store<Namespace>,
+    namespace_events: BoxStream<'static, Result<Namespace, watcher::Error>>,
+    ingresses: Store<Ingress>,
+    ingress_classes: Store<IngressClass>,
+    class_params: Store<IngressClassParams>,
+    /// Polled (and the caches above filled) only with the Ingress reconciler on.
+    ingress: ingress::Watches,
+}
+
+impl Watched {
+    fn start(client: &Client, scope: &WatchScope) -> Self {
+        let (pods, pod_events) = reflect::<Pod>(scope.api(client));
+        // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
+        // conditions our own writes cause (the EndpointSlice reports readiness anyway).
+        let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
+        let (services, service_events) = reflect::<Service>(scope.api(client));
+        let (slices, slice_events) = reflect::<EndpointSlice>(scope.api(client));
+        let (nodes, node_events) = reflect::<Node>(Api::all(client.clone()));
+        let (namespaces, namespace_events) = reflect::<Namespace>(Api::all(client.clone()));
+        let (ingresses, ingress_events) = reflect::<Ingress>(scope.api(client));
+        let (ingress_classes, class_events) = reflect::<IngressClass>(Api::all(client.clone()));
+        let (class_params, params_events) = reflect::<IngressClassParams>(Api::all(client.clone()));
+        Self {
+            pods,
+            pod_events: pod_events.boxed(),
+            services,
+            service_events: service_events.boxed(),
+            slices,
+            slice_events: slice_events.boxed(),
+            nodes,
+            node_events: node_events.boxed(),
+            namespaces,
+            namespace_events: namespace_events.boxed(),
+            ingresses,
+            ingress_classes,
+            class_params,
+            ingress: ingress::Watches {
+                ingresses: ingress_events.boxed(),
+                classes: class_events.boxed(),
+                params: params_events.boxed(),
+            },
+        }
+    }
+
+    fn stores(&self, bindings: Store<TargetGroupBinding>) -> Stores {
+        Stores {
+            bindings,
+            namespaces: self.namespaces.clone(),
+            pods: self.pods.clone(),
+            services: self.services.clone(),
+            slices: self.slices.clone(),
+            nodes: self.nodes.clone(),
+            ingresses: self.ingresses.clone(),
+            ingress_classes: self.ingress_classes.clone(),
+            class_params: self.class_params.clone(),
+        }
+    }
+}
+
+/// Serves the admission webhooks (TLS, the certificate re-read when its files change).
+async fn start_webhook<A: Elbv2, L, E, C>(
+    options: WebhookOptions,
+    ctx: &Arc<ClusterContext<A>>,
+    balancers: &LoadBalancerOptions<L, E, C>,
+) -> Result<tokio::task::JoinHandle<()>, RunError> {
+    let certificate = webhook::ReloadingCertificate::load(&options.cert, &options.key)?;
+    let tls = certificate.server_config();
+    let listener = listen(options.listen).await?;
+    let state = Arc::new(WebhookState {
+        ctx: ctx.clone(),
+        termination_hold: options.termination_hold,
+        services: balancers.services.as_ref().map(|o| webhook::ServiceNaming {
+            selection: o.selection.clone(),
+            cluster: o.cluster.clone(),
+        }),
+        ingresses: balancers
+            .ingresses
+            .as_ref()
+            .map(|o| webhook::IngressNaming {
+                settings: o.settings.clone(),
+                class: o.class.clone(),
+            }),
+        load_balancer_class: options.load_balancer_class,
+    });
+    let reload = tokio::spawn(certificate.watch(webhook::CERTIFICATE_CHECK));
+    let serve = webhook::serve(listener, tls, webhook::router(state));
+    Ok(tokio::spawn(async move {
+        serve.await;
+        reload.abort();
+    }))
 }
 
 /// `/metrics` over plain HTTP until the task is dropped.
@@ -237,11 +366,14 @@ fn serve_metrics<A>(
     listener: tokio::net::TcpListener,
     ctx: &ClusterContext<A>,
     calls: &AwsCalls,
+    leadership: Leadership,
 ) -> impl Future<Output = ()> + Send + 'static {
     let registry = Arc::new(ctx.metrics.registry(calls));
+    let leader = ctx.metrics.leader.clone();
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
+            leader.set(i64::from(leadership.is_leader()));
             let text = metrics::render(&registry);
             async move {
                 (

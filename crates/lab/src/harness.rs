@@ -14,7 +14,7 @@ use lb_aws::{AwsCalls, SdkAcm, SdkEc2, SdkElbv2, SdkLoadBalancers};
 use lb_controller_core::ingress::IngressOptions;
 use lb_controller_core::service::ServiceOptions;
 use lb_controller_core::{
-    ClusterContext, LoadBalancerOptions, MetricsOptions, RunError, WebhookOptions,
+    ClusterContext, LoadBalancerOptions, MetricsOptions, RunError, RuntimeOptions, WebhookOptions,
 };
 use lb_model::ingress::IngressSettings;
 use lb_model::ingress::class::ClassSettings;
@@ -219,6 +219,7 @@ pub async fn start_controller_with(
         cert,
         key,
         termination_hold: harness.termination_hold,
+        load_balancer_class: Some(lb_api::keys::service::DEFAULT_LOAD_BALANCER_CLASS.to_string()),
     };
     let task = tokio::spawn(lb_controller_core::run(
         client,
@@ -227,11 +228,14 @@ pub async fn start_controller_with(
             services: Some(services),
             ingresses: Some(ingresses),
         },
-        Some(options),
-        Some(MetricsOptions {
-            listen: metrics,
-            calls: calls.clone(),
-        }),
+        RuntimeOptions {
+            webhook: Some(options),
+            metrics: Some(MetricsOptions {
+                listen: metrics,
+                calls: calls.clone(),
+            }),
+            ..RuntimeOptions::default()
+        },
         async move {
             let _ = shutdown_rx.await;
         },

@@ -27,7 +27,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use lb_api::IngressClassParams;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::{Certificates, Ec2};
@@ -38,6 +38,8 @@ pub use error::IngressError;
 pub(crate) use members::{Classes, selection};
 
 use crate::error::retry_delay;
+use crate::leader::Leadership;
+use crate::runtime::WatchScope;
 use crate::service::{REPLACEMENT_CHECK, RESYNC};
 use crate::stores::Stores;
 use crate::tgb::BindingMemory;
@@ -71,6 +73,7 @@ pub struct IngressContext<L, E, C> {
     /// the same stack again within [`RESYNC`] makes no AWS call (the members of a group created
     /// at once wake one pass each; the first converges, the others find nothing to do).
     converged: Mutex<HashMap<GroupId, Converged>>,
+    leadership: Leadership,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +141,9 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates>(
     ingress: Arc<Ingress>,
     ctx: Arc<IngressContext<L, E, C>>,
 ) -> Result<Action, IngressError> {
+    if !ctx.leadership.is_leader() {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let classes = members::Classes::read(&ctx.classes, &ctx.class_params);
     let selection = members::selection(&ingress, &classes, &ctx.stores, &ctx.class);
@@ -201,12 +207,15 @@ pub struct Watches {
     pub params: BoxStream<'static, Result<IngressClassParams, watcher::Error>>,
 }
 
-/// Runs the Ingress reconciler until `shutdown` resolves, on the shared watch caches.
+/// Runs the Ingress reconciler until `shutdown` resolves, on the shared watch caches; passes
+/// happen only while `leadership` says this replica leads.
 pub async fn run<L, E, C>(
     client: Client,
     options: IngressOptions<L, E, C>,
     stores: Stores,
     watches: Watches,
+    scope: &WatchScope,
+    leadership: Leadership,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
     L: LoadBalancers + 'static,
@@ -234,6 +243,7 @@ pub async fn run<L, E, C>(
         failures: BindingMemory::default(),
         locks: Mutex::new(HashMap::new()),
         converged: Mutex::new(HashMap::new()),
+        leadership: leadership.clone(),
     });
     let in_namespace = {
         let store = ingresses.clone();
@@ -249,10 +259,11 @@ pub async fn run<L, E, C>(
     };
     controller
         .watches(
-            Api::<k8s_openapi::api::core::v1::Service>::all(client),
+            scope.api::<k8s_openapi::api::core::v1::Service>(&client),
             watcher::Config::default(),
             in_namespace,
         )
+        .reconcile_all_on(leadership.gained())
         .watches_stream(watches.classes, all_of(ingresses.clone()))
         .watches_stream(watches.params, all_of(ingresses))
         .graceful_shutdown_on(shutdown)

@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_model::service::build::ClusterSettings;
@@ -32,6 +32,8 @@ use lb_model::service::selection::{SelectionSettings, select};
 pub use error::ServiceError;
 
 use crate::error::retry_delay;
+use crate::leader::Leadership;
+use crate::runtime::WatchScope;
 use crate::tgb::BindingMemory;
 use crate::writes::KubeWrites;
 
@@ -58,10 +60,11 @@ pub struct ServiceContext<L, E> {
     writes: KubeWrites,
     /// Consecutive failures per Service, for the backoff.
     failures: BindingMemory,
+    leadership: Leadership,
 }
 
 impl<L, E> ServiceContext<L, E> {
-    pub fn new(client: Client, options: ServiceOptions<L, E>) -> Self {
+    pub fn new(client: Client, options: ServiceOptions<L, E>, leadership: Leadership) -> Self {
         Self {
             writes: KubeWrites::new(client.clone()),
             client,
@@ -70,6 +73,7 @@ impl<L, E> ServiceContext<L, E> {
             cluster: options.cluster,
             selection: options.selection,
             failures: BindingMemory::default(),
+            leadership,
         }
     }
 
@@ -96,6 +100,9 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2>(
     service: Arc<Service>,
     ctx: Arc<ServiceContext<L, E>>,
 ) -> Result<Action, ServiceError> {
+    if !ctx.leadership.is_leader() {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let result = match action(&service, &select(&service, &ctx.selection)) {
         ServiceAction::Ignore => return Ok(Action::await_change()),
@@ -149,22 +156,27 @@ pub fn error_policy<L, E>(
     }
 }
 
-/// Runs the Service reconciler until `shutdown` resolves.
+/// Runs the Service reconciler until `shutdown` resolves, on the Services of `scope`; passes
+/// happen only while `leadership` says this replica leads.
 pub async fn run<L, E>(
     client: Client,
     options: ServiceOptions<L, E>,
+    scope: &WatchScope,
+    leadership: Leadership,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
     L: LoadBalancers + 'static,
     E: Ec2,
 {
-    let ctx = Arc::new(ServiceContext::new(client.clone(), options));
-    Controller::new(Api::<Service>::all(client), watcher::Config::default())
+    let gained = leadership.gained();
+    let ctx = Arc::new(ServiceContext::new(client.clone(), options, leadership));
+    Controller::new(scope.api::<Service>(&client), watcher::Config::default())
         .with_config(
             kube::runtime::controller::Config::default()
                 .debounce(crate::runtime::DEBOUNCE)
                 .concurrency(crate::runtime::CONCURRENCY),
         )
+        .reconcile_all_on(gained)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -29,6 +29,7 @@ pub use memory::BindingMemory;
 pub use target_group::{TargetGroupCache, TargetGroupRef, role_of};
 
 use crate::error::{ControllerError, Result, retry_delay};
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::report::{self, ReportedOnce};
 use crate::stores::Stores;
@@ -45,6 +46,8 @@ pub struct Context<A, W> {
     pub memory: BindingMemory,
     /// Pods already warned for lacking a readiness gate.
     pub reported_without_gate: ReportedOnce,
+    /// Only the leader reconciles; a standby keeps its caches warm.
+    pub leadership: Leadership,
 }
 
 impl<A, W> Context<A, W> {
@@ -58,7 +61,14 @@ impl<A, W> Context<A, W> {
             metrics: Metrics::default(),
             memory: BindingMemory::default(),
             reported_without_gate: ReportedOnce::default(),
+            leadership: Leadership::always(),
         }
+    }
+
+    /// The same context, reconciling only while `leadership` says this replica leads.
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
     }
 }
 
@@ -76,6 +86,10 @@ pub async fn reconcile<A: Elbv2, W: ClusterWrites>(
     binding: Arc<TargetGroupBinding>,
     ctx: Arc<Context<A, W>>,
 ) -> Result<Action> {
+    if !ctx.leadership.is_leader() {
+        // A standby: the new leader looks at every binding once when it takes over.
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let api: Api<TargetGroupBinding> =
         Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());

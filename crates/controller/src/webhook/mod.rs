@@ -6,11 +6,18 @@
 //!   `/validate-elbv2-k8s-aws-v1beta1-targetgroupbinding` ([`binding`]): defaults from the target
 //!   group, immutable fields, one binding per target group.
 //!
-//! The decisions are the model's ([`lb_model::pod_admission`], [`lb_model::binding_admission`]).
+//! - `/validate-elbv2-k8s-aws-v1beta1-ingressclassparams` ([`class_params`]) and
+//!   `/validate-networking-v1-ingress` ([`ingress`]): values the Ingress reconciler could not use
+//!   are refused, naming them;
+//! - `/mutate-v1-service` ([`service`]): the default load balancer class.
+//!
+//! The certificate is re-read when its files change ([`tls`]). The decisions are the model's ([`lb_model::pod_admission`], [`lb_model::binding_admission`]).
 
 pub mod binding;
 mod class_params;
+mod ingress;
 pub mod pod;
+mod service;
 mod tls;
 
 use std::sync::Arc;
@@ -27,7 +34,7 @@ use lb_aws::Elbv2;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 
-pub use tls::{TlsError, tls_config};
+pub use tls::{CERTIFICATE_CHECK, ReloadingCertificate, TlsError, tls_config};
 
 use crate::tgb::Context;
 use crate::writes::ClusterWrites;
@@ -42,6 +49,8 @@ pub struct WebhookState<A, W> {
     pub services: Option<ServiceNaming>,
     /// With the Ingress reconciler on: how it selects and names, likewise for Ingresses.
     pub ingresses: Option<IngressNaming>,
+    /// The class new `type: LoadBalancer` Services get when they name none (None: left alone).
+    pub load_balancer_class: Option<String>,
 }
 
 /// What predicting the Ingress reconciler's bindings takes.
@@ -70,6 +79,11 @@ pub fn router<A: Elbv2, W: ClusterWrites>(state: Arc<WebhookState<A, W>>) -> Rou
             webhooks::VALIDATE_CLASS_PARAMS_PATH,
             post(class_params::validate),
         )
+        .route(
+            webhooks::VALIDATE_INGRESS_PATH,
+            post(ingress::validate::<A, W>),
+        )
+        .route(webhooks::MUTATE_SERVICE_PATH, post(service::mutate::<A, W>))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@
 //!
 //! [`desired`] puts the first three together: the one call the reconciler makes.
 
+pub mod admission;
 pub mod annotations;
 pub mod build;
 pub mod health;

@@ -1,0 +1,229 @@
+//! `lb-controller run`'s flags. Named as upstream's where they exist (a Deployment written for the
+//! upstream controller keeps its arguments); each also reads `LB_CONTROLLER_<FLAG>` from the
+//! environment when not given.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ArgAction;
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The cluster's name: tagged on everything the controller creates in AWS, and how it tells
+    /// its own resources (and subnets) from other clusters'.
+    #[arg(long, env = "LB_CONTROLLER_CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// The AWS region (default: the SDK's chain: AWS_REGION, profile, instance metadata).
+    #[arg(long, env = "LB_CONTROLLER_AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// The cluster's VPC (target groups, subnets and security groups). Without it, Services and
+    /// Ingresses are not reconciled.
+    #[arg(long, env = "LB_CONTROLLER_AWS_VPC_ID")]
+    pub aws_vpc_id: Option<String>,
+    /// Endpoints per service: `ec2=https://...,elasticloadbalancing=https://...` (also acm, sts).
+    #[arg(long, env = "LB_CONTROLLER_AWS_API_ENDPOINTS", default_value = "", value_parser = lb_aws::parse_endpoints)]
+    pub aws_api_endpoints: BTreeMap<&'static str, String>,
+    /// Ingresses whose kubernetes.io/ingress.class annotation says this are ours.
+    #[arg(long, env = "LB_CONTROLLER_INGRESS_CLASS", default_value = lb_api::keys::ingress::DEFAULT_CLASS)]
+    pub ingress_class: String,
+    /// Services with this spec.loadBalancerClass are ours (and the Service webhook gives it to
+    /// new LoadBalancer Services that name none).
+    #[arg(long, env = "LB_CONTROLLER_LOAD_BALANCER_CLASS", default_value = lb_api::keys::service::DEFAULT_LOAD_BALANCER_CLASS)]
+    pub load_balancer_class: String,
+    /// Serve the admission webhooks on this port (all addresses).
+    #[arg(long, env = "LB_CONTROLLER_WEBHOOK_BIND_PORT", default_value_t = 9443)]
+    pub webhook_bind_port: u16,
+    /// Directory with the webhooks' serving certificate (tls.crt, tls.key), re-read on change.
+    #[arg(
+        long,
+        env = "LB_CONTROLLER_WEBHOOK_CERT_DIR",
+        default_value = "/tmp/k8s-webhook-server/serving-certs"
+    )]
+    pub webhook_cert_dir: PathBuf,
+    /// Run without the webhooks (pods then get no gates injected, bindings no defaults).
+    #[arg(long, env = "LB_CONTROLLER_DISABLE_WEBHOOK")]
+    pub disable_webhook: bool,
+    /// Prometheus metrics (`/metrics`): `[host]:port`.
+    #[arg(long, env = "LB_CONTROLLER_METRICS_BIND_ADDR", default_value = ":8080", value_parser = parse_bind_addr)]
+    pub metrics_bind_addr: SocketAddr,
+    /// Probes (`/healthz`, `/readyz`): `[host]:port`.
+    #[arg(long, env = "LB_CONTROLLER_HEALTH_PROBE_BIND_ADDR", default_value = ":61779", value_parser = parse_bind_addr)]
+    pub health_probe_bind_addr: SocketAddr,
+    /// Only the holder of a Lease reconciles; the other replicas stand by with warm caches and
+    /// serve the webhooks. `--enable-leader-election=false` for a single replica.
+    #[arg(long, env = "LB_CONTROLLER_ENABLE_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub enable_leader_election: bool,
+    /// The Lease's name.
+    #[arg(
+        long,
+        env = "LB_CONTROLLER_LEADER_ELECTION_ID",
+        default_value = "lb-controller-leader"
+    )]
+    pub leader_election_id: String,
+    /// The Lease's namespace (default: the pod's, from POD_NAMESPACE or the service account).
+    #[arg(long, env = "LB_CONTROLLER_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Watch (and reconcile) only this namespace; default: all.
+    #[arg(long, env = "LB_CONTROLLER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Target type of Services and Ingresses that say none.
+    #[arg(long, env = "LB_CONTROLLER_DEFAULT_TARGET_TYPE", default_value = "instance", value_parser = parse_target_type)]
+    pub default_target_type: lb_api::TargetType,
+    /// Scheme of ALBs whose Ingresses say none.
+    #[arg(long, env = "LB_CONTROLLER_DEFAULT_LOAD_BALANCER_SCHEME", default_value = "internal", value_parser = parse_scheme)]
+    pub default_load_balancer_scheme: lb_model::ingress::Scheme,
+    /// TLS listeners without an SSL policy annotation get this policy.
+    #[arg(
+        long,
+        env = "LB_CONTROLLER_DEFAULT_SSL_POLICY",
+        default_value = "ELBSecurityPolicy-2016-08"
+    )]
+    pub default_ssl_policy: String,
+    /// Tags for every AWS resource the controller creates: `key=value,key=value`.
+    #[arg(long, env = "LB_CONTROLLER_DEFAULT_TAGS", default_value = "", value_parser = parse_tags)]
+    pub default_tags: BTreeMap<String, String>,
+    /// How long a pod behind a binding keeps serving after its deletion starts, when it has no
+    /// preStop hook of its own (injected as a preStop sleep; 0s: never). Pods override it with the
+    /// annotation lb-controller.dev/termination-hold-seconds.
+    #[arg(long, env = "LB_CONTROLLER_POD_TERMINATION_HOLD", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub pod_termination_hold: Duration,
+    /// Leave Services alone (only TargetGroupBindings and Ingresses are reconciled).
+    #[arg(long, env = "LB_CONTROLLER_DISABLE_SERVICE_CONTROLLER")]
+    pub disable_service_controller: bool,
+    /// Leave Ingresses alone.
+    #[arg(long, env = "LB_CONTROLLER_DISABLE_INGRESS_CONTROLLER")]
+    pub disable_ingress_controller: bool,
+    /// `info` or `debug` (RUST_LOG, when set, says more precisely).
+    #[arg(long, env = "LB_CONTROLLER_LOG_LEVEL", default_value = "info", value_parser = ["info", "debug"])]
+    pub log_level: String,
+    /// `text` or `json` (one object per line).
+    #[arg(long, env = "LB_CONTROLLER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl RunArgs {
+    /// The Lease settings, when leader election is on. The identity is the pod's name (unique
+    /// among replicas), with the process id so two processes of one host differ too.
+    pub fn leader(&self) -> Option<lb_controller_core::LeaderOptions> {
+        if !self.enable_leader_election {
+            return None;
+        }
+        let namespace = self.leader_election_namespace.clone().unwrap_or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .or_else(|| {
+                    std::fs::read_to_string(
+                        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+                    )
+                    .ok()
+                })
+                .map(|ns| ns.trim().to_string())
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or_else(|| "kube-system".to_string())
+        });
+        let host = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "lb-controller".to_string());
+        let identity = format!("{host}_{}", std::process::id());
+        Some(lb_controller_core::LeaderOptions::new(
+            namespace,
+            self.leader_election_id.clone(),
+            identity,
+        ))
+    }
+}
+
+/// `:8080` (all addresses), `127.0.0.1:8080`, `[::]:8080`.
+fn parse_bind_addr(value: &str) -> Result<SocketAddr, String> {
+    let full = match value.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => value.to_string(),
+    };
+    full.parse()
+        .map_err(|_| format!("{value:?}: expected [host]:port"))
+}
+
+fn parse_scheme(value: &str) -> Result<lb_model::ingress::Scheme, String> {
+    lb_model::ingress::Scheme::parse(value)
+        .ok_or_else(|| format!("{value:?}: expected internal or internet-facing"))
+}
+
+fn parse_target_type(value: &str) -> Result<lb_api::TargetType, String> {
+    match value {
+        "instance" => Ok(lb_api::TargetType::Instance),
+        "ip" => Ok(lb_api::TargetType::Ip),
+        other => Err(format!("{other:?}: expected instance or ip")),
+    }
+}
+
+fn parse_tags(value: &str) -> Result<BTreeMap<String, String>, String> {
+    value
+        .split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!("{pair:?}: expected key=value")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lb-controller").chain(args.iter().copied()))
+            .map(|cli| cli.run)
+    }
+
+    #[test]
+    fn upstream_flags_parse_with_upstream_defaults() {
+        let run = parse(&["--cluster-name=prod"]).unwrap();
+        assert_eq!(run.cluster_name, "prod");
+        assert_eq!(run.webhook_bind_port, 9443);
+        assert_eq!(run.metrics_bind_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(run.health_probe_bind_addr, "0.0.0.0:61779".parse().unwrap());
+        assert!(run.enable_leader_election);
+        assert_eq!(run.ingress_class, "alb");
+        assert_eq!(run.load_balancer_class, "service.k8s.aws/nlb");
+        let run = parse(&[
+            "--cluster-name=prod",
+            "--enable-leader-election=false",
+            "--aws-api-endpoints=ec2=https://ec2.local",
+            "--metrics-bind-addr=127.0.0.1:9000",
+            "--watch-namespace=shop",
+            "--log-format=json",
+        ])
+        .unwrap();
+        assert!(!run.enable_leader_election && run.leader().is_none());
+        assert_eq!(run.aws_api_endpoints["EC2"], "https://ec2.local");
+        assert_eq!(run.watch_namespace.as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(
+            parse(&[])
+                .unwrap_err()
+                .to_string()
+                .contains("--cluster-name")
+        );
+        let err = parse(&["--cluster-name=x", "--default-target-type=pod"]).unwrap_err();
+        assert!(err.to_string().contains("\"pod\""), "{err}");
+        let err = parse(&["--cluster-name=x", "--aws-api-endpoints=s3=https://x"]).unwrap_err();
+        assert!(err.to_string().contains("s3"), "{err}");
+        let err = parse(&["--cluster-name=x", "--log-format=yaml"]).unwrap_err();
+        assert!(err.to_string().contains("yaml"), "{err}");
+    }
+}
