@@ -268,6 +268,19 @@ async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken
             "backend": {"service": {"name": "oops", "port": {"name": "use-annotation"}}}}]}}]},
     }))
     .unwrap();
+    // The validating webhook refuses it at once, naming the annotation and its value.
+    let refused = ingresses
+        .create(&Default::default(), &broken)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains(
+            "vingress.elbv2.k8s.aws\" denied the request: annotation alb.ingress.kubernetes.io/actions.oops: "
+        ),
+        "{refused}"
+    );
+    // Without the webhook (webhookConfig.disableIngressValidation), the reconciler isolates it.
+    drop_ingress_validation(&client).await;
     ingresses
         .create(&Default::default(), &broken)
         .await
@@ -522,4 +535,18 @@ async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() 
     answered_by(&sandbox, &http, &django, "default/django-").await;
     controller.stop().await;
     sandbox.shutdown().await;
+}
+
+/// Removes the Ingress validating webhook, as `webhookConfig.disableIngressValidation` does.
+async fn drop_ingress_validation(client: &kube::Client) {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let api: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(client.clone());
+    let mut configuration = api.get("lb-controller-webhook").await.unwrap();
+    if let Some(webhooks) = configuration.webhooks.as_mut() {
+        webhooks.retain(|w| w.name != lb_api::keys::webhooks::VALIDATE_INGRESS_NAME);
+    }
+    configuration.metadata.managed_fields = None;
+    api.replace("lb-controller-webhook", &Default::default(), &configuration)
+        .await
+        .unwrap();
 }

@@ -10,10 +10,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::PostParams;
+use lb_api::TargetGroupBinding;
 use lb_sandbox::guard::DestinationGuard;
-use lb_sandbox::testing::{ready_pods, web_deployment};
+use lb_sandbox::testing::{ready_pods, service, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig, http_client};
 
 use crate::harness::{HarnessError, gated_web_binding, prepare_cluster};
@@ -31,6 +33,15 @@ pub struct FootprintOptions {
     /// Gated pods behind one binding for the second reading.
     #[arg(long, default_value_t = 20)]
     pub pods: usize,
+    /// A third reading at scale, when not 0: this many pods in all, spread over
+    /// `--scale-bindings` bindings (each its own namespace, Service, ALB target group).
+    #[arg(long, default_value_t = 0)]
+    pub scale_pods: usize,
+    #[arg(long, default_value_t = 100)]
+    pub scale_bindings: usize,
+    /// Services in all at scale: one per binding, the rest without pods or binding.
+    #[arg(long, default_value_t = 200)]
+    pub scale_services: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,9 +122,12 @@ async fn measure(sandbox: &Sandbox, options: &FootprintOptions) -> Result<String
     let cert_dir = prepare_cluster(sandbox, webhook_port).await?;
     let mut child = tokio::process::Command::new(&options.binary)
         .arg("run")
-        .arg(format!("--webhook-listen=127.0.0.1:{webhook_port}"))
+        .arg(format!("--cluster-name={}", aws.cluster_name()))
+        .arg(format!("--webhook-bind-port={webhook_port}"))
         .arg(format!("--webhook-cert-dir={}", cert_dir.display()))
-        .arg(format!("--metrics-listen=127.0.0.1:{metrics_port}"))
+        .arg(format!("--metrics-bind-addr=127.0.0.1:{metrics_port}"))
+        .arg("--health-probe-bind-addr=127.0.0.1:0")
+        .arg("--enable-leader-election=false")
         .env("KUBECONFIG", sandbox.kubeconfig_path())
         .envs(aws.env())
         .stdin(Stdio::null())
@@ -132,6 +146,13 @@ async fn measure(sandbox: &Sandbox, options: &FootprintOptions) -> Result<String
     serve_pods(sandbox, options.pods).await?;
     tokio::time::sleep(options.settle).await;
     let serving = memory_of(pid)?;
+    let at_scale = if options.scale_pods > 0 {
+        let took = serve_at_scale(sandbox, options).await?;
+        tokio::time::sleep(options.settle).await;
+        Some((memory_of(pid)?, took))
+    } else {
+        None
+    };
     let _ = child.kill().await;
 
     let (built, stripped) = sizes(&options.binary);
@@ -167,6 +188,23 @@ async fn measure(sandbox: &Sandbox, options: &FootprintOptions) -> Result<String
             ),
         ),
     ];
+    let mut rows = rows.to_vec();
+    if let Some((memory, took)) = at_scale {
+        rows.push((
+            format!(
+                "resident memory with {} pods, {} Services, {} bindings (all pods Ready after {:.0} s), settled",
+                options.scale_pods + options.pods,
+                options.scale_services + 1,
+                options.scale_bindings + 1,
+                took.as_secs_f64()
+            ),
+            format!(
+                "{:.1} MiB (peak {:.1} MiB)",
+                memory.rss_kib as f64 / 1024.0,
+                memory.peak_kib as f64 / 1024.0
+            ),
+        ));
+    }
     let mut table = String::from("| figure | value |\n|---|---|\n");
     for (figure, value) in rows {
         table.push_str(&format!("| {figure} | {value} |\n"));
@@ -210,5 +248,88 @@ async fn serve_pods(sandbox: &Sandbox, pods: usize) -> Result<(), FootprintError
     }
     Err(FootprintError::Process(format!(
         "{pods} pods never all turned Ready"
+    )))
+}
+
+/// `scale_pods` pods behind `scale_bindings` bindings (a namespace, Service, ALB target group and
+/// binding each; namespaces not labelled for gates: what is measured is caches and targets), plus
+/// Services without pods up to `scale_services`. Returns how long until every pod was Ready.
+async fn serve_at_scale(
+    sandbox: &Sandbox,
+    options: &FootprintOptions,
+) -> Result<Duration, FootprintError> {
+    let started = std::time::Instant::now();
+    let client = sandbox.client();
+    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
+    let elb = lb_sandbox::aws::elb_setup::client(aws).await;
+    let bindings = options.scale_bindings.max(1);
+    let per_binding = options.scale_pods.div_ceil(bindings);
+    for index in 0..bindings {
+        let namespace = format!("scale-{index}");
+        sandbox.create_namespace(&namespace, &[]).await?;
+        // Health checks every 30 s: the emulator checks every target of every group.
+        let alb = lb_sandbox::aws::elb_setup::web_alb(
+            &elb,
+            aws,
+            &format!("scale-{index}"),
+            "/healthz",
+            30,
+            5,
+        )
+        .await?;
+        Api::<Service>::namespaced(client.clone(), &namespace)
+            .create(&PostParams::default(), &service("web", "ClusterIP"))
+            .await?;
+        let binding: TargetGroupBinding = serde_json::from_value(serde_json::json!({
+            "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+            "metadata": {"name": "web"},
+            "spec": {"targetGroupARN": alb.target_group_arn, "targetType": "ip",
+                     "serviceRef": {"name": "web", "port": 80}},
+        }))
+        .map_err(|e| FootprintError::Process(e.to_string()))?;
+        Api::<TargetGroupBinding>::namespaced(client.clone(), &namespace)
+            .create(&PostParams::default(), &binding)
+            .await?;
+        Api::<Deployment>::namespaced(client.clone(), &namespace)
+            .create(
+                &PostParams::default(),
+                &web_deployment("web", per_binding as i32, 25, 0),
+            )
+            .await?;
+    }
+    sandbox.create_namespace("scale-services", &[]).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), "scale-services");
+    for index in bindings..options.scale_services {
+        services
+            .create(
+                &PostParams::default(),
+                &service(&format!("idle-{index}"), "ClusterIP"),
+            )
+            .await?;
+    }
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::all(client.clone());
+    let wanted = per_binding * bindings;
+    for _ in 0..1800 {
+        let listed = pods
+            .list(&kube::api::ListParams::default().labels("app=web"))
+            .await?;
+        let ready = listed
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("scale-"))
+                    && lb_sandbox::testing::is_ready(p)
+            })
+            .count();
+        if ready >= wanted {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(FootprintError::Process(format!(
+        "{wanted} pods never all turned Ready at scale"
     )))
 }

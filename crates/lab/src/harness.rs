@@ -124,6 +124,11 @@ pub async fn install_crds(client: &Client) -> Result<(), HarnessError> {
     // The IngressClass the chart installs beside the controller.
     let class = include_str!("../../../config/ingress-class/alb.yaml");
     manifests::apply_yaml(client, class, "default").await?;
+    wait_for_crds(client).await
+}
+
+/// Waits until the apiserver serves the CRDs (TargetGroupBindings can be listed).
+pub async fn wait_for_crds(client: &Client) -> Result<(), HarnessError> {
     let bindings: Api<TargetGroupBinding> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

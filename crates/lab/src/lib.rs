@@ -1,5 +1,5 @@
 //! lb-controller on the local sandbox: the controller wired onto a sandbox exactly as in a cluster
-//! ([`harness`]), the demo that tries manifests before a cluster ([`demo`]), and the benchmarks
+//! ([`harness`]; installed from its Helm chart and run as its ServiceAccount: [`chart`]), the demo that tries manifests before a cluster ([`demo`]), and the benchmarks
 //! that measure it ([`bench`]: readiness gates; [`bench_rollout`]: failed requests during
 //! rollouts; [`bench_footprint`]: the product binary's size and memory; [`bench_services`]: Service -> NLB
 //! reconcile time and AWS calls; [`bench_ingress`]: the same for Ingress groups -> ALB). Linked only into the `lab` build of the binary, never into the product.
@@ -10,6 +10,7 @@ pub mod bench_ingress;
 pub mod bench_rollout;
 pub mod bench_services;
 pub mod call_counts;
+pub mod chart;
 pub mod clock;
 pub mod demo;
 pub mod harness;

@@ -241,6 +241,10 @@ async fn start_apiserver(
                 // The apiserver would publish 127.0.0.1 as the `kubernetes` endpoint, which
                 // EndpointSlice validation rejects; nothing in the sandbox needs that endpoint.
                 "--endpoint-reconciler-type=none".to_string(),
+                // Webhooks behind a Service are reached at an endpoint of the Service, not its
+                // ClusterIP (the sandbox has no kube-proxy): the chart's webhook configurations
+                // then work as rendered, TLS name and all.
+                "--enable-aggregator-routing=true".to_string(),
                 "--profiling=false".to_string(),
                 "--v=1".to_string(),
             ],

@@ -20,6 +20,7 @@ pub mod binaries;
 pub mod control_plane;
 mod error;
 pub mod guard;
+pub mod helm;
 pub mod http_client;
 pub mod kubelet;
 pub mod manifests;
@@ -243,6 +244,12 @@ impl Sandbox {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The host end of the pod network's veth: an address Kubernetes accepts in EndpointSlices
+    /// (pods reach it, the apiserver dials it) where a process of the host can listen.
+    pub fn host_address(&self) -> std::net::Ipv4Addr {
+        self.network.plan().host_address()
     }
 
     pub fn netns_name(&self) -> &str {

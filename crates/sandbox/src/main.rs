@@ -105,6 +105,10 @@ async fn prepare() -> lb_sandbox::Result<()> {
         "kube-controller-manager  {}",
         bins.kube_controller_manager.display()
     );
+    let helm = tokio::task::spawn_blocking(lb_sandbox::helm::ensure)
+        .await
+        .map_err(|e| lb_sandbox::SandboxError::Config(e.to_string()))??;
+    println!("helm                     {}", helm.display());
     Ok(())
 }
 

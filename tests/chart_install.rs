@@ -1,0 +1,437 @@
+//! The Helm chart (charts/lb-controller), with the real helm binary, on the sandbox:
+//! - it lints; `helm template` with only `clusterName` renders; without it, or with a typo in a
+//!   value, it fails naming the value; config/ holds the same CRDs, RBAC and webhooks;
+//! - installed (every object applied server-side), the controller runs as the chart's
+//!   ServiceAccount behind the chart's webhook configurations: readiness gates, an NLB Service
+//!   and an ALB Ingress work, so a verb missing from the chart's RBAC fails here;
+//! - two replicas: kill -9 of the leader during a rollout under load, the standby takes over and
+//!   no request fails; SIGTERM of the leader hands over at once (takeover times printed);
+//! - the webhook certificate files rotated: admission goes on, the new certificate is served.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::api::PostParams;
+use lb_lab::bench_rollout::load::Load;
+use lb_lab::chart::{self, ControllerProcess, Installed, lease_holder};
+use lb_lab::harness::gated_web_binding;
+use lb_sandbox::testing::*;
+use lb_sandbox::{Sandbox, manifests};
+use serde_json::Value;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_lb-controller");
+
+fn yaml_documents(path: &str) -> Vec<Value> {
+    chart::documents(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    documents.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// The webhooks of a configuration without their caBundle (the chart's own, config/'s injected).
+fn webhooks_without_ca(configuration: &Value) -> Value {
+    let mut webhooks = configuration["webhooks"].clone();
+    for webhook in webhooks.as_array_mut().unwrap() {
+        if let Some(client) = webhook["clientConfig"].as_object_mut() {
+            client.remove("caBundle");
+        }
+    }
+    webhooks
+}
+
+#[test]
+fn the_chart_lints_renders_with_only_the_cluster_name_refuses_typos_and_matches_config() {
+    chart::helm(&["lint", ".", "--set", "clusterName=prod"]).expect("helm lint passes");
+    let missing = chart::render(&[], &[]).unwrap_err().to_string();
+    assert!(missing.contains("clusterName is required"), "{missing}");
+    let typo = chart::render(&[("clusterName", "prod"), ("clusterNmae", "prod")], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(typo.contains("clusterNmae"), "{typo}");
+    let typo = chart::render(&[("clusterName", "prod"), ("replicas", "3")], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(typo.contains("replicas"), "{typo}");
+
+    let rendered =
+        chart::documents(&chart::render(&[("clusterName", "prod")], &[]).unwrap()).unwrap();
+    let config = |path: &str| yaml_documents(&format!("config/{path}"));
+    // CRDs, exactly.
+    assert_eq!(
+        of_kind(&rendered, "CustomResourceDefinition"),
+        config("crd/elbv2.k8s.aws.yaml").iter().collect::<Vec<_>>()
+    );
+    // RBAC: the same rules.
+    for (kind, path) in [
+        ("ClusterRole", "rbac/cluster-role.yaml"),
+        ("Role", "rbac/leader-election-role.yaml"),
+    ] {
+        assert_eq!(
+            of_kind(&rendered, kind)[0]["rules"],
+            config(path)[0]["rules"],
+            "{kind}"
+        );
+    }
+    // Webhooks: the same names, paths, rules, selectors and failure policies.
+    let webhooks = config("webhook/manifests.yaml");
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        assert_eq!(
+            webhooks_without_ca(of_kind(&rendered, kind)[0]),
+            webhooks_without_ca(of_kind(&webhooks, kind)[0]),
+            "{kind}"
+        );
+    }
+    // The webhooks trust the CA that signed the chart's certificate.
+    let secret = of_kind(&rendered, "Secret")[0];
+    let ca = secret["data"]["ca.crt"].as_str().unwrap();
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        for webhook in of_kind(&rendered, kind)[0]["webhooks"].as_array().unwrap() {
+            assert_eq!(
+                webhook["clientConfig"]["caBundle"], ca,
+                "{}",
+                webhook["name"]
+            );
+        }
+    }
+    // The Deployment runs the product as upstream's chart does.
+    let deployment = of_kind(&rendered, "Deployment")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--cluster-name=prod"), "{args:?}");
+    assert!(args.contains(&"--enable-leader-election=true"), "{args:?}");
+}
+
+/// A sandbox with the chart installed (`sets` beside the cluster's name) and `replicas`
+/// controller processes behind the webhook Service.
+async fn installed(
+    replicas: &[&str],
+    files: &[(&str, &Path)],
+) -> (Sandbox, Installed, Vec<ControllerProcess>) {
+    let sandbox = start_sandbox().await;
+    let cluster = sandbox.aws().unwrap().cluster_name().to_string();
+    let rendered = chart::render(&[("clusterName", &cluster)], files).unwrap();
+    let installed = chart::install(&sandbox, &rendered).await.unwrap();
+    let mut processes = Vec::new();
+    for name in replicas {
+        processes.push(
+            ControllerProcess::start(Path::new(BINARY), &sandbox, &installed, name)
+                .await
+                .unwrap(),
+        );
+    }
+    let ports: Vec<u16> = processes.iter().map(|p| p.webhook_port).collect();
+    chart::point_webhook_service(&sandbox, &ports)
+        .await
+        .unwrap();
+    (sandbox, installed, processes)
+}
+
+async fn deploy_web(client: &kube::Client, ns: &str, replicas: i32) {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &web_deployment("web", replicas, 1, 0),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_from_the_chart_as_its_service_account_gates_nlb_and_alb_work() {
+    common::init_tracing();
+    let (sandbox, installed, processes) = installed(&["replica-a"], &[]).await;
+    let client = sandbox.client();
+    assert_eq!(installed.service_account, "lb-controller");
+    eventually("the replica leads", Duration::from_secs(30), || async {
+        lease_holder(&sandbox)
+            .await
+            .filter(|h| h.starts_with("replica-a"))
+    })
+    .await;
+
+    // Readiness gates: injected through the chart's pod webhook, opened by the controller.
+    gated_web_binding(&sandbox, "gates", "chart-gates", 2)
+        .await
+        .unwrap();
+    deploy_web(&client, "gates", 3).await;
+    let pods = eventually("3 gated pods Ready", Duration::from_secs(90), || async {
+        let ready = ready_pods(&client, "gates", "web").await;
+        (ready.len() == 3).then_some(ready)
+    })
+    .await;
+    for pod in &pods {
+        let gates = pod.spec.as_ref().unwrap().readiness_gates.clone();
+        assert_eq!(gates.map(|g| g.len()), Some(1), "{:?}", pod.metadata.name);
+    }
+
+    // An NLB: the Service webhook gives it our class; the reconciler makes the NLB.
+    sandbox.create_namespace("nlb", &[]).await.unwrap();
+    let mut web = service("web", "LoadBalancer");
+    web.metadata.annotations = Some(
+        [(
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type".to_string(),
+            "ip".to_string(),
+        )]
+        .into(),
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), "nlb");
+    let created = services.create(&PostParams::default(), &web).await.unwrap();
+    assert_eq!(
+        created.spec.unwrap().load_balancer_class.as_deref(),
+        Some("service.k8s.aws/nlb")
+    );
+    deploy_web(&client, "nlb", 2).await;
+    eventually("the NLB's hostname", Duration::from_secs(60), || async {
+        services
+            .get("web")
+            .await
+            .ok()?
+            .status?
+            .load_balancer?
+            .ingress?
+            .first()?
+            .hostname
+            .clone()
+    })
+    .await;
+
+    // An ALB from the seed's 2048 Ingress, answering through the data plane.
+    let yaml = std::fs::read_to_string("examples/ingress-alb/game-2048.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    let dns_name = eventually("the ALB's hostname", Duration::from_secs(90), || async {
+        common::ingress_hostname(&client, "game-2048", "ingress-2048").await
+    })
+    .await;
+    let aws = sandbox.aws().unwrap();
+    eventually(
+        "the game answered through the ALB",
+        Duration::from_secs(90),
+        || async {
+            let listener = aws.listener_address(&dns_name, 80).await.ok()?;
+            let answer = lb_sandbox::http_client::get(
+                &sandbox.guard(),
+                listener,
+                "/",
+                Duration::from_secs(5),
+            )
+            .await
+            .ok()?;
+            (answer.status == 200).then_some(())
+        },
+    )
+    .await;
+    for process in processes {
+        process.terminate(Duration::from_secs(10)).await;
+    }
+    sandbox.shutdown().await;
+}
+
+/// Polls the Lease until a holder other than `old` (a prefix) holds it; the time it took.
+async fn takeover(sandbox: &Sandbox, old: &str, since: Instant) -> (String, Duration) {
+    loop {
+        if let Some(holder) = lease_holder(sandbox).await
+            && !holder.starts_with(old)
+        {
+            return (holder, since.elapsed());
+        }
+        assert!(since.elapsed() < Duration::from_secs(60), "no takeover");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_a_killed_leader_mid_rollout_without_a_failed_request() {
+    common::init_tracing();
+    let (sandbox, installed, mut processes) = installed(&["replica-a", "replica-b"], &[]).await;
+    let client = sandbox.client();
+    let leader = eventually("a leader", Duration::from_secs(30), || async {
+        lease_holder(&sandbox).await
+    })
+    .await;
+    let leader_index = usize::from(!leader.starts_with("replica-a"));
+    let standby = processes.remove(1 - leader_index);
+    let leader = processes.remove(0);
+
+    gated_web_binding(&sandbox, "failover", "failover", 2)
+        .await
+        .unwrap();
+    deploy_web(&client, "failover", 4).await;
+    eventually("4 gated pods Ready", Duration::from_secs(90), || async {
+        (ready_pods(&client, "failover", "web").await.len() == 4).then_some(())
+    })
+    .await;
+    let aws = sandbox.aws().unwrap();
+    let dns_name = aws
+        .control()
+        .listeners()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.dns_name.contains("failover"))
+        .map(|l| l.dns_name)
+        .unwrap();
+    let listener = aws.listener_address(&dns_name, 80).await.unwrap();
+    let load = Load::start(listener, "/", 50);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    start_rollout(&client, "failover", "web", "v2").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed = Instant::now();
+    let leader_name = leader.name.clone();
+    leader.kill().await;
+    let (holder, after_kill) = takeover(&sandbox, &leader_name, killed).await;
+    assert!(holder.starts_with(&standby.name), "{holder}");
+    eventually(
+        "the rollout completes under the new leader",
+        Duration::from_secs(180),
+        || async {
+            rollout_complete(&client, "failover", "web", 4)
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let samples = load.stop().await;
+    let failed = samples.iter().filter(|s| s.outcome.is_failure()).count();
+    println!(
+        "FIGURE takeover after kill -9 of the leader: {:.2} s (lease 15 s); requests {} failed {failed}",
+        after_kill.as_secs_f64(),
+        samples.len()
+    );
+    assert_eq!(failed, 0, "requests failed during the failover");
+
+    // SIGTERM: the leader releases the Lease; a new standby takes it at once.
+    let next = ControllerProcess::start(Path::new(BINARY), &sandbox, &installed, "replica-c")
+        .await
+        .unwrap();
+    chart::point_webhook_service(&sandbox, &[standby.webhook_port, next.webhook_port])
+        .await
+        .unwrap();
+    let terminated = Instant::now();
+    let standby_name = standby.name.clone();
+    let status = standby.terminate(Duration::from_secs(15)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let (holder, after_term) = takeover(&sandbox, &standby_name, terminated).await;
+    assert!(holder.starts_with("replica-c"), "{holder}");
+    println!(
+        "FIGURE takeover after SIGTERM of the leader: {:.2} s",
+        after_term.as_secs_f64()
+    );
+    next.terminate(Duration::from_secs(10)).await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_webhook_certificate_files_are_served_without_a_restart() {
+    common::init_tracing();
+    let webhook_service = "lb-controller-webhook-service";
+    let names = [
+        format!("{webhook_service}.kube-system"),
+        format!("{webhook_service}.kube-system.svc"),
+    ];
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    // User-supplied TLS (webhookTLS.*): a CA of ours, so the test can sign the next certificate.
+    let scratch = tempfile::tempdir().unwrap();
+    let pki = lb_sandbox::pki::Pki::generate(scratch.path(), [10, 96, 0, 1].into()).unwrap();
+    let (cert, key) = pki.serving_certificate(names[1], &names, &[]).unwrap();
+    let files = [
+        ("ca.crt", pki.ca_pem()),
+        ("tls.crt", cert),
+        ("tls.key", key),
+    ];
+    for (file, pem) in &files {
+        std::fs::write(scratch.path().join(file), pem).unwrap();
+    }
+    let paths: Vec<(&str, std::path::PathBuf)> = [
+        ("webhookTLS.caCert", "ca.crt"),
+        ("webhookTLS.cert", "tls.crt"),
+        ("webhookTLS.key", "tls.key"),
+    ]
+    .iter()
+    .map(|(k, f)| (*k, scratch.path().join(f)))
+    .collect();
+    let paths: Vec<(&str, &Path)> = paths.iter().map(|(k, p)| (*k, p.as_path())).collect();
+    let (sandbox, installed, processes) = installed(&["replica-a"], &paths).await;
+    let port = processes[0].webhook_port;
+    assert_eq!(
+        served_certificate(&pki, port, names[1]).await,
+        pem_der(&files[1].1)
+    );
+
+    // Rotation: a new pair written over the mounted files, as the kubelet does with a Secret.
+    let (next_cert, next_key) = pki.serving_certificate(names[1], &names, &[]).unwrap();
+    std::fs::write(installed.cert_dir.join("tls.key"), &next_key).unwrap();
+    std::fs::write(installed.cert_dir.join("tls.crt"), &next_cert).unwrap();
+    eventually(
+        "the new certificate served",
+        Duration::from_secs(20),
+        || async {
+            (served_certificate(&pki, port, names[1]).await == pem_der(&next_cert)).then_some(())
+        },
+    )
+    .await;
+    // Admission through the apiserver goes on: a new LoadBalancer Service gets our class.
+    sandbox.create_namespace("rotated", &[]).await.unwrap();
+    let services: Api<Service> = Api::namespaced(sandbox.client(), "rotated");
+    let created = services
+        .create(&PostParams::default(), &service("web", "LoadBalancer"))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.unwrap().load_balancer_class.as_deref(),
+        Some("service.k8s.aws/nlb")
+    );
+    for process in processes {
+        process.terminate(Duration::from_secs(10)).await;
+    }
+    sandbox.shutdown().await;
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// The leaf certificate the webhook serves to a client asking for `name`, trusting `pki`'s CA.
+async fn served_certificate(pki: &lb_sandbox::pki::Pki, port: u16, name: &str) -> Vec<u8> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pem_der(&pki.ca_pem()).into()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let server = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let tls = connector.connect(server, stream).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
