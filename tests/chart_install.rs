@@ -120,6 +120,17 @@ fn the_chart_lints_renders_with_only_the_cluster_name_refuses_typos_and_matches_
         .collect();
     assert!(args.contains(&"--cluster-name=prod"), "{args:?}");
     assert!(args.contains(&"--enable-leader-election=true"), "{args:?}");
+    // The binary takes every argument the chart gives it: it gets past its flags and stops at
+    // the cluster connection (clap exits 2 on a flag it does not know or a bad value).
+    let run = std::process::Command::new(BINARY)
+        .args(&args)
+        .env_clear()
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_ne!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("connecting to Kubernetes"), "{stderr}");
 }
 
 /// A sandbox with the chart installed (`sets` beside the cluster's name) and `replicas`
@@ -202,17 +213,8 @@ async fn installed_from_the_chart_as_its_service_account_gates_nlb_and_alb_work(
         Some("service.k8s.aws/nlb")
     );
     deploy_web(&client, "nlb", 2).await;
-    eventually("the NLB's hostname", Duration::from_secs(60), || async {
-        services
-            .get("web")
-            .await
-            .ok()?
-            .status?
-            .load_balancer?
-            .ingress?
-            .first()?
-            .hostname
-            .clone()
+    eventually("the NLB's hostname", Duration::from_secs(60), || {
+        common::service_hostname(&client, "nlb", "web")
     })
     .await;
 
@@ -304,6 +306,22 @@ async fn the_standby_takes_over_a_killed_leader_mid_rollout_without_a_failed_req
     leader.kill().await;
     let (holder, after_kill) = takeover(&sandbox, &leader_name, killed).await;
     assert!(holder.starts_with(&standby.name), "{holder}");
+    // The new leader works from its warm caches: its first gate opens soon after it leads.
+    let leading = Instant::now();
+    eventually(
+        "a gate opened by the new leader",
+        Duration::from_secs(60),
+        || async {
+            (standby
+                .metric("lb_controller_readiness_gates_opened_total")
+                .await
+                > 0.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let first_gate = leading.elapsed();
+    assert_eq!(standby.metric("lb_controller_leader").await, 1.0);
     eventually(
         "the rollout completes under the new leader",
         Duration::from_secs(180),
@@ -318,8 +336,9 @@ async fn the_standby_takes_over_a_killed_leader_mid_rollout_without_a_failed_req
     let samples = load.stop().await;
     let failed = samples.iter().filter(|s| s.outcome.is_failure()).count();
     println!(
-        "FIGURE takeover after kill -9 of the leader: {:.2} s (lease 15 s); requests {} failed {failed}",
+        "FIGURE takeover after kill -9 of the leader: {:.2} s (lease 15 s); first gate opened by the new leader {:.2} s after it took over; requests {} failed {failed}",
         after_kill.as_secs_f64(),
+        first_gate.as_secs_f64(),
         samples.len()
     );
     assert_eq!(failed, 0, "requests failed during the failover");

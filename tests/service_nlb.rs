@@ -25,20 +25,6 @@ const NS: &str = "nlb-demo";
 const SERVICE: &str = "svc-nlb-ip-type";
 const GATE_PREFIX: &str = "target-health.alb.ingress.k8s.aws/";
 
-async fn hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
-    let service = Api::<Service>::namespaced(client.clone(), ns)
-        .get(name)
-        .await
-        .ok()?;
-    service
-        .status?
-        .load_balancer?
-        .ingress?
-        .first()?
-        .hostname
-        .clone()
-}
-
 /// Load balancer names in the emulated account.
 async fn load_balancer_names(elb: &Elb) -> BTreeSet<String> {
     elb.describe_load_balancers()
@@ -120,7 +106,7 @@ async fn the_seeds_nlb_service_gets_an_nlb_that_carries_traffic_and_goes_with_th
     let dns_name = eventually(
         "the NLB's hostname in the status",
         Duration::from_secs(60),
-        || hostname(&client, NS, SERVICE),
+        || common::service_hostname(&client, NS, SERVICE),
     )
     .await;
 
@@ -401,7 +387,7 @@ async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_
         .await
         .unwrap();
     eventually("the NLB's hostname", Duration::from_secs(60), || {
-        hostname(&client, ns, "web")
+        common::service_hostname(&client, ns, "web")
     })
     .await;
     let service = Api::<Service>::namespaced(client.clone(), ns)
@@ -574,7 +560,7 @@ async fn the_seeds_tls_variant_terminates_tls_with_the_certificate_and_refuses_e
         .await
         .unwrap();
     let dns_name = eventually("the NLB's hostname", Duration::from_secs(60), || {
-        hostname(&client, ns, SERVICE)
+        common::service_hostname(&client, ns, SERVICE)
     })
     .await;
     let elb = elb_setup::client(aws).await;

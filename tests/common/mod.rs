@@ -177,17 +177,27 @@ pub async fn load_balancer_arn(elb: &Elb, dns_name: &str) -> String {
 
 /// `status.loadBalancer.ingress[0].hostname` of Ingress `ns/name`, once it has one.
 pub async fn ingress_hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
-    let ingress = Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(client.clone(), ns)
+    status_hostname::<k8s_openapi::api::networking::v1::Ingress>(client, ns, name).await
+}
+
+/// `status.loadBalancer.ingress[0].hostname` of Service `ns/name`, once it has one.
+pub async fn service_hostname(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
+    status_hostname::<k8s_openapi::api::core::v1::Service>(client, ns, name).await
+}
+
+async fn status_hostname<K>(client: &kube::Client, ns: &str, name: &str) -> Option<String>
+where
+    K: lb_lab::status_hostname::StatusHostname
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let object = Api::<K>::namespaced(client.clone(), ns)
         .get(name)
         .await
         .ok()?;
-    ingress
-        .status?
-        .load_balancer?
-        .ingress?
-        .first()?
-        .hostname
-        .clone()
+    object.status_hostname()
 }
 
 /// How many load balancers the emulated account has.

@@ -244,11 +244,7 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         .reconcile_all_on(leadership.gained())
         .graceful_shutdown_on(shutdown)
         .run(tgb::reconcile, tgb::error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!("reconcile: {err}");
-            }
-        });
+        .for_each(|result| report_outcome("binding reconcile", result));
     futures::join!(binding_reconciler, service_reconciler, ingress_reconciler);
     if let Some(elector) = elector {
         elector.release().await;
@@ -359,6 +355,22 @@ async fn start_webhook<A: Elbv2, L, E, C>(
         serve.await;
         reload.abort();
     }))
+}
+
+/// Logs what a controller's stream yields: a failed watch as a warning (it is retried with
+/// backoff; until it lists, the caches stay empty and `/readyz` says so; a 403 names the verb the
+/// ServiceAccount lacks), a failed reconcile at debug (its Event and metrics say it already).
+pub(crate) async fn report_outcome<T, E: std::error::Error + 'static>(
+    what: &'static str,
+    result: Result<T, kube::runtime::controller::Error<E, watcher::Error>>,
+) {
+    match result {
+        Ok(_) => {}
+        Err(kube::runtime::controller::Error::QueueError(err)) => {
+            tracing::warn!("{what}: a watch failed (retried with backoff): {err}");
+        }
+        Err(err) => tracing::debug!("{what}: {err}"),
+    }
 }
 
 /// `/metrics` over plain HTTP until the task is dropped.

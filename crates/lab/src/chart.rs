@@ -138,6 +138,7 @@ pub async fn install(sandbox: &Sandbox, rendered: &str) -> Result<Installed, Har
         write(&cert_dir.join(file), &bytes.0)?;
     }
     let kubeconfig = service_account_kubeconfig(sandbox, &service_account).await?;
+    wait_for_rbac(&kubeconfig).await?;
     Ok(Installed {
         cert_dir,
         kubeconfig,
@@ -200,6 +201,37 @@ async fn service_account_kubeconfig(
             .as_bytes(),
     )?;
     Ok(path)
+}
+
+/// Waits until the ServiceAccount may list what the controller watches: the apiserver's RBAC
+/// cache follows the new ClusterRoleBinding a moment after it is written, and a controller started
+/// before would spend its first watches' backoff on 403s.
+async fn wait_for_rbac(kubeconfig: &Path) -> Result<(), HarnessError> {
+    let config = lb_sandbox::control_plane::load_kubeconfig(kubeconfig).await?;
+    let client = kube::Client::try_from(config).map_err(|source| HarnessError::Kube {
+        context: "building the ServiceAccount's client",
+        source,
+    })?;
+    let listing = kube::api::ListParams::default().limit(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = Api::<k8s_openapi::api::core::v1::Pod>::all(client.clone())
+            .list(&listing)
+            .await;
+        let bindings = Api::<lb_api::TargetGroupBinding>::all(client.clone())
+            .list(&listing)
+            .await;
+        match (pods, bindings) {
+            (Ok(_), Ok(_)) => return Ok(()),
+            (Err(source), _) | (_, Err(source)) if Instant::now() > deadline => {
+                return Err(HarnessError::Kube {
+                    context: "listing as the chart's ServiceAccount",
+                    source,
+                });
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Points the chart's webhook Service at the processes listening on `ports` of the host end of
@@ -301,16 +333,20 @@ impl ControllerProcess {
             health_port,
             log,
         };
+        let mut process = process;
         process.wait_ready(Duration::from_secs(60)).await?;
         Ok(process)
     }
 
     /// Waits for `/readyz` to answer 200 (caches synced, webhooks listening).
-    async fn wait_ready(&self, within: Duration) -> Result<(), HarnessError> {
+    async fn wait_ready(&mut self, within: Duration) -> Result<(), HarnessError> {
         let guard = lb_sandbox::guard::DestinationGuard::loopback_only();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.health_port));
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(self.failed(&format!("exited ({status})")));
+            }
             let answer =
                 lb_sandbox::http_client::get(&guard, addr, "/readyz", Duration::from_secs(1)).await;
             if answer.is_ok_and(|a| a.status == 200) {
@@ -318,14 +354,34 @@ impl ControllerProcess {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Err(self.failed("never answered /readyz"))
+    }
+
+    /// The error for a process that did not come up, with the end of its log.
+    fn failed(&self, what: &str) -> HarnessError {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        Err(HarnessError::Exited(format!(
-            "{} never answered /readyz; the end of its log ({}):\n{}",
+        HarnessError::Exited(format!(
+            "{} {what}; the end of its log ({}):\n{}",
             self.name,
             self.log.display(),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )))
+        ))
+    }
+
+    /// A counter or gauge of the process's `/metrics` (0 when absent or unreadable).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let guard = lb_sandbox::guard::DestinationGuard::loopback_only();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
+        let Ok(answer) =
+            lb_sandbox::http_client::get(&guard, addr, "/metrics", Duration::from_secs(2)).await
+        else {
+            return 0.0;
+        };
+        String::from_utf8_lossy(&answer.body)
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub fn pid(&self) -> Option<u32> {

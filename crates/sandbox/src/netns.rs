@@ -113,7 +113,21 @@ impl PodNetwork {
         ip(&["addr", "add", &format!("{host}/32"), "dev", &self.host_if])?;
         ip(&["link", "set", &self.host_if, "up"])?;
         // Claims the CIDR on the host; fails if another sandbox routed the same prefix first.
-        ip(&["route", "add", &cidr, "dev", &self.host_if, "src", &host])?;
+        // Through the namespace end as gateway, so the host keeps one neighbour entry for the
+        // whole CIDR, not one per pod (the kernel's table holds 1,024 by default: a sandbox of
+        // more pods would stop reaching the newest ones).
+        ip(&[
+            "route",
+            "add",
+            &cidr,
+            "via",
+            &inner,
+            "dev",
+            &self.host_if,
+            "onlink",
+            "src",
+            &host,
+        ])?;
         let ns = ["-n", self.netns.as_str()];
         ip_in(&ns, &["link", "set", "lo", "up"])?;
         ip_in(

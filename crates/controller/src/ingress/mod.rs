@@ -268,11 +268,7 @@ pub async fn run<L, E, C>(
         .watches_stream(watches.params, all_of(ingresses))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!("ingress reconcile: {err}");
-            }
-        })
+        .for_each(|result| crate::runtime::report_outcome("ingress reconcile", result))
         .await;
 }
 

@@ -179,10 +179,6 @@ pub async fn run<L, E>(
         .reconcile_all_on(gained)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!("service reconcile: {err}");
-            }
-        })
+        .for_each(|result| crate::runtime::report_outcome("service reconcile", result))
         .await;
 }
