@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ArgAction;
+use clap::builder::BoolishValueParser;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -43,7 +44,7 @@ pub struct RunArgs {
     )]
     pub webhook_cert_dir: PathBuf,
     /// Run without the webhooks (pods then get no gates injected, bindings no defaults).
-    #[arg(long, env = "LB_CONTROLLER_DISABLE_WEBHOOK")]
+    #[arg(long, env = "LB_CONTROLLER_DISABLE_WEBHOOK", value_parser = BoolishValueParser::new())]
     pub disable_webhook: bool,
     /// Prometheus metrics (`/metrics`): `[host]:port`.
     #[arg(long, env = "LB_CONTROLLER_METRICS_BIND_ADDR", default_value = ":8080", value_parser = parse_bind_addr)]
@@ -90,10 +91,10 @@ pub struct RunArgs {
     #[arg(long, env = "LB_CONTROLLER_POD_TERMINATION_HOLD", default_value = "15s", value_parser = humantime::parse_duration)]
     pub pod_termination_hold: Duration,
     /// Leave Services alone (only TargetGroupBindings and Ingresses are reconciled).
-    #[arg(long, env = "LB_CONTROLLER_DISABLE_SERVICE_CONTROLLER")]
+    #[arg(long, env = "LB_CONTROLLER_DISABLE_SERVICE_CONTROLLER", value_parser = BoolishValueParser::new())]
     pub disable_service_controller: bool,
     /// Leave Ingresses alone.
-    #[arg(long, env = "LB_CONTROLLER_DISABLE_INGRESS_CONTROLLER")]
+    #[arg(long, env = "LB_CONTROLLER_DISABLE_INGRESS_CONTROLLER", value_parser = BoolishValueParser::new())]
     pub disable_ingress_controller: bool,
     /// `info` or `debug` (RUST_LOG, when set, says more precisely).
     #[arg(long, env = "LB_CONTROLLER_LOG_LEVEL", default_value = "info", value_parser = ["info", "debug"])]
@@ -135,10 +136,10 @@ impl RunArgs {
     }
 }
 
-/// `:8080` (all addresses), `127.0.0.1:8080`, `[::]:8080`.
+/// `:8080` (all addresses, IPv6 and IPv4), `127.0.0.1:8080`, `[::]:8080`.
 fn parse_bind_addr(value: &str) -> Result<SocketAddr, String> {
     let full = match value.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
+        Some(port) => format!("[::]:{port}"),
         None => value.to_string(),
     };
     full.parse()
@@ -192,8 +193,8 @@ mod tests {
         let run = parse(&["--cluster-name=prod"]).unwrap();
         assert_eq!(run.cluster_name, "prod");
         assert_eq!(run.webhook_bind_port, 9443);
-        assert_eq!(run.metrics_bind_addr, "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(run.health_probe_bind_addr, "0.0.0.0:61779".parse().unwrap());
+        assert_eq!(run.metrics_bind_addr, "[::]:8080".parse().unwrap());
+        assert_eq!(run.health_probe_bind_addr, "[::]:61779".parse().unwrap());
         assert!(run.enable_leader_election);
         assert_eq!(run.ingress_class, "alb");
         assert_eq!(run.load_balancer_class, "service.k8s.aws/nlb");

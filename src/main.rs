@@ -84,7 +84,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
     let aws = lb_aws::SdkElbv2::new(&config, calls.clone());
     let balancers = load_balancers(&args, &config, &calls);
     let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
-        listen: ([0, 0, 0, 0], args.webhook_bind_port).into(),
+        listen: (std::net::Ipv6Addr::UNSPECIFIED, args.webhook_bind_port).into(),
         cert: args.webhook_cert_dir.join("tls.crt"),
         key: args.webhook_cert_dir.join("tls.key"),
         termination_hold: args.pod_termination_hold,

@@ -1,6 +1,8 @@
 //! The IAM policy the controller needs: exactly the AWS actions its code calls, generated from
-//! [`Operation::ALL`] (every SDK call is recorded under one of them for the metrics), plus the
-//! two permissions AWS checks implicitly when a resource is created with tags. Committed as
+//! [`Operation::ALL`] (every SDK call is recorded under one of them for the metrics), plus what
+//! AWS checks implicitly: `ec2:CreateTags` for a security group created with its tags, and
+//! `iam:CreateServiceLinkedRole` (for ELB only) for the first load balancer of an account. The
+//! ARNs are the `aws` partition's (as upstream's policy; other partitions change `arn:aws:`). Committed as
 //! `config/iam/iam-policy.json` (`lb-controller iam-policy` prints it); a test fails when the
 //! file, the operations or the SDK calls in this crate's sources disagree.
 
@@ -65,6 +67,13 @@ pub fn policy() -> Value {
                 "Resource": "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*"
             },
             {"Sid": "LoadBalancers", "Effect": "Allow", "Action": write, "Resource": "*"},
+            {
+                "Sid": "ElbServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": ["iam:CreateServiceLinkedRole"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}
+            },
             {
                 "Sid": "TargetGroupBindingRoles",
                 "Effect": "Allow",
@@ -188,6 +197,7 @@ mod tests {
             "elasticloadbalancing:RegisterTargets",
             "ec2:CreateSecurityGroup",
             "ec2:CreateTags",
+            "iam:CreateServiceLinkedRole",
             "acm:ListCertificates",
             "sts:AssumeRole",
         ] {

@@ -1,7 +1,9 @@
 //! The SDK configuration the controller's clients share: retries and timeouts, the region
 //! (`--aws-region`, else the SDK's chain: environment, profile, IMDS) and per-service endpoints
 //! (`--aws-api-endpoints`, upstream's `ec2=https://...,elasticloadbalancing=https://...`, for
-//! VPC endpoints and private partitions).
+//! VPC endpoints and private partitions). The clients the controller makes use them; the STS
+//! client of the credential chain (IRSA's AssumeRoleWithWebIdentity) follows `AWS_ENDPOINT_URL_STS`
+//! and `AWS_STS_REGIONAL_ENDPOINTS` as the SDK reads them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,7 +60,12 @@ impl LoadServiceConfig for Endpoints {
         if key.env() != "AWS_ENDPOINT_URL" {
             return None;
         }
-        self.0.get(key.service_id()).cloned()
+        self.0.get(key.service_id()).cloned().or_else(|| {
+            // The SDK's own per-service variable still counts for services the flag leaves out
+            // (`AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2`, ...).
+            let service = key.service_id().replace(' ', "_").to_uppercase();
+            std::env::var(format!("AWS_ENDPOINT_URL_{service}")).ok()
+        })
     }
 }
 

@@ -2,28 +2,43 @@
 //!
 //! - `/healthz`: the process answers;
 //! - `/readyz`: the caches the webhooks and reconcilers read (bindings, pods, Services,
-//!   EndpointSlices, namespaces) have their first full list. A standby is ready too: it serves
+//!   EndpointSlices, namespaces; IngressClasses and their parameters with the Ingress reconciler)
+//!   have their first full list. A standby is ready too: it serves
 //!   the webhooks behind the same Service as the leader.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt;
 
 use axum::http::StatusCode;
 
 use crate::stores::Stores;
 
-/// Serves the probes until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, stores: Stores) {
+/// Serves the probes until the task is dropped. `ingresses`: the Ingress reconciler runs, so the
+/// Ingress webhook reads the classes and their parameters too (their watches run only then).
+pub async fn serve(listener: tokio::net::TcpListener, stores: Stores, ingresses: bool) {
     let synced = Arc::new(AtomicBool::new(false));
     let mark = synced.clone();
     let waiting = tokio::spawn(async move {
-        let _ = futures::join!(
-            stores.bindings.wait_until_ready(),
-            stores.pods.wait_until_ready(),
-            stores.services.wait_until_ready(),
-            stores.slices.wait_until_ready(),
-            stores.namespaces.wait_until_ready(),
-        );
+        // Polled, not awaited: a store's readiness future (kube-runtime's DelayedInit) keeps the
+        // waker of its last poller only, and the binding controller awaits the same store, so
+        // one of the two waiters was never woken (1 start in 3 on the sandbox, caches listed).
+        let started = std::time::Instant::now();
+        let mut said = started;
+        loop {
+            let pending = unsynced(&stores, ingresses);
+            if pending.is_empty() {
+                break;
+            }
+            if said.elapsed() >= Duration::from_secs(10) {
+                tracing::info!(?pending, "waiting for the first list of these caches");
+                said = std::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::info!(took = ?started.elapsed(), "caches synced: ready");
         mark.store(true, Ordering::Release);
     });
     let app = axum::Router::new()
@@ -45,4 +60,43 @@ pub async fn serve(listener: tokio::net::TcpListener, stores: Stores) {
         tracing::warn!("health probe server: {err}");
     }
     waiting.abort();
+}
+
+/// The caches that have not had their first full list yet.
+fn unsynced(stores: &Stores, ingresses: bool) -> Vec<&'static str> {
+    let ready = |wait: futures::future::BoxFuture<'_, _>| wait.now_or_never().is_some();
+    let mut pending = Vec::new();
+    let caches: [(&str, bool); 5] = [
+        (
+            "targetgroupbindings",
+            ready(stores.bindings.wait_until_ready().boxed()),
+        ),
+        ("pods", ready(stores.pods.wait_until_ready().boxed())),
+        (
+            "services",
+            ready(stores.services.wait_until_ready().boxed()),
+        ),
+        (
+            "endpointslices",
+            ready(stores.slices.wait_until_ready().boxed()),
+        ),
+        (
+            "namespaces",
+            ready(stores.namespaces.wait_until_ready().boxed()),
+        ),
+    ];
+    for (name, synced) in caches {
+        if !synced {
+            pending.push(name);
+        }
+    }
+    if ingresses {
+        if !ready(stores.ingress_classes.wait_until_ready().boxed()) {
+            pending.push("ingressclasses");
+        }
+        if !ready(stores.class_params.wait_until_ready().boxed()) {
+            pending.push("ingressclassparams");
+        }
+    }
+    pending
 }

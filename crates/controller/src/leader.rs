@@ -119,13 +119,14 @@ impl LeaderElector {
 
     /// Gives the Lease up (when held), so a standby takes over at once instead of after the
     /// lease duration. Call it after the reconcilers have finished their in-flight work.
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         let _ = self.stop.send(());
-        if tokio::time::timeout(Duration::from_secs(5), self.task)
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
             .await
             .is_err()
         {
             tracing::warn!("leader election: the Lease was not released within 5 s");
+            self.task.abort();
         }
     }
 }
@@ -152,9 +153,24 @@ async fn campaign(
     let mut observed: Option<Observed> = None;
     let mut last_renewal = Instant::now();
     'campaign: loop {
-        let wait = match step(&api, &options, &mut observed).await {
+        // No look may outlast the renew deadline: a leader whose renewal hangs (a stalled
+        // connection) must stop leading before a standby may take the Lease over.
+        let was_leading = *leading.borrow();
+        let budget = if was_leading {
+            options
+                .renew_deadline
+                .saturating_sub(last_renewal.elapsed())
+        } else {
+            options.renew_deadline
+        };
+        let attempt = Instant::now();
+        let looked = tokio::time::timeout(budget, step(&api, &options, &mut observed))
+            .await
+            .unwrap_or(Err(LeaseError::Timeout(budget)));
+        let wait = match looked {
             Ok(Step::Leading) => {
-                last_renewal = Instant::now();
+                // The renewal counts from when it was sent, not from when it was answered.
+                last_renewal = attempt;
                 set(&leading, true, &options);
                 options.retry_period
             }
@@ -212,6 +228,8 @@ enum LeaseError {
     Read { name: String, source: kube::Error },
     #[error("writing Lease {name}: {source}")]
     Write { name: String, source: kube::Error },
+    #[error("no answer from the apiserver within {0:?}")]
+    Timeout(Duration),
 }
 
 /// One look at the Lease: create, renew, take over an expired or free one, or stand by.
@@ -284,9 +302,9 @@ async fn step(
         .await
     {
         Ok(_) => Ok(Step::Leading),
-        Err(kube::Error::Api(status)) if status.code == 409 && !mine => {
-            Ok(Step::Standing(Duration::ZERO))
-        }
+        // Someone wrote the Lease since we read it: another replica took it (or won the race
+        // to take it). Stop leading now; the next look, at once, says who holds it.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Step::Standing(Duration::ZERO)),
         Err(source) => Err(write_error(source)),
     }
 }

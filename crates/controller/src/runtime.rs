@@ -76,10 +76,19 @@ pub enum RunError {
     },
 }
 
+/// Listens on `addr`; for all IPv6 addresses (`[::]`, what `:port` means) with IPv4 too, or on
+/// all IPv4 addresses where the host has no IPv6.
 async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Listen { addr, source })
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(_) if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            tokio::net::TcpListener::bind(v4)
+                .await
+                .map_err(|source| RunError::Listen { addr: v4, source })
+        }
+        Err(source) => Err(RunError::Listen { addr, source }),
+    }
 }
 
 /// Which namespaces the controller watches: all, or one (`--watch-namespace`). Cluster-scoped
@@ -200,7 +209,12 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     }
     if let Some(addr) = options.health {
         let listener = listen(addr).await?;
-        servers.push(tokio::spawn(health::serve(listener, stores.clone())));
+        let ingresses = balancers.ingresses.is_some();
+        servers.push(tokio::spawn(health::serve(
+            listener,
+            stores.clone(),
+            ingresses,
+        )));
     }
     servers.push(tokio::spawn(
         watches.namespace_events.for_each(|_| async {}),

@@ -30,6 +30,23 @@ pub async fn validate<A: Elbv2, W: ClusterWrites>(
     let (Some(ingress), Some(naming)) = (&request.object, &state.ingresses) else {
         return Json(response.into_review());
     };
+    // Never in the way of a deletion (the finalizer's removal is an update), nor of an update
+    // that leaves the annotations and the class as they were (finalizers, labels, rules): an
+    // Ingress admitted before, or before the webhook existed, stays manageable.
+    let unchanged = request.old_object.as_ref().is_some_and(|old| {
+        old.metadata.annotations == ingress.metadata.annotations
+            && old
+                .spec
+                .as_ref()
+                .and_then(|s| s.ingress_class_name.as_ref())
+                == ingress
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.ingress_class_name.as_ref())
+    });
+    if ingress.metadata.deletion_timestamp.is_some() || unchanged {
+        return Json(response.into_review());
+    }
     let stores = &state.ctx.stores;
     let classes = Classes::read(&stores.ingress_classes, &stores.class_params);
     match selection(ingress, &classes, stores, &naming.class) {
