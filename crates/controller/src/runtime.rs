@@ -188,8 +188,7 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
             .debounce(DEBOUNCE)
             .concurrency(CONCURRENCY),
     );
-    let watches = Watched::start(&client, &scope);
-    let stores = watches.stores(controller.store());
+    let (stores, events) = watch(&client, &scope, controller.store());
     let writes = KubeWrites::new(client.clone());
     let ctx = Arc::new(
         Context::new(client, aws, writes, stores.clone()).with_leadership(leadership.clone()),
@@ -216,9 +215,7 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
             ingresses,
         )));
     }
-    servers.push(tokio::spawn(
-        watches.namespace_events.for_each(|_| async {}),
-    ));
+    servers.push(tokio::spawn(events.namespaces.for_each(|_| async {})));
     if let Some(ready) = ready {
         let _ = ready.send(ctx.clone());
     }
@@ -234,7 +231,7 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     let ingress_reconciler = {
         let (shutdown, client, scope) = (shutdown.clone(), ctx.client.clone(), scope.clone());
         let (stores, leadership) = (stores.clone(), leadership.clone());
-        let ingress_watches = watches.ingress;
+        let ingress_watches = events.ingress;
         async move {
             if let Some(options) = balancers.ingresses {
                 let run = ingress::run(
@@ -251,10 +248,10 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         }
     };
     let binding_reconciler = controller
-        .watches_stream(watches.service_events, by_service(&stores))
-        .watches_stream(watches.slice_events, by_slice(&stores))
-        .watches_stream(watches.pod_events, by_pod(&stores))
-        .watches_stream(watches.node_events, by_node(&stores))
+        .watches_stream(events.services, by_service(&stores))
+        .watches_stream(events.slices, by_slice(&stores))
+        .watches_stream(events.pods, by_pod(&stores))
+        .watches_stream(events.nodes, by_node(&stores))
         .reconcile_all_on(leadership.gained())
         .graceful_shutdown_on(shutdown)
         .run(tgb::reconcile, tgb::error_policy, ctx.clone())
@@ -269,73 +266,59 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     Ok(())
 }
 
-/// The shared watches (their caches, and the event streams that keep them filled).
-struct Watched {
-    pods: Store<Pod>,
-    pod_events: BoxStream<'static, Result<Pod, watcher::Error>>,
-    services: Store<Service>,
-    service_events: BoxStream<'static, Result<Service, watcher::Error>>,
-    slices: Store<EndpointSlice>,
-    slice_events: BoxStream<'static, Result<EndpointSlice, watcher::Error>>,
-    nodes: Store<Node>,
-    node_events: BoxStream<'static, Result<Node, watcher::Error>>,
-    namespaces: Store<Namespace>,
-    namespace_events: BoxStream<'static, Result<Namespace, watcher::Error>>,
-    ingresses: Store<Ingress>,
-    ingress_classes: Store<IngressClass>,
-    class_params: Store<IngressClassParams>,
-    /// Polled (and the caches above filled) only with the Ingress reconciler on.
+/// The event streams of the shared watches: polling them keeps the caches in [`Stores`] filled.
+struct Events {
+    pods: BoxStream<'static, Result<Pod, watcher::Error>>,
+    services: BoxStream<'static, Result<Service, watcher::Error>>,
+    slices: BoxStream<'static, Result<EndpointSlice, watcher::Error>>,
+    nodes: BoxStream<'static, Result<Node, watcher::Error>>,
+    namespaces: BoxStream<'static, Result<Namespace, watcher::Error>>,
+    /// Polled (and their caches filled) only with the Ingress reconciler on.
     ingress: ingress::Watches,
 }
 
-impl Watched {
-    fn start(client: &Client, scope: &WatchScope) -> Self {
-        let (pods, pod_events) = reflect::<Pod>(scope.api(client));
-        // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
-        // conditions our own writes cause (the EndpointSlice reports readiness anyway).
-        let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
-        let (services, service_events) = reflect::<Service>(scope.api(client));
-        let (slices, slice_events) = reflect::<EndpointSlice>(scope.api(client));
-        let (nodes, node_events) = reflect::<Node>(Api::all(client.clone()));
-        let (namespaces, namespace_events) = reflect::<Namespace>(Api::all(client.clone()));
-        let (ingresses, ingress_events) = reflect::<Ingress>(scope.api(client));
-        let (ingress_classes, class_events) = reflect::<IngressClass>(Api::all(client.clone()));
-        let (class_params, params_events) = reflect::<IngressClassParams>(Api::all(client.clone()));
-        Self {
-            pods,
-            pod_events: pod_events.boxed(),
-            services,
-            service_events: service_events.boxed(),
-            slices,
-            slice_events: slice_events.boxed(),
-            nodes,
-            node_events: node_events.boxed(),
-            namespaces,
-            namespace_events: namespace_events.boxed(),
-            ingresses,
-            ingress_classes,
-            class_params,
-            ingress: ingress::Watches {
-                ingresses: ingress_events.boxed(),
-                classes: class_events.boxed(),
-                params: params_events.boxed(),
-            },
-        }
-    }
-
-    fn stores(&self, bindings: Store<TargetGroupBinding>) -> Stores {
-        Stores {
-            bindings,
-            namespaces: self.namespaces.clone(),
-            pods: self.pods.clone(),
-            services: self.services.clone(),
-            slices: self.slices.clone(),
-            nodes: self.nodes.clone(),
-            ingresses: self.ingresses.clone(),
-            ingress_classes: self.ingress_classes.clone(),
-            class_params: self.class_params.clone(),
-        }
-    }
+/// Starts the shared watches of `scope`: their caches (with the binding controller's own) and
+/// the streams that fill them.
+fn watch(
+    client: &Client,
+    scope: &WatchScope,
+    bindings: Store<TargetGroupBinding>,
+) -> (Stores, Events) {
+    let (pods, pod_events) = reflect::<Pod>(scope.api(client));
+    // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
+    // conditions our own writes cause (the EndpointSlice reports readiness anyway).
+    let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
+    let (services, service_events) = reflect::<Service>(scope.api(client));
+    let (slices, slice_events) = reflect::<EndpointSlice>(scope.api(client));
+    let (nodes, node_events) = reflect::<Node>(Api::all(client.clone()));
+    let (namespaces, namespace_events) = reflect::<Namespace>(Api::all(client.clone()));
+    let (ingresses, ingress_events) = reflect::<Ingress>(scope.api(client));
+    let (ingress_classes, class_events) = reflect::<IngressClass>(Api::all(client.clone()));
+    let (class_params, params_events) = reflect::<IngressClassParams>(Api::all(client.clone()));
+    let stores = Stores {
+        bindings,
+        namespaces,
+        pods,
+        services,
+        slices,
+        nodes,
+        ingresses,
+        ingress_classes,
+        class_params,
+    };
+    let events = Events {
+        pods: pod_events.boxed(),
+        services: service_events.boxed(),
+        slices: slice_events.boxed(),
+        nodes: node_events.boxed(),
+        namespaces: namespace_events.boxed(),
+        ingress: ingress::Watches {
+            ingresses: ingress_events.boxed(),
+            classes: class_events.boxed(),
+            params: params_events.boxed(),
+        },
+    };
+    (stores, events)
 }
 
 /// Serves the admission webhooks (TLS, the certificate re-read when its files change).

@@ -24,7 +24,7 @@ use lb_sandbox::{Sandbox, SandboxError, helm, manifests};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::harness::HarnessError;
+use crate::harness::{HarnessError, write_file as write};
 
 /// The release as the tests install it: name and namespace as in the chart's README.
 pub const RELEASE: &str = "lb-controller";
@@ -143,19 +143,6 @@ pub async fn install(sandbox: &Sandbox, rendered: &str) -> Result<Installed, Har
         cert_dir,
         kubeconfig,
         service_account,
-    })
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), HarnessError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| HarnessError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    std::fs::write(path, bytes).map_err(|source| HarnessError::Write {
-        path: path.to_path_buf(),
-        source,
     })
 }
 

@@ -156,17 +156,24 @@ pub async fn prepare_cluster(
         &[std::net::Ipv4Addr::LOCALHOST.into()],
     )?;
     let dir = sandbox.dir().join("webhook-certs");
-    let write = |path: std::path::PathBuf, contents: &str| {
-        std::fs::write(&path, contents).map_err(|source| HarnessError::Write { path, source })
-    };
-    std::fs::create_dir_all(&dir).map_err(|source| HarnessError::Write {
-        path: dir.clone(),
-        source,
-    })?;
-    write(dir.join("tls.crt"), &cert_pem)?;
-    write(dir.join("tls.key"), &key_pem)?;
+    write_file(&dir.join("tls.crt"), cert_pem.as_bytes())?;
+    write_file(&dir.join("tls.key"), key_pem.as_bytes())?;
     register_webhooks(&client, port, sandbox.pki().ca_pem()).await?;
     Ok(dir)
+}
+
+/// Writes `bytes` to `path`, creating its directory first.
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), HarnessError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| HarnessError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(path, bytes).map_err(|source| HarnessError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Starts the controller in this process against `sandbox`, with the production defaults.

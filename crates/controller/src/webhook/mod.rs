@@ -34,7 +34,7 @@ use lb_aws::Elbv2;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 
-pub use tls::{CERTIFICATE_CHECK, ReloadingCertificate, TlsError, tls_config};
+pub use tls::{CERTIFICATE_CHECK, ReloadingCertificate, TlsError};
 
 use crate::tgb::Context;
 use crate::writes::ClusterWrites;

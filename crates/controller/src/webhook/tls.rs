@@ -151,8 +151,3 @@ fn read_pair(
     contents.extend(key_pem);
     Ok((pair, contents))
 }
-
-/// A fixed server configuration from PEM files (tests and tools that need no rotation).
-pub fn tls_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
-    Ok(ReloadingCertificate::load(cert, key)?.server_config())
-}
