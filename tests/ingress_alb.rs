@@ -281,10 +281,20 @@ async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken
     );
     // Without the webhook (webhookConfig.disableIngressValidation), the reconciler isolates it.
     drop_ingress_validation(&client).await;
-    ingresses
-        .create(&Default::default(), &broken)
-        .await
-        .unwrap();
+    // The apiserver learns of the changed configuration through its own watch, so the
+    // webhook may still answer for a moment: retry while it does.
+    eventually(
+        "the broken member admitted once the webhook is gone",
+        Duration::from_secs(30),
+        || async {
+            match ingresses.create(&Default::default(), &broken).await {
+                Ok(_) => Some(()),
+                Err(error) if error.to_string().contains("vingress.elbv2.k8s.aws") => None,
+                Err(error) => panic!("creating the broken member: {error}"),
+            }
+        },
+    )
+    .await;
     let warning = eventually(
         "a Warning naming the broken annotation",
         Duration::from_secs(30),
