@@ -45,9 +45,12 @@ pub trait TargetGroups: Clone + Send + Sync + 'static {
         arn: &str,
         targets: &[TargetKey],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// DescribeTargetHealth of the whole group (`targets` None), or of the targets named (those
+    /// not registered come back `unused` with `Target.NotRegistered`).
     fn target_health(
         &self,
         arn: &str,
+        targets: Option<&[TargetKey]>,
     ) -> impl Future<Output = Result<Vec<TargetHealth>, AwsError>> + Send;
 }
 
@@ -223,12 +226,17 @@ impl TargetGroups for SdkTargetGroups {
         Ok(())
     }
 
-    async fn target_health(&self, arn: &str) -> Result<Vec<TargetHealth>, AwsError> {
+    async fn target_health(
+        &self,
+        arn: &str,
+        targets: Option<&[TargetKey]>,
+    ) -> Result<Vec<TargetHealth>, AwsError> {
         let started = Instant::now();
         let result = self
             .client
             .describe_target_health()
             .target_group_arn(arn)
+            .set_targets(targets.map(descriptions))
             .send()
             .await;
         let output = crate::calls::finish(

@@ -179,6 +179,13 @@ impl FakeElb {
         }
     }
 
+    /// Takes a target out of the group as if someone else deregistered it (and it drained).
+    pub fn deregister_outside(&self, arn: &str, target: &TargetKey) {
+        if let Some(group) = self.lock().groups.get_mut(arn) {
+            group.targets.remove(target);
+        }
+    }
+
     /// Puts a target in the group as if someone else registered it (another cluster, a person).
     pub fn register_outside(&self, arn: &str, target: TargetKey, state: TargetState) {
         if let Some(group) = self.lock().groups.get_mut(arn) {
@@ -438,20 +445,35 @@ impl TargetGroups for FakeTargetGroups {
         )
     }
 
-    async fn target_health(&self, arn: &str) -> Result<Vec<TargetHealth>, AwsError> {
+    async fn target_health(
+        &self,
+        arn: &str,
+        targets: Option<&[TargetKey]>,
+    ) -> Result<Vec<TargetHealth>, AwsError> {
         let account = self.account.clone();
         self.elb.lock().call(
             Operation::DescribeTargetHealth,
             &account,
             arn,
-            &[],
+            targets.unwrap_or_default(),
             |state| {
-                Ok(state
-                    .group(&account, arn, Operation::DescribeTargetHealth)?
-                    .targets
-                    .values()
-                    .cloned()
-                    .collect())
+                let group = state.group(&account, arn, Operation::DescribeTargetHealth)?;
+                Ok(match targets {
+                    None => group.targets.values().cloned().collect(),
+                    Some(named) => named
+                        .iter()
+                        .map(|t| {
+                            group.targets.get(t).cloned().unwrap_or_else(|| TargetHealth {
+                                target: t.clone(),
+                                state: TargetState::Unused,
+                                reason: Some(lb_model::elb::NOT_REGISTERED_REASON.to_string()),
+                                description: Some(
+                                    "Target is not registered to the target group".to_string(),
+                                ),
+                            })
+                        })
+                        .collect(),
+                })
             },
         )
     }

@@ -69,11 +69,12 @@ impl LoadServiceConfig for Endpoints {
     }
 }
 
-/// The SDK configuration of the controller: standard retries (10 attempts, as upstream's
-/// `--aws-max-retries`), 10 s per attempt, and `settings`.
+/// The SDK configuration of the controller: adaptive retries (10 attempts, as upstream's
+/// `--aws-max-retries`; after a throttling answer the client also slows its own request rate, so
+/// throttling is met by going slower, not by failing), 10 s per attempt, and `settings`.
 pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(10))
+        .retry_config(RetryConfig::adaptive().with_max_attempts(10))
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_attempt_timeout(Duration::from_secs(10))

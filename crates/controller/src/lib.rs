@@ -7,8 +7,11 @@
 //! - [`pod_conditions`]: the one writer of pod conditions; [`report`]: the one reporter of Events
 //!   and status; both through [`writes`], the Kubernetes write edge.
 //! - [`leader`]: leader election on a Lease, with a warm standby; [`health`]: the probes.
+//! - [`slim`]: what the caches keep of pods, nodes and EndpointSlices.
+//! - [`budget`]: the ELB call budget all bindings share.
 //! - [`error`]: errors, their categories and the requeue they choose; [`metrics`]: Prometheus.
 
+pub mod budget;
 pub mod error;
 pub mod health;
 pub mod ingress;
@@ -19,6 +22,7 @@ pub mod pod_conditions;
 pub mod report;
 pub mod runtime;
 pub mod service;
+pub mod slim;
 pub mod stores;
 pub mod tgb;
 pub mod webhook;

@@ -7,6 +7,9 @@
 //! - `lb_controller_pending_readiness_gates{age}`: gates still closed, by how long (at scrape time);
 //! - `lb_controller_pods_without_readiness_gate_total`;
 //! - `lb_controller_leader`: 1 on the replica that holds the leader Lease;
+//! - `lb_controller_pass_phase_seconds{phase}`: the controller's own time in each phase of a
+//!   binding pass (`resolve`, `pace`, `snapshot`, `describe`, `deregister`, `register`, `gates`,
+//!   `status`), the AWS calls' time included;
 //! - the AWS calls by operation and result, and their latency ([`lb_aws::AwsCalls`]).
 
 use std::collections::HashMap;
@@ -27,11 +30,57 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+/// The phase durations kept for in-process readers (benchmarks): the most recent ones.
+const PHASE_SAMPLES_KEPT: usize = 20_000;
+
+/// Recent phase durations, oldest first, bounded.
+#[derive(Debug, Default)]
+pub struct PhaseSamples {
+    samples: Mutex<std::collections::VecDeque<(&'static str, Duration)>>,
+}
+
+impl PhaseSamples {
+    fn push(&self, phase: &'static str, took: Duration) {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.len() == PHASE_SAMPLES_KEPT {
+            samples.pop_front();
+        }
+        samples.push_back((phase, took));
+    }
+
+    /// The kept durations of each phase, in seconds.
+    pub fn by_phase(&self) -> HashMap<&'static str, Vec<f64>> {
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by_phase: HashMap<&'static str, Vec<f64>> = HashMap::new();
+        for (phase, took) in samples.iter() {
+            by_phase.entry(phase).or_default().push(took.as_secs_f64());
+        }
+        by_phase
+    }
+
+    pub fn clear(&self) {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AgeLabels {
     age: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn phase_histogram() -> Histogram {
+    // 0.1 ms .. ~3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 15))
+}
 
 fn reconcile_histogram() -> Histogram {
     // 1 ms .. ~16 s.
@@ -57,8 +106,9 @@ impl PendingGates {
     /// The binding's gates closed after a pass: pods newly pending start now, pods no longer
     /// pending are forgotten.
     pub fn update(&self, binding: &str, pods: &[String], now: Instant) {
+        let pending: std::collections::HashSet<&String> = pods.iter().collect();
         let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
-        since.retain(|(b, pod), _| b != binding || pods.contains(pod));
+        since.retain(|(b, pod), _| b != binding || pending.contains(pod));
         for pod in pods {
             since
                 .entry((binding.to_string(), pod.clone()))
@@ -109,6 +159,9 @@ pub struct Metrics {
     gates_opened: Counter,
     gate_latency: Histogram,
     pods_without_gate: Counter,
+    pass_phases: HistogramFamily<PhaseLabels>,
+    /// The recent phase durations behind `pass_phases`.
+    pub phase_samples: Arc<PhaseSamples>,
     pub pending_gates: Arc<PendingGates>,
     /// 1 while this replica holds the leader Lease (set at scrape time).
     pub leader: Gauge,
@@ -125,6 +178,8 @@ impl Default for Metrics {
             // 5 ms .. ~20 s.
             gate_latency: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
             pods_without_gate: Counter::default(),
+            pass_phases: Family::new_with_constructor(phase_histogram),
+            phase_samples: Arc::default(),
             pending_gates: Arc::default(),
             leader: Gauge::default(),
         }
@@ -140,6 +195,14 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// A phase of a binding pass took `took`.
+    pub fn phase(&self, phase: &'static str, took: Duration) {
+        self.pass_phases
+            .get_or_create(&PhaseLabels { phase })
+            .observe(took.as_secs_f64());
+        self.phase_samples.push(phase, took);
     }
 
     pub fn registered(&self, count: usize) {
@@ -181,6 +244,11 @@ impl Metrics {
             "lb_controller_reconcile_duration_seconds",
             "Time a TargetGroupBinding reconcile took, by result",
             self.reconcile_duration.clone(),
+        );
+        registry.register(
+            "lb_controller_pass_phase_seconds",
+            "Time the controller spent in each phase of a TargetGroupBinding pass",
+            self.pass_phases.clone(),
         );
         registry.register(
             "lb_controller_targets_registered",

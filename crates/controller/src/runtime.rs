@@ -37,15 +37,19 @@ pub struct LoadBalancerOptions<L, E, C> {
     /// Ingresses -> ALBs.
     pub ingresses: Option<IngressOptions<L, E, C>>,
 }
+use crate::slim;
 use crate::stores::Stores;
 use crate::tgb::{self, Context};
 use crate::webhook::{self, WebhookState};
 use crate::writes::KubeWrites;
 
-/// How long events for one binding are gathered before it is reconciled.
+/// How long events for one Service or Ingress are gathered before it is reconciled. (Bindings
+/// have none: each new event would push the pass back again, so a long burst of endpoint changes
+/// would starve it; their passes are paced instead, see [`tgb`].)
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Bindings reconciled at once.
-pub const CONCURRENCY: u16 = 16;
+/// Bindings reconciled at once (a paced pass waits in its slot; AWS calls are bounded by the
+/// shared [`crate::budget`], not by this).
+pub const CONCURRENCY: u16 = 32;
 
 /// Where to serve Prometheus metrics (plain HTTP, `/metrics`), and the AWS calls to include.
 pub struct MetricsOptions {
@@ -127,11 +131,35 @@ where
         + Sync
         + 'static,
 {
+    reflect_slim(api, |_| {})
+}
+
+/// A reflected watch of the objects of `K` in `api`, keeping only what `slim` leaves (see
+/// [`crate::slim`]) and no managed fields.
+pub(crate) fn reflect_slim<K>(
+    api: Api<K>,
+    slim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
     let (store, writer) = reflector::store::<K>();
     let stream = reflector::reflector(
         writer,
         watcher(api, watcher::Config::default())
-            .modify(|o| o.managed_fields_mut().clear())
+            .modify(move |o| {
+                o.managed_fields_mut().clear();
+                slim(o);
+            })
             .default_backoff(),
     )
     // Deletions matter too: a pod gone, a Service removed.
@@ -177,16 +205,14 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     let leadership = elector
         .as_ref()
         .map_or_else(Leadership::always, LeaderElector::leadership);
-    // Events for one binding within the debounce window are merged into one pass: a rollout's
-    // many pod updates make a few batched AWS calls instead of one each.
+    // Events for one binding that arrive while its pass runs are merged into the next pass, and
+    // passes are paced: a rollout's many pod updates make a few batched AWS calls.
     let controller = Controller::new(
         scope.api::<TargetGroupBinding>(&client),
         watcher::Config::default(),
     )
     .with_config(
-        kube::runtime::controller::Config::default()
-            .debounce(DEBOUNCE)
-            .concurrency(CONCURRENCY),
+        kube::runtime::controller::Config::default().concurrency(CONCURRENCY),
     );
     let (stores, events) = watch(&client, &scope, controller.store());
     let writes = KubeWrites::new(client.clone());
@@ -284,13 +310,14 @@ fn watch(
     scope: &WatchScope,
     bindings: Store<TargetGroupBinding>,
 ) -> (Stores, Events) {
-    let (pods, pod_events) = reflect::<Pod>(scope.api(client));
+    let (pods, pod_events) = reflect_slim::<Pod>(scope.api(client), slim::pod);
     // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
     // conditions our own writes cause (the EndpointSlice reports readiness anyway).
     let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
     let (services, service_events) = reflect::<Service>(scope.api(client));
-    let (slices, slice_events) = reflect::<EndpointSlice>(scope.api(client));
-    let (nodes, node_events) = reflect::<Node>(Api::all(client.clone()));
+    let (slices, slice_events) =
+        reflect_slim::<EndpointSlice>(scope.api(client), slim::endpoint_slice);
+    let (nodes, node_events) = reflect_slim::<Node>(Api::all(client.clone()), slim::node);
     let (namespaces, namespace_events) = reflect::<Namespace>(Api::all(client.clone()));
     let (ingresses, ingress_events) = reflect::<Ingress>(scope.api(client));
     let (ingress_classes, class_events) = reflect::<IngressClass>(Api::all(client.clone()));

@@ -81,7 +81,16 @@ impl TargetHealth {
             description: Some("Target registration is in progress".to_string()),
         }
     }
+
+    /// Whether ELB reported the target as not registered (asked about by name, it is no
+    /// target of the group: drained and gone, or removed by someone else).
+    pub fn is_not_registered(&self) -> bool {
+        self.state == TargetState::Unused && self.reason.as_deref() == Some(NOT_REGISTERED_REASON)
+    }
 }
+
+/// The reason ELB gives for a target asked about that is not registered.
+pub const NOT_REGISTERED_REASON: &str = "Target.NotRegistered";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TargetGroupInfo {

@@ -15,7 +15,7 @@
 //! belong to this cluster (endpoints of the bound Service, or instances of this cluster's nodes)
 //! are ever deregistered, so other clusters' targets stay.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,7 +173,7 @@ pub fn plan(input: &PassInput, clock: &PassClock) -> Plan {
 
 /// (to deregister, to register): the difference between what is registered (draining targets
 /// are on their way out already) and what is wanted, within what the binding may touch.
-fn target_changes(input: &PassInput) -> (Vec<TargetKey>, Vec<TargetKey>) {
+pub fn target_changes(input: &PassInput) -> (Vec<TargetKey>, Vec<TargetKey>) {
     let active: BTreeSet<&TargetKey> = input
         .health
         .iter()
@@ -197,14 +197,16 @@ pub fn may_deregister(binding: &TargetGroupBinding, desired: &Desired, target: &
 }
 
 /// The health the target group reports after deregistering and registering.
-fn health_after(
+pub fn health_after(
     health: &[TargetHealth],
     deregister: &[TargetKey],
     register: &[TargetKey],
 ) -> Vec<TargetHealth> {
+    let deregister: HashSet<&TargetKey> = deregister.iter().collect();
+    let register_set: HashSet<&TargetKey> = register.iter().collect();
     let mut after: Vec<TargetHealth> = health
         .iter()
-        .filter(|h| !register.contains(&h.target))
+        .filter(|h| !register_set.contains(&h.target))
         .cloned()
         .map(|mut h| {
             if deregister.contains(&h.target) {
@@ -217,6 +219,30 @@ fn health_after(
     after
 }
 
+/// `known` with what a DescribeTargetHealth of some of its targets said: described targets take
+/// their described state, and those ELB reports as not registered (`unused`,
+/// `Target.NotRegistered`: a drained target gone, or one removed behind our back) leave.
+pub fn merge_described(known: &[TargetHealth], described: &[TargetHealth]) -> Vec<TargetHealth> {
+    let fresh: HashMap<&TargetKey, &TargetHealth> =
+        described.iter().map(|h| (&h.target, h)).collect();
+    let mut merged: Vec<TargetHealth> = known
+        .iter()
+        .filter_map(|h| match fresh.get(&h.target) {
+            Some(now) if now.is_not_registered() => None,
+            Some(now) => Some((*now).clone()),
+            None => Some(h.clone()),
+        })
+        .collect();
+    let known_targets: HashSet<&TargetKey> = known.iter().map(|h| &h.target).collect();
+    merged.extend(
+        described
+            .iter()
+            .filter(|h| !known_targets.contains(&h.target) && !h.is_not_registered())
+            .cloned(),
+    );
+    merged
+}
+
 #[derive(Default)]
 struct GatePass {
     writes: Vec<GateWrite>,
@@ -227,6 +253,7 @@ struct GatePass {
 /// Each gated pod's verdict and, where it changed, the write.
 fn gate_pass(input: &PassInput, health: &[TargetHealth], now_text: &str) -> GatePass {
     let binding = input.binding.metadata.name.clone().unwrap_or_default();
+    let health: HashMap<&TargetKey, &TargetHealth> = health.iter().map(|h| (&h.target, h)).collect();
     let mut pass = GatePass::default();
     for pod in input.pods {
         if pod.metadata.deletion_timestamp.is_some() {
@@ -245,7 +272,7 @@ fn gate_pass(input: &PassInput, health: &[TargetHealth], now_text: &str) -> Gate
             }
             continue;
         }
-        let target_health = target.and_then(|t| health.iter().find(|h| &h.target == t));
+        let target_health = target.and_then(|t| health.get(t).copied());
         let verdict = gates::verdict(target, target_health, &input.group.name);
         if !verdict.status {
             pass.pending.push(PendingGate {
@@ -277,19 +304,22 @@ fn next_look(
     registered_now: &[TargetKey],
     clock: &PassClock,
 ) -> (NextLook, Option<PollState>) {
+    let states: HashMap<&TargetKey, &TargetState> =
+        health.iter().map(|h| (&h.target, &h.state)).collect();
     let registered = |target: &TargetKey| {
-        health
-            .iter()
-            .any(|h| &h.target == target && h.state != TargetState::Draining)
+        states
+            .get(target)
+            .is_some_and(|s| **s != TargetState::Draining)
     };
     let mut watched: Vec<TargetKey> = pending
         .iter()
         .filter_map(|g| g.target.clone())
         .filter(|t| registered(t))
         .collect();
+    let watched_set: HashSet<TargetKey> = watched.iter().cloned().collect();
     let initial: Vec<TargetKey> = health
         .iter()
-        .filter(|h| h.state == TargetState::Initial && !watched.contains(&h.target))
+        .filter(|h| h.state == TargetState::Initial && !watched_set.contains(&h.target))
         .map(|h| h.target.clone())
         .collect();
     watched.extend(initial);
@@ -297,6 +327,7 @@ fn next_look(
     if watched.is_empty() && !draining {
         return (NextLook::OnChange, None);
     }
+    let registered_now: HashSet<&TargetKey> = registered_now.iter().collect();
     let registered_at = |target: &TargetKey| {
         if registered_now.contains(target) {
             Some(clock.now)
@@ -304,7 +335,7 @@ fn next_look(
             (clock.registered_at)(target)
         }
     };
-    let earliest = earliest_healthy(group, &watched, health, &registered_at);
+    let earliest = earliest_healthy(group, &watched, &states, &registered_at);
     let mut poll = clock.poll;
     let delay = poll.next(
         polling::signature(health),
@@ -321,16 +352,14 @@ fn next_look(
 fn earliest_healthy(
     group: &TargetGroupInfo,
     watched: &[TargetKey],
-    health: &[TargetHealth],
+    states: &HashMap<&TargetKey, &TargetState>,
     registered_at: &dyn Fn(&TargetKey) -> Option<Instant>,
 ) -> Option<Instant> {
     let settle = polling::time_to_healthy(group)?;
     watched
         .iter()
         .map(|target| {
-            let initial = health
-                .iter()
-                .any(|h| &h.target == target && h.state == TargetState::Initial);
+            let initial = states.get(target) == Some(&&TargetState::Initial);
             let at = registered_at(target)?;
             initial.then_some(at + settle)
         })

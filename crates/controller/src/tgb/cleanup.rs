@@ -8,7 +8,8 @@ use lb_aws::{Elbv2, TargetGroups};
 use lb_model::plan::plan_cleanup;
 use lb_model::targets::Desired;
 
-use super::pass::{desired, target_health};
+use super::pass::{describe, desired};
+use crate::budget::CallKind;
 use super::{Context, binding_key};
 use crate::error::{ControllerError, Result};
 use crate::pod_conditions;
@@ -32,7 +33,7 @@ pub async fn cleanup<A: Elbv2, W: ClusterWrites>(
         None => Desired::default(),
     };
     let health = match &resolved {
-        Some((client, group)) => match target_health(ctx, client, group).await {
+        Some((client, group)) => match describe(ctx, client, group, None).await {
             Ok(health) => Some(health),
             Err(ControllerError::TargetGroupNotFound { .. }) => None,
             Err(err) => return Err(err),
@@ -46,8 +47,11 @@ pub async fn cleanup<A: Elbv2, W: ClusterWrites>(
     if let Some((client, group)) = &resolved
         && !plan.deregister.is_empty()
     {
-        client
-            .deregister_targets(&group.arn, &plan.deregister)
+        ctx.budget
+            .run(
+                CallKind::Deregister,
+                client.deregister_targets(&group.arn, &plan.deregister),
+            )
             .await?;
         ctx.metrics.deregistered(plan.deregister.len());
     }

@@ -1,7 +1,8 @@
 //! The TargetGroupBinding reconciler: registers the binding's desired targets, deregisters the
 //! rest, and flips readiness gates the moment ELB says a pod's target is healthy. It decides
-//! nothing itself: each pass reads a snapshot (the watch caches and one DescribeTargetHealth),
-//! asks the model for the plan ([`lb_model::plan`]) and carries it out ([`pass`]). Deleting a
+//! nothing itself: each pass reads a snapshot (the watch caches, and what the controller knows of
+//! the target group, described when unknown or when a look is due), asks the model for the plan
+//! ([`lb_model::plan`]) and carries it out ([`pass`]). Deleting a
 //! binding deregisters its targets and opens its gates ([`cleanup`]), behind the finalizer
 //! `elbv2.k8s.aws/resources`.
 //!
@@ -28,6 +29,7 @@ use lb_aws::Elbv2;
 pub use memory::BindingMemory;
 pub use target_group::{TargetGroupCache, TargetGroupRef, role_of};
 
+use crate::budget::CallBudget;
 use crate::error::{ControllerError, Result, retry_delay};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
@@ -44,6 +46,8 @@ pub struct Context<A, W> {
     pub target_groups: TargetGroupCache,
     pub metrics: Metrics,
     pub memory: BindingMemory,
+    /// The ELB target calls in flight, shared by all bindings.
+    pub budget: CallBudget,
     /// Pods already warned for lacking a readiness gate.
     pub reported_without_gate: ReportedOnce,
     /// Only the leader reconciles; a standby keeps its caches warm.
@@ -60,6 +64,7 @@ impl<A, W> Context<A, W> {
             target_groups: TargetGroupCache::default(),
             metrics: Metrics::default(),
             memory: BindingMemory::default(),
+            budget: CallBudget::default(),
             reported_without_gate: ReportedOnce::default(),
             leadership: Leadership::always(),
         }

@@ -1,57 +1,187 @@
 //! One pass of a live binding: read the snapshot, plan, carry the plan out in order. An AWS call
 //! that fails stops the pass before anything that depends on it (no gate opens on health the
-//! controller has not seen); the next pass starts again from what AWS then reports, so a call
-//! that took effect although its answer was lost is never repeated.
+//! controller has not seen), and what the controller knew of the target group is dropped: the
+//! next pass describes it whole, so a call that took effect although its answer was lost is
+//! never repeated.
+//!
+//! Registration never waits for a describe: what a target group holds is known from the last
+//! DescribeTargetHealth and the controller's own calls since ([`KnownTargets`]), so a pass
+//! triggered by new endpoints registers them at once. Health is looked at only when a look is
+//! due (the plan's next look: a target may have turned healthy), after that pass's own
+//! registrations, and only for the targets whose state can still change when they are few.
+//! A burst of endpoint changes is taken in batches: passes that look at no health start at
+//! least [`PASS_SPACING`] apart, the first at once.
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
 use lb_api::TargetGroupBinding;
 use lb_aws::{AwsErrorKind, Elbv2, TargetGroups};
 use lb_model::binding_admission::check_spec;
-use lb_model::elb::{TargetGroupInfo, TargetHealth};
+use lb_model::elb::{TargetGroupInfo, TargetHealth, TargetKey, TargetState};
 use lb_model::plan::{self, NextLook, PassClock, PassInput, Plan, missing_gate_message};
 use lb_model::targets::{ClusterView, Desired, desired_targets};
+use tracing::Instrument;
 
+use super::memory::KnownTargets;
 use super::{Context, binding_key};
+use crate::budget::CallKind;
 use crate::error::{ControllerError, Result};
 use crate::pod_conditions;
 use crate::report;
 use crate::writes::ClusterWrites;
+
+/// How long what the controller knows of a target group stands in for a full describe (upstream
+/// keeps its targets cache as long). Past it, the next pass describes the group whole.
+pub const KNOWLEDGE_TTL: Duration = Duration::from_secs(300);
+/// The least time between the starts of two passes of one binding that look at no health.
+pub const PASS_SPACING: Duration = Duration::from_millis(250);
+/// A look due this soon is taken now.
+const LOOK_EARLY: Duration = Duration::from_millis(20);
+
+/// Runs `phase` in its own span and times it (`lb_controller_pass_phase_seconds`).
+async fn phase<A, W, T>(
+    ctx: &Context<A, W>,
+    name: &'static str,
+    work: impl Future<Output = T>,
+) -> T {
+    let started = Instant::now();
+    let out = work
+        .instrument(tracing::debug_span!("phase", phase = name))
+        .await;
+    ctx.metrics.phase(name, started.elapsed());
+    out
+}
 
 pub async fn apply<A: Elbv2, W: ClusterWrites>(
     binding: &TargetGroupBinding,
     ctx: &Context<A, W>,
 ) -> Result<Action> {
     check_spec(&binding.spec).map_err(ControllerError::InvalidSpec)?;
-    let (client, group) = ctx.target_groups.resolve(&ctx.aws, binding).await?;
-    let namespace = binding.metadata.namespace.clone().unwrap_or_default();
-    let (target_type, desired) = desired(binding, &group, ctx)?;
-    let health = target_health(ctx, &client, &group).await?;
-    let health_seen = Instant::now();
-    let pods = ctx.stores.pods_in(&namespace);
+    let (client, group) = phase(ctx, "resolve", ctx.target_groups.resolve(&ctx.aws, binding)).await?;
+    let result = converge(binding, ctx, &client, &group).await;
+    if result.is_err() {
+        // A call failed: whether it took effect is unknown.
+        ctx.memory.unknow(&group.arn);
+    }
+    result
+}
+
+async fn converge<A: Elbv2, W: ClusterWrites>(
+    binding: &TargetGroupBinding,
+    ctx: &Context<A, W>,
+    client: &A::Client,
+    group: &TargetGroupInfo,
+) -> Result<Action> {
     let key = binding_key(binding);
-    let plan = {
+    let now = Instant::now();
+    let known = ctx.memory.known(&group.arn, KNOWLEDGE_TTL, now);
+    let due = ctx.memory.due(&key);
+    let look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
+    let previous_start = ctx.memory.pass_started(&key, now);
+    if let (Some(_), false, Some(previous)) = (&known, look_due, previous_start) {
+        let wait = (previous + PASS_SPACING).saturating_duration_since(now);
+        if !wait.is_zero() {
+            phase(ctx, "pace", tokio::time::sleep(wait)).await;
+            ctx.memory.pass_started(&key, Instant::now());
+        }
+    }
+    let (target_type, desired) = phase(ctx, "snapshot", async { desired(binding, group, ctx) }).await?;
+    let namespace = binding.metadata.namespace.clone().unwrap_or_default();
+    let pods = ctx.stores.pods_in(&namespace);
+    let injection_enabled = ctx.stores.injection_enabled(&namespace);
+    let now_text = k8s_openapi::jiff::Timestamp::now().to_string();
+    let plan_with = |health: &[TargetHealth], at: Instant| {
         let input = PassInput {
             binding,
-            group: &group,
+            group,
             target_type,
             desired: &desired,
-            health: &health,
+            health,
             pods: &pods,
-            injection_enabled: ctx.stores.injection_enabled(&namespace),
+            injection_enabled,
         };
-        let now_text = k8s_openapi::jiff::Timestamp::now().to_string();
         let registered_at = |target: &_| ctx.memory.registered_at(&group.arn, target);
         let clock = PassClock {
-            now: health_seen,
+            now: at,
             now_text: &now_text,
             registered_at: &registered_at,
             poll: ctx.memory.poll(&key),
         };
         plan::plan(&input, &clock)
     };
-    execute(binding, ctx, &client, &group, plan, health_seen).await
+
+    // What the group holds: known, or described whole now.
+    let (known, looked_at) = match known {
+        Some(known) => (known, None),
+        None => {
+            let health = describe(ctx, client, group, None).await?;
+            let at = Instant::now();
+            (
+                KnownTargets {
+                    health,
+                    described_at: at,
+                },
+                Some(at),
+            )
+        }
+    };
+    let mut health = known.health;
+    let mut described_at = known.described_at;
+    let mut looked_at = looked_at;
+    if looked_at.is_none() && look_due {
+        // Register and deregister first, from what is known; then look.
+        let changes = plan_with(&health, Instant::now());
+        change_targets(binding, ctx, client, group, &changes).await?;
+        health = changes.health_after;
+        let watched: Vec<TargetKey> = health
+            .iter()
+            .filter(|h| h.state != TargetState::Healthy)
+            .map(|h| h.target.clone())
+            .collect();
+        if watched.is_empty() {
+            // Nothing whose state can change: nothing to ask.
+        } else if watched.len() * 2 < health.len() {
+            let described = describe(ctx, client, group, Some(&watched)).await?;
+            health = plan::merge_described(&health, &described);
+        } else {
+            health = describe(ctx, client, group, None).await?;
+            described_at = Instant::now();
+        }
+        looked_at = Some(Instant::now());
+    }
+    let seen = looked_at.unwrap_or_else(Instant::now);
+    let plan = plan_with(&health, seen);
+    let next = match plan.next_look {
+        NextLook::OnChange => None,
+        NextLook::After(delay) => Some(seen + delay),
+    };
+    // A pass that did not look keeps the look already planned, unless its own plan wants one
+    // sooner (it registered targets that may turn healthy first).
+    let keep_planned = looked_at.is_none()
+        && due.is_some_and(|planned| next.is_none_or(|wanted| planned <= wanted));
+    let poll = plan.poll;
+    let health_after = plan.health_after.clone();
+    execute(binding, ctx, client, group, plan, seen).await?;
+    ctx.memory.know(
+        &group.arn,
+        KnownTargets {
+            health: health_after,
+            described_at,
+        },
+    );
+    let next = if keep_planned {
+        due
+    } else {
+        ctx.memory.set_poll(&key, poll);
+        next
+    };
+    ctx.memory.set_due(&key, next);
+    Ok(match next {
+        None => Action::await_change(),
+        Some(at) => Action::requeue(at.saturating_duration_since(Instant::now())),
+    })
 }
 
 /// The binding's target type and desired targets, from the watch caches.
@@ -75,16 +205,21 @@ pub(super) fn desired<A, W>(
     Ok(desired_targets(binding, group, &cluster)?)
 }
 
-/// DescribeTargetHealth; a target group found gone is forgotten, so that one created again
-/// under its name is found.
-pub(super) async fn target_health<A, W, C: TargetGroups>(
+/// DescribeTargetHealth of the group, or of `targets`, within the call budget; a target group
+/// found gone is forgotten, so that one created again under its name is found.
+pub(super) async fn describe<A, W, C: TargetGroups>(
     ctx: &Context<A, W>,
     client: &C,
     group: &TargetGroupInfo,
+    targets: Option<&[TargetKey]>,
 ) -> Result<Vec<TargetHealth>> {
-    client.target_health(&group.arn).await.map_err(|err| {
+    let call = ctx
+        .budget
+        .run(CallKind::Describe, client.target_health(&group.arn, targets));
+    phase(ctx, "describe", call).await.map_err(|err| {
         if err.kind == AwsErrorKind::NotFound {
             ctx.target_groups.forget(&group.arn);
+            ctx.memory.unknow(&group.arn);
             ControllerError::TargetGroupNotFound {
                 field: "spec.targetGroupARN",
                 value: group.arn.clone(),
@@ -96,25 +231,29 @@ pub(super) async fn target_health<A, W, C: TargetGroups>(
     })
 }
 
-async fn execute<A: Elbv2, W: ClusterWrites>(
+/// Deregisters, then registers, what `plan` says, within the call budget; with the plan's notes.
+async fn change_targets<A: Elbv2, W: ClusterWrites>(
     binding: &TargetGroupBinding,
     ctx: &Context<A, W>,
     client: &A::Client,
     group: &TargetGroupInfo,
-    plan: Plan,
-    health_seen: Instant,
-) -> Result<Action> {
-    let namespace = binding.metadata.namespace.clone().unwrap_or_default();
-    let key = binding_key(binding);
+    plan: &Plan,
+) -> Result<()> {
     // Deregister first: a leaving pod must stop getting traffic before anything else happens.
     if !plan.deregister.is_empty() {
-        client
-            .deregister_targets(&group.arn, &plan.deregister)
-            .await?;
+        let call = ctx.budget.run(
+            CallKind::Deregister,
+            client.deregister_targets(&group.arn, &plan.deregister),
+        );
+        phase(ctx, "deregister", call).await?;
         ctx.metrics.deregistered(plan.deregister.len());
     }
     if !plan.register.is_empty() {
-        client.register_targets(&group.arn, &plan.register).await?;
+        let call = ctx.budget.run(
+            CallKind::Register,
+            client.register_targets(&group.arn, &plan.register),
+        );
+        phase(ctx, "register", call).await?;
         ctx.memory
             .registered(&group.arn, &plan.register, Instant::now());
         ctx.metrics.registered(plan.register.len());
@@ -122,28 +261,36 @@ async fn execute<A: Elbv2, W: ClusterWrites>(
     for note in &plan.notes {
         report::note(&ctx.writes, binding, note.reason, &note.message).await;
     }
-    pod_conditions::write(
+    Ok(())
+}
+
+async fn execute<A: Elbv2, W: ClusterWrites>(
+    binding: &TargetGroupBinding,
+    ctx: &Context<A, W>,
+    client: &A::Client,
+    group: &TargetGroupInfo,
+    plan: Plan,
+    health_seen: Instant,
+) -> Result<()> {
+    let namespace = binding.metadata.namespace.clone().unwrap_or_default();
+    let key = binding_key(binding);
+    change_targets(binding, ctx, client, group, &plan).await?;
+    let writes = pod_conditions::write(
         &ctx.writes,
         &ctx.metrics,
         &namespace,
         plan.gate_writes,
         Some(health_seen),
-    )
-    .await?;
+    );
+    phase(ctx, "gates", writes).await?;
     report_missing_gates(binding, ctx, &plan.missing_gates).await;
     ctx.memory.settle(&group.arn, &plan.health_after);
     let pending: Vec<String> = plan.pending.into_iter().map(|g| g.pod).collect();
     ctx.metrics
         .pending_gates
         .update(&key, &pending, Instant::now());
-    report::status(&ctx.writes, binding, &plan.status).await?;
-    ctx.memory.set_poll(&key, plan.poll);
-    Ok(match plan.next_look {
-        NextLook::OnChange => Action::await_change(),
-        NextLook::After(delay) => {
-            Action::requeue((health_seen + delay).saturating_duration_since(Instant::now()))
-        }
-    })
+    phase(ctx, "status", report::status(&ctx.writes, binding, &plan.status)).await?;
+    Ok(())
 }
 
 /// One Warning per pod behind the binding that carries no gate of it.

@@ -164,6 +164,14 @@ impl World {
         result
     }
 
+    /// The pass the requeue of a planned health look brings: the look is due now.
+    async fn look(&mut self, binding: &TargetGroupBinding) -> Result<Action, ControllerError> {
+        self.ctx
+            .memory
+            .set_due(&super::binding_key(binding), Some(std::time::Instant::now()));
+        self.pass(binding).await
+    }
+
     fn gate(&self, pod: &str) -> Option<String> {
         self.ctx.writes.gate_states().get(pod).cloned()
     }
@@ -239,7 +247,7 @@ async fn targets_are_registered_at_containers_ready_and_gates_open_once_healthy(
     );
 
     world.elb.pass_health_checks(&world.tg.arn);
-    let action = world.pass(&binding).await.expect("pass");
+    let action = world.look(&binding).await.expect("pass");
     assert_eq!(world.gate("a").as_deref(), Some("True"));
     assert_eq!(world.gate("b").as_deref(), Some("True"));
     assert_eq!(
@@ -255,7 +263,7 @@ async fn targets_are_registered_at_containers_ready_and_gates_open_once_healthy(
     world.pod("c", "10.0.0.3", true);
     world.pass(&binding).await.expect("pass");
     world.elb.pass_health_checks(&world.tg.arn);
-    let action = world.pass(&binding).await.expect("pass");
+    let action = world.look(&binding).await.expect("pass");
     assert_eq!(world.gate("c").as_deref(), Some("True"));
     assert_eq!(action, Action::await_change(), "settled: no polling");
     assert!(world.elb.double_registrations().is_empty());
@@ -270,9 +278,80 @@ async fn settled() -> (World, TargetGroupBinding) {
     let binding = world.binding(json!({}));
     world.pass(&binding).await.expect("pass");
     world.elb.pass_health_checks(&world.tg.arn);
-    world.pass(&binding).await.expect("pass");
+    world.look(&binding).await.expect("pass");
     world.elb.forget_calls();
     (world, binding)
+}
+
+#[tokio::test]
+async fn new_endpoints_are_registered_without_a_describe_and_looks_ask_only_for_what_can_change() {
+    let (mut world, binding) = settled().await;
+    for (name, ip) in [("c", "10.0.0.3"), ("d", "10.0.0.4"), ("e", "10.0.0.5")] {
+        world.pod(name, ip, true);
+    }
+    world.pass(&binding).await.expect("pass");
+    assert_eq!(world.active().len(), 5);
+    assert_eq!(world.elb.count(Operation::RegisterTargets), 1);
+    assert_eq!(
+        world.elb.count(Operation::DescribeTargetHealth),
+        0,
+        "registered from what is known"
+    );
+    // A pass before the look is due (another endpoint change) describes nothing either.
+    world.pass(&binding).await.expect("pass");
+    assert_eq!(world.elb.count(Operation::DescribeTargetHealth), 0);
+    world.elb.pass_health_checks(&world.tg.arn);
+    world.look(&binding).await.expect("look");
+    // 3 of 5 targets can still change: a look at the whole group is as cheap.
+    let looks: Vec<_> = world
+        .elb
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == Operation::DescribeTargetHealth)
+        .collect();
+    assert_eq!(looks.len(), 1);
+    assert!(looks[0].targets.is_empty(), "{:?}", looks[0].targets);
+    assert_eq!(world.gate("e").as_deref(), Some("True"));
+
+    // One new pod among six healthy: the look asks for it alone.
+    world.pod("f", "10.0.0.6", true);
+    world.pass(&binding).await.expect("pass");
+    world.elb.forget_calls();
+    world.elb.pass_health_checks(&world.tg.arn);
+    let action = world.look(&binding).await.expect("look");
+    let looks: Vec<_> = world
+        .elb
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == Operation::DescribeTargetHealth)
+        .collect();
+    assert_eq!(looks.len(), 1);
+    assert_eq!(looks[0].targets, [key("10.0.0.6")]);
+    assert_eq!(world.gate("f").as_deref(), Some("True"));
+    assert_eq!(action, Action::await_change(), "settled: no more looks");
+    assert_eq!(world.status_health().as_deref(), Some("6/6 healthy"));
+}
+
+#[tokio::test]
+async fn after_a_failed_call_the_group_is_described_whole_and_what_went_missing_comes_back() {
+    let (mut world, binding) = settled().await;
+    world.elb.deregister_outside(&world.tg.arn, &key("10.0.0.2"));
+    world.pod("c", "10.0.0.3", true);
+    world
+        .elb
+        .fail_next(Operation::RegisterTargets, Fault::ServerError);
+    world.pass(&binding).await.expect_err("the registration fails");
+    // Whether it took effect is unknown: the next pass describes the whole group first.
+    world.pass(&binding).await.expect("pass");
+    assert_eq!(world.active(), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    let looks: Vec<_> = world
+        .elb
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == Operation::DescribeTargetHealth)
+        .collect();
+    assert_eq!(looks.len(), 1);
+    assert!(looks[0].targets.is_empty());
 }
 
 #[tokio::test]
@@ -293,7 +372,7 @@ async fn a_deleted_pod_is_deregistered_at_once_and_drained_without_a_second_call
     world.pass(&binding).await.expect("pass");
     assert_eq!(world.elb.count(Operation::DeregisterTargets), 1);
     world.elb.finish_draining(&world.tg.arn);
-    let action = world.pass(&binding).await.expect("pass");
+    let action = world.look(&binding).await.expect("pass");
     assert_eq!(action, Action::await_change());
     assert!(
         world
@@ -359,7 +438,7 @@ async fn failing_pass(
     world.elb.fail_next(operation, fault);
     let patches_before = world.ctx.writes.pod_patches.lock().unwrap().len();
     let err = world
-        .pass(binding)
+        .look(binding)
         .await
         .expect_err("the fault fails the pass");
     let patches_after = world.ctx.writes.pod_patches.lock().unwrap().len();
@@ -404,7 +483,7 @@ async fn registration_faults_register_nothing_twice_and_open_no_gate_early() {
             "{fault:?}: not healthy yet"
         );
         world.elb.pass_health_checks(&world.tg.arn);
-        world.pass(&binding).await.expect("pass");
+        world.look(&binding).await.expect("pass");
         assert_eq!(world.gate("a").as_deref(), Some("True"), "{fault:?}");
         assert!(world.elb.double_registrations().is_empty(), "{fault:?}");
     }
@@ -451,7 +530,7 @@ async fn health_faults_change_nothing_and_open_no_gate() {
         assert_eq!(world.gate("a").as_deref(), Some("False"), "{fault:?}");
         assert_eq!(world.elb.count(Operation::RegisterTargets), 0);
         assert_eq!(world.elb.count(Operation::DeregisterTargets), 0);
-        world.pass(&binding).await.expect("pass");
+        world.look(&binding).await.expect("pass");
         assert_eq!(world.gate("a").as_deref(), Some("True"), "{fault:?}");
     }
 }
