@@ -1,17 +1,28 @@
 //! `lb-controller bench-gates`: the TargetGroupBinding figures on the sandbox.
 //!
-//! A Deployment behind a TargetGroupBinding in a gated namespace is scaled from 0 to `pods`; then
-//! the controller is left alone for `steady`; then `delete` pods are deleted. From the pods' watch
-//! (when each pod's ContainersReady and gate turned True) and the emulator's target timelines (when
-//! each target was registered, turned healthy, started draining):
+//! `bindings` Deployments, each behind its own TargetGroupBinding (and target group) in a gated
+//! namespace, are scaled from 0 to `pods / bindings` pods each, all at once; then the controller
+//! is left alone for `steady`; then `delete` pods are deleted. From the pods' watch (when each
+//! pod's ContainersReady and gate turned True) and the emulator's target timelines (when each
+//! target was registered, turned healthy, started draining):
 //!
 //! - gate latency: target healthy in ELB -> pod gate condition True;
 //! - registration latency: pod ContainersReady -> target registered;
 //! - deregistration latency: pod deletion -> target draining;
-//! - AWS calls for the scale-out, and DescribeTargetHealth calls per minute at steady state.
+//! - fairness: how long each binding took to its last gate;
+//! - AWS calls for the scale-out, and DescribeTargetHealth calls per minute at steady state;
+//! - the controller's own time per pass phase (from its `lb_controller_pass_phase_seconds`
+//!   samples), apart from the sandbox's;
+//! - the sandbox's own pace: pods started per second, and how long the emulator took from a
+//!   registration to healthy beyond interval x threshold (its health-check lag).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -26,14 +37,67 @@ use crate::bench_rollout::record::PodRecorder;
 use crate::clock::now;
 use crate::harness::{ControllerHandle, HarnessError, gated_web_binding, start_controller};
 
-const NS: &str = "bench";
+/// When each address first appeared in an EndpointSlice of a Service named `web` (the controller
+/// can register a pod only once the EndpointSlice controller has listed it).
+struct SliceRecorder {
+    first_seen: Arc<Mutex<HashMap<String, f64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SliceRecorder {
+    fn start(client: &kube::Client) -> SliceRecorder {
+        let first_seen: Arc<Mutex<HashMap<String, f64>>> = Arc::default();
+        let api: Api<EndpointSlice> = Api::all(client.clone());
+        let config = watcher::Config::default().labels("kubernetes.io/service-name=web");
+        let task = {
+            let first_seen = first_seen.clone();
+            tokio::spawn(async move {
+                let mut events = watcher(api, config).default_backoff().boxed();
+                while let Some(event) = events.next().await {
+                    let at = now();
+                    if let Ok(watcher::Event::Apply(slice) | watcher::Event::InitApply(slice)) =
+                        event
+                    {
+                        let mut seen = first_seen.lock().unwrap_or_else(|e| e.into_inner());
+                        for endpoint in &slice.endpoints {
+                            for address in &endpoint.addresses {
+                                seen.entry(address.clone()).or_insert(at);
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        SliceRecorder { first_seen, task }
+    }
+
+    fn first_seen(&self, address: &str) -> Option<f64> {
+        self.first_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(address)
+            .copied()
+    }
+}
+
+impl Drop for SliceRecorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The target groups' healthy threshold (see `elb_setup::target_group`).
+const HEALTHY_THRESHOLD: f64 = 2.0;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
-    /// Pods to scale out to (from 0).
+    /// Pods to scale out to (from 0), in all.
     #[arg(long, default_value_t = 100)]
     pub pods: usize,
-    /// Health-check interval of the target group, seconds.
+    /// Bindings (each a namespace, Service, Deployment and target group) the pods are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub bindings: usize,
+    /// Health-check interval of the target groups, seconds.
     #[arg(long, default_value_t = 2)]
     pub interval: i32,
     /// How long to watch the settled controller for AWS calls.
@@ -42,6 +106,142 @@ pub struct BenchOptions {
     /// Pods to delete at the end (deregistration latency).
     #[arg(long, default_value_t = 20)]
     pub delete: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            pods: 100,
+            bindings: 1,
+            interval: 2,
+            steady: Duration::from_secs(60),
+            delete: 20,
+        }
+    }
+}
+
+/// Latencies in milliseconds, one per sample.
+#[derive(Debug, Clone, Default)]
+pub struct Samples(pub Vec<f64>);
+
+impl Samples {
+    pub fn p(&self, quantile: f64) -> f64 {
+        percentile(&self.0, quantile)
+    }
+
+    fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} ({} samples) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms |",
+            self.0.len(),
+            self.p(0.5),
+            self.p(0.99),
+            self.p(1.0)
+        )
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct GateFigures {
+    pub pods: usize,
+    pub bindings: usize,
+    pub gate_ms: Samples,
+    pub register_ms: Samples,
+    /// Pod ContainersReady (or, when later, listed in the EndpointSlice) -> target registered:
+    /// the controller's share of the registration latency.
+    pub register_after_slice_ms: Samples,
+    /// Sandbox: pod ContainersReady -> listed in its Service's EndpointSlice.
+    pub slice_ms: Samples,
+    pub deregister_ms: Samples,
+    /// Per binding: scale-out start -> its last gate open.
+    pub binding_done_ms: Samples,
+    pub webhook_ms: Samples,
+    pub scale_out: Duration,
+    /// AWS calls during the scale-out, by operation.
+    pub calls: HashMap<Operation, u64>,
+    /// DescribeTargetHealth calls while nothing changed.
+    pub steady_describes: u64,
+    pub steady: Duration,
+    /// The controller's own time per pass phase during the scale-out, in milliseconds.
+    pub phases: Vec<(&'static str, Samples)>,
+    /// Sandbox: pod created -> ContainersReady.
+    pub start_ms: Samples,
+    /// Sandbox: pods that reached ContainersReady per second of the scale-out.
+    pub pods_per_second: f64,
+    /// Sandbox: registered -> healthy, beyond interval x threshold.
+    pub check_lag_ms: Samples,
+}
+
+impl GateFigures {
+    pub fn calls(&self, operation: Operation) -> u64 {
+        self.calls.get(&operation).copied().unwrap_or(0)
+    }
+
+    /// The figures as a Markdown table.
+    pub fn table(&self) -> String {
+        let per_100 = |op| self.calls(op) as f64 * 100.0 / self.pods.max(1) as f64;
+        let mut rows = vec![
+            format!(
+                "| figure ({} pods, {} binding(s)) | value |",
+                self.pods, self.bindings
+            ),
+            "|---|---|".to_string(),
+            self.gate_ms
+                .row("gate latency: target healthy in ELB -> pod gate True"),
+            self.register_ms
+                .row("registration latency: pod ContainersReady -> target registered"),
+            self.register_after_slice_ms.row(
+                "controller's share: pod ContainersReady and in the EndpointSlice -> target registered",
+            ),
+            self.slice_ms
+                .row("sandbox: pod ContainersReady -> listed in the EndpointSlice"),
+            self.deregister_ms
+                .row("deregistration latency: pod deleted -> target draining"),
+            self.binding_done_ms
+                .row("per binding: scale-out start -> its last gate open"),
+            format!(
+                "| pod webhook round trip over TLS, gate injected ({} reviews) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+                self.webhook_ms.0.len(),
+                self.webhook_ms.p(0.5),
+                self.webhook_ms.p(0.99),
+                self.webhook_ms.p(1.0)
+            ),
+            format!(
+                "| AWS calls for the 0 -> {} scale-out ({:.0} s to the last gate) | RegisterTargets {} ({:.1} per 100 pods), DeregisterTargets {}, DescribeTargetHealth {}, DescribeTargetGroups {} |",
+                self.pods,
+                self.scale_out.as_secs_f64(),
+                self.calls(Operation::RegisterTargets),
+                per_100(Operation::RegisterTargets),
+                self.calls(Operation::DeregisterTargets),
+                self.calls(Operation::DescribeTargetHealth),
+                self.calls(Operation::DescribeTargetGroups),
+            ),
+            format!(
+                "| DescribeTargetHealth at steady state ({:.0} s watched) | {} calls |",
+                self.steady.as_secs_f64(),
+                self.steady_describes
+            ),
+        ];
+        for (phase, samples) in &self.phases {
+            rows.push(format!(
+                "| controller, pass phase `{phase}` ({} times) | p50 {:.1} ms, p99 {:.1} ms, total {:.2} s |",
+                samples.0.len(),
+                samples.p(0.5),
+                samples.p(0.99),
+                samples.0.iter().sum::<f64>() / 1000.0
+            ));
+        }
+        rows.push(format!(
+            "| sandbox: pod created -> ContainersReady | p50 {:.0} ms, p99 {:.0} ms; {:.1} pods/s started |",
+            self.start_ms.p(0.5),
+            self.start_ms.p(0.99),
+            self.pods_per_second
+        ));
+        rows.push(self.check_lag_ms.row(
+            "sandbox: emulator registered -> healthy, beyond interval x threshold",
+        ));
+        rows.join("\n")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +257,11 @@ pub enum BenchError {
 }
 
 pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
+    Ok(figures(options).await?.table())
+}
+
+/// Runs the benchmark on a sandbox of its own.
+pub async fn figures(options: BenchOptions) -> Result<GateFigures, BenchError> {
     let sandbox = Sandbox::start(SandboxConfig::default()).await?;
     let controller = start_controller(&sandbox).await?;
     let result = measure(&sandbox, &controller, &options).await;
@@ -65,67 +270,103 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
     result
 }
 
+/// The namespace of binding `index`.
+fn namespace(options: &BenchOptions, index: usize) -> String {
+    if options.bindings <= 1 {
+        "bench".to_string()
+    } else {
+        format!("bench-{index}")
+    }
+}
+
 async fn measure(
     sandbox: &Sandbox,
     controller: &ControllerHandle,
     options: &BenchOptions,
-) -> Result<String, BenchError> {
+) -> Result<GateFigures, BenchError> {
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    let tg = gated_web_binding(sandbox, NS, "web", options.interval).await?;
-    Api::<Deployment>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &web_deployment("web", 0, 25, 0))
-        .await?;
+    let bindings = options.bindings.max(1);
+    let per_binding = options.pods.div_ceil(bindings);
+    let total = per_binding * bindings;
+    let mut groups = Vec::new();
+    for index in 0..bindings {
+        let namespace = namespace(options, index);
+        let name = if bindings == 1 { "web".to_string() } else { format!("web-{index}") };
+        groups.push(gated_web_binding(sandbox, &namespace, &name, options.interval).await?);
+        Api::<Deployment>::namespaced(client.clone(), &namespace)
+            .create(&PostParams::default(), &web_deployment("web", 0, 25, 0))
+            .await?;
+    }
 
     // Watch the pods: when ContainersReady and our gate turned True.
-    let recorder = PodRecorder::start(&client, NS);
+    let recorder = PodRecorder::start_labelled(&client, "app=web");
+    let slices = SliceRecorder::start(&client);
 
     let calls = &controller.calls;
     let count = |op| calls.count(op);
     let before: Vec<u64> = Operation::ALL.iter().map(|op| count(*op)).collect();
+    controller.context.metrics.phase_samples.clear();
     let scale_started = Instant::now();
-    Api::<Deployment>::namespaced(client.clone(), NS)
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": options.pods}})),
-        )
-        .await?;
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let scale_started_at = now();
+    let scales = (0..bindings).map(|index| {
+        let api = Api::<Deployment>::namespaced(client.clone(), &namespace(options, index));
+        async move {
+            api.patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": per_binding}})),
+            )
+            .await
+        }
+    });
+    for scaled in futures::future::join_all(scales).await {
+        scaled?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(180 + total as u64 / 4);
     loop {
         let gated = recorder
             .snapshot()
             .iter()
             .filter(|p| p.gate_true.is_some())
             .count();
-        if gated >= options.pods {
+        if gated >= total {
             break;
         }
         if Instant::now() > deadline {
             return Err(BenchError::Stuck(format!(
-                "only {gated} of {} gates opened",
-                options.pods
+                "only {gated} of {total} gates opened"
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let scale_out = scale_started.elapsed();
+    // The pods of the scale-out (not the replacements of the pods deleted later).
+    let scaled: HashSet<String> = recorder
+        .snapshot()
+        .into_iter()
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
+    let phase_samples = controller.context.metrics.phase_samples.by_phase();
     let after: Vec<u64> = Operation::ALL.iter().map(|op| count(*op)).collect();
-    let used = |op: Operation| after[op as usize] - before[op as usize];
+    let calls_used: HashMap<Operation, u64> = Operation::ALL
+        .iter()
+        .map(|op| (*op, after[*op as usize] - before[*op as usize]))
+        .collect();
 
     // Steady state: no change, so no call.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let steady_before = count(Operation::DescribeTargetHealth);
     tokio::time::sleep(options.steady).await;
-    let steady_calls = count(Operation::DescribeTargetHealth) - steady_before;
-    let per_minute = steady_calls as f64 * 60.0 / options.steady.as_secs_f64();
+    let steady_describes = count(Operation::DescribeTargetHealth) - steady_before;
 
-    // The webhook, straight from its caches: 500 reviews of pods behind the binding.
+    // The webhook, straight from its caches: 500 reviews of pods behind the first binding.
+    let first = namespace(options, 0);
     let reviews = crate::webhook_probe::time_reviews(
         controller.webhook,
         &sandbox.pki().ca_pem(),
         lb_api::keys::webhooks::MUTATE_POD_PATH,
-        |i| crate::webhook_probe::pod_review(NS, &format!("probe-{i}"), json!({"app": "web"})),
+        |i| crate::webhook_probe::pod_review(&first, &format!("probe-{i}"), json!({"app": "web"})),
         500,
         true,
     )
@@ -133,10 +374,10 @@ async fn measure(
     .map_err(|e| BenchError::Stuck(format!("webhook: {e}")))?;
     let webhook_ms: Vec<f64> = reviews.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
 
-    // Deletions.
-    let pods = pods_of(&client, NS, "web").await;
+    // Deletions, from the first binding.
+    let pods = pods_of(&client, &first, "web").await;
     let mut deleted_at = HashMap::new();
-    let api: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let api: Api<Pod> = Api::namespaced(client.clone(), &first);
     for pod in pods.iter().take(options.delete) {
         let ip = pod
             .status
@@ -150,64 +391,81 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let lives = recorder.snapshot();
 
-    let timelines = aws.control().targets(&tg).await?;
-    let at = |ip: &str, state: &str| {
-        timelines
-            .iter()
-            .find(|t| t.id == ip)
-            .and_then(|t| t.timeline.iter().find(|e| e.state == state).map(|e| e.at))
-    };
-    let mut gate_ms = Vec::new();
-    let mut register_ms = Vec::new();
-    for pod in &lives {
-        let Some(ip) = &pod.ip else { continue };
-        if let (Some(healthy), Some(gate)) = (at(ip, "healthy"), pod.gate_true) {
-            gate_ms.push((gate - healthy) * 1000.0);
-        }
-        if let (Some(ready), Some(registered)) = (pod.containers_ready, at(ip, "initial")) {
-            register_ms.push((registered - ready) * 1000.0);
+    // Every target of every group, by IP (a pod IP is in one group only).
+    let mut timelines = HashMap::new();
+    for group in &groups {
+        for target in aws.control().targets(group).await? {
+            timelines.insert(target.id.clone(), target.timeline);
         }
     }
-    let deregister_ms: Vec<f64> = deleted_at
-        .iter()
-        .filter_map(|(ip, deleted)| at(ip, "draining").map(|d| (d - deleted) * 1000.0))
-        .collect();
-
-    let row = |name: &str, values: &[f64]| {
-        format!(
-            "| {name} ({} samples) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms |",
-            values.len(),
-            percentile(values, 0.5),
-            percentile(values, 0.99),
-            percentile(values, 1.0)
-        )
+    let at = |ip: &str, state: &str| {
+        timelines
+            .get(ip)
+            .and_then(|t| t.iter().find(|e| e.state == state).map(|e| e.at))
     };
-    Ok([
-        "| figure | value |".to_string(),
-        "|---|---|".to_string(),
-        row("gate latency: target healthy in ELB -> pod gate True", &gate_ms),
-        row("registration latency: pod ContainersReady -> target registered", &register_ms),
-        row("deregistration latency: pod deleted -> target draining", &deregister_ms),
-        format!(
-            "| pod webhook round trip over TLS, gate injected ({} reviews) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
-            webhook_ms.len(),
-            percentile(&webhook_ms, 0.5),
-            percentile(&webhook_ms, 0.99),
-            percentile(&webhook_ms, 1.0)
-        ),
-        format!(
-            "| AWS calls for a 0 -> {} scale-out ({:.0} s to the last gate) | RegisterTargets {}, DeregisterTargets {}, DescribeTargetHealth {}, DescribeTargetGroups {} |",
-            options.pods,
-            scale_out.as_secs_f64(),
-            used(Operation::RegisterTargets),
-            used(Operation::DeregisterTargets),
-            used(Operation::DescribeTargetHealth),
-            used(Operation::DescribeTargetGroups),
-        ),
-        format!(
-            "| DescribeTargetHealth at steady state ({:.0} s watched) | {per_minute:.1} calls/minute |",
-            options.steady.as_secs_f64()
-        ),
-    ]
-    .join("\n"))
+    let settle_ms = f64::from(options.interval) * HEALTHY_THRESHOLD * 1000.0;
+    let mut figures = GateFigures {
+        pods: total,
+        bindings,
+        scale_out,
+        calls: calls_used,
+        steady_describes,
+        steady: options.steady,
+        webhook_ms: Samples(webhook_ms),
+        ..GateFigures::default()
+    };
+    let mut done: HashMap<&str, f64> = HashMap::new();
+    let mut last_ready: f64 = scale_started_at;
+    for pod in lives
+        .iter()
+        .filter(|p| scaled.contains(&format!("{}/{}", p.namespace, p.name)))
+    {
+        if let (Some(created), Some(ready)) = (pod.created, pod.containers_ready) {
+            figures.start_ms.0.push((ready - created) * 1000.0);
+            last_ready = last_ready.max(ready);
+        }
+        if let Some(gate) = pod.gate_true {
+            let latest = done.entry(pod.namespace.as_str()).or_insert(gate);
+            *latest = latest.max(gate);
+        }
+        let Some(ip) = &pod.ip else { continue };
+        if let (Some(healthy), Some(gate)) = (at(ip, "healthy"), pod.gate_true) {
+            figures.gate_ms.0.push((gate - healthy) * 1000.0);
+        }
+        if let (Some(ready), Some(registered)) = (pod.containers_ready, at(ip, "initial")) {
+            figures.register_ms.0.push((registered - ready) * 1000.0);
+            if let Some(listed) = slices.first_seen(ip) {
+                figures.slice_ms.0.push((listed - ready) * 1000.0);
+                figures
+                    .register_after_slice_ms
+                    .0
+                    .push((registered - ready.max(listed)) * 1000.0);
+            }
+        }
+        if let (Some(registered), Some(healthy)) = (at(ip, "initial"), at(ip, "healthy")) {
+            figures
+                .check_lag_ms
+                .0
+                .push((healthy - registered) * 1000.0 - settle_ms);
+        }
+    }
+    figures.binding_done_ms = Samples(
+        done.values()
+            .map(|last| (last - scale_started_at) * 1000.0)
+            .collect(),
+    );
+    figures.pods_per_second = figures.start_ms.0.len() as f64 / (last_ready - scale_started_at).max(0.001);
+    figures.deregister_ms = Samples(
+        deleted_at
+            .iter()
+            .filter_map(|(ip, deleted)| at(ip, "draining").map(|d| (d - deleted) * 1000.0))
+            .collect(),
+    );
+    let mut phases: Vec<(&'static str, Samples)> = phase_samples
+        .into_iter()
+        .map(|(phase, seconds)| (phase, Samples(seconds.iter().map(|s| s * 1000.0).collect())))
+        .collect();
+    phases.sort_by_key(|(phase, _)| *phase);
+    figures.phases = phases;
+    Ok(figures)
 }

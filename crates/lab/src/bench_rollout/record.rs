@@ -20,6 +20,7 @@ use crate::clock::now;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PodLife {
     pub name: String,
+    pub namespace: String,
     pub ip: Option<String>,
     /// Whether the pod carries a readiness gate of ours (injected by the webhook).
     pub has_gate: bool,
@@ -38,20 +39,35 @@ impl PodLife {
     }
 }
 
-/// Watches the pods of one namespace and keeps each one's life.
+/// Watches pods (of one namespace, or labelled across all) and keeps each one's life.
 pub struct PodRecorder {
     lives: Arc<Mutex<BTreeMap<String, PodLife>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PodRecorder {
+    /// The pods of `namespace`.
     pub fn start(client: &Client, namespace: &str) -> PodRecorder {
+        Self::watching(
+            Api::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        )
+    }
+
+    /// The pods labelled `selector` in every namespace.
+    pub fn start_labelled(client: &Client, selector: &str) -> PodRecorder {
+        Self::watching(
+            Api::all(client.clone()),
+            watcher::Config::default().labels(selector),
+        )
+    }
+
+    fn watching(api: Api<Pod>, config: watcher::Config) -> PodRecorder {
         let lives: Arc<Mutex<BTreeMap<String, PodLife>>> = Arc::default();
-        let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let task = {
             let lives = lives.clone();
             tokio::spawn(async move {
-                let mut events = watcher(api, watcher::Config::default())
+                let mut events = watcher(api, config)
                     .default_backoff()
                     .boxed();
                 while let Some(event) = events.next().await {
@@ -59,10 +75,10 @@ impl PodRecorder {
                     let mut lives = lives.lock().unwrap_or_else(|e| e.into_inner());
                     match event {
                         Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                            observe(lives.entry(pod.name_any()).or_default(), &pod, at);
+                            observe(lives.entry(life_key(&pod)).or_default(), &pod, at);
                         }
                         Ok(watcher::Event::Delete(pod)) => {
-                            let life = lives.entry(pod.name_any()).or_default();
+                            let life = lives.entry(life_key(&pod)).or_default();
                             observe(life, &pod, at);
                             life.gone.get_or_insert(at);
                         }
@@ -90,8 +106,13 @@ impl Drop for PodRecorder {
     }
 }
 
+fn life_key(pod: &Pod) -> String {
+    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
+}
+
 fn observe(life: &mut PodLife, pod: &Pod, at: f64) {
     life.name = pod.name_any();
+    life.namespace = pod.namespace().unwrap_or_default();
     life.created.get_or_insert(at);
     if life.ip.is_none() {
         life.ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
