@@ -37,3 +37,51 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
         assert!(phases.contains(&phase), "{phase} timed: {phases:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_elb_is_met_by_slowing_down_not_by_failed_passes() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::Api;
+    use kube::api::PostParams;
+    use lb_sandbox::testing::{is_ready, pods_of, start_sandbox, web_deployment};
+
+    common::init_tracing();
+    let sandbox = start_sandbox().await;
+    let controller = lb_lab::harness::start_controller(&sandbox)
+        .await
+        .expect("controller starts");
+    let control = sandbox.aws().expect("aws").control();
+    // One target call a second: the first pass's describe and the scale-out's registrations and
+    // looks cannot all fit.
+    control.set_throttle(1.0).await.expect("throttle");
+    lb_lab::harness::gated_web_binding(&sandbox, "throttled", "throttled", 2)
+        .await
+        .expect("binding");
+    Api::<Deployment>::namespaced(sandbox.client(), "throttled")
+        .create(&PostParams::default(), &web_deployment("web", 8, 25, 0))
+        .await
+        .expect("deployment");
+    let mut ready = 0;
+    for _ in 0..600 {
+        let pods = pods_of(&sandbox.client(), "throttled", "web").await;
+        ready = pods.iter().filter(|p| is_ready(p)).count();
+        if ready == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refused = control.set_throttle(0.0).await.expect("throttle off");
+    println!(
+        "8 gated pods Ready behind an ELB throttled to 1 call/s: {refused} calls refused, {} reconciles failed",
+        controller.context.metrics.reconcile_errors()
+    );
+    assert_eq!(ready, 8, "every gated pod turned Ready");
+    assert!(refused > 0, "the ELB did throttle");
+    assert_eq!(
+        controller.context.metrics.reconcile_errors(),
+        0,
+        "throttling slowed the controller down; no pass failed"
+    );
+    controller.stop().await;
+    sandbox.shutdown().await;
+}

@@ -217,10 +217,19 @@ impl Metrics {
     pub fn gate_opened(&self, latency: Duration) {
         self.gates_opened.inc();
         self.gate_latency.observe(latency.as_secs_f64());
+        // Also as a phase: health seen -> gate written.
+        self.phase_samples.push("gate_open", latency);
     }
 
     pub fn pod_without_gate(&self) {
         self.pods_without_gate.inc();
+    }
+
+    /// Reconciles that failed, so far.
+    pub fn reconcile_errors(&self) -> u64 {
+        self.reconciles
+            .get_or_create(&ResultLabels { result: "error" })
+            .get()
     }
 
     pub fn gates_opened(&self) -> u64 {

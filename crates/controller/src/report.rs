@@ -56,21 +56,22 @@ pub async fn warn_pod<W: ClusterWrites>(
     writes.publish(event, regarding).await;
 }
 
-/// Writes the binding's status if it says something new.
+/// Writes the binding's status if it says something new; whether it wrote.
 pub async fn status<W: ClusterWrites>(
     writes: &W,
     binding: &TargetGroupBinding,
     wanted: &BindingStatus,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(status) = status_update(binding, wanted, Timestamp::now()) else {
-        return Ok(());
+        return Ok(false);
     };
     let namespace = binding.metadata.namespace.clone().unwrap_or_default();
     let name = binding.metadata.name.clone().unwrap_or_default();
     writes
         .apply_binding_status(&namespace, &name, &status)
         .await
-        .context(|| format!("writing the status of TargetGroupBinding {namespace}/{name}"))
+        .context(|| format!("writing the status of TargetGroupBinding {namespace}/{name}"))?;
+    Ok(true)
 }
 
 /// A failed pass: a Warning naming the problem, and `Ready=False` with its reason.

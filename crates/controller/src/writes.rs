@@ -33,6 +33,31 @@ pub trait ClusterWrites: Send + Sync + 'static {
     fn publish(&self, event: Event, regarding: ObjectReference) -> impl Future<Output = ()> + Send;
 }
 
+/// Shared writes (the reconciler and its gate writer hold the same).
+impl<W: ClusterWrites> ClusterWrites for std::sync::Arc<W> {
+    fn patch_pod_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool, kube::Error>> + Send {
+        (**self).patch_pod_status(namespace, name, patch)
+    }
+
+    fn apply_binding_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &TargetGroupBindingStatus,
+    ) -> impl Future<Output = Result<(), kube::Error>> + Send {
+        (**self).apply_binding_status(namespace, name, status)
+    }
+
+    fn publish(&self, event: Event, regarding: ObjectReference) -> impl Future<Output = ()> + Send {
+        (**self).publish(event, regarding)
+    }
+}
+
 /// [`ClusterWrites`] through the API server.
 #[derive(Clone)]
 pub struct KubeWrites {

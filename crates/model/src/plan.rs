@@ -280,6 +280,9 @@ fn gate_pass(input: &PassInput, health: &[TargetHealth], now_text: &str) -> Gate
                 target: target.cloned(),
             });
         }
+        if !gates::worth_writing(pod, &types, &verdict) {
+            continue;
+        }
         if let Some(patch) = gates::patch(pod, &types, &verdict, now_text) {
             pass.writes.push(GateWrite {
                 pod: name,
@@ -335,37 +338,54 @@ fn next_look(
             (clock.registered_at)(target)
         }
     };
-    let earliest = earliest_healthy(group, &watched, &states, &registered_at);
+    let expected = expected_healthy(group, &watched, &states, &registered_at, clock.now);
     let mut poll = clock.poll;
     let delay = poll.next(
         polling::signature(health),
         !watched.is_empty(),
-        earliest,
+        expected.overdue,
+        expected.next,
         clock.now,
     );
     (NextLook::After(delay), Some(poll))
 }
 
-/// The earliest moment one of the watched targets could turn healthy, when all of them are
-/// targets this process registered and still `initial`; None when any is in another state or of
-/// unknown age (then there is no telling, and the poll starts fast).
-fn earliest_healthy(
+/// When the watched targets can turn healthy, as far as can be told.
+struct Expected {
+    /// Some target is past its moment, or of unknown age or state: no telling.
+    overdue: bool,
+    /// The soonest moment still to come.
+    next: Option<Instant>,
+}
+
+/// A watched target this process registered, still `initial`, can turn healthy interval x
+/// threshold after its registration; any other watched target is overdue.
+fn expected_healthy(
     group: &TargetGroupInfo,
     watched: &[TargetKey],
     states: &HashMap<&TargetKey, &TargetState>,
     registered_at: &dyn Fn(&TargetKey) -> Option<Instant>,
-) -> Option<Instant> {
-    let settle = polling::time_to_healthy(group)?;
-    watched
-        .iter()
-        .map(|target| {
-            let initial = states.get(target) == Some(&&TargetState::Initial);
-            let at = registered_at(target)?;
-            initial.then_some(at + settle)
-        })
-        .collect::<Option<Vec<Instant>>>()?
-        .into_iter()
-        .min()
+    now: Instant,
+) -> Expected {
+    let mut expected = Expected {
+        overdue: false,
+        next: None,
+    };
+    let settle = polling::time_to_healthy(group);
+    for target in watched {
+        let initial = states.get(target) == Some(&&TargetState::Initial);
+        let moment = settle
+            .zip(registered_at(target))
+            .filter(|_| initial)
+            .map(|(settle, at)| at + settle);
+        match moment {
+            Some(at) if at > now => {
+                expected.next = Some(expected.next.map_or(at, |next: Instant| next.min(at)));
+            }
+            _ => expected.overdue = true,
+        }
+    }
+    expected
 }
 
 /// What deleting a binding does: deregister its targets (with `multiClusterTargetGroup`, only

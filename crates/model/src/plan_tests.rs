@@ -222,7 +222,8 @@ fn gates_open_on_healthy_stay_closed_otherwise_and_are_written_only_on_change() 
         .iter()
         .map(|w| (w.pod.as_str(), w.verdict.status))
         .collect();
-    assert_eq!(writes, [("up", true), ("new", false)]);
+    // "new" is on its way (initial): nothing to tell it yet.
+    assert_eq!(writes, [("up", true)]);
     assert_eq!(plan.gate_writes[0].uid.as_deref(), Some("uid-up"));
     let pending: Vec<(&str, Option<&str>)> = plan
         .pending
@@ -243,11 +244,34 @@ fn a_target_registered_in_this_pass_keeps_its_gate_closed() {
     case.pods = vec![pod("p", true, None)];
     let plan = case.plan();
     assert_eq!(ips(&plan.register), ["10.0.0.1"]);
+    // A gate never open whose target is on its way: pending, and not written.
+    assert!(plan.gate_writes.is_empty());
+    assert_eq!(plan.pending.len(), 1);
+    // An open gate whose target is registered again closes, with the reason.
+    case.pods = vec![pod("p", true, Some("True"))];
+    let plan = case.plan();
     assert_eq!(plan.gate_writes.len(), 1);
     assert!(!plan.gate_writes[0].verdict.status);
     assert_eq!(
         plan.gate_writes[0].verdict.reason,
         "Elb.RegistrationInProgress"
+    );
+}
+
+#[test]
+fn a_failing_target_is_told_on_its_pod() {
+    let mut health_failing = health("10.0.0.1", "unhealthy");
+    health_failing.reason = Some("Target.ResponseCodeMismatch".into());
+    let mut case = Case::new(
+        desired(&["10.0.0.1"], &[("p", "10.0.0.1")]),
+        vec![health_failing],
+    );
+    case.pods = vec![pod("p", true, None)];
+    let plan = case.plan();
+    assert_eq!(plan.gate_writes.len(), 1);
+    assert_eq!(
+        plan.gate_writes[0].verdict.reason,
+        "Target.ResponseCodeMismatch"
     );
 }
 
@@ -321,7 +345,7 @@ fn next_look_waits_for_interval_times_threshold_after_registering() {
     }
     // Of unknown age (registered before a restart): look soon.
     let plan = waiting.plan_at(now, &|_| None);
-    assert_eq!(plan.next_look, NextLook::After(Duration::from_millis(500)));
+    assert_eq!(plan.next_look, NextLook::After(Duration::from_millis(250)));
 }
 
 #[test]

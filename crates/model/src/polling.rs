@@ -1,17 +1,20 @@
 //! When to look at a target group's health again while readiness gates are pending.
 //!
 //! ELB cannot call a newly registered target healthy before HealthyThresholdCount checks, one per
-//! HealthCheckIntervalSeconds. So while every pending target is fresh, there is nothing to learn
-//! before that moment: sleep until just after it. Past it, look every 500 ms, and slow down by half
-//! each time nothing moved, up to 5 s (a target whose check keeps failing must not cost a call per
-//! second forever). Draining targets alone are looked at every 5 s.
+//! HealthCheckIntervalSeconds. So a target just registered has nothing to tell before that moment:
+//! the next look is just after the soonest such moment among the targets watched. A target past
+//! its moment (or of unknown age) is overdue: look every 250 ms, slowing down by half each time
+//! nothing moved, up to 5 s (a target whose check keeps failing must not cost a call per second
+//! forever), but never past the next target's moment. During a scale-out, targets registered in
+//! batches are thus looked at as each batch can turn healthy. Draining targets alone are looked at
+//! every 5 s.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::elb::{TargetGroupInfo, TargetHealth};
 
-const FAST: Duration = Duration::from_millis(500);
+const FAST: Duration = Duration::from_millis(250);
 const SLOW: Duration = Duration::from_secs(5);
 /// Looked at just after the earliest moment, so the check that turned it healthy has landed.
 const MARGIN: Duration = Duration::from_millis(50);
@@ -38,35 +41,44 @@ pub fn signature(health: &[TargetHealth]) -> u64 {
 pub struct PollState {
     interval: Option<Duration>,
     signature: u64,
+    moved: bool,
 }
 
 impl PollState {
-    /// The delay before the next look.
+    /// The delay before the next look: `overdue` when a watched target is past the moment it
+    /// could turn healthy (or its age is unknown); `next_expected` is the soonest such moment
+    /// still to come.
     pub fn next(
         &mut self,
         signature: u64,
         gates_pending: bool,
-        earliest_healthy: Option<Instant>,
+        overdue: bool,
+        next_expected: Option<Instant>,
         now: Instant,
     ) -> Duration {
         if !gates_pending {
             self.interval = None;
             return SLOW;
         }
-        if let Some(at) = earliest_healthy
-            && at > now
-        {
+        let planned = next_expected
+            .filter(|at| *at > now)
+            .map(|at| at - now + MARGIN);
+        self.signature_moved(signature);
+        if !overdue {
             self.interval = None;
-            self.signature = signature;
-            return at - now + MARGIN;
+            return planned.unwrap_or(FAST);
         }
         let interval = match self.interval {
-            Some(previous) if self.signature == signature => previous.mul_f64(1.5).min(SLOW),
+            Some(previous) if !self.moved => previous.mul_f64(1.5).min(SLOW),
             _ => FAST,
         };
         self.interval = Some(interval);
+        planned.map_or(interval, |p| p.min(interval))
+    }
+
+    fn signature_moved(&mut self, signature: u64) {
+        self.moved = self.signature != signature;
         self.signature = signature;
-        interval
     }
 }
 
@@ -78,29 +90,43 @@ mod tests {
     fn sleeps_until_the_earliest_healthy_moment() {
         let now = Instant::now();
         let mut state = PollState::default();
-        let delay = state.next(1, true, Some(now + Duration::from_secs(4)), now);
+        let delay = state.next(1, true, false, Some(now + Duration::from_secs(4)), now);
         assert_eq!(delay, Duration::from_secs(4) + MARGIN);
     }
 
     #[test]
-    fn then_polls_fast_and_slows_down_while_nothing_moves() {
+    fn overdue_targets_are_polled_fast_slowing_down_while_nothing_moves() {
         let now = Instant::now();
         let mut state = PollState::default();
-        assert_eq!(state.next(1, true, Some(now), now), FAST);
-        assert_eq!(state.next(1, true, None, now), FAST.mul_f64(1.5));
-        assert_eq!(state.next(1, true, None, now), FAST.mul_f64(2.25));
+        assert_eq!(state.next(1, true, true, None, now), FAST);
+        assert_eq!(state.next(1, true, true, None, now), FAST.mul_f64(1.5));
+        assert_eq!(state.next(1, true, true, None, now), FAST.mul_f64(2.25));
         for _ in 0..20 {
-            state.next(1, true, None, now);
+            state.next(1, true, true, None, now);
         }
-        assert_eq!(state.next(1, true, None, now), SLOW);
+        assert_eq!(state.next(1, true, true, None, now), SLOW);
         // Something moved: fast again.
-        assert_eq!(state.next(2, true, None, now), FAST);
+        assert_eq!(state.next(2, true, true, None, now), FAST);
+    }
+
+    #[test]
+    fn a_slow_poll_never_passes_the_next_batchs_moment() {
+        let now = Instant::now();
+        let mut state = PollState::default();
+        for _ in 0..20 {
+            state.next(1, true, true, None, now);
+        }
+        let soon = now + Duration::from_millis(700);
+        assert_eq!(
+            state.next(1, true, true, Some(soon), now),
+            Duration::from_millis(700) + MARGIN
+        );
     }
 
     #[test]
     fn draining_alone_is_looked_at_slowly() {
         let mut state = PollState::default();
-        assert_eq!(state.next(1, false, None, Instant::now()), SLOW);
+        assert_eq!(state.next(1, false, false, None, Instant::now()), SLOW);
     }
 
     #[test]

@@ -47,6 +47,22 @@ pub fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// Whether what `wanted` changes in `binding`'s status is only its figures (the message's counts,
+/// the health summary): same generation observed, same Ready status and reason. Such a change may
+/// wait a little (a scale-out moves the counts on every pass).
+pub fn only_figures_move(binding: &TargetGroupBinding, wanted: &BindingStatus) -> bool {
+    let Some(current) = binding.status.as_ref() else {
+        return false;
+    };
+    let status = if wanted.ready { "True" } else { "False" };
+    current.observed_generation == binding.metadata.generation
+        && current
+            .conditions
+            .iter()
+            .find(|c| c.type_ == keys::CONDITION_READY)
+            .is_some_and(|c| c.status == status && c.reason == wanted.reason)
+}
+
 /// The status to write for `binding`, or None when its current status already says the same.
 /// `lastTransitionTime` moves only when the condition's status flips.
 pub fn status_update(
@@ -167,6 +183,15 @@ mod tests {
         assert_eq!(third.conditions[0].last_transition_time.0, later);
         // A failure keeps the last health summary.
         assert_eq!(third.target_health.as_deref(), Some("3/3 healthy"));
+
+        // Only the figures moved: may wait. A new reason, Ready flipping, a new generation or no
+        // status yet: not.
+        assert!(!only_figures_move(&binding(None), &synced));
+        assert!(only_figures_move(&written, &reworded));
+        assert!(!only_figures_move(&written, &failed));
+        let mut newer = written.clone();
+        newer.metadata.generation = Some(3);
+        assert!(!only_figures_move(&newer, &reworded));
     }
 
     #[test]

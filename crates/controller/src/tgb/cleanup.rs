@@ -65,6 +65,9 @@ pub async fn cleanup<A: Elbv2, W: ClusterWrites>(
     .await?;
     let key = binding_key(binding);
     ctx.memory.forget(&key);
+    if let Some((_, group)) = &resolved {
+        ctx.memory.unknow(&group.arn);
+    }
     ctx.metrics
         .pending_gates
         .update(&key, &[], std::time::Instant::now());

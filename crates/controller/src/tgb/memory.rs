@@ -28,6 +28,8 @@ pub struct BindingMemory {
     due: Mutex<HashMap<String, Instant>>,
     /// Binding -> when its last pass started.
     started: Mutex<HashMap<String, Instant>>,
+    /// Binding -> when its status was last written.
+    status_written: Mutex<HashMap<String, Instant>>,
 }
 
 /// A target group's targets as the controller knows them: the last full DescribeTargetHealth,
@@ -128,8 +130,17 @@ impl BindingMemory {
         lock(&self.started).insert(binding.to_string(), now)
     }
 
+    pub fn status_written_at(&self, binding: &str) -> Option<Instant> {
+        lock(&self.status_written).get(binding).copied()
+    }
+
+    pub fn status_written(&self, binding: &str, at: Instant) {
+        lock(&self.status_written).insert(binding.to_string(), at);
+    }
+
     /// Forgets everything about a binding that is gone.
     pub fn forget(&self, binding: &str) {
+        lock(&self.status_written).remove(binding);
         lock(&self.failures).remove(binding);
         lock(&self.polls).remove(binding);
         lock(&self.due).remove(binding);

@@ -33,6 +33,7 @@ use crate::budget::CallBudget;
 use crate::error::{ControllerError, Result, retry_delay};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::pod_conditions::GateWriter;
 use crate::report::{self, ReportedOnce};
 use crate::stores::Stores;
 use crate::writes::ClusterWrites;
@@ -41,7 +42,9 @@ use crate::writes::ClusterWrites;
 pub struct Context<A, W> {
     pub client: Client,
     pub aws: A,
-    pub writes: W,
+    pub writes: Arc<W>,
+    /// Where passes hand their gate writes.
+    pub gate_writer: GateWriter<W>,
     pub stores: Stores,
     pub target_groups: TargetGroupCache,
     pub metrics: Metrics,
@@ -54,15 +57,18 @@ pub struct Context<A, W> {
     pub leadership: Leadership,
 }
 
-impl<A, W> Context<A, W> {
+impl<A, W: ClusterWrites> Context<A, W> {
     pub fn new(client: Client, aws: A, writes: W, stores: Stores) -> Self {
+        let writes = Arc::new(writes);
+        let metrics = Metrics::default();
         Self {
             client,
             aws,
+            gate_writer: GateWriter::new(writes.clone(), metrics.clone()),
             writes,
             stores,
             target_groups: TargetGroupCache::default(),
-            metrics: Metrics::default(),
+            metrics,
             memory: BindingMemory::default(),
             budget: CallBudget::default(),
             reported_without_gate: ReportedOnce::default(),

@@ -28,7 +28,6 @@ use super::memory::KnownTargets;
 use super::{Context, binding_key};
 use crate::budget::CallKind;
 use crate::error::{ControllerError, Result};
-use crate::pod_conditions;
 use crate::report;
 use crate::writes::ClusterWrites;
 
@@ -37,6 +36,9 @@ use crate::writes::ClusterWrites;
 pub const KNOWLEDGE_TTL: Duration = Duration::from_secs(300);
 /// The least time between the starts of two passes of one binding that look at no health.
 pub const PASS_SPACING: Duration = Duration::from_millis(250);
+/// The least time between two status writes of a binding that only move its figures (counts,
+/// health summary); a change of its Ready condition is written at once.
+pub const STATUS_SPACING: Duration = Duration::from_secs(2);
 /// A look due this soon is taken now.
 const LOOK_EARLY: Duration = Duration::from_millis(20);
 
@@ -78,13 +80,17 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     let now = Instant::now();
     let known = ctx.memory.known(&group.arn, KNOWLEDGE_TTL, now);
     let due = ctx.memory.due(&key);
-    let look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
+    let mut look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
     let previous_start = ctx.memory.pass_started(&key, now);
     if let (Some(_), false, Some(previous)) = (&known, look_due, previous_start) {
-        let wait = (previous + PASS_SPACING).saturating_duration_since(now);
+        // Paced, but never past the planned look.
+        let until = (previous + PASS_SPACING).min(due.unwrap_or(previous + PASS_SPACING));
+        let wait = until.saturating_duration_since(now);
         if !wait.is_zero() {
             phase(ctx, "pace", tokio::time::sleep(wait)).await;
-            ctx.memory.pass_started(&key, Instant::now());
+            let now = Instant::now();
+            ctx.memory.pass_started(&key, now);
+            look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
         }
     }
     let (target_type, desired) = phase(ctx, "snapshot", async { desired(binding, group, ctx) }).await?;
@@ -163,7 +169,7 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
         && due.is_some_and(|planned| next.is_none_or(|wanted| planned <= wanted));
     let poll = plan.poll;
     let health_after = plan.health_after.clone();
-    execute(binding, ctx, client, group, plan, seen).await?;
+    let status_later = execute(binding, ctx, client, group, plan, seen).await?;
     ctx.memory.know(
         &group.arn,
         KnownTargets {
@@ -178,7 +184,12 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
         next
     };
     ctx.memory.set_due(&key, next);
-    Ok(match next {
+    // A status write put off comes back at its time (not as a look).
+    let requeue = match (next, status_later) {
+        (Some(look), Some(status)) => Some(look.min(status)),
+        (look, status) => look.or(status),
+    };
+    Ok(match requeue {
         None => Action::await_change(),
         Some(at) => Action::requeue(at.saturating_duration_since(Instant::now())),
     })
@@ -264,6 +275,7 @@ async fn change_targets<A: Elbv2, W: ClusterWrites>(
     Ok(())
 }
 
+/// Carries `plan` out; returns when a status write put off is due (see [`STATUS_SPACING`]).
 async fn execute<A: Elbv2, W: ClusterWrites>(
     binding: &TargetGroupBinding,
     ctx: &Context<A, W>,
@@ -271,26 +283,35 @@ async fn execute<A: Elbv2, W: ClusterWrites>(
     group: &TargetGroupInfo,
     plan: Plan,
     health_seen: Instant,
-) -> Result<()> {
+) -> Result<Option<Instant>> {
     let namespace = binding.metadata.namespace.clone().unwrap_or_default();
     let key = binding_key(binding);
     change_targets(binding, ctx, client, group, &plan).await?;
-    let writes = pod_conditions::write(
-        &ctx.writes,
-        &ctx.metrics,
-        &namespace,
-        plan.gate_writes,
-        Some(health_seen),
-    );
-    phase(ctx, "gates", writes).await?;
+    // Handed over, not awaited: the next pass's registrations never wait for them.
+    let gate_writes = plan.gate_writes;
+    phase(ctx, "gates", async {
+        ctx.gate_writer
+            .submit(&namespace, gate_writes, Some(health_seen))
+    })
+    .await;
     report_missing_gates(binding, ctx, &plan.missing_gates).await;
     ctx.memory.settle(&group.arn, &plan.health_after);
     let pending: Vec<String> = plan.pending.into_iter().map(|g| g.pod).collect();
     ctx.metrics
         .pending_gates
         .update(&key, &pending, Instant::now());
-    phase(ctx, "status", report::status(&ctx.writes, binding, &plan.status)).await?;
-    Ok(())
+    let now = Instant::now();
+    let written_at = ctx.memory.status_written_at(&key);
+    if let Some(at) = written_at
+        && now < at + STATUS_SPACING
+        && lb_model::status::only_figures_move(binding, &plan.status)
+    {
+        return Ok(Some(at + STATUS_SPACING));
+    }
+    if phase(ctx, "status", report::status(&ctx.writes, binding, &plan.status)).await? {
+        ctx.memory.status_written(&key, Instant::now());
+    }
+    Ok(None)
 }
 
 /// One Warning per pod behind the binding that carries no gate of it.

@@ -160,6 +160,7 @@ impl World {
     /// One pass of `binding`, then the pods as its gate writes left them.
     async fn pass(&mut self, binding: &TargetGroupBinding) -> Result<Action, ControllerError> {
         let result = pass::apply(binding, &self.ctx).await;
+        self.ctx.gate_writer.flush().await;
         self.sync();
         result
     }
@@ -226,8 +227,8 @@ async fn targets_are_registered_at_containers_ready_and_gates_open_once_healthy(
 
     let action = world.pass(&binding).await.expect("pass");
     assert_eq!(world.active(), ["10.0.0.1", "10.0.0.2"]);
-    assert_eq!(world.gate("a").as_deref(), Some("False"));
-    assert_eq!(world.gate("c").as_deref(), Some("False"));
+    assert_eq!(world.gate("a").as_deref(), None);
+    assert_eq!(world.gate("c").as_deref(), None);
     // Nothing to learn before interval x threshold (5 s x 2).
     assert!(
         requeue_within(
@@ -252,7 +253,7 @@ async fn targets_are_registered_at_containers_ready_and_gates_open_once_healthy(
     assert_eq!(world.gate("b").as_deref(), Some("True"));
     assert_eq!(
         world.gate("c").as_deref(),
-        Some("False"),
+        None,
         "not a target: stays closed"
     );
     assert_eq!(world.elb.count(Operation::RegisterTargets), 1);
@@ -389,7 +390,7 @@ async fn deleting_the_binding_deregisters_its_targets_and_opens_every_gate() {
     world.pod("a", "10.0.0.1", true);
     let binding = world.binding(json!({}));
     world.pass(&binding).await.expect("pass");
-    assert_eq!(world.gate("a").as_deref(), Some("False"));
+    assert_eq!(world.gate("a").as_deref(), None);
     cleanup::cleanup(&binding, &world.ctx)
         .await
         .expect("cleanup");
@@ -479,7 +480,7 @@ async fn registration_faults_register_nothing_twice_and_open_no_gate_early() {
         );
         assert_eq!(
             world.gate("a").as_deref(),
-            Some("False"),
+            None,
             "{fault:?}: not healthy yet"
         );
         world.elb.pass_health_checks(&world.tg.arn);
@@ -527,7 +528,7 @@ async fn health_faults_change_nothing_and_open_no_gate() {
         world.elb.pass_health_checks(&world.tg.arn);
         world.elb.forget_calls();
         failing_pass(&mut world, &binding, Operation::DescribeTargetHealth, fault).await;
-        assert_eq!(world.gate("a").as_deref(), Some("False"), "{fault:?}");
+        assert_eq!(world.gate("a").as_deref(), None, "{fault:?}");
         assert_eq!(world.elb.count(Operation::RegisterTargets), 0);
         assert_eq!(world.elb.count(Operation::DeregisterTargets), 0);
         world.look(&binding).await.expect("pass");

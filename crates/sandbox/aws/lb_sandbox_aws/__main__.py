@@ -43,7 +43,8 @@ def main() -> None:
     elbv2 = elbv2_backends[ACCOUNT_ID][config["region"]]
     ec2 = ec2_backends[ACCOUNT_ID][config["region"]]
     registry = TargetRegistry(loop, guard, elbv2, ec2)
-    elbv2_patch.install(registry)
+    throttle = elbv2_patch.Throttle()
+    elbv2_patch.install(registry, throttle)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -53,7 +54,7 @@ def main() -> None:
 
     dataplane = DataPlane(registry, elbv2, guard)
     asyncio.run_coroutine_threadsafe(dataplane.run(), loop)
-    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, endpoint, config).start(), loop).result()
+    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, endpoint, config, throttle).start(), loop).result()
 
     ready = {"endpoint": endpoint, "control": f"http://127.0.0.1:{control_port}", **seeded}
     partial = args.ready_file + ".partial"

@@ -5,6 +5,8 @@
   GET /targets?target_group_arn=ARN            every target of the group with its health timeline
   GET /requests?listener_arn=ARN&since=EPOCH   recent requests: [time, outcome, target]
   GET /routing-lag?seconds=S                   sets the data plane's routing lag (see targets.py)
+  GET /throttle?per_second=N                   throttles the target calls to N a second (0: off);
+                                               answers the rate and how many calls were refused
   GET /peer-target-group?arn=ARN               makes target group ARN exist in the account it names,
                                                with a VPC like the cluster's and an ALB (see peer.py)
 """
@@ -17,8 +19,9 @@ from . import httpwire, peer
 
 
 class ControlApi:
-    def __init__(self, registry, dataplane, endpoint: str, config: dict):
+    def __init__(self, registry, dataplane, endpoint: str, config: dict, throttle):
         self.registry = registry
+        self.throttle = throttle
         self.dataplane = dataplane
         self.endpoint = endpoint
         self.config = config
@@ -43,6 +46,11 @@ class ControlApi:
                 return 400, {"error": f"routing lag {seconds} s is outside 0..600"}
             self.registry.routing_lag = seconds
             return 200, {"routing_lag": seconds}
+        if path == "/throttle":
+            per_second = float(one("per_second", "0"))
+            if not 0 <= per_second <= 10000:
+                return 400, {"error": f"rate {per_second} is outside 0..10000"}
+            return 200, self.throttle.set(per_second)
         return 404, {"error": f"no such endpoint {path}"}
 
     def _peer(self, arn: str):

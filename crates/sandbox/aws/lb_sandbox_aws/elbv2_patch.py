@@ -8,6 +8,10 @@ Which load balancers use a target group follows every listener and rule change (
 on create): a group a modified listener now forwards to is in use (its targets get checked), one
 no listener or rule forwards to any more is not.
 
+Throttling: with a rate set (`Throttle`, through the control API), RegisterTargets,
+DeregisterTargets and DescribeTargetHealth beyond it are answered `Throttling: Rate exceeded`, as
+ELB answers a caller over its API rate.
+
 Rules and certificates: path-pattern conditions may be regular expressions (RegexValues);
 SetRulePriorities is one change, so rules may swap priorities; a listener's certificate list
 keeps its SNI certificates when the default one changes, and DescribeListeners shows the default
@@ -16,15 +20,52 @@ one alone.
 
 import ipaddress
 import re
+import threading
+import time
 
 from moto.elbv2 import models, responses
-from moto.elbv2.exceptions import (DuplicatePriorityError, InvalidConditionValueError, InvalidTargetError,
-                                   PriorityInUseError, TargetGroupNotFoundError)
+from moto.elbv2.exceptions import (DuplicatePriorityError, ELBClientError, InvalidConditionValueError,
+                                   InvalidTargetError, PriorityInUseError, TargetGroupNotFoundError)
 from moto.elbv2.models import FakeHealthStatus
 
 
 class RegisterValidationError(Exception):
     pass
+
+
+class Throttle:
+    """A token bucket over the target calls: `per_second` calls a second with a burst of as many
+    (at least one); None lets every call through. Counts the calls it refused."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.per_second = None
+        self.tokens = 0.0
+        self.last = time.monotonic()
+        self.refused = 0
+
+    def set(self, per_second):
+        with self.lock:
+            self.per_second = per_second if per_second and per_second > 0 else None
+            self.tokens = self.burst()
+            self.last = time.monotonic()
+            return {"per_second": self.per_second, "refused": self.refused}
+
+    def burst(self):
+        return max(1.0, self.per_second or 0.0)
+
+    def take(self):
+        with self.lock:
+            if self.per_second is None:
+                return
+            now = time.monotonic()
+            self.tokens = min(self.burst(), self.tokens + (now - self.last) * self.per_second)
+            self.last = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return
+            self.refused += 1
+        raise ELBClientError("Throttling", "Rate exceeded")
 
 
 def _group(backend, arn):
@@ -155,8 +196,9 @@ def _default_certificate_only(data):
     return responses.transform_certificates(data[:1])
 
 
-def install(registry) -> None:
+def install(registry, throttle) -> None:
     def register_targets(self, target_group_arn, instances):
+        throttle.take()
         group = _group(self, target_group_arn)
         keys = _keys(group, instances)
         _check_ip_targets(self, group, keys)
@@ -165,6 +207,7 @@ def install(registry) -> None:
         registry.register(group, keys)
 
     def deregister_targets(self, target_group_arn, instances):
+        throttle.take()
         group = _group(self, target_group_arn)
         keys = _keys(group, instances)
         for target_id, _ in keys:
@@ -172,6 +215,7 @@ def install(registry) -> None:
         registry.deregister(group, keys)
 
     def describe_target_health(self, target_group_arn, targets):
+        throttle.take()
         group = _group(self, target_group_arn)
         wanted = _keys(group, targets) if targets else None
         health_port = group.health_check_port

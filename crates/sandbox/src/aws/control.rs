@@ -126,6 +126,16 @@ impl ControlClient {
         .await
     }
 
+    /// Throttles RegisterTargets, DeregisterTargets and DescribeTargetHealth to `per_second` calls
+    /// a second (0: no throttling); calls beyond it are answered `Throttling`. Returns how many
+    /// calls were refused so far.
+    pub async fn set_throttle(&self, per_second: f64) -> Result<u64> {
+        let answer: serde_json::Value = self
+            .get(&format!("/throttle?per_second={per_second}"))
+            .await?;
+        Ok(answer["refused"].as_u64().unwrap_or(0))
+    }
+
     /// Sets the data plane's routing lag: targets are routed by their state `lag` ago, as a real
     /// load balancer's nodes learn of registrations and deregistrations a little late.
     pub async fn set_routing_lag(&self, lag: Duration) -> Result<()> {
