@@ -22,16 +22,27 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
     let figures = figures(options).await.expect("the benchmark runs");
     println!("{}", figures.table());
     assert_eq!(figures.pods, 24);
-    assert_eq!(figures.gate_ms.0.len(), 24, "every gate opened after healthy");
+    assert_eq!(
+        figures.gate_ms.0.len(),
+        24,
+        "every gate opened after healthy"
+    );
     assert_eq!(figures.register_ms.0.len(), 24, "every pod registered");
     assert_eq!(figures.binding_done_ms.0.len(), 3, "every binding finished");
-    assert_eq!(figures.deregister_ms.0.len(), 4, "every deleted pod drained");
+    assert_eq!(
+        figures.deregister_ms.0.len(),
+        4,
+        "every deleted pod drained"
+    );
     let registers = figures.calls(Operation::RegisterTargets);
     assert!(
         (3..=24).contains(&registers),
         "at least one RegisterTargets per binding, never one per pod and more: {registers}"
     );
-    assert_eq!(figures.steady_describes, 0, "no health polling once settled");
+    assert_eq!(
+        figures.steady_describes, 0,
+        "no health polling once settled"
+    );
     let phases: Vec<&str> = figures.phases.iter().map(|(p, _)| *p).collect();
     for phase in ["snapshot", "register", "describe", "gates", "status"] {
         assert!(phases.contains(&phase), "{phase} timed: {phases:?}");

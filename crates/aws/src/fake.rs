@@ -463,14 +463,18 @@ impl TargetGroups for FakeTargetGroups {
                     Some(named) => named
                         .iter()
                         .map(|t| {
-                            group.targets.get(t).cloned().unwrap_or_else(|| TargetHealth {
-                                target: t.clone(),
-                                state: TargetState::Unused,
-                                reason: Some(lb_model::elb::NOT_REGISTERED_REASON.to_string()),
-                                description: Some(
-                                    "Target is not registered to the target group".to_string(),
-                                ),
-                            })
+                            group
+                                .targets
+                                .get(t)
+                                .cloned()
+                                .unwrap_or_else(|| TargetHealth {
+                                    target: t.clone(),
+                                    state: TargetState::Unused,
+                                    reason: Some(lb_model::elb::NOT_REGISTERED_REASON.to_string()),
+                                    description: Some(
+                                        "Target is not registered to the target group".to_string(),
+                                    ),
+                                })
                         })
                         .collect(),
                 })

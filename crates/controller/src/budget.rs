@@ -149,7 +149,8 @@ mod tests {
                 tokio::spawn(async move {
                     budget
                         .run(CallKind::Register, async {
-                            let now = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                            let now =
+                                in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                             most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(5)).await;
                             in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);

@@ -70,6 +70,33 @@ impl PhaseSamples {
     }
 }
 
+/// When recent gates were opened (written True): `namespace/pod` -> seconds since the Unix epoch,
+/// the most recent ones, for in-process readers (benchmarks compare them with ELB's timelines).
+#[derive(Debug, Default)]
+pub struct GateOpenings {
+    opened: Mutex<std::collections::VecDeque<(String, f64)>>,
+}
+
+impl GateOpenings {
+    fn push(&self, pod: String) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        if opened.len() == PHASE_SAMPLES_KEPT {
+            opened.pop_front();
+        }
+        opened.push_back((pod, at));
+    }
+
+    /// `namespace/pod` -> when its gate was last opened.
+    pub fn by_pod(&self) -> HashMap<String, f64> {
+        let opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        opened.iter().cloned().collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AgeLabels {
     age: &'static str,
@@ -162,6 +189,8 @@ pub struct Metrics {
     pass_phases: HistogramFamily<PhaseLabels>,
     /// The recent phase durations behind `pass_phases`.
     pub phase_samples: Arc<PhaseSamples>,
+    /// When recent gates were opened.
+    pub gate_openings: Arc<GateOpenings>,
     pub pending_gates: Arc<PendingGates>,
     /// 1 while this replica holds the leader Lease (set at scrape time).
     pub leader: Gauge,
@@ -180,6 +209,7 @@ impl Default for Metrics {
             pods_without_gate: Counter::default(),
             pass_phases: Family::new_with_constructor(phase_histogram),
             phase_samples: Arc::default(),
+            gate_openings: Arc::default(),
             pending_gates: Arc::default(),
             leader: Gauge::default(),
         }
@@ -213,8 +243,9 @@ impl Metrics {
         self.targets_deregistered.inc_by(count as u64);
     }
 
-    /// A gate opened, `latency` after its target was seen healthy.
-    pub fn gate_opened(&self, latency: Duration) {
+    /// The gate of pod `namespace/pod` opened, `latency` after its target was seen healthy.
+    pub fn gate_opened(&self, pod: String, latency: Duration) {
+        self.gate_openings.push(pod);
         self.gates_opened.inc();
         self.gate_latency.observe(latency.as_secs_f64());
         // Also as a phase: health seen -> gate written.
@@ -312,7 +343,7 @@ mod tests {
         metrics.observe_reconcile(Duration::from_micros(1500), true);
         metrics.observe_reconcile(Duration::from_micros(500), false);
         metrics.registered(3);
-        metrics.gate_opened(Duration::from_millis(120));
+        metrics.gate_opened("shop/web-1".to_string(), Duration::from_millis(120));
         metrics.pod_without_gate();
         let now = Instant::now();
         metrics.pending_gates.update(

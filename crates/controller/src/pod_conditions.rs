@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::Notify;
 use lb_model::plan::GateWrite;
+use tokio::sync::Notify;
 
 use crate::error::{KubeContext, Result};
 use crate::metrics::Metrics;
@@ -35,7 +35,7 @@ pub async fn write<W: ClusterWrites>(
                 .await
                 .context(|| format!("writing the readiness gate of pod {namespace}/{}", write.pod))?;
             if let (true, true, Some(seen)) = (written, write.verdict.status, health_seen) {
-                metrics.gate_opened(seen.elapsed());
+                metrics.gate_opened(format!("{namespace}/{}", write.pod), seen.elapsed());
             }
             tracing::debug!(pod = %write.pod, status = write.verdict.status, reason = %write.verdict.reason, written, "readiness gate");
             Ok(())
@@ -93,12 +93,15 @@ impl WriterState {
     fn next(&mut self) -> Option<(PodKey, Job)> {
         for queue in [&mut self.opening, &mut self.closing] {
             // Places left behind by a later write of the same pod.
-            while queue.front().is_some_and(|key| !self.queued.contains_key(key)) {
+            while queue
+                .front()
+                .is_some_and(|key| !self.queued.contains_key(key))
+            {
                 queue.pop_front();
             }
-            let position = queue.iter().position(|key| {
-                !self.in_flight.contains_key(key) && self.queued.contains_key(key)
-            });
+            let position = queue
+                .iter()
+                .position(|key| !self.in_flight.contains_key(key) && self.queued.contains_key(key));
             if let Some(position) = position
                 && let Some(key) = queue.remove(position)
                 && let Some(job) = self.queued.remove(&key)
@@ -151,7 +154,12 @@ impl<W: ClusterWrites> GateWriter<W> {
     }
 
     /// Queues `gate_writes` of pods in `namespace`; `health_seen` as for [`write`].
-    pub fn submit(&self, namespace: &str, gate_writes: Vec<GateWrite>, health_seen: Option<Instant>) {
+    pub fn submit(
+        &self,
+        namespace: &str,
+        gate_writes: Vec<GateWrite>,
+        health_seen: Option<Instant>,
+    ) {
         if gate_writes.is_empty() {
             return;
         }
@@ -168,10 +176,9 @@ impl<W: ClusterWrites> GateWriter<W> {
                     .made
                     .get(&key)
                     .is_some_and(|made| made.uid == write.uid && made.verdict == write.verdict)
-                    || state
-                        .in_flight
-                        .get(&key)
-                        .is_some_and(|(uid, verdict)| *uid == write.uid && *verdict == write.verdict);
+                    || state.in_flight.get(&key).is_some_and(|(uid, verdict)| {
+                        *uid == write.uid && *verdict == write.verdict
+                    });
                 if already {
                     continue;
                 }
@@ -250,7 +257,11 @@ async fn work<W: ClusterWrites>(inner: Arc<WriterInner<W>>) {
 }
 
 /// Whether the write was made (false: the pod is gone or recreated, or the write kept failing).
-async fn write_with_retries<W: ClusterWrites>(inner: &WriterInner<W>, key: &PodKey, job: &Job) -> bool {
+async fn write_with_retries<W: ClusterWrites>(
+    inner: &WriterInner<W>,
+    key: &PodKey,
+    job: &Job,
+) -> bool {
     let (namespace, pod) = key;
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=ATTEMPTS {
@@ -263,8 +274,12 @@ async fn write_with_retries<W: ClusterWrites>(inner: &WriterInner<W>, key: &PodK
         inner.metrics.phase("gate_patch", started.elapsed());
         match result {
             Ok(written) => {
-                if let (true, true, Some(seen)) = (written, job.write.verdict.status, job.health_seen) {
-                    inner.metrics.gate_opened(seen.elapsed());
+                if let (true, true, Some(seen)) =
+                    (written, job.write.verdict.status, job.health_seen)
+                {
+                    inner
+                        .metrics
+                        .gate_opened(format!("{namespace}/{pod}"), seen.elapsed());
                 }
                 tracing::debug!(%pod, status = job.write.verdict.status, reason = %job.write.verdict.reason, written, "readiness gate");
                 return written;
@@ -294,7 +309,12 @@ mod tests {
             uid: Some(format!("uid-{pod}")),
             verdict: GateVerdict {
                 status: open,
-                reason: if open { "Healthy" } else { "Elb.RegistrationInProgress" }.to_string(),
+                reason: if open {
+                    "Healthy"
+                } else {
+                    "Elb.RegistrationInProgress"
+                }
+                .to_string(),
                 message: String::new(),
             },
             patch: json!({"open": open}),

@@ -115,43 +115,48 @@ impl WatchScope {
     }
 }
 
-/// A reflected watch of the objects of `K` in `api`, with managed fields stripped.
-pub(crate) fn reflect<K>(
-    api: Api<K>,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
+/// What a watched kind must be to be cached.
+pub(crate) trait Cached:
+    Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Cached for K where
     K: Resource<DynamicType = ()>
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// A reflected watch of the objects of `K` in `api`, with managed fields stripped.
+pub(crate) fn reflect<K: Cached>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) {
     reflect_slim(api, |_| {})
 }
 
 /// A reflected watch of the objects of `K` in `api`, keeping only what `slim` leaves (see
 /// [`crate::slim`]) and no managed fields.
-pub(crate) fn reflect_slim<K>(
+pub(crate) fn reflect_slim<K: Cached>(
     api: Api<K>,
     slim: fn(&mut K),
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
+) {
     let (store, writer) = reflector::store::<K>();
     let stream = reflector::reflector(
         writer,
@@ -211,9 +216,7 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         scope.api::<TargetGroupBinding>(&client),
         watcher::Config::default(),
     )
-    .with_config(
-        kube::runtime::controller::Config::default().concurrency(CONCURRENCY),
-    );
+    .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let (stores, events) = watch(&client, &scope, controller.store());
     let writes = KubeWrites::new(client.clone());
     let ctx = Arc::new(

@@ -108,7 +108,9 @@ mod tests {
         let mut pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod_json()).unwrap();
         super::pod(&mut pod);
         let mut kept = serde_json::to_value(&pod).unwrap();
-        kept.as_object_mut().unwrap().retain(|k, _| k != "apiVersion" && k != "kind");
+        kept.as_object_mut()
+            .unwrap()
+            .retain(|k, _| k != "apiVersion" && k != "kind");
         assert_eq!(
             kept,
             json!({
@@ -138,7 +140,9 @@ mod tests {
         .unwrap();
         super::node(&mut node);
         let mut kept = serde_json::to_value(&node).unwrap();
-        kept.as_object_mut().unwrap().retain(|k, _| k != "apiVersion" && k != "kind");
+        kept.as_object_mut()
+            .unwrap()
+            .retain(|k, _| k != "apiVersion" && k != "kind");
         assert_eq!(
             kept,
             json!({

@@ -253,7 +253,8 @@ struct GatePass {
 /// Each gated pod's verdict and, where it changed, the write.
 fn gate_pass(input: &PassInput, health: &[TargetHealth], now_text: &str) -> GatePass {
     let binding = input.binding.metadata.name.clone().unwrap_or_default();
-    let health: HashMap<&TargetKey, &TargetHealth> = health.iter().map(|h| (&h.target, h)).collect();
+    let health: HashMap<&TargetKey, &TargetHealth> =
+        health.iter().map(|h| (&h.target, h)).collect();
     let mut pass = GatePass::default();
     for pod in input.pods {
         if pod.metadata.deletion_timestamp.is_some() {

@@ -9,8 +9,8 @@ use lb_model::plan::plan_cleanup;
 use lb_model::targets::Desired;
 
 use super::pass::{describe, desired};
-use crate::budget::CallKind;
 use super::{Context, binding_key};
+use crate::budget::CallKind;
 use crate::error::{ControllerError, Result};
 use crate::pod_conditions;
 use crate::writes::ClusterWrites;

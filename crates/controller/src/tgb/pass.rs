@@ -61,7 +61,8 @@ pub async fn apply<A: Elbv2, W: ClusterWrites>(
     ctx: &Context<A, W>,
 ) -> Result<Action> {
     check_spec(&binding.spec).map_err(ControllerError::InvalidSpec)?;
-    let (client, group) = phase(ctx, "resolve", ctx.target_groups.resolve(&ctx.aws, binding)).await?;
+    let (client, group) =
+        phase(ctx, "resolve", ctx.target_groups.resolve(&ctx.aws, binding)).await?;
     let result = converge(binding, ctx, &client, &group).await;
     if result.is_err() {
         // A call failed: whether it took effect is unknown.
@@ -93,7 +94,8 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
             look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
         }
     }
-    let (target_type, desired) = phase(ctx, "snapshot", async { desired(binding, group, ctx) }).await?;
+    let (target_type, desired) =
+        phase(ctx, "snapshot", async { desired(binding, group, ctx) }).await?;
     let namespace = binding.metadata.namespace.clone().unwrap_or_default();
     let pods = ctx.stores.pods_in(&namespace);
     let injection_enabled = ctx.stores.injection_enabled(&namespace);
@@ -159,6 +161,15 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     }
     let seen = looked_at.unwrap_or_else(Instant::now);
     let plan = plan_with(&health, seen);
+    tracing::debug!(
+        binding = %key,
+        looked = looked_at.is_some(),
+        register = plan.register.len(),
+        gate_writes = plan.gate_writes.len(),
+        pending = plan.pending.len(),
+        next_look = ?plan.next_look,
+        "pass planned"
+    );
     let next = match plan.next_look {
         NextLook::OnChange => None,
         NextLook::After(delay) => Some(seen + delay),
@@ -224,9 +235,10 @@ pub(super) async fn describe<A, W, C: TargetGroups>(
     group: &TargetGroupInfo,
     targets: Option<&[TargetKey]>,
 ) -> Result<Vec<TargetHealth>> {
-    let call = ctx
-        .budget
-        .run(CallKind::Describe, client.target_health(&group.arn, targets));
+    let call = ctx.budget.run(
+        CallKind::Describe,
+        client.target_health(&group.arn, targets),
+    );
     phase(ctx, "describe", call).await.map_err(|err| {
         if err.kind == AwsErrorKind::NotFound {
             ctx.target_groups.forget(&group.arn);
@@ -308,7 +320,13 @@ async fn execute<A: Elbv2, W: ClusterWrites>(
     {
         return Ok(Some(at + STATUS_SPACING));
     }
-    if phase(ctx, "status", report::status(&ctx.writes, binding, &plan.status)).await? {
+    if phase(
+        ctx,
+        "status",
+        report::status(&ctx.writes, binding, &plan.status),
+    )
+    .await?
+    {
         ctx.memory.status_written(&key, Instant::now());
     }
     Ok(None)

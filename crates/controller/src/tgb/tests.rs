@@ -167,9 +167,10 @@ impl World {
 
     /// The pass the requeue of a planned health look brings: the look is due now.
     async fn look(&mut self, binding: &TargetGroupBinding) -> Result<Action, ControllerError> {
-        self.ctx
-            .memory
-            .set_due(&super::binding_key(binding), Some(std::time::Instant::now()));
+        self.ctx.memory.set_due(
+            &super::binding_key(binding),
+            Some(std::time::Instant::now()),
+        );
         self.pass(binding).await
     }
 
@@ -186,6 +187,15 @@ impl World {
             .collect();
         active.sort();
         active
+    }
+
+    /// The DescribeTargetHealth calls made so far.
+    fn describes(&self) -> Vec<lb_aws::fake::Call> {
+        self.elb
+            .calls()
+            .into_iter()
+            .filter(|c| c.operation == Operation::DescribeTargetHealth)
+            .collect()
     }
 
     fn status_health(&self) -> Option<String> {
@@ -304,12 +314,7 @@ async fn new_endpoints_are_registered_without_a_describe_and_looks_ask_only_for_
     world.elb.pass_health_checks(&world.tg.arn);
     world.look(&binding).await.expect("look");
     // 3 of 5 targets can still change: a look at the whole group is as cheap.
-    let looks: Vec<_> = world
-        .elb
-        .calls()
-        .into_iter()
-        .filter(|c| c.operation == Operation::DescribeTargetHealth)
-        .collect();
+    let looks = world.describes();
     assert_eq!(looks.len(), 1);
     assert!(looks[0].targets.is_empty(), "{:?}", looks[0].targets);
     assert_eq!(world.gate("e").as_deref(), Some("True"));
@@ -320,12 +325,7 @@ async fn new_endpoints_are_registered_without_a_describe_and_looks_ask_only_for_
     world.elb.forget_calls();
     world.elb.pass_health_checks(&world.tg.arn);
     let action = world.look(&binding).await.expect("look");
-    let looks: Vec<_> = world
-        .elb
-        .calls()
-        .into_iter()
-        .filter(|c| c.operation == Operation::DescribeTargetHealth)
-        .collect();
+    let looks = world.describes();
     assert_eq!(looks.len(), 1);
     assert_eq!(looks[0].targets, [key("10.0.0.6")]);
     assert_eq!(world.gate("f").as_deref(), Some("True"));
@@ -336,21 +336,21 @@ async fn new_endpoints_are_registered_without_a_describe_and_looks_ask_only_for_
 #[tokio::test]
 async fn after_a_failed_call_the_group_is_described_whole_and_what_went_missing_comes_back() {
     let (mut world, binding) = settled().await;
-    world.elb.deregister_outside(&world.tg.arn, &key("10.0.0.2"));
+    world
+        .elb
+        .deregister_outside(&world.tg.arn, &key("10.0.0.2"));
     world.pod("c", "10.0.0.3", true);
     world
         .elb
         .fail_next(Operation::RegisterTargets, Fault::ServerError);
-    world.pass(&binding).await.expect_err("the registration fails");
+    world
+        .pass(&binding)
+        .await
+        .expect_err("the registration fails");
     // Whether it took effect is unknown: the next pass describes the whole group first.
     world.pass(&binding).await.expect("pass");
     assert_eq!(world.active(), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
-    let looks: Vec<_> = world
-        .elb
-        .calls()
-        .into_iter()
-        .filter(|c| c.operation == Operation::DescribeTargetHealth)
-        .collect();
+    let looks = world.describes();
     assert_eq!(looks.len(), 1);
     assert!(looks[0].targets.is_empty());
 }

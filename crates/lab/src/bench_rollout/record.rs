@@ -67,9 +67,7 @@ impl PodRecorder {
         let task = {
             let lives = lives.clone();
             tokio::spawn(async move {
-                let mut events = watcher(api, config)
-                    .default_backoff()
-                    .boxed();
+                let mut events = watcher(api, config).default_backoff().boxed();
                 while let Some(event) = events.next().await {
                     let at = now();
                     let mut lives = lives.lock().unwrap_or_else(|e| e.into_inner());
