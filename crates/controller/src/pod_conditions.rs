@@ -48,22 +48,27 @@ pub async fn write<W: ClusterWrites>(
 
 /// Gate writes a pass hands over instead of waiting for them: a pass that found 100 targets
 /// healthy must not hold back the next pass's registrations while 100 pod statuses are written.
-/// Opening writes go before closing ones (a pod waiting to be Ready matters more than a reason
-/// shown on one that is not), each pod has at most one write in flight and only its latest one
-/// queued, and a write the watch cache has not caught up with yet is not made twice. A write that
-/// fails is retried with backoff; a pod gone or recreated drops it.
+/// Writes are keyed by pod and binding (a pod may carry the gates of several bindings, each its own
+/// condition). Opening writes go before closing ones (a pod waiting to be Ready matters more than
+/// a reason shown on one that is not); each key has at most one write in flight and only its
+/// latest one queued; a write the watch cache has not caught up with yet is not made twice. A write
+/// that fails is retried with backoff, then queued again a little later (the binding may have no
+/// pass coming: its gate is no longer pending once decided); a pod gone or recreated drops it.
 pub struct GateWriter<W> {
     inner: Arc<WriterInner<W>>,
 }
 
 /// Gate writes in flight at once, across all bindings.
 const WRITERS: usize = 32;
-/// Attempts of one write before it is left to the binding's next pass.
+/// Attempts of one write before it is queued again later.
 const ATTEMPTS: u32 = 5;
+/// How long a write that kept failing waits before it is queued again.
+const REQUEUE_AFTER: Duration = Duration::from_secs(5);
 /// How long a write is remembered as made while the watch cache catches up.
 const REMEMBERED: Duration = Duration::from_secs(30);
 
-type PodKey = (String, String);
+/// (namespace, pod, binding).
+type PodKey = (String, String, String);
 
 struct Job {
     write: GateWrite,
@@ -153,58 +158,43 @@ impl<W: ClusterWrites> GateWriter<W> {
         }
     }
 
-    /// Queues `gate_writes` of pods in `namespace`; `health_seen` as for [`write`].
+    /// Queues `gate_writes` of binding `binding` for pods in `namespace`; `health_seen` as for
+    /// [`write`].
     pub fn submit(
         &self,
         namespace: &str,
+        binding: &str,
         gate_writes: Vec<GateWrite>,
         health_seen: Option<Instant>,
     ) {
-        if gate_writes.is_empty() {
-            return;
-        }
         let now = Instant::now();
-        let workers = {
-            let mut state = self.inner.lock();
-            state
-                .made
-                .retain(|_, made| now.saturating_duration_since(made.at) < REMEMBERED);
-            for write in gate_writes {
-                let key = (namespace.to_string(), write.pod.clone());
-                // Made, or being made: the watch cache has not caught up yet.
-                let already = state
-                    .made
-                    .get(&key)
-                    .is_some_and(|made| made.uid == write.uid && made.verdict == write.verdict)
-                    || state.in_flight.get(&key).is_some_and(|(uid, verdict)| {
-                        *uid == write.uid && *verdict == write.verdict
-                    });
-                if already {
-                    continue;
-                }
-                let queue = if write.verdict.status {
-                    &mut state.opening
-                } else {
-                    &mut state.closing
-                };
-                queue.push_back(key.clone());
-                // Only the latest write of a pod is made; its earlier place in a queue is skipped.
-                state.queued.insert(
-                    key,
-                    Job {
-                        write,
-                        health_seen,
-                        submitted: now,
-                    },
-                );
+        let jobs = gate_writes.into_iter().map(|write| {
+            let key = (
+                namespace.to_string(),
+                write.pod.clone(),
+                binding.to_string(),
+            );
+            let job = Job {
+                write,
+                health_seen,
+                submitted: now,
+            };
+            (key, job)
+        });
+        enqueue(&self.inner, jobs);
+    }
+
+    /// Drops the queued writes of binding `namespace/binding` and waits for its writes in flight:
+    /// what the binding's deletion writes next is then the last word.
+    pub async fn settle_binding(&self, namespace: &str, binding: &str) {
+        let ours = |key: &PodKey| key.0 == namespace && key.2 == binding;
+        self.inner.lock().queued.retain(|key, _| !ours(key));
+        loop {
+            let changed = self.inner.idle.notified();
+            if !self.inner.lock().in_flight.keys().any(ours) {
+                return;
             }
-            let wanted = state.queued.len().min(self.inner.most_workers);
-            let start = wanted.saturating_sub(state.workers);
-            state.workers += start;
-            start
-        };
-        for _ in 0..workers {
-            tokio::spawn(work(self.inner.clone()));
+            changed.await;
         }
     }
 
@@ -220,6 +210,53 @@ impl<W: ClusterWrites> GateWriter<W> {
     }
 }
 
+/// Queues `jobs` (the latest for a key wins; one made or being made with the same verdict is
+/// skipped, and so is an older one still queued) and starts the workers they need.
+fn enqueue<W: ClusterWrites>(
+    inner: &Arc<WriterInner<W>>,
+    jobs: impl Iterator<Item = (PodKey, Job)>,
+) {
+    let now = Instant::now();
+    let workers = {
+        let mut state = inner.lock();
+        state
+            .made
+            .retain(|_, made| now.saturating_duration_since(made.at) < REMEMBERED);
+        for (key, job) in jobs {
+            let write = &job.write;
+            // Made, or being made: the watch cache has not caught up yet.
+            let already = state
+                .made
+                .get(&key)
+                .is_some_and(|made| made.uid == write.uid && made.verdict == write.verdict)
+                || state
+                    .in_flight
+                    .get(&key)
+                    .is_some_and(|(uid, verdict)| *uid == write.uid && *verdict == write.verdict);
+            if already {
+                // An older write still queued (say, a close before this open) must not land after.
+                state.queued.remove(&key);
+                continue;
+            }
+            let queue = if write.verdict.status {
+                &mut state.opening
+            } else {
+                &mut state.closing
+            };
+            queue.push_back(key.clone());
+            // Only the latest write of a key is made; its earlier place in a queue is skipped.
+            state.queued.insert(key, job);
+        }
+        let wanted = state.queued.len().min(inner.most_workers);
+        let start = wanted.saturating_sub(state.workers);
+        state.workers += start;
+        start
+    };
+    for _ in 0..workers {
+        tokio::spawn(work(inner.clone()));
+    }
+}
+
 /// A worker: writes jobs until none is left, then ends.
 async fn work<W: ClusterWrites>(inner: Arc<WriterInner<W>>) {
     loop {
@@ -228,41 +265,62 @@ async fn work<W: ClusterWrites>(inner: Arc<WriterInner<W>>) {
             let next = state.next();
             if next.is_none() {
                 state.workers -= 1;
-                if state.idle() {
-                    inner.idle.notify_waiters();
-                }
+                inner.idle.notify_waiters();
             }
             next
         };
         let Some((key, job)) = next else { return };
-        let made = write_with_retries(&inner, &key, &job).await;
+        let outcome = write_with_retries(&inner, &key, &job).await;
         // Queued and written: a phase of its pass that the pass does not wait for.
         inner.metrics.phase("gate_write", job.submitted.elapsed());
-        let mut state = inner.lock();
-        state.in_flight.remove(&key);
-        if made {
-            state.made.insert(
-                key,
-                Made {
-                    uid: job.write.uid.clone(),
-                    verdict: job.write.verdict.clone(),
-                    at: Instant::now(),
-                },
-            );
-        }
-        if state.idle() {
+        {
+            let mut state = inner.lock();
+            state.in_flight.remove(&key);
+            if outcome == Outcome::Made {
+                state.made.insert(
+                    key.clone(),
+                    Made {
+                        uid: job.write.uid.clone(),
+                        verdict: job.write.verdict.clone(),
+                        at: Instant::now(),
+                    },
+                );
+            }
+            // Waiters on a binding (and on idleness) look again.
             inner.idle.notify_waiters();
+        }
+        if outcome == Outcome::Failed {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(REQUEUE_AFTER).await;
+                // Unless a newer write of the key came in meanwhile.
+                let newer = {
+                    let state = inner.lock();
+                    state.queued.contains_key(&key) || state.in_flight.contains_key(&key)
+                };
+                if !newer {
+                    enqueue(&inner, std::iter::once((key, job)));
+                }
+            });
         }
     }
 }
 
-/// Whether the write was made (false: the pod is gone or recreated, or the write kept failing).
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Made,
+    /// The pod is gone or was recreated: nothing to write any more.
+    Gone,
+    Failed,
+}
+
+/// Writes `job`, retrying with backoff.
 async fn write_with_retries<W: ClusterWrites>(
     inner: &WriterInner<W>,
     key: &PodKey,
     job: &Job,
-) -> bool {
-    let (namespace, pod) = key;
+) -> Outcome {
+    let (namespace, pod, _) = key;
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=ATTEMPTS {
         let started = Instant::now();
@@ -282,7 +340,11 @@ async fn write_with_retries<W: ClusterWrites>(
                         .gate_opened(format!("{namespace}/{pod}"), seen.elapsed());
                 }
                 tracing::debug!(%pod, status = job.write.verdict.status, reason = %job.write.verdict.reason, written, "readiness gate");
-                return written;
+                return if written {
+                    Outcome::Made
+                } else {
+                    Outcome::Gone
+                };
             }
             Err(err) => {
                 tracing::warn!(%namespace, %pod, attempt, "writing the readiness gate failed: {err}");
@@ -293,7 +355,7 @@ async fn write_with_retries<W: ClusterWrites>(
             }
         }
     }
-    false
+    Outcome::Failed
 }
 
 #[cfg(test)]
@@ -331,6 +393,7 @@ mod tests {
         let writer = GateWriter::with_workers(writes.clone(), Metrics::default(), 1);
         writer.submit(
             "ns",
+            "web",
             vec![gate("a", false), gate("b", false), gate("c", true)],
             None,
         );
@@ -339,15 +402,37 @@ mod tests {
         assert_eq!(order, ["c", "a", "b"]);
 
         // The same verdict again, before the watch cache shows it: not written twice.
-        writer.submit("ns", vec![gate("c", true)], None);
+        writer.submit("ns", "web", vec![gate("c", true)], None);
         writer.flush().await;
         assert_eq!(written(&writes).len(), 3);
 
         // Two verdicts for one pod in one go: only the latest.
-        writer.submit("ns", vec![gate("d", false), gate("d", true)], None);
+        writer.submit("ns", "web", vec![gate("d", false), gate("d", true)], None);
         writer.flush().await;
         let last = written(&writes);
         assert_eq!(last.len(), 4);
         assert_eq!(last[3], ("d".to_string(), json!({"open": true})));
+    }
+
+    #[tokio::test]
+    async fn each_binding_of_a_pod_gets_its_write_and_a_stale_close_never_lands_last() {
+        let writes = Arc::new(RecordingWrites::default());
+        let writer = GateWriter::with_workers(writes.clone(), Metrics::default(), 1);
+        // One pod behind two bindings: two gates, two writes.
+        writer.submit("ns", "a", vec![gate("p", true)], None);
+        writer.submit("ns", "b", vec![gate("p", true)], None);
+        writer.flush().await;
+        assert_eq!(written(&writes).len(), 2);
+        // A close queued, then the open already made again: the close is dropped, not written.
+        writer.submit("ns", "a", vec![gate("p", false)], None);
+        writer.submit("ns", "a", vec![gate("p", true)], None);
+        writer.flush().await;
+        assert_eq!(written(&writes).len(), 2);
+        // A binding being deleted: its queued writes go, others stay.
+        writer.submit("ns", "a", vec![gate("q", false)], None);
+        writer.submit("ns", "b", vec![gate("q", false)], None);
+        writer.settle_binding("ns", "a").await;
+        writer.flush().await;
+        assert_eq!(written(&writes).len(), 3);
     }
 }

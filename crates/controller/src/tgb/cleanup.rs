@@ -55,6 +55,10 @@ pub async fn cleanup<A: Elbv2, W: ClusterWrites>(
             .await?;
         ctx.metrics.deregistered(plan.deregister.len());
     }
+    // A gate write of the binding's last pass still queued or in flight must not land after
+    // these.
+    let name = binding.metadata.name.clone().unwrap_or_default();
+    ctx.gate_writer.settle_binding(&namespace, &name).await;
     pod_conditions::write(
         &ctx.writes,
         &ctx.metrics,

@@ -64,8 +64,8 @@ pub async fn apply<A: Elbv2, W: ClusterWrites>(
     let (client, group) =
         phase(ctx, "resolve", ctx.target_groups.resolve(&ctx.aws, binding)).await?;
     let result = converge(binding, ctx, &client, &group).await;
-    if result.is_err() {
-        // A call failed: whether it took effect is unknown.
+    if let Err(ControllerError::Aws(_)) = &result {
+        // An AWS call failed: whether it took effect is unknown.
         ctx.memory.unknow(&group.arn);
     }
     result
@@ -157,6 +157,8 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
             health = describe(ctx, client, group, None).await?;
             described_at = Instant::now();
         }
+        // What this pass just changed stands, even if the describe does not show it yet.
+        health = plan::health_after(&health, &changes.deregister, &changes.register);
         looked_at = Some(Instant::now());
     }
     let seen = looked_at.unwrap_or_else(Instant::now);
@@ -302,8 +304,12 @@ async fn execute<A: Elbv2, W: ClusterWrites>(
     // Handed over, not awaited: the next pass's registrations never wait for them.
     let gate_writes = plan.gate_writes;
     phase(ctx, "gates", async {
-        ctx.gate_writer
-            .submit(&namespace, gate_writes, Some(health_seen))
+        ctx.gate_writer.submit(
+            &namespace,
+            binding.metadata.name.as_deref().unwrap_or_default(),
+            gate_writes,
+            Some(health_seen),
+        )
     })
     .await;
     report_missing_gates(binding, ctx, &plan.missing_gates).await;
