@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::FutureExt;
-
 use axum::http::StatusCode;
 
 use crate::stores::Stores;
@@ -28,7 +26,7 @@ pub async fn serve(listener: tokio::net::TcpListener, stores: Stores, ingresses:
         let started = std::time::Instant::now();
         let mut said = started;
         loop {
-            let pending = unsynced(&stores, ingresses);
+            let pending = stores.unsynced(ingresses);
             if pending.is_empty() {
                 break;
             }
@@ -60,43 +58,4 @@ pub async fn serve(listener: tokio::net::TcpListener, stores: Stores, ingresses:
         tracing::warn!("health probe server: {err}");
     }
     waiting.abort();
-}
-
-/// The caches that have not had their first full list yet.
-fn unsynced(stores: &Stores, ingresses: bool) -> Vec<&'static str> {
-    let ready = |wait: futures::future::BoxFuture<'_, _>| wait.now_or_never().is_some();
-    let mut pending = Vec::new();
-    let caches: [(&str, bool); 5] = [
-        (
-            "targetgroupbindings",
-            ready(stores.bindings.wait_until_ready().boxed()),
-        ),
-        ("pods", ready(stores.pods.wait_until_ready().boxed())),
-        (
-            "services",
-            ready(stores.services.wait_until_ready().boxed()),
-        ),
-        (
-            "endpointslices",
-            ready(stores.slices.wait_until_ready().boxed()),
-        ),
-        (
-            "namespaces",
-            ready(stores.namespaces.wait_until_ready().boxed()),
-        ),
-    ];
-    for (name, synced) in caches {
-        if !synced {
-            pending.push(name);
-        }
-    }
-    if ingresses {
-        if !ready(stores.ingress_classes.wait_until_ready().boxed()) {
-            pending.push("ingressclasses");
-        }
-        if !ready(stores.class_params.wait_until_ready().boxed()) {
-            pending.push("ingressclassparams");
-        }
-    }
-    pending
 }

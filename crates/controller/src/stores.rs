@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
+
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -72,6 +74,52 @@ impl Stores {
         self.namespaces
             .get(&ObjectRef::new(namespace))
             .and_then(|ns| ns.metadata.labels.clone())
+    }
+
+    /// The caches that have not had their first full list yet (the IngressClass caches too when
+    /// `ingresses`). Polled: a store's readiness future wakes only its last poller.
+    pub fn unsynced(&self, ingresses: bool) -> Vec<&'static str> {
+        let ready = |wait: futures::future::BoxFuture<'_, _>| wait.now_or_never().is_some();
+        let mut caches: Vec<(&'static str, bool)> = vec![
+            (
+                "targetgroupbindings",
+                ready(self.bindings.wait_until_ready().boxed()),
+            ),
+            ("pods", ready(self.pods.wait_until_ready().boxed())),
+            ("services", ready(self.services.wait_until_ready().boxed())),
+            (
+                "endpointslices",
+                ready(self.slices.wait_until_ready().boxed()),
+            ),
+            ("nodes", ready(self.nodes.wait_until_ready().boxed())),
+            (
+                "namespaces",
+                ready(self.namespaces.wait_until_ready().boxed()),
+            ),
+        ];
+        if ingresses {
+            caches.push((
+                "ingressclasses",
+                ready(self.ingress_classes.wait_until_ready().boxed()),
+            ));
+            caches.push((
+                "ingressclassparams",
+                ready(self.class_params.wait_until_ready().boxed()),
+            ));
+        }
+        caches
+            .into_iter()
+            .filter(|(_, synced)| !synced)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Waits until the caches a binding pass reads have had their first full list: a pass over
+    /// a half-listed cache would take endpoints not listed yet for gone, and deregister them.
+    pub async fn synced(&self) {
+        while !self.unsynced(false).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Whether `namespace` is labelled for readiness-gate injection.

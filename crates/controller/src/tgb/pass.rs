@@ -264,6 +264,9 @@ async fn change_targets<A: Elbv2, W: ClusterWrites>(
     group: &TargetGroupInfo,
     plan: &Plan,
 ) -> Result<()> {
+    if !plan.deregister.is_empty() || !plan.register.is_empty() {
+        tracing::debug!(target_group = %group.arn, deregister = ?plan.deregister, register = ?plan.register, "changing targets");
+    }
     // Deregister first: a leaving pod must stop getting traffic before anything else happens.
     if !plan.deregister.is_empty() {
         let call = ctx.budget.run(
