@@ -69,27 +69,34 @@ impl LoadServiceConfig for Endpoints {
     }
 }
 
-/// The SDK configuration of the controller: adaptive retries (10 attempts, as upstream's
-/// `--aws-max-retries`; after a throttling answer the client also slows its own request rate, so
-/// throttling is met by going slower, not by failing), 10 s per attempt, and `settings`.
+/// The SDK configuration of the controller: its retries and timeouts (`with_controller_retries`),
+/// the region of `settings` and its per-service endpoints.
 pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let mut builder = with_controller_retries(loader.load().await).into_builder();
+    if !settings.endpoints.is_empty() {
+        builder = builder.service_config(Endpoints(settings.endpoints.clone()));
+    }
+    builder.build()
+}
+
+/// `config` with the controller's retries and timeouts: adaptive retries (10 attempts, as
+/// upstream's `--aws-max-retries`; after a throttling answer the client also slows its own request
+/// rate, so throttling is met by going slower, not by failing) and 10 s per attempt. The lab's
+/// in-process controller takes its configuration through here too, so its tests meet throttling
+/// with the product's retries.
+pub fn with_controller_retries(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    config
+        .into_builder()
         .retry_config(RetryConfig::adaptive().with_max_attempts(10))
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_attempt_timeout(Duration::from_secs(10))
                 .build(),
-        );
-    if let Some(region) = &settings.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    let config = loader.load().await;
-    if settings.endpoints.is_empty() {
-        return config;
-    }
-    config
-        .into_builder()
-        .service_config(Endpoints(settings.endpoints.clone()))
+        )
         .build()
 }
 
@@ -137,5 +144,19 @@ mod tests {
         );
         assert_eq!(endpoints.load_config(key("EC2", "AWS_ENDPOINT_URL")), None);
         assert_eq!(endpoints.load_config(key("ACM", "AWS_REGION")), None);
+    }
+
+    #[test]
+    fn the_controller_retries_adaptively_ten_times() {
+        let config = with_controller_retries(aws_config::SdkConfig::builder().build());
+        let retry = config.retry_config().expect("retry config");
+        assert_eq!(retry.mode(), aws_config::retry::RetryMode::Adaptive);
+        assert_eq!(retry.max_attempts(), 10);
+        assert_eq!(
+            config
+                .timeout_config()
+                .and_then(|t| t.operation_attempt_timeout()),
+            Some(Duration::from_secs(10))
+        );
     }
 }

@@ -198,7 +198,7 @@ pub async fn start_controller_with(
     let calls = Arc::new(AwsCalls::default());
     let metrics: std::net::SocketAddr =
         ([127, 0, 0, 1], lb_sandbox::ports::free_loopback_port()?).into();
-    let config = aws.sdk_config().await;
+    let config = lb_aws::with_controller_retries(aws.sdk_config().await);
     let targets = SdkElbv2::new(&config, calls.clone());
     let vpc = &aws.seeded().vpc_id;
     let services = ServiceOptions {
