@@ -99,6 +99,10 @@ impl Stores {
         ];
         if ingresses {
             caches.push((
+                "ingresses",
+                ready(self.ingresses.wait_until_ready().boxed()),
+            ));
+            caches.push((
                 "ingressclasses",
                 ready(self.ingress_classes.wait_until_ready().boxed()),
             ));
@@ -114,10 +118,12 @@ impl Stores {
             .collect()
     }
 
-    /// Waits until the caches a binding pass reads have had their first full list: a pass over
-    /// a half-listed cache would take endpoints not listed yet for gone, and deregister them.
-    pub async fn synced(&self) {
-        while !self.unsynced(false).is_empty() {
+    /// Waits until the caches a pass reads have had their first full list (the Ingress caches
+    /// too when `ingresses`): a binding pass over a half-listed cache would take endpoints not
+    /// listed yet for gone and deregister them; an Ingress pass would take members or classes
+    /// not listed yet for gone and delete their rules.
+    pub async fn synced(&self, ingresses: bool) {
+        while !self.unsynced(ingresses).is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }

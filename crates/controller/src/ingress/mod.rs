@@ -144,6 +144,7 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates>(
     if !ctx.leadership.is_leader() {
         return Ok(Action::await_change());
     }
+    ctx.stores.synced(true).await;
     let started = Instant::now();
     let classes = members::Classes::read(&ctx.classes, &ctx.class_params);
     let selection = members::selection(&ingress, &classes, &ctx.stores, &ctx.class);

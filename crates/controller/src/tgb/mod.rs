@@ -101,7 +101,7 @@ pub async fn reconcile<A: Elbv2, W: ClusterWrites>(
         // A standby: the new leader looks at every binding once when it takes over.
         return Ok(Action::await_change());
     }
-    ctx.stores.synced().await;
+    ctx.stores.synced(false).await;
     let started = Instant::now();
     let api: Api<TargetGroupBinding> =
         Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
