@@ -1,5 +1,5 @@
 //! `bench-gates` in short, so it cannot rot: pods spread over several bindings, scaled out at
-//! once. Counts are checked (every pod registered and gated, every binding finished, batched
+//! 16 pods/s. Counts are checked (every pod registered and gated, every binding finished, batched
 //! registrations, no health polling once settled); times are printed, never asserted.
 
 use std::time::Duration;
@@ -18,6 +18,8 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
         interval: 2,
         steady: Duration::from_secs(6),
         delete: 4,
+        // Paced, so the ramp is run too.
+        rate: 16.0,
     };
     let figures = figures(options).await.expect("the benchmark runs");
     println!("{}", figures.table());

@@ -106,6 +106,11 @@ pub struct BenchOptions {
     /// Pods to delete at the end (deregistration latency).
     #[arg(long, default_value_t = 20)]
     pub delete: usize,
+    /// Pods per second the scale-out asks for, in all (the Deployments' replicas raised every
+    /// 500 ms); 0: all at once. A rate the sandbox sustains keeps its API server out of the
+    /// figure (see the README's "Figures").
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
 }
 
 impl Default for BenchOptions {
@@ -116,6 +121,7 @@ impl Default for BenchOptions {
             interval: 2,
             steady: Duration::from_secs(60),
             delete: 20,
+            rate: 0.0,
         }
     }
 }
@@ -145,6 +151,8 @@ impl Samples {
 pub struct GateFigures {
     pub pods: usize,
     pub bindings: usize,
+    /// Pods per second the scale-out asked for (0: all at once).
+    pub rate: f64,
     pub gate_ms: Samples,
     /// Target healthy in ELB -> the controller's write of the gate done (no watch in between).
     pub gate_written_ms: Samples,
@@ -155,7 +163,7 @@ pub struct GateFigures {
     /// Sandbox: pod ContainersReady -> listed in its Service's EndpointSlice.
     pub slice_ms: Samples,
     pub deregister_ms: Samples,
-    /// Per binding: scale-out start -> its last gate open.
+    /// Per binding: its first pod created -> its last gate open.
     pub binding_done_ms: Samples,
     pub webhook_ms: Samples,
     pub scale_out: Duration,
@@ -184,8 +192,14 @@ impl GateFigures {
         let per_100 = |op| self.calls(op) as f64 * 100.0 / self.pods.max(1) as f64;
         let mut rows = vec![
             format!(
-                "| figure ({} pods, {} binding(s)) | value |",
-                self.pods, self.bindings
+                "| figure ({} pods, {} binding(s), {}) | value |",
+                self.pods,
+                self.bindings,
+                if self.rate > 0.0 {
+                    format!("scaled at {} pods/s", self.rate)
+                } else {
+                    "scaled at once".to_string()
+                }
             ),
             "|---|---|".to_string(),
             self.gate_ms
@@ -202,7 +216,7 @@ impl GateFigures {
             self.deregister_ms
                 .row("deregistration latency: pod deleted -> target draining"),
             self.binding_done_ms
-                .row("per binding: scale-out start -> its last gate open"),
+                .row("per binding: its first pod created -> its last gate open"),
             format!(
                 "| pod webhook round trip over TLS, gate injected ({} reviews) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
                 self.webhook_ms.0.len(),
@@ -284,6 +298,77 @@ fn namespace(options: &BenchOptions, index: usize) -> String {
     }
 }
 
+/// How the scale-out raises the Deployments' replicas: all at once (`rate` 0), or `rate` pods a
+/// second in all, in steps every [`RAMP_STEP`], binding after binding (each binding's pods come
+/// together, as a Deployment's own scale-out brings them).
+#[derive(Debug, Clone, Copy)]
+struct Ramp {
+    bindings: usize,
+    per_binding: usize,
+    rate: f64,
+}
+
+const RAMP_STEP: Duration = Duration::from_millis(500);
+
+impl Ramp {
+    /// How long the ramp takes.
+    fn length(&self) -> Duration {
+        if self.rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64((self.bindings * self.per_binding) as f64 / self.rate)
+    }
+
+    /// The replicas of binding `index`'s Deployment `elapsed` into the ramp.
+    fn replicas_at(&self, index: usize, elapsed: Duration) -> usize {
+        if self.rate <= 0.0 {
+            return self.per_binding;
+        }
+        let pods = (self.rate * elapsed.as_secs_f64()).ceil() as usize;
+        pods.saturating_sub(index * self.per_binding)
+            .min(self.per_binding)
+    }
+}
+
+/// Raises every Deployment's replicas along `ramp`, to `per_binding` each.
+async fn scale_out(
+    client: &kube::Client,
+    options: &BenchOptions,
+    ramp: Ramp,
+) -> Result<(), BenchError> {
+    let started = Instant::now();
+    let mut replicas = vec![0; ramp.bindings];
+    loop {
+        let elapsed = started.elapsed() + RAMP_STEP;
+        let scales = replicas
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, current)| {
+                let wanted = ramp.replicas_at(index, elapsed);
+                (wanted > *current).then(|| {
+                    *current = wanted;
+                    let api =
+                        Api::<Deployment>::namespaced(client.clone(), &namespace(options, index));
+                    async move {
+                        api.patch(
+                            "web",
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({"spec": {"replicas": wanted}})),
+                        )
+                        .await
+                    }
+                })
+            });
+        for scaled in futures::future::join_all(scales).await {
+            scaled?;
+        }
+        if replicas.iter().all(|r| *r >= ramp.per_binding) {
+            return Ok(());
+        }
+        tokio::time::sleep(RAMP_STEP).await;
+    }
+}
+
 async fn measure(
     sandbox: &Sandbox,
     controller: &ControllerHandle,
@@ -318,37 +403,31 @@ async fn measure(
     controller.context.metrics.phase_samples.clear();
     let scale_started = Instant::now();
     let scale_started_at = now();
-    let scales = (0..bindings).map(|index| {
-        let api = Api::<Deployment>::namespaced(client.clone(), &namespace(options, index));
-        async move {
-            api.patch(
-                "web",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": per_binding}})),
-            )
-            .await
+    let ramp = Ramp {
+        bindings,
+        per_binding,
+        rate: options.rate,
+    };
+    let deadline = Instant::now() + Duration::from_secs(180 + total as u64 / 4) + ramp.length();
+    let all_gated = async {
+        loop {
+            let gated = recorder
+                .snapshot()
+                .iter()
+                .filter(|p| p.gate_true.is_some())
+                .count();
+            if gated >= total {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::Stuck(format!(
+                    "only {gated} of {total} gates opened"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    });
-    for scaled in futures::future::join_all(scales).await {
-        scaled?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(180 + total as u64 / 4);
-    loop {
-        let gated = recorder
-            .snapshot()
-            .iter()
-            .filter(|p| p.gate_true.is_some())
-            .count();
-        if gated >= total {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Stuck(format!(
-                "only {gated} of {total} gates opened"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    futures::future::try_join(scale_out(&client, options, ramp), all_gated).await?;
     let scale_out = scale_started.elapsed();
     // The pods of the scale-out (not the replacements of the pods deleted later).
     let scaled: HashSet<String> = recorder
@@ -417,6 +496,7 @@ async fn measure(
     let mut figures = GateFigures {
         pods: total,
         bindings,
+        rate: options.rate,
         scale_out,
         calls: calls_used,
         steady_describes,
@@ -425,6 +505,7 @@ async fn measure(
         ..GateFigures::default()
     };
     let mut done: HashMap<&str, f64> = HashMap::new();
+    let mut first_created: HashMap<&str, f64> = HashMap::new();
     let mut last_ready: f64 = scale_started_at;
     for pod in lives
         .iter()
@@ -433,6 +514,12 @@ async fn measure(
         if let (Some(created), Some(ready)) = (pod.created, pod.containers_ready) {
             figures.start_ms.0.push((ready - created) * 1000.0);
             last_ready = last_ready.max(ready);
+        }
+        if let Some(created) = pod.created {
+            let first = first_created
+                .entry(pod.namespace.as_str())
+                .or_insert(created);
+            *first = first.min(created);
         }
         if let Some(gate) = pod.gate_true {
             let latest = done.entry(pod.namespace.as_str()).or_insert(gate);
@@ -464,8 +551,11 @@ async fn measure(
         }
     }
     figures.binding_done_ms = Samples(
-        done.values()
-            .map(|last| (last - scale_started_at) * 1000.0)
+        done.iter()
+            .map(|(namespace, last)| {
+                let first = first_created.get(namespace).copied();
+                (last - first.unwrap_or(scale_started_at)) * 1000.0
+            })
             .collect(),
     );
     figures.pods_per_second =
