@@ -345,7 +345,7 @@ fn next_look_waits_for_interval_times_threshold_after_registering() {
     }
     // Of unknown age (registered before a restart): look soon.
     let plan = waiting.plan_at(now, &|_| None);
-    assert_eq!(plan.next_look, NextLook::After(Duration::from_millis(250)));
+    assert_eq!(plan.next_look, NextLook::After(Duration::from_millis(100)));
 }
 
 #[test]

@@ -3,18 +3,20 @@
 //! ELB cannot call a newly registered target healthy before HealthyThresholdCount checks, one per
 //! HealthCheckIntervalSeconds. So a target just registered has nothing to tell before that moment:
 //! the next look is just after the soonest such moment among the targets watched. A target past
-//! its moment (or of unknown age) is overdue: look every 250 ms, slowing down by half each time
+//! its moment (or of unknown age) is overdue: look every 100 ms, slowing down by half each time
 //! nothing moved, up to 5 s (a target whose check keeps failing must not cost a call per second
 //! forever), but never past the next target's moment. During a scale-out, targets registered in
 //! batches are thus looked at as each batch can turn healthy. Draining targets alone are looked at
-//! every 5 s.
+//! every 5 s. A look asks only for the targets worth asking about ([`worth_asking`]): one batch's
+//! moment brings a look at that batch, not at the batches still on their way, so looks stay
+//! small and can come often.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use crate::elb::{TargetGroupInfo, TargetHealth};
+use crate::elb::{TargetGroupInfo, TargetHealth, TargetKey, TargetState};
 
-const FAST: Duration = Duration::from_millis(250);
+const FAST: Duration = Duration::from_millis(100);
 const SLOW: Duration = Duration::from_secs(5);
 /// Looked at just after the earliest moment, so the check that turned it healthy has landed.
 const MARGIN: Duration = Duration::from_millis(50);
@@ -35,6 +37,30 @@ pub fn signature(health: &[TargetHealth]) -> u64 {
         (&h.target, h.state.as_str(), &h.reason).hash(&mut hasher);
     }
     hasher.finish()
+}
+
+/// The targets of `health` whose state may have changed since it was known: every target that is
+/// not healthy, except those this process registered that are still `initial` and have not
+/// reached interval x threshold since (ELB cannot call them healthy yet; `registered_at` says
+/// when it registered a target, if it did).
+pub fn worth_asking(
+    group: &TargetGroupInfo,
+    health: &[TargetHealth],
+    registered_at: &dyn Fn(&TargetKey) -> Option<Instant>,
+    now: Instant,
+) -> Vec<TargetKey> {
+    let settle = time_to_healthy(group);
+    health
+        .iter()
+        .filter(|h| match h.state {
+            TargetState::Healthy => false,
+            TargetState::Initial => settle
+                .zip(registered_at(&h.target))
+                .is_none_or(|(settle, at)| at + settle <= now),
+            _ => true,
+        })
+        .map(|h| h.target.clone())
+        .collect()
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +153,43 @@ mod tests {
     fn draining_alone_is_looked_at_slowly() {
         let mut state = PollState::default();
         assert_eq!(state.next(1, false, false, None, Instant::now()), SLOW);
+    }
+
+    #[test]
+    fn only_targets_that_can_have_changed_are_worth_asking_about() {
+        let group = TargetGroupInfo {
+            health_check_interval_seconds: Some(5),
+            healthy_threshold_count: Some(2),
+            ..TargetGroupInfo::default()
+        };
+        let health = |ip: &str, state: TargetState| TargetHealth {
+            target: TargetKey::new(ip, 80),
+            state,
+            reason: None,
+            description: None,
+        };
+        let now = Instant::now();
+        let all = [
+            health("10.0.0.1", TargetState::Healthy),
+            health("10.0.0.2", TargetState::Initial),
+            health("10.0.0.3", TargetState::Initial),
+            health("10.0.0.4", TargetState::Initial),
+            health("10.0.0.5", TargetState::Unhealthy),
+            health("10.0.0.6", TargetState::Draining),
+        ];
+        let registered_at = |t: &TargetKey| match t.id.as_str() {
+            // Registered 11 s ago: past interval x threshold.
+            "10.0.0.2" => Some(now - Duration::from_secs(11)),
+            // 3 s ago: ELB cannot call it healthy before 7 s from now.
+            "10.0.0.3" => Some(now - Duration::from_secs(3)),
+            // 10.0.0.4: not registered by this process (age unknown).
+            _ => None,
+        };
+        let ids: Vec<String> = worth_asking(&group, &all, &registered_at, now)
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(ids, ["10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"]);
     }
 
     #[test]

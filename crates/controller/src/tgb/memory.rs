@@ -78,6 +78,14 @@ impl BindingMemory {
             .copied()
     }
 
+    /// Moves every registration `by` into the past, as if that much time went by (tests).
+    #[cfg(test)]
+    pub fn age_registrations(&self, by: Duration) {
+        for at in lock(&self.registered_at).values_mut() {
+            *at -= by;
+        }
+    }
+
     pub fn registered(&self, group: &str, targets: &[TargetKey], at: Instant) {
         lock(&self.registered_at)
             .extend(targets.iter().map(|t| ((group.to_string(), t.clone()), at)));
@@ -125,9 +133,14 @@ impl BindingMemory {
         };
     }
 
-    /// Records that a pass of `binding` starts at `now`; returns when the previous one started.
-    pub fn pass_started(&self, binding: &str, now: Instant) -> Option<Instant> {
-        lock(&self.started).insert(binding.to_string(), now)
+    /// Records that a pass of `binding` starts at `now`.
+    pub fn pass_started(&self, binding: &str, now: Instant) {
+        lock(&self.started).insert(binding.to_string(), now);
+    }
+
+    /// When the last pass of `binding` started.
+    pub fn last_start(&self, binding: &str) -> Option<Instant> {
+        lock(&self.started).get(binding).copied()
     }
 
     pub fn status_written_at(&self, binding: &str) -> Option<Instant> {

@@ -8,10 +8,12 @@
 //! DescribeTargetHealth and the controller's own calls since ([`KnownTargets`]), so a pass
 //! triggered by new endpoints registers them at once. Health is looked at only when a look is
 //! due (the plan's next look: a target may have turned healthy), after that pass's own
-//! registrations, and only for the targets whose state can still change when they are few.
+//! registrations, and only for the targets whose state can have changed when they are few (not
+//! the batches still on their way to healthy).
 //! A burst of endpoint changes is taken in batches: passes that look at no health start at
 //! least [`PASS_SPACING`] apart, the first at once.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -19,8 +21,9 @@ use kube::runtime::controller::Action;
 use lb_api::TargetGroupBinding;
 use lb_aws::{AwsErrorKind, Elbv2, TargetGroups};
 use lb_model::binding_admission::check_spec;
-use lb_model::elb::{TargetGroupInfo, TargetHealth, TargetKey, TargetState};
+use lb_model::elb::{TargetGroupInfo, TargetHealth, TargetKey};
 use lb_model::plan::{self, NextLook, PassClock, PassInput, Plan, missing_gate_message};
+use lb_model::polling;
 use lb_model::targets::{ClusterView, Desired, desired_targets};
 use tracing::Instrument;
 
@@ -81,19 +84,20 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     let now = Instant::now();
     let known = ctx.memory.known(&group.arn, KNOWLEDGE_TTL, now);
     let due = ctx.memory.due(&key);
-    let mut look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
-    let previous_start = ctx.memory.pass_started(&key, now);
-    if let (Some(_), false, Some(previous)) = (&known, look_due, previous_start) {
-        // Paced, but never past the planned look.
+    let look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
+    if let (Some(_), false, Some(previous)) = (&known, look_due, ctx.memory.last_start(&key)) {
+        // Paced, but never past the planned look. The pass comes back then rather than sleeping
+        // here, so the worker it would hold goes to other bindings meanwhile (with 100 bindings
+        // the sleeping passes kept the others waiting). Nothing changed yet: the planned look and
+        // any put-off status write are taken by that pass.
         let until = (previous + PASS_SPACING).min(due.unwrap_or(previous + PASS_SPACING));
         let wait = until.saturating_duration_since(now);
         if !wait.is_zero() {
-            phase(ctx, "pace", tokio::time::sleep(wait)).await;
-            let now = Instant::now();
-            ctx.memory.pass_started(&key, now);
-            look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
+            ctx.metrics.phase("pace", wait);
+            return Ok(Action::requeue(wait));
         }
     }
+    ctx.memory.pass_started(&key, now);
     let (target_type, desired) =
         phase(ctx, "snapshot", async { desired(binding, group, ctx) }).await?;
     let namespace = binding.metadata.namespace.clone().unwrap_or_default();
@@ -143,13 +147,19 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
         let changes = plan_with(&health, Instant::now());
         change_targets(binding, ctx, client, group, &changes).await?;
         health = changes.health_after;
-        let watched: Vec<TargetKey> = health
-            .iter()
-            .filter(|h| h.state != TargetState::Healthy)
-            .map(|h| h.target.clone())
-            .collect();
+        // Only what can have changed: not the batches still on their way to healthy (the
+        // targets this pass just registered among them).
+        let registered_now: HashSet<&TargetKey> = changes.register.iter().collect();
+        let registered_at = |target: &TargetKey| {
+            if registered_now.contains(target) {
+                Some(Instant::now())
+            } else {
+                ctx.memory.registered_at(&group.arn, target)
+            }
+        };
+        let watched = polling::worth_asking(group, &health, &registered_at, Instant::now());
         if watched.is_empty() {
-            // Nothing whose state can change: nothing to ask.
+            // Nothing whose state can have changed: nothing to ask.
         } else if watched.len() * 2 < health.len() {
             let described = describe(ctx, client, group, Some(&watched)).await?;
             health = plan::merge_described(&health, &described);

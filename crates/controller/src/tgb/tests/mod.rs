@@ -158,15 +158,33 @@ impl World {
     }
 
     /// One pass of `binding`, then the pods as its gate writes left them.
+    /// Passes here follow each other at once: the pacing (see `paced_passes_...`) is waived by
+    /// dating the previous pass one spacing back.
     async fn pass(&mut self, binding: &TargetGroupBinding) -> Result<Action, ControllerError> {
+        let key = super::binding_key(binding);
+        if self.ctx.memory.last_start(&key).is_some() {
+            self.ctx
+                .memory
+                .pass_started(&key, std::time::Instant::now() - pass::PASS_SPACING);
+        }
+        self.paced_pass(binding).await
+    }
+
+    /// One pass as the runtime brings it, paced.
+    async fn paced_pass(
+        &mut self,
+        binding: &TargetGroupBinding,
+    ) -> Result<Action, ControllerError> {
         let result = pass::apply(binding, &self.ctx).await;
         self.ctx.gate_writer.flush().await;
         self.sync();
         result
     }
 
-    /// The pass the requeue of a planned health look brings: the look is due now.
+    /// The pass the requeue of a planned health look brings: the look is due now, and the
+    /// targets registered so far have had interval x threshold (5 s x 2) to turn healthy.
     async fn look(&mut self, binding: &TargetGroupBinding) -> Result<Action, ControllerError> {
+        self.ctx.memory.age_registrations(Duration::from_secs(10));
         self.ctx.memory.set_due(
             &super::binding_key(binding),
             Some(std::time::Instant::now()),
@@ -225,6 +243,43 @@ fn requeue_of(action: &Action) -> Option<Duration> {
 /// windows are the planned delay minus a generous allowance for that time.
 fn requeue_within(action: &Action, low: Duration, high: Duration) -> bool {
     requeue_of(action).is_some_and(|d| d >= low && d <= high)
+}
+
+#[tokio::test]
+async fn paced_passes_come_back_later_instead_of_holding_a_worker() {
+    let mut world = World::new();
+    world.pod("a", "10.0.0.1", true);
+    let binding = world.binding(json!({}));
+    world.pass(&binding).await.expect("pass");
+    let calls = world.elb.calls().len();
+
+    // New endpoints right after a pass: the next pass is put off to one spacing after the last,
+    // and returns at once, having called nothing.
+    world.pod("b", "10.0.0.2", true);
+    let started = std::time::Instant::now();
+    let action = world.paced_pass(&binding).await.expect("pass");
+    assert!(started.elapsed() < pass::PASS_SPACING, "did not sleep");
+    assert!(
+        requeue_within(&action, Duration::from_millis(1), pass::PASS_SPACING),
+        "{action:?}"
+    );
+    assert_eq!(world.elb.calls().len(), calls, "no AWS call");
+    assert_eq!(world.active(), ["10.0.0.1"]);
+
+    // The pass it comes back as registers b.
+    tokio::time::sleep(requeue_of(&action).expect("requeue")).await;
+    world.paced_pass(&binding).await.expect("pass");
+    assert_eq!(world.active(), ["10.0.0.1", "10.0.0.2"]);
+
+    // A planned health look is never put off.
+    world.look(&binding).await.expect("look");
+    world.ctx.memory.set_due(
+        &super::binding_key(&binding),
+        Some(std::time::Instant::now()),
+    );
+    let before = world.describes().len();
+    world.paced_pass(&binding).await.expect("pass");
+    assert_eq!(world.describes().len(), before + 1, "looked at once");
 }
 
 #[tokio::test]
@@ -295,7 +350,8 @@ async fn settled() -> (World, TargetGroupBinding) {
 }
 
 #[tokio::test]
-async fn new_endpoints_are_registered_without_a_describe_and_looks_ask_only_for_what_can_change() {
+async fn new_endpoints_are_registered_without_a_describe_and_looks_ask_only_for_what_can_have_changed()
+ {
     let (mut world, binding) = settled().await;
     for (name, ip) in [("c", "10.0.0.3"), ("d", "10.0.0.4"), ("e", "10.0.0.5")] {
         world.pod(name, ip, true);
@@ -331,6 +387,23 @@ async fn new_endpoints_are_registered_without_a_describe_and_looks_ask_only_for_
     assert_eq!(world.gate("f").as_deref(), Some("True"));
     assert_eq!(action, Action::await_change(), "settled: no more looks");
     assert_eq!(world.status_health().as_deref(), Some("6/6 healthy"));
+
+    // Two batches on their way, the first past interval x threshold: the look asks for the
+    // first alone (the second cannot be healthy yet).
+    world.pod("g", "10.0.0.7", true);
+    world.pass(&binding).await.expect("pass");
+    world.ctx.memory.age_registrations(Duration::from_secs(10));
+    world.pod("h", "10.0.0.8", true);
+    world.pass(&binding).await.expect("pass");
+    world.elb.forget_calls();
+    world.ctx.memory.set_due(
+        &super::binding_key(&binding),
+        Some(std::time::Instant::now()),
+    );
+    world.pass(&binding).await.expect("look");
+    let looks = world.describes();
+    assert_eq!(looks.len(), 1);
+    assert_eq!(looks[0].targets, [key("10.0.0.7")]);
 }
 
 #[tokio::test]
