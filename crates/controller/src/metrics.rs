@@ -70,28 +70,40 @@ impl PhaseSamples {
     }
 }
 
-/// When recent gates were opened (written True): `namespace/pod` -> seconds since the Unix epoch,
+/// When recent gates were opened (written True): `namespace/pod` -> when the health was seen and
+/// when the gate was written,
 /// the most recent ones, for in-process readers (benchmarks compare them with ELB's timelines).
 #[derive(Debug, Default)]
 pub struct GateOpenings {
-    opened: Mutex<std::collections::VecDeque<(String, f64)>>,
+    opened: Mutex<std::collections::VecDeque<(String, GateOpening)>>,
+}
+
+/// When a gate's health was seen and when its opening was written, seconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateOpening {
+    pub seen: f64,
+    pub written: f64,
 }
 
 impl GateOpenings {
-    fn push(&self, pod: String) {
-        let at = std::time::SystemTime::now()
+    fn push(&self, pod: String, latency: Duration) {
+        let written = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
+        let opening = GateOpening {
+            seen: written - latency.as_secs_f64(),
+            written,
+        };
         let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
         if opened.len() == PHASE_SAMPLES_KEPT {
             opened.pop_front();
         }
-        opened.push_back((pod, at));
+        opened.push_back((pod, opening));
     }
 
-    /// `namespace/pod` -> when its gate was last opened.
-    pub fn by_pod(&self) -> HashMap<String, f64> {
+    /// `namespace/pod` -> its gate's last opening.
+    pub fn by_pod(&self) -> HashMap<String, GateOpening> {
         let opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
         opened.iter().cloned().collect()
     }
@@ -245,7 +257,7 @@ impl Metrics {
 
     /// The gate of pod `namespace/pod` opened, `latency` after its target was seen healthy.
     pub fn gate_opened(&self, pod: String, latency: Duration) {
-        self.gate_openings.push(pod);
+        self.gate_openings.push(pod, latency);
         self.gates_opened.inc();
         self.gate_latency.observe(latency.as_secs_f64());
         // Also as a phase: health seen -> gate written.

@@ -211,7 +211,8 @@ impl<W: ClusterWrites> GateWriter<W> {
 }
 
 /// Queues `jobs` (the latest for a key wins; one made or being made with the same verdict is
-/// skipped, and so is an older one still queued) and starts the workers they need.
+/// skipped, and so is an older one still queued; one queued already with the same verdict stays
+/// as it was) and starts the workers they need.
 fn enqueue<W: ClusterWrites>(
     inner: &Arc<WriterInner<W>>,
     jobs: impl Iterator<Item = (PodKey, Job)>,
@@ -236,6 +237,13 @@ fn enqueue<W: ClusterWrites>(
             if already {
                 // An older write still queued (say, a close before this open) must not land after.
                 state.queued.remove(&key);
+                continue;
+            }
+            if state.queued.get(&key).is_some_and(|queued| {
+                queued.write.uid == write.uid && queued.write.verdict == write.verdict
+            }) {
+                // Queued already (a later pass saw the same): it keeps its place, and the moment
+                // its health was first seen, which is what its latency is measured from.
                 continue;
             }
             let queue = if write.verdict.status {
@@ -412,6 +420,24 @@ mod tests {
         let last = written(&writes);
         assert_eq!(last.len(), 4);
         assert_eq!(last[3], ("d".to_string(), json!({"open": true})));
+    }
+
+    #[tokio::test]
+    async fn a_write_seen_again_while_queued_keeps_its_first_sighting() {
+        let writes = Arc::new(RecordingWrites::default());
+        let metrics = Metrics::default();
+        let writer = GateWriter::with_workers(writes.clone(), metrics.clone(), 1);
+        // Both before the worker runs (one thread): the second pass finds the write queued.
+        let first = Instant::now() - Duration::from_secs(2);
+        writer.submit("ns", "web", vec![gate("a", true)], Some(first));
+        writer.submit("ns", "web", vec![gate("a", true)], Some(Instant::now()));
+        writer.flush().await;
+        assert_eq!(written(&writes).len(), 1);
+        let opening = metrics.gate_openings.by_pod()["ns/a"];
+        assert!(
+            opening.written - opening.seen >= 1.9,
+            "latency from the first sighting: {opening:?}"
+        );
     }
 
     #[tokio::test]

@@ -156,6 +156,8 @@ pub struct GateFigures {
     pub gate_ms: Samples,
     /// Target healthy in ELB -> the controller's write of the gate done (no watch in between).
     pub gate_written_ms: Samples,
+    /// Target healthy in ELB -> the controller's look that saw it healthy returned.
+    pub gate_seen_ms: Samples,
     pub register_ms: Samples,
     /// Pod ContainersReady (or, when later, listed in the EndpointSlice) -> target registered:
     /// the controller's share of the registration latency.
@@ -206,6 +208,8 @@ impl GateFigures {
                 .row("gate latency: target healthy in ELB -> pod gate True (seen by a watch)"),
             self.gate_written_ms
                 .row("gate latency: target healthy in ELB -> the controller's gate write done"),
+            self.gate_seen_ms
+                .row("of which: target healthy in ELB -> seen healthy by the controller's look"),
             self.register_ms
                 .row("registration latency: pod ContainersReady -> target registered"),
             self.register_after_slice_ms.row(
@@ -531,7 +535,14 @@ async fn measure(
         }
         let opened = openings.get(&format!("{}/{}", pod.namespace, pod.name));
         if let (Some(healthy), Some(opened)) = (at(ip, "healthy"), opened) {
-            figures.gate_written_ms.0.push((opened - healthy) * 1000.0);
+            figures
+                .gate_written_ms
+                .0
+                .push((opened.written - healthy) * 1000.0);
+            figures
+                .gate_seen_ms
+                .0
+                .push((opened.seen - healthy) * 1000.0);
         }
         if let (Some(ready), Some(registered)) = (pod.containers_ready, at(ip, "initial")) {
             figures.register_ms.0.push((registered - ready) * 1000.0);
