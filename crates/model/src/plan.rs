@@ -344,7 +344,7 @@ fn next_look(
     let delay = poll.next(
         polling::signature(health),
         !watched.is_empty(),
-        expected.overdue,
+        (expected.overdue, expected.just_due),
         expected.next,
         clock.now,
     );
@@ -355,6 +355,8 @@ fn next_look(
 struct Expected {
     /// Some target is past its moment, or of unknown age or state: no telling.
     overdue: bool,
+    /// Some target passed its moment less than [`polling::JUST_DUE`] ago.
+    just_due: bool,
     /// The soonest moment still to come.
     next: Option<Instant>,
 }
@@ -370,6 +372,7 @@ fn expected_healthy(
 ) -> Expected {
     let mut expected = Expected {
         overdue: false,
+        just_due: false,
         next: None,
     };
     let settle = polling::time_to_healthy(group);
@@ -383,7 +386,11 @@ fn expected_healthy(
             Some(at) if at > now => {
                 expected.next = Some(expected.next.map_or(at, |next: Instant| next.min(at)));
             }
-            _ => expected.overdue = true,
+            Some(at) => {
+                expected.overdue = true;
+                expected.just_due |= now.saturating_duration_since(at) < polling::JUST_DUE;
+            }
+            None => expected.overdue = true,
         }
     }
     expected

@@ -87,6 +87,8 @@ struct Case {
     pods: Vec<Arc<Pod>>,
     injection: bool,
     target_type: TargetType,
+    /// The polling state the previous pass left.
+    poll: PollState,
 }
 
 impl Case {
@@ -98,6 +100,7 @@ impl Case {
             pods: Vec::new(),
             injection: true,
             target_type: TargetType::Ip,
+            poll: PollState::default(),
         }
     }
 
@@ -116,7 +119,7 @@ impl Case {
             now,
             now_text: NOW,
             registered_at,
-            poll: PollState::default(),
+            poll: self.poll,
         };
         plan(&input, &clock)
     }
@@ -346,6 +349,25 @@ fn next_look_waits_for_interval_times_threshold_after_registering() {
     // Of unknown age (registered before a restart): look soon.
     let plan = waiting.plan_at(now, &|_| None);
     assert_eq!(plan.next_look, NextLook::After(Duration::from_millis(100)));
+}
+
+#[test]
+fn a_target_just_past_its_moment_is_polled_fast_until_a_second_has_gone() {
+    let mut case = Case::new(desired(&["10.0.0.1"], &[("p", "10.0.0.1")]), vec![]);
+    case.pods = vec![pod("p", true, None)];
+    case.health = vec![health("10.0.0.1", "initial")];
+    let now = Instant::now();
+    // Registered 10.2 s ago (5 s x 2): its check is a little late; nothing moves between looks.
+    let registered = now - Duration::from_millis(10_200);
+    for _ in 0..4 {
+        let plan = case.plan_at(now, &|_| Some(registered));
+        assert_eq!(plan.next_look, NextLook::After(Duration::from_millis(100)));
+        case.poll = plan.poll.expect("polling");
+    }
+    // 2 s past its moment and still nothing: slowing down.
+    let later = now + Duration::from_secs(2);
+    let plan = case.plan_at(later, &|_| Some(registered));
+    assert_eq!(plan.next_look, NextLook::After(Duration::from_millis(150)));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! ELB cannot call a newly registered target healthy before HealthyThresholdCount checks, one per
 //! HealthCheckIntervalSeconds. So a target just registered has nothing to tell before that moment:
 //! the next look is just after the soonest such moment among the targets watched. A target past
-//! its moment (or of unknown age) is overdue: look every 100 ms, slowing down by half each time
+//! its moment (or of unknown age) is overdue: look every 100 ms, for the first second past a
+//! moment (ELB's checks land a little late) at that pace, then slowing down by half each time
 //! nothing moved, up to 5 s (a target whose check keeps failing must not cost a call per second
 //! forever), but never past the next target's moment. During a scale-out, targets registered in
 //! batches are thus looked at as each batch can turn healthy. Draining targets alone are looked at
@@ -20,6 +21,9 @@ const FAST: Duration = Duration::from_millis(100);
 const SLOW: Duration = Duration::from_secs(5);
 /// Looked at just after the earliest moment, so the check that turned it healthy has landed.
 const MARGIN: Duration = Duration::from_millis(50);
+/// How long after its moment a target is "just due": ELB's checks land a little after the moment
+/// (more so when it checks many targets), so the fast polls go on that long before slowing down.
+pub const JUST_DUE: Duration = Duration::from_secs(1);
 
 /// interval x threshold, when the target group says both.
 pub fn time_to_healthy(group: &TargetGroupInfo) -> Option<Duration> {
@@ -72,13 +76,14 @@ pub struct PollState {
 
 impl PollState {
     /// The delay before the next look: `overdue` when a watched target is past the moment it
-    /// could turn healthy (or its age is unknown); `next_expected` is the soonest such moment
-    /// still to come.
+    /// could turn healthy (or its age is unknown), `just_due` when one passed it less than
+    /// [`JUST_DUE`] ago (no slowing down yet); `next_expected` is the soonest such moment still
+    /// to come.
     pub fn next(
         &mut self,
         signature: u64,
         gates_pending: bool,
-        overdue: bool,
+        (overdue, just_due): (bool, bool),
         next_expected: Option<Instant>,
         now: Instant,
     ) -> Duration {
@@ -95,7 +100,7 @@ impl PollState {
             return planned.unwrap_or(FAST);
         }
         let interval = match self.interval {
-            Some(previous) if !self.moved => previous.mul_f64(1.5).min(SLOW),
+            Some(previous) if !self.moved && !just_due => previous.mul_f64(1.5).min(SLOW),
             _ => FAST,
         };
         self.interval = Some(interval);
@@ -116,7 +121,13 @@ mod tests {
     fn sleeps_until_the_earliest_healthy_moment() {
         let now = Instant::now();
         let mut state = PollState::default();
-        let delay = state.next(1, true, false, Some(now + Duration::from_secs(4)), now);
+        let delay = state.next(
+            1,
+            true,
+            (false, false),
+            Some(now + Duration::from_secs(4)),
+            now,
+        );
         assert_eq!(delay, Duration::from_secs(4) + MARGIN);
     }
 
@@ -124,15 +135,35 @@ mod tests {
     fn overdue_targets_are_polled_fast_slowing_down_while_nothing_moves() {
         let now = Instant::now();
         let mut state = PollState::default();
-        assert_eq!(state.next(1, true, true, None, now), FAST);
-        assert_eq!(state.next(1, true, true, None, now), FAST.mul_f64(1.5));
-        assert_eq!(state.next(1, true, true, None, now), FAST.mul_f64(2.25));
+        assert_eq!(state.next(1, true, (true, false), None, now), FAST);
+        assert_eq!(
+            state.next(1, true, (true, false), None, now),
+            FAST.mul_f64(1.5)
+        );
+        assert_eq!(
+            state.next(1, true, (true, false), None, now),
+            FAST.mul_f64(2.25)
+        );
         for _ in 0..20 {
-            state.next(1, true, true, None, now);
+            state.next(1, true, (true, false), None, now);
         }
-        assert_eq!(state.next(1, true, true, None, now), SLOW);
+        assert_eq!(state.next(1, true, (true, false), None, now), SLOW);
         // Something moved: fast again.
-        assert_eq!(state.next(2, true, true, None, now), FAST);
+        assert_eq!(state.next(2, true, (true, false), None, now), FAST);
+    }
+
+    #[test]
+    fn a_target_just_due_is_polled_fast_even_while_nothing_moves() {
+        let now = Instant::now();
+        let mut state = PollState::default();
+        for _ in 0..5 {
+            assert_eq!(state.next(1, true, (true, true), None, now), FAST);
+        }
+        // Past JUST_DUE, still nothing: slowing down.
+        assert_eq!(
+            state.next(1, true, (true, false), None, now),
+            FAST.mul_f64(1.5)
+        );
     }
 
     #[test]
@@ -140,11 +171,11 @@ mod tests {
         let now = Instant::now();
         let mut state = PollState::default();
         for _ in 0..20 {
-            state.next(1, true, true, None, now);
+            state.next(1, true, (true, false), None, now);
         }
         let soon = now + Duration::from_millis(700);
         assert_eq!(
-            state.next(1, true, true, Some(soon), now),
+            state.next(1, true, (true, false), Some(soon), now),
             Duration::from_millis(700) + MARGIN
         );
     }
@@ -152,7 +183,10 @@ mod tests {
     #[test]
     fn draining_alone_is_looked_at_slowly() {
         let mut state = PollState::default();
-        assert_eq!(state.next(1, false, false, None, Instant::now()), SLOW);
+        assert_eq!(
+            state.next(1, false, (false, false), None, Instant::now()),
+            SLOW
+        );
     }
 
     #[test]
