@@ -69,34 +69,46 @@ impl LoadServiceConfig for Endpoints {
     }
 }
 
-/// The SDK configuration of the controller: its retries and timeouts (`with_controller_retries`),
-/// the region of `settings` and its per-service endpoints.
+/// The SDK configuration of the controller: its retries and timeouts (see
+/// [`with_controller_retries`]; set on the loader, so the credential chain's clients, IRSA's STS
+/// among them, get them too), the region of `settings` and its per-service endpoints.
 pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retries())
+        .timeout_config(timeouts());
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
-    let mut builder = with_controller_retries(loader.load().await).into_builder();
-    if !settings.endpoints.is_empty() {
-        builder = builder.service_config(Endpoints(settings.endpoints.clone()));
+    let config = loader.load().await;
+    if settings.endpoints.is_empty() {
+        return config;
     }
-    builder.build()
+    config
+        .into_builder()
+        .service_config(Endpoints(settings.endpoints.clone()))
+        .build()
 }
 
 /// `config` with the controller's retries and timeouts: adaptive retries (10 attempts, as
 /// upstream's `--aws-max-retries`; after a throttling answer the client also slows its own request
 /// rate, so throttling is met by going slower, not by failing) and 10 s per attempt. The lab's
-/// in-process controller takes its configuration through here too, so its tests meet throttling
-/// with the product's retries.
+/// in-process controller takes its configuration through here, so its tests meet throttling with
+/// the product's retries.
 pub fn with_controller_retries(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
     config
         .into_builder()
-        .retry_config(RetryConfig::adaptive().with_max_attempts(10))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .build(),
-        )
+        .retry_config(retries())
+        .timeout_config(timeouts())
+        .build()
+}
+
+fn retries() -> RetryConfig {
+    RetryConfig::adaptive().with_max_attempts(10)
+}
+
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_secs(10))
         .build()
 }
 

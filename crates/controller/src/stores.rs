@@ -97,11 +97,9 @@ impl Stores {
                 ready(self.namespaces.wait_until_ready().boxed()),
             ),
         ];
+        // The Ingress cache is not polled here: its reconciler's runtime waits for it, and a poll
+        // here would take the runtime's wake-up (a store's readiness wakes only its last poller).
         if ingresses {
-            caches.push((
-                "ingresses",
-                ready(self.ingresses.wait_until_ready().boxed()),
-            ));
             caches.push((
                 "ingressclasses",
                 ready(self.ingress_classes.wait_until_ready().boxed()),
@@ -118,10 +116,10 @@ impl Stores {
             .collect()
     }
 
-    /// Waits until the caches a pass reads have had their first full list (the Ingress caches
-    /// too when `ingresses`): a binding pass over a half-listed cache would take endpoints not
-    /// listed yet for gone and deregister them; an Ingress pass would take members or classes
-    /// not listed yet for gone and delete their rules.
+    /// Waits until the caches a pass reads have had their first full list (the IngressClass
+    /// caches too when `ingresses`): a binding pass over a half-listed cache would take endpoints
+    /// not listed yet for gone and deregister them; an Ingress pass would take a class not listed
+    /// yet for gone and delete its Ingresses' rules.
     pub async fn synced(&self, ingresses: bool) {
         while !self.unsynced(ingresses).is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -51,6 +51,11 @@ impl BindingMemory {
         *count
     }
 
+    /// Whether the last pass of `binding` failed.
+    pub fn failing(&self, binding: &str) -> bool {
+        lock(&self.failures).contains_key(binding)
+    }
+
     pub fn succeeded(&self, binding: &str) {
         lock(&self.failures).remove(binding);
     }

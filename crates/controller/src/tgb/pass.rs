@@ -85,11 +85,13 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     let known = ctx.memory.known(&group.arn, KNOWLEDGE_TTL, now);
     let due = ctx.memory.due(&key);
     let look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
-    if let (Some(_), false, Some(previous)) = (&known, look_due, ctx.memory.last_start(&key)) {
+    let paced = known.is_some() && !look_due && !ctx.memory.failing(&key);
+    if let (true, Some(previous)) = (paced, ctx.memory.last_start(&key)) {
         // Paced, but never past the planned look. The pass comes back then rather than sleeping
         // here, so the worker it would hold goes to other bindings meanwhile (with 100 bindings
         // the sleeping passes kept the others waiting). Nothing changed yet: the planned look and
-        // any put-off status write are taken by that pass.
+        // any put-off status write are taken by that pass. A binding whose last pass failed is
+        // not paced: this early return would count as a success and reset its backoff.
         let until = (previous + PASS_SPACING).min(due.unwrap_or(previous + PASS_SPACING));
         let wait = until.saturating_duration_since(now);
         if !wait.is_zero() {

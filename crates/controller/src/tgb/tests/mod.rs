@@ -271,6 +271,14 @@ async fn paced_passes_come_back_later_instead_of_holding_a_worker() {
     world.paced_pass(&binding).await.expect("pass");
     assert_eq!(world.active(), ["10.0.0.1", "10.0.0.2"]);
 
+    // A binding whose last pass failed is not paced (the early return would reset its backoff).
+    world.pod("c", "10.0.0.3", true);
+    world.ctx.memory.failed(&super::binding_key(&binding));
+    let action = world.paced_pass(&binding).await.expect("pass");
+    assert_eq!(world.active(), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    assert!(requeue_of(&action) > Some(pass::PASS_SPACING), "{action:?}");
+    world.ctx.memory.succeeded(&super::binding_key(&binding));
+
     // A planned health look is never put off.
     world.look(&binding).await.expect("look");
     world.ctx.memory.set_due(
