@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use lb_model::gates::GateVerdict;
 use lb_model::plan::GateWrite;
 use tokio::sync::Notify;
 
@@ -33,17 +34,33 @@ pub async fn write<W: ClusterWrites>(
             let written = writes
                 .patch_pod_status(namespace, &write.pod, &write.patch)
                 .await
-                .context(|| format!("writing the readiness gate of pod {namespace}/{}", write.pod))?;
-            if let (true, true, Some(seen)) = (written, write.verdict.status, health_seen) {
-                metrics.gate_opened(format!("{namespace}/{}", write.pod), seen.elapsed());
-            }
-            tracing::debug!(pod = %write.pod, status = write.verdict.status, reason = %write.verdict.reason, written, "readiness gate");
+                .context(|| {
+                    format!(
+                        "writing the readiness gate of pod {namespace}/{}",
+                        write.pod
+                    )
+                })?;
+            record(metrics, namespace, &write, written, health_seen);
             Ok(())
         })
         .buffer_unordered(WRITES_AT_ONCE)
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// Counts and times a gate opened (`written` True) from `health_seen`, and logs the write.
+fn record(
+    metrics: &Metrics,
+    namespace: &str,
+    write: &GateWrite,
+    written: bool,
+    health_seen: Option<Instant>,
+) {
+    if let (true, true, Some(seen)) = (written, write.verdict.status, health_seen) {
+        metrics.gate_opened(format!("{namespace}/{}", write.pod), seen.elapsed());
+    }
+    tracing::debug!(pod = %write.pod, status = write.verdict.status, reason = %write.verdict.reason, written, "readiness gate");
 }
 
 /// Gate writes a pass hands over instead of waiting for them: a pass that found 100 targets
@@ -78,7 +95,7 @@ struct Job {
 
 struct Made {
     uid: Option<String>,
-    verdict: lb_model::gates::GateVerdict,
+    verdict: GateVerdict,
     at: Instant,
 }
 
@@ -88,7 +105,7 @@ struct WriterState {
     closing: VecDeque<PodKey>,
     queued: HashMap<PodKey, Job>,
     /// Pods being written, with the uid and verdict being written.
-    in_flight: HashMap<PodKey, (Option<String>, lb_model::gates::GateVerdict)>,
+    in_flight: HashMap<PodKey, (Option<String>, GateVerdict)>,
     made: HashMap<PodKey, Made>,
     workers: usize,
 }
@@ -225,23 +242,28 @@ fn enqueue<W: ClusterWrites>(
             .retain(|_, made| now.saturating_duration_since(made.at) < REMEMBERED);
         for (key, job) in jobs {
             let write = &job.write;
+            let same = |uid: &Option<String>, verdict: &GateVerdict| {
+                *uid == write.uid && *verdict == write.verdict
+            };
             // Made, or being made: the watch cache has not caught up yet.
             let already = state
                 .made
                 .get(&key)
-                .is_some_and(|made| made.uid == write.uid && made.verdict == write.verdict)
+                .is_some_and(|made| same(&made.uid, &made.verdict))
                 || state
                     .in_flight
                     .get(&key)
-                    .is_some_and(|(uid, verdict)| *uid == write.uid && *verdict == write.verdict);
+                    .is_some_and(|(uid, verdict)| same(uid, verdict));
             if already {
                 // An older write still queued (say, a close before this open) must not land after.
                 state.queued.remove(&key);
                 continue;
             }
-            if state.queued.get(&key).is_some_and(|queued| {
-                queued.write.uid == write.uid && queued.write.verdict == write.verdict
-            }) {
+            if state
+                .queued
+                .get(&key)
+                .is_some_and(|queued| same(&queued.write.uid, &queued.write.verdict))
+            {
                 // Queued already (a later pass saw the same): it keeps its place, and the moment
                 // its health was first seen, which is what its latency is measured from.
                 continue;
@@ -340,14 +362,13 @@ async fn write_with_retries<W: ClusterWrites>(
         inner.metrics.phase("gate_patch", started.elapsed());
         match result {
             Ok(written) => {
-                if let (true, true, Some(seen)) =
-                    (written, job.write.verdict.status, job.health_seen)
-                {
-                    inner
-                        .metrics
-                        .gate_opened(format!("{namespace}/{pod}"), seen.elapsed());
-                }
-                tracing::debug!(%pod, status = job.write.verdict.status, reason = %job.write.verdict.reason, written, "readiness gate");
+                record(
+                    &inner.metrics,
+                    namespace,
+                    &job.write,
+                    written,
+                    job.health_seen,
+                );
                 return if written {
                     Outcome::Made
                 } else {

@@ -79,35 +79,19 @@ impl Stores {
     /// The caches that have not had their first full list yet (the IngressClass caches too when
     /// `ingresses`). Polled: a store's readiness future wakes only its last poller.
     pub fn unsynced(&self, ingresses: bool) -> Vec<&'static str> {
-        let ready = |wait: futures::future::BoxFuture<'_, _>| wait.now_or_never().is_some();
-        let mut caches: Vec<(&'static str, bool)> = vec![
-            (
-                "targetgroupbindings",
-                ready(self.bindings.wait_until_ready().boxed()),
-            ),
-            ("pods", ready(self.pods.wait_until_ready().boxed())),
-            ("services", ready(self.services.wait_until_ready().boxed())),
-            (
-                "endpointslices",
-                ready(self.slices.wait_until_ready().boxed()),
-            ),
-            ("nodes", ready(self.nodes.wait_until_ready().boxed())),
-            (
-                "namespaces",
-                ready(self.namespaces.wait_until_ready().boxed()),
-            ),
+        let mut caches = vec![
+            ("targetgroupbindings", listed(&self.bindings)),
+            ("pods", listed(&self.pods)),
+            ("services", listed(&self.services)),
+            ("endpointslices", listed(&self.slices)),
+            ("nodes", listed(&self.nodes)),
+            ("namespaces", listed(&self.namespaces)),
         ];
         // The Ingress cache is not polled here: its reconciler's runtime waits for it, and a poll
         // here would take the runtime's wake-up (a store's readiness wakes only its last poller).
         if ingresses {
-            caches.push((
-                "ingressclasses",
-                ready(self.ingress_classes.wait_until_ready().boxed()),
-            ));
-            caches.push((
-                "ingressclassparams",
-                ready(self.class_params.wait_until_ready().boxed()),
-            ));
+            caches.push(("ingressclasses", listed(&self.ingress_classes)));
+            caches.push(("ingressclassparams", listed(&self.class_params)));
         }
         caches
             .into_iter()
@@ -130,6 +114,15 @@ impl Stores {
     pub fn injection_enabled(&self, namespace: &str) -> bool {
         injection_enabled(self.namespace_labels(namespace).as_ref())
     }
+}
+
+/// Whether `store` has had its first full list (polled, not awaited: see [`Stores::unsynced`]).
+fn listed<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.wait_until_ready().now_or_never().is_some()
 }
 
 /// Stores filled by hand, for unit tests.

@@ -339,61 +339,15 @@ fn next_look(
             (clock.registered_at)(target)
         }
     };
-    let expected = expected_healthy(group, &watched, &states, &registered_at, clock.now);
+    let expected = polling::expected_healthy(group, &watched, &states, &registered_at, clock.now);
     let mut poll = clock.poll;
     let delay = poll.next(
         polling::signature(health),
         !watched.is_empty(),
-        (expected.overdue, expected.just_due),
-        expected.next,
+        &expected,
         clock.now,
     );
     (NextLook::After(delay), Some(poll))
-}
-
-/// When the watched targets can turn healthy, as far as can be told.
-struct Expected {
-    /// Some target is past its moment, or of unknown age or state: no telling.
-    overdue: bool,
-    /// Some target passed its moment less than [`polling::JUST_DUE`] ago.
-    just_due: bool,
-    /// The soonest moment still to come.
-    next: Option<Instant>,
-}
-
-/// A watched target this process registered, still `initial`, can turn healthy interval x
-/// threshold after its registration; any other watched target is overdue.
-fn expected_healthy(
-    group: &TargetGroupInfo,
-    watched: &[TargetKey],
-    states: &HashMap<&TargetKey, &TargetState>,
-    registered_at: &dyn Fn(&TargetKey) -> Option<Instant>,
-    now: Instant,
-) -> Expected {
-    let mut expected = Expected {
-        overdue: false,
-        just_due: false,
-        next: None,
-    };
-    let settle = polling::time_to_healthy(group);
-    for target in watched {
-        let initial = states.get(target) == Some(&&TargetState::Initial);
-        let moment = settle
-            .zip(registered_at(target))
-            .filter(|_| initial)
-            .map(|(settle, at)| at + settle);
-        match moment {
-            Some(at) if at > now => {
-                expected.next = Some(expected.next.map_or(at, |next: Instant| next.min(at)));
-            }
-            Some(at) => {
-                expected.overdue = true;
-                expected.just_due |= now.saturating_duration_since(at) < polling::JUST_DUE;
-            }
-            None => expected.overdue = true,
-        }
-    }
-    expected
 }
 
 /// What deleting a binding does: deregister its targets (with `multiClusterTargetGroup`, only

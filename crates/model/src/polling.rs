@@ -12,6 +12,7 @@
 //! moment brings a look at that batch, not at the batches still on their way, so looks stay
 //! small and can come often.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,20 @@ pub fn signature(health: &[TargetHealth]) -> u64 {
     hasher.finish()
 }
 
+/// The soonest moment ELB can call a target healthy: interval x threshold (`settle`) after this
+/// process registered it, while it is still `initial`; None when there is no telling (another
+/// state, registered before a restart or by someone else, or settings unknown).
+fn healthy_moment(
+    settle: Option<Duration>,
+    initial: bool,
+    registered: Option<Instant>,
+) -> Option<Instant> {
+    settle
+        .zip(registered)
+        .filter(|_| initial)
+        .map(|(settle, at)| at + settle)
+}
+
 /// The targets of `health` whose state may have changed since it was known: every target that is
 /// not healthy, except those this process registered that are still `initial` and have not
 /// reached interval x threshold since (ELB cannot call them healthy yet; `registered_at` says
@@ -56,15 +71,55 @@ pub fn worth_asking(
     let settle = time_to_healthy(group);
     health
         .iter()
-        .filter(|h| match h.state {
-            TargetState::Healthy => false,
-            TargetState::Initial => settle
-                .zip(registered_at(&h.target))
-                .is_none_or(|(settle, at)| at + settle <= now),
-            _ => true,
+        .filter(|h| {
+            h.state != TargetState::Healthy
+                && healthy_moment(
+                    settle,
+                    h.state == TargetState::Initial,
+                    registered_at(&h.target),
+                )
+                .is_none_or(|moment| moment <= now)
         })
         .map(|h| h.target.clone())
         .collect()
+}
+
+/// When the watched targets can turn healthy, as far as can be told.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Some target is past its moment, or of unknown age or state: no telling.
+    pub overdue: bool,
+    /// Some target passed its moment less than [`JUST_DUE`] ago.
+    pub just_due: bool,
+    /// The soonest moment still to come.
+    pub next: Option<Instant>,
+}
+
+/// When the `watched` targets (their states in `states`) can turn healthy; see
+/// [`healthy_moment`].
+pub fn expected_healthy(
+    group: &TargetGroupInfo,
+    watched: &[TargetKey],
+    states: &HashMap<&TargetKey, &TargetState>,
+    registered_at: &dyn Fn(&TargetKey) -> Option<Instant>,
+    now: Instant,
+) -> Expected {
+    let mut expected = Expected::default();
+    let settle = time_to_healthy(group);
+    for target in watched {
+        let initial = states.get(target) == Some(&&TargetState::Initial);
+        match healthy_moment(settle, initial, registered_at(target)) {
+            Some(at) if at > now => {
+                expected.next = Some(expected.next.map_or(at, |next: Instant| next.min(at)));
+            }
+            Some(at) => {
+                expected.overdue = true;
+                expected.just_due |= now.saturating_duration_since(at) < JUST_DUE;
+            }
+            None => expected.overdue = true,
+        }
+    }
+    expected
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -75,32 +130,31 @@ pub struct PollState {
 }
 
 impl PollState {
-    /// The delay before the next look: `overdue` when a watched target is past the moment it
-    /// could turn healthy (or its age is unknown), `just_due` when one passed it less than
-    /// [`JUST_DUE`] ago (no slowing down yet); `next_expected` is the soonest such moment still
-    /// to come.
+    /// The delay before the next look, from what is `expected` of the watched targets: a look
+    /// just after the next moment, and while some are overdue, fast polls (not slowing down while
+    /// one is just due).
     pub fn next(
         &mut self,
         signature: u64,
         gates_pending: bool,
-        (overdue, just_due): (bool, bool),
-        next_expected: Option<Instant>,
+        expected: &Expected,
         now: Instant,
     ) -> Duration {
         if !gates_pending {
             self.interval = None;
             return SLOW;
         }
-        let planned = next_expected
+        let planned = expected
+            .next
             .filter(|at| *at > now)
             .map(|at| at - now + MARGIN);
         self.signature_moved(signature);
-        if !overdue {
+        if !expected.overdue {
             self.interval = None;
             return planned.unwrap_or(FAST);
         }
         let interval = match self.interval {
-            Some(previous) if !self.moved && !just_due => previous.mul_f64(1.5).min(SLOW),
+            Some(previous) if !self.moved && !expected.just_due => previous.mul_f64(1.5).min(SLOW),
             _ => FAST,
         };
         self.interval = Some(interval);
@@ -117,6 +171,14 @@ impl PollState {
 mod tests {
     use super::*;
 
+    fn expected(overdue: bool, just_due: bool, next: Option<Instant>) -> Expected {
+        Expected {
+            overdue,
+            just_due,
+            next,
+        }
+    }
+
     #[test]
     fn sleeps_until_the_earliest_healthy_moment() {
         let now = Instant::now();
@@ -124,8 +186,7 @@ mod tests {
         let delay = state.next(
             1,
             true,
-            (false, false),
-            Some(now + Duration::from_secs(4)),
+            &expected(false, false, Some(now + Duration::from_secs(4))),
             now,
         );
         assert_eq!(delay, Duration::from_secs(4) + MARGIN);
@@ -135,21 +196,21 @@ mod tests {
     fn overdue_targets_are_polled_fast_slowing_down_while_nothing_moves() {
         let now = Instant::now();
         let mut state = PollState::default();
-        assert_eq!(state.next(1, true, (true, false), None, now), FAST);
+        assert_eq!(state.next(1, true, &expected(true, false, None), now), FAST);
         assert_eq!(
-            state.next(1, true, (true, false), None, now),
+            state.next(1, true, &expected(true, false, None), now),
             FAST.mul_f64(1.5)
         );
         assert_eq!(
-            state.next(1, true, (true, false), None, now),
+            state.next(1, true, &expected(true, false, None), now),
             FAST.mul_f64(2.25)
         );
         for _ in 0..20 {
-            state.next(1, true, (true, false), None, now);
+            state.next(1, true, &expected(true, false, None), now);
         }
-        assert_eq!(state.next(1, true, (true, false), None, now), SLOW);
+        assert_eq!(state.next(1, true, &expected(true, false, None), now), SLOW);
         // Something moved: fast again.
-        assert_eq!(state.next(2, true, (true, false), None, now), FAST);
+        assert_eq!(state.next(2, true, &expected(true, false, None), now), FAST);
     }
 
     #[test]
@@ -157,11 +218,11 @@ mod tests {
         let now = Instant::now();
         let mut state = PollState::default();
         for _ in 0..5 {
-            assert_eq!(state.next(1, true, (true, true), None, now), FAST);
+            assert_eq!(state.next(1, true, &expected(true, true, None), now), FAST);
         }
         // Past JUST_DUE, still nothing: slowing down.
         assert_eq!(
-            state.next(1, true, (true, false), None, now),
+            state.next(1, true, &expected(true, false, None), now),
             FAST.mul_f64(1.5)
         );
     }
@@ -171,11 +232,11 @@ mod tests {
         let now = Instant::now();
         let mut state = PollState::default();
         for _ in 0..20 {
-            state.next(1, true, (true, false), None, now);
+            state.next(1, true, &expected(true, false, None), now);
         }
         let soon = now + Duration::from_millis(700);
         assert_eq!(
-            state.next(1, true, (true, false), Some(soon), now),
+            state.next(1, true, &expected(true, false, Some(soon)), now),
             Duration::from_millis(700) + MARGIN
         );
     }
@@ -184,7 +245,7 @@ mod tests {
     fn draining_alone_is_looked_at_slowly() {
         let mut state = PollState::default();
         assert_eq!(
-            state.next(1, false, (false, false), None, Instant::now()),
+            state.next(1, false, &expected(false, false, None), Instant::now()),
             SLOW
         );
     }

@@ -13,7 +13,6 @@
 //! A burst of endpoint changes is taken in batches: passes that look at no health start at
 //! least [`PASS_SPACING`] apart, the first at once.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -106,6 +105,8 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     let pods = ctx.stores.pods_in(&namespace);
     let injection_enabled = ctx.stores.injection_enabled(&namespace);
     let now_text = k8s_openapi::jiff::Timestamp::now().to_string();
+    // Kept by `change_targets` for every registration, this pass's included.
+    let registered_at = |target: &TargetKey| ctx.memory.registered_at(&group.arn, target);
     let plan_with = |health: &[TargetHealth], at: Instant| {
         let input = PassInput {
             binding,
@@ -116,7 +117,6 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
             pods: &pods,
             injection_enabled,
         };
-        let registered_at = |target: &_| ctx.memory.registered_at(&group.arn, target);
         let clock = PassClock {
             now: at,
             now_text: &now_text,
@@ -151,14 +151,6 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
         health = changes.health_after;
         // Only what can have changed: not the batches still on their way to healthy (the
         // targets this pass just registered among them).
-        let registered_now: HashSet<&TargetKey> = changes.register.iter().collect();
-        let registered_at = |target: &TargetKey| {
-            if registered_now.contains(target) {
-                Some(Instant::now())
-            } else {
-                ctx.memory.registered_at(&group.arn, target)
-            }
-        };
         let watched = polling::worth_asking(group, &health, &registered_at, Instant::now());
         if watched.is_empty() {
             // Nothing whose state can have changed: nothing to ask.
@@ -210,10 +202,7 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     };
     ctx.memory.set_due(&key, next);
     // A status write put off comes back at its time (not as a look).
-    let requeue = match (next, status_later) {
-        (Some(look), Some(status)) => Some(look.min(status)),
-        (look, status) => look.or(status),
-    };
+    let requeue = next.into_iter().chain(status_later).min();
     Ok(match requeue {
         None => Action::await_change(),
         Some(at) => Action::requeue(at.saturating_duration_since(Instant::now())),
