@@ -2,9 +2,9 @@
 //!
 //! - `/healthz`: the process answers;
 //! - `/readyz`: the caches the webhooks and reconcilers read (bindings, pods, Services,
-//!   EndpointSlices, namespaces; IngressClasses and their parameters with the Ingress reconciler)
-//!   have their first full list. A standby is ready too: it serves
-//!   the webhooks behind the same Service as the leader.
+//!   EndpointSlices, nodes, namespaces; Ingresses, IngressClasses and their parameters with the
+//!   Ingress reconciler) have their first full list. A standby is ready too: it serves the
+//!   webhooks behind the same Service as the leader.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +20,9 @@ pub async fn serve(listener: tokio::net::TcpListener, stores: Stores, ingresses:
     let synced = Arc::new(AtomicBool::new(false));
     let mark = synced.clone();
     let waiting = tokio::spawn(async move {
-        // Polled, not awaited: a store's readiness future (kube-runtime's DelayedInit) keeps the
-        // waker of its last poller only, and the binding controller awaits the same store, so
-        // one of the two waiters was never woken (1 start in 3 on the sandbox, caches listed).
+        // The caches' flags are read, not their stores' readiness futures awaited: such a future
+        // (kube-runtime's DelayedInit) wakes only its last poller, and the reconcilers' runtimes
+        // await the same futures (see `stores::Listed`).
         let started = std::time::Instant::now();
         let mut said = started;
         loop {

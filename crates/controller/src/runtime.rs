@@ -38,7 +38,7 @@ pub struct LoadBalancerOptions<L, E, C> {
     pub ingresses: Option<IngressOptions<L, E, C>>,
 }
 use crate::slim;
-use crate::stores::Stores;
+use crate::stores::{CachesListed, Listed, Stores};
 use crate::tgb::{self, Context};
 use crate::webhook::{self, WebhookState};
 use crate::writes::KubeWrites;
@@ -138,27 +138,46 @@ impl<K> Cached for K where
 {
 }
 
-/// A reflected watch of the objects of `K` in `api`, with managed fields stripped.
+/// A reflected watch of the objects of `K` in `api`, with managed fields stripped: its cache,
+/// whether that has had its first full list, and the objects touched (deletions matter too: a pod
+/// gone, a Service removed).
 pub(crate) fn reflect<K: Cached>(
     api: Api<K>,
 ) -> (
     Store<K>,
+    Listed,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 ) {
     reflect_slim(api, |_| {})
 }
 
-/// A reflected watch of the objects of `K` in `api`, keeping only what `slim` leaves (see
-/// [`crate::slim`]) and no managed fields.
+/// [`reflect`], keeping only what `slim` leaves of each object (see [`crate::slim`]).
 pub(crate) fn reflect_slim<K: Cached>(
     api: Api<K>,
     slim: fn(&mut K),
 ) -> (
     Store<K>,
+    Listed,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 ) {
+    let (store, listed, events) = reflect_events(api, slim);
+    (store, listed, events.touched_objects())
+}
+
+/// The watch of [`reflect_slim`] as its events. The flag is set by the stream itself, once the
+/// first list has reached the cache (see [`Listed`]).
+fn reflect_events<K: Cached>(
+    api: Api<K>,
+    slim: fn(&mut K),
+) -> (
+    Store<K>,
+    Listed,
+    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) {
     let (store, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(
+    let listed = Listed::default();
+    let mark = listed.clone();
+    let events = reflector::reflector(
         writer,
         watcher(api, watcher::Config::default())
             .modify(move |o| {
@@ -167,9 +186,12 @@ pub(crate) fn reflect_slim<K: Cached>(
             })
             .default_backoff(),
     )
-    // Deletions matter too: a pod gone, a Service removed.
-    .touched_objects();
-    (store, stream)
+    .inspect(move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            mark.mark();
+        }
+    });
+    (store, listed, events)
 }
 
 /// The controller with the Kubernetes writes of a cluster.
@@ -212,12 +234,11 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         .map_or_else(Leadership::always, LeaderElector::leadership);
     // Events for one binding that arrive while its pass runs are merged into the next pass, and
     // passes are paced: a rollout's many pod updates make a few batched AWS calls.
-    let controller = Controller::new(
-        scope.api::<TargetGroupBinding>(&client),
-        watcher::Config::default(),
-    )
-    .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
-    let (stores, events) = watch(&client, &scope, controller.store());
+    let (stores, events) = watch(&client, &scope);
+    // The bindings' own watch fills their cache: built here rather than by `Controller::new`, so
+    // that its first full list sets a flag `/readyz` and the passes can read (see `Listed`).
+    let controller = Controller::for_stream(events.bindings, stores.bindings.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let writes = KubeWrites::new(client.clone());
     let ctx = Arc::new(
         Context::new(client, aws, writes, stores.clone()).with_leadership(leadership.clone()),
@@ -297,6 +318,8 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
 
 /// The event streams of the shared watches: polling them keeps the caches in [`Stores`] filled.
 struct Events {
+    /// The bindings applied (a deleted binding needs no pass: its finalizer ran before).
+    bindings: BoxStream<'static, Result<TargetGroupBinding, watcher::Error>>,
     pods: BoxStream<'static, Result<Pod, watcher::Error>>,
     services: BoxStream<'static, Result<Service, watcher::Error>>,
     slices: BoxStream<'static, Result<EndpointSlice, watcher::Error>>,
@@ -308,23 +331,25 @@ struct Events {
 
 /// Starts the shared watches of `scope`: their caches (with the binding controller's own) and
 /// the streams that fill them.
-fn watch(
-    client: &Client,
-    scope: &WatchScope,
-    bindings: Store<TargetGroupBinding>,
-) -> (Stores, Events) {
-    let (pods, pod_events) = reflect_slim::<Pod>(scope.api(client), slim::pod);
+fn watch(client: &Client, scope: &WatchScope) -> (Stores, Events) {
+    let (bindings, bindings_listed, binding_events) =
+        reflect_events::<TargetGroupBinding>(scope.api(client), |_| {});
+    let (pods, pods_listed, pod_events) = reflect_slim::<Pod>(scope.api(client), slim::pod);
     // Only pod changes that matter to targets trigger a pass; not the Ready flips and gate
     // conditions our own writes cause (the EndpointSlice reports readiness anyway).
     let pod_events = pod_events.predicate_filter(pod_relevance, PredicateConfig::default());
-    let (services, service_events) = reflect::<Service>(scope.api(client));
-    let (slices, slice_events) =
+    let (services, services_listed, service_events) = reflect::<Service>(scope.api(client));
+    let (slices, slices_listed, slice_events) =
         reflect_slim::<EndpointSlice>(scope.api(client), slim::endpoint_slice);
-    let (nodes, node_events) = reflect_slim::<Node>(Api::all(client.clone()), slim::node);
-    let (namespaces, namespace_events) = reflect::<Namespace>(Api::all(client.clone()));
-    let (ingresses, ingress_events) = reflect::<Ingress>(scope.api(client));
-    let (ingress_classes, class_events) = reflect::<IngressClass>(Api::all(client.clone()));
-    let (class_params, params_events) = reflect::<IngressClassParams>(Api::all(client.clone()));
+    let (nodes, nodes_listed, node_events) =
+        reflect_slim::<Node>(Api::all(client.clone()), slim::node);
+    let (namespaces, namespaces_listed, namespace_events) =
+        reflect::<Namespace>(Api::all(client.clone()));
+    let (ingresses, ingresses_listed, ingress_events) = reflect::<Ingress>(scope.api(client));
+    let (ingress_classes, classes_listed, class_events) =
+        reflect::<IngressClass>(Api::all(client.clone()));
+    let (class_params, params_listed, params_events) =
+        reflect::<IngressClassParams>(Api::all(client.clone()));
     let stores = Stores {
         bindings,
         namespaces,
@@ -335,8 +360,20 @@ fn watch(
         ingresses,
         ingress_classes,
         class_params,
+        listed: CachesListed {
+            bindings: bindings_listed,
+            namespaces: namespaces_listed,
+            pods: pods_listed,
+            services: services_listed,
+            slices: slices_listed,
+            nodes: nodes_listed,
+            ingresses: ingresses_listed,
+            ingress_classes: classes_listed,
+            class_params: params_listed,
+        },
     };
     let events = Events {
+        bindings: binding_events.applied_objects().boxed(),
         pods: pod_events.boxed(),
         services: service_events.boxed(),
         slices: slice_events.boxed(),

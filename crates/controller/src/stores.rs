@@ -2,8 +2,7 @@
 //! need (filled by the shared watches of [`crate::runtime`]).
 
 use std::sync::Arc;
-
-use futures::FutureExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -26,6 +25,39 @@ pub struct Stores {
     pub ingresses: Store<Ingress>,
     pub ingress_classes: Store<IngressClass>,
     pub class_params: Store<IngressClassParams>,
+    /// Which of these caches have had their first full list.
+    pub listed: CachesListed,
+}
+
+/// Whether a watch's cache has had its first full list. The watch's own stream sets it when the
+/// list ends (see `runtime::reflect_events`), and it is read without polling the store's
+/// readiness future: that future wakes only its last poller, and kube-runtime's controllers await
+/// it, so a probe polling it could take a controller's wake-up and leave it waiting.
+#[derive(Clone, Debug, Default)]
+pub struct Listed(Arc<AtomicBool>);
+
+impl Listed {
+    pub fn is_listed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// One [`Listed`] per cache of [`Stores`].
+#[derive(Clone, Debug, Default)]
+pub struct CachesListed {
+    pub bindings: Listed,
+    pub namespaces: Listed,
+    pub pods: Listed,
+    pub services: Listed,
+    pub slices: Listed,
+    pub nodes: Listed,
+    pub ingresses: Listed,
+    pub ingress_classes: Listed,
+    pub class_params: Listed,
 }
 
 impl Stores {
@@ -76,32 +108,32 @@ impl Stores {
             .and_then(|ns| ns.metadata.labels.clone())
     }
 
-    /// The caches that have not had their first full list yet (the IngressClass caches too when
-    /// `ingresses`). Polled: a store's readiness future wakes only its last poller.
+    /// The caches that have not had their first full list yet (the Ingress caches too when
+    /// `ingresses`).
     pub fn unsynced(&self, ingresses: bool) -> Vec<&'static str> {
+        let listed = &self.listed;
         let mut caches = vec![
-            ("targetgroupbindings", listed(&self.bindings)),
-            ("pods", listed(&self.pods)),
-            ("services", listed(&self.services)),
-            ("endpointslices", listed(&self.slices)),
-            ("nodes", listed(&self.nodes)),
-            ("namespaces", listed(&self.namespaces)),
+            ("targetgroupbindings", &listed.bindings),
+            ("pods", &listed.pods),
+            ("services", &listed.services),
+            ("endpointslices", &listed.slices),
+            ("nodes", &listed.nodes),
+            ("namespaces", &listed.namespaces),
         ];
-        // The Ingress cache is not polled here: its reconciler's runtime waits for it, and a poll
-        // here would take the runtime's wake-up (a store's readiness wakes only its last poller).
         if ingresses {
-            caches.push(("ingressclasses", listed(&self.ingress_classes)));
-            caches.push(("ingressclassparams", listed(&self.class_params)));
+            caches.push(("ingresses", &listed.ingresses));
+            caches.push(("ingressclasses", &listed.ingress_classes));
+            caches.push(("ingressclassparams", &listed.class_params));
         }
         caches
             .into_iter()
-            .filter(|(_, synced)| !synced)
+            .filter(|(_, listed)| !listed.is_listed())
             .map(|(name, _)| name)
             .collect()
     }
 
-    /// Waits until the caches a pass reads have had their first full list (the IngressClass
-    /// caches too when `ingresses`): a binding pass over a half-listed cache would take endpoints
+    /// Waits until the caches a pass reads have had their first full list (the Ingress caches
+    /// too when `ingresses`): a binding pass over a half-listed cache would take endpoints
     /// not listed yet for gone and deregister them; an Ingress pass would take a class not listed
     /// yet for gone and delete its Ingresses' rules.
     pub async fn synced(&self, ingresses: bool) {
@@ -114,15 +146,6 @@ impl Stores {
     pub fn injection_enabled(&self, namespace: &str) -> bool {
         injection_enabled(self.namespace_labels(namespace).as_ref())
     }
-}
-
-/// Whether `store` has had its first full list (polled, not awaited: see [`Stores::unsynced`]).
-fn listed<K>(store: &Store<K>) -> bool
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store.wait_until_ready().now_or_never().is_some()
 }
 
 /// Stores filled by hand, for unit tests.
@@ -160,6 +183,7 @@ pub mod filled {
             ingresses: reflector::store().0,
             ingress_classes: reflector::store().0,
             class_params: reflector::store().0,
+            listed: CachesListed::default(),
         };
         let fill = Fill {
             bindings: bindings_w,
@@ -186,5 +210,39 @@ pub mod filled {
         K: kube::Resource<DynamicType = ()> + Clone + 'static,
     {
         writer.apply_watcher_event(&watcher::Event::Delete(object));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caches_not_listed_yet_are_named_and_the_ingress_ones_only_with_ingresses() {
+        let (stores, _fill) = filled::stores();
+        let all = stores.unsynced(true);
+        assert_eq!(all.len(), 9, "{all:?}");
+        assert_eq!(stores.unsynced(false).len(), 6);
+        // Flags are shared with the watches' streams that set them.
+        let listed = stores.listed.clone();
+        for flag in [
+            &listed.bindings,
+            &listed.namespaces,
+            &listed.pods,
+            &listed.services,
+            &listed.slices,
+            &listed.nodes,
+        ] {
+            flag.mark();
+        }
+        assert!(stores.unsynced(false).is_empty());
+        assert_eq!(
+            stores.unsynced(true),
+            vec!["ingresses", "ingressclasses", "ingressclassparams"]
+        );
+        listed.ingresses.mark();
+        listed.ingress_classes.mark();
+        listed.class_params.mark();
+        assert!(stores.unsynced(true).is_empty());
     }
 }
