@@ -14,7 +14,8 @@
 //! - the controller's own time per pass phase (from its `lb_controller_pass_phase_seconds`
 //!   samples), apart from the sandbox's;
 //! - the sandbox's own pace: pods started per second, and how long the emulator took from a
-//!   registration to healthy beyond interval x threshold (its health-check lag).
+//!   registration to healthy beyond interval x threshold (its health-check lag), and what the
+//!   API server wrote during the scale-out, by resource ([`crate::api_writes`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ use lb_sandbox::testing::{percentile, pods_of, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
+use crate::api_writes::ApiWrites;
 use crate::bench_rollout::record::PodRecorder;
 use crate::clock::now;
 use crate::harness::{ControllerHandle, HarnessError, gated_web_binding, start_controller};
@@ -182,6 +184,8 @@ pub struct GateFigures {
     pub pods_per_second: f64,
     /// Sandbox: registered -> healthy, beyond interval x threshold.
     pub check_lag_ms: Samples,
+    /// Sandbox: the API server's writes during the scale-out, by verb and resource, most first.
+    pub api_writes: Vec<(String, u64)>,
 }
 
 impl GateFigures {
@@ -263,6 +267,7 @@ impl GateFigures {
             self.check_lag_ms
                 .row("sandbox: emulator registered -> healthy, beyond interval x threshold"),
         );
+        rows.push(crate::api_writes::row(&self.api_writes, self.scale_out));
         rows.join("\n")
     }
 }
@@ -405,6 +410,7 @@ async fn measure(
     let count = |op| calls.count(op);
     let before: Vec<u64> = Operation::ALL.iter().map(|op| count(*op)).collect();
     controller.context.metrics.phase_samples.clear();
+    let writes_before = ApiWrites::read(&client).await?;
     let scale_started = Instant::now();
     let scale_started_at = now();
     let ramp = Ramp {
@@ -433,6 +439,7 @@ async fn measure(
     };
     futures::future::try_join(scale_out(&client, options, ramp), all_gated).await?;
     let scale_out = scale_started.elapsed();
+    let api_writes = ApiWrites::read(&client).await?.since(&writes_before);
     // The pods of the scale-out (not the replacements of the pods deleted later).
     let scaled: HashSet<String> = recorder
         .snapshot()
@@ -506,6 +513,7 @@ async fn measure(
         steady_describes,
         steady: options.steady,
         webhook_ms: Samples(webhook_ms),
+        api_writes,
         ..GateFigures::default()
     };
     let mut done: HashMap<&str, f64> = HashMap::new();

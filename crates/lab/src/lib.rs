@@ -4,6 +4,7 @@
 //! rollouts; [`bench_footprint`]: the product binary's size and memory; [`bench_services`]: Service -> NLB
 //! reconcile time and AWS calls; [`bench_ingress`]: the same for Ingress groups -> ALB). Linked only into the `lab` build of the binary, never into the product.
 
+pub mod api_writes;
 pub mod bench;
 pub mod bench_footprint;
 pub mod bench_ingress;
