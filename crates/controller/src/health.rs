@@ -15,7 +15,8 @@ use axum::http::StatusCode;
 use crate::stores::Stores;
 
 /// Serves the probes until the task is dropped. `ingresses`: the Ingress reconciler runs, so the
-/// Ingress webhook reads the classes and their parameters too (their watches run only then).
+/// Ingresses, their classes and the classes' parameters are read too (their watches run only
+/// then).
 pub async fn serve(listener: tokio::net::TcpListener, stores: Stores, ingresses: bool) {
     let synced = Arc::new(AtomicBool::new(false));
     let mark = synced.clone();

@@ -176,8 +176,7 @@ fn reflect_events<K: Cached>(
 ) {
     let (store, writer) = reflector::store::<K>();
     let listed = Listed::default();
-    let mark = listed.clone();
-    let events = reflector::reflector(
+    let events = listed.marked_by(reflector::reflector(
         writer,
         watcher(api, watcher::Config::default())
             .modify(move |o| {
@@ -185,12 +184,7 @@ fn reflect_events<K: Cached>(
                 slim(o);
             })
             .default_backoff(),
-    )
-    .inspect(move |event| {
-        if let Ok(watcher::Event::InitDone) = event {
-            mark.mark();
-        }
-    });
+    ));
     (store, listed, events)
 }
 
@@ -232,11 +226,11 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     let leadership = elector
         .as_ref()
         .map_or_else(Leadership::always, LeaderElector::leadership);
-    // Events for one binding that arrive while its pass runs are merged into the next pass, and
-    // passes are paced: a rollout's many pod updates make a few batched AWS calls.
     let (stores, events) = watch(&client, &scope);
     // The bindings' own watch fills their cache: built here rather than by `Controller::new`, so
     // that its first full list sets a flag `/readyz` and the passes can read (see `Listed`).
+    // Events for one binding that arrive while its pass runs are merged into the next pass, and
+    // passes are paced: a rollout's many pod updates make a few batched AWS calls.
     let controller = Controller::for_stream(events.bindings, stores.bindings.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let writes = KubeWrites::new(client.clone());
@@ -318,7 +312,8 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
 
 /// The event streams of the shared watches: polling them keeps the caches in [`Stores`] filled.
 struct Events {
-    /// The bindings applied (a deleted binding needs no pass: its finalizer ran before).
+    /// The bindings applied: a deletion in progress arrives as an Apply (our finalizer's pass);
+    /// the final Delete comes once that finalizer is removed, and needs no pass.
     bindings: BoxStream<'static, Result<TargetGroupBinding, watcher::Error>>,
     pods: BoxStream<'static, Result<Pod, watcher::Error>>,
     services: BoxStream<'static, Result<Service, watcher::Error>>,
@@ -329,8 +324,8 @@ struct Events {
     ingress: ingress::Watches,
 }
 
-/// Starts the shared watches of `scope`: their caches (with the binding controller's own) and
-/// the streams that fill them.
+/// Starts the shared watches of `scope`: their caches (the bindings' too, which the binding
+/// controller reads and is driven by) and the streams that fill them.
 fn watch(client: &Client, scope: &WatchScope) -> (Stores, Events) {
     let (bindings, bindings_listed, binding_events) =
         reflect_events::<TargetGroupBinding>(scope.api(client), |_| {});

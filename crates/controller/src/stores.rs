@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::{Stream, StreamExt};
+
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use lb_api::keys::kubernetes::SERVICE_NAME_LABEL;
 use lb_api::{IngressClassParams, TargetGroupBinding};
 use lb_model::gates::injection_enabled;
@@ -41,8 +44,23 @@ impl Listed {
         self.0.load(Ordering::Acquire)
     }
 
+    #[cfg(test)]
     pub(crate) fn mark(&self) {
         self.0.store(true, Ordering::Release);
+    }
+
+    /// `events`, a reflector's (each event is in its store when it comes out), setting this flag
+    /// at the end of the first list.
+    pub(crate) fn marked_by<K, S>(&self, events: S) -> impl Stream<Item = S::Item> + use<K, S>
+    where
+        S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    {
+        let flag = self.0.clone();
+        events.inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event {
+                flag.store(true, Ordering::Release);
+            }
+        })
     }
 }
 
@@ -215,7 +233,40 @@ pub mod filled {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::runtime::reflector;
+
     use super::*;
+
+    fn namespace(name: &str) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cache_is_listed_once_its_first_list_is_in_its_store() {
+        let (store, writer) = reflector::store::<Namespace>();
+        let listed = Listed::default();
+        let list = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(namespace("a"))),
+            Ok(watcher::Event::InitApply(namespace("b"))),
+            Ok(watcher::Event::InitDone),
+        ]);
+        let mut events = std::pin::pin!(listed.marked_by(reflector::reflector(writer, list)));
+        for _ in 0..3 {
+            events.next().await;
+            assert!(!listed.is_listed());
+        }
+        events.next().await;
+        assert!(listed.is_listed());
+        assert_eq!(store.len(), 2, "the whole list is in the store");
+    }
 
     #[test]
     fn the_caches_not_listed_yet_are_named_and_the_ingress_ones_only_with_ingresses() {
