@@ -20,6 +20,8 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
         delete: 4,
         // Paced, so the ramp is run too.
         rate: 16.0,
+        // The API server's counters are read and parsed too.
+        api_writes: true,
     };
     let figures = figures(options).await.expect("the benchmark runs");
     println!("{}", figures.table());
@@ -49,6 +51,21 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
     for phase in ["snapshot", "register", "describe", "gates", "status"] {
         assert!(phases.contains(&phase), "{phase} timed: {phases:?}");
     }
+    // The API server counted the scale-out's writes: its 24 pods created, and their statuses.
+    let writes: std::collections::HashMap<String, u64> = figures
+        .api_writes
+        .clone()
+        .expect("asked for")
+        .into_iter()
+        .collect();
+    assert!(
+        writes.get("POST pods").is_some_and(|n| *n >= 24),
+        "{writes:?}"
+    );
+    assert!(
+        writes.get("PATCH pods/status").is_some_and(|n| *n >= 24),
+        "{writes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

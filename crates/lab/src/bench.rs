@@ -14,8 +14,8 @@
 //! - the controller's own time per pass phase (from its `lb_controller_pass_phase_seconds`
 //!   samples), apart from the sandbox's;
 //! - the sandbox's own pace: pods started per second, and how long the emulator took from a
-//!   registration to healthy beyond interval x threshold (its health-check lag), and what the
-//!   API server wrote during the scale-out, by resource ([`crate::api_writes`]).
+//!   registration to healthy beyond interval x threshold (its health-check lag), and, with
+//!   `--api-writes`, what the API server wrote during the scale-out ([`crate::api_writes`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -113,6 +113,10 @@ pub struct BenchOptions {
     /// figure (see the README's "Figures").
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Also count the API server's writes during the scale-out, by resource (from its
+    /// `/metrics`). Off by default: runs with it came out slower on this machine.
+    #[arg(long)]
+    pub api_writes: bool,
 }
 
 impl Default for BenchOptions {
@@ -124,6 +128,7 @@ impl Default for BenchOptions {
             steady: Duration::from_secs(60),
             delete: 20,
             rate: 0.0,
+            api_writes: false,
         }
     }
 }
@@ -184,8 +189,9 @@ pub struct GateFigures {
     pub pods_per_second: f64,
     /// Sandbox: registered -> healthy, beyond interval x threshold.
     pub check_lag_ms: Samples,
-    /// Sandbox: the API server's writes during the scale-out, by verb and resource, most first.
-    pub api_writes: Vec<(String, u64)>,
+    /// Sandbox: the API server's writes during the scale-out, by verb and resource, most first
+    /// (`--api-writes` only).
+    pub api_writes: Option<Vec<(String, u64)>>,
 }
 
 impl GateFigures {
@@ -267,7 +273,9 @@ impl GateFigures {
             self.check_lag_ms
                 .row("sandbox: emulator registered -> healthy, beyond interval x threshold"),
         );
-        rows.push(crate::api_writes::row(&self.api_writes, self.scale_out));
+        if let Some(writes) = &self.api_writes {
+            rows.push(crate::api_writes::row(writes, self.scale_out));
+        }
         rows.join("\n")
     }
 }
@@ -410,7 +418,10 @@ async fn measure(
     let count = |op| calls.count(op);
     let before: Vec<u64> = Operation::ALL.iter().map(|op| count(*op)).collect();
     controller.context.metrics.phase_samples.clear();
-    let writes_before = ApiWrites::read(&client).await?;
+    let writes_before = match options.api_writes {
+        true => Some(ApiWrites::read(&client).await?),
+        false => None,
+    };
     let scale_started = Instant::now();
     let scale_started_at = now();
     let ramp = Ramp {
@@ -439,7 +450,10 @@ async fn measure(
     };
     futures::future::try_join(scale_out(&client, options, ramp), all_gated).await?;
     let scale_out = scale_started.elapsed();
-    let api_writes = ApiWrites::read(&client).await?.since(&writes_before);
+    let api_writes = match writes_before {
+        Some(before) => Some(ApiWrites::read(&client).await?.since(&before)),
+        None => None,
+    };
     // The pods of the scale-out (not the replacements of the pods deleted later).
     let scaled: HashSet<String> = recorder
         .snapshot()
