@@ -33,7 +33,7 @@ pub struct Stores {
 }
 
 /// Whether a watch's cache has had its first full list. The watch's own stream sets it when the
-/// list ends (see `runtime::reflect_events`), and it is read without polling the store's
+/// list ends (see [`Listed::marked_by`]), and it is read without polling the store's
 /// readiness future: that future wakes only its last poller, and kube-runtime's controllers await
 /// it, so a probe polling it could take a controller's wake-up and leave it waiting.
 #[derive(Clone, Debug, Default)]
