@@ -418,9 +418,10 @@ async fn measure(
     let count = |op| calls.count(op);
     let before: Vec<u64> = Operation::ALL.iter().map(|op| count(*op)).collect();
     controller.context.metrics.phase_samples.clear();
-    let writes_before = match options.api_writes {
-        true => Some(ApiWrites::read(&client).await?),
-        false => None,
+    let writes_before = if options.api_writes {
+        Some(ApiWrites::read(&client).await?)
+    } else {
+        None
     };
     let scale_started = Instant::now();
     let scale_started_at = now();
