@@ -4,8 +4,9 @@
 //!   TargetGroupBinding reconciler, the webhooks and the metrics server together.
 //! - [`tgb`]: the TargetGroupBinding reconciler (snapshot -> model plan -> AWS and Kubernetes).
 //! - [`webhook`]: the pod and TargetGroupBinding admission webhooks.
-//! - [`pod_conditions`]: the one writer of pod conditions; [`report`]: the one reporter of Events
-//!   and status; both through [`writes`], the Kubernetes write edge.
+//! - [`pod_conditions`]: the one writer of pod conditions; [`status_writer`]: of binding
+//!   statuses; [`report`]: the one reporter of Events and status; all through [`writes`], the
+//!   Kubernetes write edge, which publishes Events off the reconcilers' path ([`event_queue`]).
 //! - [`leader`]: leader election on a Lease, with a warm standby; [`health`]: the probes.
 //! - [`slim`]: what the caches keep of pods, nodes and EndpointSlices.
 //! - [`budget`]: the ELB call budget all bindings share.
@@ -13,6 +14,7 @@
 
 pub mod budget;
 pub mod error;
+pub mod event_queue;
 pub mod health;
 pub mod ingress;
 pub mod leader;
@@ -23,6 +25,7 @@ pub mod report;
 pub mod runtime;
 pub mod service;
 pub mod slim;
+pub mod status_writer;
 pub mod stores;
 pub mod tgb;
 pub mod webhook;

@@ -12,7 +12,8 @@ use lb_api::TargetGroupBinding;
 use lb_model::plan::PodRef;
 use lb_model::status::{BindingStatus, MAX_MESSAGE, status_update, truncate};
 
-use crate::error::{ControllerError, KubeContext, Result};
+use crate::error::ControllerError;
+use crate::status_writer::StatusWriter;
 use crate::writes::ClusterWrites;
 
 fn event(type_: EventType, reason: &str, message: &str, action: &str) -> Event {
@@ -56,27 +57,25 @@ pub async fn warn_pod<W: ClusterWrites>(
     writes.publish(event, regarding).await;
 }
 
-/// Writes the binding's status if it says something new; whether it wrote.
-pub async fn status<W: ClusterWrites>(
-    writes: &W,
+/// Hands the binding's status to `writer` if it says something new (from what the watch cache
+/// shows); whether it did.
+pub fn status<W: ClusterWrites>(
+    writer: &StatusWriter<W>,
     binding: &TargetGroupBinding,
     wanted: &BindingStatus,
-) -> Result<bool> {
+) -> bool {
     let Some(status) = status_update(binding, wanted, Timestamp::now()) else {
-        return Ok(false);
+        return false;
     };
     let namespace = binding.metadata.namespace.clone().unwrap_or_default();
     let name = binding.metadata.name.clone().unwrap_or_default();
-    writes
-        .apply_binding_status(&namespace, &name, &status)
-        .await
-        .context(|| format!("writing the status of TargetGroupBinding {namespace}/{name}"))?;
-    Ok(true)
+    writer.submit(&namespace, &name, status)
 }
 
 /// A failed pass: a Warning naming the problem, and `Ready=False` with its reason.
 pub async fn failure<W: ClusterWrites>(
     writes: &W,
+    writer: &StatusWriter<W>,
     binding: &TargetGroupBinding,
     err: &ControllerError,
 ) {
@@ -89,9 +88,7 @@ pub async fn failure<W: ClusterWrites>(
         message,
         target_health: None,
     };
-    if let Err(status_err) = status(writes, binding, &wanted).await {
-        tracing::debug!("{status_err}");
-    }
+    status(writer, binding, &wanted);
 }
 
 /// Remembers which pods were reported, so that each is reported once (by uid).

@@ -10,6 +10,8 @@ use kube::{Api, Client};
 use lb_api::{TargetGroupBinding, TargetGroupBindingStatus, keys};
 use serde_json::json;
 
+use crate::event_queue::EventQueue;
+
 /// Kubernetes writes of the controller.
 pub trait ClusterWrites: Send + Sync + 'static {
     /// A strategic-merge patch of pod `name`'s status; the patch carries the pod's uid, so a pod
@@ -29,7 +31,8 @@ pub trait ClusterWrites: Send + Sync + 'static {
         status: &TargetGroupBindingStatus,
     ) -> impl Future<Output = Result<(), kube::Error>> + Send;
 
-    /// Publishes an Event about `regarding`. Events are best effort: a failure is logged.
+    /// Publishes an Event about `regarding`. Events are best effort: a failure is logged, and
+    /// the API server's write may still be under way when this returns.
     fn publish(&self, event: Event, regarding: ObjectReference) -> impl Future<Output = ()> + Send;
 }
 
@@ -62,7 +65,7 @@ impl<W: ClusterWrites> ClusterWrites for std::sync::Arc<W> {
 #[derive(Clone)]
 pub struct KubeWrites {
     client: Client,
-    recorder: Recorder,
+    events: EventQueue,
 }
 
 impl KubeWrites {
@@ -72,7 +75,7 @@ impl KubeWrites {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: EventQueue::new(Recorder::new(client.clone(), reporter)),
             client,
         }
     }
@@ -117,10 +120,9 @@ impl ClusterWrites for KubeWrites {
         .map(|_| ())
     }
 
+    /// Queued, not awaited (see [`EventQueue`]).
     async fn publish(&self, event: Event, regarding: ObjectReference) {
-        if let Err(err) = self.recorder.publish(&event, &regarding).await {
-            tracing::debug!("publishing an event failed: {err}");
-        }
+        self.events.publish(event, regarding);
     }
 }
 
@@ -139,6 +141,8 @@ pub mod recording {
         pub statuses: Mutex<Vec<(String, TargetGroupBindingStatus)>>,
         /// (kind of the object, its name, event reason)
         pub events: Mutex<Vec<(String, String, String)>>,
+        /// Status writes still to fail (with a 500).
+        pub failing_status_writes: Mutex<u32>,
     }
 
     impl RecordingWrites {
@@ -149,6 +153,16 @@ pub mod recording {
 
         pub fn last_status(&self) -> Option<TargetGroupBindingStatus> {
             self.statuses.lock().unwrap().last().map(|(_, s)| s.clone())
+        }
+
+        /// Status writes that succeeded.
+        pub fn statuses_written(&self) -> usize {
+            self.statuses.lock().unwrap().len()
+        }
+
+        /// The next `writes` status writes fail.
+        pub fn fail_status_writes(&self, writes: u32) {
+            *self.failing_status_writes.lock().unwrap() = writes;
         }
 
         /// The conditions last written to pod `name`.
@@ -196,6 +210,17 @@ pub mod recording {
             name: &str,
             status: &TargetGroupBindingStatus,
         ) -> Result<(), kube::Error> {
+            {
+                let mut failing = self.failing_status_writes.lock().unwrap();
+                if *failing > 0 {
+                    *failing -= 1;
+                    return Err(kube::Error::Api(
+                        kube::core::Status::failure("etcd is slow", "InternalError")
+                            .with_code(500)
+                            .boxed(),
+                    ));
+                }
+            }
             let mut statuses = self.statuses.lock().unwrap();
             statuses.push((name.to_string(), status.clone()));
             Ok(())

@@ -69,6 +69,7 @@ pub async fn cleanup<A: Elbv2, W: ClusterWrites>(
     .await?;
     let key = binding_key(binding);
     ctx.memory.forget(&key);
+    ctx.status_writer.forget(&namespace, &name);
     if let Some((_, group)) = &resolved {
         ctx.memory.unknow(&group.arn);
     }

@@ -35,6 +35,7 @@ use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::pod_conditions::GateWriter;
 use crate::report::{self, ReportedOnce};
+use crate::status_writer::StatusWriter;
 use crate::stores::Stores;
 use crate::writes::ClusterWrites;
 
@@ -45,6 +46,8 @@ pub struct Context<A, W> {
     pub writes: Arc<W>,
     /// Where passes hand their gate writes.
     pub gate_writer: GateWriter<W>,
+    /// Where passes hand their binding's status.
+    pub status_writer: StatusWriter<W>,
     pub stores: Stores,
     pub target_groups: TargetGroupCache,
     pub metrics: Metrics,
@@ -65,6 +68,7 @@ impl<A, W: ClusterWrites> Context<A, W> {
             client,
             aws,
             gate_writer: GateWriter::new(writes.clone(), metrics.clone()),
+            status_writer: StatusWriter::new(writes.clone(), metrics.clone()),
             writes,
             stores,
             target_groups: TargetGroupCache::default(),
@@ -120,7 +124,7 @@ pub async fn reconcile<A: Elbv2, W: ClusterWrites>(
             Ok(action)
         }
         Err(finalizer::Error::ApplyFailed(err) | finalizer::Error::CleanupFailed(err)) => {
-            report::failure(&ctx.writes, &binding, &err).await;
+            report::failure(ctx.writes.as_ref(), &ctx.status_writer, &binding, &err).await;
             Err(err)
         }
         Err(other) => Err(ControllerError::Finalizer(other.to_string())),

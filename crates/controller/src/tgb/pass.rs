@@ -58,6 +58,20 @@ async fn phase<A, W, T>(
     out
 }
 
+/// Runs `call` within the shared call budget: the wait for a slot is timed as the phase
+/// `budget_wait` (the controller's own queue), the call itself as `name` (AWS's answer).
+async fn budgeted<A, W, T>(
+    ctx: &Context<A, W>,
+    kind: CallKind,
+    name: &'static str,
+    call: impl Future<Output = T>,
+) -> T {
+    let permit = phase(ctx, "budget_wait", ctx.budget.acquire(kind)).await;
+    let out = phase(ctx, name, call).await;
+    drop(permit);
+    out
+}
+
 pub async fn apply<A: Elbv2, W: ClusterWrites>(
     binding: &TargetGroupBinding,
     ctx: &Context<A, W>,
@@ -238,23 +252,22 @@ pub(super) async fn describe<A, W, C: TargetGroups>(
     group: &TargetGroupInfo,
     targets: Option<&[TargetKey]>,
 ) -> Result<Vec<TargetHealth>> {
-    let call = ctx.budget.run(
-        CallKind::Describe,
-        client.target_health(&group.arn, targets),
-    );
-    phase(ctx, "describe", call).await.map_err(|err| {
-        if err.kind == AwsErrorKind::NotFound {
-            ctx.target_groups.forget(&group.arn);
-            ctx.memory.unknow(&group.arn);
-            ControllerError::TargetGroupNotFound {
-                field: "spec.targetGroupARN",
-                value: group.arn.clone(),
-                account: None,
+    let call = client.target_health(&group.arn, targets);
+    budgeted(ctx, CallKind::Describe, "describe", call)
+        .await
+        .map_err(|err| {
+            if err.kind == AwsErrorKind::NotFound {
+                ctx.target_groups.forget(&group.arn);
+                ctx.memory.unknow(&group.arn);
+                ControllerError::TargetGroupNotFound {
+                    field: "spec.targetGroupARN",
+                    value: group.arn.clone(),
+                    account: None,
+                }
+            } else {
+                err.into()
             }
-        } else {
-            err.into()
-        }
-    })
+        })
 }
 
 /// Deregisters, then registers, what `plan` says, within the call budget; with the plan's notes.
@@ -270,19 +283,13 @@ async fn change_targets<A: Elbv2, W: ClusterWrites>(
     }
     // Deregister first: a leaving pod must stop getting traffic before anything else happens.
     if !plan.deregister.is_empty() {
-        let call = ctx.budget.run(
-            CallKind::Deregister,
-            client.deregister_targets(&group.arn, &plan.deregister),
-        );
-        phase(ctx, "deregister", call).await?;
+        let call = client.deregister_targets(&group.arn, &plan.deregister);
+        budgeted(ctx, CallKind::Deregister, "deregister", call).await?;
         ctx.metrics.deregistered(plan.deregister.len());
     }
     if !plan.register.is_empty() {
-        let call = ctx.budget.run(
-            CallKind::Register,
-            client.register_targets(&group.arn, &plan.register),
-        );
-        phase(ctx, "register", call).await?;
+        let call = client.register_targets(&group.arn, &plan.register);
+        budgeted(ctx, CallKind::Register, "register", call).await?;
         ctx.memory
             .registered(&group.arn, &plan.register, Instant::now());
         ctx.metrics.registered(plan.register.len());
@@ -330,13 +337,8 @@ async fn execute<A: Elbv2, W: ClusterWrites>(
     {
         return Ok(Some(at + STATUS_SPACING));
     }
-    if phase(
-        ctx,
-        "status",
-        report::status(&ctx.writes, binding, &plan.status),
-    )
-    .await?
-    {
+    // Handed over, not awaited (see `crate::status_writer`).
+    if report::status(&ctx.status_writer, binding, &plan.status) {
         ctx.memory.status_written(&key, Instant::now());
     }
     Ok(None)

@@ -177,6 +177,7 @@ impl World {
     ) -> Result<Action, ControllerError> {
         let result = pass::apply(binding, &self.ctx).await;
         self.ctx.gate_writer.flush().await;
+        self.ctx.status_writer.flush().await;
         self.sync();
         result
     }
