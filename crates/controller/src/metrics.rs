@@ -8,8 +8,9 @@
 //! - `lb_controller_pods_without_readiness_gate_total`;
 //! - `lb_controller_leader`: 1 on the replica that holds the leader Lease;
 //! - `lb_controller_pass_phase_seconds{phase}`: the controller's own time in each phase of a
-//!   binding pass (`resolve`, `pace`, `snapshot`, `describe`, `deregister`, `register`, `gates`,
-//!   `status`), the AWS calls' time included;
+//!   binding pass (`resolve`, `pace`, `snapshot`, `budget_wait` (a call's wait for the shared
+//!   budget), `describe`, `deregister`, `register` (the AWS calls), `gates`), and of the binding
+//!   status writes made outside passes (`status`);
 //! - the AWS calls by operation and result, and their latency ([`lb_aws::AwsCalls`]).
 
 use std::collections::HashMap;
