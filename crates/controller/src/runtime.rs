@@ -50,6 +50,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Bindings reconciled at once (a paced pass waits in its slot; AWS calls are bounded by the
 /// shared [`crate::budget`], not by this).
 pub const CONCURRENCY: u16 = 32;
+/// How long shutdown waits for the gate and status writes passes handed over.
+const WRITES_FLUSH: Duration = Duration::from_secs(5);
 
 /// Where to serve Prometheus metrics (plain HTTP, `/metrics`), and the AWS calls to include.
 pub struct MetricsOptions {
@@ -207,8 +209,9 @@ pub struct RuntimeOptions {
 /// Service and Ingress reconcilers when given. `ready` receives the binding reconciler's context
 /// once the servers listen (tests and benchmarks read its metrics).
 ///
-/// At shutdown the reconcilers stop taking work and finish what is in flight; then the Lease is
-/// released, so a standby takes over at once.
+/// At shutdown the reconcilers stop taking work and finish what is in flight, the gate and status
+/// writes they handed over land (for up to 5 s); then the Lease is released, so a standby takes
+/// over at once.
 pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     client: Client,
     aws: A,
@@ -301,6 +304,15 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         .run(tgb::reconcile, tgb::error_policy, ctx.clone())
         .for_each(|result| report_outcome("binding reconcile", result));
     futures::join!(binding_reconciler, service_reconciler, ingress_reconciler);
+    // What the last passes handed over lands before the standby takes over, so that its writes
+    // are not overtaken by ours; bounded, as a write that keeps failing must not hold the Lease.
+    let handed_over = futures::future::join(ctx.gate_writer.flush(), ctx.status_writer.flush());
+    if tokio::time::timeout(WRITES_FLUSH, handed_over)
+        .await
+        .is_err()
+    {
+        tracing::warn!("gate or status writes still pending at shutdown after {WRITES_FLUSH:?}");
+    }
     if let Some(elector) = elector {
         elector.release().await;
     }

@@ -6,8 +6,10 @@
 //! Per binding, the latest status wins: at most one write in flight, only the newest one queued,
 //! and one equal to the status written (or being written) in the last [`REMEMBERED`] is not made
 //! again (the binding's watch cache lags behind our own writes; past that, someone else may have
-//! changed the status, and ours is written again). A write that fails is tried again with backoff until
-//! it succeeds or a newer status replaces it; a binding gone drops it.
+//! changed the status, and ours is written again). A write that fails for a reason that can pass
+//! (the API server busy or unreachable) is tried again with backoff until it succeeds or a newer
+//! status is submitted, which then wins even if the older one's retry comes later; a binding gone,
+//! or a write refused (forbidden, invalid), drops it with a warning.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +34,8 @@ type BindingKey = (String, String);
 
 struct Job {
     status: TargetGroupBindingStatus,
+    /// Its place among the binding's submissions (see `State::latest`).
+    submission: u64,
     failures: u32,
 }
 
@@ -46,6 +50,10 @@ struct State {
     /// Failed writes waiting for their backoff.
     backing_off: usize,
     workers: usize,
+    /// The latest submission per binding: a failed write comes back only if it is still the
+    /// latest (a newer status written meanwhile must not be overwritten by an older one).
+    latest: HashMap<BindingKey, u64>,
+    submissions: u64,
 }
 
 impl State {
@@ -119,8 +127,12 @@ impl<W: ClusterWrites> StatusWriter<W> {
             if !state.queued.contains_key(&key) && state.written.get(&key).is_some_and(recent) {
                 return false;
             }
+            state.submissions += 1;
+            let submission = state.submissions;
+            state.latest.insert(key.clone(), submission);
             let job = Job {
                 status,
+                submission,
                 failures: 0,
             };
             if state.queued.insert(key.clone(), job).is_none() {
@@ -139,6 +151,7 @@ impl<W: ClusterWrites> StatusWriter<W> {
         state.queued.remove(&key);
         state.order.retain(|k| *k != key);
         state.written.remove(&key);
+        state.latest.remove(&key);
     }
 
     /// Waits until nothing is queued, in flight or waiting to be tried again (for tests and a
@@ -152,6 +165,12 @@ impl<W: ClusterWrites> StatusWriter<W> {
             changed.await;
         }
     }
+}
+
+/// Whether a write refused with HTTP `code` may pass if tried again: a conflict, throttling, or
+/// the server's own trouble; not a request refused for what it is (forbidden, invalid).
+fn passing(code: u16) -> bool {
+    code == 409 || code == 429 || code >= 500
 }
 
 /// Starts as many workers as there are writes to make, up to [`WRITERS`].
@@ -204,9 +223,14 @@ async fn work<W: ClusterWrites>(inner: Arc<Inner<W>>) {
                     state.written.remove(&key);
                     None
                 }
+                Err(kube::Error::Api(status)) if !passing(status.code) => {
+                    state.written.remove(&key);
+                    tracing::warn!(binding = %format!("{}/{}", key.0, key.1), code = status.code, "writing the binding's status was refused: {}", status.message);
+                    None
+                }
                 Err(err) => {
                     state.written.remove(&key);
-                    if state.queued.contains_key(&key) {
+                    if state.latest.get(&key) != Some(&job.submission) {
                         None // A newer status replaces this one.
                     } else {
                         let failures = job.failures + 1;
@@ -227,7 +251,8 @@ async fn work<W: ClusterWrites>(inner: Arc<Inner<W>>) {
                 {
                     let mut state = inner.lock();
                     state.backing_off -= 1;
-                    if !state.queued.contains_key(&key) {
+                    let latest = state.latest.get(&key) == Some(&job.submission);
+                    if latest && !state.queued.contains_key(&key) {
                         state.queued.insert(key.clone(), job);
                         state.order.push_back(key);
                     }
@@ -276,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_tried_again_until_it_lands() {
         let writes = Arc::new(RecordingWrites::default());
-        writes.fail_status_writes(2);
+        writes.fail_status_writes(2, 500);
         let writer = StatusWriter::new(writes.clone(), Metrics::default());
         writer.submit("ns", "web", status("2/2 healthy"));
         writer.flush().await;
@@ -288,5 +313,35 @@ mod tests {
             Some("2/2 healthy")
         );
         assert_eq!(writes.statuses_written(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_tried_again_never_overwrites_a_newer_status() {
+        let writes = Arc::new(RecordingWrites::default());
+        writes.fail_status_writes(1, 503);
+        let writer = StatusWriter::new(writes.clone(), Metrics::default());
+        writer.submit("ns", "web", status("1/2 healthy"));
+        // Its write fails and waits for its backoff; meanwhile the binding moves on.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer.submit("ns", "web", status("2/2 healthy"));
+        writer.flush().await;
+        assert_eq!(
+            writes
+                .last_status()
+                .and_then(|s| s.target_health)
+                .as_deref(),
+            Some("2/2 healthy")
+        );
+        assert_eq!(writes.statuses_written(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_is_dropped_not_tried_again() {
+        let writes = Arc::new(RecordingWrites::default());
+        writes.fail_status_writes(1, 403);
+        let writer = StatusWriter::new(writes.clone(), Metrics::default());
+        writer.submit("ns", "web", status("2/2 healthy"));
+        writer.flush().await;
+        assert_eq!(writes.statuses_written(), 0);
     }
 }

@@ -141,8 +141,8 @@ pub mod recording {
         pub statuses: Mutex<Vec<(String, TargetGroupBindingStatus)>>,
         /// (kind of the object, its name, event reason)
         pub events: Mutex<Vec<(String, String, String)>>,
-        /// Status writes still to fail (with a 500).
-        pub failing_status_writes: Mutex<u32>,
+        /// Status writes still to fail, and the HTTP code they fail with.
+        pub failing_status_writes: Mutex<(u32, u16)>,
     }
 
     impl RecordingWrites {
@@ -160,9 +160,9 @@ pub mod recording {
             self.statuses.lock().unwrap().len()
         }
 
-        /// The next `writes` status writes fail.
-        pub fn fail_status_writes(&self, writes: u32) {
-            *self.failing_status_writes.lock().unwrap() = writes;
+        /// The next `writes` status writes fail with HTTP `code`.
+        pub fn fail_status_writes(&self, writes: u32, code: u16) {
+            *self.failing_status_writes.lock().unwrap() = (writes, code);
         }
 
         /// The conditions last written to pod `name`.
@@ -212,11 +212,11 @@ pub mod recording {
         ) -> Result<(), kube::Error> {
             {
                 let mut failing = self.failing_status_writes.lock().unwrap();
-                if *failing > 0 {
-                    *failing -= 1;
+                if failing.0 > 0 {
+                    failing.0 -= 1;
                     return Err(kube::Error::Api(
-                        kube::core::Status::failure("etcd is slow", "InternalError")
-                            .with_code(500)
+                        kube::core::Status::failure("the test says no", "Failed")
+                            .with_code(failing.1)
                             .boxed(),
                     ));
                 }
