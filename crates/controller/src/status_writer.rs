@@ -284,13 +284,7 @@ mod tests {
         assert!(writer.submit("ns", "web", status("0/2 healthy")));
         assert!(writer.submit("ns", "web", status("1/2 healthy")));
         writer.flush().await;
-        assert_eq!(
-            writes
-                .last_status()
-                .and_then(|s| s.target_health)
-                .as_deref(),
-            Some("1/2 healthy")
-        );
+        assert_eq!(writes.last_health().as_deref(), Some("1/2 healthy"));
         let written = writes.statuses_written();
         assert!(written <= 2, "{written}");
         assert!(!writer.submit("ns", "web", status("1/2 healthy")));
@@ -305,13 +299,7 @@ mod tests {
         let writer = StatusWriter::new(writes.clone(), Metrics::default());
         writer.submit("ns", "web", status("2/2 healthy"));
         writer.flush().await;
-        assert_eq!(
-            writes
-                .last_status()
-                .and_then(|s| s.target_health)
-                .as_deref(),
-            Some("2/2 healthy")
-        );
+        assert_eq!(writes.last_health().as_deref(), Some("2/2 healthy"));
         assert_eq!(writes.statuses_written(), 1);
     }
 
@@ -325,13 +313,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         writer.submit("ns", "web", status("2/2 healthy"));
         writer.flush().await;
-        assert_eq!(
-            writes
-                .last_status()
-                .and_then(|s| s.target_health)
-                .as_deref(),
-            Some("2/2 healthy")
-        );
+        assert_eq!(writes.last_health().as_deref(), Some("2/2 healthy"));
         assert_eq!(writes.statuses_written(), 1);
     }
 

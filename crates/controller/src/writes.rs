@@ -155,6 +155,11 @@ pub mod recording {
             self.statuses.lock().unwrap().last().map(|(_, s)| s.clone())
         }
 
+        /// The health summary of the status last written.
+        pub fn last_health(&self) -> Option<String> {
+            self.last_status().and_then(|s| s.target_health)
+        }
+
         /// Status writes that succeeded.
         pub fn statuses_written(&self) -> usize {
             self.statuses.lock().unwrap().len()

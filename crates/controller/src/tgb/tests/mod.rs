@@ -218,7 +218,7 @@ impl World {
     }
 
     fn status_health(&self) -> Option<String> {
-        self.ctx.writes.last_status().and_then(|s| s.target_health)
+        self.ctx.writes.last_health()
     }
 }
 
