@@ -66,6 +66,13 @@ impl Leadership {
         Self { leading }
     }
 
+    /// A leadership the test sets through the sender it gets with it.
+    #[cfg(test)]
+    pub fn switched_by_hand(leading: bool) -> (watch::Sender<bool>, Self) {
+        let (sender, leading) = watch::channel(leading);
+        (sender, Self { leading })
+    }
+
     pub fn is_leader(&self) -> bool {
         *self.leading.borrow()
     }

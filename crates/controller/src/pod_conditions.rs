@@ -13,6 +13,7 @@ use lb_model::plan::GateWrite;
 use tokio::sync::Notify;
 
 use crate::error::{KubeContext, Result};
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::writes::ClusterWrites;
 
@@ -71,6 +72,9 @@ fn record(
 /// latest one queued; a write the watch cache has not caught up with yet is not made twice. A write
 /// that fails is retried with backoff, then queued again a little later (the binding may have no
 /// pass coming: its gate is no longer pending once decided); a pod gone or recreated drops it.
+/// Only a leader writes: a replica that loses the Lease drops its queued writes and forgets what
+/// it made (the new leader decides every gate anew; ours, landing later, could close a gate it
+/// opened).
 pub struct GateWriter<W> {
     inner: Arc<WriterInner<W>>,
 }
@@ -141,10 +145,23 @@ impl WriterState {
     fn idle(&self) -> bool {
         self.queued.is_empty() && self.in_flight.is_empty()
     }
+
+    /// Drops every queued write and the memory of what was made (leadership lost); returns how
+    /// many writes were dropped.
+    fn drop_all(&mut self) -> usize {
+        let dropped = self.queued.len();
+        self.queued.clear();
+        self.opening.clear();
+        self.closing.clear();
+        self.made.clear();
+        dropped
+    }
 }
 
 struct WriterInner<W> {
     writes: Arc<W>,
+    /// Writes are made only while this replica leads.
+    leadership: Leadership,
     most_workers: usize,
     metrics: Metrics,
     state: Mutex<WriterState>,
@@ -158,15 +175,26 @@ impl<W> WriterInner<W> {
 }
 
 impl<W: ClusterWrites> GateWriter<W> {
+    /// A writer of a replica that always leads (no leader election).
     pub fn new(writes: Arc<W>, metrics: Metrics) -> Self {
         Self::with_workers(writes, metrics, WRITERS)
     }
 
-    /// A writer with at most `workers` writes in flight.
+    /// A writer that writes only while `leadership` says this replica leads.
+    pub fn while_leading(writes: Arc<W>, metrics: Metrics, leadership: Leadership) -> Self {
+        Self::build(writes, metrics, WRITERS, leadership)
+    }
+
+    /// A writer with at most `workers` writes in flight, always leading.
     pub fn with_workers(writes: Arc<W>, metrics: Metrics, workers: usize) -> Self {
+        Self::build(writes, metrics, workers, Leadership::always())
+    }
+
+    fn build(writes: Arc<W>, metrics: Metrics, workers: usize, leadership: Leadership) -> Self {
         Self {
             inner: Arc::new(WriterInner {
                 writes,
+                leadership,
                 metrics,
                 most_workers: workers.max(1),
                 state: Mutex::new(WriterState::default()),
@@ -292,6 +320,15 @@ async fn work<W: ClusterWrites>(inner: Arc<WriterInner<W>>) {
     loop {
         let next = {
             let mut state = inner.lock();
+            if !inner.leadership.is_leader() {
+                let dropped = state.drop_all();
+                if dropped > 0 {
+                    tracing::info!(
+                        dropped,
+                        "not the leader any more: queued gate writes dropped"
+                    );
+                }
+            }
             let next = state.next();
             if next.is_none() {
                 state.workers -= 1;
@@ -342,6 +379,8 @@ enum Outcome {
     /// The pod is gone or was recreated: nothing to write any more.
     Gone,
     Failed,
+    /// Leadership was lost between attempts: the new leader writes the gate.
+    Abandoned,
 }
 
 /// Writes `job`, retrying with backoff.
@@ -353,6 +392,10 @@ async fn write_with_retries<W: ClusterWrites>(
     let (namespace, pod, _) = key;
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=ATTEMPTS {
+        if attempt > 1 && !inner.leadership.is_leader() {
+            // Another replica leads now and decides this gate itself.
+            return Outcome::Abandoned;
+        }
         let started = Instant::now();
         let result = inner
             .writes
@@ -414,6 +457,27 @@ mod tests {
 
     fn written(writes: &RecordingWrites) -> Vec<(String, serde_json::Value)> {
         writes.pod_patches.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_loses_the_lease_drops_its_queued_gate_writes() {
+        let writes = Arc::new(RecordingWrites::default());
+        let (leading, leadership) = Leadership::switched_by_hand(true);
+        let writer = GateWriter::while_leading(writes.clone(), Metrics::default(), leadership);
+        writer.submit("ns", "web", vec![gate("a", true)], None);
+        writer.flush().await;
+        assert_eq!(written(&writes).len(), 1);
+        // Another replica takes the Lease: what this one still hands over is not written.
+        leading.send_replace(false);
+        writer.submit("ns", "web", vec![gate("a", false), gate("b", true)], None);
+        writer.flush().await;
+        assert_eq!(written(&writes).len(), 1);
+        // Leading again, it writes afresh, even a verdict it made before.
+        leading.send_replace(true);
+        writer.submit("ns", "web", vec![gate("a", true)], None);
+        writer.flush().await;
+        let pods: Vec<String> = written(&writes).into_iter().map(|(pod, _)| pod).collect();
+        assert_eq!(pods, ["a", "a"]);
     }
 
     #[tokio::test]

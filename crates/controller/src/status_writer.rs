@@ -10,6 +10,10 @@
 //! (the API server busy or unreachable) is tried again with backoff until it succeeds or a newer
 //! status is submitted, which then wins even if the older one's retry comes later; a binding gone,
 //! or a write refused (forbidden, invalid), drops it with a warning.
+//!
+//! Only a leader writes: a replica that loses the Lease drops what it has queued (the new leader
+//! reconciles every binding and writes their statuses itself; ours, landing later, would overwrite
+//! them with older news) and forgets what it wrote, so it writes afresh should it lead again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +22,7 @@ use std::time::{Duration, Instant};
 use lb_api::TargetGroupBindingStatus;
 use tokio::sync::Notify;
 
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::writes::ClusterWrites;
 
@@ -74,11 +79,24 @@ impl State {
     fn idle(&self) -> bool {
         self.queued.is_empty() && self.in_flight.is_empty() && self.backing_off == 0
     }
+
+    /// Drops every queued write and the memory of what was written (leadership lost); returns
+    /// how many writes were dropped. Writes in flight end as they will.
+    fn drop_all(&mut self) -> usize {
+        let dropped = self.queued.len();
+        self.queued.clear();
+        self.order.clear();
+        self.written.clear();
+        self.latest.clear();
+        dropped
+    }
 }
 
 struct Inner<W> {
     writes: Arc<W>,
     metrics: Metrics,
+    /// Writes are made only while this replica leads.
+    leadership: Leadership,
     state: Mutex<State>,
     /// Notified whenever a write ends.
     changed: Notify,
@@ -104,11 +122,18 @@ impl<W> Clone for StatusWriter<W> {
 }
 
 impl<W: ClusterWrites> StatusWriter<W> {
+    /// A writer of a replica that always leads (no leader election).
     pub fn new(writes: Arc<W>, metrics: Metrics) -> Self {
+        Self::while_leading(writes, metrics, Leadership::always())
+    }
+
+    /// A writer that writes only while `leadership` says this replica leads.
+    pub fn while_leading(writes: Arc<W>, metrics: Metrics, leadership: Leadership) -> Self {
         Self {
             inner: Arc::new(Inner {
                 writes,
                 metrics,
+                leadership,
                 state: Mutex::default(),
                 changed: Notify::new(),
             }),
@@ -198,6 +223,15 @@ async fn work<W: ClusterWrites>(inner: Arc<Inner<W>>) {
     loop {
         let next = {
             let mut state = inner.lock();
+            if !inner.leadership.is_leader() {
+                let dropped = state.drop_all();
+                if dropped > 0 {
+                    tracing::info!(
+                        dropped,
+                        "not the leader any more: queued binding statuses dropped"
+                    );
+                }
+            }
             let next = state.next();
             if next.is_none() {
                 state.workers -= 1;
@@ -325,5 +359,25 @@ mod tests {
         writer.submit("ns", "web", status("2/2 healthy"));
         writer.flush().await;
         assert_eq!(writes.statuses_written(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_loses_the_lease_drops_its_queued_statuses() {
+        let writes = Arc::new(RecordingWrites::default());
+        writes.fail_status_writes(1, 503);
+        let (leading, leadership) = Leadership::switched_by_hand(true);
+        let writer = StatusWriter::while_leading(writes.clone(), Metrics::default(), leadership);
+        writer.submit("ns", "web", status("1/2 healthy"));
+        // Its write fails and waits for its backoff; meanwhile another replica takes the Lease.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leading.send_replace(false);
+        writer.flush().await;
+        assert_eq!(writes.statuses_written(), 0);
+        // Leading again, it writes afresh what it wrote before.
+        leading.send_replace(true);
+        assert!(writer.submit("ns", "web", status("1/2 healthy")));
+        writer.flush().await;
+        assert_eq!(writes.last_health().as_deref(), Some("1/2 healthy"));
+        assert_eq!(writes.statuses_written(), 1);
     }
 }

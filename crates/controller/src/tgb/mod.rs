@@ -82,6 +82,18 @@ impl<A, W: ClusterWrites> Context<A, W> {
 
     /// The same context, reconciling only while `leadership` says this replica leads.
     pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        // The writers, too, write only while leading (a pass may hand over writes just as the
+        // Lease is lost).
+        self.gate_writer = GateWriter::while_leading(
+            self.writes.clone(),
+            self.metrics.clone(),
+            leadership.clone(),
+        );
+        self.status_writer = StatusWriter::while_leading(
+            self.writes.clone(),
+            self.metrics.clone(),
+            leadership.clone(),
+        );
         self.leadership = leadership;
         self
     }
