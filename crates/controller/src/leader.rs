@@ -80,12 +80,22 @@ impl Leadership {
     /// One item each time leadership is gained (and at once if it is held already): what a
     /// controller's `reconcile_all_on` takes, so a new leader looks at every object once.
     pub fn gained(&self) -> impl Stream<Item = ()> + Send + 'static {
+        self.turned_to(true)
+    }
+
+    /// One item each time leadership is lost (and at once if it is not held): what the writers
+    /// take to drop what an earlier term queued.
+    pub fn lost(&self) -> impl Stream<Item = ()> + Send + 'static {
+        self.turned_to(false)
+    }
+
+    fn turned_to(&self, wanted: bool) -> impl Stream<Item = ()> + Send + 'static {
         let mut leading = self.leading.clone();
         leading.mark_changed();
-        futures::stream::unfold(leading, |mut leading| async move {
+        futures::stream::unfold(leading, move |mut leading| async move {
             loop {
                 leading.changed().await.ok()?;
-                if *leading.borrow_and_update() {
+                if *leading.borrow_and_update() == wanted {
                     return Some(((), leading));
                 }
             }
@@ -97,6 +107,29 @@ impl Leadership {
         let mut leading = self.leading.clone();
         let _ = leading.wait_for(|leading| *leading).await;
     }
+}
+
+/// Calls `forget` with `owner` each time `leadership` is lost, for as long as `owner` lives: what
+/// a background writer uses to drop what it queued in its term, even when no write comes to
+/// notice the loss.
+pub fn on_loss<T: Send + Sync + 'static>(
+    leadership: &Leadership,
+    owner: &Arc<T>,
+    forget: impl Fn(&T) + Send + 'static,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("no async runtime: a loss of leadership is noticed only at the next write");
+        return;
+    };
+    let owner = Arc::downgrade(owner);
+    let lost = leadership.lost();
+    runtime.spawn(async move {
+        let mut lost = std::pin::pin!(lost);
+        while lost.next().await.is_some() {
+            let Some(owner) = owner.upgrade() else { return };
+            forget(&owner);
+        }
+    });
 }
 
 /// The running election: ask it for [`Leadership`]; [`LeaderElector::release`] at shutdown.

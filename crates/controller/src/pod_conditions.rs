@@ -13,7 +13,7 @@ use lb_model::plan::GateWrite;
 use tokio::sync::Notify;
 
 use crate::error::{KubeContext, Result};
-use crate::leader::Leadership;
+use crate::leader::{Leadership, on_loss};
 use crate::metrics::Metrics;
 use crate::writes::ClusterWrites;
 
@@ -112,6 +112,8 @@ struct WriterState {
     in_flight: HashMap<PodKey, (Option<String>, GateVerdict)>,
     made: HashMap<PodKey, Made>,
     workers: usize,
+    /// Times leadership was lost: a failed write queued again later belongs to its term only.
+    losses: u64,
 }
 
 impl WriterState {
@@ -154,6 +156,7 @@ impl WriterState {
         self.opening.clear();
         self.closing.clear();
         self.made.clear();
+        self.losses += 1;
         dropped
     }
 }
@@ -191,16 +194,19 @@ impl<W: ClusterWrites> GateWriter<W> {
     }
 
     fn build(writes: Arc<W>, metrics: Metrics, workers: usize, leadership: Leadership) -> Self {
-        Self {
-            inner: Arc::new(WriterInner {
-                writes,
-                leadership,
-                metrics,
-                most_workers: workers.max(1),
-                state: Mutex::new(WriterState::default()),
-                idle: Notify::new(),
-            }),
-        }
+        let inner = Arc::new(WriterInner {
+            writes,
+            leadership: leadership.clone(),
+            metrics,
+            most_workers: workers.max(1),
+            state: Mutex::new(WriterState::default()),
+            idle: Notify::new(),
+        });
+        on_loss(&leadership, &inner, |inner| {
+            drop_all(inner);
+            inner.idle.notify_waiters();
+        });
+        Self { inner }
     }
 
     /// Queues `gate_writes` of binding `binding` for pods in `namespace`; `health_seen` as for
@@ -315,20 +321,26 @@ fn enqueue<W: ClusterWrites>(
     }
 }
 
+/// Drops what is queued and what was made (leadership lost), and says so.
+fn drop_all<W>(inner: &WriterInner<W>) {
+    let dropped = inner.lock().drop_all();
+    if dropped > 0 {
+        tracing::info!(
+            dropped,
+            "not the leader any more: queued gate writes dropped"
+        );
+    }
+}
+
 /// A worker: writes jobs until none is left, then ends.
 async fn work<W: ClusterWrites>(inner: Arc<WriterInner<W>>) {
     loop {
+        if !inner.leadership.is_leader() {
+            // Passes that were running when the Lease was lost may still hand writes over.
+            drop_all(&inner);
+        }
         let next = {
             let mut state = inner.lock();
-            if !inner.leadership.is_leader() {
-                let dropped = state.drop_all();
-                if dropped > 0 {
-                    tracing::info!(
-                        dropped,
-                        "not the leader any more: queued gate writes dropped"
-                    );
-                }
-            }
             let next = state.next();
             if next.is_none() {
                 state.workers -= 1;
@@ -358,14 +370,18 @@ async fn work<W: ClusterWrites>(inner: Arc<WriterInner<W>>) {
         }
         if outcome == Outcome::Failed {
             let inner = inner.clone();
+            let term = inner.lock().losses;
             tokio::spawn(async move {
                 tokio::time::sleep(REQUEUE_AFTER).await;
-                // Unless a newer write of the key came in meanwhile.
-                let newer = {
+                // Unless a newer write of the key came in meanwhile, or the term it was decided
+                // in has ended.
+                let stale = {
                     let state = inner.lock();
-                    state.queued.contains_key(&key) || state.in_flight.contains_key(&key)
+                    state.queued.contains_key(&key)
+                        || state.in_flight.contains_key(&key)
+                        || state.losses != term
                 };
-                if !newer {
+                if !stale {
                     enqueue(&inner, std::iter::once((key, job)));
                 }
             });
@@ -472,7 +488,19 @@ mod tests {
         writer.submit("ns", "web", vec![gate("a", false), gate("b", true)], None);
         writer.flush().await;
         assert_eq!(written(&writes).len(), 1);
-        // Leading again, it writes afresh, even a verdict it made before.
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_leads_again_writes_afresh_what_it_made_before() {
+        let writes = Arc::new(RecordingWrites::default());
+        let (leading, leadership) = Leadership::switched_by_hand(true);
+        let writer = GateWriter::while_leading(writes.clone(), Metrics::default(), leadership);
+        writer.submit("ns", "web", vec![gate("a", true)], None);
+        writer.flush().await;
+        // The Lease lost and won back with nothing handed over in between: another leader may
+        // have written the gate meanwhile, so the same verdict is written again.
+        leading.send_replace(false);
+        tokio::time::sleep(Duration::from_millis(20)).await;
         leading.send_replace(true);
         writer.submit("ns", "web", vec![gate("a", true)], None);
         writer.flush().await;

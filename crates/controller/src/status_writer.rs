@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use lb_api::TargetGroupBindingStatus;
 use tokio::sync::Notify;
 
-use crate::leader::Leadership;
+use crate::leader::{Leadership, on_loss};
 use crate::metrics::Metrics;
 use crate::writes::ClusterWrites;
 
@@ -129,15 +129,18 @@ impl<W: ClusterWrites> StatusWriter<W> {
 
     /// A writer that writes only while `leadership` says this replica leads.
     pub fn while_leading(writes: Arc<W>, metrics: Metrics, leadership: Leadership) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                writes,
-                metrics,
-                leadership,
-                state: Mutex::default(),
-                changed: Notify::new(),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            writes,
+            metrics,
+            leadership: leadership.clone(),
+            state: Mutex::default(),
+            changed: Notify::new(),
+        });
+        on_loss(&leadership, &inner, |inner| {
+            drop_all(inner);
+            inner.changed.notify_waiters();
+        });
+        Self { inner }
     }
 
     /// Queues `status` for binding `namespace/name` (replacing one queued before); whether it
@@ -218,20 +221,26 @@ fn start_workers<W: ClusterWrites>(inner: &Arc<Inner<W>>) {
     }
 }
 
+/// Drops what is queued and what was written (leadership lost), and says so.
+fn drop_all<W>(inner: &Inner<W>) {
+    let dropped = inner.lock().drop_all();
+    if dropped > 0 {
+        tracing::info!(
+            dropped,
+            "not the leader any more: queued binding statuses dropped"
+        );
+    }
+}
+
 /// Writes queued statuses until none is left that it may write.
 async fn work<W: ClusterWrites>(inner: Arc<Inner<W>>) {
     loop {
+        if !inner.leadership.is_leader() {
+            // Passes that were running when the Lease was lost may still hand writes over.
+            drop_all(&inner);
+        }
         let next = {
             let mut state = inner.lock();
-            if !inner.leadership.is_leader() {
-                let dropped = state.drop_all();
-                if dropped > 0 {
-                    tracing::info!(
-                        dropped,
-                        "not the leader any more: queued binding statuses dropped"
-                    );
-                }
-            }
             let next = state.next();
             if next.is_none() {
                 state.workers -= 1;
@@ -373,11 +382,23 @@ mod tests {
         leading.send_replace(false);
         writer.flush().await;
         assert_eq!(writes.statuses_written(), 0);
-        // Leading again, it writes afresh what it wrote before.
-        leading.send_replace(true);
-        assert!(writer.submit("ns", "web", status("1/2 healthy")));
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_leads_again_writes_afresh_what_it_wrote_before() {
+        let writes = Arc::new(RecordingWrites::default());
+        let (leading, leadership) = Leadership::switched_by_hand(true);
+        let writer = StatusWriter::while_leading(writes.clone(), Metrics::default(), leadership);
+        writer.submit("ns", "web", status("2/2 healthy"));
         writer.flush().await;
-        assert_eq!(writes.last_health().as_deref(), Some("1/2 healthy"));
         assert_eq!(writes.statuses_written(), 1);
+        // The Lease lost and won back with nothing written in between: another leader may have
+        // written the status meanwhile, so the same status is written again.
+        leading.send_replace(false);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        leading.send_replace(true);
+        assert!(writer.submit("ns", "web", status("2/2 healthy")));
+        writer.flush().await;
+        assert_eq!(writes.statuses_written(), 2);
     }
 }
