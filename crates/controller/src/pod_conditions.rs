@@ -112,7 +112,8 @@ struct WriterState {
     in_flight: HashMap<PodKey, (Option<String>, GateVerdict)>,
     made: HashMap<PodKey, Made>,
     workers: usize,
-    /// Times leadership was lost: a failed write queued again later belongs to its term only.
+    /// Times the queue was dropped for lost leadership (at the loss, or by a worker that found it
+    /// lost): a failed write queued again later belongs to its term only.
     losses: u64,
 }
 
