@@ -15,15 +15,12 @@
 //!   samples), apart from the sandbox's;
 //! - the sandbox's own pace: pods started per second, and how long the emulator took from a
 //!   registration to healthy beyond interval x threshold (its health-check lag), and, with
-//!   `--api-writes`, what the API server wrote during the scale-out ([`crate::api_writes`]).
+//!   `--api-writes`, what the API server wrote during the scale-out ([`crate::api_writes`]);
+//! - who took the CPU during the scale-out: the controller, the sandbox's processes, the rest of
+//!   this process ([`crate::cpu_use`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use futures::StreamExt;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::{WatchStreamExt, watcher};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -37,56 +34,9 @@ use serde_json::json;
 use crate::api_writes::ApiWrites;
 use crate::bench_rollout::record::PodRecorder;
 use crate::clock::now;
+use crate::cpu_use::CpuUse;
 use crate::harness::{ControllerHandle, HarnessError, gated_web_binding, start_controller};
-
-/// When each address first appeared in an EndpointSlice of a Service named `web` (the controller
-/// can register a pod only once the EndpointSlice controller has listed it).
-struct SliceRecorder {
-    first_seen: Arc<Mutex<HashMap<String, f64>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SliceRecorder {
-    fn start(client: &kube::Client) -> SliceRecorder {
-        let first_seen: Arc<Mutex<HashMap<String, f64>>> = Arc::default();
-        let api: Api<EndpointSlice> = Api::all(client.clone());
-        let config = watcher::Config::default().labels("kubernetes.io/service-name=web");
-        let task = {
-            let first_seen = first_seen.clone();
-            tokio::spawn(async move {
-                let mut events = watcher(api, config).default_backoff().boxed();
-                while let Some(event) = events.next().await {
-                    let at = now();
-                    if let Ok(watcher::Event::Apply(slice) | watcher::Event::InitApply(slice)) =
-                        event
-                    {
-                        let mut seen = first_seen.lock().unwrap_or_else(|e| e.into_inner());
-                        for endpoint in &slice.endpoints {
-                            for address in &endpoint.addresses {
-                                seen.entry(address.clone()).or_insert(at);
-                            }
-                        }
-                    }
-                }
-            })
-        };
-        SliceRecorder { first_seen, task }
-    }
-
-    fn first_seen(&self, address: &str) -> Option<f64> {
-        self.first_seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(address)
-            .copied()
-    }
-}
-
-impl Drop for SliceRecorder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use crate::slice_recorder::SliceRecorder;
 
 /// The target groups' healthy threshold (see `elb_setup::target_group`).
 const HEALTHY_THRESHOLD: f64 = 2.0;
@@ -192,6 +142,8 @@ pub struct GateFigures {
     /// Sandbox: the API server's writes during the scale-out, by verb and resource, most first
     /// (`--api-writes` only).
     pub api_writes: Option<Vec<(String, u64)>>,
+    /// CPU used during the scale-out, by who used it (the controller apart), most first.
+    pub cpu: Vec<(String, Duration)>,
 }
 
 impl GateFigures {
@@ -276,6 +228,7 @@ impl GateFigures {
         if let Some(writes) = &self.api_writes {
             rows.push(crate::api_writes::row(writes, self.scale_out));
         }
+        rows.push(crate::cpu_use::row(&self.cpu, self.scale_out));
         rows.join("\n")
     }
 }
@@ -423,6 +376,7 @@ async fn measure(
     } else {
         None
     };
+    let cpu_before = CpuUse::read();
     let scale_started = Instant::now();
     let scale_started_at = now();
     let ramp = Ramp {
@@ -451,6 +405,7 @@ async fn measure(
     };
     futures::future::try_join(scale_out(&client, options, ramp), all_gated).await?;
     let scale_out = scale_started.elapsed();
+    let cpu = CpuUse::read().since(&cpu_before);
     let api_writes = match writes_before {
         Some(before) => Some(ApiWrites::read(&client).await?.since(&before)),
         None => None,
@@ -529,6 +484,7 @@ async fn measure(
         steady: options.steady,
         webhook_ms: Samples(webhook_ms),
         api_writes,
+        cpu,
         ..GateFigures::default()
     };
     let mut done: HashMap<&str, f64> = HashMap::new();

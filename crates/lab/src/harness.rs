@@ -50,6 +50,8 @@ pub enum HarnessError {
     Exited(String),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error("starting the controller's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// How the harness runs the controller.
@@ -81,6 +83,8 @@ pub struct ControllerHandle {
     pub webhook: std::net::SocketAddr,
     /// Where Prometheus metrics are served (`/metrics`).
     pub metrics: std::net::SocketAddr,
+    /// The controller's own runtime (see `controller_runtime`); shut down with the handle.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl ControllerHandle {
@@ -91,6 +95,14 @@ impl ControllerHandle {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
         self.task.abort();
+        self.shut_down_runtime();
+    }
+
+    /// Drops the runtime's remaining tasks without blocking the caller's runtime.
+    fn shut_down_runtime(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 
     /// Stops the controller, waits `downtime`, and starts a new one with the same options and
@@ -114,6 +126,7 @@ impl ControllerHandle {
 impl Drop for ControllerHandle {
     fn drop(&mut self) {
         self.task.abort();
+        self.shut_down_runtime();
     }
 }
 
@@ -181,13 +194,35 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
     start_controller_with(sandbox, HarnessOptions::default()).await
 }
 
-/// Starts the controller in this process against `sandbox`.
+/// The runtime the controller runs on: a multi-threaded one of its own, with as many workers as
+/// the product binary's `#[tokio::main]` has. In a cluster the controller is a process of its own;
+/// on the caller's runtime its tasks would queue behind the sandbox's (the simulated kubelets, the
+/// pods' HTTP servers, the benchmarks' watches), and at 1,000 pods that queue is the sandbox's
+/// cost, not the controller's.
+fn controller_runtime() -> Result<tokio::runtime::Runtime, HarnessError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name(crate::cpu_use::CONTROLLER_THREAD)
+        .enable_all()
+        .build()
+        .map_err(HarnessError::Runtime)
+}
+
+/// Starts the controller in this process against `sandbox`, on a runtime and with a Kubernetes
+/// client of its own (its own connections to the apiserver, as a controller pod has).
 pub async fn start_controller_with(
     sandbox: &Sandbox,
     harness: HarnessOptions,
 ) -> Result<ControllerHandle, HarnessError> {
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    let client = sandbox.client();
+    let runtime = controller_runtime()?;
+    // The client's request queue is a task spawned where the client is built.
+    let client = {
+        let _inside = runtime.enter();
+        Client::try_from(sandbox.kube_config()).map_err(|source| HarnessError::Kube {
+            context: "building the controller's client",
+            source,
+        })?
+    };
     let port = match harness.webhook_port {
         Some(port) => port,
         None => lb_sandbox::ports::free_loopback_port()?,
@@ -233,7 +268,7 @@ pub async fn start_controller_with(
         termination_hold: harness.termination_hold,
         load_balancer_class: Some(lb_api::keys::service::DEFAULT_LOAD_BALANCER_CLASS.to_string()),
     };
-    let task = tokio::spawn(lb_controller_core::run(
+    let task = runtime.spawn(lb_controller_core::run(
         client,
         targets,
         LoadBalancerOptions {
@@ -272,6 +307,7 @@ pub async fn start_controller_with(
         calls,
         webhook: ([127, 0, 0, 1], port).into(),
         metrics,
+        runtime: Some(runtime),
     })
 }
 
