@@ -13,13 +13,36 @@ use std::time::Duration;
 /// The thread name of the controller's runtime (`harness::controller_runtime`).
 pub const CONTROLLER_THREAD: &str = "controller";
 
-/// `/proc`'s CPU times are in USER_HZ, which Linux fixes at 100 for user space on every
-/// architecture it keeps a stable ABI for.
+/// `/proc`'s CPU times are in USER_HZ: 100 on x86-64 and arm64, the machines this runs on.
 const TICKS_PER_SECOND: u64 = 100;
 
-/// CPU time (user + system) used so far, by who used it.
+/// The label of this process's threads other than the controller's.
+const REST_OF_THIS_PROCESS: &str = "kubelets, pods and benchmark (this process)";
+
+/// CPU time (user + system) used so far, in ticks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CpuUse(BTreeMap<String, Duration>);
+pub struct CpuUse {
+    /// This process in all, its ended threads included.
+    process: u64,
+    /// Child processes of this one that ended and were reaped.
+    reaped: u64,
+    /// Each live thread of this process and each live descendant process, by identity.
+    live: HashMap<Identity, Used>,
+}
+
+/// A thread or process by its id and start time (an id may be reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Identity {
+    thread: bool,
+    id: u32,
+    started: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Used {
+    label: String,
+    ticks: u64,
+}
 
 /// One `/proc/<id>/stat` line, the fields used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,38 +50,82 @@ struct Stat {
     pid: u32,
     command: String,
     parent: u32,
+    /// utime + stime.
     ticks: u64,
+    /// cutime + cstime: its children that ended and were reaped.
+    children_ticks: u64,
+    started: u64,
 }
 
 impl CpuUse {
-    /// Reads this process's threads and its descendant processes now. An entry that vanishes
+    /// Reads this process, its threads and its descendant processes now. An entry that vanishes
     /// between the listing and the reading (a thread or process that just ended) is left out.
     pub fn read() -> CpuUse {
-        let mut used = BTreeMap::new();
+        let mut reading = CpuUse::default();
+        if let Some(stat) = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|text| parse_stat(&text))
+        {
+            reading.process = stat.ticks;
+            reading.reaped = stat.children_ticks;
+        }
         for stat in stats_in("/proc/self/task") {
-            *used.entry(thread_label(&stat.command)).or_default() += ticks(stat.ticks);
+            reading.add(true, &stat, thread_label(&stat.command), stat.ticks);
         }
         for stat in descendants(std::process::id(), stats_in("/proc")) {
-            *used.entry(process_label(&stat.command)).or_default() += ticks(stat.ticks);
+            // Its own and its ended children's: a process's helpers are its share.
+            let ticks = stat.ticks + stat.children_ticks;
+            reading.add(false, &stat, process_label(&stat.command), ticks);
         }
-        CpuUse(used)
+        reading
     }
 
-    /// The CPU used since `before`, most first.
+    fn add(&mut self, thread: bool, stat: &Stat, label: String, ticks: u64) {
+        let identity = Identity {
+            thread,
+            id: stat.pid,
+            started: stat.started,
+        };
+        self.live.insert(identity, Used { label, ticks });
+    }
+
+    /// The CPU used since `before`, by who used it, most first. A thread or process born since
+    /// counts in full. One that ended since counts where its parent's figure keeps it: a thread
+    /// in the rest of this process (the controller's runtime keeps its threads for that reason),
+    /// a process in its parent's reaped children once reaped.
     pub fn since(&self, before: &CpuUse) -> Vec<(String, Duration)> {
-        let mut used: Vec<(String, Duration)> = self
-            .0
-            .iter()
-            .map(|(who, now)| {
-                let earlier = before.0.get(who).copied().unwrap_or_default();
-                (who.clone(), now.saturating_sub(earlier))
-            })
-            .filter(|(_, used)| !used.is_zero())
+        let mut used: BTreeMap<String, u64> = BTreeMap::new();
+        let mut controller = 0;
+        for (identity, now) in &self.live {
+            let earlier = before.live.get(identity).map_or(0, |u| u.ticks);
+            let delta = now.ticks.saturating_sub(earlier);
+            match (identity.thread, now.label.as_str()) {
+                (true, CONTROLLER_LABEL) => controller += delta,
+                // The rest of this process is its total less the controller's.
+                (true, _) => {}
+                (false, label) => *used.entry(label.to_string()).or_default() += delta,
+            }
+        }
+        used.insert(CONTROLLER_LABEL.to_string(), controller);
+        let process = self.process.saturating_sub(before.process);
+        used.insert(
+            REST_OF_THIS_PROCESS.to_string(),
+            process.saturating_sub(controller),
+        );
+        *used.entry("ended child processes".to_string()).or_default() +=
+            self.reaped.saturating_sub(before.reaped);
+        let mut used: Vec<(String, Duration)> = used
+            .into_iter()
+            .filter(|(_, ticks)| *ticks > 0)
+            .map(|(who, ticks)| (who, self::ticks(ticks)))
             .collect();
         used.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         used
     }
 }
+
+/// How the controller's threads are labelled.
+const CONTROLLER_LABEL: &str = "the controller";
 
 /// The benchmark table's row: CPU seconds by who used them over `wall`, and in cores.
 pub fn row(used: &[(String, Duration)], wall: Duration) -> String {
@@ -83,9 +150,9 @@ fn ticks(count: u64) -> Duration {
 
 fn thread_label(name: &str) -> String {
     if name == CONTROLLER_THREAD {
-        "the controller".to_string()
+        CONTROLLER_LABEL.to_string()
     } else {
-        "kubelets, pods and benchmark (this process)".to_string()
+        REST_OF_THIS_PROCESS.to_string()
     }
 }
 
@@ -143,6 +210,8 @@ fn parse_stat(text: &str) -> Option<Stat> {
         command: command.to_string(),
         parent: u32::try_from(field(4)?).ok()?,
         ticks: field(14)? + field(15)?,
+        children_ticks: field(16)? + field(17)?,
+        started: field(22)?,
     })
 }
 
@@ -150,10 +219,10 @@ fn parse_stat(text: &str) -> Option<Stat> {
 mod tests {
     use super::*;
 
-    const APISERVER: &str = "4242 (kube-apiserver) S 4000 4242 4000 0 -1 4194560 9137 0 0 0 3900 812 0 0 20 0 12 0 5000 1 2 3";
+    const APISERVER: &str = "4242 (kube-apiserver) S 4000 4242 4000 0 -1 4194560 9137 0 0 0 3900 812 7 3 20 0 12 0 5000 1 2 3";
 
     #[test]
-    fn a_stat_line_gives_its_command_parent_and_cpu() {
+    fn a_stat_line_gives_its_command_parent_start_and_cpu() {
         assert_eq!(
             parse_stat(APISERVER),
             Some(Stat {
@@ -161,6 +230,8 @@ mod tests {
                 command: "kube-apiserver".to_string(),
                 parent: 4000,
                 ticks: 4712,
+                children_ticks: 10,
+                started: 5000,
             })
         );
     }
@@ -170,7 +241,7 @@ mod tests {
         let line = "7 (a (b) c) R 1 7 1 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 9 1 2";
         let stat = parse_stat(line).expect("parsed");
         assert_eq!(stat.command, "a (b) c");
-        assert_eq!((stat.parent, stat.ticks), (1, 11));
+        assert_eq!((stat.parent, stat.ticks, stat.started), (1, 11, 9));
     }
 
     #[test]
@@ -179,52 +250,108 @@ mod tests {
         assert_eq!(parse_stat("no parentheses here"), None);
     }
 
-    #[test]
-    fn descendants_are_children_and_their_children_only() {
-        let stat = |pid, parent| Stat {
+    fn stat(pid: u32, parent: u32) -> Stat {
+        Stat {
             pid,
             command: format!("p{pid}"),
             parent,
             ticks: 0,
-        };
+            children_ticks: 0,
+            started: 1,
+        }
+    }
+
+    #[test]
+    fn descendants_are_children_and_their_children_only() {
         let all = vec![stat(2, 1), stat(3, 2), stat(4, 99), stat(5, 3), stat(1, 0)];
         let mut found: Vec<u32> = descendants(1, all).iter().map(|s| s.pid).collect();
         found.sort();
         assert_eq!(found, vec![2, 3, 5]);
     }
 
+    /// A reading: this process's total, then (thread?, id, start, label, ticks) entries.
+    fn reading(process: u64, entries: &[(bool, u32, u64, &str, u64)]) -> CpuUse {
+        let mut reading = CpuUse {
+            process,
+            ..CpuUse::default()
+        };
+        for (thread, id, started, label, ticks) in entries {
+            let stat = Stat {
+                started: *started,
+                ..stat(*id, 1)
+            };
+            reading.add(*thread, &stat, label.to_string(), *ticks);
+        }
+        reading
+    }
+
     #[test]
     fn use_since_an_earlier_reading_is_the_difference_most_first() {
-        let reading = |pairs: &[(&str, u64)]| {
-            CpuUse(
-                pairs
-                    .iter()
-                    .map(|(who, ms)| (who.to_string(), Duration::from_millis(*ms)))
-                    .collect(),
-            )
-        };
-        let before = reading(&[("API server", 1_000), ("etcd", 500)]);
-        let after = reading(&[
-            ("API server", 40_000),
-            ("etcd", 500),
-            ("the controller", 4_000),
-        ]);
+        let before = reading(
+            500,
+            &[
+                (false, 10, 1, "API server", 100),
+                (false, 11, 1, "etcd", 50),
+                (true, 20, 1, CONTROLLER_LABEL, 100),
+            ],
+        );
+        let after = reading(
+            1_500,
+            &[
+                (false, 10, 1, "API server", 4_000),
+                (false, 11, 1, "etcd", 50),
+                (true, 20, 1, CONTROLLER_LABEL, 400),
+            ],
+        );
         assert_eq!(
             after.since(&before),
             vec![
                 ("API server".to_string(), Duration::from_secs(39)),
-                ("the controller".to_string(), Duration::from_secs(4)),
+                (REST_OF_THIS_PROCESS.to_string(), Duration::from_secs(7)),
+                (CONTROLLER_LABEL.to_string(), Duration::from_secs(3)),
             ]
         );
     }
 
     #[test]
-    fn this_process_is_read_and_its_threads_are_labelled() {
+    fn threads_born_since_count_in_full_and_ended_ones_stay_in_the_process_total() {
+        // Thread 21 ended after using 50 ticks in the window (the process total keeps them);
+        // thread 22 was born with 30 ticks; process 12 reused id 11 after a restart.
+        let before = reading(
+            100,
+            &[
+                (true, 21, 1, CONTROLLER_LABEL, 10),
+                (false, 11, 1, "etcd", 900),
+            ],
+        );
+        let after = reading(
+            300,
+            &[
+                (true, 22, 2, CONTROLLER_LABEL, 30),
+                (false, 11, 7, "etcd", 40),
+            ],
+        );
+        assert_eq!(
+            after.since(&before),
+            vec![
+                (
+                    REST_OF_THIS_PROCESS.to_string(),
+                    Duration::from_millis(1_700)
+                ),
+                ("etcd".to_string(), Duration::from_millis(400)),
+                (CONTROLLER_LABEL.to_string(), Duration::from_millis(300)),
+            ]
+        );
+    }
+
+    #[test]
+    fn this_process_and_its_threads_are_read() {
         let reading = CpuUse::read();
         assert!(
             reading
-                .0
-                .contains_key("kubelets, pods and benchmark (this process)"),
+                .live
+                .values()
+                .any(|used| used.label == REST_OF_THIS_PROCESS),
             "{reading:?}"
         );
     }

@@ -83,8 +83,8 @@ pub struct ControllerHandle {
     pub webhook: std::net::SocketAddr,
     /// Where Prometheus metrics are served (`/metrics`).
     pub metrics: std::net::SocketAddr,
-    /// The controller's own runtime (see `controller_runtime`); shut down with the handle.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The controller's own runtime; shut down with the handle.
+    runtime: ControllerRuntime,
 }
 
 impl ControllerHandle {
@@ -95,14 +95,7 @@ impl ControllerHandle {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
         self.task.abort();
-        self.shut_down_runtime();
-    }
-
-    /// Drops the runtime's remaining tasks without blocking the caller's runtime.
-    fn shut_down_runtime(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.runtime.shut_down();
     }
 
     /// Stops the controller, waits `downtime`, and starts a new one with the same options and
@@ -126,7 +119,6 @@ impl ControllerHandle {
 impl Drop for ControllerHandle {
     fn drop(&mut self) {
         self.task.abort();
-        self.shut_down_runtime();
     }
 }
 
@@ -198,13 +190,42 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
 /// the product binary's `#[tokio::main]` has. In a cluster the controller is a process of its own;
 /// on the caller's runtime its tasks would queue behind the sandbox's (the simulated kubelets, the
 /// pods' HTTP servers, the benchmarks' watches), and at 1,000 pods that queue is the sandbox's
-/// cost, not the controller's.
-fn controller_runtime() -> Result<tokio::runtime::Runtime, HarnessError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name(crate::cpu_use::CONTROLLER_THREAD)
-        .enable_all()
-        .build()
-        .map_err(HarnessError::Runtime)
+/// cost, not the controller's. Its threads are named so that `cpu_use` counts them apart.
+struct ControllerRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Spawns onto it (cheap to clone); its tasks end with `shut_down`.
+    handle: tokio::runtime::Handle,
+}
+
+impl ControllerRuntime {
+    fn start() -> Result<Self, HarnessError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(crate::cpu_use::CONTROLLER_THREAD)
+            // Idle blocking threads stay: one that ended would take its CPU time out of `cpu_use`.
+            .thread_keep_alive(Duration::from_secs(3600))
+            .enable_all()
+            .build()
+            .map_err(HarnessError::Runtime)?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    /// Drops the remaining tasks without blocking: a runtime dropped plainly inside the caller's
+    /// async code would panic.
+    fn shut_down(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for ControllerRuntime {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
 }
 
 /// Starts the controller in this process against `sandbox`, on a runtime and with a Kubernetes
@@ -214,10 +235,10 @@ pub async fn start_controller_with(
     harness: HarnessOptions,
 ) -> Result<ControllerHandle, HarnessError> {
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    let runtime = controller_runtime()?;
+    let runtime = ControllerRuntime::start()?;
     // The client's request queue is a task spawned where the client is built.
     let client = {
-        let _inside = runtime.enter();
+        let _inside = runtime.handle.enter();
         Client::try_from(sandbox.kube_config()).map_err(|source| HarnessError::Kube {
             context: "building the controller's client",
             source,
@@ -268,7 +289,7 @@ pub async fn start_controller_with(
         termination_hold: harness.termination_hold,
         load_balancer_class: Some(lb_api::keys::service::DEFAULT_LOAD_BALANCER_CLASS.to_string()),
     };
-    let task = runtime.spawn(lb_controller_core::run(
+    let task = runtime.handle.spawn(lb_controller_core::run(
         client,
         targets,
         LoadBalancerOptions {
@@ -307,7 +328,7 @@ pub async fn start_controller_with(
         calls,
         webhook: ([127, 0, 0, 1], port).into(),
         metrics,
-        runtime: Some(runtime),
+        runtime,
     })
 }
 
