@@ -16,6 +16,9 @@ pub const CONTROLLER_THREAD: &str = "controller";
 /// `/proc`'s CPU times are in USER_HZ: 100 on x86-64 and arm64, the machines this runs on.
 const TICKS_PER_SECOND: u64 = 100;
 
+/// How the controller's threads are labelled.
+const CONTROLLER_LABEL: &str = "the controller";
+
 /// The label of this process's threads other than the controller's.
 const REST_OF_THIS_PROCESS: &str = "kubelets, pods and benchmark (this process)";
 
@@ -123,9 +126,6 @@ impl CpuUse {
         used
     }
 }
-
-/// How the controller's threads are labelled.
-const CONTROLLER_LABEL: &str = "the controller";
 
 /// The benchmark table's row: CPU seconds by who used them over `wall`, and in cores.
 pub fn row(used: &[(String, Duration)], wall: Duration) -> String {
