@@ -251,7 +251,7 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
 
 /// Runs the benchmark on a sandbox of its own.
 pub async fn figures(options: BenchOptions) -> Result<GateFigures, BenchError> {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let sandbox = Sandbox::start(SandboxConfig::for_pods(options.pods)).await?;
     let controller = start_controller(&sandbox).await?;
     let result = measure(&sandbox, &controller, &options).await;
     controller.stop().await;

@@ -109,7 +109,8 @@ pub async fn run(options: FootprintOptions) -> Result<String, FootprintError> {
     if !options.binary.is_file() {
         return Err(FootprintError::NoBinary(options.binary));
     }
-    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let sandbox =
+        Sandbox::start(SandboxConfig::for_pods(options.pods + options.scale_pods)).await?;
     let result = measure(&sandbox, &options).await;
     sandbox.shutdown().await;
     result

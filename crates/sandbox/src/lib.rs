@@ -46,7 +46,7 @@ use kube::{Api, Client};
 
 pub use error::{Result, SandboxError};
 pub use guard::DestinationGuard;
-pub use kubelet::nodes::SandboxNode;
+pub use kubelet::nodes::{MAX_PODS_PER_NODE, SandboxNode};
 
 use aws::AwsEmulator;
 use control_plane::ControlPlane;
@@ -101,6 +101,20 @@ impl Default for SandboxConfig {
             region: "us-west-2".to_string(),
             cluster_name: "lb-sandbox".to_string(),
             aws: true,
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// The default sandbox, with as many nodes as `pods` pods need at the kubelet's default of
+    /// [`MAX_PODS_PER_NODE`] each: each node writes its pods' statuses one at a time, as a
+    /// kubelet does, so a benchmark's thousand pods on three nodes would wait for their statuses
+    /// as no real cluster's pods do.
+    pub fn for_pods(pods: usize) -> SandboxConfig {
+        let default = SandboxConfig::default();
+        SandboxConfig {
+            nodes: default.nodes.max(pods.div_ceil(MAX_PODS_PER_NODE)),
+            ..default
         }
     }
 }

@@ -3,7 +3,7 @@
 //! One watch on all pods drives it: a pending pod is bound to the next node round-robin; a pod bound
 //! to one of our nodes gets a worker task (see `pod_worker`) that plays the kubelet for it. The
 //! kubelet's central rule, Ready = ContainersReady AND every readiness gate True, is in
-//! `conditions`.
+//! `conditions`. Each node writes its pods' statuses one at a time (`status_manager`).
 
 pub mod app;
 pub mod behaviour;
@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod nodes;
 mod pod_worker;
 pub mod probe;
+mod status_manager;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -32,6 +33,7 @@ use crate::guard::DestinationGuard;
 use crate::netns::PodNetwork;
 use nodes::SandboxNode;
 use pod_worker::PodKey;
+use status_manager::StatusQueue;
 
 /// What every pod worker shares.
 pub(crate) struct KubeletContext {
@@ -40,11 +42,19 @@ pub(crate) struct KubeletContext {
     pub guard: DestinationGuard,
     allocator: Mutex<PodAddressAllocator>,
     nodes: Vec<SandboxNode>,
+    /// Each node's status queue, in the order of `nodes`.
+    status_queues: Vec<Arc<StatusQueue>>,
 }
 
 impl KubeletContext {
     fn node(&self, name: &str) -> Option<&SandboxNode> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The status queue of the node named `name`.
+    fn status_queue(&self, name: &str) -> Option<Arc<StatusQueue>> {
+        let index = self.nodes.iter().position(|n| n.name == name)?;
+        self.status_queues.get(index).cloned()
     }
 
     /// A new pod address in the subnet of the node's zone.
@@ -77,6 +87,7 @@ impl NodeAgent {
             guard: network.guard(),
             allocator: Mutex::new(PodAddressAllocator::new(*network.plan())),
             network,
+            status_queues: nodes.iter().map(|_| Arc::default()).collect(),
             nodes,
         });
         Ok(NodeAgent {
@@ -113,6 +124,12 @@ async fn run(ctx: Arc<KubeletContext>) {
         next_node: 0,
         relisting: None,
     };
+    for queue in &agent.ctx.status_queues {
+        agent.tasks.spawn(status_manager::run_writer(
+            agent.ctx.client.clone(),
+            queue.clone(),
+        ));
+    }
     loop {
         tokio::select! {
             event = events.next() => match event {
@@ -130,7 +147,7 @@ struct PodLoop {
     /// Latest version of each pod with a worker, by uid; kept until the pod's Delete event, so a
     /// late update of a pod whose worker has finished never starts a second worker.
     workers: HashMap<String, watch::Sender<Pod>>,
-    /// Owns the worker tasks: dropping the loop aborts them all.
+    /// Owns the worker tasks and the nodes' status writers: dropping the loop aborts them all.
     tasks: JoinSet<()>,
     next_node: usize,
     /// uids seen since a re-list started; workers of pods not seen are dropped when it ends.

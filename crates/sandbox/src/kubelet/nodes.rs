@@ -16,6 +16,8 @@ use crate::error::{Context, Result};
 
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+/// Pods a node runs at most: the kubelet's default `--max-pods`, and what the nodes report.
+pub const MAX_PODS_PER_NODE: usize = 110;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxNode {
@@ -85,8 +87,7 @@ pub fn node_status(node: &SandboxNode) -> serde_json::Value {
             "lastHeartbeatTime": now, "lastTransitionTime": now,
         })
     };
-    let resources =
-        json!({"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+    let resources = json!({"cpu": "4", "memory": "16Gi", "pods": MAX_PODS_PER_NODE.to_string(), "ephemeral-storage": "100Gi"});
     json!({
         "status": {
             "conditions": [

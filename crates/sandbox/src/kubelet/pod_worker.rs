@@ -1,6 +1,7 @@
 //! One pod's life on a sandbox node, as one task: take an address, start the fake app, run the
-//! readiness probes, post status the way the kubelet does, and on deletion run the preStop sleep
-//! (still serving), stop serving, and delete the pod with grace 0.
+//! readiness probes, hand each new status to the node's status writer (see `status_manager`), and
+//! on deletion run the preStop sleep (still serving), stop serving, and delete the pod with
+//! grace 0.
 //!
 //! The task receives every new version of its pod through a watch channel; the channel closing
 //! means the pod is gone from the API.
@@ -12,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Preconditions};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -23,6 +24,7 @@ use super::behaviour::Behaviour;
 use super::conditions::{self, TransitionClock};
 use super::lifecycle;
 use super::probe::{self, ProbeSpec, ProbeState};
+use super::status_manager::StatusQueue;
 
 /// Which pod this is; the uid guards every write so a recreated pod of the same name is never
 /// touched.
@@ -65,12 +67,9 @@ impl ContainerRuntime {
 
 pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watch::Receiver<Pod>) {
     let pod = updates.borrow_and_update().clone();
-    let node = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .and_then(|name| ctx.node(name));
-    let Some(node) = node else {
+    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+    let node = node_name.and_then(|name| Some((ctx.node(name)?, ctx.status_queue(name)?)));
+    let Some((node, status)) = node else {
         tracing::warn!(pod = %key, "pod is bound to a node the sandbox does not run");
         return;
     };
@@ -88,7 +87,7 @@ pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watc
     }
     tracing::debug!(pod = %key, %ip, "pod started");
 
-    let mut worker = Worker::new(ctx.clone(), key.clone(), node_ip, ip, &pod);
+    let mut worker = Worker::new(ctx.clone(), key.clone(), (node_ip, status), ip, &pod);
     if let Outcome::Terminating(pod) = worker.run(&mut updates, pod).await {
         worker.terminate(&mut updates, &pod).await;
     }
@@ -101,7 +100,7 @@ pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watc
 enum Outcome {
     /// The pod has a deletionTimestamp: terminate it gracefully.
     Terminating(Box<Pod>),
-    /// The pod is gone from the API, or can no longer be written.
+    /// The pod is gone from the API.
     Gone,
 }
 
@@ -115,15 +114,16 @@ struct Worker {
     behaviour: watch::Sender<Behaviour>,
     app: PodApp,
     clock: TransitionClock,
-    last_written: Option<serde_json::Value>,
-    retry_write_at: Option<Instant>,
+    /// The node's status writer, and the status last handed to it.
+    status: Arc<StatusQueue>,
+    last_posted: Option<serde_json::Value>,
 }
 
 impl Worker {
     fn new(
         ctx: Arc<KubeletContext>,
         key: PodKey,
-        node_ip: Ipv4Addr,
+        (node_ip, status): (Ipv4Addr, Arc<StatusQueue>),
         ip: Ipv4Addr,
         pod: &Pod,
     ) -> Worker {
@@ -169,8 +169,8 @@ impl Worker {
             behaviour,
             app,
             clock: TransitionClock::default(),
-            last_written: None,
-            retry_write_at: None,
+            status,
+            last_posted: None,
         }
     }
 
@@ -179,15 +179,8 @@ impl Worker {
             if pod.metadata.deletion_timestamp.is_some() {
                 return Outcome::Terminating(Box::new(pod));
             }
-            if !self.write_status(&pod).await {
-                return Outcome::Gone;
-            }
-            let wake = self
-                .containers
-                .iter()
-                .filter_map(|c| c.next_probe)
-                .chain(self.retry_write_at)
-                .min();
+            self.post_status(&pod);
+            let wake = self.containers.iter().filter_map(|c| c.next_probe).min();
             tokio::select! {
                 changed = updates.changed() => {
                     if changed.is_err() {
@@ -225,38 +218,12 @@ impl Worker {
         }
     }
 
-    /// Posts status if it differs from what was last posted. False when the pod is gone.
-    async fn write_status(&mut self, pod: &Pod) -> bool {
-        if self.retry_write_at.is_some_and(|at| at > Instant::now()) {
-            return true;
-        }
+    /// Hands the pod's status to the node's writer if it differs from what was last handed over.
+    fn post_status(&mut self, pod: &Pod) {
         let patch = self.status_patch(pod);
-        if self.last_written.as_ref() == Some(&patch) {
-            return true;
-        }
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.key.namespace);
-        match api
-            .patch_status(
-                &self.key.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            )
-            .await
-        {
-            Ok(_) => {
-                self.last_written = Some(patch);
-                self.retry_write_at = None;
-                true
-            }
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
-                tracing::debug!(pod = %self.key, "pod gone or replaced: {}", status.message);
-                false
-            }
-            Err(err) => {
-                tracing::warn!(pod = %self.key, "posting pod status failed, retrying: {err}");
-                self.retry_write_at = Some(Instant::now() + Duration::from_secs(1));
-                true
-            }
+        if self.last_posted.as_ref() != Some(&patch) {
+            self.status.submit(&self.key, patch.clone());
+            self.last_posted = Some(patch);
         }
     }
 
