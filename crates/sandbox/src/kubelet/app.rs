@@ -24,6 +24,8 @@ pub const POD_HEADER: &str = "x-sandbox-pod";
 
 pub struct PodApp {
     task: tokio::task::JoinHandle<()>,
+    /// True once the app's process is up: listening, or sleeping through its start delay.
+    up: watch::Receiver<bool>,
 }
 
 impl PodApp {
@@ -35,9 +37,14 @@ impl PodApp {
         identity: String,
         behaviour: watch::Receiver<Behaviour>,
     ) -> PodApp {
+        let (up_sender, up) = watch::channel(false);
         let task = tokio::spawn(async move {
             let delay = behaviour.borrow().start_delay;
-            tokio::time::sleep(delay).await;
+            if delay > Duration::ZERO {
+                // A slow app's process is up but not listening: its probes fail meanwhile.
+                up_sender.send_replace(true);
+                tokio::time::sleep(delay).await;
+            }
             let started = Instant::now();
             let mut servers = JoinSet::new();
             for port in ports {
@@ -55,9 +62,19 @@ impl PodApp {
                     Err(err) => tracing::warn!(pod = %identity, %addr, "pod cannot listen: {err}"),
                 }
             }
+            up_sender.send_replace(true);
             while servers.join_next().await.is_some() {}
         });
-        PodApp { task }
+        PodApp { task, up }
+    }
+
+    /// Waits until the app's process is up. An app without a start delay is up once it listens,
+    /// so its container's first probe does not race the few milliseconds its sockets take to
+    /// bind (and fail, then wait a whole probe period for the next).
+    pub async fn wait_up(&self) {
+        let mut up = self.up.clone();
+        // An error means the app's task ended (aborted): nothing more to wait for.
+        let _ = up.wait_for(|up| *up).await;
     }
 
     /// Stops listening and drops every open connection, like a process that exited.

@@ -88,6 +88,8 @@ pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watc
     tracing::debug!(pod = %key, %ip, "pod started");
 
     let mut worker = Worker::new(ctx.clone(), key.clone(), (node_ip, status), ip, &pod);
+    // The container has started when its process is up; probes and status come after.
+    worker.app.wait_up().await;
     if let Outcome::Terminating(pod) = worker.run(&mut updates, pod).await {
         worker.terminate(&mut updates, &pod).await;
     }
