@@ -44,6 +44,18 @@ pub struct FootprintOptions {
     pub scale_services: usize,
 }
 
+impl FootprintOptions {
+    /// Bindings at scale, at least one.
+    fn scale_binding_count(&self) -> usize {
+        self.scale_bindings.max(1)
+    }
+
+    /// Pods per binding at scale: `scale_pods` spread evenly, rounded up.
+    fn scale_pods_per_binding(&self) -> usize {
+        self.scale_pods.div_ceil(self.scale_binding_count())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FootprintError {
     #[error(
@@ -109,8 +121,8 @@ pub async fn run(options: FootprintOptions) -> Result<String, FootprintError> {
     if !options.binary.is_file() {
         return Err(FootprintError::NoBinary(options.binary));
     }
-    let sandbox =
-        Sandbox::start(SandboxConfig::for_pods(options.pods + options.scale_pods)).await?;
+    let at_scale = options.scale_pods_per_binding() * options.scale_binding_count();
+    let sandbox = Sandbox::start(SandboxConfig::for_pods(options.pods + at_scale)).await?;
     let result = measure(&sandbox, &options).await;
     sandbox.shutdown().await;
     result
@@ -263,8 +275,8 @@ async fn serve_at_scale(
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
     let elb = lb_sandbox::aws::elb_setup::client(aws).await;
-    let bindings = options.scale_bindings.max(1);
-    let per_binding = options.scale_pods.div_ceil(bindings);
+    let bindings = options.scale_binding_count();
+    let per_binding = options.scale_pods_per_binding();
     for index in 0..bindings {
         let namespace = format!("scale-{index}");
         sandbox.create_namespace(&namespace, &[]).await?;

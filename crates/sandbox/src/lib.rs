@@ -109,11 +109,14 @@ impl SandboxConfig {
     /// The default sandbox, with as many nodes as `pods` pods need at the kubelet's default of
     /// [`MAX_PODS_PER_NODE`] each: each node writes its pods' statuses one at a time, as a
     /// kubelet does, so a benchmark's thousand pods on three nodes would wait for their statuses
-    /// as no real cluster's pods do.
+    /// as no real cluster's pods do. At most [`addressing::MAX_NODES`], all the address plan holds.
     pub fn for_pods(pods: usize) -> SandboxConfig {
         let default = SandboxConfig::default();
         SandboxConfig {
-            nodes: default.nodes.max(pods.div_ceil(MAX_PODS_PER_NODE)),
+            nodes: default
+                .nodes
+                .max(pods.div_ceil(MAX_PODS_PER_NODE))
+                .min(addressing::MAX_NODES),
             ..default
         }
     }

@@ -41,20 +41,18 @@ pub(crate) struct KubeletContext {
     pub network: Arc<PodNetwork>,
     pub guard: DestinationGuard,
     allocator: Mutex<PodAddressAllocator>,
-    nodes: Vec<SandboxNode>,
-    /// Each node's status queue, in the order of `nodes`.
-    status_queues: Vec<Arc<StatusQueue>>,
+    nodes: Vec<KubeletNode>,
+}
+
+/// A node the kubelet plays, and the queue of its status writer.
+pub(crate) struct KubeletNode {
+    pub node: SandboxNode,
+    pub status: Arc<StatusQueue>,
 }
 
 impl KubeletContext {
-    fn node(&self, name: &str) -> Option<&SandboxNode> {
-        self.nodes.iter().find(|n| n.name == name)
-    }
-
-    /// The status queue of the node named `name`.
-    fn status_queue(&self, name: &str) -> Option<Arc<StatusQueue>> {
-        let index = self.nodes.iter().position(|n| n.name == name)?;
-        self.status_queues.get(index).cloned()
+    fn node(&self, name: &str) -> Option<&KubeletNode> {
+        self.nodes.iter().find(|n| n.node.name == name)
     }
 
     /// A new pod address in the subnet of the node's zone.
@@ -87,8 +85,13 @@ impl NodeAgent {
             guard: network.guard(),
             allocator: Mutex::new(PodAddressAllocator::new(*network.plan())),
             network,
-            status_queues: nodes.iter().map(|_| Arc::default()).collect(),
-            nodes,
+            nodes: nodes
+                .into_iter()
+                .map(|node| KubeletNode {
+                    node,
+                    status: Arc::default(),
+                })
+                .collect(),
         });
         Ok(NodeAgent {
             task: Some(tokio::spawn(run(ctx))),
@@ -124,10 +127,10 @@ async fn run(ctx: Arc<KubeletContext>) {
         next_node: 0,
         relisting: None,
     };
-    for queue in &agent.ctx.status_queues {
+    for node in &agent.ctx.nodes {
         agent.tasks.spawn(status_manager::run_writer(
             agent.ctx.client.clone(),
-            queue.clone(),
+            node.status.clone(),
         ));
     }
     loop {
@@ -137,7 +140,15 @@ async fn run(ctx: Arc<KubeletContext>) {
                 Some(Err(err)) => tracing::warn!("pod watch: {err}"),
                 None => break,
             },
-            Some(_) = agent.tasks.join_next(), if !agent.tasks.is_empty() => {}
+            Some(joined) = agent.tasks.join_next(), if !agent.tasks.is_empty() => {
+                // Nothing in a worker or a writer should panic; if one did, say so (a node's
+                // writer gone means its pods' statuses stop).
+                if let Err(err) = joined
+                    && err.is_panic()
+                {
+                    tracing::error!("a kubelet task panicked: {err}");
+                }
+            }
         }
     }
 }
@@ -205,7 +216,7 @@ impl PodLoop {
 
     /// Binds a pending pod to the next node, like a scheduler with a round-robin policy.
     async fn bind(&mut self, key: &PodKey) {
-        let node = &self.ctx.nodes[self.next_node % self.ctx.nodes.len()];
+        let node = &self.ctx.nodes[self.next_node % self.ctx.nodes.len()].node;
         self.next_node += 1;
         let binding = json!({
             "apiVersion": "v1",

@@ -87,7 +87,9 @@ pub fn node_status(node: &SandboxNode) -> serde_json::Value {
             "lastHeartbeatTime": now, "lastTransitionTime": now,
         })
     };
-    let resources = json!({"cpu": "4", "memory": "16Gi", "pods": MAX_PODS_PER_NODE.to_string(), "ephemeral-storage": "100Gi"});
+    let max_pods = MAX_PODS_PER_NODE.to_string();
+    let resources =
+        json!({"cpu": "4", "memory": "16Gi", "pods": max_pods, "ephemeral-storage": "100Gi"});
     json!({
         "status": {
             "conditions": [

@@ -67,14 +67,17 @@ impl ContainerRuntime {
 
 pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watch::Receiver<Pod>) {
     let pod = updates.borrow_and_update().clone();
-    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
-    let node = node_name.and_then(|name| Some((ctx.node(name)?, ctx.status_queue(name)?)));
-    let Some((node, status)) = node else {
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .and_then(|name| ctx.node(name));
+    let Some(node) = node else {
         tracing::warn!(pod = %key, "pod is bound to a node the sandbox does not run");
         return;
     };
-    let node_ip = node.address;
-    let ip = match ctx.allocate_address(node) {
+    let (node_ip, status) = (node.node.address, node.status.clone());
+    let ip = match ctx.allocate_address(&node.node) {
         Ok(ip) => ip,
         Err(err) => {
             tracing::error!(pod = %key, "no address for the pod: {err}");
@@ -87,7 +90,7 @@ pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watc
     }
     tracing::debug!(pod = %key, %ip, "pod started");
 
-    let mut worker = Worker::new(ctx.clone(), key.clone(), (node_ip, status), ip, &pod);
+    let mut worker = Worker::new(ctx.clone(), key.clone(), node_ip, status, ip, &pod);
     // The container has started when its process is up; probes and status come after.
     worker.app.wait_up().await;
     if let Outcome::Terminating(pod) = worker.run(&mut updates, pod).await {
@@ -125,7 +128,8 @@ impl Worker {
     fn new(
         ctx: Arc<KubeletContext>,
         key: PodKey,
-        (node_ip, status): (Ipv4Addr, Arc<StatusQueue>),
+        node_ip: Ipv4Addr,
+        status: Arc<StatusQueue>,
         ip: Ipv4Addr,
         pod: &Pod,
     ) -> Worker {
