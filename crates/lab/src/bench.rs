@@ -19,7 +19,7 @@
 //! - who took the CPU during the scale-out: the controller, the sandbox's processes, the rest of
 //!   this process ([`crate::cpu_use`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -67,6 +67,18 @@ pub struct BenchOptions {
     /// `/metrics`). Off by default: runs with it came out slower on this machine.
     #[arg(long)]
     pub api_writes: bool,
+}
+
+impl BenchOptions {
+    /// Bindings, at least one.
+    fn binding_count(&self) -> usize {
+        self.bindings.max(1)
+    }
+
+    /// Pods per binding: `pods` spread evenly, rounded up.
+    fn pods_per_binding(&self) -> usize {
+        self.pods.div_ceil(self.binding_count())
+    }
 }
 
 impl Default for BenchOptions {
@@ -139,6 +151,8 @@ pub struct GateFigures {
     pub pods_per_second: f64,
     /// Sandbox: registered -> healthy, beyond interval x threshold.
     pub check_lag_ms: Samples,
+    /// Sandbox: the emulator's failed health checks of the run's targets, by reason code.
+    pub failed_checks: BTreeMap<String, u64>,
     /// Sandbox: the API server's writes during the scale-out, by verb and resource, most first
     /// (`--api-writes` only).
     pub api_writes: Option<Vec<(String, u64)>>,
@@ -225,6 +239,19 @@ impl GateFigures {
             self.check_lag_ms
                 .row("sandbox: emulator registered -> healthy, beyond interval x threshold"),
         );
+        let failed: Vec<String> = self
+            .failed_checks
+            .iter()
+            .map(|(reason, count)| format!("{reason} {count}"))
+            .collect();
+        rows.push(format!(
+            "| sandbox: the emulator's failed health checks | {} |",
+            if failed.is_empty() {
+                "none".to_string()
+            } else {
+                failed.join(", ")
+            }
+        ));
         if let Some(writes) = &self.api_writes {
             rows.push(crate::api_writes::row(writes, self.scale_out));
         }
@@ -251,7 +278,8 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
 
 /// Runs the benchmark on a sandbox of its own.
 pub async fn figures(options: BenchOptions) -> Result<GateFigures, BenchError> {
-    let sandbox = Sandbox::start(SandboxConfig::for_pods(options.pods)).await?;
+    let created = options.pods_per_binding() * options.binding_count();
+    let sandbox = Sandbox::start(SandboxConfig::for_pods(created)).await?;
     let controller = start_controller(&sandbox).await?;
     let result = measure(&sandbox, &controller, &options).await;
     controller.stop().await;
@@ -346,8 +374,8 @@ async fn measure(
 ) -> Result<GateFigures, BenchError> {
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    let bindings = options.bindings.max(1);
-    let per_binding = options.pods.div_ceil(bindings);
+    let bindings = options.binding_count();
+    let per_binding = options.pods_per_binding();
     let total = per_binding * bindings;
     let mut groups = Vec::new();
     for index in 0..bindings {
@@ -463,8 +491,12 @@ async fn measure(
 
     // Every target of every group, by IP (a pod IP is in one group only).
     let mut timelines = HashMap::new();
+    let mut failed_checks: BTreeMap<String, u64> = BTreeMap::new();
     for group in &groups {
         for target in aws.control().targets(group).await? {
+            for (reason, count) in target.failed_checks {
+                *failed_checks.entry(reason).or_default() += count;
+            }
             timelines.insert(target.id.clone(), target.timeline);
         }
     }
@@ -485,6 +517,7 @@ async fn measure(
         webhook_ms: Samples(webhook_ms),
         api_writes,
         cpu,
+        failed_checks,
         ..GateFigures::default()
     };
     let mut done: HashMap<&str, f64> = HashMap::new();

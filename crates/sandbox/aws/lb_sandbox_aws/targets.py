@@ -55,6 +55,9 @@ class Target:
     generation: int = 0
     timeline: list = field(default_factory=list)
     checks: int = 0
+    # Failed checks by reason code: one failure short of the threshold changes no state, so
+    # the timeline alone would not show it (a starved checker's timeouts, say).
+    failed_checks: dict = field(default_factory=dict)
 
     def state_at(self, moment: float) -> str | None:
         """The state the target was in at `moment` (None: not registered yet)."""
@@ -151,6 +154,7 @@ class TargetRegistry:
                     "state": t.state,
                     "reason": t.reason,
                     "checks": t.checks,
+                    "failed_checks": dict(t.failed_checks),
                     "timeline": list(t.timeline),
                 }
                 for (arn, _, _), t in self.targets.items()
@@ -245,6 +249,8 @@ class TargetRegistry:
         else:
             target.failures += 1
             target.successes = 0
+            code = reason[0] if reason else "unknown"
+            target.failed_checks[code] = target.failed_checks.get(code, 0) + 1
         healthy_threshold = int(group.healthy_threshold_count)
         unhealthy_threshold = int(group.unhealthy_threshold_count)
         if ok and target.state in (INITIAL, UNHEALTHY) and target.successes >= healthy_threshold:

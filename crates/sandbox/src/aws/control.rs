@@ -37,6 +37,9 @@ pub struct TargetInfo {
     pub reason: Option<String>,
     /// Health checks run so far.
     pub checks: u64,
+    /// Failed health checks so far, by reason code (`Target.Timeout`, ...).
+    #[serde(default)]
+    pub failed_checks: BTreeMap<String, u64>,
     pub timeline: Vec<HealthEvent>,
 }
 
