@@ -47,7 +47,9 @@ pub async fn target_group(
         .target_type(spec.target_type)
         .health_check_path(spec.health_check_path)
         .health_check_interval_seconds(spec.interval)
-        .health_check_timeout_seconds(1)
+        // AWS's minimum. 1 s, below it, timed out checks of targets that were fine when 1,000
+        // pods started at once on 2 cores (each such failure costs a target two more intervals).
+        .health_check_timeout_seconds(2)
         .healthy_threshold_count(2)
         .unhealthy_threshold_count(2)
         .send()
