@@ -18,8 +18,8 @@ fn failed<E: std::error::Error>(operation: &'static str, err: E) -> SandboxError
     }
 }
 
-/// An HTTP target group with a health check every `interval` seconds (timeout 1 s, healthy and
-/// unhealthy thresholds 2).
+/// An HTTP target group with a health check every `interval` seconds (timeout 2 s, 1 s below
+/// an interval of 2 s or less; healthy and unhealthy thresholds 2).
 #[derive(Debug, Clone)]
 pub struct TargetGroupSpec<'a> {
     pub name: &'a str,
@@ -31,6 +31,14 @@ pub struct TargetGroupSpec<'a> {
 
 pub async fn client(aws: &AwsEmulator) -> Client {
     Client::new(&aws.sdk_config().await)
+}
+
+/// The health check's timeout: AWS's minimum, 2 s, where the interval leaves room for it (ELB
+/// wants the timeout below the interval; the tests' 1-2 s intervals, shorter than AWS allows, get
+/// 1 s). A 1 s timeout with a 5 s interval timed out checks of targets that were fine when 1,000
+/// pods started at once on 2 cores, each failure costing its target two more intervals.
+fn check_timeout(interval: i32) -> i32 {
+    (interval - 1).clamp(1, 2)
 }
 
 pub async fn target_group(
@@ -47,9 +55,7 @@ pub async fn target_group(
         .target_type(spec.target_type)
         .health_check_path(spec.health_check_path)
         .health_check_interval_seconds(spec.interval)
-        // AWS's minimum. 1 s, below it, timed out checks of targets that were fine when 1,000
-        // pods started at once on 2 cores (each such failure costs a target two more intervals).
-        .health_check_timeout_seconds(2)
+        .health_check_timeout_seconds(check_timeout(spec.interval))
         .healthy_threshold_count(2)
         .unhealthy_threshold_count(2)
         .send()
@@ -267,4 +273,17 @@ pub async fn web_alb(
         load_balancer_arn,
         dns_name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_timeout;
+
+    #[test]
+    fn the_timeout_is_aws_minimum_unless_the_interval_is_shorter() {
+        assert_eq!(check_timeout(5), 2);
+        assert_eq!(check_timeout(30), 2);
+        assert_eq!(check_timeout(2), 1);
+        assert_eq!(check_timeout(1), 1);
+    }
 }
