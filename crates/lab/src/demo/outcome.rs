@@ -285,6 +285,12 @@ async fn warnings_in(client: &Client, namespace: &str) -> Vec<Warning> {
         .collect()
 }
 
+/// Said when a target is still `initial` at the end: upstream's default checks (which the seeds'
+/// Service and Ingress keep) take about 30 s to pass, longer than a short `--for`.
+const INITIAL_HINT: &str = "targets still initial have not passed their first health checks yet: that takes \
+interval x healthy threshold, 30 s with upstream's defaults (NLB 10 s x 3, ALB 15 s x 2); run longer to see them \
+healthy (--for 60s)";
+
 /// The report as the demo prints it.
 pub fn text(report: &Report) -> String {
     let mut lines = vec!["outcome of the manifests:".to_string()];
@@ -312,6 +318,15 @@ pub fn text(report: &Report) -> String {
             ));
         }
     }
+    let checking = report
+        .objects
+        .iter()
+        .flat_map(|o| &o.targets)
+        .any(|t| t.state == "initial");
+    if checking {
+        // Not a failure: the demo ended before the first checks could pass.
+        lines.push(INITIAL_HINT.to_string());
+    }
     if report.warnings.is_empty() {
         lines.push("no Warning events".to_string());
     } else {
@@ -324,4 +339,44 @@ pub fn text(report: &Report) -> String {
         }
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding_with(state: &str) -> Report {
+        Report {
+            objects: vec![ObjectOutcome {
+                kind: "TargetGroupBinding".into(),
+                namespace: Some("demo".into()),
+                name: "echo".into(),
+                sources: vec!["echo-tgb.yaml".into()],
+                applied: true,
+                refused: None,
+                summary: "Ready=True".into(),
+                targets: vec![TargetOutcome {
+                    id: "10.244.0.64".into(),
+                    port: 8080,
+                    state: state.into(),
+                    reason: None,
+                }],
+                load_balancer: None,
+                application_load_balancer: None,
+            }],
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_target_still_initial_at_the_end_is_explained() {
+        let printed = text(&binding_with("initial"));
+        assert!(printed.contains("      target 10.244.0.64:8080 initial"));
+        assert!(printed.contains(INITIAL_HINT));
+    }
+
+    #[test]
+    fn no_hint_once_every_target_was_checked() {
+        assert!(!text(&binding_with("healthy")).contains(INITIAL_HINT));
+    }
 }
