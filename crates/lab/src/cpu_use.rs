@@ -3,7 +3,7 @@
 //! emulator) by command, read from `/proc` before and after.
 //!
 //! The harness runs the controller on a runtime of its own whose threads are named `controller`
-//! (see `harness::controller_runtime`), so the controller's CPU is told apart from the sandbox's
+//! (see `harness::OwnRuntime`), so the controller's CPU is told apart from the sandbox's
 //! kubelets, pod servers and the benchmark's watches, which share the other threads. On 2 cores a
 //! burst's latencies are bounded by whoever takes the CPU; this says who.
 
@@ -13,13 +13,19 @@ use std::time::Duration;
 /// The thread name of the controller's runtime (`harness::controller_runtime`).
 pub const CONTROLLER_THREAD: &str = "controller";
 
+/// The thread name of a benchmark's watches' runtime (see `bench::measure`).
+pub const WATCH_THREAD: &str = "bench-watch";
+
 /// `/proc`'s CPU times are in USER_HZ: 100 on x86-64 and arm64, the machines this runs on.
 const TICKS_PER_SECOND: u64 = 100;
 
 /// How the controller's threads are labelled.
 const CONTROLLER_LABEL: &str = "the controller";
 
-/// The label of this process's threads other than the controller's.
+/// How the benchmark's watches' threads are labelled.
+const WATCH_LABEL: &str = "the benchmark's watches";
+
+/// The label of this process's threads other than the controller's and the watches'.
 const REST_OF_THIS_PROCESS: &str = "kubelets, pods and benchmark (this process)";
 
 /// CPU time (user + system) used so far, in ticks.
@@ -98,22 +104,26 @@ impl CpuUse {
     /// a process in its parent's reaped children once reaped.
     pub fn since(&self, before: &CpuUse) -> Vec<(String, Duration)> {
         let mut used: BTreeMap<String, u64> = BTreeMap::new();
-        let mut controller = 0;
+        // The runtimes of their own (the controller's, the watches'), counted apart.
+        let mut own_runtimes = 0;
         for (identity, now) in &self.live {
             let earlier = before.live.get(identity).map_or(0, |u| u.ticks);
             let delta = now.ticks.saturating_sub(earlier);
             match (identity.thread, now.label.as_str()) {
-                (true, CONTROLLER_LABEL) => controller += delta,
-                // The rest of this process is its total less the controller's.
+                (true, label @ (CONTROLLER_LABEL | WATCH_LABEL)) => {
+                    own_runtimes += delta;
+                    *used.entry(label.to_string()).or_default() += delta;
+                }
+                // The rest of this process is its total less the runtimes counted apart.
                 (true, _) => {}
                 (false, label) => *used.entry(label.to_string()).or_default() += delta,
             }
         }
-        used.insert(CONTROLLER_LABEL.to_string(), controller);
+        used.entry(CONTROLLER_LABEL.to_string()).or_default();
         let process = self.process.saturating_sub(before.process);
         used.insert(
             REST_OF_THIS_PROCESS.to_string(),
-            process.saturating_sub(controller),
+            process.saturating_sub(own_runtimes),
         );
         *used.entry("ended child processes".to_string()).or_default() +=
             self.reaped.saturating_sub(before.reaped);
@@ -151,6 +161,8 @@ fn ticks(count: u64) -> Duration {
 fn thread_label(name: &str) -> String {
     if name == CONTROLLER_THREAD {
         CONTROLLER_LABEL.to_string()
+    } else if name == WATCH_THREAD {
+        WATCH_LABEL.to_string()
     } else {
         REST_OF_THIS_PROCESS.to_string()
     }
@@ -309,6 +321,33 @@ mod tests {
                 ("API server".to_string(), Duration::from_secs(39)),
                 (REST_OF_THIS_PROCESS.to_string(), Duration::from_secs(7)),
                 (CONTROLLER_LABEL.to_string(), Duration::from_secs(3)),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_watches_runtime_is_counted_apart_like_the_controllers() {
+        let before = reading(
+            500,
+            &[
+                (true, 20, 1, CONTROLLER_LABEL, 100),
+                (true, 30, 1, WATCH_LABEL, 10),
+            ],
+        );
+        let after = reading(
+            1_000,
+            &[
+                (true, 20, 1, CONTROLLER_LABEL, 300),
+                (true, 30, 1, WATCH_LABEL, 110),
+            ],
+        );
+        assert_eq!(
+            after.since(&before),
+            vec![
+                // A tie goes by name.
+                (REST_OF_THIS_PROCESS.to_string(), Duration::from_secs(2)),
+                (CONTROLLER_LABEL.to_string(), Duration::from_secs(2)),
+                (WATCH_LABEL.to_string(), Duration::from_secs(1)),
             ]
         );
     }

@@ -84,7 +84,7 @@ pub struct ControllerHandle {
     /// Where Prometheus metrics are served (`/metrics`).
     pub metrics: std::net::SocketAddr,
     /// The controller's own runtime; shut down with the handle.
-    runtime: ControllerRuntime,
+    runtime: OwnRuntime,
 }
 
 impl ControllerHandle {
@@ -186,21 +186,27 @@ pub async fn start_controller(sandbox: &Sandbox) -> Result<ControllerHandle, Har
     start_controller_with(sandbox, HarnessOptions::default()).await
 }
 
-/// The runtime the controller runs on: a multi-threaded one of its own, with as many workers as
-/// the product binary's `#[tokio::main]` has. In a cluster the controller is a process of its own;
-/// on the caller's runtime its tasks would queue behind the sandbox's (the simulated kubelets, the
-/// pods' HTTP servers, the benchmarks' watches), and at 1,000 pods that queue is the sandbox's
-/// cost, not the controller's. Its threads are named so that `cpu_use` counts them apart.
-struct ControllerRuntime {
+/// A runtime of its own, for work whose latency must not include the sandbox's: the controller
+/// (a multi-threaded one with as many workers as the product binary's `#[tokio::main]` has; in a
+/// cluster the controller is a process of its own, and on the caller's runtime its tasks would
+/// queue behind the simulated kubelets, the pods' HTTP servers and the benchmarks' watches), and a
+/// benchmark's watches (whose delivery times are its figures). Its threads are named so that
+/// `cpu_use` counts them apart.
+pub(crate) struct OwnRuntime {
     runtime: Option<tokio::runtime::Runtime>,
     /// Spawns onto it (cheap to clone); its tasks end with `shut_down`.
-    handle: tokio::runtime::Handle,
+    pub(crate) handle: tokio::runtime::Handle,
 }
 
-impl ControllerRuntime {
-    fn start() -> Result<Self, HarnessError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name(crate::cpu_use::CONTROLLER_THREAD)
+impl OwnRuntime {
+    /// `workers`: None for one per core.
+    pub(crate) fn start(thread_name: &str, workers: Option<usize>) -> Result<Self, HarnessError> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(workers) = workers {
+            builder.worker_threads(workers);
+        }
+        let runtime = builder
+            .thread_name(thread_name)
             // Idle blocking threads stay: one that ended would take its CPU time out of `cpu_use`.
             .thread_keep_alive(Duration::from_secs(3600))
             .enable_all()
@@ -213,16 +219,26 @@ impl ControllerRuntime {
         })
     }
 
+    /// A Kubernetes client of `sandbox` whose request queue and connections live on this runtime.
+    pub(crate) fn client(&self, sandbox: &Sandbox) -> Result<Client, HarnessError> {
+        // The client's request queue is a task spawned where the client is built.
+        let _inside = self.handle.enter();
+        Client::try_from(sandbox.kube_config()).map_err(|source| HarnessError::Kube {
+            context: "building a client of its own",
+            source,
+        })
+    }
+
     /// Drops the remaining tasks without blocking: a runtime dropped plainly inside the caller's
     /// async code would panic.
-    fn shut_down(&mut self) {
+    pub(crate) fn shut_down(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
 }
 
-impl Drop for ControllerRuntime {
+impl Drop for OwnRuntime {
     fn drop(&mut self) {
         self.shut_down();
     }
@@ -235,15 +251,8 @@ pub async fn start_controller_with(
     harness: HarnessOptions,
 ) -> Result<ControllerHandle, HarnessError> {
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    let runtime = ControllerRuntime::start()?;
-    // The client's request queue is a task spawned where the client is built.
-    let client = {
-        let _inside = runtime.handle.enter();
-        Client::try_from(sandbox.kube_config()).map_err(|source| HarnessError::Kube {
-            context: "building the controller's client",
-            source,
-        })?
-    };
+    let runtime = OwnRuntime::start(crate::cpu_use::CONTROLLER_THREAD, None)?;
+    let client = runtime.client(sandbox)?;
     let port = match harness.webhook_port {
         Some(port) => port,
         None => lb_sandbox::ports::free_loopback_port()?,
