@@ -43,6 +43,15 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
         (3..=24).contains(&registers),
         "at least one RegisterTargets per binding, never one per pod and more: {registers}"
     );
+    // The fewest calls registering every pod in time: one per binding at least, one per pod at
+    // most, fewer for a longer deadline.
+    let floors: Vec<(f64, usize)> = figures.register_floor.clone();
+    assert_eq!(floors.len(), 2, "{floors:?}");
+    let (within_half, within_one) = (floors[0].1, floors[1].1);
+    assert!(
+        (3..=24).contains(&within_half) && within_one <= within_half,
+        "{floors:?}"
+    );
     assert_eq!(
         figures.steady_describes, 0,
         "no health polling once settled"

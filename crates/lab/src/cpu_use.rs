@@ -37,6 +37,10 @@ pub struct CpuUse {
     reaped: u64,
     /// Each live thread of this process and each live descendant process, by identity.
     live: HashMap<Identity, Used>,
+    /// The machine's steal time, all CPUs: time its virtual CPUs wanted to run but the host ran
+    /// something else. The same work took 30 s of CPU in one run and 48 s in another an hour
+    /// apart on this shared machine; this says how much of that the host took.
+    stolen: u64,
 }
 
 /// A thread or process by its id and start time (an id may be reused).
@@ -86,7 +90,16 @@ impl CpuUse {
             let ticks = stat.ticks + stat.children_ticks;
             reading.add(false, &stat, process_label(&stat.command), ticks);
         }
+        reading.stolen = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|text| steal_ticks(&text))
+            .unwrap_or(0);
         reading
+    }
+
+    /// The machine's steal time since `before`, all CPUs together.
+    pub fn stolen_since(&self, before: &CpuUse) -> Duration {
+        ticks(self.stolen.saturating_sub(before.stolen))
     }
 
     fn add(&mut self, thread: bool, stat: &Stat, label: String, ticks: u64) {
@@ -138,7 +151,7 @@ impl CpuUse {
 }
 
 /// The benchmark table's row: CPU seconds by who used them over `wall`, and in cores.
-pub fn row(used: &[(String, Duration)], wall: Duration) -> String {
+pub fn row(used: &[(String, Duration)], wall: Duration, stolen: Duration) -> String {
     let wall_seconds = wall.as_secs_f64().max(0.001);
     let total: f64 = used.iter().map(|(_, d)| d.as_secs_f64()).sum();
     let parts: Vec<String> = used
@@ -146,12 +159,22 @@ pub fn row(used: &[(String, Duration)], wall: Duration) -> String {
         .map(|(who, d)| format!("{who} {:.1} s", d.as_secs_f64()))
         .collect();
     format!(
-        "| CPU during the scale-out ({:.0} s; {:.1} s in all, {:.2} cores) | {} |",
+        "| CPU during the scale-out ({:.0} s; {:.1} s in all, {:.2} cores; {:.1} s stolen by the host) | {} |",
         wall_seconds,
         total,
         total / wall_seconds,
+        stolen.as_secs_f64(),
         parts.join(", ")
     )
+}
+
+/// The steal time of `/proc/stat`'s first line (`cpu user nice system idle iowait irq softirq
+/// steal ...`), in ticks.
+fn steal_ticks(proc_stat: &str) -> Option<u64> {
+    let line = proc_stat.lines().next()?;
+    let mut fields = line.split_whitespace();
+    (fields.next()? == "cpu").then_some(())?;
+    fields.nth(7)?.parse().ok()
 }
 
 fn ticks(count: u64) -> Duration {
@@ -384,6 +407,15 @@ mod tests {
     }
 
     #[test]
+    fn steal_is_the_eighth_figure_of_the_cpu_line() {
+        let text =
+            "cpu  5932490 0 546136 9048717 22708 0 34775 139729 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(steal_ticks(text), Some(139_729));
+        assert_eq!(steal_ticks("intr 1 2 3\n"), None);
+        assert_eq!(steal_ticks("cpu 1 2 3\n"), None);
+    }
+
+    #[test]
     fn this_process_and_its_threads_are_read() {
         let reading = CpuUse::read();
         assert!(
@@ -403,10 +435,11 @@ mod tests {
                 ("the controller".to_string(), Duration::from_secs(4)),
             ],
             Duration::from_secs(44),
+            Duration::from_millis(2_500),
         );
         assert_eq!(
             row,
-            "| CPU during the scale-out (44 s; 44.0 s in all, 1.00 cores) | API server 40.0 s, the controller 4.0 s |"
+            "| CPU during the scale-out (44 s; 44.0 s in all, 1.00 cores; 2.5 s stolen by the host) | API server 40.0 s, the controller 4.0 s |"
         );
     }
 }

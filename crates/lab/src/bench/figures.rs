@@ -72,6 +72,8 @@ pub struct GateFigures {
     pub api_writes: Option<Vec<(String, u64)>>,
     /// CPU used during the scale-out, by who used it (the controller apart), most first.
     pub cpu: Vec<(String, Duration)>,
+    /// The machine's steal time during the scale-out (see [`crate::cpu_use::CpuUse`]).
+    pub stolen: Duration,
 }
 
 impl GateFigures {
@@ -189,7 +191,7 @@ impl GateFigures {
         if let Some(writes) = &self.api_writes {
             rows.push(crate::api_writes::row(writes, self.scale_out));
         }
-        rows.push(crate::cpu_use::row(&self.cpu, self.scale_out));
+        rows.push(crate::cpu_use::row(&self.cpu, self.scale_out, self.stolen));
         rows.join("\n")
     }
 }

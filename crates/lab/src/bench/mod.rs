@@ -288,7 +288,9 @@ async fn measure(
     };
     futures::future::try_join(scale_out(&client, options, ramp), all_gated).await?;
     let scale_out = scale_started.elapsed();
-    let cpu = CpuUse::read().since(&cpu_before);
+    let cpu_after = CpuUse::read();
+    let cpu = cpu_after.since(&cpu_before);
+    let stolen = cpu_after.stolen_since(&cpu_before);
     let api_writes = match writes_before {
         Some(before) => Some(ApiWrites::read(&client).await?.since(&before)),
         None => None,
@@ -372,6 +374,7 @@ async fn measure(
         webhook_ms: Samples(webhook_ms),
         api_writes,
         cpu,
+        stolen,
         failed_checks,
         ..GateFigures::default()
     };
