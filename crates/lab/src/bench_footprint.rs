@@ -19,6 +19,7 @@ use lb_sandbox::testing::{ready_pods, service, web_deployment};
 use lb_sandbox::{Sandbox, SandboxConfig, http_client};
 
 use crate::harness::{HarnessError, gated_web_binding, prepare_cluster};
+use crate::spread::Spread;
 
 const NS: &str = "footprint";
 
@@ -45,14 +46,9 @@ pub struct FootprintOptions {
 }
 
 impl FootprintOptions {
-    /// Bindings at scale, at least one.
-    fn scale_binding_count(&self) -> usize {
-        self.scale_bindings.max(1)
-    }
-
-    /// Pods per binding at scale: `scale_pods` spread evenly, rounded up.
-    fn scale_pods_per_binding(&self) -> usize {
-        self.scale_pods.div_ceil(self.scale_binding_count())
+    /// The pods and bindings at scale.
+    fn at_scale(&self) -> Spread {
+        Spread::new(self.scale_pods, self.scale_bindings)
     }
 }
 
@@ -121,7 +117,7 @@ pub async fn run(options: FootprintOptions) -> Result<String, FootprintError> {
     if !options.binary.is_file() {
         return Err(FootprintError::NoBinary(options.binary));
     }
-    let at_scale = options.scale_pods_per_binding() * options.scale_binding_count();
+    let at_scale = options.at_scale().pods();
     let sandbox = Sandbox::start(SandboxConfig::for_pods(options.pods + at_scale)).await?;
     let result = measure(&sandbox, &options).await;
     sandbox.shutdown().await;
@@ -275,8 +271,10 @@ async fn serve_at_scale(
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
     let elb = lb_sandbox::aws::elb_setup::client(aws).await;
-    let bindings = options.scale_binding_count();
-    let per_binding = options.scale_pods_per_binding();
+    let Spread {
+        bindings,
+        per_binding,
+    } = options.at_scale();
     for index in 0..bindings {
         let namespace = format!("scale-{index}");
         sandbox.create_namespace(&namespace, &[]).await?;

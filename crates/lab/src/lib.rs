@@ -18,5 +18,6 @@ pub mod demo;
 pub mod harness;
 pub mod https;
 mod slice_recorder;
+pub mod spread;
 pub mod status_hostname;
 pub mod webhook_probe;

@@ -41,6 +41,7 @@ use crate::harness::{
     ControllerHandle, HarnessError, OwnRuntime, gated_web_binding, start_controller,
 };
 use crate::slice_recorder::SliceRecorder;
+use crate::spread::Spread;
 
 mod figures;
 mod floor;
@@ -81,14 +82,8 @@ pub struct BenchOptions {
 }
 
 impl BenchOptions {
-    /// Bindings, at least one.
-    fn binding_count(&self) -> usize {
-        self.bindings.max(1)
-    }
-
-    /// Pods per binding: `pods` spread evenly, rounded up.
-    fn pods_per_binding(&self) -> usize {
-        self.pods.div_ceil(self.binding_count())
+    fn spread(&self) -> Spread {
+        Spread::new(self.pods, self.bindings)
     }
 }
 
@@ -124,8 +119,7 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
 
 /// Runs the benchmark on a sandbox of its own.
 pub async fn figures(options: BenchOptions) -> Result<GateFigures, BenchError> {
-    let created = options.pods_per_binding() * options.binding_count();
-    let sandbox = Sandbox::start(SandboxConfig::for_pods(created)).await?;
+    let sandbox = Sandbox::start(SandboxConfig::for_pods(options.spread().pods())).await?;
     let controller = start_controller(&sandbox).await?;
     let result = measure(&sandbox, &controller, &options).await;
     controller.stop().await;
@@ -220,8 +214,10 @@ async fn measure(
 ) -> Result<GateFigures, BenchError> {
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    let bindings = options.binding_count();
-    let per_binding = options.pods_per_binding();
+    let Spread {
+        bindings,
+        per_binding,
+    } = options.spread();
     let total = per_binding * bindings;
     let mut groups = Vec::new();
     for index in 0..bindings {
