@@ -47,6 +47,11 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
     // most, fewer for a longer deadline.
     let floors: Vec<(f64, usize)> = figures.register_floor.clone();
     assert_eq!(floors.len(), 2, "{floors:?}");
+    assert_eq!((floors[0].0, floors[1].0), (0.5, 1.0), "{floors:?}");
+    assert_eq!(
+        figures.floor_pods, figures.pods,
+        "every pod seen ready and listed"
+    );
     let (within_half, within_one) = (floors[0].1, floors[1].1);
     assert!(
         (3..=24).contains(&within_half) && within_one <= within_half,

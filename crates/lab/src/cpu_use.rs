@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-/// The thread name of the controller's runtime (`harness::controller_runtime`).
+/// The thread name of the controller's runtime (see `harness::OwnRuntime`).
 pub const CONTROLLER_THREAD: &str = "controller";
 
 /// The thread name of a benchmark's watches' runtime (see `bench::measure`).
@@ -39,8 +39,9 @@ pub struct CpuUse {
     live: HashMap<Identity, Used>,
     /// The machine's steal time, all CPUs: time its virtual CPUs wanted to run but the host ran
     /// something else. The same work took 30 s of CPU in one run and 48 s in another an hour
-    /// apart on this shared machine; this says how much of that the host took.
-    stolen: u64,
+    /// apart on this shared machine; this says how much of that the host took. None where
+    /// `/proc/stat` could not be read or has no steal column (not the same as none stolen).
+    stolen: Option<u64>,
 }
 
 /// A thread or process by its id and start time (an id may be reused).
@@ -92,14 +93,14 @@ impl CpuUse {
         }
         reading.stolen = std::fs::read_to_string("/proc/stat")
             .ok()
-            .and_then(|text| steal_ticks(&text))
-            .unwrap_or(0);
+            .and_then(|text| steal_ticks(&text));
         reading
     }
 
-    /// The machine's steal time since `before`, all CPUs together.
-    pub fn stolen_since(&self, before: &CpuUse) -> Duration {
-        ticks(self.stolen.saturating_sub(before.stolen))
+    /// The machine's steal time since `before`, all CPUs together; None where either reading
+    /// has none.
+    pub fn stolen_since(&self, before: &CpuUse) -> Option<Duration> {
+        Some(ticks(self.stolen?.saturating_sub(before.stolen?)))
     }
 
     fn add(&mut self, thread: bool, stat: &Stat, label: String, ticks: u64) {
@@ -151,19 +152,22 @@ impl CpuUse {
 }
 
 /// The benchmark table's row: CPU seconds by who used them over `wall`, and in cores.
-pub fn row(used: &[(String, Duration)], wall: Duration, stolen: Duration) -> String {
+pub fn row(used: &[(String, Duration)], wall: Duration, stolen: Option<Duration>) -> String {
     let wall_seconds = wall.as_secs_f64().max(0.001);
     let total: f64 = used.iter().map(|(_, d)| d.as_secs_f64()).sum();
     let parts: Vec<String> = used
         .iter()
         .map(|(who, d)| format!("{who} {:.1} s", d.as_secs_f64()))
         .collect();
+    let stolen = match stolen {
+        Some(stolen) => format!("{:.1} s stolen by the host", stolen.as_secs_f64()),
+        None => "steal unknown: /proc/stat unreadable".to_string(),
+    };
     format!(
-        "| CPU during the scale-out ({:.0} s; {:.1} s in all, {:.2} cores; {:.1} s stolen by the host) | {} |",
+        "| CPU during the scale-out ({:.0} s; {:.1} s in all, {:.2} cores; {stolen}) | {} |",
         wall_seconds,
         total,
         total / wall_seconds,
-        stolen.as_secs_f64(),
         parts.join(", ")
     )
 }
@@ -435,11 +439,28 @@ mod tests {
                 ("the controller".to_string(), Duration::from_secs(4)),
             ],
             Duration::from_secs(44),
-            Duration::from_millis(2_500),
+            Some(Duration::from_millis(2_500)),
         );
         assert_eq!(
             row,
             "| CPU during the scale-out (44 s; 44.0 s in all, 1.00 cores; 2.5 s stolen by the host) | API server 40.0 s, the controller 4.0 s |"
         );
+    }
+
+    #[test]
+    fn steal_not_read_is_said_unknown_not_zero() {
+        let row = row(&[], Duration::from_secs(10), None);
+        assert!(row.contains("steal unknown"), "{row}");
+        let before = CpuUse::default();
+        let after = CpuUse {
+            stolen: Some(300),
+            ..CpuUse::default()
+        };
+        assert_eq!(after.stolen_since(&before), None);
+        let before = CpuUse {
+            stolen: Some(100),
+            ..CpuUse::default()
+        };
+        assert_eq!(after.stolen_since(&before), Some(Duration::from_secs(2)));
     }
 }

@@ -63,6 +63,8 @@ pub struct GateFigures {
     /// The fewest RegisterTargets any controller could have made registering every pod within a
     /// deadline of being ready and listed (see [`super::floor`]): (deadline in seconds, calls).
     pub register_floor: Vec<(f64, usize)>,
+    /// The pods that floor covers: those seen both ContainersReady and in an EndpointSlice.
+    pub floor_pods: usize,
     /// Sandbox: registered -> healthy, beyond interval x threshold.
     pub check_lag_ms: Samples,
     /// Sandbox: the emulator's failed health checks of the run's targets, by reason code.
@@ -70,10 +72,11 @@ pub struct GateFigures {
     /// Sandbox: the API server's writes during the scale-out, by verb and resource, most first
     /// (`--api-writes` only).
     pub api_writes: Option<Vec<(String, u64)>>,
-    /// CPU used during the scale-out, by who used it (the controller apart), most first.
+    /// CPU used during the scale-out, by who used it (the controller and the watches apart), most
+    /// first.
     pub cpu: Vec<(String, Duration)>,
     /// The machine's steal time during the scale-out (see [`crate::cpu_use::CpuUse`]).
-    pub stolen: Duration,
+    pub stolen: Option<Duration>,
 }
 
 impl GateFigures {
@@ -95,8 +98,10 @@ impl GateFigures {
             })
             .collect();
         format!(
-            "| RegisterTargets no controller could go below, registering every pod within a deadline of it being ready and listed (one call per target group and moment) | {} |",
-            floors.join("; ")
+            "| RegisterTargets no controller could go below, registering every pod within a deadline of it being ready and listed as the benchmark's watches saw them (one call per target group and moment) | {}; {} of {} pods ready and listed |",
+            floors.join("; "),
+            self.floor_pods,
+            self.pods
         )
     }
 

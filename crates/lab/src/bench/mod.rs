@@ -412,13 +412,17 @@ async fn measure(
                 .0
                 .push((opened.seen - healthy) * 1000.0);
         }
+        // The floor counts every pod that became registrable, whether the controller registered
+        // it or not: leaving one out would lower the floor.
+        if let (Some(ready), Some(listed)) = (pod.containers_ready, slices.first_seen(ip)) {
+            registrable
+                .entry(pod.namespace.clone())
+                .or_default()
+                .push(ready.max(listed));
+        }
         if let (Some(ready), Some(registered)) = (pod.containers_ready, at(ip, "initial")) {
             figures.register_ms.0.push((registered - ready) * 1000.0);
             if let Some(listed) = slices.first_seen(ip) {
-                registrable
-                    .entry(pod.namespace.clone())
-                    .or_default()
-                    .push(ready.max(listed));
                 figures.slice_ms.0.push((listed - ready) * 1000.0);
                 figures
                     .register_after_slice_ms
@@ -441,6 +445,7 @@ async fn measure(
             })
             .collect(),
     );
+    figures.floor_pods = registrable.values().map(Vec::len).sum();
     figures.register_floor = FLOOR_DEADLINES
         .iter()
         .map(|deadline| (*deadline, floor::fewest_calls(&registrable, *deadline)))
