@@ -141,8 +141,7 @@ fn namespace(options: &BenchOptions, index: usize) -> String {
 /// together, as a Deployment's own scale-out brings them).
 #[derive(Debug, Clone, Copy)]
 struct Ramp {
-    bindings: usize,
-    per_binding: usize,
+    spread: Spread,
     rate: f64,
 }
 
@@ -154,17 +153,17 @@ impl Ramp {
         if self.rate <= 0.0 {
             return Duration::ZERO;
         }
-        Duration::from_secs_f64((self.bindings * self.per_binding) as f64 / self.rate)
+        Duration::from_secs_f64(self.spread.pods() as f64 / self.rate)
     }
 
     /// The replicas of binding `index`'s Deployment `elapsed` into the ramp.
     fn replicas_at(&self, index: usize, elapsed: Duration) -> usize {
+        let per_binding = self.spread.per_binding;
         if self.rate <= 0.0 {
-            return self.per_binding;
+            return per_binding;
         }
         let pods = (self.rate * elapsed.as_secs_f64()).ceil() as usize;
-        pods.saturating_sub(index * self.per_binding)
-            .min(self.per_binding)
+        pods.saturating_sub(index * per_binding).min(per_binding)
     }
 }
 
@@ -175,7 +174,7 @@ async fn scale_out(
     ramp: Ramp,
 ) -> Result<(), BenchError> {
     let started = Instant::now();
-    let mut replicas = vec![0; ramp.bindings];
+    let mut replicas = vec![0; ramp.spread.bindings];
     loop {
         let elapsed = started.elapsed() + RAMP_STEP;
         let scales = replicas
@@ -200,7 +199,7 @@ async fn scale_out(
         for scaled in futures::future::join_all(scales).await {
             scaled?;
         }
-        if replicas.iter().all(|r| *r >= ramp.per_binding) {
+        if replicas.iter().all(|r| *r >= ramp.spread.per_binding) {
             return Ok(());
         }
         tokio::time::sleep(RAMP_STEP).await;
@@ -214,11 +213,8 @@ async fn measure(
 ) -> Result<GateFigures, BenchError> {
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
-    let Spread {
-        bindings,
-        per_binding,
-    } = options.spread();
-    let total = per_binding * bindings;
+    let spread = options.spread();
+    let (bindings, total) = (spread.bindings, spread.pods());
     let mut groups = Vec::new();
     for index in 0..bindings {
         let namespace = namespace(options, index);
@@ -259,8 +255,7 @@ async fn measure(
     let scale_started = Instant::now();
     let scale_started_at = now();
     let ramp = Ramp {
-        bindings,
-        per_binding,
+        spread,
         rate: options.rate,
     };
     let deadline = Instant::now() + Duration::from_secs(180 + total as u64 / 4) + ramp.length();
@@ -412,9 +407,10 @@ async fn measure(
                 .0
                 .push((opened.seen - healthy) * 1000.0);
         }
+        let listed = slices.first_seen(ip);
         // The floor counts every pod that became registrable, whether the controller registered
         // it or not: leaving one out would lower the floor.
-        if let (Some(ready), Some(listed)) = (pod.containers_ready, slices.first_seen(ip)) {
+        if let (Some(ready), Some(listed)) = (pod.containers_ready, listed) {
             registrable
                 .entry(pod.namespace.clone())
                 .or_default()
@@ -422,7 +418,7 @@ async fn measure(
         }
         if let (Some(ready), Some(registered)) = (pod.containers_ready, at(ip, "initial")) {
             figures.register_ms.0.push((registered - ready) * 1000.0);
-            if let Some(listed) = slices.first_seen(ip) {
+            if let Some(listed) = listed {
                 figures.slice_ms.0.push((listed - ready) * 1000.0);
                 figures
                     .register_after_slice_ms
