@@ -9,13 +9,23 @@
                                                answers the rate and how many calls were refused
   GET /peer-target-group?arn=ARN               makes target group ARN exist in the account it names,
                                                with a VPC like the cluster's and an ALB (see peer.py)
+  GET /footprint?cluster=NAME                  the account's load balancers, target groups and the
+                                               cluster VPC's security groups, by name (footprint.py);
+                                               NAME (default: the config's) is echoed as cluster_name
+  POST /replay {"footprint": F, "renames": R}  creates footprint F as the upstream controller would,
+                                               names renamed by R (footprint.py); answers the names
+                                               created with their ARNs and IDs
+Errors are {"error": text}: 400 for a bad request, 500 for what moto refused.
 """
 
 import asyncio
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from . import httpwire, peer
+from . import footprint, httpwire, peer
+
+MOTO_PATHS = ("/peer-target-group", "/footprint", "/replay")
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 
 
 class ControlApi:
@@ -53,9 +63,22 @@ class ControlApi:
             return 200, self.throttle.set(per_second)
         return 404, {"error": f"no such endpoint {path}"}
 
-    def _peer(self, arn: str):
+    def _moto_answer(self, method: str, path: str, query: dict, body: bytes):
+        """The endpoints that call moto over HTTP, so run off the loop (which serves the data
+        plane and checks). A ValueError is the caller's mistake; anything else moto refused."""
+        one = lambda name, default=None: (query.get(name) or [default])[0]  # noqa: E731
         try:
-            return 200, peer.ensure_target_group(self.endpoint, self.config, arn)
+            if path == "/peer-target-group":
+                return 200, peer.ensure_target_group(self.endpoint, self.config, one("arn", ""))
+            if path == "/footprint":
+                return 200, footprint.dump(self.endpoint, self.config, one("cluster", self.config["cluster_name"]))
+            if method != "POST":
+                return 405, {"error": f"{path} takes a POST"}
+            request = json.loads(body)
+            if not isinstance(request, dict) or not isinstance(request.get("footprint"), dict) \
+                    or not isinstance(request.get("renames", {}), dict):
+                raise ValueError('the body must be {"footprint": {...}, "renames": {...}}')
+            return 200, footprint.replay(self.endpoint, self.config, request["footprint"], request.get("renames", {}))
         except ValueError as err:
             return 400, {"error": str(err)}
         except Exception as err:  # noqa: BLE001 - moto's errors are many; the caller reads the text
@@ -66,18 +89,19 @@ class ControlApi:
             head = await httpwire.read_head(reader)
             if head is None:
                 return
-            target = urlsplit(head.first_line.split(" ")[1])
+            method, raw_target = head.first_line.split(" ")[:2]
+            target = urlsplit(raw_target)
             query = parse_qs(target.query)
-            if target.path == "/peer-target-group":
-                # Calls moto over HTTP: off the loop, which serves the data plane and checks.
+            if target.path in MOTO_PATHS:
+                request_body = await httpwire.read_body(reader, head, until_eof=False)
                 status, value = await asyncio.get_running_loop().run_in_executor(
-                    None, self._peer, (query.get("arn") or [""])[0]
+                    None, self._moto_answer, method, target.path, query, request_body
                 )
             else:
                 status, value = self._answer(target.path, query)
             body = json.dumps(value).encode()
-            writer.write(httpwire.response_bytes(status, {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}.get(status, "Not Found"),
-                                                 [("Content-Type", "application/json")], body, close=True))
+            writer.write(httpwire.response_bytes(status, REASONS[status], [("Content-Type", "application/json")],
+                                                 body, close=True))
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
             pass

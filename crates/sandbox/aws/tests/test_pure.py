@@ -319,3 +319,64 @@ class PeerArnTest(unittest.TestCase):
                     "arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/x/1"]:
             with self.assertRaises(ValueError):
                 parse_target_group_arn(bad)
+
+
+class FootprintFormTest(unittest.TestCase):
+    """The footprint's forms of actions and ingress rules, and the requests replay makes of them."""
+
+    def test_actions_show_target_group_names_in_order_without_order(self):
+        from lb_sandbox_aws.footprint import dump_actions
+
+        actions = [
+            {"Type": "fixed-response", "Order": 2, "FixedResponseConfig": {"StatusCode": "404"}},
+            {"Type": "forward", "Order": 1, "TargetGroupArn": "arn:a", "ForwardConfig": {
+                "TargetGroups": [{"TargetGroupArn": "arn:a", "Weight": 1}, {"TargetGroupArn": "arn:other", "Weight": 2}],
+                "TargetGroupStickinessConfig": {"Enabled": False}}},
+        ]
+        self.assertEqual(dump_actions(actions, {"arn:a": "tg-a"}), [
+            {"Type": "forward", "TargetGroupArn": "tg-a", "ForwardConfig": {
+                "TargetGroups": [{"TargetGroupArn": "tg-a", "Weight": 1}, {"TargetGroupArn": "arn:other", "Weight": 2}],
+                "TargetGroupStickinessConfig": {"Enabled": False}}},
+            {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}},
+        ])
+
+    def test_replayed_forwards_are_upstreams(self):
+        from lb_sandbox_aws.footprint import replay_actions
+
+        single = {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "tg-a", "Weight": 1}],
+                                                       "TargetGroupStickinessConfig": {"Enabled": False}}}
+        weighted = {"Type": "forward", "ForwardConfig": {
+            "TargetGroups": [{"TargetGroupArn": "tg-a", "Weight": 3}, {"TargetGroupArn": "tg-b", "Weight": 1}],
+            "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 60}}}
+        fixed = {"Type": "fixed-response", "FixedResponseConfig": {"ContentType": "text/plain", "StatusCode": "404"}}
+        self.assertEqual(replay_actions([single, fixed, weighted], {"tg-a": "arn:a", "tg-b": "arn:b"}), [
+            {"Type": "forward", "Order": 1, "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "arn:a"}]}},
+            {**fixed, "Order": 2},
+            {"Type": "forward", "Order": 3, "ForwardConfig": {
+                "TargetGroups": [{"TargetGroupArn": "arn:a", "Weight": 3}, {"TargetGroupArn": "arn:b", "Weight": 1}],
+                "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 60}}},
+        ])
+
+    def test_ingress_rules_and_their_permissions(self):
+        from lb_sandbox_aws.footprint import dump_ingress, replay_permissions
+
+        permissions = [
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "ten"}],
+             "Ipv6Ranges": [{"CidrIpv6": "::/0"}], "UserIdGroupPairs": [{"GroupId": "sg-1", "UserId": "1"}], "PrefixListIds": []},
+            {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "1.2.3.4/32"}], "Ipv6Ranges": [], "UserIdGroupPairs": [],
+             "PrefixListIds": [{"PrefixListId": "pl-1"}]},
+        ]
+        rules = dump_ingress(permissions, {"sg-1": "backend"})
+        self.assertEqual(rules, [
+            {"proto": "-1", "from": None, "to": None, "cidrs": [["1.2.3.4/32", ""]], "groups": [],
+             "prefix_lists": [["pl-1", ""]]},
+            {"proto": "tcp", "from": 443, "to": 443, "cidrs": [["10.0.0.0/8", "ten"], ["::/0", ""]],
+             "groups": [["backend", ""]]},
+        ])
+        self.assertEqual(replay_permissions(rules, {"backend": "sg-2"}.get), [
+            {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "1.2.3.4/32"}]},
+            {"IpProtocol": "-1", "PrefixListIds": [{"PrefixListId": "pl-1"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "ten"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": "sg-2"}]},
+        ])
