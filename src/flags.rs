@@ -102,9 +102,134 @@ pub struct RunArgs {
     /// `text` or `json` (one object per line).
     #[arg(long, env = "LB_CONTROLLER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// The webhooks' certificate and key files (default: `tls.crt` and `tls.key` in
+    /// `--webhook-cert-dir`).
+    #[arg(long, env = "LB_CONTROLLER_WEBHOOK_CERT_FILE")]
+    pub webhook_cert_file: Option<PathBuf>,
+    #[arg(long, env = "LB_CONTROLLER_WEBHOOK_KEY_FILE")]
+    pub webhook_key_file: Option<PathBuf>,
+    /// A kubeconfig to reach the cluster (default: in-cluster, else the usual kubeconfig).
+    #[arg(long, env = "LB_CONTROLLER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Attach the cluster's shared backend security group to every load balancer with a managed
+    /// frontend group (the targets' groups then admit it).
+    #[arg(long, env = "LB_CONTROLLER_ENABLE_BACKEND_SECURITY_GROUP", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub enable_backend_security_group: bool,
+    /// Use this security group (an ID) as the backend group instead of finding or creating
+    /// `k8s-traffic-<cluster>-<hash>`.
+    #[arg(long, env = "LB_CONTROLLER_BACKEND_SECURITY_GROUP", value_parser = parse_security_group)]
+    pub backend_security_group: Option<String>,
+    /// Load balancers with explicit security groups get the backend group too (the annotation
+    /// `manage-backend-security-group-rules` says otherwise per object).
+    #[arg(long, env = "LB_CONTROLLER_ENABLE_MANAGE_BACKEND_SECURITY_GROUP_RULES", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub enable_manage_backend_security_group_rules: bool,
+    /// Tag keys someone else manages on the controller's resources: never removed, and refused
+    /// in `--default-tags`.
+    #[arg(long, env = "LB_CONTROLLER_EXTERNAL_MANAGED_TAGS", value_delimiter = ',', action = ArgAction::Append)]
+    pub external_managed_tags: Vec<String>,
+    /// Upstream's feature gates: `Name=true,Name=false` (upstream's names only).
+    #[arg(long, env = "LB_CONTROLLER_FEATURE_GATES", action = ArgAction::Append, value_parser = crate::feature_gates::parse)]
+    pub feature_gates: Vec<String>,
+    /// Upstream's flags this controller accepts without acting on them (named at startup).
+    #[command(flatten)]
+    pub upstream_only: crate::upstream_flags::UpstreamOnly,
+}
+
+/// Tracking tag keys the controller writes itself: no default tag may use them (upstream's rule).
+const TRACKING_TAGS: [&str; 6] = [
+    "elbv2.k8s.aws/cluster",
+    "elbv2.k8s.aws/resource",
+    "ingress.k8s.aws/stack",
+    "ingress.k8s.aws/resource",
+    "service.k8s.aws/stack",
+    "service.k8s.aws/resource",
+];
+
+/// Why flags that parse cannot be used together (upstream's checks at startup).
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("--{flag}: {key:?} is a tag the controller writes itself (its tracking tags: {})", TRACKING_TAGS.join(", "))]
+    TrackingTag { flag: &'static str, key: String },
+    #[error("--external-managed-tags: {0:?} is also in --default-tags")]
+    ExternalAndDefault(String),
+    #[error(
+        "--enable-manage-backend-security-group-rules needs the backend security group, which --enable-backend-security-group=false turns off"
+    )]
+    ManageWithoutBackend,
+    #[error("--feature-gates: {0}")]
+    FeatureGates(String),
 }
 
 impl RunArgs {
+    /// Upstream's startup checks of the flags together.
+    pub fn validate(&self) -> Result<(), FlagError> {
+        for key in self.default_tags.keys() {
+            if TRACKING_TAGS.contains(&key.as_str()) {
+                return Err(FlagError::TrackingTag {
+                    flag: "default-tags",
+                    key: key.clone(),
+                });
+            }
+        }
+        for key in &self.external_managed_tags {
+            if TRACKING_TAGS.contains(&key.as_str()) {
+                return Err(FlagError::TrackingTag {
+                    flag: "external-managed-tags",
+                    key: key.clone(),
+                });
+            }
+            if self.default_tags.contains_key(key) {
+                return Err(FlagError::ExternalAndDefault(key.clone()));
+            }
+        }
+        if self.enable_manage_backend_security_group_rules && !self.enable_backend_security_group {
+            return Err(FlagError::ManageWithoutBackend);
+        }
+        self.feature_gates().map(|_| ())
+    }
+
+    /// Every `--feature-gates` value, in order.
+    pub fn feature_gates(&self) -> Result<crate::feature_gates::FeatureGates, FlagError> {
+        let mut gates = crate::feature_gates::FeatureGates::default();
+        for value in &self.feature_gates {
+            gates.add(value).map_err(FlagError::FeatureGates)?;
+        }
+        Ok(gates)
+    }
+
+    /// Upstream flags and gates given that this controller does not act on, for the startup
+    /// warning.
+    pub fn not_implemented(&self) -> Vec<String> {
+        let mut named = self.upstream_only.given();
+        if let Ok(gates) = self.feature_gates() {
+            named.extend(
+                gates
+                    .not_implemented()
+                    .into_iter()
+                    .map(|g| format!("--feature-gates {g}")),
+            );
+        }
+        named
+    }
+
+    /// Where the backend security group comes from.
+    pub fn backend_security_group(&self) -> lb_aws::BackendSecurityGroup {
+        match &self.backend_security_group {
+            Some(id) => lb_aws::BackendSecurityGroup::Given(id.clone()),
+            None => lb_aws::BackendSecurityGroup::Managed {
+                cluster: self.cluster_name.clone(),
+            },
+        }
+    }
+
+    /// The security-group settings the model builds with.
+    pub fn security_group_settings(&self) -> lb_model::stack::SecurityGroupSettings {
+        lb_model::stack::SecurityGroupSettings {
+            backend: self.enable_backend_security_group,
+            manage_backend_rules: self.enable_manage_backend_security_group_rules,
+        }
+    }
+
     /// The Lease settings, when leader election is on. The identity is the pod's name (unique
     /// among replicas), with the process id so two processes of one host differ too.
     pub fn leader(&self) -> Option<lb_controller_core::LeaderOptions> {
@@ -144,6 +269,15 @@ fn parse_bind_addr(value: &str) -> Result<SocketAddr, String> {
     };
     full.parse()
         .map_err(|_| format!("{value:?}: expected [host]:port"))
+}
+
+/// `--backend-security-group`: an ID (upstream checks the `sg-` prefix).
+fn parse_security_group(value: &str) -> Result<String, String> {
+    if value.starts_with("sg-") {
+        Ok(value.to_string())
+    } else {
+        Err(format!("{value:?}: expected a security group ID (sg-...)"))
+    }
 }
 
 fn parse_scheme(value: &str) -> Result<lb_model::ingress::Scheme, String> {
@@ -210,6 +344,76 @@ mod tests {
         assert!(!run.enable_leader_election && run.leader().is_none());
         assert_eq!(run.aws_api_endpoints["EC2"], "https://ec2.local");
         assert_eq!(run.watch_namespace.as_deref(), Some("shop"));
+    }
+
+    /// The args upstream's chart renders (its default values plus a typical EKS file's), and
+    /// upstream flags this controller does not implement: all accepted, the latter named.
+    #[test]
+    fn upstreams_flags_are_accepted_and_the_unimplemented_ones_named() {
+        let run = parse(&[
+            "--cluster-name=prod",
+            "--ingress-class=alb",
+            "--aws-region=us-west-2",
+            "--aws-vpc-id=vpc-0123",
+            "--feature-gates=EnableTCPUDPListener=true,EnableRGTAPI=true",
+            "--feature-gates",
+            "NLBSecurityGroup=true",
+            "--enable-waf=false",
+            "--enable-shield",
+            "--sync-period=10h0m0s",
+            "--aws-max-retries",
+            "3",
+            "--external-managed-tags=team,cost-center",
+            "--enable-backend-security-group=false",
+            "--webhook-cert-file=/certs/tls.crt",
+            "--aws-vpc-tags=env=prod,team=web",
+        ])
+        .unwrap();
+        run.validate().unwrap();
+        let gates = run.feature_gates().unwrap();
+        assert!(gates.enabled("EnableTCPUDPListener"));
+        assert!(!run.enable_backend_security_group);
+        assert_eq!(run.external_managed_tags, ["team", "cost-center"]);
+        assert_eq!(
+            run.not_implemented(),
+            [
+                "--sync-period=10h0m0s",
+                "--aws-vpc-tags=env=prod,team=web",
+                "--aws-max-retries=3",
+                "--enable-waf=false",
+                "--enable-shield=true",
+                "--feature-gates EnableRGTAPI=true",
+            ]
+        );
+        // Upstream's checks of the flags together.
+        let tracking = parse(&[
+            "--cluster-name=prod",
+            "--default-tags=elbv2.k8s.aws/cluster=x",
+        ])
+        .unwrap();
+        assert!(matches!(
+            tracking.validate(),
+            Err(FlagError::TrackingTag { .. })
+        ));
+        let both = parse(&[
+            "--cluster-name=prod",
+            "--default-tags=team=a",
+            "--external-managed-tags=team",
+        ])
+        .unwrap();
+        assert!(matches!(
+            both.validate(),
+            Err(FlagError::ExternalAndDefault(_))
+        ));
+        for bad in [
+            "--feature-gates=NoSuchGate=true",
+            "--sync-period=10",
+            "--aws-max-retries=many",
+            "--backend-security-group=default",
+            "--enable-waf=maybe",
+        ] {
+            assert!(parse(&["--cluster-name=prod", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! the default `lab` feature, also the local sandbox's commands: `demo`, `bench-gates`,
 //! `bench-rollout` (see `crates/lab`); `cargo build --no-default-features` leaves them out.
 
+mod feature_gates;
 mod flags;
 mod signals;
+mod upstream_flags;
 
 use flags::RunArgs;
 
@@ -21,6 +23,13 @@ enum CliError {
     Signals(std::io::Error),
     #[error("connecting to Kubernetes: {0}")]
     Kubernetes(kube::Error),
+    #[error("reading --kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error(transparent)]
+    Flags(#[from] flags::FlagError),
     #[error(transparent)]
     Controller(#[from] lb_controller_core::RunError),
     #[cfg(feature = "lab")]
@@ -69,12 +78,36 @@ enum Command {
     BenchIngress(lb_lab::bench_ingress::IngressBenchOptions),
 }
 
+/// The Kubernetes client: `--kubeconfig`'s cluster, else in-cluster or the usual kubeconfig.
+async fn kubernetes(args: &RunArgs) -> Result<kube::Client, CliError> {
+    let Some(path) = &args.kubeconfig else {
+        return kube::Client::try_default()
+            .await
+            .map_err(CliError::Kubernetes);
+    };
+    let kubeconfig_error = |source| CliError::Kubeconfig {
+        path: path.display().to_string(),
+        source,
+    };
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(kubeconfig_error)?;
+    kube::Client::try_from(config).map_err(CliError::Kubernetes)
+}
+
 /// The controller as it runs in a cluster, until SIGTERM or SIGINT.
 async fn run_controller(args: RunArgs) -> Result<(), CliError> {
+    args.validate()?;
+    let ignored = args.not_implemented();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            flags = %ignored.join(" "),
+            "accepted upstream flags this controller does not implement; they have no effect"
+        );
+    }
     let stop = signals::Stop::install().map_err(CliError::Signals)?;
-    let client = kube::Client::try_default()
-        .await
-        .map_err(CliError::Kubernetes)?;
+    let client = kubernetes(&args).await?;
     let calls = std::sync::Arc::new(lb_aws::AwsCalls::default());
     let config = lb_aws::load_sdk_config(&lb_aws::AwsSettings {
         region: args.aws_region.clone(),
@@ -85,8 +118,14 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
     let balancers = load_balancers(&args, &config, &calls);
     let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
         listen: (std::net::Ipv6Addr::UNSPECIFIED, args.webhook_bind_port).into(),
-        cert: args.webhook_cert_dir.join("tls.crt"),
-        key: args.webhook_cert_dir.join("tls.key"),
+        cert: args
+            .webhook_cert_file
+            .clone()
+            .unwrap_or_else(|| args.webhook_cert_dir.join("tls.crt")),
+        key: args
+            .webhook_key_file
+            .clone()
+            .unwrap_or_else(|| args.webhook_cert_dir.join("tls.key")),
         termination_hold: args.pod_termination_hold,
         load_balancer_class: balancers
             .services
@@ -128,24 +167,30 @@ fn load_balancers(
             ingresses: None,
         };
     };
-    let services =
-        (!args.disable_service_controller).then(|| lb_controller_core::service::ServiceOptions {
-            elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
-            ec2: lb_aws::SdkEc2::new(config, calls.clone(), vpc),
-            cluster: lb_model::service::build::ClusterSettings {
-                cluster: args.cluster_name.clone(),
-                default_tags: args.default_tags.clone(),
-                default_ssl_policy: args.default_ssl_policy.clone(),
-            },
-            selection: lb_model::service::selection::SelectionSettings {
-                load_balancer_class: args.load_balancer_class.clone(),
-                default_target_type: args.default_target_type,
-            },
-        });
+    // validate() checked the gates before anything started.
+    let gates = args.feature_gates().unwrap_or_default();
+    let ec2 = || lb_aws::SdkEc2::new(config, calls.clone(), vpc, args.backend_security_group());
+    let services_on = !args.disable_service_controller && gates.enabled("EnableServiceController");
+    let services = services_on.then(|| lb_controller_core::service::ServiceOptions {
+        elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
+        ec2: ec2(),
+        cluster: lb_model::service::build::ClusterSettings {
+            cluster: args.cluster_name.clone(),
+            default_tags: args.default_tags.clone(),
+            default_ssl_policy: args.default_ssl_policy.clone(),
+            security_groups: args.security_group_settings(),
+            external_managed_tags: args.external_managed_tags.clone(),
+            tcp_udp_listeners: gates.enabled("EnableTCPUDPListener"),
+        },
+        selection: lb_model::service::selection::SelectionSettings {
+            load_balancer_class: args.load_balancer_class.clone(),
+            default_target_type: args.default_target_type,
+        },
+    });
     let ingresses =
         (!args.disable_ingress_controller).then(|| lb_controller_core::ingress::IngressOptions {
             elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
-            ec2: lb_aws::SdkEc2::new(config, calls.clone(), vpc),
+            ec2: ec2(),
             acm: lb_aws::SdkAcm::new(config, calls.clone()),
             settings: lb_model::ingress::IngressSettings {
                 cluster: args.cluster_name.clone(),
@@ -153,6 +198,8 @@ fn load_balancers(
                 default_ssl_policy: args.default_ssl_policy.clone(),
                 default_target_type: args.default_target_type,
                 default_scheme: args.default_load_balancer_scheme,
+                security_groups: args.security_group_settings(),
+                external_managed_tags: args.external_managed_tags.clone(),
             },
             class: lb_model::ingress::class::ClassSettings {
                 ingress_class: args.ingress_class.clone(),
@@ -179,9 +226,23 @@ fn init_logging(level: &str, json: bool) {
     }
 }
 
+/// The arguments, with `run` put first when they begin with a flag: upstream's image takes its
+/// flags without a subcommand, so a Deployment written for it starts this one unchanged.
+fn arguments() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let first_is_flag = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| a.starts_with("--") && !matches!(a, "--help" | "--version"));
+    if first_is_flag {
+        args.insert(1, "run".into());
+    }
+    args
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(arguments());
     match &cli.command {
         Command::Run(args) => init_logging(&args.log_level, args.log_format == "json"),
         _ => init_logging("warn", false),

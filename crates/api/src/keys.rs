@@ -124,7 +124,9 @@ pub mod ingress {
     pub const FINALIZER: &str = "ingress.k8s.aws/resources";
     /// Finalizer of a member of group `<name>`: this prefix + the name.
     pub const GROUP_FINALIZER_PREFIX: &str = "group.ingress.k8s.aws/";
-    /// Labels on the TargetGroupBindings made for an Ingress group (upstream's).
+    /// Labels on the TargetGroupBindings made for an Ingress group (upstream's): an explicit
+    /// group's by its name, an Ingress alone's by its name and namespace.
+    pub const STACK_LABEL: &str = "ingress.k8s.aws/stack";
     pub const STACK_NAME_LABEL: &str = "ingress.k8s.aws/stack-name";
     pub const STACK_NAMESPACE_LABEL: &str = "ingress.k8s.aws/stack-namespace";
     /// Backend port name that sends a path to the `actions.<service name>` annotation.

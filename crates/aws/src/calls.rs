@@ -38,6 +38,7 @@ pub enum Operation {
     ModifyTargetGroup,
     ModifyTargetGroupAttributes,
     AddTags,
+    RemoveTags,
     CreateLoadBalancer,
     ModifyLoadBalancerAttributes,
     SetSubnets,
@@ -58,10 +59,13 @@ pub enum Operation {
     AuthorizeSecurityGroupIngress,
     RevokeSecurityGroupIngress,
     DeleteSecurityGroup,
+    /// EC2's tag calls, on security groups.
+    CreateTags,
+    DeleteTags,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 40] = [
+    pub const ALL: [Operation; 43] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
@@ -82,6 +86,7 @@ impl Operation {
         Operation::ModifyTargetGroup,
         Operation::ModifyTargetGroupAttributes,
         Operation::AddTags,
+        Operation::RemoveTags,
         Operation::CreateLoadBalancer,
         Operation::ModifyLoadBalancerAttributes,
         Operation::SetSubnets,
@@ -102,6 +107,8 @@ impl Operation {
         Operation::AuthorizeSecurityGroupIngress,
         Operation::RevokeSecurityGroupIngress,
         Operation::DeleteSecurityGroup,
+        Operation::CreateTags,
+        Operation::DeleteTags,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +133,7 @@ impl Operation {
             Self::ModifyTargetGroup => "ModifyTargetGroup",
             Self::ModifyTargetGroupAttributes => "ModifyTargetGroupAttributes",
             Self::AddTags => "AddTags",
+            Self::RemoveTags => "RemoveTags",
             Self::CreateLoadBalancer => "CreateLoadBalancer",
             Self::ModifyLoadBalancerAttributes => "ModifyLoadBalancerAttributes",
             Self::SetSubnets => "SetSubnets",
@@ -146,6 +154,8 @@ impl Operation {
             Self::AuthorizeSecurityGroupIngress => "AuthorizeSecurityGroupIngress",
             Self::RevokeSecurityGroupIngress => "RevokeSecurityGroupIngress",
             Self::DeleteSecurityGroup => "DeleteSecurityGroup",
+            Self::CreateTags => "CreateTags",
+            Self::DeleteTags => "DeleteTags",
         }
     }
 
@@ -159,6 +169,7 @@ impl Operation {
                 | Self::ModifyTargetGroup
                 | Self::ModifyTargetGroupAttributes
                 | Self::AddTags
+                | Self::RemoveTags
                 | Self::CreateLoadBalancer
                 | Self::ModifyLoadBalancerAttributes
                 | Self::SetSubnets
@@ -179,6 +190,8 @@ impl Operation {
                 | Self::AuthorizeSecurityGroupIngress
                 | Self::RevokeSecurityGroupIngress
                 | Self::DeleteSecurityGroup
+                | Self::CreateTags
+                | Self::DeleteTags
         )
     }
 }
@@ -205,7 +218,7 @@ impl From<Option<AwsErrorKind>> for CallResult {
             Some(AwsErrorKind::Throttled) => Self::throttled,
             Some(AwsErrorKind::InvalidRequest) => Self::invalid_request,
             Some(AwsErrorKind::Unavailable) => Self::unavailable,
-            Some(AwsErrorKind::Other) => Self::other,
+            Some(AwsErrorKind::Other | AwsErrorKind::InUse) => Self::other,
         }
     }
 }

@@ -1,23 +1,27 @@
 //! EC2, for what a load balancer stands on: the VPC's subnets (discovery by tags happens in the
-//! model) and the frontend security group the controller manages for a load balancer.
+//! model), the frontend security group the controller manages for a load balancer, the cluster's
+//! shared backend security group, and security groups users name.
 //!
 //! Subnets change rarely: they are described once and kept for [`SUBNETS_TTL`]. A managed
-//! security group costs one describe when it is as desired; rules are added and removed one by
-//! one, so traffic on a port that stays is never cut.
+//! security group is found by its tags (cluster, stack and resource id, as upstream finds it, so
+//! either controller adopts the other's whatever its name) and costs one describe when it is as
+//! desired; rules are added before any is removed, so traffic on a port that stays is never cut.
+//! The backend group is found by its tags too, once; its ID is then kept.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types as sdk;
+use lb_model::naming;
 use lb_model::service::subnets::Subnet;
-use lb_model::stack::{ManagedSecurityGroup, tags};
+use lb_model::stack::{ManagedSecurityGroup, descriptions, tags};
 
 use crate::calls::{AwsCalls, Operation, finish};
 use crate::deployer::diff::Owner;
-use crate::error::AwsError;
+use crate::error::{AwsError, AwsErrorKind};
 
 /// How long described subnets are trusted.
 pub const SUBNETS_TTL: Duration = Duration::from_secs(300);
@@ -25,12 +29,29 @@ pub const SUBNETS_TTL: Duration = Duration::from_secs(300);
 pub trait Ec2: Send + Sync + 'static {
     /// The subnets of the cluster's VPC, with their tags.
     fn subnets(&self) -> impl Future<Output = Result<Vec<Subnet>, AwsError>> + Send;
-    /// Creates the group if missing and makes its ingress rules exactly the desired ones;
-    /// returns its ID.
+    /// Finds `owner`'s managed group by its tags or creates it, and makes its tags and ingress
+    /// rules exactly the desired ones; returns its ID.
     fn ensure_security_group(
         &self,
+        owner: &Owner,
         group: &ManagedSecurityGroup,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// The cluster's shared backend security group: `--backend-security-group` when given, else
+    /// found by its tags or created (`k8s-traffic-<cluster>-<hash>`); its ID.
+    fn backend_security_group(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// Deletes the backend group this controller finds or creates (never a given one) unless a
+    /// load balancer still uses it (`in_use`, its ID); a group still in use by something else
+    /// (EC2's DependencyViolation) stays for a later release.
+    fn release_backend_security_group(
+        &self,
+        in_use: &(dyn Fn(&str) -> bool + Sync),
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// The IDs of the security groups a user named: `sg-...` IDs as they are (each must exist),
+    /// others by their `Name` tag in the VPC. Every name must be found.
+    fn resolve_security_groups(
+        &self,
+        names_or_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
     /// Deletes every group that carries `owner`'s tags, except `keep` (an ID).
     fn delete_security_groups(
         &self,
@@ -42,20 +63,39 @@ pub trait Ec2: Send + Sync + 'static {
 /// One ingress rule as EC2 holds it: protocol, port range, source CIDR.
 type Rule = (String, i32, i32, String);
 
+/// Where the backend security group comes from (upstream's flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSecurityGroup {
+    /// `--backend-security-group`: the user's; never created, changed or deleted.
+    Given(String),
+    /// Found by its tags, or created, for this cluster.
+    Managed { cluster: String },
+}
+
 pub struct SdkEc2 {
     client: Client,
     calls: Arc<AwsCalls>,
     vpc_id: String,
     subnets: tokio::sync::Mutex<Option<(Instant, Vec<Subnet>)>>,
+    backend: BackendSecurityGroup,
+    /// The managed backend group's ID once found or created.
+    backend_id: tokio::sync::Mutex<Option<String>>,
 }
 
 impl SdkEc2 {
-    pub fn new(config: &aws_config::SdkConfig, calls: Arc<AwsCalls>, vpc_id: &str) -> Self {
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        calls: Arc<AwsCalls>,
+        vpc_id: &str,
+        backend: BackendSecurityGroup,
+    ) -> Self {
         Self {
             client: Client::new(config),
             calls,
             vpc_id: vpc_id.to_string(),
             subnets: tokio::sync::Mutex::default(),
+            backend,
+            backend_id: tokio::sync::Mutex::default(),
         }
     }
 
@@ -63,27 +103,45 @@ impl SdkEc2 {
         sdk::Filter::builder().name(name).values(value).build()
     }
 
-    async fn find_group(&self, name: &str) -> Result<Option<sdk::SecurityGroup>, AwsError> {
+    /// The VPC's security groups whose tags are all of `tags`.
+    async fn groups_tagged(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
         let started = Instant::now();
-        let result = self
+        let mut request = self
             .client
             .describe_security_groups()
-            .filters(Self::filter("vpc-id", &self.vpc_id))
-            .filters(Self::filter("group-name", name))
-            .send()
-            .await;
+            .filters(Self::filter("vpc-id", &self.vpc_id));
+        for (key, value) in tags {
+            request = request.filters(Self::filter(&format!("tag:{key}"), value));
+        }
+        let result = request.send().await;
         let output = finish(
             &self.calls,
             Operation::DescribeSecurityGroups,
             started,
             result,
         )?;
-        Ok(output.security_groups().first().cloned())
+        // The filter found them by tags; checked again, as everything we change.
+        Ok(output
+            .security_groups()
+            .iter()
+            .filter(|g| {
+                let have = tags_of(g);
+                tags.iter().all(|(k, v)| have.get(k) == Some(v))
+            })
+            .cloned()
+            .collect())
     }
 
-    async fn create_group(&self, group: &ManagedSecurityGroup) -> Result<String, AwsError> {
-        let tags = group
-            .tags
+    async fn create_group(
+        &self,
+        name: &str,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, AwsError> {
+        let tags = tags
             .iter()
             .map(|(k, v)| sdk::Tag::builder().key(k).value(v).build())
             .collect();
@@ -91,8 +149,8 @@ impl SdkEc2 {
         let result = self
             .client
             .create_security_group()
-            .group_name(&group.name)
-            .description("[k8s] Managed SecurityGroup for LoadBalancer")
+            .group_name(name)
+            .description(description)
             .vpc_id(&self.vpc_id)
             .tag_specifications(
                 sdk::TagSpecification::builder()
@@ -104,6 +162,90 @@ impl SdkEc2 {
             .await;
         let output = finish(&self.calls, Operation::CreateSecurityGroup, started, result)?;
         Ok(output.group_id().unwrap_or_default().to_string())
+    }
+
+    /// Makes the group's tags the desired ones (upstream's legacy keys left alone).
+    async fn reconcile_tags(
+        &self,
+        id: &str,
+        desired: &BTreeMap<String, String>,
+        have: &BTreeMap<String, String>,
+        ignored: &BTreeSet<String>,
+    ) -> Result<(), AwsError> {
+        let add: Vec<sdk::Tag> = desired
+            .iter()
+            .filter(|(k, v)| have.get(*k) != Some(*v))
+            .map(|(k, v)| sdk::Tag::builder().key(k).value(v).build())
+            .collect();
+        if !add.is_empty() {
+            let started = Instant::now();
+            let result = self
+                .client
+                .create_tags()
+                .resources(id)
+                .set_tags(Some(add))
+                .send()
+                .await;
+            finish(&self.calls, Operation::CreateTags, started, result)?;
+        }
+        let remove: Vec<sdk::Tag> = have
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !ignored.contains(*k))
+            .map(|k| sdk::Tag::builder().key(k).build())
+            .collect();
+        if !remove.is_empty() {
+            let started = Instant::now();
+            let result = self
+                .client
+                .delete_tags()
+                .resources(id)
+                .set_tags(Some(remove))
+                .send()
+                .await;
+            finish(&self.calls, Operation::DeleteTags, started, result)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_group(&self, id: &str) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .delete_security_group()
+            .group_id(id)
+            .send()
+            .await;
+        finish(&self.calls, Operation::DeleteSecurityGroup, started, result)?;
+        Ok(())
+    }
+
+    async fn describe_by(
+        &self,
+        ids: Vec<String>,
+        names: Vec<String>,
+    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
+        let started = Instant::now();
+        let mut request = self.client.describe_security_groups();
+        if ids.is_empty() {
+            request = request
+                .filters(Self::filter("vpc-id", &self.vpc_id))
+                .filters(
+                    sdk::Filter::builder()
+                        .name("tag:Name")
+                        .set_values(Some(names))
+                        .build(),
+                );
+        } else {
+            request = request.set_group_ids(Some(ids));
+        }
+        let result = request.send().await;
+        let output = finish(
+            &self.calls,
+            Operation::DescribeSecurityGroups,
+            started,
+            result,
+        )?;
+        Ok(output.security_groups().to_vec())
     }
 
     async fn change_rules(&self, id: &str, rules: &[&Rule], add: bool) -> Result<(), AwsError> {
@@ -186,7 +328,18 @@ fn existing_rules(group: &sdk::SecurityGroup) -> BTreeSet<Rule> {
     rules
 }
 
-fn tags_of(group: &sdk::SecurityGroup) -> std::collections::BTreeMap<String, String> {
+/// The tags that make a security group the cluster's backend group (upstream's).
+fn backend_tags(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (tags::CLUSTER.to_string(), cluster.to_string()),
+        (
+            tags::ELBV2_RESOURCE.to_string(),
+            tags::BACKEND_SG.to_string(),
+        ),
+    ])
+}
+
+fn tags_of(group: &sdk::SecurityGroup) -> BTreeMap<String, String> {
     group
         .tags()
         .iter()
@@ -229,14 +382,35 @@ impl Ec2 for SdkEc2 {
 
     async fn ensure_security_group(
         &self,
+        owner: &Owner,
         group: &ManagedSecurityGroup,
     ) -> Result<String, AwsError> {
-        let (id, have) = match self.find_group(&group.name).await? {
-            Some(found) => (
-                found.group_id().unwrap_or_default().to_string(),
-                existing_rules(&found),
+        let mut by = BTreeMap::from([
+            (tags::CLUSTER.to_string(), owner.cluster.clone()),
+            (owner.kind.stack_tag().to_string(), owner.stack_id.clone()),
+        ]);
+        by.insert(
+            owner.kind.resource_tag().to_string(),
+            tags::MANAGED_SECURITY_GROUP.to_string(),
+        );
+        let found = self.groups_tagged(&by).await?.into_iter().next();
+        let (id, have) = match found {
+            Some(found) => {
+                let id = found.group_id().unwrap_or_default().to_string();
+                let ignored: BTreeSet<String> = tags::legacy(&owner.cluster).into();
+                self.reconcile_tags(&id, &group.tags, &tags_of(&found), &ignored)
+                    .await?;
+                (id, existing_rules(&found))
+            }
+            None => (
+                self.create_group(
+                    &group.name,
+                    descriptions::MANAGED_SECURITY_GROUP,
+                    &group.tags,
+                )
+                .await?,
+                BTreeSet::new(),
             ),
-            None => (self.create_group(group).await?, BTreeSet::new()),
         };
         let want = desired_rules(group);
         // New rules first: a source range that moves is never closed in between.
@@ -245,6 +419,102 @@ impl Ec2 for SdkEc2 {
         self.change_rules(&id, &have.difference(&want).collect::<Vec<_>>(), false)
             .await?;
         Ok(id)
+    }
+
+    async fn backend_security_group(&self) -> Result<String, AwsError> {
+        let cluster = match &self.backend {
+            BackendSecurityGroup::Given(id) => return Ok(id.clone()),
+            BackendSecurityGroup::Managed { cluster } => cluster,
+        };
+        let mut known = self.backend_id.lock().await;
+        if let Some(id) = known.as_ref() {
+            return Ok(id.clone());
+        }
+        let by = backend_tags(cluster);
+        let id = match self.groups_tagged(&by).await?.first() {
+            Some(found) => found.group_id().unwrap_or_default().to_string(),
+            None => {
+                self.create_group(
+                    &naming::backend_security_group(cluster),
+                    descriptions::BACKEND_SECURITY_GROUP,
+                    &by,
+                )
+                .await?
+            }
+        };
+        *known = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn release_backend_security_group(
+        &self,
+        in_use: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(), AwsError> {
+        let BackendSecurityGroup::Managed { cluster } = &self.backend else {
+            return Ok(());
+        };
+        let mut known = self.backend_id.lock().await;
+        for group in self.groups_tagged(&backend_tags(cluster)).await? {
+            let id = group.group_id().unwrap_or_default();
+            if in_use(id) {
+                continue;
+            }
+            match self.delete_group(id).await {
+                Ok(()) => *known = None,
+                // Still referenced (a load balancer going, a rule of another group): later.
+                Err(e) if e.kind == AwsErrorKind::InUse => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve_security_groups(
+        &self,
+        names_or_ids: &[String],
+    ) -> Result<Vec<String>, AwsError> {
+        let (ids, names): (Vec<String>, Vec<String>) = names_or_ids
+            .iter()
+            .cloned()
+            .partition(|n| n.starts_with("sg-"));
+        let mut resolved = Vec::new();
+        if !ids.is_empty() {
+            let found = self.describe_by(ids.clone(), Vec::new()).await?;
+            let found: Vec<String> = found
+                .iter()
+                .filter_map(|g| g.group_id())
+                .map(str::to_string)
+                .collect();
+            if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+                return Err(AwsError::new(
+                    "DescribeSecurityGroups",
+                    AwsErrorKind::NotFound,
+                    format!("security group {missing} not found"),
+                ));
+            }
+            resolved.extend(ids);
+        }
+        if !names.is_empty() {
+            let found = self.describe_by(Vec::new(), names.clone()).await?;
+            for name in &names {
+                let id = found
+                    .iter()
+                    .find(|g| tags_of(g).get("Name") == Some(name))
+                    .and_then(|g| g.group_id())
+                    .ok_or_else(|| {
+                        AwsError::new(
+                            "DescribeSecurityGroups",
+                            AwsErrorKind::NotFound,
+                            format!(
+                                "no security group of VPC {} has the Name tag {name:?}",
+                                self.vpc_id
+                            ),
+                        )
+                    })?;
+                resolved.push(id.to_string());
+            }
+        }
+        Ok(resolved)
     }
 
     async fn delete_security_groups(

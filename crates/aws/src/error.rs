@@ -14,6 +14,9 @@ pub enum AwsErrorKind {
     InvalidRequest,
     /// The service failed or did not answer (5xx, timeouts, connection errors): retry.
     Unavailable,
+    /// The resource is still used by another (EC2's DependencyViolation, ELB's ResourceInUse):
+    /// it can go once that one has.
+    InUse,
     Other,
 }
 
@@ -26,6 +29,7 @@ impl AwsErrorKind {
             Self::Throttled => "throttled",
             Self::InvalidRequest => "invalid_request",
             Self::Unavailable => "unavailable",
+            Self::InUse => "in_use",
             Self::Other => "other",
         }
     }
@@ -91,6 +95,7 @@ impl AwsError {
                 | "RequestTimeout"
                 | "RequestTimeoutException",
             ) => AwsErrorKind::Unavailable,
+            Some("DependencyViolation" | "ResourceInUse") => AwsErrorKind::InUse,
             Some(_) => AwsErrorKind::Other,
         };
         Self {

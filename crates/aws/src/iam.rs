@@ -1,7 +1,6 @@
 //! The IAM policy the controller needs: exactly the AWS actions its code calls, generated from
 //! [`Operation::ALL`] (every SDK call is recorded under one of them for the metrics), plus what
-//! AWS checks implicitly: `ec2:CreateTags` for a security group created with its tags, and
-//! `iam:CreateServiceLinkedRole` (for ELB only) for the first load balancer of an account. The
+//! AWS checks implicitly: `iam:CreateServiceLinkedRole` (for ELB only) for the first load balancer of an account. The
 //! ARNs are the `aws` partition's (as upstream's policy; other partitions change `arn:aws:`). Committed as
 //! `config/iam/iam-policy.json` (`lb-controller iam-policy` prints it); a test fails when the
 //! file, the operations or the SDK calls in this crate's sources disagree.
@@ -21,7 +20,9 @@ pub fn service(operation: Operation) -> &'static str {
         | CreateSecurityGroup
         | AuthorizeSecurityGroupIngress
         | RevokeSecurityGroupIngress
-        | DeleteSecurityGroup => "ec2",
+        | DeleteSecurityGroup
+        | CreateTags
+        | DeleteTags => "ec2",
         _ => "elasticloadbalancing",
     }
 }
@@ -50,8 +51,6 @@ pub fn policy() -> Value {
         };
         list.push(action(operation));
     }
-    // Security groups are created with their tags (TagSpecifications): EC2 checks CreateTags.
-    write.push("ec2:CreateTags".to_string());
     for list in [&mut read, &mut targets, &mut write, &mut assume] {
         list.sort();
         list.dedup();

@@ -92,7 +92,9 @@ pub fn aws_category(kind: AwsErrorKind) -> ErrorCategory {
         AwsErrorKind::AccessDenied => ErrorCategory::AccessDenied,
         AwsErrorKind::Throttled => ErrorCategory::Throttled,
         AwsErrorKind::InvalidRequest => ErrorCategory::InvalidInput,
-        AwsErrorKind::Unavailable | AwsErrorKind::Other => ErrorCategory::Transient,
+        AwsErrorKind::Unavailable | AwsErrorKind::InUse | AwsErrorKind::Other => {
+            ErrorCategory::Transient
+        }
     }
 }
 
@@ -103,7 +105,9 @@ impl ControllerError {
             Self::TargetGroupNotFound { .. } => ErrorCategory::MissingInAws,
             Self::Role { source, .. } => match source.kind {
                 AwsErrorKind::Throttled => ErrorCategory::Throttled,
-                AwsErrorKind::Unavailable | AwsErrorKind::Other => ErrorCategory::Transient,
+                AwsErrorKind::Unavailable | AwsErrorKind::InUse | AwsErrorKind::Other => {
+                    ErrorCategory::Transient
+                }
                 _ => ErrorCategory::AccessDenied,
             },
             Self::Desired(DesiredError::ServiceNotFound { .. }) => ErrorCategory::MissingInCluster,
@@ -132,7 +136,7 @@ impl ControllerError {
                 AwsErrorKind::AccessDenied => "AwsAccessDenied",
                 AwsErrorKind::NotFound => "AwsNotFound",
                 AwsErrorKind::InvalidRequest => "AwsInvalidRequest",
-                AwsErrorKind::Unavailable | AwsErrorKind::Other => "AwsError",
+                AwsErrorKind::Unavailable | AwsErrorKind::InUse | AwsErrorKind::Other => "AwsError",
             },
             Self::Kube { .. } => "KubernetesError",
             Self::Finalizer(_) => "FinalizerError",

@@ -10,6 +10,8 @@
 //! - [`leader`]: leader election on a Lease, with a warm standby; [`health`]: the probes.
 //! - [`slim`]: what the caches keep of pods, nodes and EndpointSlices.
 //! - [`budget`]: the ELB call budget all bindings share.
+//! - [`security_groups`]: a stack's security groups as IDs (managed, named, the shared backend
+//!   one), and the backend one's release.
 //! - [`error`]: errors, their categories and the requeue they choose; [`metrics`]: Prometheus.
 
 pub mod budget;
@@ -23,6 +25,7 @@ pub mod object_writes;
 pub mod pod_conditions;
 pub mod report;
 pub mod runtime;
+pub mod security_groups;
 pub mod service;
 pub mod slim;
 pub mod status_writer;

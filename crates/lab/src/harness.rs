@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use lb_api::{TargetGroupBinding, keys};
-use lb_aws::{AwsCalls, SdkAcm, SdkEc2, SdkElbv2, SdkLoadBalancers};
+use lb_aws::{AwsCalls, BackendSecurityGroup, SdkAcm, SdkEc2, SdkElbv2, SdkLoadBalancers};
 use lb_controller_core::ingress::IngressOptions;
 use lb_controller_core::service::ServiceOptions;
 use lb_controller_core::{
@@ -268,17 +268,34 @@ pub async fn start_controller_with(
     let vpc = &aws.seeded().vpc_id;
     let services = ServiceOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
-        ec2: SdkEc2::new(&config, calls.clone(), vpc),
+        ec2: SdkEc2::new(
+            &config,
+            calls.clone(),
+            vpc,
+            BackendSecurityGroup::Managed {
+                cluster: aws.cluster_name().to_string(),
+            },
+        ),
         cluster: ClusterSettings {
             cluster: aws.cluster_name().to_string(),
             default_tags: Default::default(),
             default_ssl_policy: "ELBSecurityPolicy-2016-08".to_string(),
+            security_groups: Default::default(),
+            external_managed_tags: Vec::new(),
+            tcp_udp_listeners: false,
         },
         selection: SelectionSettings::default(),
     };
     let ingresses = IngressOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
-        ec2: SdkEc2::new(&config, calls.clone(), vpc),
+        ec2: SdkEc2::new(
+            &config,
+            calls.clone(),
+            vpc,
+            BackendSecurityGroup::Managed {
+                cluster: aws.cluster_name().to_string(),
+            },
+        ),
         acm: SdkAcm::new(&config, calls.clone()),
         settings: IngressSettings {
             cluster: aws.cluster_name().to_string(),
@@ -286,6 +303,8 @@ pub async fn start_controller_with(
             default_ssl_policy: "ELBSecurityPolicy-2016-08".to_string(),
             default_target_type: lb_api::TargetType::Instance,
             default_scheme: lb_model::ingress::Scheme::Internal,
+            security_groups: Default::default(),
+            external_managed_tags: Vec::new(),
         },
         class: ClassSettings::default(),
     };

@@ -1,33 +1,39 @@
-//! Names of what the controller creates in AWS and Kubernetes: `k8s-<ns8>-<name8>-<hash10>`, the
-//! shape upstream uses, so a console of either controller reads the same.
+//! Names of what the controller creates in AWS, computed exactly as the upstream controller computes
+//! them: the same object in the same cluster gets the same name from either controller, so a
+//! console, a DNS record or a dashboard never sees a switch between them.
 //!
-//! The hash covers what makes the resource itself: the cluster, the object, and the fields ELB
-//! cannot change in place (a load balancer's scheme; a target group's protocol, port, target type,
-//! address type). Change one of those and the name changes too, so the replacement can exist next
-//! to the old resource while traffic moves (names are unique per account and region).
+//! Every generated name is `k8s-<ns8>-<name8>-<hash10>` (an explicit Ingress group's load balancer
+//! and security group: `k8s-<group17>-<hash10>`; the shared backend security group:
+//! `k8s-traffic-<cluster>-<hash10>`): the namespace and name with everything but ASCII letters and
+//! digits removed, cut to 8 (17) characters, and the first 10 hex digits of SHA-256 over the
+//! inputs written one after the other, with no separator (upstream's choice, kept for the names'
+//! sake). The inputs per resource are upstream's; `tests/upstream_footprint.rs` checks them against
+//! names measured from upstream's own binary.
+//!
+//! Several names hash a Kubernetes UID (a Service's NLB, its security group, every target group),
+//! so they differ between clusters; the others hash only the cluster name and the object's
+//! identity. None of them is how the controller finds a resource again: that is by its tags.
 
 use sha2::{Digest, Sha256};
 
 /// ELB's limit for load balancer and target group names.
 pub const MAX_NAME: usize = 32;
 
-/// The first 8 characters of `value` that ELB accepts in a name (letters, digits), lower-cased.
-fn short(value: &str) -> String {
+/// `value` with everything but ASCII letters and digits removed (upstream's `[[:^alnum:]]`), at
+/// most `max` characters, case kept.
+fn sanitized(value: &str, max: usize) -> String {
     value
         .chars()
         .filter(char::is_ascii_alphanumeric)
-        .take(8)
-        .collect::<String>()
-        .to_ascii_lowercase()
+        .take(max)
+        .collect()
 }
 
-/// The first 10 hex digits of SHA-256 over the parts, each ended by a NUL (so `a`,`bc` and `ab`,`c`
-/// differ).
+/// The first 10 hex digits of SHA-256 over the parts written one after the other.
 fn hash10(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());
-        hasher.update([0u8]);
     }
     hasher
         .finalize()
@@ -37,52 +43,160 @@ fn hash10(parts: &[&str]) -> String {
         .collect()
 }
 
-/// `k8s-<ns8>-<name8>-<hash10>`: at most 4 + 9 + 9 + 10 = 32 characters.
-pub fn resource_name(namespace: &str, name: &str, hashed: &[&str]) -> String {
+/// `k8s-<ns8>-<name8>-<hash10>`: at most 32 characters.
+fn namespaced(namespace: &str, name: &str, hashed: &[&str]) -> String {
     format!(
         "k8s-{}-{}-{}",
-        short(namespace),
-        short(name),
+        sanitized(namespace, 8),
+        sanitized(name, 8),
         hash10(hashed)
     )
 }
 
-/// A Service's or an Ingress group's load balancer.
-pub fn load_balancer_name(cluster: &str, namespace: &str, name: &str, scheme: &str) -> String {
-    resource_name(namespace, name, &[cluster, namespace, name, scheme])
+/// Which Ingress group a name is for: an explicit `group.name`, or an Ingress alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngressGroupName<'a> {
+    Explicit(&'a str),
+    Implicit { namespace: &'a str, name: &'a str },
 }
 
-/// What makes a target group, as ELB sees it: none of it can change in place.
+impl IngressGroupName<'_> {
+    /// Upstream's group id as a string: the group's name, or `<namespace>/<name>`.
+    fn id(&self) -> String {
+        match self {
+            Self::Explicit(name) => (*name).to_string(),
+            Self::Implicit { namespace, name } => format!("{namespace}/{name}"),
+        }
+    }
+
+    /// `k8s-<group17>-<hash10>` or `k8s-<ns8>-<name8>-<hash10>`.
+    fn named(&self, hashed: &[&str]) -> String {
+        match self {
+            Self::Explicit(name) => format!("k8s-{}-{}", sanitized(name, 17), hash10(hashed)),
+            Self::Implicit { namespace, name } => namespaced(namespace, name, hashed),
+        }
+    }
+}
+
+/// An Ingress group's ALB: hashes the cluster, the group and the scheme (a scheme change is a new
+/// load balancer).
+pub fn ingress_load_balancer(cluster: &str, group: IngressGroupName, scheme: &str) -> String {
+    group.named(&[cluster, &group.id(), scheme])
+}
+
+/// An Ingress group's managed frontend security group: hashes the cluster and the group.
+pub fn ingress_security_group(cluster: &str, group: IngressGroupName) -> String {
+    group.named(&[cluster, &group.id()])
+}
+
+/// What makes an Ingress backend's target group (and its TargetGroupBinding, named the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TargetGroupIdentity<'a> {
+pub struct IngressTargetGroup<'a> {
     pub cluster: &'a str,
-    pub namespace: &'a str,
-    /// The Service the targets come from.
-    pub service: &'a str,
-    /// The Service port, as a string (number or name).
+    pub group: IngressGroupName<'a>,
+    pub ingress_namespace: &'a str,
+    pub ingress_name: &'a str,
+    pub service_name: &'a str,
+    pub service_uid: &'a str,
+    /// The backend's port as the Ingress gives it: a number or a name.
     pub service_port: &'a str,
-    pub protocol: &'a str,
+    /// The target group's port: the node port (instance) or the target port (ip).
     pub port: u16,
     pub target_type: &'a str,
-    pub ip_address_type: &'a str,
+    pub protocol: &'a str,
+    pub protocol_version: &'a str,
 }
 
-/// The target group's name; its TargetGroupBinding has the same name.
-pub fn target_group_name(id: &TargetGroupIdentity) -> String {
-    let port = id.port.to_string();
-    resource_name(
-        id.namespace,
-        id.service,
+/// Named after the Service (the targets' namespace and name), hashed over everything that makes
+/// the group.
+pub fn ingress_target_group(tg: &IngressTargetGroup) -> String {
+    let port = tg.port.to_string();
+    namespaced(
+        tg.ingress_namespace,
+        tg.service_name,
         &[
-            id.cluster,
-            id.namespace,
-            id.service,
-            id.service_port,
-            id.protocol,
+            tg.cluster,
+            &tg.group.id(),
+            tg.ingress_namespace,
+            tg.ingress_name,
+            tg.service_uid,
+            tg.service_port,
             &port,
-            id.target_type,
-            id.ip_address_type,
+            tg.target_type,
+            tg.protocol,
+            tg.protocol_version,
         ],
+    )
+}
+
+/// A Service, as its names need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceName<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+/// A Service's NLB: hashes the cluster, the Service's UID and the scheme.
+pub fn service_load_balancer(cluster: &str, service: ServiceName, scheme: &str) -> String {
+    namespaced(
+        service.namespace,
+        service.name,
+        &[cluster, service.uid, scheme],
+    )
+}
+
+/// A Service's managed frontend security group (name, namespace and UID, in upstream's order).
+pub fn service_security_group(cluster: &str, service: ServiceName) -> String {
+    namespaced(
+        service.namespace,
+        service.name,
+        &[cluster, service.name, service.namespace, service.uid],
+    )
+}
+
+/// What makes a Service port's target group (and its binding, named the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceTargetGroup<'a> {
+    pub cluster: &'a str,
+    pub service: ServiceName<'a>,
+    /// The Service port's number.
+    pub service_port: i32,
+    /// The target group's port: the node port (instance) or the target port (ip).
+    pub port: u16,
+    pub target_type: &'a str,
+    pub protocol: &'a str,
+    pub health_check_protocol: &'a str,
+    pub health_check_interval: i32,
+}
+
+pub fn service_target_group(tg: &ServiceTargetGroup) -> String {
+    let port = tg.port.to_string();
+    let service_port = tg.service_port.to_string();
+    let interval = tg.health_check_interval.to_string();
+    namespaced(
+        tg.service.namespace,
+        tg.service.name,
+        &[
+            tg.cluster,
+            tg.service.uid,
+            &port,
+            &service_port,
+            tg.target_type,
+            tg.protocol,
+            tg.health_check_protocol,
+            &interval,
+        ],
+    )
+}
+
+/// The cluster's shared backend security group, attached to every load balancer with a managed
+/// frontend group: the source the targets' security groups admit.
+pub fn backend_security_group(cluster: &str) -> String {
+    format!(
+        "k8s-traffic-{}-{}",
+        sanitized(cluster, 232),
+        hash10(&[cluster])
     )
 }
 
@@ -90,67 +204,151 @@ pub fn target_group_name(id: &TargetGroupIdentity) -> String {
 mod tests {
     use super::*;
 
-    fn identity() -> TargetGroupIdentity<'static> {
-        TargetGroupIdentity {
-            cluster: "prod",
+    // Names measured from upstream's binary (crates/lab/fixtures/upstream-footprint), cluster
+    // `lb-sandbox`; the footprint test checks every one of them, these check the shapes.
+
+    #[test]
+    fn ingress_names_are_upstreams() {
+        let implicit = IngressGroupName::Implicit {
             namespace: "game-2048",
-            service: "service-2048",
-            service_port: "80",
-            protocol: "TCP",
-            port: 8080,
-            target_type: "ip",
-            ip_address_type: "ipv4",
-        }
+            name: "ingress-2048",
+        };
+        assert_eq!(
+            ingress_load_balancer("lb-sandbox", implicit, "internet-facing"),
+            "k8s-game2048-ingress2-066081e12f"
+        );
+        assert_eq!(
+            ingress_security_group("lb-sandbox", implicit),
+            "k8s-game2048-ingress2-c81c28902a"
+        );
+        let explicit = IngressGroupName::Explicit("store-front");
+        assert_eq!(
+            ingress_load_balancer("lb-sandbox", explicit, "internet-facing"),
+            "k8s-storefront-c821b6cdc6"
+        );
+        assert_eq!(
+            ingress_security_group("lb-sandbox", explicit),
+            "k8s-storefront-102d9e54cd"
+        );
+        assert_eq!(
+            ingress_target_group(&IngressTargetGroup {
+                cluster: "lb-sandbox",
+                group: explicit,
+                ingress_namespace: "store",
+                ingress_name: "cart",
+                service_name: "cart",
+                service_uid: "5868d9b6-1e34-4c30-99ca-0e94f0e1c352",
+                service_port: "80",
+                port: 8080,
+                target_type: "ip",
+                protocol: "HTTP",
+                protocol_version: "HTTP1",
+            }),
+            "k8s-store-cart-411fb25aea"
+        );
     }
 
     #[test]
-    fn names_have_upstreams_shape_and_fit_elb() {
-        let name = target_group_name(&identity());
-        assert!(name.starts_with("k8s-game2048-service2-"), "{name}");
-        assert_eq!(name.len(), "k8s-game2048-service2-".len() + 10);
-        let long = load_balancer_name(
+    fn service_and_backend_names_are_upstreams() {
+        let service = ServiceName {
+            namespace: "nlb-demo",
+            name: "svc-nlb-ip-type",
+            uid: "883089c2-56e1-4678-a2ee-545bd585e7b9",
+        };
+        assert_eq!(
+            service_load_balancer("lb-sandbox", service, "internet-facing"),
+            "k8s-nlbdemo-svcnlbip-cffca4911d"
+        );
+        assert_eq!(
+            service_security_group("lb-sandbox", service),
+            "k8s-nlbdemo-svcnlbip-532c35bed2"
+        );
+        assert_eq!(
+            service_target_group(&ServiceTargetGroup {
+                cluster: "lb-sandbox",
+                service,
+                service_port: 80,
+                port: 8080,
+                target_type: "ip",
+                protocol: "TCP",
+                health_check_protocol: "TCP",
+                health_check_interval: 10,
+            }),
+            "k8s-nlbdemo-svcnlbip-e9544d6c87"
+        );
+        assert_eq!(
+            backend_security_group("lb-sandbox"),
+            "k8s-traffic-lbsandbox-b61a8e4488"
+        );
+    }
+
+    #[test]
+    fn long_and_odd_names_fit_elb() {
+        let long = service_load_balancer(
             "c",
-            "a-very-long-namespace-name",
-            "an.even.longer.service.name",
+            ServiceName {
+                namespace: "a-very-long-namespace-name",
+                name: "an.even.longer.service.name",
+                uid: "u",
+            },
             "internal",
         );
-        assert!(long.len() <= MAX_NAME, "{long}");
-        assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert_eq!(long.len(), MAX_NAME, "{long}");
+        let group = ingress_load_balancer(
+            "c",
+            IngressGroupName::Explicit("a.group_with/odd*characters-and-length"),
+            "internal",
+        );
+        assert!(group.starts_with("k8s-agroupwithoddchar-"), "{group}");
+        assert_eq!(group.len(), MAX_NAME, "{group}");
+        assert!(
+            [long, group]
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        );
     }
 
     #[test]
-    fn names_are_stable_and_change_with_what_elb_cannot_modify() {
-        let base = target_group_name(&identity());
-        assert_eq!(base, target_group_name(&identity()));
+    fn what_elb_cannot_modify_changes_the_name() {
+        let service = ServiceName {
+            namespace: "ns",
+            name: "web",
+            uid: "uid-1",
+        };
+        let base = ServiceTargetGroup {
+            cluster: "c",
+            service,
+            service_port: 80,
+            port: 8080,
+            target_type: "ip",
+            protocol: "TCP",
+            health_check_protocol: "TCP",
+            health_check_interval: 10,
+        };
+        let name = service_target_group(&base);
         for changed in [
-            TargetGroupIdentity {
+            ServiceTargetGroup {
                 protocol: "TLS",
-                ..identity()
+                ..base
             },
-            TargetGroupIdentity {
-                port: 8081,
-                ..identity()
-            },
-            TargetGroupIdentity {
+            ServiceTargetGroup { port: 8081, ..base },
+            ServiceTargetGroup {
                 target_type: "instance",
-                ..identity()
+                ..base
             },
-            TargetGroupIdentity {
-                cluster: "staging",
-                ..identity()
-            },
-            TargetGroupIdentity {
-                service_port: "443",
-                ..identity()
+            ServiceTargetGroup {
+                service: ServiceName {
+                    uid: "uid-2",
+                    ..service
+                },
+                ..base
             },
         ] {
-            assert_ne!(target_group_name(&changed), base, "{changed:?}");
+            assert_ne!(service_target_group(&changed), name, "{changed:?}");
         }
         assert_ne!(
-            load_balancer_name("c", "ns", "web", "internal"),
-            load_balancer_name("c", "ns", "web", "internet-facing")
+            service_load_balancer("c", service, "internal"),
+            service_load_balancer("c", service, "internet-facing")
         );
-        // Parts are delimited: moving a character across a boundary changes the hash.
-        assert_ne!(hash10(&["ab", "c"]), hash10(&["a", "bc"]));
     }
 }

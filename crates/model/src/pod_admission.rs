@@ -15,8 +15,11 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use lb_api::{TargetGroupBinding, TargetType, keys};
 use serde_json::json;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use crate::gates::injection_enabled;
 use crate::selectors::service_selects;
+use crate::stack::Binding;
 use crate::termination;
 
 /// The webhook's answer for one pod.
@@ -34,20 +37,33 @@ pub struct PodMutation {
 }
 
 /// Decides the mutation of `pod`, created in a namespace with `namespace_labels`, given the
-/// namespace's bindings, a lookup of its Services, and `predicted`: the names of ip bindings the
-/// Service reconciler will make for Services selecting the pod (they may not exist yet);
-/// `default_hold` is the controller's hold.
+/// namespace's bindings, a lookup of its Services, and `predicted`: the ip bindings the Service
+/// and Ingress reconcilers will make for Services selecting the pod (they may not exist yet; a
+/// predicted one whose Service port an existing binding already binds is that binding, perhaps
+/// under another name: one another controller gave it); `default_hold` is the controller's hold.
 pub fn mutate_pod(
     pod: &Pod,
     namespace_labels: Option<&BTreeMap<String, String>>,
     bindings: &[Arc<TargetGroupBinding>],
     service: &dyn Fn(&str) -> Option<Arc<Service>>,
-    predicted: &[String],
+    predicted: &[Binding],
     default_hold: Duration,
 ) -> PodMutation {
     let mut behind = bindings_behind(pod, namespace_labels, bindings, service);
     if injection_enabled(namespace_labels) {
-        behind.extend(predicted.iter().cloned());
+        let bound = |p: &Binding| {
+            bindings.iter().any(|b| {
+                b.metadata.deletion_timestamp.is_none()
+                    && b.spec.service_ref.name == p.service_name
+                    && binds_port(&b.spec.service_ref.port, p, service)
+            })
+        };
+        behind.extend(
+            predicted
+                .iter()
+                .filter(|p| !bound(p))
+                .map(|p| p.name.clone()),
+        );
         behind.sort();
         behind.dedup();
     }
@@ -99,6 +115,27 @@ pub fn bindings_behind(
     names.sort();
     names.dedup();
     names
+}
+
+/// Whether a binding's Service port (a number, or a port's name) is the predicted binding's.
+fn binds_port(
+    port: &IntOrString,
+    predicted: &Binding,
+    service: &dyn Fn(&str) -> Option<Arc<Service>>,
+) -> bool {
+    match port {
+        IntOrString::Int(n) => *n == predicted.service_port,
+        IntOrString::String(name) => service(&predicted.service_name).is_some_and(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|spec| spec.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    p.name.as_deref() == Some(name.as_str()) && p.port == predicted.service_port
+                })
+        }),
+    }
 }
 
 /// The readiness-gate condition types to add to `pod` behind `bindings` (from [`bindings_behind`]):
@@ -191,6 +228,46 @@ mod tests {
             json!({"metadata": {"name": "p", "labels": {"app": "web"}}, "spec": spec}),
         )
         .unwrap()
+    }
+
+    fn predicted_binding(name: &str, port: i32) -> Binding {
+        Binding {
+            name: name.into(),
+            namespace: "shop".into(),
+            service_name: "web".into(),
+            service_port: port,
+            target_group: "shop/web:80".into(),
+            target_type: TargetType::Ip,
+            ip_address_type: "ipv4".into(),
+            node_selector: BTreeMap::new(),
+            multi_cluster: false,
+            networking: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_predicted_binding_another_binding_already_is_not_gated_twice() {
+        // Upstream named the binding of web:80 otherwise (another cluster's UID in its hash, or
+        // an older naming): the pod is gated on that one only, which will flip.
+        let svc = service(json!({"app": "web"}));
+        let lookup = |_: &str| Some(svc.clone());
+        let bindings = [binding("k8s-shop-web-upstream00", "web", Some("ip"))];
+        let predicted = [
+            predicted_binding("k8s-shop-web-ours000000", 80),
+            predicted_binding("k8s-shop-web-other00000", 443),
+        ];
+        let mutation = mutate_pod(
+            &pod(&[]),
+            Some(&enabled()),
+            &bindings,
+            &lookup,
+            &predicted,
+            Duration::ZERO,
+        );
+        assert_eq!(
+            mutation.bindings,
+            ["k8s-shop-web-other00000", "k8s-shop-web-upstream00"]
+        );
     }
 
     fn enabled() -> BTreeMap<String, String> {
@@ -299,7 +376,7 @@ mod tests {
             warned.warnings
         );
         // A binding the Service reconciler has yet to make gates the pod all the same.
-        let predicted = ["k8s-demo-web-0123456789".to_string()];
+        let predicted = [predicted_binding("k8s-demo-web-0123456789", 80)];
         let early = mutate_pod(&pod(&[]), Some(&enabled()), &[], &lookup, &predicted, hold);
         assert_eq!(
             early.gates,

@@ -18,12 +18,37 @@ pub mod tags {
     /// `ingress.k8s.aws/stack` = the Ingress group's name (`<namespace>/<name>` for an implicit
     /// group) for an ALB.
     pub const INGRESS_STACK: &str = "ingress.k8s.aws/stack";
-    /// `ingress.k8s.aws/resource` = `LoadBalancer`, `ManagedLBSecurityGroup`, a target group's id
-    /// or a rule's `<port>:<n>`.
+    /// `ingress.k8s.aws/resource` = `LoadBalancer`, `ManagedLBSecurityGroup`, a listener's
+    /// `<port>`, a rule's `<port>:<priority>` or a target group's id.
     pub const INGRESS_RESOURCE: &str = "ingress.k8s.aws/resource";
-    /// `lb-controller.dev/ingress` = `<namespace>/<name>` of the group member whose paths made a
-    /// rule or a target group: a member with a bad annotation keeps its resources until fixed.
-    pub const INGRESS_MEMBER: &str = "lb-controller.dev/ingress";
+    /// `elbv2.k8s.aws/resource` = [`BACKEND_SG`] on the cluster's shared backend security group.
+    pub const ELBV2_RESOURCE: &str = "elbv2.k8s.aws/resource";
+    pub const BACKEND_SG: &str = "backend-sg";
+    /// The managed frontend security group's resource id.
+    pub const MANAGED_SECURITY_GROUP: &str = "ManagedLBSecurityGroup";
+    /// The load balancer's resource id.
+    pub const LOAD_BALANCER: &str = "LoadBalancer";
+
+    /// Keys of older controllers' tags (upstream's "legacy" keys, the `lb-controller.dev/` ones of
+    /// this controller's earlier versions are not among them: those go) that are never changed or
+    /// removed on a load balancer, target group or security group, as upstream leaves them.
+    pub fn legacy(cluster: &str) -> [String; 7] {
+        [
+            format!("kubernetes.io/cluster/{cluster}"),
+            "kubernetes.io/cluster-name".into(),
+            "kubernetes.io/namespace".into(),
+            "kubernetes.io/ingress-name".into(),
+            "kubernetes.io/service-name".into(),
+            "kubernetes.io/service-port".into(),
+            "ingress.k8s.aws/cluster".into(),
+        ]
+    }
+}
+
+/// Descriptions upstream gives the security groups it creates (EC2 cannot change a description).
+pub mod descriptions {
+    pub const MANAGED_SECURITY_GROUP: &str = "[k8s] Managed SecurityGroup for LoadBalancer";
+    pub const BACKEND_SECURITY_GROUP: &str = "[k8s] Shared Backend SecurityGroup for LoadBalancer";
 }
 
 /// Which controller half made a stack: the tag keys that say a resource is one stack's.
@@ -59,12 +84,18 @@ pub struct Stack {
     pub load_balancer: LoadBalancer,
     /// Set when the controller manages the load balancer's frontend security group.
     pub managed_security_group: Option<ManagedSecurityGroup>,
+    /// Whether the cluster's shared backend security group is attached (after the frontend
+    /// ones): the source the targets' security groups admit (see the bindings' networking).
+    pub backend_security_group: bool,
     pub listeners: Vec<Listener>,
     pub target_groups: Vec<TargetGroup>,
     /// One per target group, same name: the TargetGroupBinding reconciler registers the targets.
     pub bindings: Vec<Binding>,
-    /// Ingress group members (`<namespace>/<name>`) whose annotations are broken: their existing
-    /// rules and target groups (tagged [`tags::INGRESS_MEMBER`]) stay as they are until fixed.
+    /// `--external-managed-tags`: keys someone else manages on these resources; never removed.
+    pub external_managed_tags: Vec<String>,
+    /// Ingress group members (`<namespace>/<name>`) whose annotations are broken. While there is
+    /// one, the group's rules and target groups are only added or changed, never removed: what
+    /// the broken member had stays until it is fixed.
     pub held_members: Vec<String>,
 }
 
@@ -83,7 +114,11 @@ pub struct LoadBalancer {
     /// `ipv4` or `dualstack`.
     pub ip_address_type: String,
     pub subnets: Vec<SubnetMapping>,
-    /// Explicit security groups; empty with a managed one (see [`Stack::managed_security_group`]).
+    /// The subnets were named by an annotation. Discovered ones are not forced on a load
+    /// balancer that exists with the same scheme: it keeps its own, as upstream keeps them.
+    pub subnets_named: bool,
+    /// Explicit security groups (IDs, or names the controller resolves by their `Name` tag);
+    /// empty with a managed one (see [`Stack::managed_security_group`]).
     pub security_groups: Vec<String>,
     pub attributes: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
@@ -126,6 +161,8 @@ pub struct Listener {
     /// ALB only: the rules in the order ELB evaluates them; the deployer gives them priorities.
     pub rules: Vec<Rule>,
     pub attributes: BTreeMap<String, String>,
+    /// Ownership tags (resource `<port>`) and the user's.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A target group an action forwards to.
@@ -213,7 +250,8 @@ pub struct FixedResponse {
 pub struct Rule {
     pub conditions: Vec<Condition>,
     pub action: Action,
-    /// Ownership tags, and the member Ingress that made the rule ([`tags::INGRESS_MEMBER`]).
+    /// Ownership tags and the tags of the Ingress that made the rule; the deployer adds the
+    /// resource tag `<port>:<priority>` once it knows the priority.
     pub tags: BTreeMap<String, String>,
 }
 
@@ -273,6 +311,35 @@ pub struct HealthCheck {
     pub matcher: Option<String>,
 }
 
+/// How the cluster's load balancers reach their targets: upstream's flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecurityGroupSettings {
+    /// `--enable-backend-security-group` (default true): a load balancer with a managed frontend
+    /// group also gets the cluster's shared backend group.
+    pub backend: bool,
+    /// `--enable-manage-backend-security-group-rules` (default false): a load balancer with
+    /// explicit security groups gets the backend group too, unless its annotation says otherwise.
+    pub manage_backend_rules: bool,
+}
+
+impl Default for SecurityGroupSettings {
+    fn default() -> Self {
+        Self {
+            backend: true,
+            manage_backend_rules: false,
+        }
+    }
+}
+
+/// A port the backend security group may reach on the targets (a TargetGroupBinding's
+/// `networking`): protocol `TCP` or `UDP`, and the port (a number or a named container port;
+/// None: every port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPort {
+    pub protocol: String,
+    pub port: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub name: String,
@@ -285,4 +352,7 @@ pub struct Binding {
     pub ip_address_type: String,
     pub node_selector: BTreeMap<String, String>,
     pub multi_cluster: bool,
+    /// Its `networking` rules, each from the backend security group to these ports; empty when
+    /// the load balancer has no backend group.
+    pub networking: Vec<Vec<NetworkPort>>,
 }

@@ -19,6 +19,7 @@ pub fn action_to_sdk(action: &Action) -> sdk::Action {
         } => forward_to_sdk(target_groups, *stickiness_seconds),
         Action::Redirect(redirect) => sdk::Action::builder()
             .r#type(sdk::ActionTypeEnum::Redirect)
+            .order(1)
             .redirect_config(
                 sdk::RedirectActionConfig::builder()
                     .set_protocol(redirect.protocol.clone())
@@ -34,6 +35,7 @@ pub fn action_to_sdk(action: &Action) -> sdk::Action {
             .build(),
         Action::FixedResponse(fixed) => sdk::Action::builder()
             .r#type(sdk::ActionTypeEnum::FixedResponse)
+            .order(1)
             .fixed_response_config(
                 sdk::FixedResponseActionConfig::builder()
                     .status_code(&fixed.status_code)
@@ -45,16 +47,13 @@ pub fn action_to_sdk(action: &Action) -> sdk::Action {
     }
 }
 
+/// A forward as upstream sends it: always a `ForwardConfig` (never the action's `TargetGroupArn`,
+/// which upstream ignores when comparing, so it would rewrite the rule), weights only where the
+/// stack says them, stickiness only when on.
 fn forward_to_sdk(groups: &[WeightedTargetGroup], stickiness: Option<i32>) -> sdk::Action {
     let arn = |r: &TargetGroupRef| match r {
         TargetGroupRef::Arn(arn) | TargetGroupRef::Stack(arn) => arn.clone(),
     };
-    let builder = sdk::Action::builder().r#type(sdk::ActionTypeEnum::Forward);
-    if let [single] = groups
-        && stickiness.is_none()
-    {
-        return builder.target_group_arn(arn(&single.target_group)).build();
-    }
     let tuples = groups
         .iter()
         .map(|g| {
@@ -64,15 +63,19 @@ fn forward_to_sdk(groups: &[WeightedTargetGroup], stickiness: Option<i32>) -> sd
                 .build()
         })
         .collect();
-    let stickiness_config = sdk::TargetGroupStickinessConfig::builder()
-        .enabled(stickiness.is_some())
-        .set_duration_seconds(stickiness)
-        .build();
-    builder
+    let stickiness_config = stickiness.map(|seconds| {
+        sdk::TargetGroupStickinessConfig::builder()
+            .enabled(true)
+            .duration_seconds(seconds)
+            .build()
+    });
+    sdk::Action::builder()
+        .r#type(sdk::ActionTypeEnum::Forward)
+        .order(1)
         .forward_config(
             sdk::ForwardActionConfig::builder()
                 .set_target_groups(Some(tuples))
-                .target_group_stickiness_config(stickiness_config)
+                .set_target_group_stickiness_config(stickiness_config)
                 .build(),
         )
         .build()

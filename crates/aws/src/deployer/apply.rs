@@ -9,6 +9,7 @@ use std::future::Future;
 use lb_model::stack::{Action, Listener, LoadBalancer, Rule, Stack, SubnetMapping, TargetGroup};
 
 use super::diff::{Existing, Owner, Step, resolve, same_identity};
+use super::rules::rule_tags;
 use crate::error::{AwsError, AwsErrorKind};
 
 /// The ELB calls the deployer needs. Created resources carry their tags from the create call.
@@ -39,6 +40,11 @@ pub trait LoadBalancers: Send + Sync {
         arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn remove_tags(
+        &self,
+        arn: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// Creates the load balancer and sets its attributes.
     fn create_load_balancer(
         &self,
@@ -60,7 +66,8 @@ pub trait LoadBalancers: Send + Sync {
         groups: &[String],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// `default_action` is the listener's with its target groups named by ARN (the listener's
-    /// own names them by resource id); its rules are not created here.
+    /// own names them by resource id); it is created with the listener's tags, its rules are not
+    /// created here.
     fn create_listener(
         &self,
         load_balancer_arn: &str,
@@ -100,6 +107,10 @@ pub trait LoadBalancers: Send + Sync {
     fn delete_rule(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn delete_target_group(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn delete_load_balancer(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// The security groups any load balancer of the account has (IDs).
+    fn security_groups_in_use(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, AwsError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +206,7 @@ async fn apply_step<A: LoadBalancers>(
             api.set_target_group_attributes(arn, attributes).await?;
         }
         Step::AddTags { arn, tags } => api.add_tags(arn, tags).await?,
+        Step::RemoveTags { arn, keys } => api.remove_tags(arn, keys).await?,
         Step::CreateLoadBalancer => {
             let created = api.create_load_balancer(&stack.load_balancer).await?;
             applied.load_balancer_arn = Some(created.arn);
@@ -238,7 +250,12 @@ async fn apply_step<A: LoadBalancers>(
                 .listener_arns
                 .get(port)
                 .ok_or_else(|| inconsistent("a rule before its listener"))?;
-            api.create_rule(listener, rule, &action, *priority).await?;
+            let tagged = Rule {
+                tags: rule_tags(rule, stack.kind, *port, *priority),
+                ..rule.clone()
+            };
+            api.create_rule(listener, &tagged, &action, *priority)
+                .await?;
         }
         Step::DeleteTargetGroup { arn } => api.delete_target_group(arn).await?,
         Step::DeleteLoadBalancer { arn } => api.delete_load_balancer(arn).await?,

@@ -106,6 +106,8 @@ pub fn load_balancer_from(
             .map_or("ipv4", |t| t.as_str())
             .to_string(),
         subnets,
+        // What exists says nothing of where its subnets came from.
+        subnets_named: false,
         security_groups: described.security_groups().to_vec(),
         attributes,
         tags,
@@ -141,6 +143,8 @@ pub fn listener_from(described: &sdk::Listener, attributes: BTreeMap<String, Str
         default_action: super::actions::action_from_sdk(described.default_actions()),
         rules: Vec::new(),
         attributes,
+        // Described apart (DescribeTags).
+        tags: BTreeMap::new(),
     }
 }
 

@@ -10,8 +10,14 @@
 //! Only resources that carry this stack's ownership tags are ever modified or deleted: the caller
 //! passes what it found by those tags, and the diff checks them again. A converged stack gives no
 //! steps at all.
+//!
+//! Resources are matched as upstream matches them, so state either controller built is adopted
+//! as it is: the load balancer and target groups by their resource-id tag, whatever their names
+//! (a load balancer is replaced only when its type or scheme changes), listeners by port, rules
+//! by content. Tags are made exactly the desired ones (upstream's legacy keys and
+//! `--external-managed-tags` excepted), so tags an older version left go too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lb_model::stack::{
     Action, Listener, LoadBalancer, Stack, StackKind, TargetGroup, TargetGroupRef,
@@ -71,6 +77,10 @@ pub enum Step {
     AddTags {
         arn: String,
         tags: BTreeMap<String, String>,
+    },
+    RemoveTags {
+        arn: String,
+        keys: Vec<String>,
     },
     CreateLoadBalancer,
     SetLoadBalancerAttributes {
@@ -143,6 +153,15 @@ impl Owner {
         }
     }
 
+    /// Tag keys the deployer never removes: upstream's legacy keys and the stack's
+    /// `--external-managed-tags`.
+    pub fn ignored_tags(&self, stack: &Stack) -> BTreeSet<String> {
+        tags::legacy(&self.cluster)
+            .into_iter()
+            .chain(stack.external_managed_tags.iter().cloned())
+            .collect()
+    }
+
     /// True when `found` (a resource's tags) say it is this owner's.
     pub fn owns(&self, found: &BTreeMap<String, String>) -> bool {
         !self.cluster.is_empty()
@@ -205,10 +224,33 @@ pub fn teardown(owner: &Owner, existing: &Existing) -> Vec<Step> {
     steps
 }
 
-/// Whether `tags` name a held group member: its resources stay as they are.
-fn held(stack: &Stack, tags: &BTreeMap<String, String>) -> bool {
-    tags.get(tags::INGRESS_MEMBER)
-        .is_some_and(|m| stack.held_members.contains(m))
+/// AddTags for the desired tags `current` lacks or has otherwise, RemoveTags for the keys it has
+/// that are not desired (but `ignored`).
+pub(crate) fn tag_steps(
+    arn: &str,
+    desired: &BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+    ignored: &BTreeSet<String>,
+    steps: &mut Vec<Step>,
+) {
+    let add = changed(desired, current);
+    if !add.is_empty() {
+        steps.push(Step::AddTags {
+            arn: arn.to_string(),
+            tags: add,
+        });
+    }
+    let remove: Vec<String> = current
+        .keys()
+        .filter(|k| !desired.contains_key(*k) && !ignored.contains(*k))
+        .cloned()
+        .collect();
+    if !remove.is_empty() {
+        steps.push(Step::RemoveTags {
+            arn: arn.to_string(),
+            keys: remove,
+        });
+    }
 }
 
 /// What becomes of the stack's load balancer.
@@ -218,12 +260,14 @@ enum LoadBalancerFate {
     Kept,
     /// None of ours exists: one is created (a load balancer without our tags is left alone).
     Created,
-    /// Ours, but its scheme, type or name changed: a new one, the old deleted last.
+    /// Ours, but its scheme or type changed: a new one, the old deleted last. (A name is not
+    /// reason enough: upstream keeps the load balancer, and so its DNS name.)
     Replaced,
 }
 
 pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
     let owner = Owner::of(stack);
+    let ignored = owner.ignored_tags(stack);
     let mut steps = Vec::new();
     // Desired resource id -> the ARN listeners should point at (None: being created).
     let mut arns: BTreeMap<&str, Option<&str>> = BTreeMap::new();
@@ -244,23 +288,23 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
             Some(current) => {
                 kept.push(&current.arn);
                 arns.insert(&desired.resource_id, Some(&current.arn));
-                target_group_changes(desired, current, &mut steps);
+                target_group_changes(desired, current, &ignored, &mut steps);
             }
         }
     }
-    let fate = load_balancer_steps(stack, &owner, existing, &mut steps);
+    let fate = load_balancer_steps(stack, &owner, existing, &ignored, &mut steps);
     listener_steps(
         stack,
         existing,
         fate == LoadBalancerFate::Kept,
         &arns,
+        &ignored,
         &mut steps,
     );
+    // While a member is held, what it had stays: nothing is removed.
+    let holding = !stack.held_members.is_empty();
     for old in &existing.target_groups {
-        if !kept.contains(&old.arn.as_str())
-            && owner.owns(&old.group.tags)
-            && !held(stack, &old.group.tags)
-        {
+        if !kept.contains(&old.arn.as_str()) && owner.owns(&old.group.tags) && !holding {
             steps.push(Step::DeleteTargetGroup {
                 arn: old.arn.clone(),
             });
@@ -287,6 +331,7 @@ pub(crate) fn same_identity(a: &TargetGroup, b: &TargetGroup) -> bool {
 fn target_group_changes(
     desired: &TargetGroup,
     current: &ExistingTargetGroup,
+    ignored: &BTreeSet<String>,
     steps: &mut Vec<Step>,
 ) {
     if desired.health_check != current.group.health_check {
@@ -302,13 +347,13 @@ fn target_group_changes(
             attributes,
         });
     }
-    let tags = changed(&desired.tags, &current.group.tags);
-    if !tags.is_empty() {
-        steps.push(Step::AddTags {
-            arn: current.arn.clone(),
-            tags,
-        });
-    }
+    tag_steps(
+        &current.arn,
+        &desired.tags,
+        &current.group.tags,
+        ignored,
+        steps,
+    );
 }
 
 /// The desired entries that are missing or different in `current`. Keys the stack does not name
@@ -324,12 +369,13 @@ fn changed(
         .collect()
 }
 
-/// Creates, replaces (scheme, type or name changed: ELB cannot modify those) or modifies the
-/// load balancer.
+/// Creates, replaces (scheme or type changed: ELB cannot modify those) or modifies the load
+/// balancer.
 fn load_balancer_steps(
     stack: &Stack,
     owner: &Owner,
     existing: &Existing,
+    ignored: &BTreeSet<String>,
     steps: &mut Vec<Step>,
 ) -> LoadBalancerFate {
     let desired = &stack.load_balancer;
@@ -342,21 +388,15 @@ fn load_balancer_steps(
         return LoadBalancerFate::Created;
     };
     let have = &current.load_balancer;
-    if have.scheme != desired.scheme || have.kind != desired.kind || have.name != desired.name {
+    if have.scheme != desired.scheme || have.kind != desired.kind {
         steps.push(Step::CreateLoadBalancer);
         return LoadBalancerFate::Replaced;
     }
     let arn = current.arn.clone();
-    let mut desired_subnets: Vec<&str> = desired
-        .subnets
-        .iter()
-        .map(|s| s.subnet_id.as_str())
-        .collect();
-    let mut have_subnets: Vec<&str> = have.subnets.iter().map(|s| s.subnet_id.as_str()).collect();
-    desired_subnets.sort_unstable();
-    have_subnets.sort_unstable();
-    if desired_subnets != have_subnets {
-        steps.push(Step::SetSubnets { arn: arn.clone() });
+    // Discovered subnets are for new load balancers: one that exists keeps its own (upstream's
+    // rule; a subnet tagged later moves nothing).
+    if desired.subnets_named {
+        subnet_steps(&arn, desired, have, steps);
     }
     let mut desired_groups = desired.security_groups.clone();
     let mut have_groups = have.security_groups.clone();
@@ -372,11 +412,24 @@ fn load_balancer_steps(
             attributes,
         });
     }
-    let tags = changed(&desired.tags, &have.tags);
-    if !tags.is_empty() {
-        steps.push(Step::AddTags { arn, tags });
-    }
+    tag_steps(&arn, &desired.tags, &have.tags, ignored, steps);
     LoadBalancerFate::Kept
+}
+
+fn subnet_steps(arn: &str, desired: &LoadBalancer, have: &LoadBalancer, steps: &mut Vec<Step>) {
+    let mut desired_subnets: Vec<&str> = desired
+        .subnets
+        .iter()
+        .map(|s| s.subnet_id.as_str())
+        .collect();
+    let mut have_subnets: Vec<&str> = have.subnets.iter().map(|s| s.subnet_id.as_str()).collect();
+    desired_subnets.sort_unstable();
+    have_subnets.sort_unstable();
+    if desired_subnets != have_subnets {
+        steps.push(Step::SetSubnets {
+            arn: arn.to_string(),
+        });
+    }
 }
 
 /// Listeners by port. On a load balancer being created or replaced every listener is new.
@@ -385,6 +438,7 @@ fn listener_steps(
     existing: &Existing,
     load_balancer_kept: bool,
     arns: &BTreeMap<&str, Option<&str>>,
+    ignored: &BTreeSet<String>,
     steps: &mut Vec<Step>,
 ) {
     let current = |port: u16| {
@@ -396,23 +450,27 @@ fn listener_steps(
     };
     let arn_of = |id: &str| arns.get(id).copied().flatten().map(str::to_string);
     let owner = Owner::of(stack);
+    let ours = |r: &ExistingRule| owner.owns(&r.rule.tags);
     for desired in &stack.listeners {
         let have_rules = current(desired.port).map_or(&[][..], |l| l.rules.as_slice());
         let mut rule_changes = Vec::new();
         rules::rule_steps(
-            desired.port,
+            &rules::RuleContext {
+                port: desired.port,
+                kind: stack.kind,
+                ours: &ours,
+                holding: !stack.held_members.is_empty(),
+                arn_of: &arn_of,
+                ignored_tags: ignored,
+            },
             &desired.rules,
             have_rules,
-            |r| owner.owns(&r.rule.tags) && !held(stack, &r.rule.tags),
-            arn_of,
             &mut rule_changes,
         );
         match current(desired.port) {
             None => steps.push(Step::CreateListener { port: desired.port }),
             Some(have) => {
-                let action = resolve(&desired.default_action, |id| {
-                    arns.get(id).copied().flatten().map(str::to_string)
-                });
+                let action = resolve(&desired.default_action, arn_of);
                 let same = have.listener.protocol == desired.protocol
                     && have.listener.certificates == desired.certificates
                     && have.listener.ssl_policy == desired.ssl_policy
@@ -425,6 +483,13 @@ fn listener_steps(
                         port: desired.port,
                     });
                 }
+                tag_steps(
+                    &have.arn,
+                    &desired.tags,
+                    &have.listener.tags,
+                    ignored,
+                    steps,
+                );
             }
         }
         steps.extend(rule_changes);

@@ -40,6 +40,7 @@ fn listener(port: u16) -> Listener {
         default_action: Action::forward_to(&format!("demo/web:{port}")),
         rules: vec![],
         attributes: BTreeMap::new(),
+        tags: owner_tags(&port.to_string()),
     }
 }
 
@@ -61,6 +62,7 @@ pub(crate) fn stack() -> Stack {
                     private_ipv4_address: None,
                 })
                 .collect(),
+            subnets_named: true,
             security_groups: vec![],
             attributes: BTreeMap::from([(
                 "load_balancing.cross_zone.enabled".to_string(),
@@ -69,9 +71,11 @@ pub(crate) fn stack() -> Stack {
             tags: owner_tags("LoadBalancer"),
         },
         managed_security_group: None,
+        backend_security_group: false,
         listeners: vec![listener(80), listener(443)],
         target_groups: vec![target_group(80), target_group(443)],
         bindings: vec![],
+        external_managed_tags: vec![],
         held_members: vec![],
     }
 }
@@ -105,6 +109,9 @@ pub(crate) fn converged(stack: &Stack) -> Existing {
                         priority,
                         rule: Rule {
                             action: resolve(&r.action, |id| Some(tg_arn(id))).expect("resolved"),
+                            tags: crate::deployer::rules::rule_tags(
+                                r, stack.kind, l.port, priority,
+                            ),
                             ..r.clone()
                         },
                     })
@@ -144,17 +151,103 @@ fn a_new_stack_creates_target_groups_then_the_load_balancer_then_listeners() {
 fn a_converged_stack_needs_no_step() {
     let stack = stack();
     assert_eq!(diff(&stack, &converged(&stack)), []);
-    // Attributes and tags someone added by hand are no difference: only what the stack names.
+    // Attributes someone set by hand are no difference: only what the stack names.
     let mut existing = converged(&stack);
     existing.target_groups[0]
         .group
         .attributes
         .insert("stickiness.enabled".into(), "true".into());
-    existing.target_groups[0]
-        .group
-        .tags
-        .insert("team".into(), "web".into());
     assert_eq!(diff(&stack, &existing), []);
+}
+
+/// Tags are made exactly the desired ones, as upstream makes them (so a tag this controller's
+/// earlier versions wrote goes), except upstream's legacy keys and `--external-managed-tags`.
+#[test]
+fn tags_become_exactly_the_desired_ones_but_legacy_and_external_keys() {
+    let mut stack = stack();
+    let mut existing = converged(&stack);
+    let extra = |tags: &mut BTreeMap<String, String>| {
+        tags.insert("lb-controller.dev/ingress".into(), "demo/web".into());
+        tags.insert("kubernetes.io/cluster/lab".into(), "owned".into());
+        tags.insert("team".into(), "web".into());
+    };
+    extra(&mut existing.target_groups[0].group.tags);
+    if let Some(lb) = existing.load_balancer.as_mut() {
+        extra(&mut lb.load_balancer.tags);
+    }
+    extra(&mut existing.listeners[0].listener.tags);
+    stack.external_managed_tags = vec!["team".into()];
+    let remove = |arn: &str| Step::RemoveTags {
+        arn: arn.into(),
+        keys: vec!["lb-controller.dev/ingress".into()],
+    };
+    assert_eq!(
+        diff(&stack, &existing),
+        [
+            remove("arn:tg/demo/web:80"),
+            remove("arn:lb"),
+            remove("arn:listener/80"),
+        ]
+    );
+    // A listener without its tags (made before listeners were tagged) gets them.
+    let mut untagged = converged(&stack);
+    untagged.listeners[1].listener.tags.clear();
+    assert_eq!(
+        diff(&stack, &untagged),
+        [Step::AddTags {
+            arn: "arn:listener/443".into(),
+            tags: owner_tags("443"),
+        }]
+    );
+}
+
+/// Upstream matches a load balancer by its resource-id tag and keeps it whatever its name: so
+/// does the diff (its DNS name, and every record pointing at it, stays).
+#[test]
+fn a_load_balancer_of_another_name_is_adopted_not_replaced() {
+    let desired = stack();
+    let mut existing = converged(&desired);
+    if let Some(lb) = existing.load_balancer.as_mut() {
+        lb.load_balancer.name = "k8s-demo-web-upstream00".into();
+    }
+    for group in &mut existing.target_groups {
+        group.group.name = format!("{}-other", group.group.name);
+    }
+    assert_eq!(diff(&desired, &existing), []);
+}
+
+/// Discovered subnets are for a new load balancer; one that exists keeps its own (upstream's
+/// rule). Subnets an annotation names are made exact.
+#[test]
+fn discovered_subnets_are_not_forced_on_an_existing_load_balancer() {
+    let mut desired = stack();
+    desired.load_balancer.subnets.pop();
+    desired.load_balancer.subnets_named = false;
+    assert_eq!(diff(&desired, &converged(&stack())), []);
+    desired.load_balancer.subnets_named = true;
+    assert_eq!(
+        diff(&desired, &converged(&stack())),
+        [Step::SetSubnets {
+            arn: "arn:lb".into()
+        }]
+    );
+}
+
+/// While a group member is held (its annotations broken), what it had stays: target groups the
+/// stack no longer names are not deleted.
+#[test]
+fn a_held_member_keeps_its_target_groups() {
+    let mut desired = stack();
+    desired.listeners.pop();
+    desired.target_groups.pop();
+    desired.held_members = vec!["demo/broken".into()];
+    assert_eq!(
+        diff(&desired, &converged(&stack())),
+        [Step::DeleteListener {
+            arn: "arn:listener/443".into(),
+            port: 443
+        }]
+    );
 }
 
 #[test]

@@ -219,9 +219,28 @@ impl LoadBalancers for FakeLoadBalancers {
             lb.tags.extend(tags.clone());
         } else if let Some((_, rule)) = state.rules.get_mut(arn) {
             rule.rule.tags.extend(tags.clone());
+        } else if let Some((_, listener)) = state.listeners.get_mut(arn) {
+            listener.tags.extend(tags.clone());
         } else {
             return Err(not_found("AddTags", arn));
         }
+        Ok(())
+    }
+
+    async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        let mut state = self.call("RemoveTags")?;
+        let tags = if let Some(group) = state.target_groups.get_mut(arn) {
+            &mut group.tags
+        } else if let Some(lb) = state.load_balancers.get_mut(arn) {
+            &mut lb.tags
+        } else if let Some((_, rule)) = state.rules.get_mut(arn) {
+            &mut rule.rule.tags
+        } else if let Some((_, listener)) = state.listeners.get_mut(arn) {
+            &mut listener.tags
+        } else {
+            return Err(not_found("RemoveTags", arn));
+        };
+        tags.retain(|k, _| !keys.contains(k));
         Ok(())
     }
 
@@ -319,11 +338,22 @@ impl LoadBalancers for FakeLoadBalancers {
             .listeners
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyListener", arn))?;
+        // ModifyListener leaves the tags as they are.
         *have = Listener {
             default_action: default_action.clone(),
+            tags: have.tags.clone(),
             ..listener.clone()
         };
         Ok(())
+    }
+
+    async fn security_groups_in_use(&self) -> Result<std::collections::BTreeSet<String>, AwsError> {
+        let state = self.call("DescribeLoadBalancers")?;
+        Ok(state
+            .load_balancers
+            .values()
+            .flat_map(|lb| lb.security_groups.iter().cloned())
+            .collect())
     }
 
     async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {

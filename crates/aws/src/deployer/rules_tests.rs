@@ -4,6 +4,8 @@ use lb_model::stack::{Condition, TargetGroupRef, WeightedTargetGroup};
 
 use super::*;
 
+const KIND: StackKind = StackKind::Ingress;
+
 fn rule(path: &str, target: &str) -> Rule {
     Rule {
         conditions: vec![Condition::PathPattern {
@@ -15,7 +17,7 @@ fn rule(path: &str, target: &str) -> Rule {
     }
 }
 
-/// What ELB holds for `rule` at `priority`: target groups by ARN.
+/// What ELB holds for `rule` at `priority`: target groups by ARN, tagged for that priority.
 fn existing(rule: &Rule, priority: u32) -> ExistingRule {
     let action = resolve(&rule.action, |id| Some(format!("arn:{id}"))).expect("resolves");
     ExistingRule {
@@ -23,22 +25,42 @@ fn existing(rule: &Rule, priority: u32) -> ExistingRule {
         priority,
         rule: Rule {
             action,
+            tags: rule_tags(rule, KIND, 80, priority),
             ..rule.clone()
         },
     }
 }
 
-fn steps(desired: &[Rule], have: &[ExistingRule]) -> Vec<Step> {
+fn steps_holding(desired: &[Rule], have: &[ExistingRule], holding: bool) -> Vec<Step> {
     let mut steps = Vec::new();
+    let ours = |r: &ExistingRule| r.rule.tags.get("owner").map(String::as_str) == Some("us");
+    let arn_of = |id: &str| Some(format!("arn:{id}"));
     rule_steps(
-        80,
+        &RuleContext {
+            port: 80,
+            kind: KIND,
+            ours: &ours,
+            holding,
+            arn_of: &arn_of,
+            ignored_tags: &BTreeSet::new(),
+        },
         desired,
         have,
-        |r| r.rule.tags.get("owner").map(String::as_str) == Some("us"),
-        |id| Some(format!("arn:{id}")),
         &mut steps,
     );
     steps
+}
+
+fn steps(desired: &[Rule], have: &[ExistingRule]) -> Vec<Step> {
+    steps_holding(desired, have, false)
+}
+
+/// The tag step that gives the rule at `from` the resource id of priority `to`.
+fn retag(from: u32, to: u32) -> Step {
+    Step::AddTags {
+        arn: format!("arn:rule/{from}"),
+        tags: BTreeMap::from([(KIND.resource_tag().to_string(), format!("80:{to}"))]),
+    }
 }
 
 fn five() -> Vec<Rule> {
@@ -102,33 +124,60 @@ fn adding_at_the_end_is_one_create_and_in_the_middle_shifts_what_follows_in_one_
             priority: 6
         }]
     );
+    // Upstream's layout is 1..n in order: what follows the new rule moves down one (one call)
+    // and takes the resource id of its new priority.
     let mut inserted = rules.clone();
     inserted.insert(1, rule("/new", "tg"));
-    assert_eq!(
-        steps(&inserted, &have),
-        [
-            Step::SetRulePriorities {
-                priorities: (2..=5).map(|p| (format!("arn:rule/{p}"), p + 1)).collect()
-            },
-            Step::CreateRule {
-                port: 80,
-                index: 1,
-                priority: 2
-            },
-        ]
-    );
+    let mut expected = vec![
+        Step::SetRulePriorities {
+            priorities: (2..=5).map(|p| (format!("arn:rule/{p}"), p + 1)).collect(),
+        },
+        Step::CreateRule {
+            port: 80,
+            index: 1,
+            priority: 2,
+        },
+    ];
+    expected.extend((2..=5).map(|p| retag(p, p + 1)));
+    assert_eq!(steps(&inserted, &have), expected);
 }
 
 #[test]
-fn removing_a_rule_is_one_delete_and_gaps_stay() {
+fn removing_a_rule_deletes_it_and_closes_the_gap() {
     let rules = five();
     let have = converged(&rules);
     let mut removed = rules.clone();
     removed.remove(1);
+    let mut expected = vec![
+        Step::DeleteRule {
+            arn: "arn:rule/2".into(),
+        },
+        Step::SetRulePriorities {
+            priorities: (3..=5).map(|p| (format!("arn:rule/{p}"), p - 1)).collect(),
+        },
+    ];
+    expected.extend((3..=5).map(|p| retag(p, p - 1)));
+    assert_eq!(steps(&removed, &have), expected);
+}
+
+/// While a member is held, rules of ours that no desired rule is identical to stay where they
+/// are (the held member's); the others are laid out around them.
+#[test]
+fn a_held_members_rules_stay() {
+    let rules = five();
+    let have = converged(&rules);
+    let mut without = rules.clone();
+    without.remove(1);
+    assert_eq!(steps_holding(&without, &have, true), []);
+    // A new rule goes to the first free priority, after the held one's.
+    let mut added = without.clone();
+    added.push(rule("/p6", "tg"));
     assert_eq!(
-        steps(&removed, &have),
-        [Step::DeleteRule {
-            arn: "arn:rule/2".into()
+        steps_holding(&added, &have, true),
+        [Step::CreateRule {
+            port: 80,
+            index: 4,
+            priority: 6
         }]
     );
 }
@@ -167,6 +216,7 @@ fn a_weight_change_is_one_modify() {
 fn rules_not_ours_are_untouched_and_their_priorities_avoided() {
     let mut foreign = existing(&rule("/theirs", "x"), 2);
     foreign.rule.tags.clear();
+    let foreign = foreign;
     let rules = vec![rule("/a", "tg"), rule("/b", "tg")];
     assert_eq!(
         steps(&rules, &[foreign]),
@@ -200,14 +250,8 @@ fn a_rule_waiting_for_its_target_group_is_rewritten_once_it_exists() {
 }
 
 #[test]
-fn priorities_keep_the_longest_increasing_run() {
-    let none = BTreeSet::new();
-    assert_eq!(
-        assign(&[Some(5), Some(1), Some(2), Some(3)], &none),
-        [1, 2, 3, 4]
-    );
-    assert_eq!(assign(&[Some(10), None, Some(20)], &none), [10, 11, 20]);
-    assert_eq!(assign(&[Some(3), Some(1), Some(2)], &none), [1, 2, 3]);
-    assert_eq!(assign(&[None, None], &BTreeSet::from([1, 2])), [3, 4]);
-    assert_eq!(assign(&[Some(MAX_PRIORITY), None], &none), [1, 2]);
+fn the_layout_is_1_to_n_around_occupied_priorities() {
+    assert_eq!(layout(3, &BTreeSet::new()), [1, 2, 3]);
+    assert_eq!(layout(3, &BTreeSet::from([1, 3])), [2, 4, 5]);
+    assert_eq!(layout(0, &BTreeSet::from([1])), Vec::<u32>::new());
 }

@@ -13,12 +13,14 @@ use lb_aws::deployer::diff::{Owner, Step, diff, teardown};
 use lb_aws::{Certificates, Ec2};
 use lb_model::ingress::member::{Cluster, needs_certificate_discovery};
 use lb_model::ingress::{GroupId, GroupMember, build_group};
+use lb_model::service::objects::adopted_name;
 use lb_model::stack::{Stack, StackKind};
 
 use super::IngressContext;
 use super::error::IngressError;
 use super::members::GroupView;
 use super::objects;
+use crate::security_groups;
 
 /// What a pass did, for the log.
 #[derive(Debug, Default)]
@@ -128,6 +130,15 @@ async fn desired<L: LoadBalancers, E: Ec2, C: Certificates>(
             ctx.warn(&member.ingress, "AnnotationWarning", warning)
                 .await;
         }
+        for adapted in &outcome.adapted {
+            ctx.publish(
+                &member.ingress,
+                EventType::Normal,
+                "DefaultAdapted",
+                adapted,
+            )
+            .await;
+        }
         if let Some(error) = &outcome.error {
             broken.push((member.ingress.as_ref(), error.clone()));
         }
@@ -156,40 +167,43 @@ async fn converge<L: LoadBalancers, E: Ec2, C: Certificates>(
     ctx: &IngressContext<L, E, C>,
 ) -> Result<(usize, Option<String>), IngressError> {
     let owner = Owner::of(&stack);
-    let managed_group = match &stack.managed_security_group {
-        Some(sg) => {
-            let id = ctx.ec2.ensure_security_group(sg).await?;
-            stack.load_balancer.security_groups = vec![id.clone()];
-            Some(id)
-        }
-        None => None,
-    };
+    let groups = security_groups::resolve(&ctx.ec2, &owner, &mut stack).await?;
     let existing = ctx.elb.describe_stack(&owner).await?;
     let steps = diff(&stack, &existing);
     if !steps.is_empty() {
         tracing::info!(steps = ?steps, "converging");
     }
     let applied = apply(&ctx.elb, &stack, &existing, &steps).await?;
-    if managed_group.is_none()
+    if groups.managed.is_none()
         && steps
             .iter()
             .any(|s| matches!(s, Step::SetSecurityGroups { .. }))
     {
         ctx.ec2.delete_security_groups(&owner, None).await?;
     }
+    let existing_bindings = objects::group_bindings(&ctx.client, group).await?;
     let mut wanted = Vec::new();
     for binding in &stack.bindings {
         let Some(arn) = applied.target_group_arns.get(&binding.target_group) else {
             continue;
         };
-        objects::apply_binding(&ctx.client, group, binding, arn).await?;
-        wanted.push(binding.name.clone());
+        let name = adopted_name(&existing_bindings, arn, &binding.name);
+        objects::apply_binding(
+            &ctx.client,
+            group,
+            binding,
+            &name,
+            arn,
+            groups.backend.as_deref(),
+        )
+        .await?;
+        wanted.push(name);
     }
     // While a member is held its bindings are not known here: none is removed until it is fixed.
     if stack.held_members.is_empty() {
-        for stale in objects::group_bindings(&ctx.client, group).await? {
+        for stale in &existing_bindings {
             if !wanted.contains(&stale.name_any()) {
-                objects::delete_binding(&ctx.client, &stale).await?;
+                objects::delete_binding(&ctx.client, stale).await?;
             }
         }
     }
@@ -255,6 +269,7 @@ async fn remove_group<L: LoadBalancers, E: Ec2, C: Certificates>(
     }
     remove(&ctx.elb, &steps).await?;
     ctx.ec2.delete_security_groups(&owner, None).await?;
+    security_groups::release_backend(&ctx.elb, &ctx.ec2).await?;
     ctx.remember(group, None);
     for ingress in &view.leaving {
         if ingress.metadata.deletion_timestamp.is_none() {

@@ -1,7 +1,8 @@
 //! A Service that is deleted or no longer ours: everything made for it goes, in an order that
 //! loses nothing. Its TargetGroupBindings first (their finalizers deregister the targets and open
 //! the gates while the target groups still exist), then listeners, target groups and the load
-//! balancer, then the managed security group, then the status and the finalizer.
+//! balancer, then the managed security group (and the shared backend one, once no load balancer
+//! uses it), then the status and the finalizer.
 
 use std::time::Duration;
 
@@ -47,6 +48,7 @@ pub async fn clean_up<L: LoadBalancers, E: Ec2>(
     }
     remove(&ctx.elb, &steps).await?;
     ctx.ec2.delete_security_groups(&owner, None).await?;
+    crate::security_groups::release_backend(&ctx.elb, &ctx.ec2).await?;
     if service.metadata.deletion_timestamp.is_none() {
         objects::set_status(&ctx.client, service, None).await?;
     }

@@ -4,17 +4,19 @@
 
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
+use kube::runtime::events::EventType;
 use lb_api::TargetType;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::{LoadBalancers, apply};
 use lb_aws::deployer::diff::{Existing, Owner, Step, diff};
 use lb_aws::deployer::switch::{self, Switch};
-use lb_model::service::objects::{binding_object, load_balancer_status};
+use lb_model::service::objects::{adopted_name, binding_object, load_balancer_status};
 use lb_model::stack::Listener;
 
 use super::ServiceContext;
 use super::error::ServiceError;
 use super::objects;
+use crate::security_groups;
 
 /// What a deploy did, for the log and the Event.
 #[derive(Debug, Default)]
@@ -36,20 +38,17 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
     for warning in &built.warnings {
         ctx.warn(service, "UnsupportedAnnotation", warning).await;
     }
+    for adapted in &built.adapted {
+        ctx.publish(service, EventType::Normal, "DefaultAdapted", adapted)
+            .await;
+    }
     // The finalizer goes on before anything exists in AWS, so nothing can be left behind.
     if !objects::has_finalizer(service) {
         objects::add_finalizer(&ctx.client, service).await?;
     }
     let mut stack = built.stack;
     let owner = Owner::of(&stack);
-    let managed_group = match &stack.managed_security_group {
-        Some(group) => {
-            let id = ctx.ec2.ensure_security_group(group).await?;
-            stack.load_balancer.security_groups = vec![id.clone()];
-            Some(id)
-        }
-        None => None,
-    };
+    let groups = security_groups::resolve(&ctx.ec2, &owner, &mut stack).await?;
     let existing = ctx.elb.describe_stack(&owner).await?;
     let steps = diff(&stack, &existing);
     let held = switches_to_hold(&ctx.elb, &stack.listeners, &existing, &steps).await?;
@@ -60,7 +59,7 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
     }
     let applied = apply(&ctx.elb, &stack, &existing, &steps).await?;
     // A load balancer that moved to explicit security groups: the managed one can go.
-    if managed_group.is_none()
+    if groups.managed.is_none()
         && steps
             .iter()
             .any(|s| matches!(s, Step::SetSecurityGroups { .. }))
@@ -68,19 +67,24 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
         ctx.ec2.delete_security_groups(&owner, None).await?;
     }
     let namespace = service.namespace().unwrap_or_default();
+    let existing_bindings =
+        objects::stack_bindings(&ctx.client, &namespace, &service.name_any()).await?;
     let mut wanted = Vec::new();
     for binding in &stack.bindings {
         let Some(arn) = applied.target_group_arns.get(&binding.target_group) else {
             continue;
         };
-        objects::apply_binding(&ctx.client, &binding_object(binding, arn)).await?;
-        wanted.push(binding.name.as_str());
+        let mut object = binding_object(binding, arn, groups.backend.as_deref());
+        let name = adopted_name(&existing_bindings, arn, &binding.name);
+        object.metadata.name = Some(name.clone());
+        objects::apply_binding(&ctx.client, &object).await?;
+        wanted.push(name);
     }
     // While a switch waits, the old group's binding keeps its targets registered.
     if held.is_empty() {
-        for stale in objects::stack_bindings(&ctx.client, &namespace, &service.name_any()).await? {
-            if !wanted.contains(&stale.name_any().as_str()) {
-                objects::delete_binding(&ctx.client, &stale).await?;
+        for stale in &existing_bindings {
+            if !wanted.contains(&stale.name_any()) {
+                objects::delete_binding(&ctx.client, stale).await?;
             }
         }
     }

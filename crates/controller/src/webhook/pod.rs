@@ -16,6 +16,7 @@ use lb_model::ingress::member::{Cluster, member_bindings};
 use lb_model::pod_admission::mutate_pod;
 use lb_model::selectors::service_selects;
 use lb_model::service::predicted_ip_bindings;
+use lb_model::stack::Binding;
 
 use super::{IngressNaming, ServiceNaming, WebhookState, allowed_with, request_of};
 use crate::ingress::{Classes, selection};
@@ -74,7 +75,7 @@ fn predicted_bindings(
     namespace: &str,
     pod: &Pod,
     naming: &ServiceNaming,
-) -> Vec<String> {
+) -> Vec<Binding> {
     stores
         .services
         .state()
@@ -97,7 +98,7 @@ fn predicted_ingress_bindings(
     namespace: &str,
     pod: &Pod,
     naming: &IngressNaming,
-) -> Vec<String> {
+) -> Vec<Binding> {
     let selecting: Vec<String> = stores
         .services
         .state()
@@ -136,6 +137,5 @@ fn predicted_ingress_bindings(
         )
         .flatten()
         .filter(|b| b.target_type == TargetType::Ip && selecting.contains(&b.service_name))
-        .map(|b| b.name)
         .collect()
 }

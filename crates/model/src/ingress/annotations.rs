@@ -20,7 +20,7 @@ use crate::stack::Condition;
 
 /// Upstream reads these but this controller does not build them yet: present, they give a
 /// Warning "not supported yet" naming them, never a silent ignore.
-pub const NOT_SUPPORTED_YET: [&str; 27] = [
+pub const NOT_SUPPORTED_YET: [&str; 26] = [
     "auth-type",
     "auth-idp-cognito",
     "auth-idp-oidc",
@@ -38,7 +38,6 @@ pub const NOT_SUPPORTED_YET: [&str; 27] = [
     "enable-frontend-nlb",
     "customer-owned-ipv4-pool",
     "security-group-prefix-lists",
-    "manage-backend-security-group-rules",
     "minimum-load-balancer-capacity",
     "ipam-ipv4-pool-id",
     "create-acm-cert",
@@ -139,6 +138,8 @@ pub struct TargetGroupAnnotations {
     pub success_codes: Option<String>,
     pub node_labels: BTreeMap<String, String>,
     pub multi_cluster: Option<bool>,
+    /// `tags`: on the Service they win over the Ingress's for its target groups.
+    pub tags: BTreeMap<String, String>,
 }
 
 impl TargetGroupAnnotations {
@@ -149,6 +150,8 @@ impl TargetGroupAnnotations {
         attributes.extend(self.attributes.clone());
         let mut node_labels = base.node_labels.clone();
         node_labels.extend(self.node_labels.clone());
+        let mut tags = base.tags.clone();
+        tags.extend(self.tags.clone());
         Self {
             target_type: self.target_type.or(base.target_type),
             backend_protocol: self.backend_protocol.or(base.backend_protocol),
@@ -170,6 +173,7 @@ impl TargetGroupAnnotations {
             success_codes: self.success_codes.clone().or(base.success_codes.clone()),
             node_labels,
             multi_cluster: self.multi_cluster.or(base.multi_cluster),
+            tags,
         }
     }
 }
@@ -184,6 +188,9 @@ pub struct IngressAnnotations {
     pub ip_address_type: Option<IpAddressType>,
     pub subnets: Option<Vec<String>>,
     pub security_groups: Option<Vec<String>>,
+    /// `manage-backend-security-group-rules`: with explicit security groups, attach the backend
+    /// one too (and so admit it on the targets).
+    pub manage_backend_security_group_rules: Option<bool>,
     pub inbound_cidrs: Option<Vec<IpNet>>,
     pub load_balancer_attributes: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
@@ -217,7 +224,8 @@ pub fn parse(
     frontend(&mut reader, &mut parsed);
     listeners(&mut reader, &mut parsed);
     rules(&mut reader, &mut parsed);
-    let (target_group, warnings) = target_group(&mut reader);
+    let (mut target_group, warnings) = target_group(&mut reader);
+    target_group.tags = parsed.tags.clone();
     parsed.target_group = target_group;
     parsed.warnings = warnings;
     parsed.warnings.extend(not_supported_yet(&reader));
@@ -226,14 +234,17 @@ pub fn parse(
 }
 
 /// The target group annotations of a Service (the `alb.ingress.kubernetes.io/` ones), and the
-/// warnings they give.
+/// warnings they give: those not supported yet (the `auth-*` ones upstream also reads on a
+/// Service among them) are named as on an Ingress.
 pub fn parse_service(
     annotations: &BTreeMap<String, String>,
 ) -> Result<(TargetGroupAnnotations, Vec<String>), AnnotationErrors> {
     let mut reader = AnnotationReader::new(annotations, keys::PREFIX);
-    let parsed = target_group(&mut reader);
+    let (mut parsed, mut warnings) = target_group(&mut reader);
+    parsed.tags = reader.string_map("tags").unwrap_or_default();
+    warnings.extend(not_supported_yet(&reader));
     reader.finish()?;
-    Ok(parsed)
+    Ok((parsed, warnings))
 }
 
 /// Upstream's rule: lower-case letters, digits, `-` and `.`, starting and ending with a letter or
@@ -291,6 +302,7 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
     );
     parsed.subnets = reader.string_list("subnets");
     parsed.security_groups = reader.string_list("security-groups");
+    parsed.manage_backend_security_group_rules = reader.bool("manage-backend-security-group-rules");
     parsed.inbound_cidrs = reader.string_list("inbound-cidrs").and_then(|cidrs| {
         let parsed: Result<Vec<IpNet>, _> = cidrs.iter().map(|c| c.parse::<IpNet>()).collect();
         match parsed {
@@ -410,6 +422,8 @@ fn target_group(reader: &mut AnnotationReader) -> (TargetGroupAnnotations, Vec<S
         success_codes: success_codes.filter(|c| success_codes_valid(c)),
         node_labels: reader.string_map("target-node-labels").unwrap_or_default(),
         multi_cluster: reader.bool("multi-cluster-target-group"),
+        // The Ingress's `tags` are read with its frontend ones (see `parse`); a Service's here.
+        tags: BTreeMap::new(),
     };
     (annotations, warnings)
 }

@@ -15,7 +15,7 @@ use super::annotations::IpAddressType;
 use super::json::ListenerProtocol;
 use super::member::{Cluster, MemberModel, member_model};
 use super::{BuiltGroup, GroupId, GroupMember, MemberOutcome};
-use crate::naming::{load_balancer_name, resource_name};
+use crate::naming;
 use crate::service::subnets::{Subnet, choose_subnets};
 use crate::stack::{
     Action, FixedResponse, IngressRule, Listener, LoadBalancer, LoadBalancerKind,
@@ -94,6 +94,10 @@ impl Merged {
             ),
             ("ssl-policy", a.ssl_policy.clone()),
             ("ssl-redirect", a.ssl_redirect.map(|p| p.to_string())),
+            (
+                "manage-backend-security-group-rules",
+                a.manage_backend_security_group_rules.map(|m| m.to_string()),
+            ),
         ];
         let checked = checks
             .into_iter()
@@ -212,18 +216,20 @@ pub fn build_group(
     super::group::sort_members(&mut sorted, |m| m.ingress);
     for member in sorted {
         let key = super::group::member_key(member.ingress);
-        let built = member_model(member.ingress, member.params, cluster, &base_tags);
-        let (error, warnings) = match built {
+        let built = member_model(member.ingress, member.params, cluster, group, &base_tags);
+        let (error, warnings, adapted) = match built {
             Ok(model) => {
                 let warnings = model.warnings.clone();
-                (merged.add(model).err(), warnings)
+                let adapted = model.adapted.clone();
+                (merged.add(model).err(), warnings, adapted)
             }
-            Err(problem) => (Some(problem), Vec::new()),
+            Err(problem) => (Some(problem), Vec::new(), Vec::new()),
         };
         outcomes.push(MemberOutcome {
             key,
             error,
             warnings,
+            adapted,
         });
     }
     if merged.members.is_empty() {
@@ -266,31 +272,44 @@ fn stack(
         .get("ip-address-type")
         .unwrap_or(IpAddressType::Ipv4.as_str())
         .to_string();
-    let (namespace, name) = group.naming();
     let with = |resource: &str| {
-        let mut t = base_tags.clone();
+        let mut t = BTreeMap::new();
         for member in &merged.members {
             t.extend(member.annotations.tags.clone());
         }
+        // The defaults and ownership win over the members' tags (upstream's order).
         t.extend(base_tags.clone());
         t.insert(tags::INGRESS_RESOURCE.into(), resource.into());
         t
     };
-    let listeners = listeners(merged, settings);
+    let listeners = listeners(merged, settings, &with);
     let security_groups: Option<Vec<String>> = exclusive
         .get("security-groups")
         .map(|g| g.split(',').map(str::to_string).collect());
     let managed_security_group = match &security_groups {
         Some(_) => None,
         None => Some(ManagedSecurityGroup {
-            name: resource_name(
-                namespace,
-                name,
-                &[&settings.cluster, &group.stack_id(), "sg"],
-            ),
+            name: naming::ingress_security_group(&settings.cluster, group.naming()),
             ingress: ingress_rules(&listeners, exclusive.get("inbound-cidrs"), &ip_address_type),
-            tags: with("ManagedLBSecurityGroup"),
+            tags: with(tags::MANAGED_SECURITY_GROUP),
         }),
+    };
+    let backend_security_group = match &security_groups {
+        None => settings.security_groups.backend,
+        Some(_) => {
+            let manage = exclusive
+                .get("manage-backend-security-group-rules")
+                .map_or(settings.security_groups.manage_backend_rules, |m| {
+                    m == "true"
+                });
+            if manage && !settings.security_groups.backend {
+                return Err(format!(
+                    "annotation {}manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off",
+                    lb_api::keys::ingress::PREFIX
+                ));
+            }
+            manage
+        }
     };
     let named_subnets: Option<Vec<String>> = exclusive
         .get("subnets")
@@ -303,7 +322,12 @@ fn stack(
         &settings.cluster,
         &annotation,
     )?;
-    let (attributes, target_groups, bindings) = member_resources(merged);
+    let (attributes, target_groups, mut bindings) = member_resources(merged);
+    if !backend_security_group {
+        for binding in &mut bindings {
+            binding.networking.clear();
+        }
+    }
     Ok(Stack {
         id: group.stack_id(),
         kind: StackKind::Ingress,
@@ -311,7 +335,9 @@ fn stack(
             name: exclusive
                 .get("load-balancer-name")
                 .map(str::to_string)
-                .unwrap_or_else(|| load_balancer_name(&settings.cluster, namespace, name, &scheme)),
+                .unwrap_or_else(|| {
+                    naming::ingress_load_balancer(&settings.cluster, group.naming(), &scheme)
+                }),
             kind: LoadBalancerKind::Application,
             scheme,
             ip_address_type,
@@ -323,14 +349,17 @@ fn stack(
                     private_ipv4_address: None,
                 })
                 .collect(),
+            subnets_named: named_subnets.is_some(),
             security_groups: security_groups.unwrap_or_default(),
             attributes,
-            tags: with("LoadBalancer"),
+            tags: with(tags::LOAD_BALANCER),
         },
         managed_security_group,
+        backend_security_group,
         listeners,
         target_groups,
         bindings,
+        external_managed_tags: settings.external_managed_tags.clone(),
         held_members: Vec::new(),
     })
 }
@@ -367,7 +396,11 @@ fn member_resources(
 
 /// One listener per port any member listens on; each carries the rules of the members that
 /// listen there, in member order. With `ssl-redirect`, HTTP listeners only redirect.
-fn listeners(merged: &Merged, settings: &super::IngressSettings) -> Vec<Listener> {
+fn listeners(
+    merged: &Merged,
+    settings: &super::IngressSettings,
+    tags: &dyn Fn(&str) -> BTreeMap<String, String>,
+) -> Vec<Listener> {
     let exclusive = &merged.exclusive;
     let redirect_to: Option<String> = exclusive.get("ssl-redirect").map(str::to_string);
     let mut ports: Vec<(ListenerProtocol, u16)> = merged
@@ -440,6 +473,7 @@ fn listeners(merged: &Merged, settings: &super::IngressSettings) -> Vec<Listener
                 },
                 rules,
                 attributes,
+                tags: tags(&port.to_string()),
             }
         })
         .collect()

@@ -14,6 +14,8 @@ fn settings() -> IngressSettings {
         default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
         default_target_type: TargetType::Instance,
         default_scheme: Scheme::Internal,
+        security_groups: Default::default(),
+        external_managed_tags: Vec::new(),
     }
 }
 
@@ -133,8 +135,8 @@ fn the_2048_game_is_an_internet_facing_alb_with_one_rule_to_an_ip_target_group()
     );
     assert_eq!(stack.bindings[0].name, tg.name);
     assert_eq!(
-        tg.tags.get(tags::INGRESS_MEMBER).map(String::as_str),
-        Some("game-2048/ingress-2048")
+        tg.tags.get(tags::INGRESS_RESOURCE).map(String::as_str),
+        Some("game-2048/ingress-2048-service-2048:80")
     );
     let sg = stack
         .managed_security_group

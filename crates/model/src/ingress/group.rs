@@ -6,6 +6,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use lb_api::IngressClassParamsSpec;
 use lb_api::keys::ingress as keys;
 
+use crate::naming::IngressGroupName;
+
 /// Which ALB an Ingress belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GroupId {
@@ -37,7 +39,7 @@ impl GroupId {
     /// name, an Ingress alone by its name and namespace.
     pub fn binding_labels(&self) -> std::collections::BTreeMap<String, String> {
         match self {
-            Self::Explicit(name) => [(keys::STACK_NAME_LABEL.to_string(), name.clone())].into(),
+            Self::Explicit(name) => [(keys::STACK_LABEL.to_string(), name.clone())].into(),
             Self::Implicit { namespace, name } => [
                 (keys::STACK_NAME_LABEL.to_string(), name.clone()),
                 (keys::STACK_NAMESPACE_LABEL.to_string(), namespace.clone()),
@@ -49,11 +51,7 @@ impl GroupId {
     /// The label selector of exactly the group's bindings.
     pub fn binding_selector(&self) -> String {
         match self {
-            Self::Explicit(name) => format!(
-                "{}={name},!{}",
-                keys::STACK_NAME_LABEL,
-                keys::STACK_NAMESPACE_LABEL
-            ),
+            Self::Explicit(name) => format!("{}={name}", keys::STACK_LABEL),
             Self::Implicit { namespace, name } => format!(
                 "{}={name},{}={namespace}",
                 keys::STACK_NAME_LABEL,
@@ -62,11 +60,11 @@ impl GroupId {
         }
     }
 
-    /// (namespace, name) for the load balancer's generated name.
-    pub fn naming(&self) -> (&str, &str) {
+    /// The group as the names of its AWS resources hash it.
+    pub fn naming(&self) -> IngressGroupName<'_> {
         match self {
-            Self::Explicit(name) => ("", name),
-            Self::Implicit { namespace, name } => (namespace, name),
+            Self::Explicit(name) => IngressGroupName::Explicit(name),
+            Self::Implicit { namespace, name } => IngressGroupName::Implicit { namespace, name },
         }
     }
 }

@@ -8,12 +8,13 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use lb_api::IngressClassParamsSpec;
 
+use super::GroupId;
 use super::annotations::{self, IngressAnnotations};
 use super::json::{ActionTarget, AnnotationAction, ListenerProtocol};
 use super::params;
 use super::rules::{self, BackendRef};
 use super::target_groups::Backend;
-use crate::stack::{Action, Binding, Rule, TargetGroup, TargetGroupRef, WeightedTargetGroup, tags};
+use crate::stack::{Action, Binding, Rule, TargetGroup, TargetGroupRef, WeightedTargetGroup};
 
 /// What the group builder needs from the cluster.
 pub struct Cluster<'a> {
@@ -36,12 +37,15 @@ pub struct MemberModel {
     pub target_groups: Vec<TargetGroup>,
     pub bindings: Vec<Binding>,
     pub warnings: Vec<String>,
+    /// Defaults adapted to what the member set, each named.
+    pub adapted: Vec<String>,
 }
 
 pub fn member_model(
     ingress: &Ingress,
     params: Option<&IngressClassParamsSpec>,
     cluster: &Cluster,
+    group: &GroupId,
     group_tags: &BTreeMap<String, String>,
 ) -> Result<MemberModel, String> {
     let Routes {
@@ -51,7 +55,8 @@ pub fn member_model(
         target_groups,
         bindings,
         warnings,
-    } = routes(ingress, params, cluster, group_tags)?;
+        adapted,
+    } = routes(ingress, params, cluster, group, group_tags)?;
     let certificates = annotations.certificate_arns.clone().unwrap_or_default();
     let listen_ports = annotations.listen_ports.clone().unwrap_or_else(|| {
         if certificates.is_empty() {
@@ -71,6 +76,7 @@ pub fn member_model(
         target_groups,
         bindings,
         warnings,
+        adapted,
     })
 }
 
@@ -81,7 +87,8 @@ pub fn member_bindings(
     params: Option<&IngressClassParamsSpec>,
     cluster: &Cluster,
 ) -> Vec<Binding> {
-    routes(ingress, params, cluster, &BTreeMap::new())
+    let group = super::group::group_of(ingress, params);
+    routes(ingress, params, cluster, &group, &BTreeMap::new())
         .map(|r| r.bindings)
         .unwrap_or_default()
 }
@@ -94,15 +101,16 @@ struct Routes {
     target_groups: Vec<TargetGroup>,
     bindings: Vec<Binding>,
     warnings: Vec<String>,
+    adapted: Vec<String>,
 }
 
 fn routes(
     ingress: &Ingress,
     params: Option<&IngressClassParamsSpec>,
     cluster: &Cluster,
+    group: &GroupId,
     group_tags: &BTreeMap<String, String>,
 ) -> Result<Routes, String> {
-    let key = super::group::member_key(ingress);
     let empty = BTreeMap::new();
     let mut annotations =
         annotations::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty))
@@ -111,15 +119,21 @@ fn routes(
         Some(p) => params::apply(p, &mut annotations)?,
         None => None,
     };
+    // The class parameters' tags win over the annotation's, for target groups too.
+    annotations.target_group.tags = annotations.tags.clone();
     let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
     let name = ingress.metadata.name.clone().unwrap_or_default();
     let backend = Backend {
         cluster: &cluster.settings.cluster,
+        group: group.naming(),
         namespace: &namespace,
         ingress: &name,
         annotations: &annotations.target_group,
         forced_target_type,
         default_target_type: cluster.settings.default_target_type,
+        dualstack: annotations
+            .ip_address_type
+            .is_some_and(|t| t != super::annotations::IpAddressType::Ipv4),
         tags: group_tags,
     };
     let mut resolver = Resolver {
@@ -129,9 +143,11 @@ fn routes(
         target_groups: Vec::new(),
         bindings: Vec::new(),
         warnings: annotations.warnings.clone(),
+        adapted: Vec::new(),
     };
-    let mut rule_tags = group_tags.clone();
-    rule_tags.insert(tags::INGRESS_MEMBER.into(), key.clone());
+    // This Ingress's tags; the defaults and ownership over them (upstream's rule tags).
+    let mut rule_tags = annotations.tags.clone();
+    rule_tags.extend(group_tags.clone());
     let mut rules = Vec::new();
     for path in rules::path_rules(ingress, &annotations).map_err(|e| e.to_string())? {
         rules.push(Rule {
@@ -155,6 +171,7 @@ fn routes(
         target_groups,
         bindings,
         warnings,
+        adapted,
         ..
     } = resolver;
     Ok(Routes {
@@ -164,6 +181,7 @@ fn routes(
         target_groups,
         bindings,
         warnings,
+        adapted,
     })
 }
 
@@ -222,6 +240,7 @@ struct Resolver<'a> {
     target_groups: Vec<TargetGroup>,
     bindings: Vec<Binding>,
     warnings: Vec<String>,
+    adapted: Vec<String>,
 }
 
 impl Resolver<'_> {
@@ -296,6 +315,7 @@ impl Resolver<'_> {
             self.target_groups.push(made.target_group);
             self.bindings.push(made.binding);
             self.warnings.extend(made.warnings);
+            self.adapted.extend(made.adapted);
         }
         Ok(id)
     }

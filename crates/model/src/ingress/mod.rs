@@ -43,6 +43,10 @@ pub struct IngressSettings {
     pub default_target_type: TargetType,
     /// `--default-load-balancer-scheme` (upstream: internal).
     pub default_scheme: Scheme,
+    /// `--enable-backend-security-group`, `--enable-manage-backend-security-group-rules`.
+    pub security_groups: crate::stack::SecurityGroupSettings,
+    /// `--external-managed-tags`: tag keys the controller leaves to someone else.
+    pub external_managed_tags: Vec<String>,
 }
 
 /// An ACM certificate, for discovery by host.
@@ -82,6 +86,8 @@ pub struct MemberOutcome {
     /// Why the member is not in the ALB (a Warning names it); None when it is.
     pub error: Option<String>,
     pub warnings: Vec<String>,
+    /// Defaults adapted to what the member set (a Normal Event names each).
+    pub adapted: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

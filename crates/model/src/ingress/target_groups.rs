@@ -14,13 +14,15 @@ use lb_api::keys::ingress as keys;
 
 use super::annotations::{ProtocolVersion, TargetGroupAnnotations, parse_service};
 use super::json::{ListenerProtocol, ServicePortRef};
-use crate::naming::{TargetGroupIdentity, target_group_name};
+use crate::naming::{self, IngressGroupName, IngressTargetGroup};
 use crate::service::annotations::HealthCheckPort;
-use crate::stack::{Binding, HealthCheck, TargetGroup, tags};
+use crate::stack::{Binding, HealthCheck, NetworkPort, TargetGroup, tags};
 
 /// What a target group needs from its Ingress.
 pub struct Backend<'a> {
     pub cluster: &'a str,
+    /// The group the Ingress is in: its target groups' names hash it.
+    pub group: IngressGroupName<'a>,
     pub namespace: &'a str,
     pub ingress: &'a str,
     /// The Ingress's target group annotations (class parameters applied).
@@ -28,7 +30,10 @@ pub struct Backend<'a> {
     /// The class parameters' target type, which wins over every annotation.
     pub forced_target_type: Option<TargetType>,
     pub default_target_type: TargetType,
-    /// Ownership tags every resource of the group carries.
+    /// The load balancer is dualstack: a Service of the IPv6 family gets ipv6 targets.
+    pub dualstack: bool,
+    /// The cluster's default tags and the ownership tags every resource of the group carries:
+    /// they win over the annotations' tags.
     pub tags: &'a BTreeMap<String, String>,
 }
 
@@ -38,6 +43,8 @@ pub struct Made {
     pub binding: Binding,
     /// The Service's annotations said something that does not stop the build.
     pub warnings: Vec<String>,
+    /// A default adapted to what the user set, named.
+    pub adapted: Option<String>,
 }
 
 impl Backend<'_> {
@@ -74,41 +81,63 @@ impl Backend<'_> {
             })?,
             TargetType::Ip => match &port.target_port {
                 Some(IntOrString::Int(n)) => *n,
-                _ => port.port,
+                // Not in the data path (targets register with their own port): upstream's 1.
+                Some(IntOrString::String(_)) => 1,
+                None => port.port,
             },
         };
         let tg_port = u16::try_from(tg_port).unwrap_or(u16::MAX);
+        let ipv6 = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.ip_families.as_ref())
+            .is_some_and(|families| families.iter().any(|f| f == "IPv6"));
+        let ip_address_type = match (ipv6, self.dualstack) {
+            (false, _) => "ipv4",
+            (true, true) => "ipv6",
+            (true, false) => {
+                return Err(format!(
+                    "Service {}/{service_name} has the IPv6 family, which needs a dualstack load balancer: set annotation {}ip-address-type: dualstack",
+                    self.namespace,
+                    keys::PREFIX
+                ));
+            }
+        };
         let protocol = merged.backend_protocol.unwrap_or(ListenerProtocol::Http);
         let version = merged.protocol_version.unwrap_or(ProtocolVersion::Http1);
-        let health_check = self.health_check(&merged, service, target_type, protocol, version)?;
+        let (health_check, adapted) =
+            self.health_check(&merged, service, target_type, protocol, version)?;
         let port_text = port_text(port_ref);
         let resource_id = format!(
             "{}/{}-{service_name}:{port_text}",
             self.namespace, self.ingress
         );
-        let name = target_group_name(&TargetGroupIdentity {
+        let uid = service.metadata.uid.clone().unwrap_or_default();
+        let name = naming::ingress_target_group(&IngressTargetGroup {
             cluster: self.cluster,
-            namespace: self.namespace,
-            service: service_name,
-            // The Ingress is part of what makes the group (two Ingresses, two groups).
-            service_port: &format!("{}:{port_text}", self.ingress),
-            protocol: protocol.as_str(),
+            group: self.group,
+            ingress_namespace: self.namespace,
+            ingress_name: self.ingress,
+            service_name,
+            service_uid: &uid,
+            service_port: &port_text,
             port: tg_port,
             target_type: target_type.as_str(),
-            ip_address_type: "ipv4",
+            protocol: protocol.as_str(),
+            protocol_version: version.as_str(),
         });
-        let mut tags = self.tags.clone();
+        // The Service's tags over the Ingress's, the defaults and ownership over both (upstream's).
+        let mut tags = merged.tags.clone();
+        tags.extend(self.tags.clone());
         tags.insert(tags::INGRESS_RESOURCE.into(), resource_id.clone());
-        tags.insert(
-            tags::INGRESS_MEMBER.into(),
-            format!("{}/{}", self.namespace, self.ingress),
-        );
         let binding = self.binding(
             &name,
             service_name,
             port,
             &resource_id,
             target_type,
+            ip_address_type,
+            &health_check.port,
             &merged,
         );
         let target_group = TargetGroup {
@@ -117,7 +146,7 @@ impl Backend<'_> {
             protocol: protocol.as_str().into(),
             port: tg_port,
             target_type,
-            ip_address_type: "ipv4".into(),
+            ip_address_type: ip_address_type.into(),
             protocol_version: Some(version.as_str().into()),
             health_check,
             attributes: merged.attributes.clone(),
@@ -127,10 +156,12 @@ impl Backend<'_> {
             target_group,
             binding,
             warnings,
+            adapted,
         })
     }
 
     /// The binding of target group `name`: same name, so pods can be gated before it exists.
+    #[allow(clippy::too_many_arguments)]
     fn binding(
         &self,
         name: &str,
@@ -138,6 +169,8 @@ impl Backend<'_> {
         port: &ServicePort,
         resource_id: &str,
         target_type: TargetType,
+        ip_address_type: &str,
+        health_check_port: &str,
         merged: &TargetGroupAnnotations,
     ) -> Binding {
         Binding {
@@ -147,9 +180,11 @@ impl Backend<'_> {
             service_port: port.port,
             target_group: resource_id.to_string(),
             target_type,
-            ip_address_type: "ipv4".into(),
+            ip_address_type: ip_address_type.into(),
             node_selector: merged.node_labels.clone(),
             multi_cluster: merged.multi_cluster.unwrap_or(false),
+            // Cleared by the group's build when its load balancer has no backend group.
+            networking: networking(port, target_type, health_check_port),
         }
     }
 
@@ -160,9 +195,10 @@ impl Backend<'_> {
         target_type: TargetType,
         protocol: ListenerProtocol,
         version: ProtocolVersion,
-    ) -> Result<HealthCheck, String> {
+    ) -> Result<(HealthCheck, Option<String>), String> {
         let grpc = version == ProtocolVersion::Grpc;
-        let interval = merged.interval_seconds.unwrap_or(15);
+        let interval = merged.interval_seconds.unwrap_or(DEFAULT_INTERVAL);
+        let mut adapted = None;
         let timeout = match merged.timeout_seconds {
             Some(t) if t >= interval => {
                 return Err(format!(
@@ -171,8 +207,17 @@ impl Backend<'_> {
                 ));
             }
             Some(t) => t,
-            // The default adapts to a short interval (the seeds' 3 s, raised to 5).
-            None => 5.min(interval - 1).max(2),
+            // The default never contradicts the interval the user set (upstream sends 5 s and
+            // ELB refuses it for an interval of 5 s): one second shorter, at least ELB's 2 s.
+            None if DEFAULT_TIMEOUT >= interval => {
+                let fitted = (interval - 1).max(2);
+                adapted = Some(format!(
+                    "annotation {p}healthcheck-interval-seconds is {interval}s and no {p}healthcheck-timeout-seconds is set: the health-check timeout is {fitted}s, not the default {DEFAULT_TIMEOUT}s, which ELB would refuse as not shorter than the interval",
+                    p = keys::PREFIX
+                ));
+                fitted
+            }
+            None => DEFAULT_TIMEOUT,
         };
         let port_value = match &merged.health_check_port {
             None | Some(HealthCheckPort::TrafficPort) => "traffic-port".to_string(),
@@ -187,7 +232,7 @@ impl Backend<'_> {
                     )
                 })?,
         };
-        Ok(HealthCheck {
+        let check = HealthCheck {
             protocol: merged
                 .health_check_protocol
                 .unwrap_or(protocol)
@@ -210,8 +255,45 @@ impl Backend<'_> {
                     .clone()
                     .unwrap_or_else(|| if grpc { "12" } else { "200" }.into()),
             ),
-        })
+        };
+        Ok((check, adapted))
     }
+}
+
+/// ALB's health-check defaults (upstream's): every 15 s, timeout 5 s.
+const DEFAULT_INTERVAL: i32 = 15;
+const DEFAULT_TIMEOUT: i32 = 5;
+
+/// Upstream's rules from the backend security group: the target port (the node port for
+/// instance targets), and the health-check port when it is another one; TCP, one rule each.
+fn networking(
+    port: &ServicePort,
+    target_type: TargetType,
+    health_check_port: &str,
+) -> Vec<Vec<NetworkPort>> {
+    let target_port = match target_type {
+        TargetType::Instance => port.node_port.map(IntOrString::Int),
+        TargetType::Ip => Some(
+            port.target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port)),
+        ),
+    };
+    let tcp = |port: Option<IntOrString>| {
+        vec![NetworkPort {
+            protocol: "TCP".into(),
+            port,
+        }]
+    };
+    let mut rules = vec![tcp(target_port)];
+    if health_check_port != "traffic-port" {
+        let check = health_check_port.parse::<i32>().map_or_else(
+            |_| IntOrString::String(health_check_port.into()),
+            IntOrString::Int,
+        );
+        rules.push(tcp(Some(check)));
+    }
+    rules
 }
 
 fn port_text(port: &ServicePortRef) -> String {

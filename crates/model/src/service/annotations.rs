@@ -17,8 +17,7 @@ use crate::annotations::{AnnotationErrors, AnnotationReader};
 
 /// Upstream reads these but this controller does not build them yet: present, they give a
 /// Warning "not supported yet" naming them, never a silent ignore.
-pub const NOT_SUPPORTED_YET: [&str; 10] = [
-    "aws-load-balancer-manage-backend-security-group-rules",
+pub const NOT_SUPPORTED_YET: [&str; 9] = [
     "aws-load-balancer-inbound-sg-rules-on-private-link-traffic",
     "aws-load-balancer-security-group-prefix-lists",
     "aws-load-balancer-enable-prefix-for-ipv6-source-nat",
@@ -101,6 +100,9 @@ pub struct ServiceAnnotations {
     pub eip_allocations: Option<Vec<String>>,
     pub private_ipv4_addresses: Option<Vec<IpAddr>>,
     pub security_groups: Option<Vec<String>>,
+    /// `aws-load-balancer-manage-backend-security-group-rules`: with explicit security groups,
+    /// attach the backend one too (and so admit it on the targets).
+    pub manage_backend_security_group_rules: Option<bool>,
     /// `load-balancer-source-ranges`; `spec.loadBalancerSourceRanges` is the builder's to merge.
     pub source_ranges: Option<Vec<IpNet>>,
     pub load_balancer_attributes: BTreeMap<String, String>,
@@ -130,11 +132,7 @@ pub fn parse(
     let mut reader = AnnotationReader::new(annotations, keys::PREFIX);
     let mut parsed = ServiceAnnotations {
         target_type: reader.one_of(keys::NLB_TARGET_TYPE, "ip, instance", parse_target_type),
-        not_supported_yet: NOT_SUPPORTED_YET
-            .iter()
-            .filter(|name| reader.present(name))
-            .map(|name| reader.key(name))
-            .collect(),
+        not_supported_yet: not_supported_yet(&reader),
         ..ServiceAnnotations::default()
     };
     frontend(&mut reader, &mut parsed);
@@ -142,6 +140,23 @@ pub fn parse(
     target_groups(&mut reader, &mut parsed);
     parsed.health_check = health_check(&mut reader);
     reader.finish().map(|()| parsed)
+}
+
+/// The keys of [`NOT_SUPPORTED_YET`] on the Service, and every `actions.<PROTOCOL>-<port>` (a
+/// weighted default action, which this controller does not build yet), full keys.
+fn not_supported_yet(reader: &AnnotationReader) -> Vec<String> {
+    let mut keys: Vec<String> = NOT_SUPPORTED_YET
+        .iter()
+        .filter(|name| reader.present(name))
+        .map(|name| reader.key(name))
+        .collect();
+    keys.extend(
+        reader
+            .family("actions.")
+            .into_iter()
+            .map(|(suffix, _)| reader.key(&format!("actions.{suffix}"))),
+    );
+    keys
 }
 
 /// The load balancer itself: name, scheme, addressing, security groups, attributes, tags.
@@ -186,6 +201,8 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
     parsed.eip_allocations = reader.string_list("aws-load-balancer-eip-allocations");
     parsed.private_ipv4_addresses = private_ipv4(reader);
     parsed.security_groups = reader.string_list("aws-load-balancer-security-groups");
+    parsed.manage_backend_security_group_rules =
+        reader.bool("aws-load-balancer-manage-backend-security-group-rules");
     parsed.source_ranges = source_ranges(reader);
     parsed.load_balancer_attributes = reader
         .string_map("aws-load-balancer-attributes")

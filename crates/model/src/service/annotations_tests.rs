@@ -389,12 +389,15 @@ fn annotations_not_built_yet_are_listed_not_ignored() {
             "aws-load-balancer-manage-backend-security-group-rules",
             "false",
         ),
+        ("actions.TCP-80", r#"{"type":"forward"}"#),
     ]);
+    // A weighted default action is named, never silently ignored.
     assert_eq!(
         parsed.not_supported_yet,
         [
-            "service.beta.kubernetes.io/aws-load-balancer-manage-backend-security-group-rules",
-            "service.beta.kubernetes.io/aws-load-balancer-quic-enabled-ports"
+            "service.beta.kubernetes.io/aws-load-balancer-quic-enabled-ports",
+            "service.beta.kubernetes.io/actions.TCP-80"
         ]
     );
+    assert_eq!(parsed.manage_backend_security_group_rules, Some(false));
 }

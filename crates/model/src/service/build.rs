@@ -16,12 +16,12 @@ use lb_api::TargetType;
 
 use super::annotations::{BackendProtocol, ServiceAnnotations};
 use super::subnets::{Subnet, choose_subnets};
-use crate::naming::{TargetGroupIdentity, load_balancer_name, resource_name, target_group_name};
+use crate::naming::{self, ServiceName, ServiceTargetGroup};
 use crate::service::annotations::{IpAddressType, PortRef, ProxyProtocol, Scheme};
 use crate::service::health::health_check;
 use crate::stack::{
     Action, Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup,
-    Stack, StackKind, SubnetMapping, TargetGroup, tags,
+    NetworkPort, Stack, StackKind, SubnetMapping, TargetGroup, tags,
 };
 
 /// What the cluster gives every stack.
@@ -33,6 +33,14 @@ pub struct ClusterSettings {
     pub default_tags: BTreeMap<String, String>,
     /// TLS listeners without `ssl-negotiation-policy`.
     pub default_ssl_policy: String,
+    /// `--enable-backend-security-group`, `--enable-manage-backend-security-group-rules`.
+    pub security_groups: crate::stack::SecurityGroupSettings,
+    /// `--external-managed-tags`: tag keys the controller leaves to someone else.
+    pub external_managed_tags: Vec<String>,
+    /// TCP and UDP on one port number make one `TCP_UDP` listener unless the Service says
+    /// otherwise (`aws-load-balancer-enable-tcp-udp-listener`); upstream's gate
+    /// `EnableTCPUDPListener`, off by default.
+    pub tcp_udp_listeners: bool,
 }
 
 /// The stack, and what the user should hear about although it does not stop the build.
@@ -42,6 +50,9 @@ pub struct Built {
     /// Each names the annotation and the value: an annotation not supported yet, or a port list
     /// naming a port the Service does not have (ignored, as upstream does, but said).
     pub warnings: Vec<String>,
+    /// Defaults adapted to what the user set (a health-check timeout that would not fit the
+    /// interval given), each naming the default and why.
+    pub adapted: Vec<String>,
 }
 
 /// Why a Service's stack cannot be built; each names what to fix.
@@ -62,6 +73,18 @@ pub enum BuildError {
     UnsupportedProtocol { port: i32, protocol: String },
     #[error("annotation {annotation}: {value:?} names no port of the Service")]
     UnknownPort { annotation: String, value: String },
+    #[error(
+        "Service ports {port}/TCP and {port}/UDP share a port number: set annotation {PREFIX}aws-load-balancer-enable-tcp-udp-listener: \"true\" for one TCP_UDP listener, or give them different ports"
+    )]
+    SharedPortNumber { port: i32 },
+    #[error(
+        "spec.ipFamilies has IPv6, which needs a dualstack load balancer: set annotation {PREFIX}aws-load-balancer-ip-address-type: dualstack"
+    )]
+    Ipv6NeedsDualstack,
+    #[error(
+        "annotation {PREFIX}aws-load-balancer-manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off"
+    )]
+    BackendSecurityGroupDisabled,
     #[error(
         "annotation {annotation}: {count} value(s) for {subnets} subnet(s); give one per subnet"
     )]
@@ -85,11 +108,17 @@ pub fn build(
 ) -> Result<Built, BuildError> {
     let namespace = service.metadata.namespace.clone().unwrap_or_default();
     let name = service.metadata.name.clone().unwrap_or_default();
+    let uid = service.metadata.uid.clone().unwrap_or_default();
     let spec = service.spec.clone().unwrap_or_default();
     let ports = spec.ports.clone().unwrap_or_default();
     if ports.is_empty() {
         return Err(BuildError::NoPorts);
     }
+    let identity = ServiceName {
+        namespace: &namespace,
+        name: &name,
+        uid: &uid,
+    };
     let stack_id = format!("{namespace}/{name}");
     let scheme = match annotations.scheme.unwrap_or(Scheme::Internal) {
         Scheme::Internal => "internal",
@@ -99,37 +128,40 @@ pub fn build(
         Some(IpAddressType::Dualstack) => "dualstack",
         _ => "ipv4",
     };
+    let backend_security_group = backend_security_group(annotations, settings)?;
     let base_tags = |resource: &str| ownership_tags(settings, annotations, &stack_id, resource);
     let context = PortContext {
         service,
         annotations,
         target_type,
         settings,
-        namespace: &namespace,
-        name: &name,
-        ip_address_type,
+        identity,
+        target_ip_address_type: target_ip_address_type(service, ip_address_type)?,
+        backend_security_group,
     };
     let warnings = warnings(annotations, &ports);
     let PortResources {
         target_groups,
         listeners,
         bindings,
-    } = context.port_resources(&ports, base_tags(""))?;
+        adapted,
+    } = context.port_resources(&ports, &base_tags)?;
     let lb_name = annotations
         .name
         .clone()
-        .unwrap_or_else(|| load_balancer_name(&settings.cluster, &namespace, &name, scheme));
-    let mut attributes = annotations.legacy_attributes.clone();
-    attributes.extend(annotations.load_balancer_attributes.clone());
+        .unwrap_or_else(|| naming::service_load_balancer(&settings.cluster, identity, scheme));
+    let mut attributes = annotations.load_balancer_attributes.clone();
+    // The older specific annotations win over the attributes annotation, as upstream.
+    attributes.extend(annotations.legacy_attributes.clone());
     let managed_security_group = match &annotations.security_groups {
         Some(_) => None,
         None => Some(ManagedSecurityGroup {
-            name: resource_name(&namespace, &name, &[&settings.cluster, &stack_id, "sg"]),
+            name: naming::service_security_group(&settings.cluster, identity),
             ingress: ingress_rules(
                 &listeners,
                 &source_ranges(&spec, annotations, ip_address_type),
             ),
-            tags: base_tags("ManagedLBSecurityGroup"),
+            tags: base_tags(tags::MANAGED_SECURITY_GROUP),
         }),
     };
     let stack = Stack {
@@ -141,28 +173,74 @@ pub fn build(
             scheme: scheme.into(),
             ip_address_type: ip_address_type.into(),
             subnets: subnet_mappings(annotations, subnets, scheme, &settings.cluster)?,
+            subnets_named: annotations.subnets.is_some(),
             security_groups: annotations.security_groups.clone().unwrap_or_default(),
             attributes,
-            tags: base_tags("LoadBalancer"),
+            tags: base_tags(tags::LOAD_BALANCER),
         },
         managed_security_group,
+        backend_security_group,
         listeners,
         target_groups,
         bindings,
+        external_managed_tags: settings.external_managed_tags.clone(),
         held_members: Vec::new(),
     };
-    Ok(Built { stack, warnings })
+    Ok(Built {
+        stack,
+        warnings,
+        adapted,
+    })
 }
 
-/// The cluster's default tags, the annotation's, and the ownership tags (which always win).
+/// Whether the load balancer gets the cluster's backend security group: always with a managed
+/// frontend group (unless `--enable-backend-security-group=false`); with explicit groups only
+/// when the backend rules are to be managed (annotation, else the flag).
+fn backend_security_group(
+    annotations: &ServiceAnnotations,
+    settings: &ClusterSettings,
+) -> Result<bool, BuildError> {
+    let groups = &settings.security_groups;
+    if annotations.security_groups.is_none() {
+        return Ok(groups.backend);
+    }
+    let manage = annotations
+        .manage_backend_security_group_rules
+        .unwrap_or(groups.manage_backend_rules);
+    match (manage, groups.backend) {
+        (true, false) => Err(BuildError::BackendSecurityGroupDisabled),
+        (manage, _) => Ok(manage),
+    }
+}
+
+/// The target groups' address type: `ipv6` when the Service has the IPv6 family (which needs a
+/// dualstack load balancer), else `ipv4`. ELB takes no `dualstack` target group.
+fn target_ip_address_type(
+    service: &Service,
+    load_balancer: &str,
+) -> Result<&'static str, BuildError> {
+    let ipv6 = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ip_families.as_ref())
+        .is_some_and(|families| families.iter().any(|f| f == "IPv6"));
+    match (ipv6, load_balancer) {
+        (false, _) => Ok("ipv4"),
+        (true, "dualstack") => Ok("ipv6"),
+        (true, _) => Err(BuildError::Ipv6NeedsDualstack),
+    }
+}
+
+/// The annotation's tags, the cluster's default tags over them (upstream's order: `--default-tags`
+/// win), and the ownership tags (which always win).
 fn ownership_tags(
     settings: &ClusterSettings,
     annotations: &ServiceAnnotations,
     stack_id: &str,
     resource: &str,
 ) -> BTreeMap<String, String> {
-    let mut t = settings.default_tags.clone();
-    t.extend(annotations.additional_tags.clone());
+    let mut t = annotations.additional_tags.clone();
+    t.extend(settings.default_tags.clone());
     t.insert(tags::CLUSTER.into(), settings.cluster.clone());
     t.insert(tags::SERVICE_STACK.into(), stack_id.to_string());
     t.insert(tags::SERVICE_RESOURCE.into(), resource.to_string());
@@ -180,8 +258,13 @@ fn warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -> Vec<Stri
     warnings
 }
 
-/// The listeners' (port, protocol): TCP and UDP on one port number make one TCP_UDP listener.
-fn listener_ports(ports: &[ServicePort]) -> Result<Vec<(&ServicePort, String)>, BuildError> {
+/// The listeners' (port, protocol). TCP and UDP on one port number make one TCP_UDP listener when
+/// `tcp_udp` (the annotation, else the cluster's default); otherwise they are refused by name
+/// (ELB would refuse the second listener on the port).
+fn listener_ports(
+    ports: &[ServicePort],
+    tcp_udp: bool,
+) -> Result<Vec<(&ServicePort, String)>, BuildError> {
     let mut out: Vec<(&ServicePort, String)> = Vec::new();
     for port in ports {
         let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
@@ -192,7 +275,12 @@ fn listener_ports(ports: &[ServicePort]) -> Result<Vec<(&ServicePort, String)>, 
             });
         }
         match out.iter_mut().find(|(p, _)| p.port == port.port) {
-            Some((_, existing)) if *existing != protocol => *existing = "TCP_UDP".into(),
+            Some((_, existing)) if *existing != protocol && tcp_udp => {
+                *existing = "TCP_UDP".into();
+            }
+            Some((_, existing)) if *existing != protocol => {
+                return Err(BuildError::SharedPortNumber { port: port.port });
+            }
             Some(_) => {}
             None => out.push((port, protocol)),
         }
@@ -239,16 +327,18 @@ fn names(port_ref: &PortRef, port: &ServicePort) -> bool {
     }
 }
 
-/// The names of the TargetGroupBindings [`build`] makes for `service`: the pod webhook gives
-/// pods their readiness gates before the bindings exist. Subnets play no part in them.
-pub fn binding_names(
+/// The names of the TargetGroupBindings [`build`] makes for `service`, with the Service port
+/// each binds: the pod webhook gives pods their readiness gates before the bindings exist.
+/// Subnets play no part in them.
+pub fn bindings(
     service: &Service,
     annotations: &ServiceAnnotations,
     target_type: TargetType,
     settings: &ClusterSettings,
-) -> Result<Vec<String>, BuildError> {
+) -> Result<Vec<Binding>, BuildError> {
     let namespace = service.metadata.namespace.clone().unwrap_or_default();
     let name = service.metadata.name.clone().unwrap_or_default();
+    let uid = service.metadata.uid.clone().unwrap_or_default();
     let ports = service
         .spec
         .as_ref()
@@ -263,18 +353,23 @@ pub fn binding_names(
         annotations,
         target_type,
         settings,
-        namespace: &namespace,
-        name: &name,
-        ip_address_type,
+        identity: ServiceName {
+            namespace: &namespace,
+            name: &name,
+            uid: &uid,
+        },
+        target_ip_address_type: target_ip_address_type(service, ip_address_type)?,
+        backend_security_group: false,
     };
-    let resources = context.port_resources(&ports, BTreeMap::new())?;
-    Ok(resources.bindings.into_iter().map(|b| b.name).collect())
+    let resources = context.port_resources(&ports, &|_| BTreeMap::new())?;
+    Ok(resources.bindings)
 }
 
 struct PortResources {
     target_groups: Vec<TargetGroup>,
     listeners: Vec<Listener>,
     bindings: Vec<Binding>,
+    adapted: Vec<String>,
 }
 
 /// What building one port's listener, target group and binding needs.
@@ -283,31 +378,40 @@ struct PortContext<'a> {
     annotations: &'a ServiceAnnotations,
     target_type: TargetType,
     settings: &'a ClusterSettings,
-    namespace: &'a str,
-    name: &'a str,
-    ip_address_type: &'a str,
+    identity: ServiceName<'a>,
+    /// `ipv4` or `ipv6`.
+    target_ip_address_type: &'static str,
+    backend_security_group: bool,
 }
 
 impl PortContext<'_> {
-    /// One listener, target group and binding per listener port (TCP and UDP on one port: one).
+    /// One listener, target group and binding per listener port (TCP and UDP on one port: one
+    /// when asked). `tags` gives the tags of a resource id.
     fn port_resources(
         &self,
         ports: &[ServicePort],
-        tags: BTreeMap<String, String>,
+        tags: &dyn Fn(&str) -> BTreeMap<String, String>,
     ) -> Result<PortResources, BuildError> {
         let mut resources = PortResources {
             target_groups: Vec::new(),
             listeners: Vec::new(),
             bindings: Vec::new(),
+            adapted: Vec::new(),
         };
-        for (port, protocol) in listener_ports(ports)? {
-            let tg = self.target_group(port, &protocol, tags.clone())?;
+        let tcp_udp = self
+            .annotations
+            .tcp_udp_listeners
+            .unwrap_or(self.settings.tcp_udp_listeners);
+        for (port, protocol) in listener_ports(ports, tcp_udp)? {
+            let (tg, adapted) = self.target_group(port, &protocol, tags)?;
+            resources.adapted.extend(adapted);
             resources
                 .listeners
-                .push(self.listener(port, &protocol, &tg.resource_id));
+                .push(self.listener(port, &protocol, &tg.resource_id, tags));
             resources.bindings.push(self.binding(port, &tg));
             resources.target_groups.push(tg);
         }
+        resources.adapted.dedup();
         Ok(resources)
     }
 
@@ -320,12 +424,13 @@ impl PortContext<'_> {
                 .is_none_or(|refs| refs.iter().any(|r| names(r, port)))
     }
 
+    /// The port's target group, and the defaults its health check adapted.
     fn target_group(
         &self,
         port: &ServicePort,
         listener_protocol: &str,
-        mut tags: BTreeMap<String, String>,
-    ) -> Result<TargetGroup, BuildError> {
+        tags: &dyn Fn(&str) -> BTreeMap<String, String>,
+    ) -> Result<(TargetGroup, Option<String>), BuildError> {
         let protocol = match listener_protocol {
             "TCP" if self.tls(port) => match self.annotations.backend_protocol {
                 Some(BackendProtocol::Ssl) => "TLS",
@@ -339,27 +444,36 @@ impl PortContext<'_> {
                 .ok_or(BuildError::NoNodePort { port: port.port })?,
             TargetType::Ip => match &port.target_port {
                 Some(IntOrString::Int(n)) => *n,
-                _ => port.port,
+                // A named target port can differ per pod; the group's port is not in the data
+                // path (targets register with their own), so upstream writes 1.
+                Some(IntOrString::String(_)) => 1,
+                None => port.port,
             },
         };
         let target_port = u16::try_from(target_port).unwrap_or(u16::MAX);
-        let resource_id = format!("{}/{}:{}", self.namespace, self.name, port.port);
-        let service_port = port.port.to_string();
-        let target_type = match self.target_type {
-            TargetType::Ip => "ip",
-            TargetType::Instance => "instance",
-        };
-        let name = target_group_name(&TargetGroupIdentity {
+        let resource_id = format!(
+            "{}/{}:{}",
+            self.identity.namespace, self.identity.name, port.port
+        );
+        let (health_check, adapted) = health_check(
+            self.service,
+            &self.annotations.health_check,
+            self.target_type,
+        )?;
+        let name = naming::service_target_group(&ServiceTargetGroup {
             cluster: &self.settings.cluster,
-            namespace: self.namespace,
-            service: self.name,
-            service_port: &service_port,
-            protocol,
+            service: self.identity,
+            service_port: port.port,
             port: target_port,
-            target_type,
-            ip_address_type: self.ip_address_type,
+            target_type: self.target_type.as_str(),
+            protocol,
+            health_check_protocol: &health_check.protocol,
+            health_check_interval: health_check.interval_seconds,
         });
-        let mut attributes = self.annotations.target_group_attributes.clone();
+        // Upstream always says proxy protocol v2, off unless asked.
+        let mut attributes =
+            BTreeMap::from([("proxy_protocol_v2.enabled".to_string(), "false".to_string())]);
+        attributes.extend(self.annotations.target_group_attributes.clone());
         let proxy = match &self.annotations.proxy_protocol {
             Some(ProxyProtocol::All) => true,
             Some(ProxyProtocol::Ports(refs)) => refs.iter().any(|r| names(r, port)),
@@ -368,26 +482,28 @@ impl PortContext<'_> {
         if proxy {
             attributes.insert("proxy_protocol_v2.enabled".into(), "true".into());
         }
-        tags.insert(tags::SERVICE_RESOURCE.into(), resource_id.clone());
-        Ok(TargetGroup {
-            health_check: health_check(
-                self.service,
-                &self.annotations.health_check,
-                self.target_type,
-            )?,
-            resource_id,
+        let group = TargetGroup {
+            health_check,
             name,
             protocol: protocol.into(),
             port: target_port,
             target_type: self.target_type,
-            ip_address_type: self.ip_address_type.into(),
+            ip_address_type: self.target_ip_address_type.into(),
             protocol_version: None,
             attributes,
-            tags,
-        })
+            tags: tags(&resource_id),
+            resource_id,
+        };
+        Ok((group, adapted))
     }
 
-    fn listener(&self, port: &ServicePort, protocol: &str, target_group: &str) -> Listener {
+    fn listener(
+        &self,
+        port: &ServicePort,
+        protocol: &str,
+        target_group: &str,
+        tags: &dyn Fn(&str) -> BTreeMap<String, String>,
+    ) -> Listener {
         let tls = protocol == "TCP" && self.tls(port);
         let key = if tls { "TLS" } else { protocol };
         let listener_port = u16::try_from(port.port).unwrap_or(u16::MAX);
@@ -421,27 +537,70 @@ impl PortContext<'_> {
                 .get(&(key.to_string(), listener_port))
                 .cloned()
                 .unwrap_or_default(),
+            tags: tags(&listener_port.to_string()),
         }
     }
 
     fn binding(&self, port: &ServicePort, tg: &TargetGroup) -> Binding {
         Binding {
             name: tg.name.clone(),
-            namespace: self.namespace.into(),
-            service_name: self.name.into(),
+            namespace: self.identity.namespace.into(),
+            service_name: self.identity.name.into(),
             service_port: port.port,
             target_group: tg.resource_id.clone(),
             target_type: self.target_type,
-            ip_address_type: if self.ip_address_type == "dualstack"
-                && self.target_type == TargetType::Ip
-            {
-                "ipv6".into()
-            } else {
-                "ipv4".into()
-            },
+            ip_address_type: self.target_ip_address_type.into(),
             node_selector: self.annotations.target_node_labels.clone(),
             multi_cluster: self.annotations.multi_cluster_target_group.unwrap_or(false),
+            networking: if self.backend_security_group {
+                vec![self.networking_ports(port, tg)]
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    /// Upstream's one rule from the backend group: the target port (TCP, or UDP for UDP; both
+    /// for TCP_UDP or a UDP group checked on its own port), and the health-check port when it is
+    /// another number.
+    fn networking_ports(&self, port: &ServicePort, tg: &TargetGroup) -> Vec<NetworkPort> {
+        let target_port = match self.target_type {
+            TargetType::Instance => port.node_port.map(IntOrString::Int),
+            TargetType::Ip => Some(
+                port.target_port
+                    .clone()
+                    .unwrap_or(IntOrString::Int(port.port)),
+            ),
+        };
+        let entry = |protocol: &str| NetworkPort {
+            protocol: protocol.into(),
+            port: target_port.clone(),
+        };
+        let check = &tg.health_check.port;
+        let checks_traffic_port =
+            check == "traffic-port" || Some(check.clone()) == target_port.as_ref().map(port_text);
+        let mut ports = match tg.protocol.as_str() {
+            "UDP" if checks_traffic_port => vec![entry("UDP"), entry("TCP")],
+            "UDP" => vec![entry("UDP")],
+            "TCP_UDP" => vec![entry("UDP"), entry("TCP")],
+            _ => vec![entry("TCP")],
+        };
+        if let Ok(number) = check.parse::<i32>()
+            && !checks_traffic_port
+        {
+            ports.push(NetworkPort {
+                protocol: "TCP".into(),
+                port: Some(IntOrString::Int(number)),
+            });
+        }
+        ports
+    }
+}
+
+fn port_text(port: &IntOrString) -> String {
+    match port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
     }
 }
 

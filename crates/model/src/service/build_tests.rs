@@ -10,6 +10,9 @@ fn settings() -> ClusterSettings {
         cluster: "lab".into(),
         default_tags: BTreeMap::from([("owner".to_string(), "platform".to_string())]),
         default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
+        security_groups: Default::default(),
+        external_managed_tags: Vec::new(),
+        tcp_udp_listeners: false,
     }
 }
 
@@ -102,7 +105,9 @@ fn built(svc: &Service, target_type: TargetType) -> Result<Built, BuildError> {
 #[test]
 fn the_seed_nlb_service_builds_its_stack() {
     let svc = service(&SEED, seed_spec());
-    let Built { stack, warnings } = built(&svc, TargetType::Ip).expect("stack");
+    let Built {
+        stack, warnings, ..
+    } = built(&svc, TargetType::Ip).expect("stack");
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(stack.id, "default/svc-nlb-ip-type");
     let lb = &stack.load_balancer;
@@ -182,7 +187,9 @@ fn the_seed_tls_variant_warns_about_a_port_the_service_lacks() {
     ));
     annotations.push(("aws-load-balancer-ssl-ports", "443"));
     let svc = service(&annotations, seed_spec());
-    let Built { stack, warnings } = built(&svc, TargetType::Ip).expect("stack");
+    let Built {
+        stack, warnings, ..
+    } = built(&svc, TargetType::Ip).expect("stack");
     assert_eq!(stack.listeners[0].protocol, "TCP");
     assert_eq!(
         warnings,
@@ -252,9 +259,28 @@ fn tls_listeners_on_the_ssl_ports_with_policy_and_alpn() {
 }
 
 #[test]
-fn tcp_and_udp_on_one_port_make_one_tcp_udp_listener() {
+fn tcp_and_udp_on_one_port_make_one_tcp_udp_listener_when_enabled() {
+    let ports = json!({"ports": [
+        {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP"},
+        {"name": "dns-udp", "port": 53, "targetPort": 53, "protocol": "UDP"},
+    ]});
+    // Upstream's default is off: the shared port number is refused by name, not sent to ELB.
+    assert_eq!(
+        built(&service(&[], ports.clone()), TargetType::Ip).map(|b| b.stack),
+        Err(BuildError::SharedPortNumber { port: 53 })
+    );
+    let off = service(
+        &[("aws-load-balancer-enable-tcp-udp-listener", "false")],
+        ports.clone(),
+    );
+    let mut on_by_default = settings();
+    on_by_default.tcp_udp_listeners = true;
+    assert!(
+        crate::service::desired(&off, Some(TargetType::Ip), &on_by_default, &vpc()).is_err(),
+        "the annotation wins over the cluster's default"
+    );
     let svc = service(
-        &[],
+        &[("aws-load-balancer-enable-tcp-udp-listener", "true")],
         json!({"ports": [
             {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP"},
             {"name": "dns-udp", "port": 53, "targetPort": 53, "protocol": "UDP"},
@@ -369,9 +395,30 @@ fn health_check_annotations_override_the_defaults() {
         ("HTTP", "9090", Some("/ready"), Some("200"))
     );
     assert_eq!(hc.interval_seconds, 5);
-    // A check every 5 s that waits 10 s (the default timeout): named before AWS refuses it.
-    let too_slow = service(
+    // A check every 5 s and no timeout: the default (10 s) would not fit, so the timeout is the
+    // interval, and the build says which default it adapted (upstream sends 10 and AWS refuses).
+    let short = service(
         &[("aws-load-balancer-healthcheck-interval", "5")],
+        json!({"ports": [{"port": 80}]}),
+    );
+    let adapted = built(&short, TargetType::Ip).expect("builds");
+    assert_eq!(
+        adapted.stack.target_groups[0].health_check.timeout_seconds,
+        5
+    );
+    assert_eq!(adapted.adapted.len(), 1);
+    assert!(
+        adapted.adapted[0].contains("aws-load-balancer-healthcheck-interval is 5s")
+            && adapted.adapted[0].contains("not the default 10s"),
+        "{:?}",
+        adapted.adapted
+    );
+    // A timeout the user set longer than the interval is theirs to fix: named before AWS refuses.
+    let too_slow = service(
+        &[
+            ("aws-load-balancer-healthcheck-interval", "5"),
+            ("aws-load-balancer-healthcheck-timeout", "10"),
+        ],
         json!({"ports": [{"port": 80}]}),
     );
     assert_eq!(
@@ -502,7 +549,9 @@ fn proxy_protocol_node_labels_multi_cluster_and_unsupported_annotations() {
         ],
         json!({"ports": [{"port": 80, "nodePort": 30080}, {"port": 81, "nodePort": 30081}]}),
     );
-    let Built { stack, warnings } = built(&svc, TargetType::Instance).expect("stack");
+    let Built {
+        stack, warnings, ..
+    } = built(&svc, TargetType::Instance).expect("stack");
     let proxy: Vec<Option<&str>> = stack
         .target_groups
         .iter()
@@ -512,7 +561,8 @@ fn proxy_protocol_node_labels_multi_cluster_and_unsupported_annotations() {
                 .map(String::as_str)
         })
         .collect();
-    assert_eq!(proxy, [Some("true"), None]);
+    // Upstream always says it: off unless asked.
+    assert_eq!(proxy, [Some("true"), Some("false")]);
     assert_eq!(
         stack.bindings[0]
             .node_selector

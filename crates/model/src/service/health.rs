@@ -4,6 +4,10 @@
 //! instance targets of an `externalTrafficPolicy: Local` Service, kube-proxy answers on the
 //! health-check node port whether the node has a ready endpoint: HTTP `/healthz` there, 2 / 2,
 //! timeout 6 s, every 10 s (upstream's defaults, which keep traffic off nodes without a pod).
+//!
+//! A default never contradicts the user: an interval set shorter than the default timeout, with
+//! no timeout set, takes the interval as its timeout (ELB refuses a timeout longer than the
+//! interval; upstream sends the default and fails there), and the build says so.
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -13,11 +17,12 @@ use super::annotations::{HealthCheckAnnotations, HealthCheckPort, HealthCheckPro
 use super::build::BuildError;
 use crate::stack::HealthCheck;
 
+/// The health check, and the default it adapted to the user's interval (named), if any.
 pub fn health_check(
     service: &Service,
     annotations: &HealthCheckAnnotations,
     target_type: TargetType,
-) -> Result<HealthCheck, BuildError> {
+) -> Result<(HealthCheck, Option<String>), BuildError> {
     let spec = service.spec.clone().unwrap_or_default();
     let local = spec.external_traffic_policy.as_deref() == Some("Local")
         && target_type == TargetType::Instance;
@@ -60,6 +65,16 @@ pub fn health_check(
     );
     set(annotations.timeout_seconds, &mut check.timeout_seconds);
     set(annotations.interval_seconds, &mut check.interval_seconds);
+    let mut adapted = None;
+    if annotations.timeout_seconds.is_none() && check.timeout_seconds > check.interval_seconds {
+        adapted = Some(format!(
+            "annotation {p}aws-load-balancer-healthcheck-interval is {interval}s and no {p}aws-load-balancer-healthcheck-timeout is set: the health-check timeout is {interval}s, not the default {default}s, which ELB would refuse as longer than the interval",
+            p = lb_api::keys::service::PREFIX,
+            interval = check.interval_seconds,
+            default = check.timeout_seconds,
+        ));
+        check.timeout_seconds = check.interval_seconds;
+    }
     if check.timeout_seconds > check.interval_seconds {
         return Err(BuildError::HealthCheckTimeout {
             timeout: check.timeout_seconds,
@@ -79,7 +94,7 @@ pub fn health_check(
                 .unwrap_or_else(|| "200-399".into()),
         );
     }
-    Ok(check)
+    Ok((check, adapted))
 }
 
 /// Upstream's NLB default: TCP on the traffic port, 3 / 3, timeout 10 s, every 10 s.

@@ -65,7 +65,7 @@ pub fn predicted_ip_bindings(
     service: &Service,
     selection: &selection::SelectionSettings,
     settings: &ClusterSettings,
-) -> Vec<String> {
+) -> Vec<crate::stack::Binding> {
     let selection::Selection::Ours { target_type } = selection::select(service, selection) else {
         return Vec::new();
     };
@@ -80,7 +80,7 @@ pub fn predicted_ip_bindings(
     if target_type != TargetType::Ip {
         return Vec::new();
     }
-    build::binding_names(service, &annotations, target_type, settings).unwrap_or_default()
+    build::bindings(service, &annotations, target_type, settings).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -95,6 +95,9 @@ mod tests {
             cluster: "lab".into(),
             default_tags: Default::default(),
             default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
+            security_groups: Default::default(),
+            external_managed_tags: Vec::new(),
+            tcp_udp_listeners: false,
         };
         let service: Service = serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "demo", "annotations": {
@@ -123,6 +126,9 @@ mod tests {
             cluster: "lab".into(),
             default_tags: Default::default(),
             default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
+            security_groups: Default::default(),
+            external_managed_tags: Vec::new(),
+            tcp_udp_listeners: false,
         };
         let service = |target_type: &str| -> Service {
             serde_json::from_value(json!({
@@ -156,7 +162,11 @@ mod tests {
             .map(|b| b.name.clone())
             .collect();
         assert_eq!(names.len(), 2);
-        assert_eq!(predicted_ip_bindings(&ip, &selection, &settings), names);
+        let predicted: Vec<String> = predicted_ip_bindings(&ip, &selection, &settings)
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(predicted, names);
         // Instance targets have no gates; a Service not ours predicts nothing.
         assert!(predicted_ip_bindings(&service("instance"), &selection, &settings).is_empty());
         let mut not_ours = ip.clone();

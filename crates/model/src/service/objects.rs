@@ -7,6 +7,10 @@ use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Servic
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::keys::service as keys;
+use lb_api::target_group_binding::{
+    NetworkingIngressRule, NetworkingPeer, NetworkingPort, SecurityGroup,
+    TargetGroupBindingNetworking,
+};
 use lb_api::{ServiceReference, TargetGroupBinding, TargetGroupBindingSpec, TargetType};
 
 use super::selection::Selection;
@@ -40,8 +44,28 @@ pub fn action(service: &Service, selection: &Selection) -> ServiceAction {
     }
 }
 
-/// The TargetGroupBinding of one target group of the stack, pointing at its ARN.
-pub fn binding_object(binding: &Binding, target_group_arn: &str) -> TargetGroupBinding {
+/// The name a stack's binding of `target_group_arn` takes: that of the binding of the stack that
+/// already binds it (another controller, or an earlier version, may have named it otherwise;
+/// upstream matches bindings by ARN too), else the desired one.
+pub fn adopted_name(
+    existing: &[TargetGroupBinding],
+    target_group_arn: &str,
+    desired: &str,
+) -> String {
+    existing
+        .iter()
+        .find(|b| b.spec.target_group_arn.as_deref() == Some(target_group_arn))
+        .and_then(|b| b.metadata.name.clone())
+        .unwrap_or_else(|| desired.to_string())
+}
+
+/// The TargetGroupBinding of one target group of the stack, pointing at its ARN; its
+/// `networking` admits `backend_security_group` (an ID) when the load balancer has it.
+pub fn binding_object(
+    binding: &Binding,
+    target_group_arn: &str,
+    backend_security_group: Option<&str>,
+) -> TargetGroupBinding {
     let labels = BTreeMap::from([
         (
             keys::STACK_NAME_LABEL.to_string(),
@@ -72,11 +96,40 @@ pub fn binding_object(binding: &Binding, target_group_arn: &str) -> TargetGroupB
             },
             ip_address_type: Some(binding.ip_address_type.clone()),
             node_selector,
+            networking: networking(binding, backend_security_group),
             multi_cluster_target_group: binding.multi_cluster.then_some(true),
             ..TargetGroupBindingSpec::default()
         },
         status: None,
     }
+}
+
+/// Upstream's `networking`: each rule from the backend security group to its ports.
+fn networking(
+    binding: &Binding,
+    backend_security_group: Option<&str>,
+) -> Option<TargetGroupBindingNetworking> {
+    let group = backend_security_group.filter(|_| !binding.networking.is_empty())?;
+    let ingress = binding
+        .networking
+        .iter()
+        .map(|ports| NetworkingIngressRule {
+            from: vec![NetworkingPeer {
+                ip_block: None,
+                security_group: Some(SecurityGroup {
+                    group_id: group.to_string(),
+                }),
+            }],
+            ports: ports
+                .iter()
+                .map(|p| NetworkingPort {
+                    protocol: Some(p.protocol.clone()),
+                    port: p.port.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    Some(TargetGroupBindingNetworking { ingress })
 }
 
 /// `status.loadBalancer` once the load balancer exists: its DNS name, as upstream reports it.
@@ -135,8 +188,12 @@ mod tests {
             ip_address_type: "ipv4".into(),
             node_selector: BTreeMap::from([("role".to_string(), "edge".to_string())]),
             multi_cluster: false,
+            networking: vec![vec![crate::stack::NetworkPort {
+                protocol: "TCP".into(),
+                port: Some(IntOrString::Int(30080)),
+            }]],
         };
-        let object = binding_object(&binding, "arn:tg");
+        let object = binding_object(&binding, "arn:tg", Some("sg-backend"));
         let value = serde_json::to_value(&object).expect("json");
         assert_eq!(
             value,
@@ -150,8 +207,35 @@ mod tests {
                     "targetGroupARN": "arn:tg", "targetType": "instance",
                     "serviceRef": {"name": "web", "port": 80}, "ipAddressType": "ipv4",
                     "nodeSelector": {"matchLabels": {"role": "edge"}},
+                    "networking": {"ingress": [{
+                        "from": [{"securityGroup": {"groupID": "sg-backend"}}],
+                        "ports": [{"protocol": "TCP", "port": 30080}],
+                    }]},
                 },
             })
+        );
+        // Without the backend group there is no rule to write.
+        assert_eq!(
+            binding_object(&binding, "arn:tg", None).spec.networking,
+            None
+        );
+    }
+
+    #[test]
+    fn an_existing_binding_of_the_target_group_keeps_its_name() {
+        let existing: TargetGroupBinding = serde_json::from_value(json!({
+            "metadata": {"name": "k8s-demo-web-upstream00", "namespace": "demo"},
+            "spec": {"targetGroupARN": "arn:tg", "serviceRef": {"name": "web", "port": 80}},
+        }))
+        .expect("binding");
+        let existing = [existing];
+        assert_eq!(
+            adopted_name(&existing, "arn:tg", "k8s-demo-web-ours000000"),
+            "k8s-demo-web-upstream00"
+        );
+        assert_eq!(
+            adopted_name(&existing, "arn:other", "k8s-demo-web-ours000000"),
+            "k8s-demo-web-ours000000"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Which subnets a load balancer goes into: the ones named by the annotation (by ID or by their
 //! `Name` tag), or discovered as upstream does: tagged `kubernetes.io/role/elb` (internet-facing)
 //! or `kubernetes.io/role/internal-elb` (internal), not tagged for another cluster, one per zone
-//! (a subnet tagged for this cluster first, then the lowest ID).
+//! (a subnet tagged for this cluster first, then the lowest ID), in order of their IDs.
 
 use std::collections::BTreeMap;
 
@@ -72,5 +72,7 @@ pub fn choose_subnets<'a>(
             "no subnet is tagged {role} (and not for another cluster) for a {scheme} load balancer: tag one per zone, or name them with {annotation}"
         ));
     }
-    Ok(by_zone.into_values().collect())
+    let mut chosen: Vec<&Subnet> = by_zone.into_values().collect();
+    chosen.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(chosen)
 }

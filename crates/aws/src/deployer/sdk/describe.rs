@@ -56,14 +56,12 @@ impl SdkLoadBalancers {
                 load_balancer: convert::load_balancer_from(described, attributes, lb_tags),
             });
         }
-        // The cache keeps what still exists: the load balancers, target groups and rules listed.
+        // The cache keeps what still exists: the load balancers, target groups, listeners and
+        // rules listed.
         let mut listed: HashSet<String> = arns.iter().cloned().collect();
-        listed.extend(
-            existing
-                .listeners
-                .iter()
-                .flat_map(|l| l.rules.iter().map(|r| r.arn.clone())),
-        );
+        listed.extend(existing.listeners.iter().flat_map(|l| {
+            std::iter::once(l.arn.clone()).chain(l.rules.iter().map(|r| r.arn.clone()))
+        }));
         self.tag_cache().retain(|arn, _| listed.contains(arn));
         self.attribute_cache().retain(|arn, _| listed.contains(arn));
         for described in &target_groups {
@@ -80,7 +78,7 @@ impl SdkLoadBalancers {
         Ok(existing)
     }
 
-    async fn all_load_balancers(&self) -> Result<Vec<sdk::LoadBalancer>, AwsError> {
+    pub(super) async fn all_load_balancers(&self) -> Result<Vec<sdk::LoadBalancer>, AwsError> {
         let mut all = Vec::new();
         let mut marker = None;
         loop {
@@ -233,6 +231,13 @@ impl SdkLoadBalancers {
             .send()
             .await;
         let output = finish(&self.calls, Operation::DescribeListeners, started, result)?;
+        let listener_arns: Vec<String> = output
+            .listeners()
+            .iter()
+            .filter_map(|l| l.listener_arn())
+            .map(str::to_string)
+            .collect();
+        let mut listener_tags = self.tags_of(&listener_arns).await?;
         let mut listeners = Vec::new();
         for described in output.listeners() {
             let Some(arn) = described.listener_arn() else {
@@ -240,6 +245,7 @@ impl SdkLoadBalancers {
             };
             let attributes = self.listener_attributes(arn).await?;
             let mut listener = convert::listener_from(described, attributes);
+            listener.tags = listener_tags.remove(arn).unwrap_or_default();
             if matches!(listener.protocol.as_str(), "HTTPS" | "TLS") {
                 listener
                     .certificates

@@ -117,29 +117,31 @@ impl LoadBalancers for SdkLoadBalancers {
     async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
         let check = &group.health_check;
         let started = Instant::now();
-        let result = self
-            .client
-            .create_target_group()
-            .name(&group.name)
-            .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
-            .set_protocol_version(group.protocol_version.clone())
-            .port(i32::from(group.port))
-            .vpc_id(&self.vpc_id)
-            .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
-            .ip_address_type(sdk::TargetGroupIpAddressTypeEnum::from(
-                group.ip_address_type.as_str(),
-            ))
-            .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
-            .health_check_port(&check.port)
-            .set_health_check_path(check.path.clone())
-            .healthy_threshold_count(check.healthy_threshold)
-            .unhealthy_threshold_count(check.unhealthy_threshold)
-            .health_check_timeout_seconds(check.timeout_seconds)
-            .health_check_interval_seconds(check.interval_seconds)
-            .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
-            .set_tags(Some(convert::tags_to(&group.tags)))
-            .send()
-            .await;
+        let result =
+            self.client
+                .create_target_group()
+                .name(&group.name)
+                .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
+                .set_protocol_version(group.protocol_version.clone())
+                .port(i32::from(group.port))
+                .vpc_id(&self.vpc_id)
+                .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
+                // As upstream: the address type only when not ELB's default.
+                .set_ip_address_type((group.ip_address_type != "ipv4").then(|| {
+                    sdk::TargetGroupIpAddressTypeEnum::from(group.ip_address_type.as_str())
+                }))
+                .health_check_enabled(true)
+                .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
+                .health_check_port(&check.port)
+                .set_health_check_path(check.path.clone())
+                .healthy_threshold_count(check.healthy_threshold)
+                .unhealthy_threshold_count(check.unhealthy_threshold)
+                .health_check_timeout_seconds(check.timeout_seconds)
+                .health_check_interval_seconds(check.interval_seconds)
+                .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
+                .set_tags(Some(convert::tags_to(&group.tags)))
+                .send()
+                .await;
         let output = finish(&self.calls, Operation::CreateTargetGroup, started, result)?;
         let arn = output
             .target_groups()
@@ -221,6 +223,22 @@ impl LoadBalancers for SdkLoadBalancers {
             .await;
         finish(&self.calls, Operation::AddTags, started, result)?;
         self.remember_tags(arn, tags);
+        Ok(())
+    }
+
+    async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        let started = Instant::now();
+        let result = self
+            .client
+            .remove_tags()
+            .resource_arns(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await;
+        finish(&self.calls, Operation::RemoveTags, started, result)?;
+        if let Some(known) = self.tag_cache().get_mut(arn) {
+            known.retain(|k, _| !keys.contains(k));
+        }
         Ok(())
     }
 
@@ -337,6 +355,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .set_ssl_policy(listener.ssl_policy.clone())
             .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
             .default_actions(actions::action_to_sdk(default_action))
+            .set_tags((!listener.tags.is_empty()).then(|| convert::tags_to(&listener.tags)))
             .send()
             .await;
         let output = finish(&self.calls, Operation::CreateListener, started, result)?;
@@ -346,6 +365,7 @@ impl LoadBalancers for SdkLoadBalancers {
             .and_then(|l| l.listener_arn())
             .unwrap_or_default()
             .to_string();
+        self.remember_tags(&arn, &listener.tags);
         self.modify_listener_attributes(&arn, &listener.attributes)
             .await?;
         if listener.certificates.len() > 1 {
@@ -449,6 +469,15 @@ impl LoadBalancers for SdkLoadBalancers {
         finish(&self.calls, Operation::DeleteTargetGroup, started, result)?;
         self.forget(arn);
         Ok(())
+    }
+
+    async fn security_groups_in_use(&self) -> Result<std::collections::BTreeSet<String>, AwsError> {
+        Ok(self
+            .all_load_balancers()
+            .await?
+            .iter()
+            .flat_map(|l| l.security_groups().iter().cloned())
+            .collect())
     }
 
     async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {
