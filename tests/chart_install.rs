@@ -1,6 +1,9 @@
 //! The Helm chart (charts/lb-controller), with the real helm binary, on the sandbox:
 //! - it lints; `helm template` with only `clusterName` renders; without it, or with a typo in a
 //!   value, it fails naming the value; config/ holds the same CRDs, RBAC and webhooks;
+//! - upstream's values files (its chart's default values.yaml, a typical EKS one) render unchanged,
+//!   and every upstream value that is a controller flag becomes that flag as upstream's chart
+//!   passes it (crates/lab/fixtures/upstream-chart); the binary takes them all;
 //! - installed (every object applied server-side), the controller runs as the chart's
 //!   ServiceAccount behind the chart's webhook configurations: readiness gates, an NLB Service
 //!   and an ALB Ingress work, so a verb missing from the chart's RBAC fails here;
@@ -120,17 +123,245 @@ fn the_chart_lints_renders_with_only_the_cluster_name_refuses_typos_and_matches_
         .collect();
     assert!(args.contains(&"--cluster-name=prod"), "{args:?}");
     assert!(args.contains(&"--enable-leader-election=true"), "{args:?}");
-    // The binary takes every argument the chart gives it: it gets past its flags and stops at
-    // the cluster connection (clap exits 2 on a flag it does not know or a bad value).
+    the_binary_takes(&args);
+}
+
+/// The binary takes every argument the chart gives it: it gets past its flags and stops at the
+/// cluster connection (clap exits 2 on a flag it does not know or a bad value).
+fn the_binary_takes(args: &[&str]) {
     let run = std::process::Command::new(BINARY)
-        .args(&args)
+        .args(args)
         .env_clear()
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_ne!(run.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("connecting to Kubernetes"), "{stderr}");
+    assert_ne!(run.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains("connecting to Kubernetes"),
+        "{args:?}: {stderr}"
+    );
+}
+
+/// `helm template` of the chart with a values file of crates/lab/fixtures/upstream-chart and
+/// `--set` values: the rendered documents, or helm's error.
+fn render_upstream_values(file: &str, sets: &[&str]) -> Result<Vec<Value>, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/lab/fixtures/upstream-chart")
+        .join(file);
+    let path = path.to_string_lossy().into_owned();
+    let mut args = vec![
+        "template",
+        chart::RELEASE,
+        ".",
+        "--namespace",
+        chart::NAMESPACE,
+        "--values",
+        path.as_str(),
+    ];
+    for set in sets {
+        args.extend(["--set", *set]);
+    }
+    let rendered = chart::helm(&args).map_err(|e| e.to_string())?;
+    Ok(chart::documents(&rendered).unwrap())
+}
+
+/// The controller container's arguments.
+fn controller_args(documents: &[Value]) -> Vec<&str> {
+    let deployment = documents
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap())
+        .collect()
+}
+
+/// What the chart passes whatever the values (its own flags, and upstream's it always passes with
+/// their defaults), with the cluster's name and the AWS flags `aws` in their places.
+fn chart_args(cluster: &str, aws: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        format!("--cluster-name={cluster}"),
+        "--ingress-class=alb".to_string(),
+        "--load-balancer-class=service.k8s.aws/nlb".to_string(),
+    ];
+    args.extend(aws.iter().map(|a| (*a).to_string()));
+    args.extend(
+        [
+            "--webhook-bind-port=9443",
+            "--metrics-bind-addr=:8080",
+            "--health-probe-bind-addr=:61779",
+            "--enable-leader-election=true",
+            "--leader-election-id=lb-controller-leader",
+            "--default-target-type=instance",
+            "--log-level=info",
+            "--log-format=json",
+            "--pod-termination-hold=15s",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+#[test]
+fn upstream_values_files_render_unchanged_and_become_upstream_flags() {
+    // Upstream's own default values.yaml (v3.3.0), verbatim. Its clusterName is empty, which
+    // upstream's chart refuses too (`required`); so does this one.
+    let missing = render_upstream_values("values-default.yaml", &[]).unwrap_err();
+    assert!(missing.contains("clusterName is required"), "{missing}");
+    let rendered = render_upstream_values("values-default.yaml", &["clusterName=my-cluster"])
+        .expect("upstream's default values.yaml renders");
+    // Its non-null values imply no flag beyond the chart's own: its empty maps, lists and strings
+    // (controllerConfig.featureGates, defaultTags, vpcTags, externalManagedTags,
+    // certDiscovery.allowedCertificateAuthorityARNs, metricsBindAddr) and its nulls pass nothing.
+    let args = controller_args(&rendered);
+    assert_eq!(args, chart_args("my-cluster", &[]), "{args:?}");
+    // The same arguments as config/'s Deployment (the chart's defaults).
+    let config = yaml_documents("config/manager/deployment.yaml");
+    assert_eq!(args, controller_args(&config));
+    the_binary_takes(&args);
+    // What its other values ask for: the IngressClassParams (create: true), the ServiceAccount.
+    let params = of_kind(&rendered, "IngressClassParams");
+    assert_eq!(params.len(), 1);
+    assert_eq!(params[0]["metadata"]["name"], "alb");
+    assert_eq!(
+        of_kind(&rendered, "IngressClass")[0]["spec"]["parameters"]["name"],
+        "alb"
+    );
+    assert_eq!(
+        of_kind(&rendered, "ServiceAccount")[0]["metadata"]["name"],
+        "lb-controller"
+    );
+    // Its null webhook selectors leave no null behind.
+    let validating = of_kind(&rendered, "ValidatingWebhookConfiguration")[0];
+    let ingress = validating["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "vingress.elbv2.k8s.aws")
+        .unwrap();
+    assert!(ingress.get("namespaceSelector").is_none(), "{ingress}");
+    assert!(ingress.get("objectSelector").is_none(), "{ingress}");
+
+    // The EKS user guide's install: a ServiceAccount made beforehand (IRSA or Pod Identity),
+    // the region and the VPC given.
+    let rendered = render_upstream_values("values-eks.yaml", &[]).expect("the EKS values render");
+    let args = controller_args(&rendered);
+    assert_eq!(
+        args,
+        chart_args(
+            "my-cluster",
+            &[
+                "--aws-region=us-west-2",
+                "--aws-vpc-id=vpc-0123456789abcdef0"
+            ]
+        ),
+        "{args:?}"
+    );
+    the_binary_takes(&args);
+    assert!(of_kind(&rendered, "ServiceAccount").is_empty());
+    let deployment = of_kind(&rendered, "Deployment")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "aws-load-balancer-controller");
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        let binding = of_kind(&rendered, kind)[0];
+        let subject = &binding["subjects"][0];
+        assert_eq!(subject["name"], "aws-load-balancer-controller", "{kind}");
+        assert_eq!(subject["namespace"], chart::NAMESPACE, "{kind}");
+    }
+
+    // Every upstream key that becomes a flag: exactly the flags upstream's chart passes for it,
+    // in their forms (bools as =true|false, maps as k=v sorted by key, lists joined with
+    // commas, integers as integers), and the binary takes them all.
+    let rendered = render_upstream_values("values-flags.yaml", &[]).expect("the flags render");
+    let args = controller_args(&rendered);
+    let expected = [
+        "run",
+        "--cluster-name=prod",
+        "--ingress-class=internal-alb",
+        "--load-balancer-class=example.com/nlb",
+        "--aws-region=eu-west-1",
+        "--aws-vpc-id=vpc-0123456789abcdef0",
+        "--aws-vpc-tags=Name=prod-vpc,team=platform",
+        "--aws-api-endpoints=ec2=https://ec2.eu-west-1.amazonaws.com,elasticloadbalancing=https://elasticloadbalancing.eu-west-1.amazonaws.com",
+        "--aws-api-throttle=Elastic Load Balancing v2:RegisterTargets|DeregisterTargets=4:20,Elastic Load Balancing v2:.*=10:40",
+        "--aws-max-retries=5",
+        "--webhook-bind-port=9444",
+        "--metrics-bind-addr=:9090",
+        "--health-probe-bind-addr=:61779",
+        "--enable-leader-election=true",
+        "--leader-election-id=lb-controller-leader",
+        "--watch-namespace=shop",
+        "--sync-period=1h",
+        "--ingress-max-concurrent-reconciles=4",
+        "--service-max-concurrent-reconciles=5",
+        "--targetgroupbinding-max-concurrent-reconciles=6",
+        "--targetgroupbinding-max-exponential-backoff-delay=500s",
+        "--targetgroupbinding-requeue-duration=30s",
+        "--alb-gateway-max-concurrent-reconciles=2",
+        "--nlb-gateway-max-concurrent-reconciles=2",
+        "--globalaccelerator-max-concurrent-reconciles=2",
+        "--globalaccelerator-max-exponential-backoff-delay=10m",
+        "--lb-stabilization-monitor-interval=3m",
+        "--default-target-type=ip",
+        "--default-load-balancer-scheme=internet-facing",
+        "--default-ssl-policy=ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "--default-tags=env=prod,team=platform",
+        "--external-managed-tags=owner,cost-center",
+        "--disable-ingress-class-annotation=true",
+        "--disable-ingress-group-name-annotation=true",
+        "--tolerate-non-existent-backend-service=false",
+        "--tolerate-non-existent-backend-action=false",
+        "--allowed-certificate-authority-arns=arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555",
+        "--enable-backend-security-group=true",
+        "--backend-security-group=sg-0123456789abcdef0",
+        "--enable-manage-backend-security-group-rules=true",
+        "--disable-restricted-sg-rules=true",
+        "--service-target-eni-security-group-tags=team=platform,env=prod",
+        "--enable-endpoint-slices=false",
+        "--max-targets-per-target-group=1000000",
+        "--enable-pod-readiness-gate-inject=false",
+        "--enable-shield=false",
+        "--enable-waf=false",
+        "--enable-wafv2=false",
+        "--feature-gates=EnableRGTAPI=true,NLBSecurityGroup=false",
+        "--log-level=debug",
+        "--log-format=json",
+        "--pod-termination-hold=15s",
+    ];
+    assert_eq!(args, expected, "{args:?}");
+    the_binary_takes(&args);
+
+    // Typos in upstream's keys are still refused, at the top and nested; and so are values
+    // upstream's controller would refuse to start with (an unknown feature gate, a security
+    // group that is not sg-..., a duration without unit, one of its tracking tags).
+    for (typo, named) in [
+        ("enableWafV2=false", "enableWafV2"),
+        ("serviceMonitor.scrapeTimout=10s", "scrapeTimout"),
+        (
+            "controllerConfig.featureGate.NLBSecurityGroup=false",
+            "featureGate",
+        ),
+        (
+            "controllerConfig.featureGates.NoSuchGate=true",
+            "NoSuchGate",
+        ),
+        (
+            "defaultTags.elbv2\\.k8s\\.aws/cluster=x",
+            "elbv2.k8s.aws/cluster",
+        ),
+        ("backendSecurityGroup=default", "backendSecurityGroup"),
+        ("syncPeriod=10", "syncPeriod"),
+    ] {
+        let refused =
+            render_upstream_values("values-default.yaml", &["clusterName=my-cluster", typo])
+                .unwrap_err();
+        assert!(refused.contains(named), "{typo}: {refused}");
+    }
 }
 
 /// A sandbox with the chart installed (`sets` beside the cluster's name) and `replicas`

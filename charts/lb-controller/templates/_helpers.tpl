@@ -172,3 +172,21 @@ matchLabels:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+A label selector with only its non-empty parts (upstream's values files leave matchExpressions and
+matchLabels null), or nothing. Call with the selector (or nil) and (optionally) more
+matchExpressions: (dict "selector" <selector> "expressions" <list>).
+*/}}
+{{- define "lb-controller.labelSelector" -}}
+{{- $selector := .selector | default dict -}}
+{{- $expressions := concat ($selector.matchExpressions | default list) (.expressions | default list) -}}
+{{- with $expressions }}
+matchExpressions:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $selector.matchLabels }}
+matchLabels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
