@@ -76,6 +76,12 @@ enum Command {
     /// path changed, a no-op; time and AWS calls (see crates/lab/src/bench_ingress.rs).
     #[cfg(feature = "lab")]
     BenchIngress(lb_lab::bench_ingress::IngressBenchOptions),
+    /// Take over the upstream controller's state on the sandbox: its measured footprint replayed
+    /// into the emulator with its Kubernetes objects, then ours started over it; prints the AWS
+    /// calls ours made, what it replaced, created and kept, and what a teardown left (see
+    /// crates/lab/src/footprint/takeover.rs).
+    #[cfg(feature = "lab")]
+    Takeover(lb_lab::footprint::takeover::TakeoverOptions),
 }
 
 /// The Kubernetes client: `--kubeconfig`'s cluster, else in-cluster or the usual kubeconfig.
@@ -284,6 +290,11 @@ async fn main() -> ExitCode {
         Command::BenchIngress(options) => lb_lab::bench_ingress::run(options)
             .await
             .map(|table| println!("{table}"))
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::Takeover(options) => lb_lab::footprint::takeover::run(options)
+            .await
+            .map(|report| println!("{report}"))
             .map_err(|e| CliError::Lab(e.to_string())),
     };
     match result {

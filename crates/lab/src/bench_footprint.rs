@@ -128,7 +128,7 @@ async fn measure(sandbox: &Sandbox, options: &FootprintOptions) -> Result<String
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
     let webhook_port = lb_sandbox::ports::free_loopback_port()?;
     let metrics_port = lb_sandbox::ports::free_loopback_port()?;
-    let cert_dir = prepare_cluster(sandbox, webhook_port).await?;
+    let cert_dir = prepare_cluster(sandbox, webhook_port, true).await?;
     let mut child = tokio::process::Command::new(&options.binary)
         .arg("run")
         .arg(format!("--cluster-name={}", aws.cluster_name()))

@@ -62,6 +62,9 @@ pub struct HarnessOptions {
     /// Serve the webhook on this loopback port (a restart keeps its port, as a Service would);
     /// none: a free one.
     pub webhook_port: Option<u16>,
+    /// Install this controller's CRDs (and the IngressClass `alb`) first. Off for a cluster that
+    /// has the upstream controller's: `helm install` leaves CRDs that exist as they are.
+    pub install_crds: bool,
 }
 
 impl Default for HarnessOptions {
@@ -69,6 +72,7 @@ impl Default for HarnessOptions {
         Self {
             termination_hold: lb_model::termination::DEFAULT_HOLD,
             webhook_port: None,
+            install_crds: true,
         }
     }
 }
@@ -152,9 +156,12 @@ pub async fn wait_for_crds(client: &Client) -> Result<(), HarnessError> {
 pub async fn prepare_cluster(
     sandbox: &Sandbox,
     port: u16,
+    crds: bool,
 ) -> Result<std::path::PathBuf, HarnessError> {
     let client = sandbox.client();
-    install_crds(&client).await?;
+    if crds {
+        install_crds(&client).await?;
+    }
     let (cert_pem, key_pem) = sandbox.pki().serving_certificate(
         "lb-controller-webhook",
         &["localhost"],
@@ -257,7 +264,7 @@ pub async fn start_controller_with(
         Some(port) => port,
         None => lb_sandbox::ports::free_loopback_port()?,
     };
-    let cert_dir = prepare_cluster(sandbox, port).await?;
+    let cert_dir = prepare_cluster(sandbox, port, harness.install_crds).await?;
     let (cert, key) = (cert_dir.join("tls.crt"), cert_dir.join("tls.key"));
 
     let calls = Arc::new(AwsCalls::default());

@@ -2,7 +2,8 @@
 //! ([`harness`]; installed from its Helm chart and run as its ServiceAccount: [`chart`]), the demo that tries manifests before a cluster ([`demo`]), and the benchmarks
 //! that measure it ([`bench`]: readiness gates; [`bench_rollout`]: failed requests during
 //! rollouts; [`bench_footprint`]: the product binary's size and memory; [`bench_services`]: Service -> NLB
-//! reconcile time and AWS calls; [`bench_ingress`]: the same for Ingress groups -> ALB). Linked only into the `lab` build of the binary, never into the product.
+//! reconcile time and AWS calls; [`bench_ingress`]: the same for Ingress groups -> ALB); [`footprint`]: upstream's measured AWS
+//! footprint, compared with ours, and ours taking over upstream's state (`takeover`). Linked only into the `lab` build of the binary, never into the product.
 
 pub mod api_writes;
 pub mod bench;
@@ -15,6 +16,7 @@ pub mod chart;
 pub mod clock;
 pub mod cpu_use;
 pub mod demo;
+pub mod footprint;
 pub mod harness;
 pub mod https;
 mod slice_recorder;

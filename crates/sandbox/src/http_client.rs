@@ -1,10 +1,11 @@
-//! A minimal HTTP/1.1 GET for probes, health checks and the demo, always through the guard.
+//! A minimal HTTP/1.1 client (GET, and POST of JSON for the emulator's control API) for probes,
+//! health checks and the demo, always through the guard.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::header::{CONNECTION, HOST};
 use hyper_util::rt::TokioIo;
@@ -38,8 +39,45 @@ pub async fn get_for_host(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpResponse> {
+    exchange(guard, addr, host, Outgoing::Get(path), timeout).await
+}
+
+/// POST `body` (JSON) to `path` on `addr`, all of it within `timeout`.
+pub async fn post_json(
+    guard: &DestinationGuard,
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<HttpResponse> {
+    exchange(
+        guard,
+        addr,
+        &addr.to_string(),
+        Outgoing::PostJson(path, body),
+        timeout,
+    )
+    .await
+}
+
+/// The request to send.
+enum Outgoing<'a> {
+    Get(&'a str),
+    PostJson(&'a str, Vec<u8>),
+}
+
+async fn exchange(
+    guard: &DestinationGuard,
+    addr: SocketAddr,
+    host: &str,
+    outgoing: Outgoing<'_>,
+    timeout: Duration,
+) -> Result<HttpResponse> {
+    let path = match &outgoing {
+        Outgoing::Get(path) | Outgoing::PostJson(path, _) => *path,
+    };
     let url = format!("http://{host}{path} (via {addr})");
-    match tokio::time::timeout(timeout, get_inner(guard, addr, host, path, &url)).await {
+    match tokio::time::timeout(timeout, send(guard, addr, host, outgoing, &url)).await {
         Ok(result) => result,
         Err(_) => Err(SandboxError::Http {
             url,
@@ -48,11 +86,11 @@ pub async fn get_for_host(
     }
 }
 
-async fn get_inner(
+async fn send(
     guard: &DestinationGuard,
     addr: SocketAddr,
     host: &str,
-    path: &str,
+    outgoing: Outgoing<'_>,
     url: &str,
 ) -> Result<HttpResponse> {
     let http_error = |message: String| SandboxError::Http {
@@ -65,11 +103,18 @@ async fn get_inner(
         .await
         .map_err(|e| http_error(e.to_string()))?;
     let driver = tokio::spawn(connection);
-    let request = Request::get(path)
-        .header(HOST, host)
-        .header(CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| http_error(e.to_string()))?;
+    let request = match outgoing {
+        Outgoing::Get(path) => Request::get(path)
+            .header(HOST, host)
+            .header(CONNECTION, "close")
+            .body(Full::new(Bytes::new())),
+        Outgoing::PostJson(path, body) => Request::post(path)
+            .header(HOST, host)
+            .header(CONNECTION, "close")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body))),
+    }
+    .map_err(|e| http_error(e.to_string()))?;
     let response = sender
         .send_request(request)
         .await

@@ -97,6 +97,48 @@ impl ControlClient {
         })
     }
 
+    /// The account's load balancers, target groups and the cluster VPC's security groups, in
+    /// the shape of upstream's measured footprint (names where ELB and EC2 give ARNs and IDs).
+    pub async fn footprint(&self, cluster: &str) -> Result<serde_json::Value> {
+        self.get_within(
+            &format!("/footprint?cluster={cluster}"),
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
+    /// Creates what `footprint` describes, with the calls upstream makes; `renames` maps a name
+    /// of the footprint to the one to create (names that hash a Kubernetes UID). Returns the
+    /// created names with their ARNs (security groups: IDs), by kind.
+    pub async fn replay(
+        &self,
+        footprint: &serde_json::Value,
+        renames: &BTreeMap<String, String>,
+    ) -> Result<serde_json::Value> {
+        let path = "/replay";
+        let body = serde_json::json!({"footprint": footprint, "renames": renames});
+        let response = http_client::post_json(
+            &DestinationGuard::loopback_only(),
+            self.addr,
+            path,
+            body.to_string().into_bytes(),
+            Duration::from_secs(120),
+        )
+        .await?;
+        let error = |message: String| SandboxError::Http {
+            url: format!("http://{}{path}", self.addr),
+            message,
+        };
+        if response.status != 200 {
+            return Err(error(format!(
+                "status {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            )));
+        }
+        serde_json::from_slice(&response.body).map_err(|e| error(e.to_string()))
+    }
+
     pub async fn healthy(&self) -> bool {
         self.get::<String>("/health").await.is_ok()
     }

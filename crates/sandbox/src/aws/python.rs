@@ -14,7 +14,7 @@ use crate::tools;
 
 const REQUIREMENTS: &str = include_str!("../../aws/requirements.txt");
 const PACKAGE: &str = "lb_sandbox_aws";
-const PACKAGE_FILES: [(&str, &str); 10] = [
+const PACKAGE_FILES: [(&str, &str); 11] = [
     (
         "__init__.py",
         include_str!("../../aws/lb_sandbox_aws/__init__.py"),
@@ -34,6 +34,10 @@ const PACKAGE_FILES: [(&str, &str); 10] = [
     (
         "elbv2_patch.py",
         include_str!("../../aws/lb_sandbox_aws/elbv2_patch.py"),
+    ),
+    (
+        "footprint.py",
+        include_str!("../../aws/lb_sandbox_aws/footprint.py"),
     ),
     (
         "guard.py",
