@@ -335,6 +335,11 @@ fn upstream_values_files_render_unchanged_and_become_upstream_flags() {
     ];
     assert_eq!(args, expected, "{args:?}");
     the_binary_takes(&args);
+    // A Deployment written for upstream's image passes its flags with no subcommand: `run` is
+    // implied, and the flags start the controller unchanged.
+    let upstream_style: Vec<&str> = args.iter().copied().filter(|a| *a != "run").collect();
+    assert!(upstream_style.first().is_some_and(|a| a.starts_with("--")));
+    the_binary_takes(&upstream_style);
 
     // Typos in upstream's keys are still refused, at the top and nested; and so are values
     // upstream's controller would refuse to start with (an unknown feature gate, a security

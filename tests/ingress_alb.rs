@@ -137,7 +137,7 @@ async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingre
         .find(|r| r.is_default() != Some(true))
         .expect("the path's rule");
     assert_eq!(rule.priority(), Some("1"));
-    let group_arn = rule.actions()[0].target_group_arn().unwrap().to_string();
+    let group_arn = common::forwarded_to(&rule.actions()[0]).unwrap();
     let groups = elb
         .describe_target_groups()
         .target_group_arns(&group_arn)

@@ -1,6 +1,7 @@
-//! Ingress groups on the sandbox: members come and go with one rule call each (a rule appended,
-//! rewritten in place, inserted in front with one SetRulePriorities, deleted), a no-op calls
-//! nothing, and the last member to leave takes the ALB and all it owned with it.
+//! Ingress groups on the sandbox: members come and go with the fewest rule calls upstream's layout
+//! allows (priorities 1..n in order: a rule appended, rewritten in place, inserted in front with one
+//! SetRulePriorities moving the rest, deleted with one SetRulePriorities closing the gap), a no-op
+//! calls nothing, and the last member to leave takes the ALB and all it owned with it.
 
 mod common;
 
@@ -219,7 +220,7 @@ async fn group_members_come_and_go_with_the_fewest_calls_and_the_last_takes_the_
     settled(&controller).await;
     assert_eq!(counts(&controller), before, "a no-op calls nothing");
 
-    // A member leaves: its rule goes, the others stay where they are.
+    // A member leaves: its rule goes, and the one after it moves up (upstream's layout: 1..n).
     let before = counts(&controller);
     ingresses
         .delete("a", &DeleteParams::default())
@@ -235,7 +236,17 @@ async fn group_members_come_and_go_with_the_fewest_calls_and_the_last_takes_the_
     })
     .await;
     settled(&controller).await;
-    assert_eq!(rule_calls(&controller, &before), [("DeleteRule", 1)].into());
+    assert_eq!(
+        rule_calls(&controller, &before),
+        [("DeleteRule", 1), ("SetRulePriorities", 1)].into()
+    );
+    assert_eq!(
+        rule_hosts(&elb).await,
+        [
+            ("1".into(), "c.example.com".into()),
+            ("2".into(), "b.example.com".into())
+        ]
+    );
 
     // The last members leave: the ALB and all it owned go.
     for name in ["b", "c"] {

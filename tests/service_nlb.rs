@@ -125,7 +125,11 @@ async fn the_seeds_nlb_service_gets_an_nlb_that_carries_traffic_and_goes_with_th
             .starts_with("k8s-nlbdemo-svcnlbip-")
     );
     assert_eq!(nlb.availability_zones().len(), 3, "one subnet per zone");
-    assert_eq!(nlb.security_groups().len(), 1, "the managed security group");
+    assert_eq!(
+        nlb.security_groups().len(),
+        2,
+        "the managed security group and the shared backend one"
+    );
     let nlb_arn = nlb.load_balancer_arn().unwrap().to_string();
     let attributes = elb
         .describe_load_balancer_attributes()
@@ -146,10 +150,7 @@ async fn the_seeds_nlb_service_gets_an_nlb_that_carries_traffic_and_goes_with_th
     let listener = &listeners.listeners()[0];
     assert_eq!(listener.port(), Some(80));
     assert_eq!(listener.protocol().map(|p| p.as_str()), Some("TCP"));
-    let tg_arn = listener.default_actions()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
+    let tg_arn = common::forwarded_to(&listener.default_actions()[0]).unwrap();
     let groups = elb
         .describe_target_groups()
         .target_group_arns(&tg_arn)
@@ -457,9 +458,7 @@ async fn a_bad_annotation_is_named_and_touches_nothing_and_instance_targets_are_
                 .send()
                 .await
                 .ok()?;
-            let current = listeners.listeners()[0].default_actions()[0]
-                .target_group_arn()?
-                .to_string();
+            let current = common::forwarded_to(&listeners.listeners()[0].default_actions()[0])?;
             let states = elb_setup::states(&elb, &current).await.ok()?;
             looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             assert!(
@@ -618,6 +617,176 @@ async fn the_seeds_tls_variant_terminates_tls_with_the_certificate_and_refuses_e
     // Port 80 stays plain TCP.
     assert_eq!(answering_pods(&sandbox, &dns_name, 10).await.len(), 2);
 
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
+
+/// The security groups of the NLB named `name` in the emulated account.
+async fn security_groups_of(elb: &Elb, name: &str) -> Option<Vec<String>> {
+    let described = elb
+        .describe_load_balancers()
+        .names(name)
+        .send()
+        .await
+        .ok()?;
+    Some(
+        described
+            .load_balancers()
+            .first()?
+            .security_groups()
+            .to_vec(),
+    )
+}
+
+/// `aws-load-balancer-security-groups` names groups by ID or by their `Name` tag (upstream's
+/// lookup); with them the NLB gets no managed group, and the backend group only with
+/// `aws-load-balancer-manage-backend-security-group-rules`. Without them: the managed group and
+/// the shared backend group, which goes when the last load balancer using it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_groups_named_by_tag_are_resolved_and_the_backend_group_comes_and_goes() {
+    common::init_tracing();
+    let sandbox = start_sandbox().await;
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let client = sandbox.client();
+    let aws = sandbox.aws().unwrap();
+    let elb = elb_setup::client(aws).await;
+    let ec2 = aws_sdk_ec2::Client::new(&aws.sdk_config().await);
+    let edge = ec2
+        .create_security_group()
+        .group_name("edge-sg-group-name")
+        .description("the user's")
+        .vpc_id(&aws.seeded().vpc_id)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Name")
+                        .value("edge")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let ns = "named-groups";
+    sandbox.create_namespace(ns, &[]).await.unwrap();
+    create(&client, ns, &web_deployment("web", 1, 1, 0)).await;
+    let group_ids = || async {
+        let described = ec2
+            .describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(&aws.seeded().vpc_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        described
+            .security_groups()
+            .iter()
+            .filter_map(|g| Some((g.group_name()?.to_string(), g.group_id()?.to_string())))
+            .collect::<BTreeMap<String, String>>()
+    };
+    annotated_service(
+        &client,
+        ns,
+        "named",
+        serde_json::json!({
+            "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+            "service.beta.kubernetes.io/aws-load-balancer-security-groups": "edge",
+        }),
+    )
+    .await;
+    eventually("the NLB's hostname", Duration::from_secs(60), || {
+        common::service_hostname(&client, ns, "named")
+    })
+    .await;
+    let nlb = load_balancer_names(&elb)
+        .await
+        .into_iter()
+        .find(|n| n.starts_with("k8s-namedgro-named-"))
+        .expect("the NLB");
+    assert_eq!(
+        security_groups_of(&elb, &nlb).await,
+        Some(vec![edge.clone()])
+    );
+    assert!(
+        !group_ids().await.keys().any(|n| n.starts_with("k8s-")),
+        "no managed and no backend group: {:?}",
+        group_ids().await
+    );
+
+    // The backend rules managed: the backend group joins the user's.
+    Api::<Service>::namespaced(client.clone(), ns)
+        .patch(
+            "named",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "service.beta.kubernetes.io/aws-load-balancer-manage-backend-security-group-rules": "true",
+            }}})),
+        )
+        .await
+        .unwrap();
+    let backend = lb_model::naming::backend_security_group(aws.cluster_name());
+    let backend_id = eventually(
+        "the backend group attached",
+        Duration::from_secs(60),
+        || async {
+            let id = group_ids().await.get(&backend).cloned()?;
+            let groups = security_groups_of(&elb, &nlb).await?;
+            (groups == [edge.clone(), id.clone()]).then_some(id)
+        },
+    )
+    .await;
+    // Its binding admits the backend group (written once the load balancer has it).
+    let bindings = Api::<TargetGroupBinding>::namespaced(client.clone(), ns);
+    eventually(
+        "the binding admitting the backend group",
+        Duration::from_secs(30),
+        || async {
+            let binding = bindings
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .pop()?;
+            let networking = binding.spec.networking?;
+            let from = networking
+                .ingress
+                .first()?
+                .from
+                .first()?
+                .security_group
+                .clone()?;
+            (from.group_id == backend_id).then_some(())
+        },
+    )
+    .await;
+
+    // The Service goes: so does the backend group, no load balancer using it; the user's stays.
+    Api::<Service>::namespaced(client.clone(), ns)
+        .delete("named", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the NLB and the backend group gone",
+        Duration::from_secs(90),
+        || async {
+            let groups = group_ids().await;
+            (!load_balancer_names(&elb).await.contains(&nlb) && !groups.contains_key(&backend))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(group_ids().await.contains_key("edge-sg-group-name"));
     controller.stop().await;
     sandbox.shutdown().await;
 }

@@ -16,6 +16,17 @@ use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
 use serde_json::json;
 
+/// The target group an action forwards to (the first one of a weighted forward): its
+/// `ForwardConfig`, as the controller sends it, or its `TargetGroupArn`.
+pub fn forwarded_to(action: &aws_sdk_elasticloadbalancingv2::types::Action) -> Option<String> {
+    action
+        .forward_config()
+        .and_then(|c| c.target_groups().first())
+        .and_then(|g| g.target_group_arn())
+        .or(action.target_group_arn())
+        .map(str::to_string)
+}
+
 pub const GATE: &str = "target-health.alb.ingress.k8s.aws/web";
 pub const INJECT: (&str, &str) = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled");
 

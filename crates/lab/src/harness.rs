@@ -273,16 +273,15 @@ pub async fn start_controller_with(
     let config = lb_aws::with_controller_retries(aws.sdk_config().await);
     let targets = SdkElbv2::new(&config, calls.clone());
     let vpc = &aws.seeded().vpc_id;
+    let ec2 = || {
+        let backend = BackendSecurityGroup::Managed {
+            cluster: aws.cluster_name().to_string(),
+        };
+        SdkEc2::new(&config, calls.clone(), vpc, backend)
+    };
     let services = ServiceOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
-        ec2: SdkEc2::new(
-            &config,
-            calls.clone(),
-            vpc,
-            BackendSecurityGroup::Managed {
-                cluster: aws.cluster_name().to_string(),
-            },
-        ),
+        ec2: ec2(),
         cluster: ClusterSettings {
             cluster: aws.cluster_name().to_string(),
             default_tags: Default::default(),
@@ -295,14 +294,7 @@ pub async fn start_controller_with(
     };
     let ingresses = IngressOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
-        ec2: SdkEc2::new(
-            &config,
-            calls.clone(),
-            vpc,
-            BackendSecurityGroup::Managed {
-                cluster: aws.cluster_name().to_string(),
-            },
-        ),
+        ec2: ec2(),
         acm: SdkAcm::new(&config, calls.clone()),
         settings: IngressSettings {
             cluster: aws.cluster_name().to_string(),

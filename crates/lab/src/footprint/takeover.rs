@@ -428,6 +428,78 @@ fn arn_of(replayed: &Value, kind: &str, name: &str) -> Result<String, TakeoverEr
         .ok_or_else(|| TakeoverError::Setup(format!("the replay made no {kind} {name}")))
 }
 
+/// The ready endpoints of `service` (address, port), once they are every Ready pod the Service
+/// selects: the EndpointSlice controller lists a pod a moment after it turns Ready.
+async fn ready_endpoints(
+    client: &Client,
+    namespace: &str,
+    service: &str,
+) -> Result<Vec<(String, i32)>, TakeoverError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+        let selector = format!("kubernetes.io/service-name={service}");
+        let list = slices
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_error("listing EndpointSlices"))?;
+        let mut endpoints = Vec::new();
+        for slice in &list.items {
+            let port = slice
+                .ports
+                .iter()
+                .flatten()
+                .find_map(|p| p.port)
+                .unwrap_or_default();
+            for endpoint in &slice.endpoints {
+                if endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(true) {
+                    endpoints.extend(endpoint.addresses.iter().map(|a| (a.clone(), port)));
+                }
+            }
+        }
+        let selected = ready_pods_selected(client, namespace, service).await?;
+        if endpoints.len() == selected || Instant::now() > deadline {
+            return Ok(endpoints);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many Ready pods `service` selects.
+async fn ready_pods_selected(
+    client: &Client,
+    namespace: &str,
+    service: &str,
+) -> Result<usize, TakeoverError> {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let selector = services
+        .get(service)
+        .await
+        .map_err(kube_error("reading a Service"))?
+        .spec
+        .and_then(|s| s.selector)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_error("listing pods"))?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count())
+}
+
 /// Every ready endpoint of each target group's Service, registered as upstream had them.
 async fn register_targets(
     client: &Client,
@@ -440,27 +512,11 @@ async fn register_targets(
             if binding.target_type != TargetType::Ip {
                 continue;
             }
-            let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &binding.namespace);
-            let selector = format!("kubernetes.io/service-name={}", binding.service_name);
-            let list = slices
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(kube_error("listing EndpointSlices"))?;
-            let mut targets = Vec::new();
-            for slice in &list.items {
-                let port = slice
-                    .ports
-                    .iter()
-                    .flatten()
-                    .find_map(|p| p.port)
-                    .unwrap_or_default();
-                for endpoint in &slice.endpoints {
-                    let ready = endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(true);
-                    for address in endpoint.addresses.iter().filter(|_| ready) {
-                        targets.push(TargetDescription::builder().id(address).port(port).build());
-                    }
-                }
-            }
+            let targets = ready_endpoints(client, &binding.namespace, &binding.service_name)
+                .await?
+                .into_iter()
+                .map(|(address, port)| TargetDescription::builder().id(address).port(port).build())
+                .collect::<Vec<_>>();
             let arn = arn_of(replayed, "target_groups", &binding.name)?;
             elb.register_targets()
                 .target_group_arn(&arn)

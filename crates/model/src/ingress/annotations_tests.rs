@@ -230,6 +230,36 @@ fn a_services_target_group_annotations_win_over_the_ingress() {
     );
 }
 
+/// `auth-*` on a Service (upstream reads them there for the Service's rules) is named as on an
+/// Ingress, never silently ignored; a Service's `tags` win over the Ingress's for its groups.
+#[test]
+fn a_services_auth_annotations_warn_and_its_tags_win() {
+    let (service, warnings) = parse_service(&annotations(&[
+        ("auth-type", "cognito"),
+        ("auth-scope", "openid"),
+        ("tags", "team=web,owner=svc"),
+    ]))
+    .expect("parses");
+    assert_eq!(
+        warnings,
+        [
+            "annotation alb.ingress.kubernetes.io/auth-scope is not supported yet: it has no effect",
+            "annotation alb.ingress.kubernetes.io/auth-type is not supported yet: it has no effect",
+        ]
+    );
+    let ingress = parse(&annotations(&[("tags", "owner=ing,cost=1")]))
+        .expect("parses")
+        .target_group;
+    assert_eq!(
+        service.over(&ingress).tags,
+        BTreeMap::from([
+            ("cost".to_string(), "1".to_string()),
+            ("owner".to_string(), "svc".to_string()),
+            ("team".to_string(), "web".to_string()),
+        ])
+    );
+}
+
 #[test]
 fn success_codes_take_albs_forms() {
     for good in ["200", "200,302", "200-399", "12", "0-99", "200-299,404"] {

@@ -1,3 +1,4 @@
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::*;
@@ -581,5 +582,83 @@ fn proxy_protocol_node_labels_multi_cluster_and_unsupported_annotations() {
                 "annotation {P}aws-load-balancer-quic-enabled-ports is not supported yet: it has no effect"
             ),
         ]
+    );
+}
+
+/// A dualstack NLB's target groups take their address type from the Service's families: ELB
+/// takes ipv4 or ipv6 there, never dualstack (which it refuses).
+#[test]
+fn a_dualstack_nlbs_target_groups_are_ipv6_for_an_ipv6_service_else_ipv4() {
+    let dualstack = [("aws-load-balancer-ip-address-type", "dualstack")];
+    let families = |families: serde_json::Value| json!({"ports": [{"port": 80, "targetPort": 8080}], "ipFamilies": families});
+    let v6 = built(
+        &service(&dualstack, families(json!(["IPv6", "IPv4"]))),
+        TargetType::Ip,
+    )
+    .expect("builds")
+    .stack;
+    assert_eq!(v6.load_balancer.ip_address_type, "dualstack");
+    assert_eq!(v6.target_groups[0].ip_address_type, "ipv6");
+    assert_eq!(v6.bindings[0].ip_address_type, "ipv6");
+    let v4 = built(
+        &service(&dualstack, families(json!(["IPv4"]))),
+        TargetType::Ip,
+    )
+    .expect("builds")
+    .stack;
+    assert_eq!(v4.target_groups[0].ip_address_type, "ipv4");
+    // An IPv6 Service behind an IPv4-only NLB is named, not sent to ELB.
+    assert_eq!(
+        built(&service(&[], families(json!(["IPv6"]))), TargetType::Ip).map(|b| b.stack),
+        Err(BuildError::Ipv6NeedsDualstack)
+    );
+}
+
+/// Names, tags and networking as upstream's: the NLB's and its target group's names hash the
+/// Service's UID, listeners carry their port as resource id, the binding admits the backend
+/// group on the target port and the health-check port.
+#[test]
+fn upstreams_names_listener_tags_and_binding_networking() {
+    let mut svc = service(&SEED, seed_spec());
+    svc.metadata.uid = Some("883089c2-56e1-4678-a2ee-545bd585e7b9".into());
+    let mut settings = settings();
+    settings.cluster = "lb-sandbox".into();
+    let annotations =
+        parse(svc.metadata.annotations.as_ref().expect("annotations")).expect("parse");
+    let stack = build(&svc, &annotations, TargetType::Ip, &settings, &vpc())
+        .expect("builds")
+        .stack;
+    // The same Service recreated (another UID) gets other names: upstream's hashes.
+    let mut recreated = svc.clone();
+    recreated.metadata.uid = Some("00000000-0000-0000-0000-000000000000".into());
+    let again = build(&recreated, &annotations, TargetType::Ip, &settings, &vpc())
+        .expect("builds")
+        .stack;
+    assert!(
+        stack
+            .load_balancer
+            .name
+            .starts_with("k8s-default-svcnlbip-")
+    );
+    assert_ne!(stack.load_balancer.name, again.load_balancer.name);
+    assert_ne!(stack.target_groups[0].name, again.target_groups[0].name);
+    assert!(stack.backend_security_group);
+    assert_eq!(
+        stack.listeners[0]
+            .tags
+            .get(tags::SERVICE_RESOURCE)
+            .map(String::as_str),
+        Some("80")
+    );
+    let ports: Vec<(String, Option<IntOrString>)> = stack.bindings[0]
+        .networking
+        .iter()
+        .flatten()
+        .map(|p| (p.protocol.clone(), p.port.clone()))
+        .collect();
+    assert_eq!(
+        ports,
+        [("TCP".to_string(), Some(IntOrString::Int(8080)))],
+        "the health-check port is the target port here: one port"
     );
 }
