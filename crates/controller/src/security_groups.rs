@@ -3,13 +3,14 @@
 //! ID or `Name` tag), then the cluster's shared backend group when the stack attaches it. The
 //! order is upstream's (frontend first, backend last); ELB compares them as a set.
 //!
-//! And after a stack is gone, the backend group is released once no load balancer uses it.
+//! An NLB made without security groups stays without (ELB cannot add them later), as upstream
+//! keeps it. After a stack is gone, the backend group is released once no load balancer uses it.
 
 use lb_aws::AwsError;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
-use lb_aws::deployer::diff::Owner;
-use lb_model::stack::Stack;
+use lb_aws::deployer::diff::{Existing, Owner};
+use lb_model::stack::{LoadBalancerKind, Stack};
 
 /// The IDs a stack's security groups resolved to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,10 +51,95 @@ pub async fn resolve<E: Ec2>(
     Ok(Resolved { managed, backend })
 }
 
+/// An NLB that exists without security groups (made before NLBs could have them) can never get
+/// any: it stays so, as upstream keeps it, and the stack asks for none (no managed group, no
+/// backend group, no binding rules from it).
+pub fn keep_legacy_nlb(stack: &mut Stack, existing: &Existing) {
+    let legacy = existing.load_balancer.as_ref().is_some_and(|lb| {
+        let have = &lb.load_balancer;
+        have.kind == LoadBalancerKind::Network
+            && have.security_groups.is_empty()
+            // A new scheme replaces it: the new one gets its groups.
+            && have.scheme == stack.load_balancer.scheme
+    });
+    if legacy {
+        stack.managed_security_group = None;
+        stack.backend_security_group = false;
+        stack.load_balancer.security_groups.clear();
+        for binding in &mut stack.bindings {
+            binding.networking.clear();
+        }
+    }
+}
+
 /// After a stack's load balancer is gone: the backend group goes too when no load balancer of the
 /// account uses it any more.
 pub async fn release_backend<L: LoadBalancers, E: Ec2>(elb: &L, ec2: &E) -> Result<(), AwsError> {
     let in_use = elb.security_groups_in_use().await?;
     ec2.release_backend_security_group(&|id| in_use.contains(id))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_aws::deployer::diff::ExistingLoadBalancer;
+    use lb_model::stack::{LoadBalancer, ManagedSecurityGroup, StackKind};
+
+    use super::*;
+
+    fn stack() -> Stack {
+        Stack {
+            id: "ns/web".into(),
+            kind: StackKind::Service,
+            load_balancer: LoadBalancer {
+                name: "k8s-ns-web-0123456789".into(),
+                kind: LoadBalancerKind::Network,
+                scheme: "internal".into(),
+                ip_address_type: "ipv4".into(),
+                subnets: Vec::new(),
+                subnets_named: false,
+                security_groups: Vec::new(),
+                attributes: Default::default(),
+                tags: Default::default(),
+            },
+            managed_security_group: Some(ManagedSecurityGroup {
+                name: "k8s-ns-web-9876543210".into(),
+                ingress: Vec::new(),
+                tags: Default::default(),
+            }),
+            backend_security_group: true,
+            listeners: Vec::new(),
+            target_groups: Vec::new(),
+            bindings: Vec::new(),
+            external_managed_tags: Vec::new(),
+            held_members: Vec::new(),
+        }
+    }
+
+    fn existing(groups: &[&str], scheme: &str) -> Existing {
+        let mut load_balancer = stack().load_balancer;
+        load_balancer.security_groups = groups.iter().map(|g| g.to_string()).collect();
+        load_balancer.scheme = scheme.into();
+        Existing {
+            load_balancer: Some(ExistingLoadBalancer {
+                arn: "arn:lb".into(),
+                dns_name: "lb.example".into(),
+                load_balancer,
+            }),
+            ..Existing::default()
+        }
+    }
+
+    #[test]
+    fn an_nlb_made_without_security_groups_stays_without() {
+        let mut legacy = stack();
+        keep_legacy_nlb(&mut legacy, &existing(&[], "internal"));
+        assert!(legacy.managed_security_group.is_none() && !legacy.backend_security_group);
+        // One with groups, or one being replaced (another scheme), gets them.
+        for (groups, scheme) in [(&["sg-1"][..], "internal"), (&[][..], "internet-facing")] {
+            let mut current = stack();
+            keep_legacy_nlb(&mut current, &existing(groups, scheme));
+            assert!(current.managed_security_group.is_some() && current.backend_security_group);
+        }
+    }
 }

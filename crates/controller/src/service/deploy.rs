@@ -48,8 +48,9 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
     }
     let mut stack = built.stack;
     let owner = Owner::of(&stack);
-    let groups = security_groups::resolve(&ctx.ec2, &owner, &mut stack).await?;
     let existing = ctx.elb.describe_stack(&owner).await?;
+    security_groups::keep_legacy_nlb(&mut stack, &existing);
+    let groups = security_groups::resolve(&ctx.ec2, &owner, &mut stack).await?;
     let steps = diff(&stack, &existing);
     let held = switches_to_hold(&ctx.elb, &stack.listeners, &existing, &steps).await?;
     let steps = switch::hold(steps, &held);
