@@ -19,10 +19,15 @@ pub struct RunArgs {
     /// The AWS region (default: the SDK's chain: AWS_REGION, profile, instance metadata).
     #[arg(long, env = "LB_CONTROLLER_AWS_REGION")]
     pub aws_region: Option<String>,
-    /// The cluster's VPC (target groups, subnets and security groups). Without it, Services and
-    /// Ingresses are not reconciled.
+    /// The cluster's VPC (target groups, subnets and security groups); found by
+    /// `--aws-vpc-tags` or instance metadata when not given. Without one, Services and Ingresses
+    /// are not reconciled.
     #[arg(long, env = "LB_CONTROLLER_AWS_VPC_ID")]
     pub aws_vpc_id: Option<String>,
+    /// Without `--aws-vpc-id`: the VPC that has all these tags (`key=value,key=value`); without
+    /// either, the VPC of the instance the controller runs on (instance metadata).
+    #[arg(long, env = "LB_CONTROLLER_AWS_VPC_TAGS", default_value = "", value_parser = parse_tags)]
+    pub aws_vpc_tags: BTreeMap<String, String>,
     /// Endpoints per service: `ec2=https://...,elasticloadbalancing=https://...` (also acm, sts).
     #[arg(long, env = "LB_CONTROLLER_AWS_API_ENDPOINTS", default_value = "", value_parser = lb_aws::parse_endpoints)]
     pub aws_api_endpoints: BTreeMap<&'static str, String>,
@@ -54,7 +59,7 @@ pub struct RunArgs {
     pub health_probe_bind_addr: SocketAddr,
     /// Only the holder of a Lease reconciles; the other replicas stand by with warm caches and
     /// serve the webhooks. `--enable-leader-election=false` for a single replica.
-    #[arg(long, env = "LB_CONTROLLER_ENABLE_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, env = "LB_CONTROLLER_ENABLE_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub enable_leader_election: bool,
     /// The Lease's name.
     #[arg(
@@ -96,8 +101,9 @@ pub struct RunArgs {
     /// Leave Ingresses alone.
     #[arg(long, env = "LB_CONTROLLER_DISABLE_INGRESS_CONTROLLER", value_parser = BoolishValueParser::new())]
     pub disable_ingress_controller: bool,
-    /// `info` or `debug` (RUST_LOG, when set, says more precisely).
-    #[arg(long, env = "LB_CONTROLLER_LOG_LEVEL", default_value = "info", value_parser = ["info", "debug"])]
+    /// `info` or `debug`; any other value is `info`, as upstream takes it (RUST_LOG, when set,
+    /// says more precisely).
+    #[arg(long, env = "LB_CONTROLLER_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     pub log_level: String,
     /// `text` or `json` (one object per line).
     #[arg(long, env = "LB_CONTROLLER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -133,6 +139,10 @@ pub struct RunArgs {
     /// Upstream's flags this controller accepts without acting on them (named at startup).
     #[command(flatten)]
     pub upstream_only: crate::upstream_flags::UpstreamOnly,
+    /// Arguments that are no flag: upstream ignores them (its own command line passes its program
+    /// name as one); named at startup.
+    #[arg(hide = true)]
+    pub stray_arguments: Vec<String>,
 }
 
 /// Tracking tag keys the controller writes itself: no default tag may use them (upstream's rule).
@@ -201,6 +211,7 @@ impl RunArgs {
     /// warning.
     pub fn not_implemented(&self) -> Vec<String> {
         let mut named = self.upstream_only.given();
+        named.extend(self.stray_arguments.iter().cloned());
         if let Ok(gates) = self.feature_gates() {
             named.extend(
                 gates
@@ -271,6 +282,11 @@ fn parse_bind_addr(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{value:?}: expected [host]:port"))
 }
 
+/// `--log-level`: `debug`, or `info` for anything else (upstream's reading).
+fn parse_log_level(value: &str) -> Result<String, String> {
+    Ok(if value == "debug" { "debug" } else { "info" }.to_string())
+}
+
 /// `--backend-security-group`: an ID (upstream checks the `sg-` prefix).
 fn parse_security_group(value: &str) -> Result<String, String> {
     if value.starts_with("sg-") {
@@ -312,6 +328,7 @@ mod tests {
     use clap::Parser;
 
     #[derive(Parser)]
+    #[command(args_override_self = true)]
     struct Cli {
         #[command(flatten)]
         run: RunArgs,
@@ -367,6 +384,7 @@ mod tests {
             "--enable-backend-security-group=false",
             "--webhook-cert-file=/certs/tls.crt",
             "--aws-vpc-tags=env=prod,team=web",
+            "--aws-vpc-tag-key=Name",
         ])
         .unwrap();
         run.validate().unwrap();
@@ -374,11 +392,12 @@ mod tests {
         assert!(gates.enabled("EnableTCPUDPListener"));
         assert!(!run.enable_backend_security_group);
         assert_eq!(run.external_managed_tags, ["team", "cost-center"]);
+        assert_eq!(run.aws_vpc_tags.len(), 2);
         assert_eq!(
             run.not_implemented(),
             [
                 "--sync-period=10h0m0s",
-                "--aws-vpc-tags=env=prod,team=web",
+                "--aws-vpc-tag-key=Name",
                 "--aws-max-retries=3",
                 "--enable-waf=false",
                 "--enable-shield=true",
@@ -428,6 +447,25 @@ mod tests {
         assert!(err.to_string().contains("\"pod\""), "{err}");
         let err = parse(&["--cluster-name=x", "--aws-api-endpoints=s3=https://x"]).unwrap_err();
         assert!(err.to_string().contains("s3"), "{err}");
+        // A repeated flag: the last value wins, as upstream takes it.
+        let run = parse(&[
+            "--cluster-name=x",
+            "--cluster-name=y",
+            "--log-level=verbose",
+        ])
+        .unwrap();
+        assert_eq!(
+            (run.cluster_name.as_str(), run.log_level.as_str()),
+            ("y", "info")
+        );
+        let run = parse(&[
+            "--cluster-name=x",
+            "--enable-leader-election=False",
+            "stray",
+        ])
+        .unwrap();
+        assert!(!run.enable_leader_election);
+        assert_eq!(run.not_implemented(), ["stray"]);
         let err = parse(&["--cluster-name=x", "--log-format=yaml"]).unwrap_err();
         assert!(err.to_string().contains("yaml"), "{err}");
     }

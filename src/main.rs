@@ -38,7 +38,7 @@ enum CliError {
 }
 
 #[derive(Parser)]
-#[command(name = "lb-controller", version, about)]
+#[command(name = "lb-controller", version, about, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -121,7 +121,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
     })
     .await;
     let aws = lb_aws::SdkElbv2::new(&config, calls.clone());
-    let balancers = load_balancers(&args, &config, &calls);
+    let balancers = load_balancers(&args, &config, &calls).await;
     let webhook = (!args.disable_webhook).then(|| lb_controller_core::WebhookOptions {
         listen: (std::net::Ipv6Addr::UNSPECIFIED, args.webhook_bind_port).into(),
         cert: args
@@ -160,14 +160,34 @@ type SdkBalancers = lb_controller_core::LoadBalancerOptions<
     lb_aws::SdkAcm,
 >;
 
+/// The cluster's VPC: `--aws-vpc-id`, else found by `--aws-vpc-tags` or instance metadata.
+async fn vpc(
+    args: &RunArgs,
+    config: &lb_aws::SdkConfig,
+    calls: &std::sync::Arc<lb_aws::AwsCalls>,
+) -> Option<String> {
+    if let Some(vpc) = &args.aws_vpc_id {
+        return Some(vpc.clone());
+    }
+    match lb_aws::vpc::discover_vpc(config, calls, &args.aws_vpc_tags, None).await {
+        Ok(vpc) => {
+            tracing::info!(vpc, "found the cluster's VPC");
+            Some(vpc)
+        }
+        Err(err) => {
+            tracing::warn!("{err}: Services and Ingresses are not reconciled");
+            None
+        }
+    }
+}
+
 /// The Service and Ingress reconcilers the flags ask for (both need the VPC).
-fn load_balancers(
+async fn load_balancers(
     args: &RunArgs,
     config: &lb_aws::SdkConfig,
     calls: &std::sync::Arc<lb_aws::AwsCalls>,
 ) -> SdkBalancers {
-    let Some(vpc) = &args.aws_vpc_id else {
-        tracing::warn!("no --aws-vpc-id: Services and Ingresses are not reconciled");
+    let Some(vpc) = &vpc(args, config, calls).await else {
         return lb_controller_core::LoadBalancerOptions {
             services: None,
             ingresses: None,
@@ -175,7 +195,9 @@ fn load_balancers(
     };
     // validate() checked the gates before anything started.
     let gates = args.feature_gates().unwrap_or_default();
-    let ec2 = || lb_aws::SdkEc2::new(config, calls.clone(), vpc, args.backend_security_group());
+    // One for both reconcilers: they share the backend group and its release.
+    let shared_ec2 = lb_aws::SdkEc2::new(config, calls.clone(), vpc, args.backend_security_group());
+    let ec2 = || shared_ec2.clone();
     let services_on = !args.disable_service_controller && gates.enabled("EnableServiceController");
     let services = services_on.then(|| lb_controller_core::service::ServiceOptions {
         elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),

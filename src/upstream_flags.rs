@@ -113,7 +113,6 @@ upstream_only! {
     lb_stabilization_monitor_interval, "lb-stabilization-monitor-interval", duration_value, false;
     sync_period, "sync-period", duration_value, false;
     /// AWS client settings.
-    aws_vpc_tags, "aws-vpc-tags", map_value, false;
     aws_vpc_tag_key, "aws-vpc-tag-key", text_value, false;
     aws_api_throttle, "aws-api-throttle", text_value, false;
     aws_max_retries, "aws-max-retries", int_value, false;

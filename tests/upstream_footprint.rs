@@ -57,6 +57,17 @@ async fn on_the_sandbox_ours_leaves_upstreams_footprint() {
         previous = now;
     };
     let differences = compare::differences(&expected, &found);
+    // A values file written for upstream rarely names the VPC: it is found by its tags.
+    let aws = sandbox.aws().expect("aws");
+    let vpc = lb_aws::vpc::discover_vpc(
+        &aws.sdk_config().await,
+        &Default::default(),
+        &[("Name".to_string(), "lb-sandbox".to_string())].into(),
+        None,
+    )
+    .await
+    .expect("the VPC tagged Name=lb-sandbox");
+    assert_eq!(vpc, aws.seeded().vpc_id);
     controller.stop().await;
     sandbox.shutdown().await;
     assert!(

@@ -32,6 +32,7 @@ pub enum Operation {
     DescribeTags,
     DescribeSubnets,
     DescribeSecurityGroups,
+    DescribeVpcs,
     ListCertificates,
     // The deployer changing it.
     CreateTargetGroup,
@@ -65,7 +66,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 43] = [
+    pub const ALL: [Operation; 44] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
@@ -81,6 +82,7 @@ impl Operation {
         Operation::DescribeTags,
         Operation::DescribeSubnets,
         Operation::DescribeSecurityGroups,
+        Operation::DescribeVpcs,
         Operation::ListCertificates,
         Operation::CreateTargetGroup,
         Operation::ModifyTargetGroup,
@@ -128,6 +130,7 @@ impl Operation {
             Self::DescribeTags => "DescribeTags",
             Self::DescribeSubnets => "DescribeSubnets",
             Self::DescribeSecurityGroups => "DescribeSecurityGroups",
+            Self::DescribeVpcs => "DescribeVpcs",
             Self::ListCertificates => "ListCertificates",
             Self::CreateTargetGroup => "CreateTargetGroup",
             Self::ModifyTargetGroup => "ModifyTargetGroup",

@@ -25,16 +25,22 @@ use crate::error::{AwsError, AwsErrorKind};
 
 /// How long described subnets are trusted.
 pub const SUBNETS_TTL: Duration = Duration::from_secs(300);
+/// Tries to delete the backend group while something still references it, and the pause between.
+const RELEASE_ATTEMPTS: u32 = 6;
+const RELEASE_PAUSE: Duration = Duration::from_secs(5);
+/// How long the backend group's ID is trusted before it is looked up again.
+pub const BACKEND_GROUP_TTL: Duration = Duration::from_secs(300);
 
 pub trait Ec2: Send + Sync + 'static {
     /// The subnets of the cluster's VPC, with their tags.
     fn subnets(&self) -> impl Future<Output = Result<Vec<Subnet>, AwsError>> + Send;
-    /// Finds `owner`'s managed group by its tags or creates it, and makes its tags and ingress
-    /// rules exactly the desired ones; returns its ID.
+    /// Finds `owner`'s managed group by its tags or creates it, and makes its tags (but
+    /// `ignored_tags`) and ingress rules exactly the desired ones; returns its ID.
     fn ensure_security_group(
         &self,
         owner: &Owner,
         group: &ManagedSecurityGroup,
+        ignored_tags: &BTreeSet<String>,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
     /// The cluster's shared backend security group: `--backend-security-group` when given, else
     /// found by its tags or created (`k8s-traffic-<cluster>-<hash>`); its ID.
@@ -72,14 +78,21 @@ pub enum BackendSecurityGroup {
     Managed { cluster: String },
 }
 
+/// A value as described, and when.
+type Described<T> = (Instant, T);
+
+/// Clones share their caches: the Service and Ingress reconcilers use one backend group, and a
+/// release by one is seen by the other.
+#[derive(Clone)]
 pub struct SdkEc2 {
     client: Client,
     calls: Arc<AwsCalls>,
     vpc_id: String,
-    subnets: tokio::sync::Mutex<Option<(Instant, Vec<Subnet>)>>,
+    subnets: Arc<tokio::sync::Mutex<Option<Described<Vec<Subnet>>>>>,
     backend: BackendSecurityGroup,
-    /// The managed backend group's ID once found or created.
-    backend_id: tokio::sync::Mutex<Option<String>>,
+    /// The managed backend group's ID once found or created, and when: trusted for
+    /// [`BACKEND_GROUP_TTL`] (a group deleted behind the controller's back is found missing then).
+    backend_id: Arc<tokio::sync::Mutex<Option<Described<String>>>>,
 }
 
 impl SdkEc2 {
@@ -93,9 +106,9 @@ impl SdkEc2 {
             client: Client::new(config),
             calls,
             vpc_id: vpc_id.to_string(),
-            subnets: tokio::sync::Mutex::default(),
+            subnets: Arc::default(),
             backend,
-            backend_id: tokio::sync::Mutex::default(),
+            backend_id: Arc::default(),
         }
     }
 
@@ -384,6 +397,7 @@ impl Ec2 for SdkEc2 {
         &self,
         owner: &Owner,
         group: &ManagedSecurityGroup,
+        ignored_tags: &BTreeSet<String>,
     ) -> Result<String, AwsError> {
         let mut by = BTreeMap::from([
             (tags::CLUSTER.to_string(), owner.cluster.clone()),
@@ -397,8 +411,7 @@ impl Ec2 for SdkEc2 {
         let (id, have) = match found {
             Some(found) => {
                 let id = found.group_id().unwrap_or_default().to_string();
-                let ignored: BTreeSet<String> = tags::legacy(&owner.cluster).into();
-                self.reconcile_tags(&id, &group.tags, &tags_of(&found), &ignored)
+                self.reconcile_tags(&id, &group.tags, &tags_of(&found), ignored_tags)
                     .await?;
                 (id, existing_rules(&found))
             }
@@ -427,7 +440,9 @@ impl Ec2 for SdkEc2 {
             BackendSecurityGroup::Managed { cluster } => cluster,
         };
         let mut known = self.backend_id.lock().await;
-        if let Some(id) = known.as_ref() {
+        if let Some((at, id)) = known.as_ref()
+            && at.elapsed() < BACKEND_GROUP_TTL
+        {
             return Ok(id.clone());
         }
         let by = backend_tags(cluster);
@@ -442,7 +457,7 @@ impl Ec2 for SdkEc2 {
                 .await?
             }
         };
-        *known = Some(id.clone());
+        *known = Some((Instant::now(), id.clone()));
         Ok(id)
     }
 
@@ -459,11 +474,26 @@ impl Ec2 for SdkEc2 {
             if in_use(id) {
                 continue;
             }
-            match self.delete_group(id).await {
-                Ok(()) => *known = None,
-                // Still referenced (a load balancer going, a rule of another group): later.
-                Err(e) if e.kind == AwsErrorKind::InUse => {}
-                Err(e) => return Err(e),
+            // A load balancer just deleted holds its network interfaces a little longer: a few
+            // tries. Still referenced after them (by another group's rule, say), it stays, to be
+            // released with a later load balancer's removal.
+            for attempt in 1..=RELEASE_ATTEMPTS {
+                match self.delete_group(id).await {
+                    Ok(()) => {
+                        *known = None;
+                        break;
+                    }
+                    Err(e) if e.kind == AwsErrorKind::InUse && attempt < RELEASE_ATTEMPTS => {
+                        tokio::time::sleep(RELEASE_PAUSE).await;
+                    }
+                    Err(e) if e.kind == AwsErrorKind::InUse => {
+                        tracing::info!(
+                            group = id,
+                            "the backend security group is still in use; kept: {e}"
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())

@@ -5,6 +5,7 @@
 //!
 //! - [`elbv2`]: target groups and their targets ([`TargetGroups`]), per account ([`Elbv2`]).
 //! - [`ec2`]: the VPC's subnets and managed security groups ([`Ec2`]).
+//! - [`vpc`]: the cluster's VPC when no flag names it (by tags, or instance metadata).
 //! - [`acm`]: the account's certificates, for discovery by host ([`Certificates`]).
 //! - [`sts`]: assuming a binding's role for a target group in another account.
 //! - [`deployer`]: desired stack vs what exists -> the steps, in a safe order (pure diff), and
@@ -22,6 +23,7 @@ pub mod fake;
 pub mod iam;
 pub mod sdk_config;
 pub mod sts;
+pub mod vpc;
 
 pub use acm::{Certificates, SdkAcm};
 pub use aws_config::SdkConfig;

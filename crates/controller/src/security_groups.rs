@@ -17,8 +17,16 @@ use lb_model::stack::{LoadBalancerKind, Stack};
 pub struct Resolved {
     /// The managed frontend group, when the stack has one.
     pub managed: Option<String>,
-    /// The backend group, when attached: the source the bindings' `networking` admits.
+    /// The backend group, when attached.
     pub backend: Option<String>,
+}
+
+impl Resolved {
+    /// The group the bindings' `networking` admits: the backend group, else (backend groups
+    /// turned off) the managed one, as upstream.
+    pub fn rules_source(&self) -> Option<&str> {
+        self.backend.as_deref().or(self.managed.as_deref())
+    }
 }
 
 /// Sets `stack.load_balancer.security_groups` to the IDs of the groups it should have.
@@ -28,7 +36,10 @@ pub async fn resolve<E: Ec2>(
     stack: &mut Stack,
 ) -> Result<Resolved, AwsError> {
     let mut groups = match &stack.managed_security_group {
-        Some(group) => vec![ec2.ensure_security_group(owner, group).await?],
+        Some(group) => {
+            let ignored = owner.ignored_tags(stack);
+            vec![ec2.ensure_security_group(owner, group, &ignored).await?]
+        }
         None => {
             ec2.resolve_security_groups(&stack.load_balancer.security_groups)
                 .await?
@@ -98,6 +109,7 @@ mod tests {
                 ip_address_type: "ipv4".into(),
                 subnets: Vec::new(),
                 subnets_named: false,
+                subnets_problem: None,
                 security_groups: Vec::new(),
                 attributes: Default::default(),
                 tags: Default::default(),

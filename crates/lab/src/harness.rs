@@ -273,12 +273,12 @@ pub async fn start_controller_with(
     let config = lb_aws::with_controller_retries(aws.sdk_config().await);
     let targets = SdkElbv2::new(&config, calls.clone());
     let vpc = &aws.seeded().vpc_id;
-    let ec2 = || {
-        let backend = BackendSecurityGroup::Managed {
-            cluster: aws.cluster_name().to_string(),
-        };
-        SdkEc2::new(&config, calls.clone(), vpc, backend)
+    // One for both reconcilers, as the binary has it: they share the backend group.
+    let backend = BackendSecurityGroup::Managed {
+        cluster: aws.cluster_name().to_string(),
     };
+    let shared_ec2 = SdkEc2::new(&config, calls.clone(), vpc, backend);
+    let ec2 = || shared_ec2.clone();
     let services = ServiceOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
         ec2: ec2(),

@@ -51,11 +51,17 @@ pub fn mutate_pod(
 ) -> PodMutation {
     let mut behind = bindings_behind(pod, namespace_labels, bindings, service);
     if injection_enabled(namespace_labels) {
+        // Another stack's binding of the same Service port (one made by hand, another load
+        // balancer's) is not the predicted one: only the same stack's is.
         let bound = |p: &Binding| {
             bindings.iter().any(|b| {
+                let labels = b.metadata.labels.as_ref();
                 b.metadata.deletion_timestamp.is_none()
                     && b.spec.service_ref.name == p.service_name
                     && binds_port(&b.spec.service_ref.port, p, service)
+                    && p.labels
+                        .iter()
+                        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
             })
         };
         behind.extend(
@@ -234,6 +240,7 @@ mod tests {
         Binding {
             name: name.into(),
             namespace: "shop".into(),
+            labels: BTreeMap::from([("service.k8s.aws/stack-name".to_string(), "web".to_string())]),
             service_name: "web".into(),
             service_port: port,
             target_group: "shop/web:80".into(),
@@ -251,7 +258,13 @@ mod tests {
         // an older naming): the pod is gated on that one only, which will flip.
         let svc = service(json!({"app": "web"}));
         let lookup = |_: &str| Some(svc.clone());
-        let bindings = [binding("k8s-shop-web-upstream00", "web", Some("ip"))];
+        let mut upstreams = (*binding("k8s-shop-web-upstream00", "web", Some("ip"))).clone();
+        upstreams.metadata.labels = Some(BTreeMap::from([(
+            "service.k8s.aws/stack-name".to_string(),
+            "web".to_string(),
+        )]));
+        // A binding of the same port made by hand (no stack labels) does not stand for it.
+        let bindings = [Arc::new(upstreams), binding("by-hand", "web", Some("ip"))];
         let predicted = [
             predicted_binding("k8s-shop-web-ours000000", 80),
             predicted_binding("k8s-shop-web-other00000", 443),
@@ -266,8 +279,22 @@ mod tests {
         );
         assert_eq!(
             mutation.bindings,
-            ["k8s-shop-web-other00000", "k8s-shop-web-upstream00"]
+            [
+                "by-hand",
+                "k8s-shop-web-other00000",
+                "k8s-shop-web-upstream00"
+            ]
         );
+        let alone = [binding("by-hand", "web", Some("ip"))];
+        let mutation = mutate_pod(
+            &pod(&[]),
+            Some(&enabled()),
+            &alone,
+            &lookup,
+            &predicted[..1],
+            Duration::ZERO,
+        );
+        assert_eq!(mutation.bindings, ["by-hand", "k8s-shop-web-ours000000"]);
     }
 
     fn enabled() -> BTreeMap<String, String> {

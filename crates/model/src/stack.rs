@@ -93,10 +93,21 @@ pub struct Stack {
     pub bindings: Vec<Binding>,
     /// `--external-managed-tags`: keys someone else manages on these resources; never removed.
     pub external_managed_tags: Vec<String>,
-    /// Ingress group members (`<namespace>/<name>`) whose annotations are broken. While there is
-    /// one, the group's rules and target groups are only added or changed, never removed: what
-    /// the broken member had stays until it is fixed.
+    /// Ingress group members (`<namespace>/<name>`) whose annotations are broken: what they had
+    /// stays until they are fixed (their target groups, known by their resource ids, and the
+    /// rules that forward to them).
     pub held_members: Vec<String>,
+}
+
+impl Stack {
+    /// Whether target group `resource_id` (`<ns>/<ingress>-<svc>:<port>`) is a held member's.
+    /// An Ingress whose name begins with a held one's and a hyphen counts too: kept rather than
+    /// lost.
+    pub fn holds_target_group(&self, resource_id: &str) -> bool {
+        self.held_members
+            .iter()
+            .any(|member| resource_id.starts_with(&format!("{member}-")))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +128,9 @@ pub struct LoadBalancer {
     /// The subnets were named by an annotation. Discovered ones are not forced on a load
     /// balancer that exists with the same scheme: it keeps its own, as upstream keeps them.
     pub subnets_named: bool,
+    /// Why no subnet was discovered (none tagged for the scheme): no matter for a load balancer
+    /// that exists (it keeps its own), the reason a new one cannot be made.
+    pub subnets_problem: Option<String>,
     /// Explicit security groups (IDs, or names the controller resolves by their `Name` tag);
     /// empty with a managed one (see [`Stack::managed_security_group`]).
     pub security_groups: Vec<String>,
@@ -344,6 +358,9 @@ pub struct NetworkPort {
 pub struct Binding {
     pub name: String,
     pub namespace: String,
+    /// The labels that say whose stack it is (upstream's): `service.k8s.aws/stack-name` and
+    /// `-namespace`, or an Ingress group's.
+    pub labels: BTreeMap<String, String>,
     pub service_name: String,
     /// The Service port, by number.
     pub service_port: i32,
@@ -352,7 +369,7 @@ pub struct Binding {
     pub ip_address_type: String,
     pub node_selector: BTreeMap<String, String>,
     pub multi_cluster: bool,
-    /// Its `networking` rules, each from the backend security group to these ports; empty when
-    /// the load balancer has no backend group.
+    /// Its `networking` rules, each from the load balancer's source group (the backend group,
+    /// else its managed group) to these ports; empty when it has neither.
     pub networking: Vec<Vec<NetworkPort>>,
 }

@@ -68,16 +68,16 @@ async fn a_failure_half_way_is_finished_by_the_next_reconcile_without_duplicates
     assert_eq!(steps_left(&api, &stack).await, []);
 }
 
-/// A new target port: the new group exists and the listener forwards to it before the old
-/// group is deleted (the fake, like ELB, refuses to delete a group a listener uses).
+/// A new protocol: the new group exists and the listener forwards to it before the old group is
+/// deleted (the fake, like ELB, refuses to delete a group a listener uses).
 #[tokio::test]
 async fn an_immutable_change_moves_the_listener_to_the_new_group_then_deletes_the_old() {
     let api = FakeLoadBalancers::default();
     let before = stack();
     let first = converge(&api, &before).await.expect("apply");
     let mut after = stack();
-    after.target_groups[0].port = 9090;
-    after.target_groups[0].name = "k8s-demo-web-9090".into();
+    after.target_groups[0].protocol = "TLS".into();
+    after.target_groups[0].name = "k8s-demo-web-tls".into();
     let second = converge(&api, &after).await.expect("replace");
     let old = &first.target_group_arns["demo/web:80"];
     let new = &second.target_group_arns["demo/web:80"];

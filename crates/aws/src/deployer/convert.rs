@@ -108,6 +108,7 @@ pub fn load_balancer_from(
         subnets,
         // What exists says nothing of where its subnets came from.
         subnets_named: false,
+        subnets_problem: None,
         security_groups: described.security_groups().to_vec(),
         attributes,
         tags,

@@ -1,7 +1,7 @@
 //! Desired stack vs what exists -> the steps that converge one to the other, in a safe order:
 //!
-//! 1. target groups created (new, or replacing one whose protocol, port, target type or address
-//!    type changed: ELB cannot modify those) and modified (health check, attributes, tags);
+//! 1. target groups created (new, or replacing one whose protocol, target type or protocol version
+//!    changed: ELB cannot modify those) and modified (health check, attributes, tags);
 //! 2. the load balancer created (or replaced when its scheme changed), then modified;
 //! 3. listeners created or modified, so traffic moves to a replacement target group before
 //!    the old one goes;
@@ -301,10 +301,12 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
         &ignored,
         &mut steps,
     );
-    // While a member is held, what it had stays: nothing is removed.
-    let holding = !stack.held_members.is_empty();
     for old in &existing.target_groups {
-        if !kept.contains(&old.arn.as_str()) && owner.owns(&old.group.tags) && !holding {
+        // A held member's target groups stay until it is fixed.
+        if !kept.contains(&old.arn.as_str())
+            && owner.owns(&old.group.tags)
+            && !stack.holds_target_group(&old.group.resource_id)
+        {
             steps.push(Step::DeleteTargetGroup {
                 arn: old.arn.clone(),
             });
@@ -320,12 +322,24 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
     steps
 }
 
-/// What ELB cannot modify in place: a change means a new target group.
-pub(crate) fn same_identity(a: &TargetGroup, b: &TargetGroup) -> bool {
-    a.protocol == b.protocol
-        && a.port == b.port
-        && a.target_type == b.target_type
-        && a.ip_address_type == b.ip_address_type
+/// Why the steps cannot be taken: a load balancer to create, and no subnet for it (discovery
+/// found none; one that exists keeps its own, so this matters only for a new one).
+pub fn missing_subnets<'a>(stack: &'a Stack, steps: &[Step]) -> Option<&'a str> {
+    let creates = steps.iter().any(|s| matches!(s, Step::CreateLoadBalancer));
+    let lb = &stack.load_balancer;
+    lb.subnets_problem
+        .as_deref()
+        .filter(|_| creates && lb.subnets.is_empty())
+}
+
+/// What makes `have` unfit for `desired`, as upstream judges it: another protocol, target type or
+/// (when the stack says one) protocol version means a new target group. The port is not in the
+/// data path (targets register with their own) and stays; the names hash all of these, so a
+/// replacement's name is free.
+pub(crate) fn same_identity(have: &TargetGroup, desired: &TargetGroup) -> bool {
+    have.protocol == desired.protocol
+        && have.target_type == desired.target_type
+        && (desired.protocol_version.is_none() || have.protocol_version == desired.protocol_version)
 }
 
 fn target_group_changes(
@@ -432,6 +446,21 @@ fn subnet_steps(arn: &str, desired: &LoadBalancer, have: &LoadBalancer, steps: &
     }
 }
 
+/// Whether a rule on a listener of ours is ours to change: tagged as this stack's, or carrying no
+/// ownership tag at all (upstream's rules from before it tagged them, or with its gate
+/// `ListenerRulesTagging` off: upstream takes every rule of its listeners for its own). A rule
+/// tagged for another stack or cluster is someone else's.
+pub(crate) fn rule_is_ours(owner: &Owner, tags: &BTreeMap<String, String>) -> bool {
+    let tagged = [
+        tags::CLUSTER,
+        StackKind::Ingress.stack_tag(),
+        StackKind::Service.stack_tag(),
+    ]
+    .iter()
+    .any(|key| tags.contains_key(*key));
+    owner.owns(tags) || !tagged
+}
+
 /// Listeners by port. On a load balancer being created or replaced every listener is new.
 fn listener_steps(
     stack: &Stack,
@@ -450,7 +479,20 @@ fn listener_steps(
     };
     let arn_of = |id: &str| arns.get(id).copied().flatten().map(str::to_string);
     let owner = Owner::of(stack);
-    let ours = |r: &ExistingRule| owner.owns(&r.rule.tags);
+    let ours = |r: &ExistingRule| rule_is_ours(&owner, &r.rule.tags);
+    // A held member's rules: those forwarding to its target groups.
+    let held_groups: BTreeSet<&str> = existing
+        .target_groups
+        .iter()
+        .filter(|t| stack.holds_target_group(&t.group.resource_id))
+        .map(|t| t.arn.as_str())
+        .collect();
+    let held = |r: &ExistingRule| {
+        r.rule.action.target_groups().any(|g| match g {
+            TargetGroupRef::Arn(arn) => held_groups.contains(arn.as_str()),
+            TargetGroupRef::Stack(_) => false,
+        })
+    };
     for desired in &stack.listeners {
         let have_rules = current(desired.port).map_or(&[][..], |l| l.rules.as_slice());
         let mut rule_changes = Vec::new();
@@ -459,7 +501,7 @@ fn listener_steps(
                 port: desired.port,
                 kind: stack.kind,
                 ours: &ours,
-                holding: !stack.held_members.is_empty(),
+                held: &held,
                 arn_of: &arn_of,
                 ignored_tags: ignored,
             },
@@ -498,7 +540,9 @@ fn listener_steps(
         return;
     }
     for have in &existing.listeners {
-        if !stack.listeners.iter().any(|l| l.port == have.listener.port) {
+        // A listener only a held member's rules are on stays with them.
+        let holds = have.rules.iter().any(|r| ours(r) && held(r));
+        if !stack.listeners.iter().any(|l| l.port == have.listener.port) && !holds {
             steps.push(Step::DeleteListener {
                 arn: have.arn.clone(),
                 port: have.listener.port,

@@ -63,6 +63,7 @@ pub(crate) fn stack() -> Stack {
                 })
                 .collect(),
             subnets_named: true,
+            subnets_problem: None,
             security_groups: vec![],
             attributes: BTreeMap::from([(
                 "load_balancing.cross_zone.enabled".to_string(),
@@ -233,20 +234,43 @@ fn discovered_subnets_are_not_forced_on_an_existing_load_balancer() {
     );
 }
 
-/// While a group member is held (its annotations broken), what it had stays: target groups the
-/// stack no longer names are not deleted.
+/// No subnet discovered: no matter for a load balancer that exists; the reason a new one cannot
+/// be made.
+#[test]
+fn no_subnet_is_a_problem_only_for_a_new_load_balancer() {
+    let mut desired = stack();
+    desired.load_balancer.subnets.clear();
+    desired.load_balancer.subnets_named = false;
+    desired.load_balancer.subnets_problem = Some("no subnet is tagged".into());
+    let kept = diff(&desired, &converged(&stack()));
+    assert_eq!(kept, []);
+    assert_eq!(missing_subnets(&desired, &kept), None);
+    let new = diff(&desired, &Existing::default());
+    assert_eq!(missing_subnets(&desired, &new), Some("no subnet is tagged"));
+}
+
+/// While a group member is held (its annotations broken), what it had stays: its target groups
+/// (known by their resource ids, `<ns>/<ingress>-...`) are not deleted; the others' are.
 #[test]
 fn a_held_member_keeps_its_target_groups() {
+    let mut existing = converged(&stack());
+    existing.target_groups[1].group.resource_id = "demo/broken-web:443".into();
     let mut desired = stack();
     desired.listeners.pop();
     desired.target_groups.pop();
     desired.held_members = vec!["demo/broken".into()];
     assert_eq!(
-        diff(&desired, &converged(&stack())),
+        diff(&desired, &existing),
         [Step::DeleteListener {
             arn: "arn:listener/443".into(),
             port: 443
         }]
+    );
+    desired.held_members = vec!["demo/other".into()];
+    assert!(
+        diff(&desired, &existing).contains(&Step::DeleteTargetGroup {
+            arn: "arn:tg/demo/web:443".into()
+        })
     );
 }
 
@@ -293,12 +317,16 @@ fn mutable_changes_modify_in_place() {
     );
 }
 
-/// A new target port cannot be modified in place: a new group, the listener switched to it, and
-/// only then the old group deleted, so the listener always has somewhere to send traffic.
+/// A new protocol cannot be modified in place: a new group, the listener switched to it, and
+/// only then the old group deleted, so the listener always has somewhere to send traffic. A new
+/// port (not in the data path) keeps the group, as upstream keeps it.
 #[test]
 fn an_immutable_change_replaces_the_target_group_without_dropping_the_listener() {
+    let mut moved = stack();
+    moved.target_groups[0].port = 9090;
+    assert_eq!(diff(&moved, &converged(&stack())), []);
     let mut desired = stack();
-    desired.target_groups[0].port = 9090;
+    desired.target_groups[0].protocol = "TLS".into();
     assert_eq!(
         diff(&desired, &converged(&stack())),
         [
@@ -469,4 +497,23 @@ fn teardown_removes_listeners_then_target_groups_then_the_load_balancer_and_noth
     };
     assert_eq!(teardown(&stranger, &existing), []);
     assert_eq!(teardown(&owner, &Existing::default()), []);
+}
+
+/// On a listener of ours, a rule without any ownership tag (upstream's from before it tagged
+/// rules) is ours too; one tagged for another stack or cluster is not.
+#[test]
+fn untagged_rules_on_our_listener_are_ours_and_other_stacks_are_not() {
+    let owner = Owner::of(&stack());
+    assert!(rule_is_ours(&owner, &owner_tags("80:1")));
+    assert!(rule_is_ours(&owner, &BTreeMap::new()));
+    assert!(rule_is_ours(
+        &owner,
+        &BTreeMap::from([("team".to_string(), "web".to_string())])
+    ));
+    let mut other = owner_tags("80:1");
+    other.insert(tags::SERVICE_STACK.into(), "other/app".into());
+    assert!(!rule_is_ours(&owner, &other));
+    let mut other_cluster = owner_tags("80:1");
+    other_cluster.insert(tags::CLUSTER.into(), "prod".into());
+    assert!(!rule_is_ours(&owner, &other_cluster));
 }

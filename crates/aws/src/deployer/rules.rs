@@ -11,9 +11,9 @@
 //!    ModifyRule (one call where delete + create would be two).
 //! 3. Rules of ours still left are deleted; desired rules still left are created.
 //!
-//! Rules without this stack's tags (someone else's) are never touched, and neither are ours while
-//! a group member is held (its annotations broken): then every rule of ours that no desired rule
-//! takes in step 1 stays as it is, and its priority is skipped like a foreign one.
+//! Rules without this stack's tags (someone else's) are never touched, and neither are a held
+//! group member's (its annotations broken) that no desired rule takes in step 1: they stay as
+//! they are, their priorities skipped like a foreign rule's.
 //!
 //! Order of the calls: deletes (freeing priorities), the moves, the rewrites, the creates, then
 //! the tags of the rules kept whose tags differ (a moved rule's resource id changes).
@@ -41,8 +41,8 @@ pub struct RuleContext<'a> {
     pub kind: StackKind,
     /// Whether an existing rule is this stack's to change.
     pub ours: &'a dyn Fn(&ExistingRule) -> bool,
-    /// A member is held: rules of ours that no desired rule is identical to stay.
-    pub holding: bool,
+    /// Whether a rule of ours is a held member's: it stays unless a desired rule is identical.
+    pub held: &'a dyn Fn(&ExistingRule) -> bool,
     /// A stack target group's ARN (None while it is being created).
     pub arn_of: &'a dyn Fn(&str) -> Option<String>,
     /// Tag keys never removed (upstream's legacy keys, `--external-managed-tags`).
@@ -87,41 +87,38 @@ pub fn rule_steps(
             *slot = Some(j);
         }
     }
-    // Priorities others hold (and, while holding, ours that stay): skipped.
+    // A held member's rules left stay where they are, like someone else's.
+    let held_left: Vec<usize> = (0..mine.len())
+        .filter(|&j| !taken[j] && (context.held)(mine[j]))
+        .collect();
+    for &j in &held_left {
+        taken[j] = true;
+    }
     let occupied: BTreeSet<u32> = existing
         .iter()
         .filter(|r| !(context.ours)(r))
         .map(|r| r.priority)
-        .chain(
-            mine.iter()
-                .zip(&taken)
-                .filter(|(_, taken)| context.holding && !**taken)
-                .map(|(r, _)| r.priority),
-        )
+        .chain(held_left.iter().map(|&j| mine[j].priority))
         .collect();
     let priorities = layout(desired.len(), &occupied);
     // 2. The rule of ours left at a desired rule's priority is rewritten to it.
     let mut modified = Vec::new();
-    if !context.holding {
-        for (i, slot) in paired.iter_mut().enumerate() {
-            if slot.is_some() {
-                continue;
-            }
-            if let Some(j) =
-                (0..mine.len()).find(|&j| !taken[j] && mine[j].priority == priorities[i])
-            {
-                taken[j] = true;
-                *slot = Some(j);
-                modified.push(i);
-            }
+    for (i, slot) in paired.iter_mut().enumerate() {
+        if slot.is_some() {
+            continue;
         }
-        // 3. What is left of ours goes.
-        for (j, have) in mine.iter().enumerate() {
-            if !taken[j] {
-                steps.push(Step::DeleteRule {
-                    arn: have.arn.clone(),
-                });
-            }
+        if let Some(j) = (0..mine.len()).find(|&j| !taken[j] && mine[j].priority == priorities[i]) {
+            taken[j] = true;
+            *slot = Some(j);
+            modified.push(i);
+        }
+    }
+    // 3. What is left of ours goes.
+    for (j, have) in mine.iter().enumerate() {
+        if !taken[j] {
+            steps.push(Step::DeleteRule {
+                arn: have.arn.clone(),
+            });
         }
     }
     let moves: Vec<(String, u32)> = paired

@@ -31,16 +31,24 @@ fn existing(rule: &Rule, priority: u32) -> ExistingRule {
     }
 }
 
-fn steps_holding(desired: &[Rule], have: &[ExistingRule], holding: bool) -> Vec<Step> {
+/// `held_groups`: the target groups (by resource id) of held members.
+fn steps_holding(desired: &[Rule], have: &[ExistingRule], held_groups: &[&str]) -> Vec<Step> {
     let mut steps = Vec::new();
     let ours = |r: &ExistingRule| r.rule.tags.get("owner").map(String::as_str) == Some("us");
     let arn_of = |id: &str| Some(format!("arn:{id}"));
+    let held = |r: &ExistingRule| {
+        r.rule.action.target_groups().any(|g| {
+            held_groups
+                .iter()
+                .any(|id| *g == TargetGroupRef::Arn(format!("arn:{id}")))
+        })
+    };
     rule_steps(
         &RuleContext {
             port: 80,
             kind: KIND,
             ours: &ours,
-            holding,
+            held: &held,
             arn_of: &arn_of,
             ignored_tags: &BTreeSet::new(),
         },
@@ -52,7 +60,7 @@ fn steps_holding(desired: &[Rule], have: &[ExistingRule], holding: bool) -> Vec<
 }
 
 fn steps(desired: &[Rule], have: &[ExistingRule]) -> Vec<Step> {
-    steps_holding(desired, have, false)
+    steps_holding(desired, have, &[])
 }
 
 /// The tag step that gives the rule at `from` the resource id of priority `to`.
@@ -160,26 +168,37 @@ fn removing_a_rule_deletes_it_and_closes_the_gap() {
     assert_eq!(steps(&removed, &have), expected);
 }
 
-/// While a member is held, rules of ours that no desired rule is identical to stay where they
-/// are (the held member's); the others are laid out around them.
+/// A held member's rules (those forwarding to its target groups) stay where they are while the
+/// others change around them: a healthy member's changed path is still rewritten in place.
 #[test]
-fn a_held_members_rules_stay() {
-    let rules = five();
+fn a_held_members_rules_stay_and_the_others_change() {
+    let mut rules = five();
+    rules[1] = rule("/held", "held-tg");
     let have = converged(&rules);
     let mut without = rules.clone();
     without.remove(1);
-    assert_eq!(steps_holding(&without, &have, true), []);
-    // A new rule goes to the first free priority, after the held one's.
-    let mut added = without.clone();
-    added.push(rule("/p6", "tg"));
+    assert_eq!(steps_holding(&without, &have, &["held-tg"]), []);
+    // A changed path of another member: rewritten where it is; a new rule after the held one.
+    let mut changed = without.clone();
+    changed[2] = rule("/changed", "tg");
+    changed.push(rule("/p6", "tg"));
     assert_eq!(
-        steps_holding(&added, &have, true),
-        [Step::CreateRule {
-            port: 80,
-            index: 4,
-            priority: 6
-        }]
+        steps_holding(&changed, &have, &["held-tg"]),
+        [
+            Step::ModifyRule {
+                arn: "arn:rule/4".into(),
+                port: 80,
+                index: 2
+            },
+            Step::CreateRule {
+                port: 80,
+                index: 4,
+                priority: 6
+            },
+        ]
     );
+    // Fixed, the member's rule is back in the stack: nothing to do.
+    assert_eq!(steps(&rules, &have), []);
 }
 
 #[test]

@@ -10,6 +10,10 @@ pub enum IngressError {
     /// No member of the group can be built: each member's Warning says why; AWS is untouched.
     #[error("no member of group {group} can be built")]
     NoMember { group: String },
+    /// The group's ALB is to be made and no subnet is tagged for it (one that exists keeps its
+    /// own subnets).
+    #[error("group {group}: {problem}")]
+    NoSubnets { group: String, problem: String },
     /// The VPC's subnets or the account's certificates could not be read.
     #[error("discovering {what}: {source}")]
     Discovery {
@@ -32,7 +36,9 @@ impl IngressError {
     /// The Event reason: upstream's, so alerts written for it keep working.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::NoMember { .. } | Self::Discovery { .. } => "FailedBuildModel",
+            Self::NoMember { .. } | Self::NoSubnets { .. } | Self::Discovery { .. } => {
+                "FailedBuildModel"
+            }
             Self::Deploy(_) | Self::Kube { .. } => "FailedDeployModel",
         }
     }
@@ -40,7 +46,7 @@ impl IngressError {
     /// Broken members wait for a change; AWS errors retry as their kind says.
     pub fn category(&self) -> ErrorCategory {
         match self {
-            Self::NoMember { .. } => ErrorCategory::InvalidInput,
+            Self::NoMember { .. } | Self::NoSubnets { .. } => ErrorCategory::InvalidInput,
             Self::Discovery { source, .. } | Self::Deploy(source) => aws_category(source.kind),
             Self::Kube { .. } => ErrorCategory::Transient,
         }

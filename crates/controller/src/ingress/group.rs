@@ -9,7 +9,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use lb_aws::deployer::apply::{LoadBalancers, apply, remove};
-use lb_aws::deployer::diff::{Owner, Step, diff, teardown};
+use lb_aws::deployer::diff::{Owner, Step, diff, missing_subnets, teardown};
 use lb_aws::{Certificates, Ec2};
 use lb_model::ingress::member::{Cluster, needs_certificate_discovery};
 use lb_model::ingress::{GroupId, GroupMember, build_group};
@@ -170,6 +170,12 @@ async fn converge<L: LoadBalancers, E: Ec2, C: Certificates>(
     let groups = security_groups::resolve(&ctx.ec2, &owner, &mut stack).await?;
     let existing = ctx.elb.describe_stack(&owner).await?;
     let steps = diff(&stack, &existing);
+    if let Some(problem) = missing_subnets(&stack, &steps) {
+        return Err(IngressError::NoSubnets {
+            group: group.stack_id(),
+            problem: problem.to_string(),
+        });
+    }
     if !steps.is_empty() {
         tracing::info!(steps = ?steps, "converging");
     }
@@ -194,7 +200,7 @@ async fn converge<L: LoadBalancers, E: Ec2, C: Certificates>(
             binding,
             &name,
             arn,
-            groups.backend.as_deref(),
+            groups.rules_source(),
         )
         .await?;
         wanted.push(name);

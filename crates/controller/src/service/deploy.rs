@@ -8,8 +8,10 @@ use kube::runtime::events::EventType;
 use lb_api::TargetType;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::{LoadBalancers, apply};
-use lb_aws::deployer::diff::{Existing, Owner, Step, diff};
+use lb_aws::deployer::diff::{Existing, Owner, Step, diff, missing_subnets};
 use lb_aws::deployer::switch::{self, Switch};
+use lb_model::service::ModelError;
+use lb_model::service::build::BuildError;
 use lb_model::service::objects::{adopted_name, binding_object, load_balancer_status};
 use lb_model::stack::Listener;
 
@@ -52,6 +54,9 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
     security_groups::keep_legacy_nlb(&mut stack, &existing);
     let groups = security_groups::resolve(&ctx.ec2, &owner, &mut stack).await?;
     let steps = diff(&stack, &existing);
+    if let Some(problem) = missing_subnets(&stack, &steps) {
+        return Err(ModelError::Build(BuildError::Subnets(problem.to_string())).into());
+    }
     let held = switches_to_hold(&ctx.elb, &stack.listeners, &existing, &steps).await?;
     let steps = switch::hold(steps, &held);
     if !steps.is_empty() {
@@ -75,7 +80,7 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
         let Some(arn) = applied.target_group_arns.get(&binding.target_group) else {
             continue;
         };
-        let mut object = binding_object(binding, arn, groups.backend.as_deref());
+        let mut object = binding_object(binding, arn, groups.rules_source());
         let name = adopted_name(&existing_bindings, arn, &binding.name);
         object.metadata.name = Some(name.clone());
         objects::apply_binding(&ctx.client, &object).await?;

@@ -245,7 +245,8 @@ async fn takeover(sandbox: &Sandbox, options: &TakeoverOptions) -> Result<Report
         },
     )
     .await?;
-    let counted = call_counts::snapshot(&controller.calls);
+    // From the controller's first call: its counter is its own, made with it.
+    let counted = vec![0; lb_aws::Operation::ALL.len()];
     let started = Instant::now();
     tokio::time::sleep(options.watch).await;
     let calls = call_counts::since(&controller.calls, &counted);
@@ -590,13 +591,6 @@ async fn upstream_objects(
         for binding in &stack.bindings {
             let arn = arn_of(replayed, "target_groups", &binding.name)?;
             let mut object = binding_object(binding, &arn, backend.as_deref());
-            object.metadata.labels = Some(match stack.kind {
-                StackKind::Service => lb_model::service::objects::binding_object(binding, "", None)
-                    .metadata
-                    .labels
-                    .unwrap_or_default(),
-                StackKind::Ingress => group_of_stack(&stack.id).binding_labels(),
-            });
             object.metadata.finalizers = Some(vec![lb_api::keys::FINALIZER.to_string()]);
             let api: Api<TargetGroupBinding> = Api::namespaced(client.clone(), &binding.namespace);
             api.create(&PostParams::default(), &object)
@@ -605,17 +599,6 @@ async fn upstream_objects(
         }
     }
     Ok(())
-}
-
-/// The group of an Ingress stack id: `<namespace>/<name>` alone, else a group's name.
-fn group_of_stack(id: &str) -> lb_model::ingress::GroupId {
-    match id.split_once('/') {
-        Some((namespace, name)) => lb_model::ingress::GroupId::Implicit {
-            namespace: namespace.into(),
-            name: name.into(),
-        },
-        None => lb_model::ingress::GroupId::Explicit(id.into()),
-    }
 }
 
 async fn finalize<K>(api: &Api<K>, name: &str, finalizer: &str) -> Result<(), TakeoverError>

@@ -315,15 +315,21 @@ fn stack(
         .get("subnets")
         .map(|s| s.split(',').map(str::to_string).collect());
     let annotation = format!("{}subnets", lb_api::keys::ingress::PREFIX);
-    let chosen = choose_subnets(
+    let (chosen, subnets_problem) = match choose_subnets(
         named_subnets.as_deref(),
         subnets,
         &scheme,
         &settings.cluster,
         &annotation,
-    )?;
+    ) {
+        Ok(chosen) => (chosen, None),
+        // Discovery found nothing: fine for an ALB that exists (it keeps its subnets).
+        Err(problem) if named_subnets.is_none() => (Vec::new(), Some(problem)),
+        Err(problem) => return Err(problem),
+    };
     let (attributes, target_groups, mut bindings) = member_resources(merged);
-    if !backend_security_group {
+    // The targets admit the backend group, or without one the managed group (upstream's).
+    if !backend_security_group && managed_security_group.is_none() {
         for binding in &mut bindings {
             binding.networking.clear();
         }
@@ -350,6 +356,7 @@ fn stack(
                 })
                 .collect(),
             subnets_named: named_subnets.is_some(),
+            subnets_problem,
             security_groups: security_groups.unwrap_or_default(),
             attributes,
             tags: with(tags::LOAD_BALANCER),

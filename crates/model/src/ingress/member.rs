@@ -123,8 +123,10 @@ fn routes(
     annotations.target_group.tags = annotations.tags.clone();
     let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
     let name = ingress.metadata.name.clone().unwrap_or_default();
+    let binding_labels = group.binding_labels();
     let backend = Backend {
         cluster: &cluster.settings.cluster,
+        binding_labels: &binding_labels,
         group: group.naming(),
         namespace: &namespace,
         ingress: &name,

@@ -32,6 +32,8 @@ pub struct Backend<'a> {
     pub default_target_type: TargetType,
     /// The load balancer is dualstack: a Service of the IPv6 family gets ipv6 targets.
     pub dualstack: bool,
+    /// The group's binding labels.
+    pub binding_labels: &'a BTreeMap<String, String>,
     /// The cluster's default tags and the ownership tags every resource of the group carries:
     /// they win over the annotations' tags.
     pub tags: &'a BTreeMap<String, String>,
@@ -176,6 +178,7 @@ impl Backend<'_> {
         Binding {
             name: name.to_string(),
             namespace: self.namespace.into(),
+            labels: self.binding_labels.clone(),
             service_name: service_name.into(),
             service_port: port.port,
             target_group: resource_id.to_string(),

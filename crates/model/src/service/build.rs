@@ -137,7 +137,8 @@ pub fn build(
         settings,
         identity,
         target_ip_address_type: target_ip_address_type(service, ip_address_type)?,
-        backend_security_group,
+        // The targets admit the backend group, or without one the managed group (upstream's).
+        networking: backend_security_group || annotations.security_groups.is_none(),
     };
     let warnings = warnings(annotations, &ports);
     let PortResources {
@@ -164,6 +165,15 @@ pub fn build(
             tags: base_tags(tags::MANAGED_SECURITY_GROUP),
         }),
     };
+    let (subnets, subnets_problem) =
+        match subnet_mappings(annotations, subnets, scheme, &settings.cluster) {
+            Ok(subnets) => (subnets, None),
+            // Discovery found nothing: fine for an NLB that exists (it keeps its subnets).
+            Err(BuildError::Subnets(problem)) if annotations.subnets.is_none() => {
+                (Vec::new(), Some(problem))
+            }
+            Err(error) => return Err(error),
+        };
     let stack = Stack {
         id: stack_id.clone(),
         kind: StackKind::Service,
@@ -172,8 +182,9 @@ pub fn build(
             kind: LoadBalancerKind::Network,
             scheme: scheme.into(),
             ip_address_type: ip_address_type.into(),
-            subnets: subnet_mappings(annotations, subnets, scheme, &settings.cluster)?,
+            subnets,
             subnets_named: annotations.subnets.is_some(),
+            subnets_problem,
             security_groups: annotations.security_groups.clone().unwrap_or_default(),
             attributes,
             tags: base_tags(tags::LOAD_BALANCER),
@@ -359,7 +370,7 @@ pub fn bindings(
             uid: &uid,
         },
         target_ip_address_type: target_ip_address_type(service, ip_address_type)?,
-        backend_security_group: false,
+        networking: false,
     };
     let resources = context.port_resources(&ports, &|_| BTreeMap::new())?;
     Ok(resources.bindings)
@@ -381,7 +392,8 @@ struct PortContext<'a> {
     identity: ServiceName<'a>,
     /// `ipv4` or `ipv6`.
     target_ip_address_type: &'static str,
-    backend_security_group: bool,
+    /// The bindings admit the load balancer's source group (its backend or managed group).
+    networking: bool,
 }
 
 impl PortContext<'_> {
@@ -545,6 +557,7 @@ impl PortContext<'_> {
         Binding {
             name: tg.name.clone(),
             namespace: self.identity.namespace.into(),
+            labels: super::objects::stack_labels(self.identity.namespace, self.identity.name),
             service_name: self.identity.name.into(),
             service_port: port.port,
             target_group: tg.resource_id.clone(),
@@ -552,7 +565,7 @@ impl PortContext<'_> {
             ip_address_type: self.target_ip_address_type.into(),
             node_selector: self.annotations.target_node_labels.clone(),
             multi_cluster: self.annotations.multi_cluster_target_group.unwrap_or(false),
-            networking: if self.backend_security_group {
+            networking: if self.networking {
                 vec![self.networking_ports(port, tg)]
             } else {
                 Vec::new()

@@ -524,12 +524,15 @@ fn internal_load_balancers_discover_internal_subnets_and_unknown_names_are_named
         message.contains("\"subnet-missing\" is no subnet"),
         "{message}"
     );
+    // None discovered: the stack says why (a new NLB cannot be made; one that exists keeps its
+    // own subnets).
     let annotations = parse(&BTreeMap::new()).expect("none");
-    let Err(BuildError::Subnets(message)) =
-        build(&svc, &annotations, TargetType::Ip, &settings(), &[])
-    else {
-        panic!("no subnets")
-    };
+    let lb = build(&svc, &annotations, TargetType::Ip, &settings(), &[])
+        .expect("builds")
+        .stack
+        .load_balancer;
+    assert!(lb.subnets.is_empty());
+    let message = lb.subnets_problem.expect("the reason");
     assert!(
         message.contains("kubernetes.io/role/internal-elb"),
         "{message}"

@@ -59,6 +59,17 @@ pub fn adopted_name(
         .unwrap_or_else(|| desired.to_string())
 }
 
+/// The labels of a Service's TargetGroupBindings (upstream's).
+pub fn stack_labels(namespace: &str, name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (keys::STACK_NAME_LABEL.to_string(), name.to_string()),
+        (
+            keys::STACK_NAMESPACE_LABEL.to_string(),
+            namespace.to_string(),
+        ),
+    ])
+}
+
 /// The TargetGroupBinding of one target group of the stack, pointing at its ARN; its
 /// `networking` admits `backend_security_group` (an ID) when the load balancer has it.
 pub fn binding_object(
@@ -66,16 +77,6 @@ pub fn binding_object(
     target_group_arn: &str,
     backend_security_group: Option<&str>,
 ) -> TargetGroupBinding {
-    let labels = BTreeMap::from([
-        (
-            keys::STACK_NAME_LABEL.to_string(),
-            binding.service_name.clone(),
-        ),
-        (
-            keys::STACK_NAMESPACE_LABEL.to_string(),
-            binding.namespace.clone(),
-        ),
-    ]);
     let node_selector = (!binding.node_selector.is_empty()).then(|| LabelSelector {
         match_labels: Some(binding.node_selector.clone()),
         ..LabelSelector::default()
@@ -84,7 +85,7 @@ pub fn binding_object(
         metadata: ObjectMeta {
             name: Some(binding.name.clone()),
             namespace: Some(binding.namespace.clone()),
-            labels: Some(labels),
+            labels: Some(binding.labels.clone()),
             ..ObjectMeta::default()
         },
         spec: TargetGroupBindingSpec {
@@ -181,6 +182,7 @@ mod tests {
         let binding = Binding {
             name: "k8s-demo-web-0123456789".into(),
             namespace: "demo".into(),
+            labels: stack_labels("demo", "web"),
             service_name: "web".into(),
             service_port: 80,
             target_group: "demo/web:80".into(),
