@@ -11,17 +11,16 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::TargetType;
 
-use super::annotations::{BackendProtocol, ServiceAnnotations};
+use super::annotations::ServiceAnnotations;
+use super::ports::{PortContext, PortResources, names};
 use super::subnets::{Subnet, choose_subnets};
-use crate::naming::{self, ServiceName, ServiceTargetGroup};
+use crate::naming::{self, ServiceName};
 use crate::service::annotations::{IpAddressType, PortRef, ProxyProtocol, Scheme};
-use crate::service::health::health_check;
 use crate::stack::{
-    Action, Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup,
-    NetworkPort, Stack, StackKind, SubnetMapping, TargetGroup, tags,
+    Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup, Stack,
+    StackKind, SubnetMapping, tags,
 };
 
 /// What the cluster gives every stack.
@@ -124,10 +123,7 @@ pub fn build(
         Scheme::Internal => "internal",
         Scheme::InternetFacing => "internet-facing",
     };
-    let ip_address_type = match annotations.ip_address_type {
-        Some(IpAddressType::Dualstack) => "dualstack",
-        _ => "ipv4",
-    };
+    let ip_address_type = load_balancer_ip_address_type(annotations);
     let backend_security_group = backend_security_group(annotations, settings)?;
     let base_tags = |resource: &str| ownership_tags(settings, annotations, &stack_id, resource);
     let context = PortContext {
@@ -204,6 +200,14 @@ pub fn build(
     })
 }
 
+/// `dualstack` when the annotation says so, else `ipv4`.
+fn load_balancer_ip_address_type(annotations: &ServiceAnnotations) -> &'static str {
+    match annotations.ip_address_type {
+        Some(IpAddressType::Dualstack) => "dualstack",
+        _ => "ipv4",
+    }
+}
+
 /// Whether the load balancer gets the cluster's backend security group: always with a managed
 /// frontend group (unless `--enable-backend-security-group=false`); with explicit groups only
 /// when the backend rules are to be managed (annotation, else the flag).
@@ -269,36 +273,6 @@ fn warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -> Vec<Stri
     warnings
 }
 
-/// The listeners' (port, protocol). TCP and UDP on one port number make one TCP_UDP listener when
-/// `tcp_udp` (the annotation, else the cluster's default); otherwise they are refused by name
-/// (ELB would refuse the second listener on the port).
-fn listener_ports(
-    ports: &[ServicePort],
-    tcp_udp: bool,
-) -> Result<Vec<(&ServicePort, String)>, BuildError> {
-    let mut out: Vec<(&ServicePort, String)> = Vec::new();
-    for port in ports {
-        let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
-        if protocol != "TCP" && protocol != "UDP" {
-            return Err(BuildError::UnsupportedProtocol {
-                port: port.port,
-                protocol,
-            });
-        }
-        match out.iter_mut().find(|(p, _)| p.port == port.port) {
-            Some((_, existing)) if *existing != protocol && tcp_udp => {
-                *existing = "TCP_UDP".into();
-            }
-            Some((_, existing)) if *existing != protocol => {
-                return Err(BuildError::SharedPortNumber { port: port.port });
-            }
-            Some(_) => {}
-            None => out.push((port, protocol)),
-        }
-    }
-    Ok(out)
-}
-
 /// Ports named by `ssl-ports` and `proxy-protocol-per-target-group` that the Service lacks.
 fn port_list_warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -> Vec<String> {
     let lists = [
@@ -331,13 +305,6 @@ fn port_list_warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -
     warnings
 }
 
-fn names(port_ref: &PortRef, port: &ServicePort) -> bool {
-    match port_ref {
-        PortRef::Number(n) => i32::from(*n) == port.port,
-        PortRef::Name(n) => port.name.as_deref() == Some(n.as_str()),
-    }
-}
-
 /// The names of the TargetGroupBindings [`build`] makes for `service`, with the Service port
 /// each binds: the pod webhook gives pods their readiness gates before the bindings exist.
 /// Subnets play no part in them.
@@ -355,10 +322,7 @@ pub fn bindings(
         .as_ref()
         .and_then(|s| s.ports.clone())
         .unwrap_or_default();
-    let ip_address_type = match annotations.ip_address_type {
-        Some(IpAddressType::Dualstack) => "dualstack",
-        _ => "ipv4",
-    };
+    let ip_address_type = load_balancer_ip_address_type(annotations);
     let context = PortContext {
         service,
         annotations,
@@ -374,247 +338,6 @@ pub fn bindings(
     };
     let resources = context.port_resources(&ports, &|_| BTreeMap::new())?;
     Ok(resources.bindings)
-}
-
-struct PortResources {
-    target_groups: Vec<TargetGroup>,
-    listeners: Vec<Listener>,
-    bindings: Vec<Binding>,
-    adapted: Vec<String>,
-}
-
-/// What building one port's listener, target group and binding needs.
-struct PortContext<'a> {
-    service: &'a Service,
-    annotations: &'a ServiceAnnotations,
-    target_type: TargetType,
-    settings: &'a ClusterSettings,
-    identity: ServiceName<'a>,
-    /// `ipv4` or `ipv6`.
-    target_ip_address_type: &'static str,
-    /// The bindings admit the load balancer's source group (its backend or managed group).
-    networking: bool,
-}
-
-impl PortContext<'_> {
-    /// One listener, target group and binding per listener port (TCP and UDP on one port: one
-    /// when asked). `tags` gives the tags of a resource id.
-    fn port_resources(
-        &self,
-        ports: &[ServicePort],
-        tags: &dyn Fn(&str) -> BTreeMap<String, String>,
-    ) -> Result<PortResources, BuildError> {
-        let mut resources = PortResources {
-            target_groups: Vec::new(),
-            listeners: Vec::new(),
-            bindings: Vec::new(),
-            adapted: Vec::new(),
-        };
-        let tcp_udp = self
-            .annotations
-            .tcp_udp_listeners
-            .unwrap_or(self.settings.tcp_udp_listeners);
-        for (port, protocol) in listener_ports(ports, tcp_udp)? {
-            let (tg, adapted) = self.target_group(port, &protocol, tags)?;
-            resources.adapted.extend(adapted);
-            resources
-                .listeners
-                .push(self.listener(port, &protocol, &tg.resource_id, tags));
-            resources.bindings.push(self.binding(port, &tg));
-            resources.target_groups.push(tg);
-        }
-        resources.adapted.dedup();
-        Ok(resources)
-    }
-
-    fn tls(&self, port: &ServicePort) -> bool {
-        self.annotations.ssl_certificates.is_some()
-            && self
-                .annotations
-                .ssl_ports
-                .as_ref()
-                .is_none_or(|refs| refs.iter().any(|r| names(r, port)))
-    }
-
-    /// The port's target group, and the defaults its health check adapted.
-    fn target_group(
-        &self,
-        port: &ServicePort,
-        listener_protocol: &str,
-        tags: &dyn Fn(&str) -> BTreeMap<String, String>,
-    ) -> Result<(TargetGroup, Option<String>), BuildError> {
-        let protocol = match listener_protocol {
-            "TCP" if self.tls(port) => match self.annotations.backend_protocol {
-                Some(BackendProtocol::Ssl) => "TLS",
-                _ => "TCP",
-            },
-            other => other,
-        };
-        let target_port = match self.target_type {
-            TargetType::Instance => port
-                .node_port
-                .ok_or(BuildError::NoNodePort { port: port.port })?,
-            TargetType::Ip => match &port.target_port {
-                Some(IntOrString::Int(n)) => *n,
-                // A named target port can differ per pod; the group's port is not in the data
-                // path (targets register with their own), so upstream writes 1.
-                Some(IntOrString::String(_)) => 1,
-                None => port.port,
-            },
-        };
-        let target_port = u16::try_from(target_port).unwrap_or(u16::MAX);
-        let resource_id = format!(
-            "{}/{}:{}",
-            self.identity.namespace, self.identity.name, port.port
-        );
-        let (health_check, adapted) = health_check(
-            self.service,
-            &self.annotations.health_check,
-            self.target_type,
-        )?;
-        let name = naming::service_target_group(&ServiceTargetGroup {
-            cluster: &self.settings.cluster,
-            service: self.identity,
-            service_port: port.port,
-            port: target_port,
-            target_type: self.target_type.as_str(),
-            protocol,
-            health_check_protocol: &health_check.protocol,
-            health_check_interval: health_check.interval_seconds,
-        });
-        // Upstream always says proxy protocol v2, off unless asked.
-        let mut attributes =
-            BTreeMap::from([("proxy_protocol_v2.enabled".to_string(), "false".to_string())]);
-        attributes.extend(self.annotations.target_group_attributes.clone());
-        let proxy = match &self.annotations.proxy_protocol {
-            Some(ProxyProtocol::All) => true,
-            Some(ProxyProtocol::Ports(refs)) => refs.iter().any(|r| names(r, port)),
-            None => false,
-        };
-        if proxy {
-            attributes.insert("proxy_protocol_v2.enabled".into(), "true".into());
-        }
-        let group = TargetGroup {
-            health_check,
-            name,
-            protocol: protocol.into(),
-            port: target_port,
-            target_type: self.target_type,
-            ip_address_type: self.target_ip_address_type.into(),
-            protocol_version: None,
-            attributes,
-            tags: tags(&resource_id),
-            resource_id,
-        };
-        Ok((group, adapted))
-    }
-
-    fn listener(
-        &self,
-        port: &ServicePort,
-        protocol: &str,
-        target_group: &str,
-        tags: &dyn Fn(&str) -> BTreeMap<String, String>,
-    ) -> Listener {
-        let tls = protocol == "TCP" && self.tls(port);
-        let key = if tls { "TLS" } else { protocol };
-        let listener_port = u16::try_from(port.port).unwrap_or(u16::MAX);
-        Listener {
-            port: listener_port,
-            protocol: key.into(),
-            certificates: if tls {
-                self.annotations
-                    .ssl_certificates
-                    .clone()
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            },
-            ssl_policy: tls.then(|| {
-                self.annotations
-                    .ssl_negotiation_policy
-                    .clone()
-                    .unwrap_or_else(|| self.settings.default_ssl_policy.clone())
-            }),
-            alpn_policy: if tls {
-                self.annotations.alpn_policy.clone()
-            } else {
-                None
-            },
-            default_action: Action::forward_to(target_group),
-            rules: Vec::new(),
-            attributes: self
-                .annotations
-                .listener_attributes
-                .get(&(key.to_string(), listener_port))
-                .cloned()
-                .unwrap_or_default(),
-            tags: tags(&listener_port.to_string()),
-        }
-    }
-
-    fn binding(&self, port: &ServicePort, tg: &TargetGroup) -> Binding {
-        Binding {
-            name: tg.name.clone(),
-            namespace: self.identity.namespace.into(),
-            labels: super::objects::stack_labels(self.identity.namespace, self.identity.name),
-            service_name: self.identity.name.into(),
-            service_port: port.port,
-            target_group: tg.resource_id.clone(),
-            target_type: self.target_type,
-            ip_address_type: self.target_ip_address_type.into(),
-            node_selector: self.annotations.target_node_labels.clone(),
-            multi_cluster: self.annotations.multi_cluster_target_group.unwrap_or(false),
-            networking: if self.networking {
-                vec![self.networking_ports(port, tg)]
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
-    /// Upstream's one rule from the backend group: the target port (TCP, or UDP for UDP; both
-    /// for TCP_UDP or a UDP group checked on its own port), and the health-check port when it is
-    /// another number.
-    fn networking_ports(&self, port: &ServicePort, tg: &TargetGroup) -> Vec<NetworkPort> {
-        let target_port = match self.target_type {
-            TargetType::Instance => port.node_port.map(IntOrString::Int),
-            TargetType::Ip => Some(
-                port.target_port
-                    .clone()
-                    .unwrap_or(IntOrString::Int(port.port)),
-            ),
-        };
-        let entry = |protocol: &str| NetworkPort {
-            protocol: protocol.into(),
-            port: target_port.clone(),
-        };
-        let check = &tg.health_check.port;
-        let checks_traffic_port =
-            check == "traffic-port" || Some(check.clone()) == target_port.as_ref().map(port_text);
-        let mut ports = match tg.protocol.as_str() {
-            "UDP" if checks_traffic_port => vec![entry("UDP"), entry("TCP")],
-            "UDP" => vec![entry("UDP")],
-            "TCP_UDP" => vec![entry("UDP"), entry("TCP")],
-            _ => vec![entry("TCP")],
-        };
-        if let Ok(number) = check.parse::<i32>()
-            && !checks_traffic_port
-        {
-            ports.push(NetworkPort {
-                protocol: "TCP".into(),
-                port: Some(IntOrString::Int(number)),
-            });
-        }
-        ports
-    }
-}
-
-fn port_text(port: &IntOrString) -> String {
-    match port {
-        IntOrString::Int(n) => n.to_string(),
-        IntOrString::String(s) => s.clone(),
-    }
 }
 
 /// `load-balancer-source-ranges`, else `spec.loadBalancerSourceRanges`, else everyone.

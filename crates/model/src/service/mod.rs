@@ -2,8 +2,8 @@
 //!
 //! - [`selection`]: whether a Service is ours, and its target type.
 //! - [`annotations`]: every `service.beta.kubernetes.io/` annotation upstream reads, as typed values.
-//! - [`build`]: Service + annotations -> the desired NLB stack ([`health`]: its health checks,
-//!   [`subnets`]: where it goes).
+//! - [`build`]: Service + annotations -> the desired NLB stack (`ports`: its listeners, target
+//!   groups and bindings; [`health`]: their health checks; [`subnets`]: where it goes).
 //! - [`objects`]: what the reconciler does with a Service, its bindings, its status.
 //!
 //! [`desired`] puts the first three together: the one call the reconciler makes.
@@ -13,8 +13,11 @@ pub mod annotations;
 pub mod build;
 pub mod health;
 pub mod objects;
+mod ports;
 pub mod selection;
 pub mod subnets;
+#[cfg(test)]
+mod test_fixtures;
 
 use k8s_openapi::api::core::v1::Service;
 use lb_api::TargetType;
