@@ -72,7 +72,7 @@ pub struct BenchOptions {
     pub delete: usize,
     /// Pods per second the scale-out asks for, in all (the Deployments' replicas raised every
     /// 500 ms); 0: all at once. A rate the sandbox sustains keeps its API server out of the
-    /// figure (see the README's "Figures").
+    /// figure (see docs/figures.md).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
     /// Also count the API server's writes during the scale-out, by resource (from its
