@@ -10,7 +10,7 @@ use aws_sdk_acm::Client;
 use aws_sdk_acm::types::CertificateStatus;
 use lb_model::ingress::Certificate;
 
-use crate::calls::{AwsCalls, Operation, finish};
+use crate::calls::{AwsCalls, Operation, timed};
 use crate::error::AwsError;
 
 /// How long listed certificates are trusted.
@@ -48,15 +48,16 @@ impl Certificates for SdkAcm {
         let mut all = Vec::new();
         let mut token = None;
         loop {
-            let started = Instant::now();
-            let result = self
-                .client
-                .list_certificates()
-                .certificate_statuses(CertificateStatus::Issued)
-                .set_next_token(token)
-                .send()
-                .await;
-            let page = finish(&self.calls, Operation::ListCertificates, started, result)?;
+            let page = timed(
+                &self.calls,
+                Operation::ListCertificates,
+                self.client
+                    .list_certificates()
+                    .certificate_statuses(CertificateStatus::Issued)
+                    .set_next_token(token)
+                    .send(),
+            )
+            .await?;
             for summary in page.certificate_summary_list() {
                 let Some(arn) = summary.certificate_arn() else {
                     continue;

@@ -308,18 +308,19 @@ impl AwsCalls {
     }
 }
 
-/// One SDK call's result, recorded in `calls` (operation, outcome, time since `started`) and
-/// turned into an [`AwsError`] that names the operation, the error code and the message.
-pub(crate) fn finish<T, E>(
+/// Sends one SDK request: the call is recorded in `calls` (operation, outcome, time until it
+/// answers, SDK retries included) and its error turned into an [`AwsError`] that names the
+/// operation, the error code and the message.
+pub(crate) async fn timed<T, E>(
     calls: &AwsCalls,
     operation: Operation,
-    started: std::time::Instant,
-    result: Result<T, E>,
+    request: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, AwsError>
 where
     E: aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let result = result.map_err(|err| {
+    let started = std::time::Instant::now();
+    let result = request.await.map_err(|err| {
         AwsError::from_code(
             operation.as_str(),
             err.code(),

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetGroup};
 use lb_model::elb::{TargetGroupInfo, TargetHealth, TargetKey, TargetState};
 
-use crate::calls::{AwsCalls, Operation};
+use crate::calls::{AwsCalls, Operation, timed};
 use crate::error::{AwsError, AwsErrorKind};
 use crate::sts::{self, RoleToAssume};
 
@@ -135,20 +135,17 @@ impl SdkTargetGroups {
         arn: Option<&str>,
         name: Option<&str>,
     ) -> Result<Option<TargetGroupInfo>, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_target_groups()
-            .set_target_group_arns(arn.map(|a| vec![a.to_string()]))
-            .set_names(name.map(|n| vec![n.to_string()]))
-            .send()
-            .await;
-        match crate::calls::finish(
+        match timed(
             &self.calls,
             Operation::DescribeTargetGroups,
-            started,
-            result,
-        ) {
+            self.client
+                .describe_target_groups()
+                .set_target_group_arns(arn.map(|a| vec![a.to_string()]))
+                .set_names(name.map(|n| vec![n.to_string()]))
+                .send(),
+        )
+        .await
+        {
             Ok(output) => Ok(output.target_groups().first().map(target_group_info)),
             Err(err) if err.kind == AwsErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
@@ -198,30 +195,32 @@ impl TargetGroups for SdkTargetGroups {
 
     async fn register_targets(&self, arn: &str, targets: &[TargetKey]) -> Result<(), AwsError> {
         for chunk in targets.chunks(TARGETS_PER_CALL) {
-            let started = Instant::now();
-            let result = self
-                .client
-                .register_targets()
-                .target_group_arn(arn)
-                .set_targets(Some(descriptions(chunk)))
-                .send()
-                .await;
-            crate::calls::finish(&self.calls, Operation::RegisterTargets, started, result)?;
+            timed(
+                &self.calls,
+                Operation::RegisterTargets,
+                self.client
+                    .register_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(descriptions(chunk)))
+                    .send(),
+            )
+            .await?;
         }
         Ok(())
     }
 
     async fn deregister_targets(&self, arn: &str, targets: &[TargetKey]) -> Result<(), AwsError> {
         for chunk in targets.chunks(TARGETS_PER_CALL) {
-            let started = Instant::now();
-            let result = self
-                .client
-                .deregister_targets()
-                .target_group_arn(arn)
-                .set_targets(Some(descriptions(chunk)))
-                .send()
-                .await;
-            crate::calls::finish(&self.calls, Operation::DeregisterTargets, started, result)?;
+            timed(
+                &self.calls,
+                Operation::DeregisterTargets,
+                self.client
+                    .deregister_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(descriptions(chunk)))
+                    .send(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -231,20 +230,16 @@ impl TargetGroups for SdkTargetGroups {
         arn: &str,
         targets: Option<&[TargetKey]>,
     ) -> Result<Vec<TargetHealth>, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_target_health()
-            .target_group_arn(arn)
-            .set_targets(targets.map(descriptions))
-            .send()
-            .await;
-        let output = crate::calls::finish(
+        let output = timed(
             &self.calls,
             Operation::DescribeTargetHealth,
-            started,
-            result,
-        )?;
+            self.client
+                .describe_target_health()
+                .target_group_arn(arn)
+                .set_targets(targets.map(descriptions))
+                .send(),
+        )
+        .await?;
         Ok(output
             .target_health_descriptions()
             .iter()

@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::calls::{AwsCalls, Operation, finish};
+use crate::calls::{AwsCalls, Operation, timed};
 use crate::error::AwsError;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +60,12 @@ async fn by_tags(
                 .build(),
         );
     }
-    let started = Instant::now();
-    let result = request.send().await;
-    let output = finish(calls, Operation::DescribeVpcs, started, result).map_err(|source| {
-        VpcError::Describe {
+    let output = timed(calls, Operation::DescribeVpcs, request.send())
+        .await
+        .map_err(|source| VpcError::Describe {
             tags: tags.clone(),
             source,
-        }
-    })?;
+        })?;
     match output.vpcs() {
         [vpc] => Ok(vpc.vpc_id().unwrap_or_default().to_string()),
         found => Err(VpcError::NotOne {

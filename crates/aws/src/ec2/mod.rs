@@ -7,6 +7,10 @@
 //! either controller adopts the other's whatever its name) and costs one describe when it is as
 //! desired; rules are added before any is removed, so traffic on a port that stays is never cut.
 //! The backend group is found by its tags too, once; its ID is then kept.
+//!
+//! - [`groups`]: the security-group calls (find by tags, ID or `Name` tag; create; tags; rules;
+//!   delete);
+//! - [`rules`]: ingress rules as EC2 holds them, desired and described.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -14,14 +18,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types as sdk;
 use lb_model::naming;
 use lb_model::service::subnets::Subnet;
 use lb_model::stack::{ManagedSecurityGroup, descriptions, tags};
 
-use crate::calls::{AwsCalls, Operation, finish};
+use crate::calls::{AwsCalls, Operation, timed};
 use crate::deployer::diff::Owner;
 use crate::error::{AwsError, AwsErrorKind};
+
+mod groups;
+mod rules;
+
+use groups::{filter, tags_of};
+use rules::{desired_rules, existing_rules};
 
 /// How long described subnets are trusted.
 pub const SUBNETS_TTL: Duration = Duration::from_secs(300);
@@ -66,9 +75,6 @@ pub trait Ec2: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
-/// One ingress rule as EC2 holds it: protocol, port range, source CIDR.
-type Rule = (String, i32, i32, String);
-
 /// Where the backend security group comes from (upstream's flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendSecurityGroup {
@@ -111,234 +117,6 @@ impl SdkEc2 {
             backend_id: Arc::default(),
         }
     }
-
-    fn filter(name: &str, value: &str) -> sdk::Filter {
-        sdk::Filter::builder().name(name).values(value).build()
-    }
-
-    /// The VPC's security groups whose tags are all of `tags`.
-    async fn groups_tagged(
-        &self,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
-        let started = Instant::now();
-        let mut request = self
-            .client
-            .describe_security_groups()
-            .filters(Self::filter("vpc-id", &self.vpc_id));
-        for (key, value) in tags {
-            request = request.filters(Self::filter(&format!("tag:{key}"), value));
-        }
-        let result = request.send().await;
-        let output = finish(
-            &self.calls,
-            Operation::DescribeSecurityGroups,
-            started,
-            result,
-        )?;
-        // The filter found them by tags; checked again, as everything we change.
-        Ok(output
-            .security_groups()
-            .iter()
-            .filter(|g| {
-                let have = tags_of(g);
-                tags.iter().all(|(k, v)| have.get(k) == Some(v))
-            })
-            .cloned()
-            .collect())
-    }
-
-    async fn create_group(
-        &self,
-        name: &str,
-        description: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<String, AwsError> {
-        let tags = tags
-            .iter()
-            .map(|(k, v)| sdk::Tag::builder().key(k).value(v).build())
-            .collect();
-        let started = Instant::now();
-        let result = self
-            .client
-            .create_security_group()
-            .group_name(name)
-            .description(description)
-            .vpc_id(&self.vpc_id)
-            .tag_specifications(
-                sdk::TagSpecification::builder()
-                    .resource_type(sdk::ResourceType::SecurityGroup)
-                    .set_tags(Some(tags))
-                    .build(),
-            )
-            .send()
-            .await;
-        let output = finish(&self.calls, Operation::CreateSecurityGroup, started, result)?;
-        Ok(output.group_id().unwrap_or_default().to_string())
-    }
-
-    /// Makes the group's tags the desired ones (upstream's legacy keys left alone).
-    async fn reconcile_tags(
-        &self,
-        id: &str,
-        desired: &BTreeMap<String, String>,
-        have: &BTreeMap<String, String>,
-        ignored: &BTreeSet<String>,
-    ) -> Result<(), AwsError> {
-        let add: Vec<sdk::Tag> = desired
-            .iter()
-            .filter(|(k, v)| have.get(*k) != Some(*v))
-            .map(|(k, v)| sdk::Tag::builder().key(k).value(v).build())
-            .collect();
-        if !add.is_empty() {
-            let started = Instant::now();
-            let result = self
-                .client
-                .create_tags()
-                .resources(id)
-                .set_tags(Some(add))
-                .send()
-                .await;
-            finish(&self.calls, Operation::CreateTags, started, result)?;
-        }
-        let remove: Vec<sdk::Tag> = have
-            .keys()
-            .filter(|k| !desired.contains_key(*k) && !ignored.contains(*k))
-            .map(|k| sdk::Tag::builder().key(k).build())
-            .collect();
-        if !remove.is_empty() {
-            let started = Instant::now();
-            let result = self
-                .client
-                .delete_tags()
-                .resources(id)
-                .set_tags(Some(remove))
-                .send()
-                .await;
-            finish(&self.calls, Operation::DeleteTags, started, result)?;
-        }
-        Ok(())
-    }
-
-    async fn delete_group(&self, id: &str) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .delete_security_group()
-            .group_id(id)
-            .send()
-            .await;
-        finish(&self.calls, Operation::DeleteSecurityGroup, started, result)?;
-        Ok(())
-    }
-
-    async fn describe_by(
-        &self,
-        ids: Vec<String>,
-        names: Vec<String>,
-    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
-        let started = Instant::now();
-        let mut request = self.client.describe_security_groups();
-        if ids.is_empty() {
-            request = request
-                .filters(Self::filter("vpc-id", &self.vpc_id))
-                .filters(
-                    sdk::Filter::builder()
-                        .name("tag:Name")
-                        .set_values(Some(names))
-                        .build(),
-                );
-        } else {
-            request = request.set_group_ids(Some(ids));
-        }
-        let result = request.send().await;
-        let output = finish(
-            &self.calls,
-            Operation::DescribeSecurityGroups,
-            started,
-            result,
-        )?;
-        Ok(output.security_groups().to_vec())
-    }
-
-    async fn change_rules(&self, id: &str, rules: &[&Rule], add: bool) -> Result<(), AwsError> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        let permissions = rules.iter().map(|rule| permission(rule)).collect();
-        let started = Instant::now();
-        if add {
-            let result = self
-                .client
-                .authorize_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(permissions))
-                .send()
-                .await;
-            finish(
-                &self.calls,
-                Operation::AuthorizeSecurityGroupIngress,
-                started,
-                result,
-            )?;
-        } else {
-            let result = self
-                .client
-                .revoke_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(permissions))
-                .send()
-                .await;
-            finish(
-                &self.calls,
-                Operation::RevokeSecurityGroupIngress,
-                started,
-                result,
-            )?;
-        }
-        Ok(())
-    }
-}
-
-fn permission((protocol, from, to, cidr): &Rule) -> sdk::IpPermission {
-    let builder = sdk::IpPermission::builder()
-        .ip_protocol(protocol)
-        .from_port(*from)
-        .to_port(*to);
-    if cidr.contains(':') {
-        builder
-            .ipv6_ranges(sdk::Ipv6Range::builder().cidr_ipv6(cidr).build())
-            .build()
-    } else {
-        builder
-            .ip_ranges(sdk::IpRange::builder().cidr_ip(cidr).build())
-            .build()
-    }
-}
-
-fn desired_rules(group: &ManagedSecurityGroup) -> BTreeSet<Rule> {
-    group
-        .ingress
-        .iter()
-        .map(|r| {
-            let port = i32::from(r.port);
-            (r.protocol.clone(), port, port, r.cidr.to_string())
-        })
-        .collect()
-}
-
-fn existing_rules(group: &sdk::SecurityGroup) -> BTreeSet<Rule> {
-    let mut rules = BTreeSet::new();
-    for p in group.ip_permissions() {
-        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
-        let (from, to) = (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1));
-        let v4 = p.ip_ranges().iter().filter_map(|r| r.cidr_ip());
-        let v6 = p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6());
-        for cidr in v4.chain(v6) {
-            rules.insert((protocol.clone(), from, to, cidr.to_string()));
-        }
-    }
-    rules
 }
 
 /// The tags that make a security group the cluster's backend group (upstream's).
@@ -352,14 +130,6 @@ fn backend_tags(cluster: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn tags_of(group: &sdk::SecurityGroup) -> BTreeMap<String, String> {
-    group
-        .tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect()
-}
-
 impl Ec2 for SdkEc2 {
     async fn subnets(&self) -> Result<Vec<Subnet>, AwsError> {
         let mut cached = self.subnets.lock().await;
@@ -368,14 +138,12 @@ impl Ec2 for SdkEc2 {
         {
             return Ok(subnets.clone());
         }
-        let started = Instant::now();
-        let result = self
+        let request = self
             .client
             .describe_subnets()
-            .filters(Self::filter("vpc-id", &self.vpc_id))
-            .send()
-            .await;
-        let output = finish(&self.calls, Operation::DescribeSubnets, started, result)?;
+            .filters(filter("vpc-id", &self.vpc_id))
+            .send();
+        let output = timed(&self.calls, Operation::DescribeSubnets, request).await?;
         let subnets: Vec<Subnet> = output
             .subnets()
             .iter()
@@ -399,10 +167,7 @@ impl Ec2 for SdkEc2 {
         group: &ManagedSecurityGroup,
         ignored_tags: &BTreeSet<String>,
     ) -> Result<String, AwsError> {
-        let mut by = BTreeMap::from([
-            (tags::CLUSTER.to_string(), owner.cluster.clone()),
-            (owner.kind.stack_tag().to_string(), owner.stack_id.clone()),
-        ]);
+        let mut by = stack_tags(owner);
         by.insert(
             owner.kind.resource_tag().to_string(),
             tags::MANAGED_SECURITY_GROUP.to_string(),
@@ -552,81 +317,20 @@ impl Ec2 for SdkEc2 {
         owner: &Owner,
         keep: Option<&str>,
     ) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_security_groups()
-            .filters(Self::filter("vpc-id", &self.vpc_id))
-            .filters(Self::filter(
-                &format!("tag:{}", tags::CLUSTER),
-                &owner.cluster,
-            ))
-            .filters(Self::filter(
-                &format!("tag:{}", owner.kind.stack_tag()),
-                &owner.stack_id,
-            ))
-            .send()
-            .await;
-        let output = finish(
-            &self.calls,
-            Operation::DescribeSecurityGroups,
-            started,
-            result,
-        )?;
-        for group in output.security_groups() {
-            // The filter found them by tags; checked again, as everything we delete.
-            if !owner.owns(&tags_of(group)) || group.group_id() == keep {
-                continue;
+        for group in self.groups_tagged(&stack_tags(owner)).await? {
+            match group.group_id() {
+                Some(id) if Some(id) != keep => self.delete_group(id).await?,
+                _ => {}
             }
-            let started = Instant::now();
-            let result = self
-                .client
-                .delete_security_group()
-                .set_group_id(group.group_id().map(str::to_string))
-                .send()
-                .await;
-            finish(&self.calls, Operation::DeleteSecurityGroup, started, result)?;
         }
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use lb_model::stack::IngressRule;
-
-    use super::*;
-
-    #[test]
-    fn rules_compare_as_ec2_holds_them() {
-        let group = ManagedSecurityGroup {
-            name: "k8s-demo-web-0123456789".into(),
-            ingress: vec![
-                IngressRule {
-                    protocol: "tcp".into(),
-                    port: 80,
-                    cidr: "0.0.0.0/0".parse().expect("cidr"),
-                },
-                IngressRule {
-                    protocol: "udp".into(),
-                    port: 53,
-                    cidr: "::/0".parse().expect("cidr"),
-                },
-            ],
-            tags: Default::default(),
-        };
-        let described = sdk::SecurityGroup::builder()
-            .ip_permissions(permission(&("tcp".into(), 80, 80, "0.0.0.0/0".into())))
-            .ip_permissions(permission(&("tcp".into(), 443, 443, "10.0.0.0/8".into())))
-            .build();
-        let want = desired_rules(&group);
-        let have = existing_rules(&described);
-        let add: Vec<_> = want.difference(&have).collect();
-        let remove: Vec<_> = have.difference(&want).collect();
-        assert_eq!(add, vec![&("udp".to_string(), 53, 53, "::/0".to_string())]);
-        assert_eq!(
-            remove,
-            vec![&("tcp".to_string(), 443, 443, "10.0.0.0/8".to_string())]
-        );
-    }
+/// The tags every group of `owner`'s stack carries (cluster and stack).
+fn stack_tags(owner: &Owner) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (tags::CLUSTER.to_string(), owner.cluster.clone()),
+        (owner.kind.stack_tag().to_string(), owner.stack_id.clone()),
+    ])
 }

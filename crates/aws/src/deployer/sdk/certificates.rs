@@ -2,12 +2,10 @@
 //! (Create/ModifyListener `Certificates`) and the others (SNI) through Add/Remove/
 //! DescribeListenerCertificates. The stack lists them all, default first.
 
-use std::time::Instant;
-
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 
 use super::SdkLoadBalancers;
-use crate::calls::{Operation, finish};
+use crate::calls::{Operation, timed};
 use crate::error::AwsError;
 
 impl SdkLoadBalancers {
@@ -19,20 +17,16 @@ impl SdkLoadBalancers {
         let mut extra = Vec::new();
         let mut marker = None;
         loop {
-            let started = Instant::now();
-            let result = self
-                .client
-                .describe_listener_certificates()
-                .listener_arn(listener_arn)
-                .set_marker(marker)
-                .send()
-                .await;
-            let page = finish(
+            let page = timed(
                 &self.calls,
                 Operation::DescribeListenerCertificates,
-                started,
-                result,
-            )?;
+                self.client
+                    .describe_listener_certificates()
+                    .listener_arn(listener_arn)
+                    .set_marker(marker)
+                    .send(),
+            )
+            .await?;
             extra.extend(
                 page.certificates()
                     .iter()
@@ -67,36 +61,28 @@ impl SdkLoadBalancers {
                 .collect()
         };
         if !add.is_empty() {
-            let started = Instant::now();
-            let result = self
-                .client
-                .add_listener_certificates()
-                .listener_arn(listener_arn)
-                .set_certificates(Some(list(&add)))
-                .send()
-                .await;
-            finish(
+            timed(
                 &self.calls,
                 Operation::AddListenerCertificates,
-                started,
-                result,
-            )?;
+                self.client
+                    .add_listener_certificates()
+                    .listener_arn(listener_arn)
+                    .set_certificates(Some(list(&add)))
+                    .send(),
+            )
+            .await?;
         }
         if !remove.is_empty() {
-            let started = Instant::now();
-            let result = self
-                .client
-                .remove_listener_certificates()
-                .listener_arn(listener_arn)
-                .set_certificates(Some(list(&remove)))
-                .send()
-                .await;
-            finish(
+            timed(
                 &self.calls,
                 Operation::RemoveListenerCertificates,
-                started,
-                result,
-            )?;
+                self.client
+                    .remove_listener_certificates()
+                    .listener_arn(listener_arn)
+                    .set_certificates(Some(list(&remove)))
+                    .send(),
+            )
+            .await?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use super::super::diff::{
     Existing, ExistingListener, ExistingLoadBalancer, ExistingTargetGroup, Owner,
 };
 use super::{PAGE_SIZE, SdkLoadBalancers, TAGS_PER_CALL};
-use crate::calls::{Operation, finish};
+use crate::calls::{Operation, timed};
 use crate::error::AwsError;
 
 /// Key-value attributes as the describe calls return them.
@@ -82,20 +82,16 @@ impl SdkLoadBalancers {
         let mut all = Vec::new();
         let mut marker = None;
         loop {
-            let started = Instant::now();
-            let result = self
-                .client
-                .describe_load_balancers()
-                .page_size(PAGE_SIZE)
-                .set_marker(marker)
-                .send()
-                .await;
-            let page = finish(
+            let page = timed(
                 &self.calls,
                 Operation::DescribeLoadBalancers,
-                started,
-                result,
-            )?;
+                self.client
+                    .describe_load_balancers()
+                    .page_size(PAGE_SIZE)
+                    .set_marker(marker)
+                    .send(),
+            )
+            .await?;
             all.extend(page.load_balancers().iter().cloned());
             marker = page.next_marker().map(str::to_string);
             if marker.is_none() {
@@ -108,20 +104,16 @@ impl SdkLoadBalancers {
         let mut all = Vec::new();
         let mut marker = None;
         loop {
-            let started = Instant::now();
-            let result = self
-                .client
-                .describe_target_groups()
-                .page_size(PAGE_SIZE)
-                .set_marker(marker)
-                .send()
-                .await;
-            let page = finish(
+            let page = timed(
                 &self.calls,
                 Operation::DescribeTargetGroups,
-                started,
-                result,
-            )?;
+                self.client
+                    .describe_target_groups()
+                    .page_size(PAGE_SIZE)
+                    .set_marker(marker)
+                    .send(),
+            )
+            .await?;
             all.extend(page.target_groups().iter().cloned());
             marker = page.next_marker().map(str::to_string);
             if marker.is_none() {
@@ -143,14 +135,15 @@ impl SdkLoadBalancers {
                 .collect()
         };
         for chunk in unknown.chunks(TAGS_PER_CALL) {
-            let started = Instant::now();
-            let result = self
-                .client
-                .describe_tags()
-                .set_resource_arns(Some(chunk.to_vec()))
-                .send()
-                .await;
-            let output = finish(&self.calls, Operation::DescribeTags, started, result)?;
+            let output = timed(
+                &self.calls,
+                Operation::DescribeTags,
+                self.client
+                    .describe_tags()
+                    .set_resource_arns(Some(chunk.to_vec()))
+                    .send(),
+            )
+            .await?;
             let mut cache = self.tag_cache();
             for description in output.tag_descriptions() {
                 if let Some(arn) = description.resource_arn() {
@@ -169,19 +162,15 @@ impl SdkLoadBalancers {
         &self,
         arn: &str,
     ) -> Result<BTreeMap<String, String>, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_load_balancer_attributes()
-            .load_balancer_arn(arn)
-            .send()
-            .await;
-        let output = finish(
+        let output = timed(
             &self.calls,
             Operation::DescribeLoadBalancerAttributes,
-            started,
-            result,
-        )?;
+            self.client
+                .describe_load_balancer_attributes()
+                .load_balancer_arn(arn)
+                .send(),
+        )
+        .await?;
         Ok(attributes(
             output.attributes().iter().map(|a| (a.key(), a.value())),
         ))
@@ -198,19 +187,15 @@ impl SdkLoadBalancers {
         {
             return Ok(known.clone());
         }
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_target_group_attributes()
-            .target_group_arn(arn)
-            .send()
-            .await;
-        let output = finish(
+        let output = timed(
             &self.calls,
             Operation::DescribeTargetGroupAttributes,
-            started,
-            result,
-        )?;
+            self.client
+                .describe_target_group_attributes()
+                .target_group_arn(arn)
+                .send(),
+        )
+        .await?;
         let described = attributes(output.attributes().iter().map(|a| (a.key(), a.value())));
         self.attribute_cache()
             .insert(arn.to_string(), (Instant::now(), described.clone()));
@@ -223,14 +208,15 @@ impl SdkLoadBalancers {
         load_balancer_arn: &str,
         application: bool,
     ) -> Result<Vec<ExistingListener>, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_listeners()
-            .load_balancer_arn(load_balancer_arn)
-            .send()
-            .await;
-        let output = finish(&self.calls, Operation::DescribeListeners, started, result)?;
+        let output = timed(
+            &self.calls,
+            Operation::DescribeListeners,
+            self.client
+                .describe_listeners()
+                .load_balancer_arn(load_balancer_arn)
+                .send(),
+        )
+        .await?;
         let listener_arns: Vec<String> = output
             .listeners()
             .iter()
@@ -266,19 +252,15 @@ impl SdkLoadBalancers {
     }
 
     async fn listener_attributes(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_listener_attributes()
-            .listener_arn(arn)
-            .send()
-            .await;
-        let output = finish(
+        let output = timed(
             &self.calls,
             Operation::DescribeListenerAttributes,
-            started,
-            result,
-        )?;
+            self.client
+                .describe_listener_attributes()
+                .listener_arn(arn)
+                .send(),
+        )
+        .await?;
         Ok(attributes(
             output.attributes().iter().map(|a| (a.key(), a.value())),
         ))

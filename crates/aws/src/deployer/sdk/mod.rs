@@ -20,7 +20,7 @@ mod rules;
 use super::apply::{CreatedLoadBalancer, LoadBalancers};
 use super::diff::{Existing, Owner};
 use super::{actions, convert};
-use crate::calls::{AwsCalls, Operation, finish};
+use crate::calls::{AwsCalls, Operation, timed};
 use crate::error::AwsError;
 
 /// ARNs per DescribeTags call: the API's limit.
@@ -74,25 +74,21 @@ impl SdkLoadBalancers {
         if attributes.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
-        let result = self
-            .client
-            .modify_listener_attributes()
-            .listener_arn(arn)
-            .set_attributes(Some(
-                attributes
-                    .iter()
-                    .map(|(k, v)| sdk::ListenerAttribute::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .send()
-            .await;
-        finish(
+        timed(
             &self.calls,
             Operation::ModifyListenerAttributes,
-            started,
-            result,
-        )?;
+            self.client
+                .modify_listener_attributes()
+                .listener_arn(arn)
+                .set_attributes(Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| sdk::ListenerAttribute::builder().key(k).value(v).build())
+                        .collect(),
+                ))
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -116,8 +112,9 @@ impl LoadBalancers for SdkLoadBalancers {
 
     async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
         let check = &group.health_check;
-        let started = Instant::now();
-        let result =
+        let output = timed(
+            &self.calls,
+            Operation::CreateTargetGroup,
             self.client
                 .create_target_group()
                 .name(&group.name)
@@ -140,9 +137,9 @@ impl LoadBalancers for SdkLoadBalancers {
                 .health_check_interval_seconds(check.interval_seconds)
                 .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
                 .set_tags(Some(convert::tags_to(&group.tags)))
-                .send()
-                .await;
-        let output = finish(&self.calls, Operation::CreateTargetGroup, started, result)?;
+                .send(),
+        )
+        .await?;
         let arn = output
             .target_groups()
             .first()
@@ -160,22 +157,23 @@ impl LoadBalancers for SdkLoadBalancers {
 
     async fn modify_health_check(&self, arn: &str, group: &TargetGroup) -> Result<(), AwsError> {
         let check = &group.health_check;
-        let started = Instant::now();
-        let result = self
-            .client
-            .modify_target_group()
-            .target_group_arn(arn)
-            .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
-            .health_check_port(&check.port)
-            .set_health_check_path(check.path.clone())
-            .healthy_threshold_count(check.healthy_threshold)
-            .unhealthy_threshold_count(check.unhealthy_threshold)
-            .health_check_timeout_seconds(check.timeout_seconds)
-            .health_check_interval_seconds(check.interval_seconds)
-            .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
-            .send()
-            .await;
-        finish(&self.calls, Operation::ModifyTargetGroup, started, result)?;
+        timed(
+            &self.calls,
+            Operation::ModifyTargetGroup,
+            self.client
+                .modify_target_group()
+                .target_group_arn(arn)
+                .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
+                .health_check_port(&check.port)
+                .set_health_check_path(check.path.clone())
+                .healthy_threshold_count(check.healthy_threshold)
+                .unhealthy_threshold_count(check.unhealthy_threshold)
+                .health_check_timeout_seconds(check.timeout_seconds)
+                .health_check_interval_seconds(check.interval_seconds)
+                .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -187,25 +185,21 @@ impl LoadBalancers for SdkLoadBalancers {
         if attributes.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
-        let result = self
-            .client
-            .modify_target_group_attributes()
-            .target_group_arn(arn)
-            .set_attributes(Some(
-                attributes
-                    .iter()
-                    .map(|(k, v)| sdk::TargetGroupAttribute::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .send()
-            .await;
-        finish(
+        timed(
             &self.calls,
             Operation::ModifyTargetGroupAttributes,
-            started,
-            result,
-        )?;
+            self.client
+                .modify_target_group_attributes()
+                .target_group_arn(arn)
+                .set_attributes(Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| sdk::TargetGroupAttribute::builder().key(k).value(v).build())
+                        .collect(),
+                ))
+                .send(),
+        )
+        .await?;
         if let Some((_, known)) = self.attribute_cache().get_mut(arn) {
             known.extend(attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -213,29 +207,31 @@ impl LoadBalancers for SdkLoadBalancers {
     }
 
     async fn add_tags(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .add_tags()
-            .resource_arns(arn)
-            .set_tags(Some(convert::tags_to(tags)))
-            .send()
-            .await;
-        finish(&self.calls, Operation::AddTags, started, result)?;
+        timed(
+            &self.calls,
+            Operation::AddTags,
+            self.client
+                .add_tags()
+                .resource_arns(arn)
+                .set_tags(Some(convert::tags_to(tags)))
+                .send(),
+        )
+        .await?;
         self.remember_tags(arn, tags);
         Ok(())
     }
 
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .remove_tags()
-            .resource_arns(arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await;
-        finish(&self.calls, Operation::RemoveTags, started, result)?;
+        timed(
+            &self.calls,
+            Operation::RemoveTags,
+            self.client
+                .remove_tags()
+                .resource_arns(arn)
+                .set_tag_keys(Some(keys.to_vec()))
+                .send(),
+        )
+        .await?;
         if let Some(known) = self.tag_cache().get_mut(arn) {
             known.retain(|k, _| !keys.contains(k));
         }
@@ -246,22 +242,23 @@ impl LoadBalancers for SdkLoadBalancers {
         &self,
         lb: &LoadBalancer,
     ) -> Result<CreatedLoadBalancer, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .create_load_balancer()
-            .name(&lb.name)
-            .r#type(convert::load_balancer_type(lb.kind))
-            .scheme(sdk::LoadBalancerSchemeEnum::from(lb.scheme.as_str()))
-            .ip_address_type(sdk::IpAddressType::from(lb.ip_address_type.as_str()))
-            .set_subnet_mappings(Some(convert::subnet_mappings(&lb.subnets)))
-            .set_security_groups(
-                (!lb.security_groups.is_empty()).then(|| lb.security_groups.clone()),
-            )
-            .set_tags(Some(convert::tags_to(&lb.tags)))
-            .send()
-            .await;
-        let output = finish(&self.calls, Operation::CreateLoadBalancer, started, result)?;
+        let output = timed(
+            &self.calls,
+            Operation::CreateLoadBalancer,
+            self.client
+                .create_load_balancer()
+                .name(&lb.name)
+                .r#type(convert::load_balancer_type(lb.kind))
+                .scheme(sdk::LoadBalancerSchemeEnum::from(lb.scheme.as_str()))
+                .ip_address_type(sdk::IpAddressType::from(lb.ip_address_type.as_str()))
+                .set_subnet_mappings(Some(convert::subnet_mappings(&lb.subnets)))
+                .set_security_groups(
+                    (!lb.security_groups.is_empty()).then(|| lb.security_groups.clone()),
+                )
+                .set_tags(Some(convert::tags_to(&lb.tags)))
+                .send(),
+        )
+        .await?;
         let created = output.load_balancers().first();
         let arn = created
             .and_then(|l| l.load_balancer_arn())
@@ -285,56 +282,54 @@ impl LoadBalancers for SdkLoadBalancers {
         if attributes.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
-        let result = self
-            .client
-            .modify_load_balancer_attributes()
-            .load_balancer_arn(arn)
-            .set_attributes(Some(
-                attributes
-                    .iter()
-                    .map(|(k, v)| {
-                        sdk::LoadBalancerAttribute::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .send()
-            .await;
-        finish(
+        timed(
             &self.calls,
             Operation::ModifyLoadBalancerAttributes,
-            started,
-            result,
-        )?;
+            self.client
+                .modify_load_balancer_attributes()
+                .load_balancer_arn(arn)
+                .set_attributes(Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| {
+                            sdk::LoadBalancerAttribute::builder()
+                                .key(k)
+                                .value(v)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn set_subnets(&self, arn: &str, subnets: &[SubnetMapping]) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .set_subnets()
-            .load_balancer_arn(arn)
-            .set_subnet_mappings(Some(convert::subnet_mappings(subnets)))
-            .send()
-            .await;
-        finish(&self.calls, Operation::SetSubnets, started, result)?;
+        timed(
+            &self.calls,
+            Operation::SetSubnets,
+            self.client
+                .set_subnets()
+                .load_balancer_arn(arn)
+                .set_subnet_mappings(Some(convert::subnet_mappings(subnets)))
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .set_security_groups()
-            .load_balancer_arn(arn)
-            .set_security_groups(Some(groups.to_vec()))
-            .send()
-            .await;
-        finish(&self.calls, Operation::SetSecurityGroups, started, result)?;
+        timed(
+            &self.calls,
+            Operation::SetSecurityGroups,
+            self.client
+                .set_security_groups()
+                .load_balancer_arn(arn)
+                .set_security_groups(Some(groups.to_vec()))
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -344,21 +339,22 @@ impl LoadBalancers for SdkLoadBalancers {
         listener: &Listener,
         default_action: &Action,
     ) -> Result<String, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .create_listener()
-            .load_balancer_arn(load_balancer_arn)
-            .port(i32::from(listener.port))
-            .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
-            .set_certificates(convert::certificates(default_certificate(listener)))
-            .set_ssl_policy(listener.ssl_policy.clone())
-            .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
-            .default_actions(actions::action_to_sdk(default_action))
-            .set_tags((!listener.tags.is_empty()).then(|| convert::tags_to(&listener.tags)))
-            .send()
-            .await;
-        let output = finish(&self.calls, Operation::CreateListener, started, result)?;
+        let output = timed(
+            &self.calls,
+            Operation::CreateListener,
+            self.client
+                .create_listener()
+                .load_balancer_arn(load_balancer_arn)
+                .port(i32::from(listener.port))
+                .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
+                .set_certificates(convert::certificates(default_certificate(listener)))
+                .set_ssl_policy(listener.ssl_policy.clone())
+                .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
+                .default_actions(actions::action_to_sdk(default_action))
+                .set_tags((!listener.tags.is_empty()).then(|| convert::tags_to(&listener.tags)))
+                .send(),
+        )
+        .await?;
         let arn = output
             .listeners()
             .first()
@@ -381,20 +377,21 @@ impl LoadBalancers for SdkLoadBalancers {
         listener: &Listener,
         default_action: &Action,
     ) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .modify_listener()
-            .listener_arn(arn)
-            .port(i32::from(listener.port))
-            .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
-            .set_certificates(convert::certificates(default_certificate(listener)))
-            .set_ssl_policy(listener.ssl_policy.clone())
-            .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
-            .default_actions(actions::action_to_sdk(default_action))
-            .send()
-            .await;
-        finish(&self.calls, Operation::ModifyListener, started, result)?;
+        timed(
+            &self.calls,
+            Operation::ModifyListener,
+            self.client
+                .modify_listener()
+                .listener_arn(arn)
+                .port(i32::from(listener.port))
+                .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
+                .set_certificates(convert::certificates(default_certificate(listener)))
+                .set_ssl_policy(listener.ssl_policy.clone())
+                .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
+                .default_actions(actions::action_to_sdk(default_action))
+                .send(),
+        )
+        .await?;
         self.modify_listener_attributes(arn, &listener.attributes)
             .await?;
         if matches!(listener.protocol.as_str(), "HTTPS" | "TLS") {
@@ -405,19 +402,15 @@ impl LoadBalancers for SdkLoadBalancers {
     }
 
     async fn registered_targets(&self, arn: &str) -> Result<usize, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_target_health()
-            .target_group_arn(arn)
-            .send()
-            .await;
-        let output = finish(
+        let output = timed(
             &self.calls,
             Operation::DescribeTargetHealth,
-            started,
-            result,
-        )?;
+            self.client
+                .describe_target_health()
+                .target_group_arn(arn)
+                .send(),
+        )
+        .await?;
         Ok(output
             .target_health_descriptions()
             .iter()
@@ -452,21 +445,25 @@ impl LoadBalancers for SdkLoadBalancers {
     }
 
     async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self.client.delete_listener().listener_arn(arn).send().await;
-        finish(&self.calls, Operation::DeleteListener, started, result)?;
+        timed(
+            &self.calls,
+            Operation::DeleteListener,
+            self.client.delete_listener().listener_arn(arn).send(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn delete_target_group(&self, arn: &str) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .delete_target_group()
-            .target_group_arn(arn)
-            .send()
-            .await;
-        finish(&self.calls, Operation::DeleteTargetGroup, started, result)?;
+        timed(
+            &self.calls,
+            Operation::DeleteTargetGroup,
+            self.client
+                .delete_target_group()
+                .target_group_arn(arn)
+                .send(),
+        )
+        .await?;
         self.forget(arn);
         Ok(())
     }
@@ -481,14 +478,15 @@ impl LoadBalancers for SdkLoadBalancers {
     }
 
     async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .delete_load_balancer()
-            .load_balancer_arn(arn)
-            .send()
-            .await;
-        finish(&self.calls, Operation::DeleteLoadBalancer, started, result)?;
+        timed(
+            &self.calls,
+            Operation::DeleteLoadBalancer,
+            self.client
+                .delete_load_balancer()
+                .load_balancer_arn(arn)
+                .send(),
+        )
+        .await?;
         self.forget(arn);
         Ok(())
     }

@@ -1,8 +1,6 @@
 //! An ALB listener's rules through the SDK: described with their tags (rules are ours only when
 //! tagged so), created tagged, rewritten, moved and deleted.
 
-use std::time::Instant;
-
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 use lb_model::stack::{Action, Rule};
 
@@ -10,7 +8,7 @@ use super::super::actions::{action_from_sdk, action_to_sdk, condition_from_sdk, 
 use super::super::convert;
 use super::super::rules::ExistingRule;
 use super::SdkLoadBalancers;
-use crate::calls::{Operation, finish};
+use crate::calls::{Operation, timed};
 use crate::error::AwsError;
 
 impl SdkLoadBalancers {
@@ -19,16 +17,17 @@ impl SdkLoadBalancers {
         let mut described: Vec<sdk::Rule> = Vec::new();
         let mut marker = None;
         loop {
-            let started = Instant::now();
-            let result = self
-                .client
-                .describe_rules()
-                .listener_arn(listener_arn)
-                .page_size(super::PAGE_SIZE)
-                .set_marker(marker)
-                .send()
-                .await;
-            let page = finish(&self.calls, Operation::DescribeRules, started, result)?;
+            let page = timed(
+                &self.calls,
+                Operation::DescribeRules,
+                self.client
+                    .describe_rules()
+                    .listener_arn(listener_arn)
+                    .page_size(super::PAGE_SIZE)
+                    .set_marker(marker)
+                    .send(),
+            )
+            .await?;
             described.extend(page.rules().iter().cloned());
             marker = page.next_marker().map(str::to_string);
             if marker.is_none() {
@@ -74,18 +73,19 @@ impl SdkLoadBalancers {
         action: &Action,
         priority: u32,
     ) -> Result<String, AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .create_rule()
-            .listener_arn(listener_arn)
-            .priority(i32::try_from(priority).unwrap_or(i32::MAX))
-            .set_conditions(Some(rule.conditions.iter().map(condition_to_sdk).collect()))
-            .actions(action_to_sdk(action))
-            .set_tags(Some(convert::tags_to(&rule.tags)))
-            .send()
-            .await;
-        let output = finish(&self.calls, Operation::CreateRule, started, result)?;
+        let output = timed(
+            &self.calls,
+            Operation::CreateRule,
+            self.client
+                .create_rule()
+                .listener_arn(listener_arn)
+                .priority(i32::try_from(priority).unwrap_or(i32::MAX))
+                .set_conditions(Some(rule.conditions.iter().map(condition_to_sdk).collect()))
+                .actions(action_to_sdk(action))
+                .set_tags(Some(convert::tags_to(&rule.tags)))
+                .send(),
+        )
+        .await?;
         let arn = output
             .rules()
             .first()
@@ -102,16 +102,17 @@ impl SdkLoadBalancers {
         rule: &Rule,
         action: &Action,
     ) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self
-            .client
-            .modify_rule()
-            .rule_arn(arn)
-            .set_conditions(Some(rule.conditions.iter().map(condition_to_sdk).collect()))
-            .actions(action_to_sdk(action))
-            .send()
-            .await;
-        finish(&self.calls, Operation::ModifyRule, started, result)?;
+        timed(
+            &self.calls,
+            Operation::ModifyRule,
+            self.client
+                .modify_rule()
+                .rule_arn(arn)
+                .set_conditions(Some(rule.conditions.iter().map(condition_to_sdk).collect()))
+                .actions(action_to_sdk(action))
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -128,21 +129,25 @@ impl SdkLoadBalancers {
                     .build()
             })
             .collect();
-        let started = Instant::now();
-        let result = self
-            .client
-            .set_rule_priorities()
-            .set_rule_priorities(Some(pairs))
-            .send()
-            .await;
-        finish(&self.calls, Operation::SetRulePriorities, started, result)?;
+        timed(
+            &self.calls,
+            Operation::SetRulePriorities,
+            self.client
+                .set_rule_priorities()
+                .set_rule_priorities(Some(pairs))
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
     pub(super) async fn delete_rule_call(&self, arn: &str) -> Result<(), AwsError> {
-        let started = Instant::now();
-        let result = self.client.delete_rule().rule_arn(arn).send().await;
-        finish(&self.calls, Operation::DeleteRule, started, result)?;
+        timed(
+            &self.calls,
+            Operation::DeleteRule,
+            self.client.delete_rule().rule_arn(arn).send(),
+        )
+        .await?;
         self.forget(arn);
         Ok(())
     }

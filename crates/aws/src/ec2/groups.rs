@@ -1,0 +1,194 @@
+//! The security-group calls the [`SdkEc2`] is made of: groups found by tags, by ID or `Name` tag;
+//! created with their tags; their tags made exact; their ingress rules changed; deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types as sdk;
+
+use super::SdkEc2;
+use super::rules::{Rule, permission};
+use crate::calls::{Operation, timed};
+use crate::error::AwsError;
+
+pub(super) fn filter(name: &str, value: &str) -> sdk::Filter {
+    sdk::Filter::builder().name(name).values(value).build()
+}
+
+pub(super) fn tags_of(group: &sdk::SecurityGroup) -> BTreeMap<String, String> {
+    group
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+fn tag(key: &str, value: Option<&str>) -> sdk::Tag {
+    sdk::Tag::builder()
+        .key(key)
+        .set_value(value.map(str::to_string))
+        .build()
+}
+
+impl SdkEc2 {
+    /// The VPC's security groups whose tags are all of `tags`.
+    pub(super) async fn groups_tagged(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
+        let mut request = self
+            .client
+            .describe_security_groups()
+            .filters(filter("vpc-id", &self.vpc_id));
+        for (key, value) in tags {
+            request = request.filters(filter(&format!("tag:{key}"), value));
+        }
+        let output = timed(
+            &self.calls,
+            Operation::DescribeSecurityGroups,
+            request.send(),
+        )
+        .await?;
+        // The filter found them by tags; checked again, as everything we change.
+        Ok(output
+            .security_groups()
+            .iter()
+            .filter(|g| {
+                let have = tags_of(g);
+                tags.iter().all(|(k, v)| have.get(k) == Some(v))
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Groups by ID (`ids`), else the VPC's by their `Name` tag (`names`).
+    pub(super) async fn describe_by(
+        &self,
+        ids: Vec<String>,
+        names: Vec<String>,
+    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
+        let request = if ids.is_empty() {
+            self.client
+                .describe_security_groups()
+                .filters(filter("vpc-id", &self.vpc_id))
+                .filters(
+                    sdk::Filter::builder()
+                        .name("tag:Name")
+                        .set_values(Some(names))
+                        .build(),
+                )
+        } else {
+            self.client
+                .describe_security_groups()
+                .set_group_ids(Some(ids))
+        };
+        let output = timed(
+            &self.calls,
+            Operation::DescribeSecurityGroups,
+            request.send(),
+        )
+        .await?;
+        Ok(output.security_groups().to_vec())
+    }
+
+    pub(super) async fn create_group(
+        &self,
+        name: &str,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, AwsError> {
+        let tags = tags.iter().map(|(k, v)| tag(k, Some(v))).collect();
+        let request = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .vpc_id(&self.vpc_id)
+            .tag_specifications(
+                sdk::TagSpecification::builder()
+                    .resource_type(sdk::ResourceType::SecurityGroup)
+                    .set_tags(Some(tags))
+                    .build(),
+            )
+            .send();
+        let output = timed(&self.calls, Operation::CreateSecurityGroup, request).await?;
+        Ok(output.group_id().unwrap_or_default().to_string())
+    }
+
+    /// Makes the group's tags the desired ones, `ignored` keys left alone.
+    pub(super) async fn reconcile_tags(
+        &self,
+        id: &str,
+        desired: &BTreeMap<String, String>,
+        have: &BTreeMap<String, String>,
+        ignored: &BTreeSet<String>,
+    ) -> Result<(), AwsError> {
+        let add: Vec<sdk::Tag> = desired
+            .iter()
+            .filter(|(k, v)| have.get(*k) != Some(*v))
+            .map(|(k, v)| tag(k, Some(v)))
+            .collect();
+        if !add.is_empty() {
+            let request = self.client.create_tags().resources(id).set_tags(Some(add));
+            timed(&self.calls, Operation::CreateTags, request.send()).await?;
+        }
+        let remove: Vec<sdk::Tag> = have
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !ignored.contains(*k))
+            .map(|k| tag(k, None))
+            .collect();
+        if !remove.is_empty() {
+            let request = self
+                .client
+                .delete_tags()
+                .resources(id)
+                .set_tags(Some(remove));
+            timed(&self.calls, Operation::DeleteTags, request.send()).await?;
+        }
+        Ok(())
+    }
+
+    /// Authorizes (`add`) or revokes `rules` on group `id`.
+    pub(super) async fn change_rules(
+        &self,
+        id: &str,
+        rules: &[&Rule],
+        add: bool,
+    ) -> Result<(), AwsError> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let permissions: Vec<sdk::IpPermission> = rules.iter().map(|r| permission(r)).collect();
+        if add {
+            let request = self
+                .client
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(permissions));
+            timed(
+                &self.calls,
+                Operation::AuthorizeSecurityGroupIngress,
+                request.send(),
+            )
+            .await?;
+        } else {
+            let request = self
+                .client
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(permissions));
+            timed(
+                &self.calls,
+                Operation::RevokeSecurityGroupIngress,
+                request.send(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn delete_group(&self, id: &str) -> Result<(), AwsError> {
+        let request = self.client.delete_security_group().group_id(id).send();
+        timed(&self.calls, Operation::DeleteSecurityGroup, request).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Ingress rules as EC2 holds them, one `(protocol, from, to, CIDR)` each: a managed group's
+//! desired ones, a described group's, and back to the SDK's permissions.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types as sdk;
+use lb_model::stack::ManagedSecurityGroup;
+
+/// One ingress rule as EC2 holds it: protocol, port range, source CIDR.
+pub(super) type Rule = (String, i32, i32, String);
+
+pub(super) fn permission((protocol, from, to, cidr): &Rule) -> sdk::IpPermission {
+    let builder = sdk::IpPermission::builder()
+        .ip_protocol(protocol)
+        .from_port(*from)
+        .to_port(*to);
+    if cidr.contains(':') {
+        builder
+            .ipv6_ranges(sdk::Ipv6Range::builder().cidr_ipv6(cidr).build())
+            .build()
+    } else {
+        builder
+            .ip_ranges(sdk::IpRange::builder().cidr_ip(cidr).build())
+            .build()
+    }
+}
+
+pub(super) fn desired_rules(group: &ManagedSecurityGroup) -> BTreeSet<Rule> {
+    group
+        .ingress
+        .iter()
+        .map(|r| {
+            let port = i32::from(r.port);
+            (r.protocol.clone(), port, port, r.cidr.to_string())
+        })
+        .collect()
+}
+
+pub(super) fn existing_rules(group: &sdk::SecurityGroup) -> BTreeSet<Rule> {
+    let mut rules = BTreeSet::new();
+    for p in group.ip_permissions() {
+        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
+        let (from, to) = (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1));
+        let v4 = p.ip_ranges().iter().filter_map(|r| r.cidr_ip());
+        let v6 = p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6());
+        for cidr in v4.chain(v6) {
+            rules.insert((protocol.clone(), from, to, cidr.to_string()));
+        }
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_model::stack::IngressRule;
+
+    use super::*;
+
+    #[test]
+    fn rules_compare_as_ec2_holds_them() {
+        let group = ManagedSecurityGroup {
+            name: "k8s-demo-web-0123456789".into(),
+            ingress: vec![
+                IngressRule {
+                    protocol: "tcp".into(),
+                    port: 80,
+                    cidr: "0.0.0.0/0".parse().expect("cidr"),
+                },
+                IngressRule {
+                    protocol: "udp".into(),
+                    port: 53,
+                    cidr: "::/0".parse().expect("cidr"),
+                },
+            ],
+            tags: Default::default(),
+        };
+        let described = sdk::SecurityGroup::builder()
+            .ip_permissions(permission(&("tcp".into(), 80, 80, "0.0.0.0/0".into())))
+            .ip_permissions(permission(&("tcp".into(), 443, 443, "10.0.0.0/8".into())))
+            .build();
+        let want = desired_rules(&group);
+        let have = existing_rules(&described);
+        let add: Vec<_> = want.difference(&have).collect();
+        let remove: Vec<_> = have.difference(&want).collect();
+        assert_eq!(add, vec![&("udp".to_string(), 53, 53, "::/0".to_string())]);
+        assert_eq!(
+            remove,
+            vec![&("tcp".to_string(), 443, 443, "10.0.0.0/8".to_string())]
+        );
+    }
+}
