@@ -63,6 +63,13 @@ impl FeatureGates {
         Ok(())
     }
 
+    /// These gates, with a later flag's over them.
+    pub fn then(mut self, later: &FeatureGates) -> Self {
+        self.set
+            .extend(later.set.iter().map(|(name, value)| (name.clone(), *value)));
+        self
+    }
+
     pub fn enabled(&self, gate: &str) -> bool {
         self.set.get(gate).copied().unwrap_or_else(|| {
             GATES
@@ -94,10 +101,11 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// clap's parser for the flag: every value checked, collected by [`FeatureGates::add`].
-pub fn parse(value: &str) -> Result<String, String> {
-    FeatureGates::default().add(value)?;
-    Ok(value.to_string())
+/// clap's parser for the flag: one value's gates ([`FeatureGates::add`]).
+pub fn parse(value: &str) -> Result<FeatureGates, String> {
+    let mut gates = FeatureGates::default();
+    gates.add(value)?;
+    Ok(gates)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::ArgAction;
 use clap::builder::BoolishValueParser;
+use lb_model::stack::tags;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -135,7 +136,7 @@ pub struct RunArgs {
     pub external_managed_tags: Vec<String>,
     /// Upstream's feature gates: `Name=true,Name=false` (upstream's names only).
     #[arg(long, env = "LB_CONTROLLER_FEATURE_GATES", action = ArgAction::Append, value_parser = crate::feature_gates::parse)]
-    pub feature_gates: Vec<String>,
+    pub feature_gates: Vec<crate::feature_gates::FeatureGates>,
     /// Upstream's flags this controller accepts without acting on them (named at startup).
     #[command(flatten)]
     pub upstream_only: crate::upstream_flags::UpstreamOnly,
@@ -147,12 +148,12 @@ pub struct RunArgs {
 
 /// Tracking tag keys the controller writes itself: no default tag may use them (upstream's rule).
 const TRACKING_TAGS: [&str; 6] = [
-    "elbv2.k8s.aws/cluster",
-    "elbv2.k8s.aws/resource",
-    "ingress.k8s.aws/stack",
-    "ingress.k8s.aws/resource",
-    "service.k8s.aws/stack",
-    "service.k8s.aws/resource",
+    tags::CLUSTER,
+    tags::ELBV2_RESOURCE,
+    tags::INGRESS_STACK,
+    tags::INGRESS_RESOURCE,
+    tags::SERVICE_STACK,
+    tags::SERVICE_RESOURCE,
 ];
 
 /// Why flags that parse cannot be used together (upstream's checks at startup).
@@ -166,8 +167,6 @@ pub enum FlagError {
         "--enable-manage-backend-security-group-rules needs the backend security group, which --enable-backend-security-group=false turns off"
     )]
     ManageWithoutBackend,
-    #[error("--feature-gates: {0}")]
-    FeatureGates(String),
 }
 
 impl RunArgs {
@@ -195,16 +194,14 @@ impl RunArgs {
         if self.enable_manage_backend_security_group_rules && !self.enable_backend_security_group {
             return Err(FlagError::ManageWithoutBackend);
         }
-        self.feature_gates().map(|_| ())
+        Ok(())
     }
 
     /// Every `--feature-gates` value, in order.
-    pub fn feature_gates(&self) -> Result<crate::feature_gates::FeatureGates, FlagError> {
-        let mut gates = crate::feature_gates::FeatureGates::default();
-        for value in &self.feature_gates {
-            gates.add(value).map_err(FlagError::FeatureGates)?;
-        }
-        Ok(gates)
+    pub fn feature_gates(&self) -> crate::feature_gates::FeatureGates {
+        self.feature_gates
+            .iter()
+            .fold(Default::default(), |gates, later| gates.then(later))
     }
 
     /// Upstream flags and gates given that this controller does not act on, for the startup
@@ -212,14 +209,12 @@ impl RunArgs {
     pub fn not_implemented(&self) -> Vec<String> {
         let mut named = self.upstream_only.given();
         named.extend(self.stray_arguments.iter().cloned());
-        if let Ok(gates) = self.feature_gates() {
-            named.extend(
-                gates
-                    .not_implemented()
-                    .into_iter()
-                    .map(|g| format!("--feature-gates {g}")),
-            );
-        }
+        named.extend(
+            self.feature_gates()
+                .not_implemented()
+                .into_iter()
+                .map(|g| format!("--feature-gates {g}")),
+        );
         named
     }
 
@@ -388,7 +383,7 @@ mod tests {
         ])
         .unwrap();
         run.validate().unwrap();
-        let gates = run.feature_gates().unwrap();
+        let gates = run.feature_gates();
         assert!(gates.enabled("EnableTCPUDPListener"));
         assert!(!run.enable_backend_security_group);
         assert_eq!(run.external_managed_tags, ["team", "cost-center"]);

@@ -187,18 +187,24 @@ async fn load_balancers(
     config: &lb_aws::SdkConfig,
     calls: &std::sync::Arc<lb_aws::AwsCalls>,
 ) -> SdkBalancers {
-    let Some(vpc) = &vpc(args, config, calls).await else {
+    let gates = args.feature_gates();
+    let services_on = !args.disable_service_controller && gates.enabled("EnableServiceController");
+    let ingresses_on = !args.disable_ingress_controller;
+    // Nothing to reconcile, nothing to look up.
+    let vpc = if services_on || ingresses_on {
+        vpc(args, config, calls).await
+    } else {
+        None
+    };
+    let Some(vpc) = &vpc else {
         return lb_controller_core::LoadBalancerOptions {
             services: None,
             ingresses: None,
         };
     };
-    // validate() checked the gates before anything started.
-    let gates = args.feature_gates().unwrap_or_default();
     // One for both reconcilers: they share the backend group and its release.
     let shared_ec2 = lb_aws::SdkEc2::new(config, calls.clone(), vpc, args.backend_security_group());
     let ec2 = || shared_ec2.clone();
-    let services_on = !args.disable_service_controller && gates.enabled("EnableServiceController");
     let services = services_on.then(|| lb_controller_core::service::ServiceOptions {
         elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
         ec2: ec2(),
@@ -215,24 +221,23 @@ async fn load_balancers(
             default_target_type: args.default_target_type,
         },
     });
-    let ingresses =
-        (!args.disable_ingress_controller).then(|| lb_controller_core::ingress::IngressOptions {
-            elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
-            ec2: ec2(),
-            acm: lb_aws::SdkAcm::new(config, calls.clone()),
-            settings: lb_model::ingress::IngressSettings {
-                cluster: args.cluster_name.clone(),
-                default_tags: args.default_tags.clone(),
-                default_ssl_policy: args.default_ssl_policy.clone(),
-                default_target_type: args.default_target_type,
-                default_scheme: args.default_load_balancer_scheme,
-                security_groups: args.security_group_settings(),
-                external_managed_tags: args.external_managed_tags.clone(),
-            },
-            class: lb_model::ingress::class::ClassSettings {
-                ingress_class: args.ingress_class.clone(),
-            },
-        });
+    let ingresses = ingresses_on.then(|| lb_controller_core::ingress::IngressOptions {
+        elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
+        ec2: ec2(),
+        acm: lb_aws::SdkAcm::new(config, calls.clone()),
+        settings: lb_model::ingress::IngressSettings {
+            cluster: args.cluster_name.clone(),
+            default_tags: args.default_tags.clone(),
+            default_ssl_policy: args.default_ssl_policy.clone(),
+            default_target_type: args.default_target_type,
+            default_scheme: args.default_load_balancer_scheme,
+            security_groups: args.security_group_settings(),
+            external_managed_tags: args.external_managed_tags.clone(),
+        },
+        class: lb_model::ingress::class::ClassSettings {
+            ingress_class: args.ingress_class.clone(),
+        },
+    });
     lb_controller_core::LoadBalancerOptions {
         services,
         ingresses,

@@ -16,6 +16,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::ingress::group::GroupId;
+
 /// ELB's limit for load balancer and target group names.
 pub const MAX_NAME: usize = 32;
 
@@ -53,47 +55,30 @@ fn namespaced(namespace: &str, name: &str, hashed: &[&str]) -> String {
     )
 }
 
-/// Which Ingress group a name is for: an explicit `group.name`, or an Ingress alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngressGroupName<'a> {
-    Explicit(&'a str),
-    Implicit { namespace: &'a str, name: &'a str },
-}
-
-impl IngressGroupName<'_> {
-    /// Upstream's group id as a string: the group's name, or `<namespace>/<name>`.
-    fn id(&self) -> String {
-        match self {
-            Self::Explicit(name) => (*name).to_string(),
-            Self::Implicit { namespace, name } => format!("{namespace}/{name}"),
-        }
-    }
-
-    /// `k8s-<group17>-<hash10>` or `k8s-<ns8>-<name8>-<hash10>`.
-    fn named(&self, hashed: &[&str]) -> String {
-        match self {
-            Self::Explicit(name) => format!("k8s-{}-{}", sanitized(name, 17), hash10(hashed)),
-            Self::Implicit { namespace, name } => namespaced(namespace, name, hashed),
-        }
+/// `k8s-<group17>-<hash10>` for an explicit group, `k8s-<ns8>-<name8>-<hash10>` for an Ingress alone.
+fn group_named(group: &GroupId, hashed: &[&str]) -> String {
+    match group {
+        GroupId::Explicit(name) => format!("k8s-{}-{}", sanitized(name, 17), hash10(hashed)),
+        GroupId::Implicit { namespace, name } => namespaced(namespace, name, hashed),
     }
 }
 
 /// An Ingress group's ALB: hashes the cluster, the group and the scheme (a scheme change is a new
 /// load balancer).
-pub fn ingress_load_balancer(cluster: &str, group: IngressGroupName, scheme: &str) -> String {
-    group.named(&[cluster, &group.id(), scheme])
+pub fn ingress_load_balancer(cluster: &str, group: &GroupId, scheme: &str) -> String {
+    group_named(group, &[cluster, &group.stack_id(), scheme])
 }
 
 /// An Ingress group's managed frontend security group: hashes the cluster and the group.
-pub fn ingress_security_group(cluster: &str, group: IngressGroupName) -> String {
-    group.named(&[cluster, &group.id()])
+pub fn ingress_security_group(cluster: &str, group: &GroupId) -> String {
+    group_named(group, &[cluster, &group.stack_id()])
 }
 
 /// What makes an Ingress backend's target group (and its TargetGroupBinding, named the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngressTargetGroup<'a> {
     pub cluster: &'a str,
-    pub group: IngressGroupName<'a>,
+    pub group: &'a GroupId,
     pub ingress_namespace: &'a str,
     pub ingress_name: &'a str,
     pub service_name: &'a str,
@@ -116,7 +101,7 @@ pub fn ingress_target_group(tg: &IngressTargetGroup) -> String {
         tg.service_name,
         &[
             tg.cluster,
-            &tg.group.id(),
+            &tg.group.stack_id(),
             tg.ingress_namespace,
             tg.ingress_name,
             tg.service_uid,
@@ -209,9 +194,9 @@ mod tests {
 
     #[test]
     fn ingress_names_are_upstreams() {
-        let implicit = IngressGroupName::Implicit {
-            namespace: "game-2048",
-            name: "ingress-2048",
+        let implicit = &GroupId::Implicit {
+            namespace: "game-2048".into(),
+            name: "ingress-2048".into(),
         };
         assert_eq!(
             ingress_load_balancer("lb-sandbox", implicit, "internet-facing"),
@@ -221,7 +206,7 @@ mod tests {
             ingress_security_group("lb-sandbox", implicit),
             "k8s-game2048-ingress2-c81c28902a"
         );
-        let explicit = IngressGroupName::Explicit("store-front");
+        let explicit = &GroupId::Explicit("store-front".into());
         assert_eq!(
             ingress_load_balancer("lb-sandbox", explicit, "internet-facing"),
             "k8s-storefront-c821b6cdc6"
@@ -296,7 +281,7 @@ mod tests {
         assert_eq!(long.len(), MAX_NAME, "{long}");
         let group = ingress_load_balancer(
             "c",
-            IngressGroupName::Explicit("a.group_with/odd*characters-and-length"),
+            &GroupId::Explicit("a.group_with/odd*characters-and-length".into()),
             "internal",
         );
         assert!(group.starts_with("k8s-agroupwithoddchar-"), "{group}");

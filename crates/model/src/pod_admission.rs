@@ -20,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::gates::injection_enabled;
 use crate::selectors::service_selects;
 use crate::stack::Binding;
+use crate::targets::find_service_port;
 use crate::termination;
 
 /// The webhook's answer for one pod.
@@ -58,10 +59,10 @@ pub fn mutate_pod(
                 let labels = b.metadata.labels.as_ref();
                 b.metadata.deletion_timestamp.is_none()
                     && b.spec.service_ref.name == p.service_name
-                    && binds_port(&b.spec.service_ref.port, p, service)
                     && p.labels
                         .iter()
                         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+                    && binds_port(&b.spec.service_ref.port, p, service)
             })
         };
         behind.extend(
@@ -131,15 +132,8 @@ fn binds_port(
 ) -> bool {
     match port {
         IntOrString::Int(n) => *n == predicted.service_port,
-        IntOrString::String(name) => service(&predicted.service_name).is_some_and(|s| {
-            s.spec
-                .as_ref()
-                .and_then(|spec| spec.ports.as_ref())
-                .into_iter()
-                .flatten()
-                .any(|p| {
-                    p.name.as_deref() == Some(name.as_str()) && p.port == predicted.service_port
-                })
+        IntOrString::String(_) => service(&predicted.service_name).is_some_and(|s| {
+            find_service_port(&s, port).is_ok_and(|p| p.port == predicted.service_port)
         }),
     }
 }

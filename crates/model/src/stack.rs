@@ -16,8 +16,8 @@ pub mod tags {
     /// `service.k8s.aws/resource` = `LoadBalancer`, `ManagedLBSecurityGroup` or a target group's id.
     pub const SERVICE_RESOURCE: &str = "service.k8s.aws/resource";
     /// `ingress.k8s.aws/stack` = the Ingress group's name (`<namespace>/<name>` for an implicit
-    /// group) for an ALB.
-    pub const INGRESS_STACK: &str = "ingress.k8s.aws/stack";
+    /// group) for an ALB; the label of an explicit group's bindings too.
+    pub const INGRESS_STACK: &str = lb_api::keys::ingress::STACK_LABEL;
     /// `ingress.k8s.aws/resource` = `LoadBalancer`, `ManagedLBSecurityGroup`, a listener's
     /// `<port>`, a rule's `<port>:<priority>` or a target group's id.
     pub const INGRESS_RESOURCE: &str = "ingress.k8s.aws/resource";
@@ -334,6 +334,29 @@ pub struct SecurityGroupSettings {
     /// `--enable-manage-backend-security-group-rules` (default false): a load balancer with
     /// explicit security groups gets the backend group too, unless its annotation says otherwise.
     pub manage_backend_rules: bool,
+}
+
+/// Managing the backend rules was asked with `--enable-backend-security-group=false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendGroupDisabled;
+
+impl SecurityGroupSettings {
+    /// Whether a load balancer gets the cluster's backend security group: always with a managed
+    /// frontend group (unless backend groups are off); with explicit groups only when the backend
+    /// rules are to be managed (`manage`: the load balancer's annotation, else the flag).
+    pub fn attaches_backend(
+        &self,
+        explicit_groups: bool,
+        manage: Option<bool>,
+    ) -> Result<bool, BackendGroupDisabled> {
+        if !explicit_groups {
+            return Ok(self.backend);
+        }
+        match (manage.unwrap_or(self.manage_backend_rules), self.backend) {
+            (true, false) => Err(BackendGroupDisabled),
+            (manage, _) => Ok(manage),
+        }
+    }
 }
 
 impl Default for SecurityGroupSettings {

@@ -138,11 +138,42 @@ pub fn find_service_port<'a>(
         })
 }
 
-fn port_text(port: &IntOrString) -> String {
+pub(crate) fn port_text(port: &IntOrString) -> String {
     match port {
         IntOrString::Int(n) => n.to_string(),
         IntOrString::String(s) => s.clone(),
     }
+}
+
+/// The port a Service port's targets take: its node port for instance targets (None without
+/// one), else its target port (the Service port when none is given).
+pub(crate) fn target_port(port: &ServicePort, target_type: TargetType) -> Option<IntOrString> {
+    match target_type {
+        TargetType::Instance => port.node_port.map(IntOrString::Int),
+        TargetType::Ip => Some(
+            port.target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port)),
+        ),
+    }
+}
+
+/// A target group's port for targets on `target_port`. A named port can differ per pod and is
+/// not in the data path (targets register with their own port): upstream writes 1.
+pub(crate) fn target_group_port(target_port: &IntOrString) -> u16 {
+    match target_port {
+        IntOrString::Int(n) => u16::try_from(*n).unwrap_or(u16::MAX),
+        IntOrString::String(_) => 1,
+    }
+}
+
+/// Whether the Service has the IPv6 family: its ip targets are IPv6 addresses.
+pub(crate) fn has_ipv6_family(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ip_families.as_ref())
+        .is_some_and(|families| families.iter().any(|f| f == "IPv6"))
 }
 
 pub fn condition_status<'a>(pod: &'a Pod, type_: &str) -> Option<&'a str> {

@@ -289,28 +289,25 @@ fn stack(
     let managed_security_group = match &security_groups {
         Some(_) => None,
         None => Some(ManagedSecurityGroup {
-            name: naming::ingress_security_group(&settings.cluster, group.naming()),
+            name: naming::ingress_security_group(&settings.cluster, group),
             ingress: ingress_rules(&listeners, exclusive.get("inbound-cidrs"), &ip_address_type),
             tags: with(tags::MANAGED_SECURITY_GROUP),
         }),
     };
-    let backend_security_group = match &security_groups {
-        None => settings.security_groups.backend,
-        Some(_) => {
-            let manage = exclusive
+    let backend_security_group = settings
+        .security_groups
+        .attaches_backend(
+            security_groups.is_some(),
+            exclusive
                 .get("manage-backend-security-group-rules")
-                .map_or(settings.security_groups.manage_backend_rules, |m| {
-                    m == "true"
-                });
-            if manage && !settings.security_groups.backend {
-                return Err(format!(
-                    "annotation {}manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off",
-                    lb_api::keys::ingress::PREFIX
-                ));
-            }
-            manage
-        }
-    };
+                .map(|m| m == "true"),
+        )
+        .map_err(|_| {
+            format!(
+                "annotation {}manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off",
+                lb_api::keys::ingress::PREFIX
+            )
+        })?;
     let named_subnets: Option<Vec<String>> = exclusive
         .get("subnets")
         .map(|s| s.split(',').map(str::to_string).collect());
@@ -342,7 +339,7 @@ fn stack(
                 .get("load-balancer-name")
                 .map(str::to_string)
                 .unwrap_or_else(|| {
-                    naming::ingress_load_balancer(&settings.cluster, group.naming(), &scheme)
+                    naming::ingress_load_balancer(&settings.cluster, group, &scheme)
                 }),
             kind: LoadBalancerKind::Application,
             scheme,

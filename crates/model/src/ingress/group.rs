@@ -6,8 +6,6 @@ use k8s_openapi::api::networking::v1::Ingress;
 use lb_api::IngressClassParamsSpec;
 use lb_api::keys::ingress as keys;
 
-use crate::naming::IngressGroupName;
-
 /// Which ALB an Ingress belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GroupId {
@@ -57,14 +55,6 @@ impl GroupId {
                 keys::STACK_NAME_LABEL,
                 keys::STACK_NAMESPACE_LABEL
             ),
-        }
-    }
-
-    /// The group as the names of its AWS resources hash it.
-    pub fn naming(&self) -> IngressGroupName<'_> {
-        match self {
-            Self::Explicit(name) => IngressGroupName::Explicit(name),
-            Self::Implicit { namespace, name } => IngressGroupName::Implicit { namespace, name },
         }
     }
 }

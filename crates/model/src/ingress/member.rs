@@ -127,7 +127,7 @@ fn routes(
     let backend = Backend {
         cluster: &cluster.settings.cluster,
         binding_labels: &binding_labels,
-        group: group.naming(),
+        group,
         namespace: &namespace,
         ingress: &name,
         annotations: &annotations.target_group,

@@ -13,16 +13,18 @@ use lb_api::TargetType;
 use lb_api::keys::ingress as keys;
 
 use super::annotations::{ProtocolVersion, TargetGroupAnnotations, parse_service};
+use super::group::GroupId;
 use super::json::{ListenerProtocol, ServicePortRef};
-use crate::naming::{self, IngressGroupName, IngressTargetGroup};
+use crate::naming::{self, IngressTargetGroup};
 use crate::service::annotations::HealthCheckPort;
 use crate::stack::{Binding, HealthCheck, NetworkPort, TargetGroup, tags};
+use crate::targets::{has_ipv6_family, target_group_port, target_port};
 
 /// What a target group needs from its Ingress.
 pub struct Backend<'a> {
     pub cluster: &'a str,
     /// The group the Ingress is in: its target groups' names hash it.
-    pub group: IngressGroupName<'a>,
+    pub group: &'a GroupId,
     pub namespace: &'a str,
     pub ingress: &'a str,
     /// The Ingress's target group annotations (class parameters applied).
@@ -74,27 +76,13 @@ impl Backend<'_> {
             .forced_target_type
             .or(merged.target_type)
             .unwrap_or(self.default_target_type);
-        let tg_port = match target_type {
-            TargetType::Instance => port.node_port.ok_or_else(|| {
-                format!(
-                    "Service {}/{service_name} port {} has no nodePort, which instance targets need (make it a NodePort Service, or use target-type ip)",
-                    self.namespace, port.port
-                )
-            })?,
-            TargetType::Ip => match &port.target_port {
-                Some(IntOrString::Int(n)) => *n,
-                // Not in the data path (targets register with their own port): upstream's 1.
-                Some(IntOrString::String(_)) => 1,
-                None => port.port,
-            },
-        };
-        let tg_port = u16::try_from(tg_port).unwrap_or(u16::MAX);
-        let ipv6 = service
-            .spec
-            .as_ref()
-            .and_then(|s| s.ip_families.as_ref())
-            .is_some_and(|families| families.iter().any(|f| f == "IPv6"));
-        let ip_address_type = match (ipv6, self.dualstack) {
+        let tg_port = target_group_port(&target_port(port, target_type).ok_or_else(|| {
+            format!(
+                "Service {}/{service_name} port {} has no nodePort, which instance targets need (make it a NodePort Service, or use target-type ip)",
+                self.namespace, port.port
+            )
+        })?);
+        let ip_address_type = match (has_ipv6_family(service), self.dualstack) {
             (false, _) => "ipv4",
             (true, true) => "ipv6",
             (true, false) => {
@@ -274,14 +262,7 @@ fn networking(
     target_type: TargetType,
     health_check_port: &str,
 ) -> Vec<Vec<NetworkPort>> {
-    let target_port = match target_type {
-        TargetType::Instance => port.node_port.map(IntOrString::Int),
-        TargetType::Ip => Some(
-            port.target_port
-                .clone()
-                .unwrap_or(IntOrString::Int(port.port)),
-        ),
-    };
+    let target_port = target_port(port, target_type);
     let tcp = |port: Option<IntOrString>| {
         vec![NetworkPort {
             protocol: "TCP".into(),

@@ -16,7 +16,7 @@ use lb_api::TargetType;
 use super::annotations::ServiceAnnotations;
 use super::ports::{PortContext, PortResources, names};
 use super::subnets::{Subnet, choose_subnets};
-use crate::naming::{self, ServiceName};
+use crate::naming;
 use crate::service::annotations::{IpAddressType, PortRef, ProxyProtocol, Scheme};
 use crate::stack::{
     Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup, Stack,
@@ -105,37 +105,29 @@ pub fn build(
     settings: &ClusterSettings,
     subnets: &[Subnet],
 ) -> Result<Built, BuildError> {
-    let namespace = service.metadata.namespace.clone().unwrap_or_default();
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let uid = service.metadata.uid.clone().unwrap_or_default();
     let spec = service.spec.clone().unwrap_or_default();
     let ports = spec.ports.clone().unwrap_or_default();
     if ports.is_empty() {
         return Err(BuildError::NoPorts);
     }
-    let identity = ServiceName {
-        namespace: &namespace,
-        name: &name,
-        uid: &uid,
-    };
-    let stack_id = format!("{namespace}/{name}");
     let scheme = match annotations.scheme.unwrap_or(Scheme::Internal) {
         Scheme::Internal => "internal",
         Scheme::InternetFacing => "internet-facing",
     };
     let ip_address_type = load_balancer_ip_address_type(annotations);
-    let backend_security_group = backend_security_group(annotations, settings)?;
+    let backend_security_group = settings
+        .security_groups
+        .attaches_backend(
+            annotations.security_groups.is_some(),
+            annotations.manage_backend_security_group_rules,
+        )
+        .map_err(|_| BuildError::BackendSecurityGroupDisabled)?;
+    // The targets admit the backend group, or without one the managed group (upstream's).
+    let networking = backend_security_group || annotations.security_groups.is_none();
+    let context = PortContext::new(service, annotations, target_type, settings, networking)?;
+    let identity = context.identity;
+    let stack_id = format!("{}/{}", identity.namespace, identity.name);
     let base_tags = |resource: &str| ownership_tags(settings, annotations, &stack_id, resource);
-    let context = PortContext {
-        service,
-        annotations,
-        target_type,
-        settings,
-        identity,
-        target_ip_address_type: target_ip_address_type(service, ip_address_type)?,
-        // The targets admit the backend group, or without one the managed group (upstream's).
-        networking: backend_security_group || annotations.security_groups.is_none(),
-    };
     let warnings = warnings(annotations, &ports);
     let PortResources {
         target_groups,
@@ -201,48 +193,10 @@ pub fn build(
 }
 
 /// `dualstack` when the annotation says so, else `ipv4`.
-fn load_balancer_ip_address_type(annotations: &ServiceAnnotations) -> &'static str {
+pub(super) fn load_balancer_ip_address_type(annotations: &ServiceAnnotations) -> &'static str {
     match annotations.ip_address_type {
         Some(IpAddressType::Dualstack) => "dualstack",
         _ => "ipv4",
-    }
-}
-
-/// Whether the load balancer gets the cluster's backend security group: always with a managed
-/// frontend group (unless `--enable-backend-security-group=false`); with explicit groups only
-/// when the backend rules are to be managed (annotation, else the flag).
-fn backend_security_group(
-    annotations: &ServiceAnnotations,
-    settings: &ClusterSettings,
-) -> Result<bool, BuildError> {
-    let groups = &settings.security_groups;
-    if annotations.security_groups.is_none() {
-        return Ok(groups.backend);
-    }
-    let manage = annotations
-        .manage_backend_security_group_rules
-        .unwrap_or(groups.manage_backend_rules);
-    match (manage, groups.backend) {
-        (true, false) => Err(BuildError::BackendSecurityGroupDisabled),
-        (manage, _) => Ok(manage),
-    }
-}
-
-/// The target groups' address type: `ipv6` when the Service has the IPv6 family (which needs a
-/// dualstack load balancer), else `ipv4`. ELB takes no `dualstack` target group.
-fn target_ip_address_type(
-    service: &Service,
-    load_balancer: &str,
-) -> Result<&'static str, BuildError> {
-    let ipv6 = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ip_families.as_ref())
-        .is_some_and(|families| families.iter().any(|f| f == "IPv6"));
-    match (ipv6, load_balancer) {
-        (false, _) => Ok("ipv4"),
-        (true, "dualstack") => Ok("ipv6"),
-        (true, _) => Err(BuildError::Ipv6NeedsDualstack),
     }
 }
 
@@ -314,28 +268,12 @@ pub fn bindings(
     target_type: TargetType,
     settings: &ClusterSettings,
 ) -> Result<Vec<Binding>, BuildError> {
-    let namespace = service.metadata.namespace.clone().unwrap_or_default();
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let uid = service.metadata.uid.clone().unwrap_or_default();
     let ports = service
         .spec
         .as_ref()
         .and_then(|s| s.ports.clone())
         .unwrap_or_default();
-    let ip_address_type = load_balancer_ip_address_type(annotations);
-    let context = PortContext {
-        service,
-        annotations,
-        target_type,
-        settings,
-        identity: ServiceName {
-            namespace: &namespace,
-            name: &name,
-            uid: &uid,
-        },
-        target_ip_address_type: target_ip_address_type(service, ip_address_type)?,
-        networking: false,
-    };
+    let context = PortContext::new(service, annotations, target_type, settings, false)?;
     let resources = context.port_resources(&ports, &|_| BTreeMap::new())?;
     Ok(resources.bindings)
 }

@@ -9,10 +9,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::TargetType;
 
 use super::annotations::{BackendProtocol, PortRef, ProxyProtocol, ServiceAnnotations};
-use super::build::{BuildError, ClusterSettings};
+use super::build::{BuildError, ClusterSettings, load_balancer_ip_address_type};
 use super::health::health_check;
 use crate::naming::{self, ServiceName, ServiceTargetGroup};
 use crate::stack::{Action, Binding, Listener, NetworkPort, TargetGroup};
+use crate::targets::{has_ipv6_family, port_text, target_group_port, target_port};
 
 /// The listeners' (port, protocol). TCP and UDP on one port number make one TCP_UDP listener when
 /// `tcp_udp` (the annotation, else the cluster's default); otherwise they are refused by name
@@ -71,7 +72,32 @@ pub(super) struct PortContext<'a> {
     pub(super) networking: bool,
 }
 
-impl PortContext<'_> {
+impl<'a> PortContext<'a> {
+    /// `networking`: the bindings admit the load balancer's source group.
+    pub(super) fn new(
+        service: &'a Service,
+        annotations: &'a ServiceAnnotations,
+        target_type: TargetType,
+        settings: &'a ClusterSettings,
+        networking: bool,
+    ) -> Result<Self, BuildError> {
+        let metadata = &service.metadata;
+        let load_balancer = load_balancer_ip_address_type(annotations);
+        Ok(Self {
+            service,
+            annotations,
+            target_type,
+            settings,
+            identity: ServiceName {
+                namespace: metadata.namespace.as_deref().unwrap_or_default(),
+                name: metadata.name.as_deref().unwrap_or_default(),
+                uid: metadata.uid.as_deref().unwrap_or_default(),
+            },
+            target_ip_address_type: target_ip_address_type(service, load_balancer)?,
+            networking,
+        })
+    }
+
     /// One listener, target group and binding per listener port (TCP and UDP on one port: one
     /// when asked). `tags` gives the tags of a resource id.
     pub(super) fn port_resources(
@@ -125,19 +151,10 @@ impl PortContext<'_> {
             },
             other => other,
         };
-        let target_port = match self.target_type {
-            TargetType::Instance => port
-                .node_port
+        let target_port = target_group_port(
+            &target_port(port, self.target_type)
                 .ok_or(BuildError::NoNodePort { port: port.port })?,
-            TargetType::Ip => match &port.target_port {
-                Some(IntOrString::Int(n)) => *n,
-                // A named target port can differ per pod; the group's port is not in the data
-                // path (targets register with their own), so upstream writes 1.
-                Some(IntOrString::String(_)) => 1,
-                None => port.port,
-            },
-        };
-        let target_port = u16::try_from(target_port).unwrap_or(u16::MAX);
+        );
         let resource_id = format!(
             "{}/{}:{}",
             self.identity.namespace, self.identity.name, port.port
@@ -252,14 +269,7 @@ impl PortContext<'_> {
     /// for TCP_UDP or a UDP group checked on its own port), and the health-check port when it is
     /// another number.
     fn networking_ports(&self, port: &ServicePort, tg: &TargetGroup) -> Vec<NetworkPort> {
-        let target_port = match self.target_type {
-            TargetType::Instance => port.node_port.map(IntOrString::Int),
-            TargetType::Ip => Some(
-                port.target_port
-                    .clone()
-                    .unwrap_or(IntOrString::Int(port.port)),
-            ),
-        };
+        let target_port = target_port(port, self.target_type);
         let entry = |protocol: &str| NetworkPort {
             protocol: protocol.into(),
             port: target_port.clone(),
@@ -285,10 +295,16 @@ impl PortContext<'_> {
     }
 }
 
-fn port_text(port: &IntOrString) -> String {
-    match port {
-        IntOrString::Int(n) => n.to_string(),
-        IntOrString::String(s) => s.clone(),
+/// The target groups' address type: `ipv6` when the Service has the IPv6 family (which needs a
+/// dualstack load balancer), else `ipv4`. ELB takes no `dualstack` target group.
+fn target_ip_address_type(
+    service: &Service,
+    load_balancer: &str,
+) -> Result<&'static str, BuildError> {
+    match (has_ipv6_family(service), load_balancer) {
+        (false, _) => Ok("ipv4"),
+        (true, "dualstack") => Ok("ipv6"),
+        (true, _) => Err(BuildError::Ipv6NeedsDualstack),
     }
 }
 
