@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "LB_CONTROLLER_DEFAULT_SSL_POLICY",
-        default_value = "ELBSecurityPolicy-2016-08"
+        default_value = lb_model::stack::DEFAULT_SSL_POLICY
     )]
     pub default_ssl_policy: String,
     /// Tags for every AWS resource the controller creates: `key=value,key=value`.

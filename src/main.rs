@@ -169,7 +169,7 @@ async fn vpc(
     if let Some(vpc) = &args.aws_vpc_id {
         return Some(vpc.clone());
     }
-    match lb_aws::vpc::discover_vpc(config, calls, &args.aws_vpc_tags, None).await {
+    match lb_aws::vpc::discover_vpc(config, calls, &args.aws_vpc_tags).await {
         Ok(vpc) => {
             tracing::info!(vpc, "found the cluster's VPC");
             Some(vpc)

@@ -7,9 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_ec2::types::Filter;
-
 use crate::calls::{AwsCalls, Operation, timed};
+use crate::ec2::tag_filters;
 use crate::error::AwsError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,18 +30,17 @@ pub enum VpcError {
     Metadata(String),
 }
 
-/// The VPC: by `tags` when there are any, else from instance metadata (`imds_endpoint` overrides
-/// the SDK's, which follows `AWS_EC2_METADATA_SERVICE_ENDPOINT` and the profile).
+/// The VPC: by `tags` when there are any, else from instance metadata (the SDK's endpoint, which
+/// follows `AWS_EC2_METADATA_SERVICE_ENDPOINT` and the profile).
 pub async fn discover_vpc(
     config: &aws_config::SdkConfig,
     calls: &Arc<AwsCalls>,
     tags: &BTreeMap<String, String>,
-    imds_endpoint: Option<&str>,
 ) -> Result<String, VpcError> {
     if !tags.is_empty() {
         return by_tags(config, calls, tags).await;
     }
-    from_metadata(imds_endpoint).await
+    from_metadata(None).await
 }
 
 async fn by_tags(
@@ -51,15 +49,9 @@ async fn by_tags(
     tags: &BTreeMap<String, String>,
 ) -> Result<String, VpcError> {
     let client = aws_sdk_ec2::Client::new(config);
-    let mut request = client.describe_vpcs();
-    for (key, value) in tags {
-        request = request.filters(
-            Filter::builder()
-                .name(format!("tag:{key}"))
-                .values(value)
-                .build(),
-        );
-    }
+    let request = client
+        .describe_vpcs()
+        .set_filters(Some(tag_filters(tags).collect()));
     let output = timed(calls, Operation::DescribeVpcs, request.send())
         .await
         .map_err(|source| VpcError::Describe {

@@ -9,7 +9,7 @@
 use lb_aws::AwsError;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
-use lb_aws::deployer::diff::{Existing, Owner};
+use lb_aws::deployer::diff::{Existing, Owner, Step};
 use lb_model::stack::{LoadBalancerKind, Stack};
 
 /// The IDs a stack's security groups resolved to.
@@ -35,20 +35,19 @@ pub async fn resolve<E: Ec2>(
     owner: &Owner,
     stack: &mut Stack,
 ) -> Result<Resolved, AwsError> {
-    let mut groups = match &stack.managed_security_group {
+    let (mut groups, managed) = match &stack.managed_security_group {
         Some(group) => {
             let ignored = owner.ignored_tags(stack);
-            vec![ec2.ensure_security_group(owner, group, &ignored).await?]
+            let id = ec2.ensure_security_group(owner, group, &ignored).await?;
+            (vec![id.clone()], Some(id))
         }
         None => {
-            ec2.resolve_security_groups(&stack.load_balancer.security_groups)
-                .await?
+            let named = ec2
+                .resolve_security_groups(&stack.load_balancer.security_groups)
+                .await?;
+            (named, None)
         }
     };
-    let managed = stack
-        .managed_security_group
-        .as_ref()
-        .and_then(|_| groups.first().cloned());
     let backend = match stack.backend_security_group {
         true => Some(ec2.backend_security_group().await?),
         false => None,
@@ -83,12 +82,41 @@ pub fn keep_legacy_nlb(stack: &mut Stack, existing: &Existing) {
     }
 }
 
-/// After a stack's load balancer is gone: the backend group goes too when no load balancer of the
-/// account uses it any more.
-pub async fn release_backend<L: LoadBalancers, E: Ec2>(elb: &L, ec2: &E) -> Result<(), AwsError> {
+/// After the stack's steps were applied: a load balancer that moved from its managed group to
+/// explicit groups leaves the managed one behind, and it goes now.
+pub async fn after_apply<E: Ec2>(
+    ec2: &E,
+    owner: &Owner,
+    groups: &Resolved,
+    steps: &[Step],
+) -> Result<(), AwsError> {
+    let moved = steps
+        .iter()
+        .any(|s| matches!(s, Step::SetSecurityGroups { .. }));
+    if groups.managed.is_none() && moved {
+        ec2.delete_security_groups(owner).await?;
+    }
+    Ok(())
+}
+
+/// After a stack's load balancer is gone: its managed group goes, and the backend group too when
+/// no load balancer of the account uses it any more (the account's load balancers are listed
+/// only when there is a backend group to release).
+pub async fn remove<L: LoadBalancers, E: Ec2>(
+    elb: &L,
+    ec2: &E,
+    owner: &Owner,
+) -> Result<(), AwsError> {
+    ec2.delete_security_groups(owner).await?;
+    let releasable = ec2.releasable_backend_security_groups().await?;
+    if releasable.is_empty() {
+        return Ok(());
+    }
     let in_use = elb.security_groups_in_use().await?;
-    ec2.release_backend_security_group(&|id| in_use.contains(id))
-        .await
+    for id in releasable.iter().filter(|id| !in_use.contains(*id)) {
+        ec2.release_backend_security_group(id).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

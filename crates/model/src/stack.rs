@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use lb_api::TargetType;
 
+/// `--default-ssl-policy` (upstream's default): TLS and HTTPS listeners without a policy of
+/// their own.
+pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-2016-08";
+
 /// AWS tag keys that say who owns a resource; nothing without them is ever modified or deleted.
 pub mod tags {
     pub const CLUSTER: &str = "elbv2.k8s.aws/cluster";

@@ -233,24 +233,34 @@ pub(crate) fn tag_steps(
     ignored: &BTreeSet<String>,
     steps: &mut Vec<Step>,
 ) {
-    let add = changed(desired, current);
+    let (add, remove) = tag_changes(desired, current, ignored);
     if !add.is_empty() {
         steps.push(Step::AddTags {
             arn: arn.to_string(),
             tags: add,
         });
     }
-    let remove: Vec<String> = current
-        .keys()
-        .filter(|k| !desired.contains_key(*k) && !ignored.contains(*k))
-        .cloned()
-        .collect();
     if !remove.is_empty() {
         steps.push(Step::RemoveTags {
             arn: arn.to_string(),
             keys: remove,
         });
     }
+}
+
+/// The tags to add (the desired ones `current` lacks or has otherwise) and the keys to remove
+/// (`current`'s that are not desired, but `ignored`): what makes tags exact, on any resource.
+pub(crate) fn tag_changes(
+    desired: &BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+    ignored: &BTreeSet<String>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let remove = current
+        .keys()
+        .filter(|k| !desired.contains_key(*k) && !ignored.contains(*k))
+        .cloned()
+        .collect();
+    (changed(desired, current), remove)
 }
 
 /// What becomes of the stack's load balancer.

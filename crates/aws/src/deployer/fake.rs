@@ -108,6 +108,22 @@ fn dns_name(lb: &LoadBalancer) -> String {
     format!("{}.elb.us-west-2.amazonaws.com", lb.name)
 }
 
+/// The tags of whatever `arn` is: a target group, load balancer, rule or listener.
+fn tags_mut<'a>(state: &'a mut State, arn: &str) -> Option<&'a mut BTreeMap<String, String>> {
+    if let Some(group) = state.target_groups.get_mut(arn) {
+        Some(&mut group.tags)
+    } else if let Some(lb) = state.load_balancers.get_mut(arn) {
+        Some(&mut lb.tags)
+    } else if let Some((_, rule)) = state.rules.get_mut(arn) {
+        Some(&mut rule.rule.tags)
+    } else {
+        state
+            .listeners
+            .get_mut(arn)
+            .map(|(_, listener)| &mut listener.tags)
+    }
+}
+
 fn not_found(operation: &'static str, arn: &str) -> AwsError {
     AwsError::new(
         operation,
@@ -213,34 +229,17 @@ impl LoadBalancers for FakeLoadBalancers {
 
     async fn add_tags(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
         let mut state = self.call("AddTags")?;
-        if let Some(group) = state.target_groups.get_mut(arn) {
-            group.tags.extend(tags.clone());
-        } else if let Some(lb) = state.load_balancers.get_mut(arn) {
-            lb.tags.extend(tags.clone());
-        } else if let Some((_, rule)) = state.rules.get_mut(arn) {
-            rule.rule.tags.extend(tags.clone());
-        } else if let Some((_, listener)) = state.listeners.get_mut(arn) {
-            listener.tags.extend(tags.clone());
-        } else {
-            return Err(not_found("AddTags", arn));
-        }
+        tags_mut(&mut state, arn)
+            .ok_or_else(|| not_found("AddTags", arn))?
+            .extend(tags.clone());
         Ok(())
     }
 
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
         let mut state = self.call("RemoveTags")?;
-        let tags = if let Some(group) = state.target_groups.get_mut(arn) {
-            &mut group.tags
-        } else if let Some(lb) = state.load_balancers.get_mut(arn) {
-            &mut lb.tags
-        } else if let Some((_, rule)) = state.rules.get_mut(arn) {
-            &mut rule.rule.tags
-        } else if let Some((_, listener)) = state.listeners.get_mut(arn) {
-            &mut listener.tags
-        } else {
-            return Err(not_found("RemoveTags", arn));
-        };
-        tags.retain(|k, _| !keys.contains(k));
+        tags_mut(&mut state, arn)
+            .ok_or_else(|| not_found("RemoveTags", arn))?
+            .retain(|k, _| !keys.contains(k));
         Ok(())
     }
 

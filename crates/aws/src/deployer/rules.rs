@@ -24,9 +24,6 @@ use lb_model::stack::{Action, Rule, StackKind};
 
 use super::diff::{Step, resolve, tag_steps};
 
-/// ELB's highest rule priority.
-pub const MAX_PRIORITY: u32 = 50_000;
-
 /// An existing rule of a listener (not its default rule); its action names target groups by ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingRule {

@@ -235,7 +235,6 @@ fn a_weight_change_is_one_modify() {
 fn rules_not_ours_are_untouched_and_their_priorities_avoided() {
     let mut foreign = existing(&rule("/theirs", "x"), 2);
     foreign.rule.tags.clear();
-    let foreign = foreign;
     let rules = vec![rule("/a", "tg"), rule("/b", "tg")];
     assert_eq!(
         steps(&rules, &[foreign]),

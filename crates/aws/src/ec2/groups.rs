@@ -5,22 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types as sdk;
 
-use super::SdkEc2;
 use super::rules::{Rule, permission};
+use super::{SdkEc2, filter, tag_filters, tags_of};
 use crate::calls::{Operation, timed};
+use crate::deployer::diff::tag_changes;
 use crate::error::AwsError;
-
-pub(super) fn filter(name: &str, value: &str) -> sdk::Filter {
-    sdk::Filter::builder().name(name).values(value).build()
-}
-
-pub(super) fn tags_of(group: &sdk::SecurityGroup) -> BTreeMap<String, String> {
-    group
-        .tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect()
-}
 
 fn tag(key: &str, value: Option<&str>) -> sdk::Tag {
     sdk::Tag::builder()
@@ -35,13 +24,12 @@ impl SdkEc2 {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
-        let mut request = self
+        let mut filters = vec![filter("vpc-id", &self.vpc_id)];
+        filters.extend(tag_filters(tags));
+        let request = self
             .client
             .describe_security_groups()
-            .filters(filter("vpc-id", &self.vpc_id));
-        for (key, value) in tags {
-            request = request.filters(filter(&format!("tag:{key}"), value));
-        }
+            .set_filters(Some(filters));
         let output = timed(
             &self.calls,
             Operation::DescribeSecurityGroups,
@@ -53,40 +41,43 @@ impl SdkEc2 {
             .security_groups()
             .iter()
             .filter(|g| {
-                let have = tags_of(g);
+                let have = tags_of(g.tags());
                 tags.iter().all(|(k, v)| have.get(k) == Some(v))
             })
             .cloned()
             .collect())
     }
 
-    /// Groups by ID (`ids`), else the VPC's by their `Name` tag (`names`).
-    pub(super) async fn describe_by(
+    /// The groups with these IDs.
+    pub(super) async fn groups_with_ids(
         &self,
         ids: Vec<String>,
+    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
+        let request = self
+            .client
+            .describe_security_groups()
+            .set_group_ids(Some(ids))
+            .send();
+        let output = timed(&self.calls, Operation::DescribeSecurityGroups, request).await?;
+        Ok(output.security_groups().to_vec())
+    }
+
+    /// The VPC's groups with one of these `Name` tags.
+    pub(super) async fn groups_named(
+        &self,
         names: Vec<String>,
     ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
-        let request = if ids.is_empty() {
-            self.client
-                .describe_security_groups()
-                .filters(filter("vpc-id", &self.vpc_id))
-                .filters(
-                    sdk::Filter::builder()
-                        .name("tag:Name")
-                        .set_values(Some(names))
-                        .build(),
-                )
-        } else {
-            self.client
-                .describe_security_groups()
-                .set_group_ids(Some(ids))
-        };
-        let output = timed(
-            &self.calls,
-            Operation::DescribeSecurityGroups,
-            request.send(),
-        )
-        .await?;
+        let name_filter = sdk::Filter::builder()
+            .name("tag:Name")
+            .set_values(Some(names))
+            .build();
+        let request = self
+            .client
+            .describe_security_groups()
+            .filters(filter("vpc-id", &self.vpc_id))
+            .filters(name_filter)
+            .send();
+        let output = timed(&self.calls, Operation::DescribeSecurityGroups, request).await?;
         Ok(output.security_groups().to_vec())
     }
 
@@ -122,21 +113,14 @@ impl SdkEc2 {
         have: &BTreeMap<String, String>,
         ignored: &BTreeSet<String>,
     ) -> Result<(), AwsError> {
-        let add: Vec<sdk::Tag> = desired
-            .iter()
-            .filter(|(k, v)| have.get(*k) != Some(*v))
-            .map(|(k, v)| tag(k, Some(v)))
-            .collect();
+        let (add, remove) = tag_changes(desired, have, ignored);
         if !add.is_empty() {
+            let add = add.iter().map(|(k, v)| tag(k, Some(v))).collect();
             let request = self.client.create_tags().resources(id).set_tags(Some(add));
             timed(&self.calls, Operation::CreateTags, request.send()).await?;
         }
-        let remove: Vec<sdk::Tag> = have
-            .keys()
-            .filter(|k| !desired.contains_key(*k) && !ignored.contains(*k))
-            .map(|k| tag(k, None))
-            .collect();
         if !remove.is_empty() {
+            let remove = remove.iter().map(|k| tag(k, None)).collect();
             let request = self
                 .client
                 .delete_tags()

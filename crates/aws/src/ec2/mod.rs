@@ -29,7 +29,6 @@ use crate::error::{AwsError, AwsErrorKind};
 mod groups;
 mod rules;
 
-use groups::{filter, tags_of};
 use rules::{desired_rules, existing_rules};
 
 /// How long described subnets are trusted.
@@ -54,12 +53,18 @@ pub trait Ec2: Send + Sync + 'static {
     /// The cluster's shared backend security group: `--backend-security-group` when given, else
     /// found by its tags or created (`k8s-traffic-<cluster>-<hash>`); its ID.
     fn backend_security_group(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
-    /// Deletes the backend group this controller finds or creates (never a given one) unless a
-    /// load balancer still uses it (`in_use`, its ID); a group still in use by something else
-    /// (EC2's DependencyViolation) stays for a later release.
+    /// The backend groups this controller finds or creates, found by their tags (none when the
+    /// group is given by `--backend-security-group`): what [`Ec2::release_backend_security_group`]
+    /// may delete once no load balancer uses them.
+    fn releasable_backend_security_groups(
+        &self,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    /// Deletes backend group `id`, trying a few times while a load balancer just deleted still
+    /// holds it; a group still in use by something else (EC2's DependencyViolation) stays for a
+    /// later release.
     fn release_backend_security_group(
         &self,
-        in_use: &(dyn Fn(&str) -> bool + Sync),
+        id: &str,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// The IDs of the security groups a user named: `sg-...` IDs as they are (each must exist),
     /// others by their `Name` tag in the VPC. Every name must be found.
@@ -67,11 +72,10 @@ pub trait Ec2: Send + Sync + 'static {
         &self,
         names_or_ids: &[String],
     ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
-    /// Deletes every group that carries `owner`'s tags, except `keep` (an ID).
+    /// Deletes every group that carries `owner`'s tags.
     fn delete_security_groups(
         &self,
         owner: &Owner,
-        keep: Option<&str>,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
@@ -150,11 +154,7 @@ impl Ec2 for SdkEc2 {
             .map(|s| Subnet {
                 id: s.subnet_id().unwrap_or_default().to_string(),
                 zone: s.availability_zone().unwrap_or_default().to_string(),
-                tags: s
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect(),
+                tags: tags_of(s.tags()),
             })
             .collect();
         *cached = Some((Instant::now(), subnets.clone()));
@@ -176,7 +176,7 @@ impl Ec2 for SdkEc2 {
         let (id, have) = match found {
             Some(found) => {
                 let id = found.group_id().unwrap_or_default().to_string();
-                self.reconcile_tags(&id, &group.tags, &tags_of(&found), ignored_tags)
+                self.reconcile_tags(&id, &group.tags, &tags_of(found.tags()), ignored_tags)
                     .await?;
                 (id, existing_rules(&found))
             }
@@ -226,39 +226,42 @@ impl Ec2 for SdkEc2 {
         Ok(id)
     }
 
-    async fn release_backend_security_group(
-        &self,
-        in_use: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<(), AwsError> {
+    async fn releasable_backend_security_groups(&self) -> Result<Vec<String>, AwsError> {
         let BackendSecurityGroup::Managed { cluster } = &self.backend else {
-            return Ok(());
+            return Ok(Vec::new());
         };
-        let mut known = self.backend_id.lock().await;
-        for group in self.groups_tagged(&backend_tags(cluster)).await? {
-            let id = group.group_id().unwrap_or_default();
-            if in_use(id) {
-                continue;
-            }
-            // A load balancer just deleted holds its network interfaces a little longer: a few
-            // tries. Still referenced after them (by another group's rule, say), it stays, to be
-            // released with a later load balancer's removal.
-            for attempt in 1..=RELEASE_ATTEMPTS {
-                match self.delete_group(id).await {
-                    Ok(()) => {
-                        *known = None;
-                        break;
-                    }
-                    Err(e) if e.kind == AwsErrorKind::InUse && attempt < RELEASE_ATTEMPTS => {
-                        tokio::time::sleep(RELEASE_PAUSE).await;
-                    }
-                    Err(e) if e.kind == AwsErrorKind::InUse => {
-                        tracing::info!(
-                            group = id,
-                            "the backend security group is still in use; kept: {e}"
-                        );
-                    }
-                    Err(e) => return Err(e),
+        Ok(self
+            .groups_tagged(&backend_tags(cluster))
+            .await?
+            .iter()
+            .filter_map(|g| g.group_id())
+            .map(str::to_string)
+            .collect())
+    }
+
+    async fn release_backend_security_group(&self, id: &str) -> Result<(), AwsError> {
+        // A load balancer just deleted holds its network interfaces a little longer: a few
+        // tries. Still referenced after them (by another group's rule, say), it stays, to be
+        // released with a later load balancer's removal. The known ID is locked only while a
+        // delete is on its way, not while waiting: deploys read it.
+        for attempt in 1..=RELEASE_ATTEMPTS {
+            let mut known = self.backend_id.lock().await;
+            match self.delete_group(id).await {
+                Ok(()) => {
+                    *known = None;
+                    return Ok(());
                 }
+                Err(e) if e.kind == AwsErrorKind::InUse && attempt < RELEASE_ATTEMPTS => {
+                    drop(known);
+                    tokio::time::sleep(RELEASE_PAUSE).await;
+                }
+                Err(e) if e.kind == AwsErrorKind::InUse => {
+                    tracing::info!(
+                        group = id,
+                        "the backend security group is still in use; kept: {e}"
+                    );
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -274,7 +277,7 @@ impl Ec2 for SdkEc2 {
             .partition(|n| n.starts_with("sg-"));
         let mut resolved = Vec::new();
         if !ids.is_empty() {
-            let found = self.describe_by(ids.clone(), Vec::new()).await?;
+            let found = self.groups_with_ids(ids.clone()).await?;
             let found: Vec<String> = found
                 .iter()
                 .filter_map(|g| g.group_id())
@@ -290,11 +293,11 @@ impl Ec2 for SdkEc2 {
             resolved.extend(ids);
         }
         if !names.is_empty() {
-            let found = self.describe_by(Vec::new(), names.clone()).await?;
+            let found = self.groups_named(names.clone()).await?;
             for name in &names {
                 let id = found
                     .iter()
-                    .find(|g| tags_of(g).get("Name") == Some(name))
+                    .find(|g| tags_of(g.tags()).get("Name") == Some(name))
                     .and_then(|g| g.group_id())
                     .ok_or_else(|| {
                         AwsError::new(
@@ -312,19 +315,36 @@ impl Ec2 for SdkEc2 {
         Ok(resolved)
     }
 
-    async fn delete_security_groups(
-        &self,
-        owner: &Owner,
-        keep: Option<&str>,
-    ) -> Result<(), AwsError> {
+    async fn delete_security_groups(&self, owner: &Owner) -> Result<(), AwsError> {
         for group in self.groups_tagged(&stack_tags(owner)).await? {
-            match group.group_id() {
-                Some(id) if Some(id) != keep => self.delete_group(id).await?,
-                _ => {}
+            if let Some(id) = group.group_id() {
+                self.delete_group(id).await?;
             }
         }
         Ok(())
     }
+}
+
+pub(crate) fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(name)
+        .values(value)
+        .build()
+}
+
+/// EC2's filters for resources that carry all of `tags`.
+pub(crate) fn tag_filters(
+    tags: &BTreeMap<String, String>,
+) -> impl Iterator<Item = aws_sdk_ec2::types::Filter> + '_ {
+    tags.iter()
+        .map(|(key, value)| filter(&format!("tag:{key}"), value))
+}
+
+/// An EC2 resource's tags as a map (a tag without a value left out).
+pub(crate) fn tags_of(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
 }
 
 /// The tags every group of `owner`'s stack carries (cluster and stack).

@@ -9,11 +9,11 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use lb_aws::deployer::apply::{LoadBalancers, apply, remove};
-use lb_aws::deployer::diff::{Owner, Step, diff, missing_subnets, teardown};
+use lb_aws::deployer::diff::{Owner, diff, missing_subnets, teardown};
 use lb_aws::{Certificates, Ec2};
 use lb_model::ingress::member::{Cluster, needs_certificate_discovery};
 use lb_model::ingress::{GroupId, GroupMember, build_group};
-use lb_model::service::objects::adopted_name;
+use lb_model::service::objects::{adopted_name, binding_object};
 use lb_model::stack::{Stack, StackKind};
 
 use super::IngressContext;
@@ -180,13 +180,7 @@ async fn converge<L: LoadBalancers, E: Ec2, C: Certificates>(
         tracing::info!(steps = ?steps, "converging");
     }
     let applied = apply(&ctx.elb, &stack, &existing, &steps).await?;
-    if groups.managed.is_none()
-        && steps
-            .iter()
-            .any(|s| matches!(s, Step::SetSecurityGroups { .. }))
-    {
-        ctx.ec2.delete_security_groups(&owner, None).await?;
-    }
+    security_groups::after_apply(&ctx.ec2, &owner, &groups, &steps).await?;
     let existing_bindings = objects::group_bindings(&ctx.client, group).await?;
     let mut wanted = Vec::new();
     for binding in &stack.bindings {
@@ -194,15 +188,8 @@ async fn converge<L: LoadBalancers, E: Ec2, C: Certificates>(
             continue;
         };
         let name = adopted_name(&existing_bindings, arn, &binding.name);
-        objects::apply_binding(
-            &ctx.client,
-            group,
-            binding,
-            &name,
-            arn,
-            groups.rules_source(),
-        )
-        .await?;
+        let object = binding_object(binding, &name, arn, groups.rules_source());
+        objects::apply_binding(&ctx.client, &object).await?;
         wanted.push(name);
     }
     // While a member is held its bindings are not known here: none is removed until it is fixed.
@@ -274,8 +261,7 @@ async fn remove_group<L: LoadBalancers, E: Ec2, C: Certificates>(
         tracing::info!(steps = ?steps, "removing the group's ALB");
     }
     remove(&ctx.elb, &steps).await?;
-    ctx.ec2.delete_security_groups(&owner, None).await?;
-    security_groups::release_backend(&ctx.elb, &ctx.ec2).await?;
+    security_groups::remove(&ctx.elb, &ctx.ec2, &owner).await?;
     ctx.remember(group, None);
     for ingress in &view.leaving {
         if ingress.metadata.deletion_timestamp.is_none() {

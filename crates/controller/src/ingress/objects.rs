@@ -7,9 +7,7 @@ use k8s_openapi::api::networking::v1::{
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use lb_api::TargetGroupBinding;
-use lb_api::keys::ingress as keys;
 use lb_model::ingress::GroupId;
-use lb_model::stack::Binding;
 use serde_json::json;
 
 use super::error::{IngressError, KubeContext};
@@ -95,51 +93,33 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Creates or updates a binding of the group's stack, named `name` (see `adopted_name`).
+/// Creates or updates a binding of the group's stack.
 pub async fn apply_binding(
     client: &Client,
-    group: &GroupId,
-    binding: &Binding,
-    name: &str,
-    target_group_arn: &str,
-    backend_security_group: Option<&str>,
+    binding: &TargetGroupBinding,
 ) -> Result<(), IngressError> {
-    let mut object = lb_model::service::objects::binding_object(
-        binding,
-        target_group_arn,
-        backend_security_group,
-    );
-    object.metadata.name = Some(name.to_string());
-    object.metadata.labels = Some(group.binding_labels());
-    let api: Api<TargetGroupBinding> = Api::namespaced(client.clone(), &binding.namespace);
+    let name = binding.name_any();
+    let api: Api<TargetGroupBinding> =
+        Api::namespaced(client.clone(), &binding.namespace().unwrap_or_default());
     api.patch(
-        name,
+        &name,
         &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&object),
+        &Patch::Apply(binding),
     )
     .await
     .context(|| format!("applying TargetGroupBinding {name}"))?;
     Ok(())
 }
 
-/// The bindings labelled as the group's, in every namespace (a group spans namespaces); for an
-/// explicit group also those this controller's earlier versions labelled with the group's name
-/// as `stack-name` (upstream labels them `stack`), so they are adopted, not left behind.
+/// The group's bindings ([`GroupId::binding_selectors`]), in every namespace (a group spans
+/// namespaces).
 pub async fn group_bindings(
     client: &Client,
     group: &GroupId,
 ) -> Result<Vec<TargetGroupBinding>, IngressError> {
     let api: Api<TargetGroupBinding> = Api::all(client.clone());
-    let mut selectors = vec![group.binding_selector()];
-    if let GroupId::Explicit(name) = group {
-        selectors.push(format!(
-            "{}={name},!{}",
-            keys::STACK_NAME_LABEL,
-            keys::STACK_NAMESPACE_LABEL
-        ));
-    }
     let mut found: Vec<TargetGroupBinding> = Vec::new();
-    for selector in selectors {
+    for selector in group.binding_selectors() {
         let list = api
             .list(&ListParams::default().labels(&selector))
             .await

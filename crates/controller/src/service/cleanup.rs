@@ -47,8 +47,7 @@ pub async fn clean_up<L: LoadBalancers, E: Ec2>(
         tracing::info!(steps = ?steps, "removing the stack");
     }
     remove(&ctx.elb, &steps).await?;
-    ctx.ec2.delete_security_groups(&owner, None).await?;
-    crate::security_groups::release_backend(&ctx.elb, &ctx.ec2).await?;
+    crate::security_groups::remove(&ctx.elb, &ctx.ec2, &owner).await?;
     if service.metadata.deletion_timestamp.is_none() {
         objects::set_status(&ctx.client, service, None).await?;
     }

@@ -64,14 +64,7 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
         tracing::debug!(?existing, desired = ?stack, "what differs");
     }
     let applied = apply(&ctx.elb, &stack, &existing, &steps).await?;
-    // A load balancer that moved to explicit security groups: the managed one can go.
-    if groups.managed.is_none()
-        && steps
-            .iter()
-            .any(|s| matches!(s, Step::SetSecurityGroups { .. }))
-    {
-        ctx.ec2.delete_security_groups(&owner, None).await?;
-    }
+    security_groups::after_apply(&ctx.ec2, &owner, &groups, &steps).await?;
     let namespace = service.namespace().unwrap_or_default();
     let existing_bindings =
         objects::stack_bindings(&ctx.client, &namespace, &service.name_any()).await?;
@@ -80,9 +73,8 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
         let Some(arn) = applied.target_group_arns.get(&binding.target_group) else {
             continue;
         };
-        let mut object = binding_object(binding, arn, groups.rules_source());
         let name = adopted_name(&existing_bindings, arn, &binding.name);
-        object.metadata.name = Some(name.clone());
+        let object = binding_object(binding, &name, arn, groups.rules_source());
         objects::apply_binding(&ctx.client, &object).await?;
         wanted.push(name);
     }

@@ -46,6 +46,22 @@ impl GroupId {
         }
     }
 
+    /// The label selectors of the group's bindings: [`GroupId::binding_selector`], and for an
+    /// explicit group also that of the bindings this controller's earlier versions labelled with
+    /// the group's name as `stack-name` (upstream labels them `stack`), so they are adopted, not
+    /// left behind.
+    pub fn binding_selectors(&self) -> Vec<String> {
+        let mut selectors = vec![self.binding_selector()];
+        if let Self::Explicit(name) = self {
+            selectors.push(format!(
+                "{}={name},!{}",
+                keys::STACK_NAME_LABEL,
+                keys::STACK_NAMESPACE_LABEL
+            ));
+        }
+        selectors
+    }
+
     /// The label selector of exactly the group's bindings.
     pub fn binding_selector(&self) -> String {
         match self {

@@ -49,6 +49,21 @@ pub struct IngressSettings {
     pub external_managed_tags: Vec<String>,
 }
 
+impl IngressSettings {
+    /// Cluster `cluster` with upstream's defaults for every other flag.
+    pub fn upstream_defaults(cluster: &str) -> Self {
+        Self {
+            cluster: cluster.into(),
+            default_tags: BTreeMap::new(),
+            default_ssl_policy: crate::stack::DEFAULT_SSL_POLICY.into(),
+            default_target_type: TargetType::Instance,
+            default_scheme: Scheme::Internal,
+            security_groups: Default::default(),
+            external_managed_tags: Vec::new(),
+        }
+    }
+}
+
 /// An ACM certificate, for discovery by host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {

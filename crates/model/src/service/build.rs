@@ -42,6 +42,20 @@ pub struct ClusterSettings {
     pub tcp_udp_listeners: bool,
 }
 
+impl ClusterSettings {
+    /// Cluster `cluster` with upstream's defaults for every other flag.
+    pub fn upstream_defaults(cluster: &str) -> Self {
+        Self {
+            cluster: cluster.into(),
+            default_tags: BTreeMap::new(),
+            default_ssl_policy: crate::stack::DEFAULT_SSL_POLICY.into(),
+            security_groups: Default::default(),
+            external_managed_tags: Vec::new(),
+            tcp_udp_listeners: false,
+        }
+    }
+}
+
 /// The stack, and what the user should hear about although it does not stop the build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {

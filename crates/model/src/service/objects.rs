@@ -70,10 +70,12 @@ pub fn stack_labels(namespace: &str, name: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// The TargetGroupBinding of one target group of the stack, pointing at its ARN; its
-/// `networking` admits `backend_security_group` (an ID) when the load balancer has it.
+/// The TargetGroupBinding of one target group of the stack, named `name` (the binding's own, or
+/// the one an existing binding of the target group has: [`adopted_name`]), pointing at its ARN;
+/// its `networking` admits `backend_security_group` (an ID) when the load balancer has it.
 pub fn binding_object(
     binding: &Binding,
+    name: &str,
     target_group_arn: &str,
     backend_security_group: Option<&str>,
 ) -> TargetGroupBinding {
@@ -83,7 +85,7 @@ pub fn binding_object(
     });
     TargetGroupBinding {
         metadata: ObjectMeta {
-            name: Some(binding.name.clone()),
+            name: Some(name.to_string()),
             namespace: Some(binding.namespace.clone()),
             labels: Some(binding.labels.clone()),
             ..ObjectMeta::default()
@@ -195,7 +197,7 @@ mod tests {
                 port: Some(IntOrString::Int(30080)),
             }]],
         };
-        let object = binding_object(&binding, "arn:tg", Some("sg-backend"));
+        let object = binding_object(&binding, &binding.name, "arn:tg", Some("sg-backend"));
         let value = serde_json::to_value(&object).expect("json");
         assert_eq!(
             value,
@@ -218,7 +220,9 @@ mod tests {
         );
         // Without the backend group there is no rule to write.
         assert_eq!(
-            binding_object(&binding, "arn:tg", None).spec.networking,
+            binding_object(&binding, &binding.name, "arn:tg", None)
+                .spec
+                .networking,
             None
         );
     }
