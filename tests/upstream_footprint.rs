@@ -45,7 +45,7 @@ async fn on_the_sandbox_ours_leaves_upstreams_footprint() {
     let mut previous = serde_json::Value::Null;
     let found = loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let now = compare::canonical(&control.footprint(CLUSTER).await.expect("footprint"));
+        let now = compare::canonical(&control.footprint().await.expect("footprint"));
         let complete = ["load_balancers", "target_groups", "security_groups"]
             .iter()
             .all(|list| {
@@ -63,7 +63,6 @@ async fn on_the_sandbox_ours_leaves_upstreams_footprint() {
         &aws.sdk_config().await,
         &Default::default(),
         &[("Name".to_string(), "lb-sandbox".to_string())].into(),
-        None,
     )
     .await
     .expect("the VPC tagged Name=lb-sandbox");

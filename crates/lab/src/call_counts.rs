@@ -19,13 +19,18 @@ pub fn since(calls: &AwsCalls, before: &[u64]) -> BTreeMap<&'static str, u64> {
         .collect()
 }
 
-/// How many of `calls` change AWS.
-pub fn mutating(calls: &BTreeMap<&'static str, u64>) -> u64 {
+/// The calls of `calls` that change AWS, by operation.
+pub fn mutating_calls(calls: &BTreeMap<&'static str, u64>) -> BTreeMap<&'static str, u64> {
     Operation::ALL
         .iter()
         .filter(|op| op.is_mutating())
-        .filter_map(|op| calls.get(op.as_str()))
-        .sum()
+        .filter_map(|op| Some((op.as_str(), *calls.get(op.as_str())?)))
+        .collect()
+}
+
+/// How many of `calls` change AWS.
+pub fn mutating(calls: &BTreeMap<&'static str, u64>) -> u64 {
+    mutating_calls(calls).values().sum()
 }
 
 /// `Operation n, ...`.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use lb_api::{TargetGroupBinding, keys};
@@ -128,9 +129,25 @@ impl Drop for ControllerHandle {
 
 /// Installs the CRDs and waits until the apiserver serves them.
 pub async fn install_crds(client: &Client) -> Result<(), HarnessError> {
-    let yaml = lb_api::crds_yaml().map_err(|e| SandboxError::Manifest(e.to_string()))?;
-    manifests::apply_yaml(client, &yaml, "default").await?;
-    // The IngressClass the chart installs beside the controller.
+    use kube::core::CustomResourceExt;
+    let crds = [
+        lb_api::target_group_binding_crd(),
+        lb_api::IngressClassParams::crd(),
+    ];
+    install_crds_from(client, &crds).await
+}
+
+/// Installs `crds` (server-side apply) and the IngressClass the chart installs beside the
+/// controller, and waits until the apiserver serves them.
+pub async fn install_crds_from(
+    client: &Client,
+    crds: &[CustomResourceDefinition],
+) -> Result<(), HarnessError> {
+    for crd in crds {
+        let yaml =
+            serde_yaml_ng::to_string(crd).map_err(|e| SandboxError::Manifest(e.to_string()))?;
+        manifests::apply_yaml(client, &yaml, "default").await?;
+    }
     let class = include_str!("../../../config/ingress-class/alb.yaml");
     manifests::apply_yaml(client, class, "default").await?;
     wait_for_crds(client).await
@@ -277,34 +294,18 @@ pub async fn start_controller_with(
     let backend = BackendSecurityGroup::Managed {
         cluster: aws.cluster_name().to_string(),
     };
-    let shared_ec2 = SdkEc2::new(&config, calls.clone(), vpc, backend);
-    let ec2 = || shared_ec2.clone();
+    let ec2 = SdkEc2::new(&config, calls.clone(), vpc, backend);
     let services = ServiceOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
-        ec2: ec2(),
-        cluster: ClusterSettings {
-            cluster: aws.cluster_name().to_string(),
-            default_tags: Default::default(),
-            default_ssl_policy: "ELBSecurityPolicy-2016-08".to_string(),
-            security_groups: Default::default(),
-            external_managed_tags: Vec::new(),
-            tcp_udp_listeners: false,
-        },
+        ec2: ec2.clone(),
+        cluster: ClusterSettings::upstream_defaults(aws.cluster_name()),
         selection: SelectionSettings::default(),
     };
     let ingresses = IngressOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
-        ec2: ec2(),
+        ec2,
         acm: SdkAcm::new(&config, calls.clone()),
-        settings: IngressSettings {
-            cluster: aws.cluster_name().to_string(),
-            default_tags: Default::default(),
-            default_ssl_policy: "ELBSecurityPolicy-2016-08".to_string(),
-            default_target_type: lb_api::TargetType::Instance,
-            default_scheme: lb_model::ingress::Scheme::Internal,
-            security_groups: Default::default(),
-            external_managed_tags: Vec::new(),
-        },
+        settings: IngressSettings::upstream_defaults(aws.cluster_name()),
         class: ClassSettings::default(),
     };
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -8,18 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
-use lb_api::TargetType;
 use lb_aws::deployer::rules::layout;
 use lb_model::ingress::member::Cluster;
-use lb_model::ingress::{GroupMember, IngressSettings, Scheme, build_group};
+use lb_model::ingress::{GroupMember, IngressSettings, build_group};
 use lb_model::service::build::ClusterSettings;
 use lb_model::service::selection::{Selection, SelectionSettings, select};
 use lb_model::service::subnets::Subnet;
 use lb_model::stack::{
-    Action, Condition, LoadBalancerKind, SecurityGroupSettings, Stack, TargetGroupRef,
-    descriptions, tags,
+    Action, Condition, LoadBalancerKind, Stack, TargetGroupRef, descriptions, tags,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The workload's Services and Ingresses, with the UIDs of `object_uids` (`Kind/ns/name`).
@@ -33,25 +30,19 @@ pub fn workload(yaml: &str, uids: &BTreeMap<String, String>) -> Result<Workload,
         services: Vec::new(),
         ingresses: Vec::new(),
     };
-    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
-        let value = serde_json::Value::deserialize(document).map_err(|e| e.to_string())?;
-        let kind = value
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let key = |v: &Value| {
-            let meta = &v["metadata"];
-            format!(
-                "{kind}/{}/{}",
-                meta["namespace"].as_str().unwrap_or("default"),
-                meta["name"].as_str().unwrap_or_default()
-            )
-        };
-        let mut value = value.clone();
-        if let Some(uid) = uids.get(&key(&value)) {
+    let documents = crate::chart::documents(yaml).map_err(|e| e.to_string())?;
+    for mut value in documents {
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let meta = &value["metadata"];
+        let key = format!(
+            "{kind}/{}/{}",
+            meta["namespace"].as_str().unwrap_or("default"),
+            meta["name"].as_str().unwrap_or_default()
+        );
+        if let Some(uid) = uids.get(&key) {
             value["metadata"]["uid"] = json!(uid);
         }
-        match kind {
+        match kind.as_str() {
             "Service" => {
                 workload
                     .services
@@ -91,14 +82,7 @@ fn subnets(cluster: &str) -> Vec<Subnet> {
 pub fn stacks(workload: &Workload, cluster: &str) -> Result<Vec<Stack>, String> {
     let subnets = subnets(cluster);
     let mut stacks = Vec::new();
-    let services = ClusterSettings {
-        cluster: cluster.into(),
-        default_tags: BTreeMap::new(),
-        default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
-        security_groups: SecurityGroupSettings::default(),
-        external_managed_tags: Vec::new(),
-        tcp_udp_listeners: false,
-    };
+    let services = ClusterSettings::upstream_defaults(cluster);
     for service in &workload.services {
         let Selection::Ours { target_type } = select(service, &SelectionSettings::default()) else {
             continue;
@@ -107,15 +91,7 @@ pub fn stacks(workload: &Workload, cluster: &str) -> Result<Vec<Stack>, String> 
             .map_err(|e| e.to_string())?;
         stacks.push(built.stack);
     }
-    let settings = IngressSettings {
-        cluster: cluster.into(),
-        default_tags: BTreeMap::new(),
-        default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
-        default_target_type: TargetType::Instance,
-        default_scheme: Scheme::Internal,
-        security_groups: SecurityGroupSettings::default(),
-        external_managed_tags: Vec::new(),
-    };
+    let settings = IngressSettings::upstream_defaults(cluster);
     let lookup = |namespace: &str, name: &str| {
         workload
             .services

@@ -19,9 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
-use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -30,12 +29,13 @@ use kube::{Api, Client, ResourceExt};
 use lb_api::{TargetGroupBinding, TargetType};
 use lb_model::service::objects::binding_object;
 use lb_model::stack::{Stack, StackKind};
+use lb_sandbox::aws::elb_setup;
 use lb_sandbox::{Sandbox, SandboxConfig, manifests};
 use serde_json::{Value, json};
 
 use super::{CLUSTER, WORKLOAD_YAML, compare, fixture, model};
 use crate::call_counts;
-use crate::harness::{HarnessError, HarnessOptions, start_controller_with};
+use crate::harness::{HarnessError, HarnessOptions, install_crds_from, start_controller_with};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct TakeoverOptions {
@@ -93,8 +93,6 @@ pub struct Report {
     pub watched: Duration,
     /// Every AWS call ours made while watched, by operation.
     pub calls: BTreeMap<&'static str, u64>,
-    /// The calls that change AWS, by operation.
-    pub mutating: BTreeMap<&'static str, u64>,
     /// Load balancers, target groups and security groups upstream left: how many there were, and
     /// which ours replaced (gone, or another ARN or ID under the name).
     pub upstream_resources: usize,
@@ -121,8 +119,13 @@ pub struct Teardown {
 }
 
 impl Report {
+    /// The calls that changed AWS, by operation.
+    pub fn mutating(&self) -> BTreeMap<&'static str, u64> {
+        call_counts::mutating_calls(&self.calls)
+    }
+
     pub fn mutating_total(&self) -> u64 {
-        self.mutating.values().sum()
+        call_counts::mutating(&self.calls)
     }
 }
 
@@ -152,7 +155,7 @@ impl std::fmt::Display for Report {
             f,
             "| mutating AWS calls | {} ({}) |",
             self.mutating_total(),
-            calls(&self.mutating)
+            calls(&self.mutating())
         )?;
         writeln!(f, "| every AWS call | {} |", calls(&self.calls))?;
         writeln!(
@@ -219,22 +222,23 @@ async fn takeover(sandbox: &Sandbox, options: &TakeoverOptions) -> Result<Report
         elb: elb.clone(),
         ec2: aws_sdk_ec2::Client::new(&config),
         vpc: aws.seeded().vpc_id.clone(),
+        subnets: aws.seeded().subnets.values().cloned().collect(),
     };
     // 1. Upstream's cluster.
-    install_upstream_crds(&client).await?;
+    install_crds_from(&client, &upstream_crds()).await?;
     manifests::apply_yaml(&client, WORKLOAD_YAML, "default").await?;
     wait_for_workload(&client).await?;
     // 2. Upstream's AWS state.
-    let stacks = live_stacks(&client).await?;
+    let (workload, stacks) = live_stacks(&client).await?;
     let footprint = fixture();
     let renames = renames(&footprint, &stacks);
     let replayed = aws.control().replay(&footprint, &renames).await?;
     register_targets(&client, &elb, &stacks, &replayed).await?;
-    let foreign = Foreign::create(&inventory).await?;
+    create_foreign(&inventory).await?;
     // 3. Upstream's Kubernetes objects.
-    upstream_objects(&client, &elb, &stacks, &replayed).await?;
-    let before = aws.control().footprint(CLUSTER).await?;
-    let arns_before = ours_and_upstreams(inventory.list().await?, &foreign);
+    upstream_objects(&client, &elb, &workload, &stacks, &replayed).await?;
+    let before = aws.control().footprint().await?;
+    let arns_before = ours_and_upstreams(inventory.list().await?);
     let bindings_before = binding_names(&client).await?;
     // 4. Ours.
     let controller = start_controller_with(
@@ -250,19 +254,10 @@ async fn takeover(sandbox: &Sandbox, options: &TakeoverOptions) -> Result<Report
     let started = Instant::now();
     tokio::time::sleep(options.watch).await;
     let calls = call_counts::since(&controller.calls, &counted);
-    let after = aws.control().footprint(CLUSTER).await?;
-    let arns_after = ours_and_upstreams(inventory.list().await?, &foreign);
+    let after = aws.control().footprint().await?;
+    let arns_after = ours_and_upstreams(inventory.list().await?);
     let mut report = Report {
         watched: started.elapsed(),
-        mutating: calls
-            .iter()
-            .filter(|(op, _)| {
-                lb_aws::Operation::ALL
-                    .iter()
-                    .any(|o| o.as_str() == **op && o.is_mutating())
-            })
-            .map(|(op, n)| (*op, *n))
-            .collect(),
         calls,
         upstream_resources: arns_before.len(),
         replaced: arns_before
@@ -282,25 +277,22 @@ async fn takeover(sandbox: &Sandbox, options: &TakeoverOptions) -> Result<Report
     };
     // 5. Teardown.
     if !options.no_teardown {
-        report.teardown = Some(teardown(&client, &inventory, &foreign).await?);
+        report.teardown = Some(teardown(&client, &inventory).await?);
     }
     controller.stop().await;
     Ok(report)
 }
 
 /// `inventory` without someone else's resources.
-fn ours_and_upstreams(
-    mut inventory: BTreeMap<String, String>,
-    foreign: &Foreign,
-) -> BTreeMap<String, String> {
-    inventory.retain(|name, _| !foreign.is(name));
+fn ours_and_upstreams(mut inventory: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    inventory.retain(|name, _| !is_foreign(name));
     inventory
 }
 
 /// The CRDs as upstream's chart installs them: ours are field for field upstream's, but for the
 /// status, where upstream's TargetGroupBinding has only `observedGeneration` (and so no HEALTH
 /// column). Nothing of ours may need more than that.
-pub fn upstream_crds() -> Vec<CustomResourceDefinition> {
+fn upstream_crds() -> Vec<CustomResourceDefinition> {
     use kube::core::CustomResourceExt;
     let mut binding = lb_api::target_group_binding_crd();
     for version in &mut binding.spec.versions {
@@ -319,19 +311,6 @@ pub fn upstream_crds() -> Vec<CustomResourceDefinition> {
         }
     }
     vec![binding, lb_api::IngressClassParams::crd()]
-}
-
-async fn install_upstream_crds(client: &Client) -> Result<(), TakeoverError> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in upstream_crds() {
-        api.create(&PostParams::default(), &crd)
-            .await
-            .map_err(kube_error("installing upstream's CRDs"))?;
-    }
-    let class = include_str!("../../../../config/ingress-class/alb.yaml");
-    manifests::apply_yaml(client, class, "default").await?;
-    crate::harness::wait_for_crds(client).await?;
-    Ok(())
 }
 
 /// The workload's Deployments, all replicas ready.
@@ -361,7 +340,7 @@ async fn wait_for_workload(client: &Client) -> Result<(), TakeoverError> {
 
 /// The workload as the cluster has it (its UIDs), built by the model: the names upstream gives
 /// this cluster's resources (the footprint test shows the model's names are upstream's).
-async fn live_stacks(client: &Client) -> Result<Vec<Stack>, TakeoverError> {
+async fn live_stacks(client: &Client) -> Result<(model::Workload, Vec<Stack>), TakeoverError> {
     let services: Api<Service> = Api::all(client.clone());
     let ingresses: Api<Ingress> = Api::all(client.clone());
     let workload = model::Workload {
@@ -376,7 +355,8 @@ async fn live_stacks(client: &Client) -> Result<Vec<Stack>, TakeoverError> {
             .map_err(kube_error("listing Ingresses"))?
             .items,
     };
-    model::stacks(&workload, CLUSTER).map_err(TakeoverError::Setup)
+    let stacks = model::stacks(&workload, CLUSTER).map_err(TakeoverError::Setup)?;
+    Ok((workload, stacks))
 }
 
 /// The footprint's names that hash a UID (a Service's NLB and security group, every target
@@ -436,12 +416,25 @@ async fn ready_endpoints(
     namespace: &str,
     service: &str,
 ) -> Result<Vec<(String, i32)>, TakeoverError> {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let pod_selector = services
+        .get(service)
+        .await
+        .map_err(kube_error("reading a Service"))?
+        .spec
+        .and_then(|s| s.selector)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+    let slice_selector = format!("kubernetes.io/service-name={service}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
-        let selector = format!("kubernetes.io/service-name={service}");
         let list = slices
-            .list(&ListParams::default().labels(&selector))
+            .list(&ListParams::default().labels(&slice_selector))
             .await
             .map_err(kube_error("listing EndpointSlices"))?;
         let mut endpoints = Vec::new();
@@ -458,47 +451,19 @@ async fn ready_endpoints(
                 }
             }
         }
-        let selected = ready_pods_selected(client, namespace, service).await?;
+        let selected = pods
+            .list(&ListParams::default().labels(&pod_selector))
+            .await
+            .map_err(kube_error("listing pods"))?
+            .items
+            .iter()
+            .filter(|p| lb_sandbox::testing::is_ready(p))
+            .count();
         if endpoints.len() == selected || Instant::now() > deadline {
             return Ok(endpoints);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// How many Ready pods `service` selects.
-async fn ready_pods_selected(
-    client: &Client,
-    namespace: &str,
-    service: &str,
-) -> Result<usize, TakeoverError> {
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let selector = services
-        .get(service)
-        .await
-        .map_err(kube_error("reading a Service"))?
-        .spec
-        .and_then(|s| s.selector)
-        .unwrap_or_default()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(kube_error("listing pods"))?;
-    Ok(list
-        .items
-        .iter()
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .count())
 }
 
 /// Every ready endpoint of each target group's Service, registered as upstream had them.
@@ -515,16 +480,11 @@ async fn register_targets(
             }
             let targets = ready_endpoints(client, &binding.namespace, &binding.service_name)
                 .await?
-                .into_iter()
-                .map(|(address, port)| TargetDescription::builder().id(address).port(port).build())
-                .collect::<Vec<_>>();
+                .iter()
+                .map(|(address, port)| elb_setup::target(address, *port))
+                .collect();
             let arn = arn_of(replayed, "target_groups", &binding.name)?;
-            elb.register_targets()
-                .target_group_arn(&arn)
-                .set_targets(Some(targets))
-                .send()
-                .await
-                .map_err(aws_error(format!("registering the targets of {arn}")))?;
+            elb_setup::register(elb, &arn, targets).await?;
         }
     }
     Ok(())
@@ -534,63 +494,48 @@ async fn register_targets(
 async fn upstream_objects(
     client: &Client,
     elb: &Elb,
+    workload: &model::Workload,
     stacks: &[Stack],
     replayed: &Value,
 ) -> Result<(), TakeoverError> {
     let backend = replayed["security_groups"][lb_model::naming::backend_security_group(CLUSTER)]
         .as_str()
         .map(str::to_string);
+    let described = elb
+        .describe_load_balancers()
+        .send()
+        .await
+        .map_err(aws_error("describing the replayed load balancers"))?;
     for stack in stacks {
         let lb_arn = arn_of(replayed, "load_balancers", &stack.load_balancer.name)?;
-        let described = elb
-            .describe_load_balancers()
-            .load_balancer_arns(&lb_arn)
-            .send()
-            .await
-            .map_err(aws_error("describing a replayed load balancer"))?;
         let dns = described
             .load_balancers()
-            .first()
+            .iter()
+            .find(|l| l.load_balancer_arn() == Some(lb_arn.as_str()))
             .and_then(|l| l.dns_name())
-            .unwrap_or_default()
-            .to_string();
+            .unwrap_or_default();
         let status = json!({"status": {"loadBalancer": {"ingress": [{"hostname": dns}]}}});
         match stack.kind {
             StackKind::Service => {
                 let (namespace, name) = stack.id.split_once('/').unwrap_or_default();
                 let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-                finalize(&api, name, lb_api::keys::service::FINALIZER).await?;
-                api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-                    .await
-                    .map_err(kube_error("writing a Service's status"))?;
+                mark_upstreams(&api, name, lb_api::keys::service::FINALIZER, &status).await?;
             }
             StackKind::Ingress => {
-                let ingresses: Api<Ingress> = Api::all(client.clone());
-                let list = ingresses
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(kube_error("listing Ingresses"))?;
-                for ingress in &list.items {
+                for ingress in &workload.ingresses {
                     let group = lb_model::ingress::group::group_of(ingress, None);
                     if group.stack_id() != stack.id {
                         continue;
                     }
                     let api: Api<Ingress> =
                         Api::namespaced(client.clone(), &ingress.namespace().unwrap_or_default());
-                    finalize(&api, &ingress.name_any(), &group.finalizer()).await?;
-                    api.patch_status(
-                        &ingress.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&status),
-                    )
-                    .await
-                    .map_err(kube_error("writing an Ingress's status"))?;
+                    mark_upstreams(&api, &ingress.name_any(), &group.finalizer(), &status).await?;
                 }
             }
         }
         for binding in &stack.bindings {
             let arn = arn_of(replayed, "target_groups", &binding.name)?;
-            let mut object = binding_object(binding, &arn, backend.as_deref());
+            let mut object = binding_object(binding, &binding.name, &arn, backend.as_deref());
             object.metadata.finalizers = Some(vec![lb_api::keys::FINALIZER.to_string()]);
             let api: Api<TargetGroupBinding> = Api::namespaced(client.clone(), &binding.namespace);
             api.create(&PostParams::default(), &object)
@@ -601,7 +546,13 @@ async fn upstream_objects(
     Ok(())
 }
 
-async fn finalize<K>(api: &Api<K>, name: &str, finalizer: &str) -> Result<(), TakeoverError>
+/// Upstream's finalizer and status (its load balancer's hostname) on a Service or an Ingress.
+async fn mark_upstreams<K>(
+    api: &Api<K>,
+    name: &str,
+    finalizer: &str,
+    status: &Value,
+) -> Result<(), TakeoverError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -609,6 +560,9 @@ where
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(kube_error(format!("adding finalizer {finalizer}")))?;
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .map_err(kube_error(format!("writing the status of {name}")))?;
     Ok(())
 }
 
@@ -618,11 +572,18 @@ struct Inventory {
     elb: Elb,
     ec2: aws_sdk_ec2::Client,
     vpc: String,
+    /// The VPC's subnets (the sandbox seeded them).
+    subnets: Vec<String>,
 }
 
 impl Inventory {
     async fn list(&self) -> Result<BTreeMap<String, String>, TakeoverError> {
         let mut found = BTreeMap::new();
+        let mut add = |kind: &str, name: Option<&str>, id: Option<&str>| {
+            if let (Some(name), Some(id)) = (name, id) {
+                found.insert(inventory_name(kind, name), id.to_string());
+            }
+        };
         let lbs = self
             .elb
             .describe_load_balancers()
@@ -630,9 +591,11 @@ impl Inventory {
             .await
             .map_err(aws_error("listing load balancers"))?;
         for lb in lbs.load_balancers() {
-            if let (Some(name), Some(arn)) = (lb.load_balancer_name(), lb.load_balancer_arn()) {
-                found.insert(format!("load balancer {name}"), arn.to_string());
-            }
+            add(
+                LOAD_BALANCER,
+                lb.load_balancer_name(),
+                lb.load_balancer_arn(),
+            );
         }
         let tgs = self
             .elb
@@ -641,9 +604,7 @@ impl Inventory {
             .await
             .map_err(aws_error("listing target groups"))?;
         for tg in tgs.target_groups() {
-            if let (Some(name), Some(arn)) = (tg.target_group_name(), tg.target_group_arn()) {
-                found.insert(format!("target group {name}"), arn.to_string());
-            }
+            add(TARGET_GROUP, tg.target_group_name(), tg.target_group_arn());
         }
         let sgs = self
             .ec2
@@ -658,14 +619,20 @@ impl Inventory {
             .await
             .map_err(aws_error("listing security groups"))?;
         for sg in sgs.security_groups() {
-            if let (Some(name), Some(id)) = (sg.group_name(), sg.group_id())
-                && name != "default"
-            {
-                found.insert(format!("security group {name}"), id.to_string());
-            }
+            let name = sg.group_name().filter(|name| *name != "default");
+            add(SECURITY_GROUP, name, sg.group_id());
         }
         Ok(found)
     }
+}
+
+const LOAD_BALANCER: &str = "load balancer";
+const TARGET_GROUP: &str = "target group";
+const SECURITY_GROUP: &str = "security group";
+
+/// A resource as the inventory names it: `<kind> <name>`.
+fn inventory_name(kind: &str, name: &str) -> String {
+    format!("{kind} {name}")
 }
 
 async fn binding_names(client: &Client) -> Result<BTreeSet<String>, TakeoverError> {
@@ -682,95 +649,71 @@ async fn binding_names(client: &Client) -> Result<BTreeSet<String>, TakeoverErro
 }
 
 /// Someone else's load balancer and target group (another cluster's tags) and security group
-/// (untagged), which a takeover and a teardown must leave as they are; by inventory name.
-struct Foreign {
-    names: [String; 3],
+/// (untagged), which a takeover and a teardown must leave as they are.
+const FOREIGN: &str = "someone-elses";
+
+/// The inventory names of someone else's resources.
+fn foreign_names() -> [String; 3] {
+    [LOAD_BALANCER, TARGET_GROUP, SECURITY_GROUP].map(|kind| inventory_name(kind, FOREIGN))
 }
 
-impl Foreign {
-    const NAME: &'static str = "someone-elses";
+fn is_foreign(name: &str) -> bool {
+    foreign_names().iter().any(|n| n == name)
+}
 
-    async fn create(inventory: &Inventory) -> Result<Self, TakeoverError> {
-        let (elb, ec2, vpc) = (&inventory.elb, &inventory.ec2, inventory.vpc.as_str());
-        let security_group = ec2
-            .create_security_group()
-            .group_name(Self::NAME)
-            .description("not the controller's")
-            .vpc_id(vpc)
-            .send()
-            .await
-            .map_err(aws_error("creating a foreign security group"))?
-            .group_id()
-            .unwrap_or_default()
-            .to_string();
-        let tag = |key: &str, value: &str| {
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key(key)
-                .value(value)
-                .build()
-        };
-        elb.create_target_group()
-            .name(Self::NAME)
-            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-            .port(80)
-            .vpc_id(vpc)
-            .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
-            .tags(tag("elbv2.k8s.aws/cluster", "another-cluster"))
-            .tags(tag("ingress.k8s.aws/stack", "store-front"))
-            .send()
-            .await
-            .map_err(aws_error("creating a foreign target group"))?;
-        let subnets = ec2
-            .describe_subnets()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("vpc-id")
-                    .values(vpc)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(aws_error("listing subnets"))?
-            .subnets()
-            .iter()
-            .filter_map(|s| s.subnet_id().map(str::to_string))
-            .collect::<Vec<_>>();
-        elb.create_load_balancer()
-            .name(Self::NAME)
-            .scheme(aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum::Internal)
-            .set_subnets(Some(subnets))
-            .security_groups(&security_group)
-            .tags(tag("elbv2.k8s.aws/cluster", "another-cluster"))
-            .tags(tag("ingress.k8s.aws/stack", "store-front"))
-            .send()
-            .await
-            .map_err(aws_error("creating a foreign load balancer"))?;
-        Ok(Self {
-            names: ["load balancer", "target group", "security group"]
-                .map(|kind| format!("{kind} {}", Self::NAME)),
-        })
-    }
+/// Someone else's resources no longer in `inventory`.
+fn foreign_lost(inventory: &BTreeMap<String, String>) -> Vec<String> {
+    foreign_names()
+        .into_iter()
+        .filter(|n| !inventory.contains_key(n))
+        .collect()
+}
 
-    fn is(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name)
-    }
-
-    /// Those no longer in `inventory`.
-    fn lost(&self, inventory: &BTreeMap<String, String>) -> Vec<String> {
-        self.names
-            .iter()
-            .filter(|n| !inventory.contains_key(*n))
-            .cloned()
-            .collect()
-    }
+async fn create_foreign(inventory: &Inventory) -> Result<(), TakeoverError> {
+    let (elb, ec2, vpc) = (&inventory.elb, &inventory.ec2, inventory.vpc.as_str());
+    let security_group = ec2
+        .create_security_group()
+        .group_name(FOREIGN)
+        .description("not the controller's")
+        .vpc_id(vpc)
+        .send()
+        .await
+        .map_err(aws_error("creating a foreign security group"))?
+        .group_id()
+        .unwrap_or_default()
+        .to_string();
+    let tag = |key: &str, value: &str| {
+        aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+    };
+    elb.create_target_group()
+        .name(FOREIGN)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .tags(tag("elbv2.k8s.aws/cluster", "another-cluster"))
+        .tags(tag("ingress.k8s.aws/stack", "store-front"))
+        .send()
+        .await
+        .map_err(aws_error("creating a foreign target group"))?;
+    elb.create_load_balancer()
+        .name(FOREIGN)
+        .scheme(aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum::Internal)
+        .set_subnets(Some(inventory.subnets.clone()))
+        .security_groups(&security_group)
+        .tags(tag("elbv2.k8s.aws/cluster", "another-cluster"))
+        .tags(tag("ingress.k8s.aws/stack", "store-front"))
+        .send()
+        .await
+        .map_err(aws_error("creating a foreign load balancer"))?;
+    Ok(())
 }
 
 /// Deletes the workload's Ingresses and Services; waits until ours has released them.
-async fn teardown(
-    client: &Client,
-    inventory: &Inventory,
-    foreign: &Foreign,
-) -> Result<Teardown, TakeoverError> {
+async fn teardown(client: &Client, inventory: &Inventory) -> Result<Teardown, TakeoverError> {
     let started = Instant::now();
     let ingresses: Api<Ingress> = Api::all(client.clone());
     for ingress in ingresses
@@ -795,8 +738,8 @@ async fn teardown(
     loop {
         outcome.left_in_kubernetes = left_in_kubernetes(client).await?;
         let now = inventory.list().await?;
-        outcome.left_in_aws = now.keys().filter(|n| !foreign.is(n)).cloned().collect();
-        outcome.foreign_lost = foreign.lost(&now);
+        outcome.foreign_lost = foreign_lost(&now);
+        outcome.left_in_aws = ours_and_upstreams(now).into_keys().collect();
         let done = outcome.left_in_kubernetes.is_empty() && outcome.left_in_aws.is_empty();
         if done || Instant::now() > deadline {
             break;

@@ -54,7 +54,7 @@ def main() -> None:
 
     dataplane = DataPlane(registry, elbv2, guard)
     asyncio.run_coroutine_threadsafe(dataplane.run(), loop)
-    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, endpoint, config, throttle).start(), loop).result()
+    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, endpoint, config, seeded["vpc_id"], throttle).start(), loop).result()
 
     ready = {"endpoint": endpoint, "control": f"http://127.0.0.1:{control_port}", **seeded}
     partial = args.ready_file + ".partial"

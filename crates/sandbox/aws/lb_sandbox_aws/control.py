@@ -9,12 +9,12 @@
                                                answers the rate and how many calls were refused
   GET /peer-target-group?arn=ARN               makes target group ARN exist in the account it names,
                                                with a VPC like the cluster's and an ALB (see peer.py)
-  GET /footprint?cluster=NAME                  the account's load balancers, target groups and the
-                                               cluster VPC's security groups, by name (footprint.py);
-                                               NAME (default: the config's) is echoed as cluster_name
+  GET /footprint                               the account's load balancers, target groups and the
+                                               cluster VPC's security groups, by name (footprint.py)
   POST /replay {"footprint": F, "renames": R}  creates footprint F as the upstream controller would,
-                                               names renamed by R (footprint.py); answers the names
-                                               created with their ARNs and IDs
+                                               names renamed by R (footprint.py); answers the
+                                               security groups, target groups and load balancers
+                                               created with their IDs and ARNs
 Errors are {"error": text}: 400 for a bad request, 500 for what moto refused.
 """
 
@@ -29,12 +29,14 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 
 
 class ControlApi:
-    def __init__(self, registry, dataplane, endpoint: str, config: dict, throttle):
+    def __init__(self, registry, dataplane, endpoint: str, config: dict, vpc_id: str, throttle):
         self.registry = registry
         self.throttle = throttle
         self.dataplane = dataplane
         self.endpoint = endpoint
         self.config = config
+        # The cluster's VPC, as the seed made it (moto's default VPC is in the account too).
+        self.vpc_id = vpc_id
 
     async def start(self) -> int:
         server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -71,14 +73,15 @@ class ControlApi:
             if path == "/peer-target-group":
                 return 200, peer.ensure_target_group(self.endpoint, self.config, one("arn", ""))
             if path == "/footprint":
-                return 200, footprint.dump(self.endpoint, self.config, one("cluster", self.config["cluster_name"]))
+                return 200, footprint.dump(self.endpoint, self.config, self.vpc_id)
             if method != "POST":
                 return 405, {"error": f"{path} takes a POST"}
             request = json.loads(body)
             if not isinstance(request, dict) or not isinstance(request.get("footprint"), dict) \
                     or not isinstance(request.get("renames", {}), dict):
                 raise ValueError('the body must be {"footprint": {...}, "renames": {...}}')
-            return 200, footprint.replay(self.endpoint, self.config, request["footprint"], request.get("renames", {}))
+            return 200, footprint.replay(self.endpoint, self.config, self.vpc_id, request["footprint"],
+                                         request.get("renames", {}))
         except ValueError as err:
             return 400, {"error": str(err)}
         except Exception as err:  # noqa: BLE001 - moto's errors are many; the caller reads the text

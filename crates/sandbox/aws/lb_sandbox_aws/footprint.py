@@ -15,8 +15,7 @@ only the fields it sets, tags included), so that a controller started afterwards
 upstream would have left, as when it replaces upstream in a cluster.
 """
 
-import boto3
-from botocore.config import Config
+from .peer import client
 
 # Identities (the ARN; the name is `name`), the VPC's ID, the load balancers using the group (the
 # listeners say which), and HealthCheckEnabled, which moto always answers (true by default).
@@ -27,16 +26,8 @@ _ACTION_DROPPED = ("Order",)
 STACK_PREFIXES = ("ingress.k8s.aws", "service.k8s.aws")
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
-# boto3 refuses health checks faster than ELB's minimum (5 s); the sandbox's groups check every 2 s.
-_NO_CLIENT_VALIDATION = Config(parameter_validation=False)
-
-
 def _clients(endpoint: str, config: dict):
-    session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config["region"]
-    )
-    return (session.client("ec2", endpoint_url=endpoint, config=_NO_CLIENT_VALIDATION),
-            session.client("elbv2", endpoint_url=endpoint, config=_NO_CLIENT_VALIDATION))
+    return client("ec2", endpoint, config["region"]), client("elbv2", endpoint, config["region"])
 
 
 def _pages(client, operation: str, key: str, **request) -> list:
@@ -53,16 +44,6 @@ def _tag_list(tags: dict) -> list:
 
 def _attribute_dict(answer: dict) -> dict:
     return {attribute["Key"]: attribute["Value"] for attribute in answer["Attributes"]}
-
-
-def cluster_vpc(ec2, config: dict) -> str:
-    """The VPC the seed made for the cluster (moto's default VPC is in the account too)."""
-    vpcs = ec2.describe_vpcs(
-        Filters=[{"Name": f"tag:kubernetes.io/cluster/{config['cluster_name']}", "Values": ["shared", "owned"]}]
-    )["Vpcs"]
-    if len(vpcs) != 1:
-        raise ValueError(f"{len(vpcs)} VPCs are tagged for cluster {config['cluster_name']}")
-    return vpcs[0]["VpcId"]
 
 
 def _vpc_groups(ec2, vpc_id: str) -> list:
@@ -182,11 +163,11 @@ def _dump_security_group(group: dict, security_group_names: dict) -> dict:
     }
 
 
-def dump(endpoint: str, config: dict, cluster_name: str) -> dict:
+def dump(endpoint: str, config: dict, vpc_id: str) -> dict:
     """The account's load balancers and target groups, and the security groups of the cluster's
-    VPC, in the recorded footprint's form (crates/lab/fixtures/upstream-footprint)."""
+    VPC (`vpc_id`), in the recorded footprint's form (crates/lab/fixtures/upstream-footprint)."""
     ec2, elb = _clients(endpoint, config)
-    security_groups = _vpc_groups(ec2, cluster_vpc(ec2, config))
+    security_groups = _vpc_groups(ec2, vpc_id)
     security_group_names = {group["GroupId"]: group["GroupName"] for group in security_groups}
     target_groups = _pages(elb, "describe_target_groups", "TargetGroups")
     target_group_names = {group["TargetGroupArn"]: group["TargetGroupName"] for group in target_groups}
@@ -194,7 +175,7 @@ def dump(endpoint: str, config: dict, cluster_name: str) -> dict:
     tags = _elb_tags(elb, [b["LoadBalancerArn"] for b in balancers] + [g["TargetGroupArn"] for g in target_groups])
     by_name = lambda item: item["name"]  # noqa: E731
     return {
-        "cluster_name": cluster_name,
+        "cluster_name": config["cluster_name"],
         "load_balancers": sorted(
             (_dump_load_balancer(elb, b, tags, security_group_names, target_group_names) for b in balancers),
             key=by_name,
@@ -333,11 +314,10 @@ def _replay_target_groups(elb, vpc_id: str, footprint: dict, name) -> dict:
     return arns
 
 
-def _replay_listeners(elb, balancer: dict, arn: str, target_group_arns: dict) -> tuple[dict, dict]:
-    """(listener ARNs by "<port>", rule ARNs by "<port>:<priority>"); each tagged with the
-    stack's tracking tags and its resource ID, as upstream tags them (ListenerRulesTagging is on)."""
+def _replay_listeners(elb, balancer: dict, arn: str, target_group_arns: dict):
+    """The load balancer's listeners and rules, each tagged with the stack's tracking tags and its
+    resource ID, as upstream tags them (ListenerRulesTagging is on)."""
     prefix, stack = _stack_tags(balancer["tags"])
-    listeners, rules = {}, {}
     for listener in balancer["listeners"]:
         port = listener["port"]
         request = {
@@ -350,25 +330,22 @@ def _replay_listeners(elb, balancer: dict, arn: str, target_group_arns: dict) ->
         if listener["protocol"] in ("HTTPS", "TLS"):
             request["SslPolicy"] = listener["ssl_policy"]
         listener_arn = elb.create_listener(**request)["Listeners"][0]["ListenerArn"]
-        listeners[f"{port}"] = listener_arn
         for rule in listener["rules"]:
             priority = rule["priority"]
-            rules[f"{port}:{priority}"] = elb.create_rule(
+            elb.create_rule(
                 ListenerArn=listener_arn,
                 Priority=int(priority),
                 Conditions=[{key: value for key, value in c.items() if key != "Values"} for c in rule["conditions"]],
                 Actions=replay_actions(rule["actions"], target_group_arns),
                 Tags=_tag_list({**stack, f"{prefix}/resource": f"{port}:{priority}"}),
-            )["Rules"][0]["RuleArn"]
-    return listeners, rules
+            )
 
 
-def replay(endpoint: str, config: dict, footprint: dict, renames: dict) -> dict:
-    """Creates what `footprint` (as `dump` answers it) holds, each name through `renames` (names
-    that hash a Kubernetes UID differ per cluster). Answers what was created: names -> IDs and
-    ARNs; listeners as "<load balancer>:<port>", rules as "<load balancer>:<port>:<priority>"."""
+def replay(endpoint: str, config: dict, vpc_id: str, footprint: dict, renames: dict) -> dict:
+    """Creates what `footprint` (as `dump` answers it) holds in VPC `vpc_id`, each name through
+    `renames` (names that hash a Kubernetes UID differ per cluster). Answers the security groups,
+    target groups and load balancers created: their names -> IDs and ARNs."""
     ec2, elb = _clients(endpoint, config)
-    vpc_id = cluster_vpc(ec2, config)
 
     def name(footprint_name: str) -> str:
         return renames.get(footprint_name, footprint_name)
@@ -379,8 +356,6 @@ def replay(endpoint: str, config: dict, footprint: dict, renames: dict) -> dict:
         "security_groups": created_groups,
         "target_groups": {name(n): arn for n, arn in target_group_arns.items()},
         "load_balancers": {},
-        "listeners": {},
-        "rules": {},
     }
     for balancer in footprint["load_balancers"]:
         request = {
@@ -399,7 +374,5 @@ def replay(endpoint: str, config: dict, footprint: dict, renames: dict) -> dict:
                            balancer["attributes"])
         if changes:
             elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=changes)
-        listeners, rules = _replay_listeners(elb, balancer, arn, target_group_arns)
-        created["listeners"].update({f"{request['Name']}:{key}": value for key, value in listeners.items()})
-        created["rules"].update({f"{request['Name']}:{key}": value for key, value in rules.items()})
+        _replay_listeners(elb, balancer, arn, target_group_arns)
     return created

@@ -14,7 +14,8 @@ from moto.elbv2.models import elbv2_backends
 _NO_CLIENT_VALIDATION = Config(parameter_validation=False)
 
 
-def _client(service: str, endpoint: str, account: str, region: str):
+def client(service: str, endpoint: str, region: str, account: str | None = None):
+    """A boto3 client of the emulator, in `account` (else moto's default account)."""
     client = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
     ).client(service, endpoint_url=endpoint, config=_NO_CLIENT_VALIDATION)
@@ -22,7 +23,8 @@ def _client(service: str, endpoint: str, account: str, region: str):
     def in_account(request, **_):
         request.headers["x-moto-account-id"] = account
 
-    client.meta.events.register("before-sign.*.*", in_account)
+    if account is not None:
+        client.meta.events.register("before-sign.*.*", in_account)
     return client
 
 
@@ -43,8 +45,8 @@ def ensure_target_group(endpoint: str, config: dict, arn: str) -> dict:
     backend = elbv2_backends[account][region]
     if arn in backend.target_groups:
         return {"target_group_arn": arn, "account": account, "created": False}
-    ec2 = _client("ec2", endpoint, account, region)
-    elb = _client("elbv2", endpoint, account, region)
+    ec2 = client("ec2", endpoint, region, account)
+    elb = client("elbv2", endpoint, region, account)
     vpc_id = ec2.create_vpc(CidrBlock=config["pod_cidr"])["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc_id, CidrBlock=s["cidr"], AvailabilityZone=s["zone"])["Subnet"]["SubnetId"]

@@ -81,30 +81,29 @@ impl ControlClient {
     async fn get_within<T: DeserializeOwned>(&self, path: &str, timeout: Duration) -> Result<T> {
         let response =
             http_client::get(&DestinationGuard::loopback_only(), self.addr, path, timeout).await?;
-        if response.status != 200 {
-            return Err(SandboxError::Http {
-                url: format!("http://{}{path}", self.addr),
-                message: format!(
-                    "status {}: {}",
-                    response.status,
-                    String::from_utf8_lossy(&response.body)
-                ),
-            });
-        }
-        serde_json::from_slice(&response.body).map_err(|e| SandboxError::Http {
+        self.answer(path, &response)
+    }
+
+    /// The JSON of a 200 answer to `path`; any other status is an error with the body.
+    fn answer<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        response: &http_client::HttpResponse,
+    ) -> Result<T> {
+        let error = |message: String| SandboxError::Http {
             url: format!("http://{}{path}", self.addr),
-            message: format!("status {}: {e}", response.status),
-        })
+            message: format!("status {}: {message}", response.status),
+        };
+        if response.status != 200 {
+            return Err(error(String::from_utf8_lossy(&response.body).into_owned()));
+        }
+        serde_json::from_slice(&response.body).map_err(|e| error(e.to_string()))
     }
 
     /// The account's load balancers, target groups and the cluster VPC's security groups, in
     /// the shape of upstream's measured footprint (names where ELB and EC2 give ARNs and IDs).
-    pub async fn footprint(&self, cluster: &str) -> Result<serde_json::Value> {
-        self.get_within(
-            &format!("/footprint?cluster={cluster}"),
-            Duration::from_secs(60),
-        )
-        .await
+    pub async fn footprint(&self) -> Result<serde_json::Value> {
+        self.get_within("/footprint", Duration::from_secs(60)).await
     }
 
     /// Creates what `footprint` describes, with the calls upstream makes; `renames` maps a name
@@ -125,18 +124,7 @@ impl ControlClient {
             Duration::from_secs(120),
         )
         .await?;
-        let error = |message: String| SandboxError::Http {
-            url: format!("http://{}{path}", self.addr),
-            message,
-        };
-        if response.status != 200 {
-            return Err(error(format!(
-                "status {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            )));
-        }
-        serde_json::from_slice(&response.body).map_err(|e| error(e.to_string()))
+        self.answer(path, &response)
     }
 
     pub async fn healthy(&self) -> bool {
