@@ -32,6 +32,7 @@ pub enum Operation {
     DescribeTags,
     DescribeSubnets,
     DescribeSecurityGroups,
+    DescribeNetworkInterfaces,
     DescribeVpcs,
     ListCertificates,
     // The deployer changing it.
@@ -66,7 +67,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 44] = [
+    pub const ALL: [Operation; 45] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
@@ -82,6 +83,7 @@ impl Operation {
         Operation::DescribeTags,
         Operation::DescribeSubnets,
         Operation::DescribeSecurityGroups,
+        Operation::DescribeNetworkInterfaces,
         Operation::DescribeVpcs,
         Operation::ListCertificates,
         Operation::CreateTargetGroup,
@@ -130,6 +132,7 @@ impl Operation {
             Self::DescribeTags => "DescribeTags",
             Self::DescribeSubnets => "DescribeSubnets",
             Self::DescribeSecurityGroups => "DescribeSecurityGroups",
+            Self::DescribeNetworkInterfaces => "DescribeNetworkInterfaces",
             Self::DescribeVpcs => "DescribeVpcs",
             Self::ListCertificates => "ListCertificates",
             Self::CreateTargetGroup => "CreateTargetGroup",
@@ -321,11 +324,13 @@ where
 {
     let started = std::time::Instant::now();
     let result = request.await.map_err(|err| {
-        AwsError::from_code(
-            operation.as_str(),
-            err.code(),
-            aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&err).to_string(),
-        )
+        // AWS's own code and message when it answered (what users read in Events and
+        // conditions); the whole error chain when it did not (a timeout, a connection refused).
+        let message = match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            _ => aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&err).to_string(),
+        };
+        AwsError::from_code(operation.as_str(), err.code(), message)
     });
     calls.record(
         operation,
