@@ -130,6 +130,14 @@ pub struct RunArgs {
     /// `manage-backend-security-group-rules` says otherwise per object).
     #[arg(long, env = "LB_CONTROLLER_ENABLE_MANAGE_BACKEND_SECURITY_GROUP_RULES", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub enable_manage_backend_security_group_rules: bool,
+    /// Write the targets' security-group rules (`spec.networking`) as given, one rule per port,
+    /// instead of one port range per protocol and source group.
+    #[arg(long, env = "LB_CONTROLLER_DISABLE_RESTRICTED_SG_RULES", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub disable_restricted_sg_rules: bool,
+    /// On a target interface with several security groups, the one that gets the rules carries
+    /// `kubernetes.io/cluster/<cluster-name>` and these tags too: `key=value,key=value`.
+    #[arg(long, env = "LB_CONTROLLER_SERVICE_TARGET_ENI_SECURITY_GROUP_TAGS", default_value = "", value_parser = parse_tags)]
+    pub service_target_eni_security_group_tags: BTreeMap<String, String>,
     /// Tag keys someone else manages on the controller's resources: never removed, and refused
     /// in `--default-tags`.
     #[arg(long, env = "LB_CONTROLLER_EXTERNAL_MANAGED_TAGS", value_delimiter = ',', action = ArgAction::Append)]

@@ -138,6 +138,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
             .as_ref()
             .map(|_| args.load_balancer_class.clone()),
     });
+    let target_rules = target_rules(&args, &config, &calls);
     let options = lb_controller_core::RuntimeOptions {
         webhook,
         metrics: Some(lb_controller_core::MetricsOptions {
@@ -149,6 +150,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
         scope: lb_controller_core::WatchScope {
             namespace: args.watch_namespace.clone(),
         },
+        target_rules: Some(target_rules),
     };
     lb_controller_core::run(client, aws, balancers, options, stop.wait(), None).await?;
     Ok(())
@@ -159,6 +161,25 @@ type SdkBalancers = lb_controller_core::LoadBalancerOptions<
     lb_aws::SdkEc2,
     lb_aws::SdkAcm,
 >;
+
+/// The bindings' `spec.networking`, written on their targets' security groups (EC2 calls that
+/// need no VPC).
+fn target_rules(
+    args: &RunArgs,
+    config: &lb_aws::SdkConfig,
+    calls: &std::sync::Arc<lb_aws::AwsCalls>,
+) -> lb_controller_core::tgb::TargetRules {
+    let ec2 = lb_aws::SdkEc2::new(config, calls.clone(), "", args.backend_security_group())
+        .for_cluster(&args.cluster_name);
+    lb_controller_core::tgb::TargetRules::new(
+        std::sync::Arc::new(ec2),
+        lb_controller_core::tgb::TargetRulesSettings {
+            cluster: args.cluster_name.clone(),
+            extra_tags: args.service_target_eni_security_group_tags.clone(),
+            restricted: !args.disable_restricted_sg_rules,
+        },
+    )
+}
 
 /// The cluster's VPC: `--aws-vpc-id`, else found by `--aws-vpc-tags` or instance metadata.
 async fn vpc(

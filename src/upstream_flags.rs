@@ -49,16 +49,6 @@ fn duration_value(value: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{value:?}: expected a duration such as 90s or 10h"))
 }
 
-/// `key=value,key=value` (pflag's stringToString).
-fn map_value(value: &str) -> Result<String, String> {
-    for item in value.split(',').filter(|i| !i.is_empty()) {
-        if !item.contains('=') {
-            return Err(format!("{item:?}: expected key=value"));
-        }
-    }
-    Ok(value.to_string())
-}
-
 fn text_value(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
@@ -117,8 +107,6 @@ upstream_only! {
     aws_api_throttle, "aws-api-throttle", text_value, false;
     aws_max_retries, "aws-max-retries", int_value, false;
     /// Security-group and target behaviour not built yet.
-    disable_restricted_sg_rules, "disable-restricted-sg-rules", bool_value, true;
-    service_target_eni_security_group_tags, "service-target-eni-security-group-tags", map_value, false;
     max_targets_per_target_group, "max-targets-per-target-group", int_value, false;
     enable_endpoint_slices, "enable-endpoint-slices", bool_value, true;
     enable_pod_readiness_gate_inject, "enable-pod-readiness-gate-inject", bool_value, true;

@@ -251,6 +251,11 @@ async fn a_role_reaches_a_target_group_in_another_account_and_is_assumed_once() 
         .await
         .expect("the other account");
     assert_eq!(peer.account, "155642222660");
+    // The group its networking names, as the user's own.
+    aws.control()
+        .ensure_security_group("sg-0b6a41a2fd959623f")
+        .await
+        .expect("the group");
     create(&client, ns, &service("service-2048", "ClusterIP")).await;
     create(&client, ns, &web_deployment("web", 2, 1, 0)).await;
     let api: Api<TargetGroupBinding> = Api::namespaced(client.clone(), ns);

@@ -22,6 +22,10 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
         rate: 16.0,
         // The API server's counters are read and parsed too.
         api_writes: true,
+        // The load balancers carry only their frontend group: the controller opens the cluster
+        // security group to it, from the bindings' networking.
+        closed: true,
+        no_security_groups: false,
     };
     let figures = figures(options).await.expect("the benchmark runs");
     println!("{}", figures.table());
@@ -60,6 +64,18 @@ async fn bench_gates_across_bindings_registers_and_gates_every_pod_and_then_goes
     assert_eq!(
         figures.steady_describes, 0,
         "no health polling once settled"
+    );
+    // The three bindings admit one frontend group on one port: one rule, however many pods, and
+    // no EC2 call once settled.
+    assert_eq!(
+        figures.rules_added, 1,
+        "one rule for 24 pods and 3 bindings"
+    );
+    assert_eq!(figures.steady_ec2, 0, "no EC2 call once settled");
+    assert_eq!(
+        figures.start_to_gate_ms.0.len(),
+        24,
+        "every pod's gate timed"
     );
     let phases: Vec<&str> = figures.phases.iter().map(|(p, _)| *p).collect();
     for phase in ["snapshot", "register", "describe", "gates", "status"] {

@@ -52,6 +52,11 @@ pub trait TargetGroups: Clone + Send + Sync + 'static {
         arn: &str,
         targets: Option<&[TargetKey]>,
     ) -> impl Future<Output = Result<Vec<TargetHealth>, AwsError>> + Send;
+    /// The security groups of these load balancers (what the targets' groups must admit).
+    fn load_balancer_security_groups(
+        &self,
+        arns: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 }
 
 /// ELBv2 for any account the controller may reach.
@@ -185,6 +190,32 @@ fn descriptions(targets: &[TargetKey]) -> Vec<TargetDescription> {
 }
 
 impl TargetGroups for SdkTargetGroups {
+    async fn load_balancer_security_groups(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<String>, AwsError> {
+        if arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let output = timed(
+            &self.calls,
+            Operation::DescribeLoadBalancers,
+            self.client
+                .describe_load_balancers()
+                .set_load_balancer_arns(Some(arns.to_vec()))
+                .send(),
+        )
+        .await?;
+        let mut groups: Vec<String> = output
+            .load_balancers()
+            .iter()
+            .flat_map(|lb| lb.security_groups().iter().cloned())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        Ok(groups)
+    }
+
     async fn describe_target_group(&self, arn: &str) -> Result<Option<TargetGroupInfo>, AwsError> {
         self.describe(Some(arn), None).await
     }

@@ -365,6 +365,14 @@ fn fault_error(operation: Operation, fault: Fault) -> AwsError {
 }
 
 impl TargetGroups for FakeTargetGroups {
+    /// The fake holds target groups only: their load balancers have no security groups.
+    async fn load_balancer_security_groups(
+        &self,
+        _arns: &[String],
+    ) -> Result<Vec<String>, AwsError> {
+        Ok(Vec::new())
+    }
+
     async fn describe_target_group(&self, arn: &str) -> Result<Option<TargetGroupInfo>, AwsError> {
         let account = self.account.clone();
         self.elb.lock().call(

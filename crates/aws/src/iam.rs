@@ -17,6 +17,7 @@ pub fn service(operation: Operation) -> &'static str {
         ListCertificates => "acm",
         DescribeSubnets
         | DescribeSecurityGroups
+        | DescribeNetworkInterfaces
         | DescribeVpcs
         | CreateSecurityGroup
         | AuthorizeSecurityGroupIngress

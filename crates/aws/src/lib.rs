@@ -29,6 +29,7 @@ pub use acm::{Certificates, SdkAcm};
 pub use aws_config::SdkConfig;
 pub use calls::{AwsCalls, Operation};
 pub use deployer::sdk::SdkLoadBalancers;
+pub use ec2::targets::TargetNetwork;
 pub use ec2::{BackendSecurityGroup, Ec2, SdkEc2};
 pub use elbv2::{Elbv2, SdkElbv2, SdkTargetGroups, TARGETS_PER_CALL, TargetGroups};
 pub use error::{AwsError, AwsErrorKind};

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use lb_aws::{AwsError, AwsErrorKind};
+use lb_model::target_rules::RulesError;
 use lb_model::targets::DesiredError;
+
+use crate::tgb::target_rules::TargetRulesError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -39,6 +42,9 @@ pub enum ControllerError {
     },
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The rules on the targets' security groups could not be computed or written.
+    #[error("spec.networking: {0}")]
+    TargetRules(#[from] TargetRulesError),
 }
 
 /// What kind of failure, as far as trying again is concerned.
@@ -114,6 +120,11 @@ impl ControllerError {
             Self::Desired(_) => ErrorCategory::InvalidInput,
             Self::Aws(err) => aws_category(err.kind),
             Self::Kube { .. } | Self::Finalizer(_) => ErrorCategory::Transient,
+            Self::TargetRules(TargetRulesError::Aws(err)) => aws_category(err.kind),
+            Self::TargetRules(TargetRulesError::Rules(RulesError::NoEndpointGroup { .. })) => {
+                ErrorCategory::MissingInAws
+            }
+            Self::TargetRules(TargetRulesError::Rules(_)) => ErrorCategory::InvalidInput,
         }
     }
 
@@ -140,6 +151,11 @@ impl ControllerError {
             },
             Self::Kube { .. } => "KubernetesError",
             Self::Finalizer(_) => "FinalizerError",
+            Self::TargetRules(TargetRulesError::Aws(_)) => "SecurityGroupRulesFailed",
+            Self::TargetRules(TargetRulesError::Rules(RulesError::NoEndpointGroup { .. })) => {
+                "NoEndpointSecurityGroup"
+            }
+            Self::TargetRules(TargetRulesError::Rules(_)) => "InvalidNetworking",
         }
     }
 }

@@ -37,6 +37,17 @@ pub async fn note<W: ClusterWrites>(
     writes.publish(event, binding.object_ref(&())).await;
 }
 
+/// A Warning on the binding (its targets cannot be reached).
+pub async fn warn<W: ClusterWrites>(
+    writes: &W,
+    binding: &TargetGroupBinding,
+    reason: &str,
+    message: &str,
+) {
+    let event = event(EventType::Warning, reason, message, "Reconcile");
+    writes.publish(event, binding.object_ref(&())).await;
+}
+
 /// A Warning on a pod.
 pub async fn warn_pod<W: ClusterWrites>(
     writes: &W,

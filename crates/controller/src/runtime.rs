@@ -203,6 +203,9 @@ pub struct RuntimeOptions {
     /// None: this replica always leads (a single replica; the sandbox's in-process controller).
     pub leader: Option<LeaderOptions>,
     pub scope: WatchScope,
+    /// The bindings' `spec.networking` written on their targets' security groups; None: not
+    /// managed.
+    pub target_rules: Option<crate::tgb::TargetRules>,
 }
 
 /// Runs the controller until `shutdown` resolves: the TargetGroupBinding reconciler, and the
@@ -238,7 +241,9 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let writes = KubeWrites::new(client.clone());
     let ctx = Arc::new(
-        Context::new(client, aws, writes, stores.clone()).with_leadership(leadership.clone()),
+        Context::new(client, aws, writes, stores.clone())
+            .with_leadership(leadership.clone())
+            .with_target_rules(options.target_rules),
     );
     let mut servers = Vec::new();
     if let Some(webhook) = options.webhook {

@@ -6,11 +6,13 @@
 //! An NLB made without security groups stays without (ELB cannot add them later), as upstream
 //! keeps it. After a stack is gone, the backend group is released once no load balancer uses it.
 
+use ipnet::IpNet;
 use lb_aws::AwsError;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::{Existing, Owner, Step};
-use lb_model::stack::{LoadBalancerKind, Stack};
+use lb_model::service::by_address;
+use lb_model::stack::{LoadBalancerKind, NetworkSource, RuleSource, SourceAddresses, Stack};
 
 /// The IDs a stack's security groups resolved to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +65,8 @@ pub async fn resolve<E: Ec2>(
 
 /// An NLB that exists without security groups (made before NLBs could have them) can never get
 /// any: it stays so, as upstream keeps it, and the stack asks for none (no managed group, no
-/// backend group, no binding rules from it).
+/// backend group); its bindings admit it by address instead ([`by_address`]), the clients being
+/// the source ranges its managed group would have opened.
 pub fn keep_legacy_nlb(stack: &mut Stack, existing: &Existing) {
     let legacy = existing.load_balancer.as_ref().is_some_and(|lb| {
         let have = &lb.load_balancer;
@@ -73,13 +76,66 @@ pub fn keep_legacy_nlb(stack: &mut Stack, existing: &Existing) {
             && have.scheme == stack.load_balancer.scheme
     });
     if legacy {
-        stack.managed_security_group = None;
-        stack.backend_security_group = false;
-        stack.load_balancer.security_groups.clear();
-        for binding in &mut stack.bindings {
-            binding.networking.clear();
-        }
+        let named = stack.managed_security_group.as_ref().map(|group| {
+            let mut cidrs: Vec<IpNet> = group
+                .ingress
+                .iter()
+                .filter_map(|r| match &r.source {
+                    RuleSource::Cidr(cidr) => Some(*cidr),
+                    RuleSource::PrefixList(_) => None,
+                })
+                .collect();
+            cidrs.sort();
+            cidrs.dedup();
+            cidrs
+        });
+        // The managed group's default (everyone) names nobody.
+        let named = named.filter(|cidrs| cidrs.iter().any(|c| c.prefix_len() != 0));
+        by_address::admit_by_address(stack, named.as_deref());
     }
+}
+
+/// What the stack's bindings' rules by address stand for, described only when some binding has
+/// one: the CIDRs of the load balancer's subnets (its own, when it exists), and the VPC's.
+pub async fn source_addresses<E: Ec2>(
+    ec2: &E,
+    stack: &Stack,
+    existing: &Existing,
+) -> Result<SourceAddresses, AwsError> {
+    let sources = || {
+        stack
+            .bindings
+            .iter()
+            .flat_map(|b| b.networking.iter().map(|r| &r.from))
+    };
+    let mut addresses = SourceAddresses::default();
+    if sources().any(|s| *s == NetworkSource::LoadBalancerSubnets) {
+        let ids: Vec<&str> = match &existing.load_balancer {
+            Some(lb) => lb
+                .load_balancer
+                .subnets
+                .iter()
+                .map(|s| s.subnet_id.as_str())
+                .collect(),
+            None => stack
+                .load_balancer
+                .subnets
+                .iter()
+                .map(|s| s.subnet_id.as_str())
+                .collect(),
+        };
+        addresses.load_balancer_subnets = ec2
+            .subnets()
+            .await?
+            .into_iter()
+            .filter(|s| ids.contains(&s.id.as_str()))
+            .filter_map(|s| s.cidr)
+            .collect();
+    }
+    if sources().any(|s| *s == NetworkSource::Vpc) {
+        addresses.vpc = ec2.vpc_cidrs().await?;
+    }
+    Ok(addresses)
 }
 
 /// After the stack's steps were applied: a load balancer that moved from its managed group to
@@ -175,6 +231,7 @@ mod tests {
         let mut legacy = stack();
         keep_legacy_nlb(&mut legacy, &existing(&[], "internal"));
         assert!(legacy.managed_security_group.is_none() && !legacy.backend_security_group);
+        assert!(legacy.load_balancer.security_groups.is_empty());
         // One with groups, or one being replaced (another scheme), gets them.
         for (groups, scheme) in [(&["sg-1"][..], "internal"), (&[][..], "internet-facing")] {
             let mut current = stack();

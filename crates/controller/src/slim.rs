@@ -6,9 +6,12 @@
 //!
 //! A field added to the model must be kept here too; the tests below pin what is kept.
 
-use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, Node, NodeSpec, NodeStatus, Pod, PodSpec, PodStatus,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use lb_model::target_rules::POD_ENI_ANNOTATION;
 
 /// The identity, labels and deletion mark of an object.
 fn slim_meta(meta: &mut ObjectMeta) {
@@ -24,12 +27,40 @@ fn slim_meta(meta: &mut ObjectMeta) {
     *meta = kept;
 }
 
-/// A pod: its readiness gates, address and conditions.
+/// A pod: its readiness gates, node, address and conditions; its containers' ports (named
+/// ports in a binding's `networking` are resolved per pod) and its branch interface annotation
+/// (security groups for pods).
 pub fn pod(pod: &mut Pod) {
+    let branch = pod
+        .metadata
+        .annotations
+        .as_mut()
+        .and_then(|a| a.remove_entry(POD_ENI_ANNOTATION));
     slim_meta(&mut pod.metadata);
+    pod.metadata.annotations = branch.map(|entry| [entry].into());
     pod.spec = pod.spec.take().map(|spec| PodSpec {
         readiness_gates: spec.readiness_gates,
         node_name: spec.node_name,
+        containers: spec
+            .containers
+            .into_iter()
+            .filter(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty()))
+            .map(|c| Container {
+                name: c.name,
+                ports: c.ports.map(|ports| {
+                    ports
+                        .into_iter()
+                        .map(|p| ContainerPort {
+                            name: p.name,
+                            container_port: p.container_port,
+                            protocol: p.protocol,
+                            ..ContainerPort::default()
+                        })
+                        .collect()
+                }),
+                ..Container::default()
+            })
+            .collect(),
         ..PodSpec::default()
     });
     pod.status = pod.status.take().map(|status| PodStatus {
@@ -89,11 +120,14 @@ mod tests {
     fn pod_json() -> serde_json::Value {
         json!({
             "metadata": {"name": "web-1", "namespace": "app", "uid": "u1", "resourceVersion": "7",
-                "labels": {"app": "web"}, "annotations": {"big": "x".repeat(1000)},
+                "labels": {"app": "web"}, "annotations": {"big": "x".repeat(1000),
+                    "vpc.amazonaws.com/pod-eni": "[{\"eniId\":\"eni-1\"}]"},
                 "deletionTimestamp": "2026-12-02T00:00:00Z",
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "r"}]},
             "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "nginx",
-                "env": [{"name": "A", "value": "b"}]}],
+                "env": [{"name": "A", "value": "b"}],
+                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP", "hostPort": 80}]},
+                {"name": "sidecar", "image": "envoy"}],
                 "readinessGates": [{"conditionType": "target-health.elbv2.k8s.aws/web"}]},
             "status": {"podIP": "10.0.0.5", "podIPs": [{"ip": "10.0.0.5"}], "phase": "Running",
                 "conditions": [{"type": "ContainersReady", "status": "True",
@@ -115,8 +149,10 @@ mod tests {
             kept,
             json!({
                 "metadata": {"name": "web-1", "namespace": "app", "uid": "u1", "resourceVersion": "7",
-                    "labels": {"app": "web"}, "deletionTimestamp": "2026-12-02T00:00:00Z"},
-                "spec": {"nodeName": "node-1", "containers": [],
+                    "labels": {"app": "web"}, "deletionTimestamp": "2026-12-02T00:00:00Z",
+                    "annotations": {"vpc.amazonaws.com/pod-eni": "[{\"eniId\":\"eni-1\"}]"}},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "app",
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}],
                     "readinessGates": [{"conditionType": "target-health.elbv2.k8s.aws/web"}]},
                 "status": {"podIP": "10.0.0.5", "podIPs": [{"ip": "10.0.0.5"}], "phase": "Running",
                     "conditions": [{"type": "ContainersReady", "status": "True",

@@ -294,7 +294,15 @@ pub async fn start_controller_with(
     let backend = BackendSecurityGroup::Managed {
         cluster: aws.cluster_name().to_string(),
     };
-    let ec2 = SdkEc2::new(&config, calls.clone(), vpc, backend);
+    let ec2 = SdkEc2::new(&config, calls.clone(), vpc, backend).for_cluster(aws.cluster_name());
+    let target_rules = lb_controller_core::tgb::TargetRules::new(
+        Arc::new(ec2.clone()),
+        lb_controller_core::tgb::TargetRulesSettings {
+            cluster: aws.cluster_name().to_string(),
+            extra_tags: Default::default(),
+            restricted: true,
+        },
+    );
     let services = ServiceOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
         ec2: ec2.clone(),
@@ -330,6 +338,7 @@ pub async fn start_controller_with(
                 listen: metrics,
                 calls: calls.clone(),
             }),
+            target_rules: Some(target_rules),
             ..RuntimeOptions::default()
         },
         async move {
@@ -399,6 +408,28 @@ pub async fn gated_web_binding(
     group: &str,
     interval_seconds: i32,
 ) -> Result<String, HarnessError> {
+    web_binding(sandbox, namespace, group, interval_seconds, Front::Open).await
+}
+
+/// How a benchmark's load balancer reaches its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// It carries the cluster security group too (which admits itself), as a cloud engineer
+    /// makes it: the targets admit it already.
+    Open,
+    /// It carries the frontend group only, and the binding's `networking` admits it: the
+    /// controller opens the cluster security group.
+    Closed,
+}
+
+/// [`gated_web_binding`], the load balancer reaching its targets as `front` says.
+pub async fn web_binding(
+    sandbox: &Sandbox,
+    namespace: &str,
+    group: &str,
+    interval_seconds: i32,
+    front: Front,
+) -> Result<String, HarnessError> {
     let client = sandbox.client();
     let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
     sandbox
@@ -411,9 +442,15 @@ pub async fn gated_web_binding(
         )
         .await?;
     let elb = elb_setup::client(aws).await;
-    let target_group_arn = elb_setup::web_alb(&elb, aws, group, "/healthz", interval_seconds, 5)
-        .await?
-        .target_group_arn;
+    let frontend = aws.seeded().frontend_security_group_id.clone();
+    let mut groups = vec![frontend.clone()];
+    if front == Front::Open {
+        groups.push(aws.seeded().cluster_security_group_id.clone());
+    }
+    let target_group_arn =
+        elb_setup::web_alb_with_groups(&elb, aws, group, "/healthz", interval_seconds, 5, &groups)
+            .await?
+            .target_group_arn;
     let kube = |context| move |source| HarnessError::Kube { context, source };
     Api::<Service>::namespaced(client.clone(), namespace)
         .create(
@@ -422,13 +459,20 @@ pub async fn gated_web_binding(
         )
         .await
         .map_err(kube("creating Service web"))?;
-    let binding: TargetGroupBinding = serde_json::from_value(json!({
+    let mut binding: TargetGroupBinding = serde_json::from_value(json!({
         "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
         "metadata": {"name": "web"},
         "spec": {"targetGroupARN": target_group_arn, "targetType": "ip",
                  "serviceRef": {"name": "web", "port": 80}},
     }))
     .map_err(|e| SandboxError::Manifest(e.to_string()))?;
+    if front == Front::Closed {
+        binding.spec.networking = serde_json::from_value(json!({"ingress": [{
+            "from": [{"securityGroup": {"groupID": frontend}}],
+            "ports": [{"protocol": "TCP", "port": 8080}],
+        }]}))
+        .map_err(|e| SandboxError::Manifest(e.to_string()))?;
+    }
     Api::<TargetGroupBinding>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &binding)
         .await

@@ -93,6 +93,22 @@ impl<'a> AnnotationReader<'a> {
         self.raw(name).map(split_list)
     }
 
+    /// A list of managed prefix list IDs (`pl-` and hex digits), each checked.
+    pub fn prefix_lists(&mut self, name: &str) -> Option<Vec<String>> {
+        let list = self.string_list(name)?;
+        let valid = |id: &String| {
+            id.strip_prefix("pl-")
+                .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        };
+        if let Some(bad) = list.iter().find(|id| !valid(id)) {
+            let problem = format!("{bad:?} is no prefix list ID (pl-...)");
+            let raw = self.raw(name).unwrap_or_default().to_string();
+            self.reject(name, &raw, problem);
+            return None;
+        }
+        Some(list)
+    }
+
     pub fn string_map(&mut self, name: &str) -> Option<BTreeMap<String, String>> {
         let raw = self.raw(name)?;
         match parse_map(raw) {

@@ -30,5 +30,6 @@ pub mod selectors;
 pub mod service;
 pub mod stack;
 pub mod status;
+pub mod target_rules;
 pub mod targets;
 pub mod termination;

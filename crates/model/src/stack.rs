@@ -163,7 +163,43 @@ pub struct IngressRule {
     /// `tcp` or `udp`.
     pub protocol: String,
     pub port: u16,
-    pub cidr: IpNet,
+    pub source: RuleSource,
+}
+
+/// Who a frontend rule admits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RuleSource {
+    Cidr(IpNet),
+    /// A managed prefix list (`pl-...`): `security-group-prefix-lists`.
+    PrefixList(String),
+}
+
+impl std::fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleSource::Cidr(cidr) => write!(f, "{cidr}"),
+            RuleSource::PrefixList(id) => f.write_str(id),
+        }
+    }
+}
+
+/// The sources of a managed group's rules: the CIDRs, then the prefix lists. Named prefix lists
+/// alone admit only them: the default (everyone) holds only when neither is named.
+pub fn rule_sources(
+    named_cidrs: Option<&[IpNet]>,
+    prefix_lists: &[String],
+    everyone: &[IpNet],
+) -> Vec<RuleSource> {
+    let cidrs = match (named_cidrs, prefix_lists.is_empty()) {
+        (Some(cidrs), _) => cidrs.to_vec(),
+        (None, true) => everyone.to_vec(),
+        (None, false) => Vec::new(),
+    };
+    cidrs
+        .into_iter()
+        .map(RuleSource::Cidr)
+        .chain(prefix_lists.iter().cloned().map(RuleSource::PrefixList))
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -396,7 +432,37 @@ pub struct Binding {
     pub ip_address_type: String,
     pub node_selector: BTreeMap<String, String>,
     pub multi_cluster: bool,
-    /// Its `networking` rules, each from the load balancer's source group (the backend group,
-    /// else its managed group) to these ports; empty when it has neither.
-    pub networking: Vec<Vec<NetworkPort>>,
+    /// Its `networking` rules: from the load balancer's source group (the backend group, else
+    /// its managed group), or by address for an NLB without security groups; empty when it has
+    /// no source.
+    pub networking: Vec<NetworkRule>,
+}
+
+/// One `networking` rule of a binding: where from, to which ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRule {
+    pub from: NetworkSource,
+    pub ports: Vec<NetworkPort>,
+}
+
+/// Where a binding's rule admits traffic from. All but [`NetworkSource::Cidrs`] are known only
+/// once AWS is described ([`SourceAddresses`] and the resolved groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkSource {
+    /// The load balancer's source group: the backend group, else its managed group.
+    SourceGroup,
+    /// The load balancer's own addresses: the CIDRs of its subnets (its health checks, and its
+    /// traffic when it does not preserve the client's address).
+    LoadBalancerSubnets,
+    /// The VPC's CIDRs (an internal load balancer's clients, none named).
+    Vpc,
+    /// These clients.
+    Cidrs(Vec<ipnet::IpNet>),
+}
+
+/// The addresses [`NetworkSource`]s stand for, as described.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceAddresses {
+    pub load_balancer_subnets: Vec<ipnet::IpNet>,
+    pub vpc: Vec<ipnet::IpNet>,
 }

@@ -101,35 +101,133 @@ impl AddressPlan {
     }
 }
 
-/// Hands out pod addresses in order, per zone. Addresses are not reused while the sandbox runs,
-/// so a recreated pod always has a new address, as a restarted pod usually does under the VPC CNI.
+/// How many addresses a node takes at a time, as the VPC CNI's IP address manager assigns a
+/// batch of secondary addresses to a node's interface before its pods need them.
+pub const ADDRESS_BLOCK: u32 = 16;
+
+/// A pod's address, and the addresses its node took for it (a new block, and at first a warm
+/// one besides): they go on the node's interface before the pod uses its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    pub address: Ipv4Addr,
+    pub new_addresses: Vec<Ipv4Addr>,
+}
+
+/// A node's blocks: the one its pods take addresses from, how many it gave, and the next one,
+/// taken ahead (the CNI's warm target).
+#[derive(Debug, Clone, Copy)]
+struct NodeBlocks {
+    current: u32,
+    used: u32,
+    warm: Option<u32>,
+}
+
+/// Hands out pod addresses per node, from blocks of [`ADDRESS_BLOCK`] the node takes from its
+/// zone's subnet in order. Addresses are not reused while the sandbox runs, so a recreated pod
+/// always has a new address, as a restarted pod usually does under the VPC CNI.
 #[derive(Debug)]
 pub struct PodAddressAllocator {
     plan: AddressPlan,
-    next: [u32; ZONES],
+    /// The next free block of each zone.
+    next_block: [u32; ZONES],
+    nodes: std::collections::HashMap<String, NodeBlocks>,
+    /// Addresses a node took whose assignment to its interface failed: handed out again with
+    /// the node's next allocation.
+    unassigned: std::collections::HashMap<String, Vec<Ipv4Addr>>,
 }
 
 impl PodAddressAllocator {
     pub fn new(plan: AddressPlan) -> Self {
         Self {
             plan,
-            next: [0; ZONES],
+            next_block: [0; ZONES],
+            nodes: Default::default(),
+            unassigned: Default::default(),
         }
     }
 
-    pub fn allocate(&mut self, zone: usize) -> Result<Ipv4Addr> {
-        let zone = zone % ZONES;
-        let used = self.next[zone];
-        if used >= self.plan.pod_capacity_per_zone() {
-            return Err(SandboxError::Network(format!(
-                "zone subnet {} has no pod address left ({used} used)",
-                self.plan.zone_subnet(zone)
-            )));
+    /// The addresses of block `block` of `zone` (the subnet's broadcast address left out).
+    fn block_addresses(&self, zone: usize, block: u32) -> Vec<Ipv4Addr> {
+        let first = u32::from(self.plan.first_pod_address(zone)) + block * ADDRESS_BLOCK;
+        let capacity = self.plan.pod_capacity_per_zone();
+        (0..ADDRESS_BLOCK)
+            .filter(|i| block * ADDRESS_BLOCK + i < capacity)
+            .map(|i| Ipv4Addr::from(first + i))
+            .collect()
+    }
+
+    /// The zone's next free block, if any is left.
+    fn take_block(&mut self, zone: usize) -> Option<u32> {
+        let block = self.next_block[zone];
+        if block * ADDRESS_BLOCK >= self.plan.pod_capacity_per_zone() {
+            return None;
         }
-        self.next[zone] += 1;
-        Ok(Ipv4Addr::from(
-            u32::from(self.plan.first_pod_address(zone)) + used,
-        ))
+        self.next_block[zone] += 1;
+        Some(block)
+    }
+
+    /// A new address for a pod of `node` (in zone `zone`).
+    pub fn allocate(&mut self, node: &str, zone: usize) -> Result<Allocation> {
+        let zone = zone % ZONES;
+        let exhausted = |plan: &AddressPlan| {
+            SandboxError::Network(format!(
+                "zone subnet {} has no pod address left",
+                plan.zone_subnet(zone)
+            ))
+        };
+        let mut taken = Vec::new();
+        let mut blocks = match self.nodes.get(node) {
+            Some(blocks) => *blocks,
+            None => {
+                let current = self.take_block(zone).ok_or_else(|| exhausted(&self.plan))?;
+                taken.push(current);
+                NodeBlocks {
+                    current,
+                    used: 0,
+                    warm: None,
+                }
+            }
+        };
+        if blocks.used >= self.block_addresses(zone, blocks.current).len() as u32 {
+            let next = match blocks.warm.take() {
+                Some(warm) => warm,
+                None => {
+                    let block = self.take_block(zone).ok_or_else(|| exhausted(&self.plan))?;
+                    taken.push(block);
+                    block
+                }
+            };
+            blocks.current = next;
+            blocks.used = 0;
+        }
+        if blocks.warm.is_none()
+            && let Some(warm) = self.take_block(zone)
+        {
+            taken.push(warm);
+            blocks.warm = Some(warm);
+        }
+        let address = self.block_addresses(zone, blocks.current)[blocks.used as usize];
+        blocks.used += 1;
+        self.nodes.insert(node.to_string(), blocks);
+        let mut new_addresses = self.unassigned.remove(node).unwrap_or_default();
+        new_addresses.extend(
+            taken
+                .into_iter()
+                .flat_map(|b| self.block_addresses(zone, b)),
+        );
+        Ok(Allocation {
+            address,
+            new_addresses,
+        })
+    }
+
+    /// `addresses` of `node` did not reach its interface: they come again with its next
+    /// allocation.
+    pub fn not_assigned(&mut self, node: &str, addresses: Vec<Ipv4Addr>) {
+        self.unassigned
+            .entry(node.to_string())
+            .or_default()
+            .extend(addresses);
     }
 }
 
@@ -162,9 +260,19 @@ mod tests {
         assert_eq!(p.node_address(3).unwrap(), Ipv4Addr::new(10, 244, 0, 17));
         assert!(p.node_address(MAX_NODES).is_err());
         let mut alloc = PodAddressAllocator::new(p);
-        assert_eq!(alloc.allocate(1).unwrap(), Ipv4Addr::new(10, 244, 64, 64));
-        assert_eq!(alloc.allocate(1).unwrap(), Ipv4Addr::new(10, 244, 64, 65));
-        assert_eq!(alloc.allocate(0).unwrap(), Ipv4Addr::new(10, 244, 0, 64));
+        let address = |a: Result<Allocation>| a.unwrap().address;
+        assert_eq!(
+            address(alloc.allocate("b", 1)),
+            Ipv4Addr::new(10, 244, 64, 64)
+        );
+        assert_eq!(
+            address(alloc.allocate("b", 1)),
+            Ipv4Addr::new(10, 244, 64, 65)
+        );
+        assert_eq!(
+            address(alloc.allocate("a", 0)),
+            Ipv4Addr::new(10, 244, 0, 64)
+        );
         for zone in 0..3 {
             assert!(p.zone_subnet(zone).contains(&p.first_pod_address(zone)));
         }
@@ -180,11 +288,46 @@ mod tests {
     fn allocator_never_reuses_and_stops_at_the_subnet_broadcast() {
         let p = plan("10.1.0.0/22");
         let mut alloc = PodAddressAllocator::new(p);
-        let all: Vec<Ipv4Addr> = std::iter::from_fn(|| alloc.allocate(2).ok()).collect();
+        let all: Vec<Ipv4Addr> =
+            std::iter::from_fn(|| alloc.allocate("c", 2).ok().map(|a| a.address)).collect();
         assert_eq!(all.len(), 256 - 64 - 1);
         assert_eq!(all[0], Ipv4Addr::new(10, 1, 2, 64));
         assert_eq!(*all.last().unwrap(), Ipv4Addr::new(10, 1, 2, 254));
         let unique: std::collections::HashSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());
+    }
+
+    #[test]
+    fn a_node_takes_blocks_ahead_and_its_pods_use_only_its_own() {
+        let p = plan("10.244.0.0/16");
+        let mut alloc = PodAddressAllocator::new(p);
+        // The first pod of a node takes its block and a warm one.
+        let first = alloc.allocate("a", 0).unwrap();
+        assert_eq!(first.address, Ipv4Addr::new(10, 244, 0, 64));
+        assert_eq!(first.new_addresses.len(), 2 * ADDRESS_BLOCK as usize);
+        // Another node of the zone takes the next blocks.
+        let other = alloc.allocate("d", 0).unwrap();
+        assert_eq!(other.address, Ipv4Addr::new(10, 244, 0, 96));
+        // The next 15 pods of "a" take nothing new; the 17th moves to the warm block and takes
+        // the next warm one.
+        for _ in 1..ADDRESS_BLOCK {
+            assert!(alloc.allocate("a", 0).unwrap().new_addresses.is_empty());
+        }
+        let seventeenth = alloc.allocate("a", 0).unwrap();
+        assert_eq!(seventeenth.address, Ipv4Addr::new(10, 244, 0, 80));
+        assert_eq!(
+            seventeenth.new_addresses.first(),
+            Some(&Ipv4Addr::new(10, 244, 0, 128))
+        );
+        // Addresses whose assignment failed come again with the node's next allocation.
+        alloc.not_assigned("a", vec![Ipv4Addr::new(10, 244, 0, 81)]);
+        let next = alloc.allocate("a", 0).unwrap();
+        assert_eq!(next.new_addresses, [Ipv4Addr::new(10, 244, 0, 81)]);
+        // Every address a pod got was taken by its node first.
+        let mut taken_by_a: std::collections::HashSet<Ipv4Addr> =
+            first.new_addresses.into_iter().collect();
+        taken_by_a.extend(seventeenth.new_addresses);
+        assert!(taken_by_a.contains(&seventeenth.address));
+        assert!(!taken_by_a.contains(&other.address));
     }
 }

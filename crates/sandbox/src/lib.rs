@@ -91,6 +91,8 @@ pub struct SandboxConfig {
     pub cluster_name: String,
     /// Start the AWS emulator (moto with real health checks and a data plane).
     pub aws: bool,
+    /// The emulator drops what security groups do not admit, as a VPC does (on by default).
+    pub enforce_security_groups: bool,
 }
 
 impl Default for SandboxConfig {
@@ -101,6 +103,7 @@ impl Default for SandboxConfig {
             region: "us-west-2".to_string(),
             cluster_name: "lb-sandbox".to_string(),
             aws: true,
+            enforce_security_groups: true,
         }
     }
 }
@@ -169,6 +172,7 @@ impl Sandbox {
                     &nodes,
                     &config.region,
                     &config.cluster_name,
+                    config.enforce_security_groups,
                 )
                 .await?;
                 Ok::<_, SandboxError>(Some(emulator))
@@ -197,6 +201,7 @@ impl Sandbox {
             network.clone(),
             nodes.clone(),
             &config.region,
+            aws.as_ref().map(AwsEmulator::control),
         )
         .await?;
         let node_ports = NodePortProxy::start(

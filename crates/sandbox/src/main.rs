@@ -55,6 +55,9 @@ pub struct SandboxArgs {
     /// Run without the AWS emulator.
     #[arg(long)]
     no_aws: bool,
+    /// Let every packet through: the emulator enforces no security group.
+    #[arg(long)]
+    no_security_groups: bool,
 }
 
 impl SandboxArgs {
@@ -65,6 +68,7 @@ impl SandboxArgs {
             region: self.region.clone(),
             cluster_name: self.cluster_name.clone(),
             aws: !self.no_aws,
+            enforce_security_groups: !self.no_security_groups,
         }
     }
 }
@@ -140,11 +144,11 @@ async fn up(config: SandboxConfig, run_for: Option<Duration>) -> lb_sandbox::Res
     if let Some(aws) = sandbox.aws() {
         let seeded = aws.seeded();
         println!(
-            "  AWS         {} (moto; region {}, VPC {}, security group {})",
+            "  AWS         {} (moto; region {}, VPC {}, cluster security group {})",
             aws.endpoint(),
             aws.region(),
             seeded.vpc_id,
-            seeded.security_group_id
+            seeded.cluster_security_group_id
         );
         for (zone, subnet) in &seeded.subnets {
             println!("  subnet      {zone} {subnet}");

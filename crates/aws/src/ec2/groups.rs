@@ -26,6 +26,23 @@ impl SdkEc2 {
     ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
         let mut filters = vec![filter("vpc-id", &self.vpc_id)];
         filters.extend(tag_filters(tags));
+        let found = self.groups_filtered(filters).await?;
+        // The filter found them by tags; checked again, as everything we change.
+        Ok(found
+            .iter()
+            .filter(|g| {
+                let have = tags_of(g.tags());
+                tags.iter().all(|(k, v)| have.get(k) == Some(v))
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// The groups these filters find.
+    pub(super) async fn groups_filtered(
+        &self,
+        filters: Vec<sdk::Filter>,
+    ) -> Result<Vec<sdk::SecurityGroup>, AwsError> {
         let request = self
             .client
             .describe_security_groups()
@@ -36,16 +53,7 @@ impl SdkEc2 {
             request.send(),
         )
         .await?;
-        // The filter found them by tags; checked again, as everything we change.
-        Ok(output
-            .security_groups()
-            .iter()
-            .filter(|g| {
-                let have = tags_of(g.tags());
-                tags.iter().all(|(k, v)| have.get(k) == Some(v))
-            })
-            .cloned()
-            .collect())
+        Ok(output.security_groups().to_vec())
     }
 
     /// The groups with these IDs.

@@ -28,6 +28,7 @@ use crate::error::{AwsError, AwsErrorKind};
 
 mod groups;
 mod rules;
+pub mod targets;
 
 use rules::{desired_rules, existing_rules};
 
@@ -42,6 +43,8 @@ pub const BACKEND_GROUP_TTL: Duration = Duration::from_secs(300);
 pub trait Ec2: Send + Sync + 'static {
     /// The subnets of the cluster's VPC, with their tags.
     fn subnets(&self) -> impl Future<Output = Result<Vec<Subnet>, AwsError>> + Send;
+    /// The CIDRs of the cluster's VPC (what an internal NLB without security groups admits).
+    fn vpc_cidrs(&self) -> impl Future<Output = Result<Vec<ipnet::IpNet>, AwsError>> + Send;
     /// Finds `owner`'s managed group by its tags or creates it, and makes its tags (but
     /// `ignored_tags`) and ingress rules exactly the desired ones; returns its ID.
     fn ensure_security_group(
@@ -98,7 +101,11 @@ pub struct SdkEc2 {
     client: Client,
     calls: Arc<AwsCalls>,
     vpc_id: String,
+    /// `--cluster-name`: picks the cluster's security group on a target's interface.
+    cluster: Option<String>,
     subnets: Arc<tokio::sync::Mutex<Option<Described<Vec<Subnet>>>>>,
+    /// The VPC's CIDRs, described with the same TTL as the subnets.
+    vpc_cidrs: Arc<tokio::sync::Mutex<Option<Described<Vec<ipnet::IpNet>>>>>,
     backend: BackendSecurityGroup,
     /// The managed backend group's ID once found or created, and when: trusted for
     /// [`BACKEND_GROUP_TTL`] (a group deleted behind the controller's back is found missing then).
@@ -106,6 +113,12 @@ pub struct SdkEc2 {
 }
 
 impl SdkEc2 {
+    /// The same client, for cluster `name`'s targets (see [`targets::TargetNetwork`]).
+    pub fn for_cluster(mut self, name: &str) -> Self {
+        self.cluster = Some(name.to_string());
+        self
+    }
+
     pub fn new(
         config: &aws_config::SdkConfig,
         calls: Arc<AwsCalls>,
@@ -116,7 +129,9 @@ impl SdkEc2 {
             client: Client::new(config),
             calls,
             vpc_id: vpc_id.to_string(),
+            cluster: None,
             subnets: Arc::default(),
+            vpc_cidrs: Arc::default(),
             backend,
             backend_id: Arc::default(),
         }
@@ -135,6 +150,40 @@ fn backend_tags(cluster: &str) -> BTreeMap<String, String> {
 }
 
 impl Ec2 for SdkEc2 {
+    async fn vpc_cidrs(&self) -> Result<Vec<ipnet::IpNet>, AwsError> {
+        let mut cached = self.vpc_cidrs.lock().await;
+        if let Some((at, cidrs)) = cached.as_ref()
+            && at.elapsed() < SUBNETS_TTL
+        {
+            return Ok(cidrs.clone());
+        }
+        let request = self.client.describe_vpcs().vpc_ids(&self.vpc_id).send();
+        let output = timed(&self.calls, Operation::DescribeVpcs, request).await?;
+        let mut cidrs: Vec<ipnet::IpNet> = output
+            .vpcs()
+            .iter()
+            .flat_map(|vpc| {
+                let associated = vpc
+                    .cidr_block_association_set()
+                    .iter()
+                    .filter(|a| {
+                        a.cidr_block_state()
+                            .and_then(|s| s.state())
+                            .is_none_or(|s| {
+                                *s == aws_sdk_ec2::types::VpcCidrBlockStateCode::Associated
+                            })
+                    })
+                    .filter_map(|a| a.cidr_block());
+                vpc.cidr_block().into_iter().chain(associated)
+            })
+            .filter_map(|cidr| cidr.parse().ok())
+            .collect();
+        cidrs.sort();
+        cidrs.dedup();
+        *cached = Some((Instant::now(), cidrs.clone()));
+        Ok(cidrs)
+    }
+
     async fn subnets(&self) -> Result<Vec<Subnet>, AwsError> {
         let mut cached = self.subnets.lock().await;
         if let Some((at, subnets)) = cached.as_ref()
@@ -152,6 +201,7 @@ impl Ec2 for SdkEc2 {
             .subnets()
             .iter()
             .map(|s| Subnet {
+                cidr: s.cidr_block().and_then(|c| c.parse().ok()),
                 id: s.subnet_id().unwrap_or_default().to_string(),
                 zone: s.availability_zone().unwrap_or_default().to_string(),
                 tags: tags_of(s.tags()),

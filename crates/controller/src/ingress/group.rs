@@ -188,7 +188,9 @@ async fn converge<L: LoadBalancers, E: Ec2, C: Certificates>(
             continue;
         };
         let name = adopted_name(&existing_bindings, arn, &binding.name);
-        let object = binding_object(binding, &name, arn, groups.rules_source());
+        // An ALB always has security groups: no rule by address.
+        let none = lb_model::stack::SourceAddresses::default();
+        let object = binding_object(binding, &name, arn, groups.rules_source(), &none);
         objects::apply_binding(&ctx.client, &object).await?;
         wanted.push(name);
     }

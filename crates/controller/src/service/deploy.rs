@@ -65,6 +65,7 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
     }
     let applied = apply(&ctx.elb, &stack, &existing, &steps).await?;
     security_groups::after_apply(&ctx.ec2, &owner, &groups, &steps).await?;
+    let addresses = security_groups::source_addresses(&ctx.ec2, &stack, &existing).await?;
     let namespace = service.namespace().unwrap_or_default();
     let existing_bindings =
         objects::stack_bindings(&ctx.client, &namespace, &service.name_any()).await?;
@@ -74,7 +75,7 @@ pub async fn deploy<L: LoadBalancers, E: Ec2>(
             continue;
         };
         let name = adopted_name(&existing_bindings, arn, &binding.name);
-        let object = binding_object(binding, &name, arn, groups.rules_source());
+        let object = binding_object(binding, &name, arn, groups.rules_source(), &addresses);
         objects::apply_binding(&ctx.client, &object).await?;
         wanted.push(name);
     }

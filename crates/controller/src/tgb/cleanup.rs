@@ -68,6 +68,9 @@ pub async fn cleanup<A: Elbv2, W: ClusterWrites>(
     )
     .await?;
     let key = binding_key(binding);
+    if let Some(rules) = &ctx.target_rules {
+        rules.forget(&key, &ctx.stores).await?;
+    }
     ctx.memory.forget(&key);
     ctx.status_writer.forget(&namespace, &name);
     if let Some((_, group)) = &resolved {

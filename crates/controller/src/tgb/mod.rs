@@ -11,9 +11,11 @@
 //! throttling after a long backoff (see [`crate::error`]).
 
 mod cleanup;
+mod diagnosis;
 mod memory;
 mod pass;
 mod target_group;
+pub mod target_rules;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +30,7 @@ use lb_aws::Elbv2;
 
 pub use memory::BindingMemory;
 pub use target_group::{TargetGroupCache, TargetGroupRef, role_of};
+pub use target_rules::{TargetRules, TargetRulesSettings};
 
 use crate::budget::CallBudget;
 use crate::error::{ControllerError, Result, retry_delay};
@@ -58,6 +61,8 @@ pub struct Context<A, W> {
     pub reported_without_gate: ReportedOnce,
     /// Only the leader reconciles; a standby keeps its caches warm.
     pub leadership: Leadership,
+    /// The rules on the targets' security groups (`spec.networking`); None: not managed.
+    pub target_rules: Option<Arc<TargetRules>>,
 }
 
 impl<A, W: ClusterWrites> Context<A, W> {
@@ -77,7 +82,18 @@ impl<A, W: ClusterWrites> Context<A, W> {
             budget: CallBudget::default(),
             reported_without_gate: ReportedOnce::default(),
             leadership: Leadership::always(),
+            target_rules: None,
         }
+    }
+
+    /// The same context, writing the bindings' `spec.networking` on their targets' groups
+    /// (what it knows is dropped whenever the lease is lost).
+    pub fn with_target_rules(mut self, rules: Option<TargetRules>) -> Self {
+        self.target_rules = rules.map(Arc::new);
+        if let Some(rules) = &self.target_rules {
+            crate::leader::on_loss(&self.leadership, rules, TargetRules::forget_all);
+        }
+        self
     }
 
     /// The same context, reconciling only while `leadership` says this replica leads.

@@ -26,7 +26,9 @@ use lb_model::polling;
 use lb_model::targets::{ClusterView, Desired, desired_targets};
 use tracing::Instrument;
 
+use super::diagnosis::{Diagnosis, diagnose};
 use super::memory::KnownTargets;
+use super::target_rules::BindingTargets;
 use super::{Context, binding_key};
 use crate::budget::CallKind;
 use crate::error::{ControllerError, Result};
@@ -41,6 +43,10 @@ pub const PASS_SPACING: Duration = Duration::from_millis(250);
 /// The least time between two status writes of a binding that only move its figures (counts,
 /// health summary); a change of its Ready condition is written at once.
 pub const STATUS_SPACING: Duration = Duration::from_secs(2);
+/// The least wait before rules that failed are tried again (the pass itself went on).
+const RULES_RETRY: Duration = Duration::from_secs(10);
+/// How soon targets whose interface was not found are looked for again.
+const UNRESOLVED_RETRY: Duration = Duration::from_secs(2);
 /// A look due this soon is taken now.
 const LOOK_EARLY: Duration = Duration::from_millis(20);
 
@@ -115,6 +121,7 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     ctx.memory.pass_started(&key, now);
     let (target_type, desired) =
         phase(ctx, "snapshot", async { desired(binding, group, ctx) }).await?;
+    let mut rules = rules_phase(binding, ctx, &key, target_type, &desired, group, now).await;
     let namespace = binding.metadata.namespace.clone().unwrap_or_default();
     let pods = ctx.stores.pods_in(&namespace);
     let injection_enabled = ctx.stores.injection_enabled(&namespace);
@@ -180,7 +187,11 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
         looked_at = Some(Instant::now());
     }
     let seen = looked_at.unwrap_or_else(Instant::now);
-    let plan = plan_with(&health, seen);
+    let mut plan = plan_with(&health, seen);
+    report_rules(
+        binding, ctx, client, group, &key, &mut plan, &mut rules, seen,
+    )
+    .await;
     tracing::debug!(
         binding = %key,
         looked = looked_at.is_some(),
@@ -193,6 +204,10 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     let next = match plan.next_look {
         NextLook::OnChange => None,
         NextLook::After(delay) => Some(seen + delay),
+    };
+    let next = match (next, rules.look) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
     // A pass that did not look keeps the look already planned, unless its own plan wants one
     // sooner (it registered targets that may turn healthy first).
@@ -343,6 +358,150 @@ async fn execute<A: Elbv2, W: ClusterWrites>(
     }
     Ok(None)
 }
+
+/// What the security-group rules made of a pass: a look they ask for (soon after rules opened
+/// the way to the targets, which may turn healthy; later while they fail or a diagnosis
+/// stands, as someone may fix it), and a failure to report.
+#[derive(Default)]
+struct RulesPhase {
+    look: Option<Instant>,
+    failed: Option<ControllerError>,
+}
+
+impl RulesPhase {
+    fn look_at(&mut self, at: Instant) {
+        self.look = Some(self.look.map_or(at, |planned| planned.min(at)));
+    }
+}
+
+/// Writes the binding's `networking` on its targets' groups. A failure does not hold the
+/// targets back (their registration and gates go on): it is reported with the status, and the
+/// rules are tried again after the error's category's first delay (at least [`RULES_RETRY`]).
+async fn rules_phase<A, W>(
+    binding: &TargetGroupBinding,
+    ctx: &Context<A, W>,
+    key: &str,
+    target_type: lb_api::TargetType,
+    desired: &Desired,
+    group: &TargetGroupInfo,
+    now: Instant,
+) -> RulesPhase {
+    let mut out = RulesPhase::default();
+    let Some(rules) = &ctx.target_rules else {
+        return out;
+    };
+    let targets = BindingTargets {
+        key,
+        binding,
+        target_type,
+        desired,
+    };
+    match phase(ctx, "target_rules", rules.reconcile(&targets, &ctx.stores)).await {
+        Ok(outcome) => {
+            if !outcome.unresolved.is_empty() {
+                tracing::debug!(binding = %key, unresolved = ?outcome.unresolved, "targets whose interface is not known yet");
+                out.look_at(now + UNRESOLVED_RETRY);
+            }
+            if outcome.opened {
+                let settle = lb_model::polling::time_to_healthy(group).unwrap_or(PASS_SPACING);
+                out.look_at(now + settle);
+            }
+        }
+        Err(err) => {
+            let err = ControllerError::from(err);
+            tracing::warn!(binding = %key, reason = err.reason(), "target rules: {err}");
+            let delay = crate::error::retry_delay(err.category(), 1)
+                .unwrap_or(super::diagnosis::DIAGNOSIS_TTL)
+                .max(RULES_RETRY);
+            out.look_at(now + delay);
+            out.failed = Some(err);
+        }
+    }
+    out
+}
+
+/// What the rules say in the binding's status: their failure, else a diagnosis of targets a
+/// security group drops (looked at again within [`super::diagnosis::DIAGNOSIS_TTL`]).
+#[allow(clippy::too_many_arguments)]
+async fn report_rules<A, W: ClusterWrites, C: TargetGroups>(
+    binding: &TargetGroupBinding,
+    ctx: &Context<A, W>,
+    client: &C,
+    group: &TargetGroupInfo,
+    key: &str,
+    plan: &mut Plan,
+    rules_phase: &mut RulesPhase,
+    seen: Instant,
+) {
+    let Some(rules) = &ctx.target_rules else {
+        return;
+    };
+    if let Some(err) = &rules_phase.failed {
+        let said = binding_says(binding, err.reason(), &err.to_string());
+        plan.status.ready = false;
+        plan.status.reason = err.reason().to_string();
+        plan.status.message = err.to_string();
+        if !said {
+            report::warn(&ctx.writes, binding, err.reason(), &plan.status.message).await;
+        }
+        return;
+    }
+    let found = diagnose(
+        rules,
+        &rules.diagnoses,
+        key,
+        client,
+        group,
+        &plan.health_after,
+    );
+    if let Some(diagnosis) = phase(ctx, "diagnosis", found).await {
+        report_unreachable(
+            binding,
+            ctx,
+            &mut plan.status,
+            &plan.health_after,
+            diagnosis,
+        )
+        .await;
+        rules_phase.look_at(seen + super::diagnosis::DIAGNOSIS_TTL);
+    }
+}
+
+/// Whether the binding's Ready condition already says this (its Warning was sent).
+fn binding_says(binding: &TargetGroupBinding, reason: &str, message: &str) -> bool {
+    binding
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .any(|c| {
+            c.type_ == lb_api::keys::CONDITION_READY && c.reason == reason && c.message == message
+        })
+}
+
+/// Targets a security group drops: `Ready=False` with the diagnosis, the count in the health
+/// summary `kubectl get tgb` shows, and a Warning when the diagnosis is new.
+async fn report_unreachable<A, W: ClusterWrites>(
+    binding: &TargetGroupBinding,
+    ctx: &Context<A, W>,
+    status: &mut lb_model::status::BindingStatus,
+    health: &[TargetHealth],
+    diagnosis: Diagnosis,
+) {
+    let summary = lb_model::status::health_summary(health);
+    status.ready = false;
+    status.reason = UNREACHABLE.to_string();
+    status.message = format!(
+        "{} target(s) unreachable: {}",
+        diagnosis.unreachable, diagnosis.message
+    );
+    status.target_health = Some(format!("{summary}, {} unreachable", diagnosis.unreachable));
+    if diagnosis.fresh {
+        report::warn(&ctx.writes, binding, UNREACHABLE, &status.message).await;
+    }
+}
+
+/// The reason of a binding whose targets a security group drops.
+const UNREACHABLE: &str = "TargetsUnreachable";
 
 /// One Warning per pod behind the binding that carries no gate of it.
 async fn report_missing_gates<A, W: ClusterWrites>(

@@ -53,6 +53,12 @@ pub struct GateFigures {
     pub calls: HashMap<Operation, u64>,
     /// DescribeTargetHealth calls while nothing changed.
     pub steady_describes: u64,
+    /// EC2 calls (interfaces, security groups) while nothing changed.
+    pub steady_ec2: u64,
+    /// Labelled rules on the cluster security group after the scale-out.
+    pub rules_added: usize,
+    /// Pod created -> its gate True: what a user waits for, security groups and all.
+    pub start_to_gate_ms: Samples,
     pub steady: Duration,
     /// The controller's own time per pass phase during the scale-out, in milliseconds.
     pub phases: Vec<(&'static str, Samples)>,
@@ -137,6 +143,8 @@ impl GateFigures {
                 .row("deregistration latency: pod deleted -> target draining"),
             self.binding_done_ms
                 .row("per binding: its first pod created -> its last gate open"),
+            self.start_to_gate_ms
+                .row("pod created -> its gate True"),
             format!(
                 "| pod webhook round trip over TLS, gate injected ({} reviews) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
                 self.webhook_ms.0.len(),
@@ -155,6 +163,19 @@ impl GateFigures {
                 self.calls(Operation::DescribeTargetGroups),
             ),
             self.floor_row(),
+            format!(
+                "| EC2 calls for the scale-out (targets' security-group rules) | DescribeNetworkInterfaces {}, DescribeSecurityGroups {}, AuthorizeSecurityGroupIngress {}, RevokeSecurityGroupIngress {}; {} labelled rule(s) on the cluster security group |",
+                self.calls(Operation::DescribeNetworkInterfaces),
+                self.calls(Operation::DescribeSecurityGroups),
+                self.calls(Operation::AuthorizeSecurityGroupIngress),
+                self.calls(Operation::RevokeSecurityGroupIngress),
+                self.rules_added,
+            ),
+            format!(
+                "| EC2 calls at steady state ({:.0} s watched) | {} calls |",
+                self.steady.as_secs_f64(),
+                self.steady_ec2
+            ),
             format!(
                 "| DescribeTargetHealth at steady state ({:.0} s watched) | {} calls |",
                 self.steady.as_secs_f64(),

@@ -17,7 +17,11 @@
 //!   registration to healthy beyond interval x threshold (its health-check lag), and, with
 //!   `--api-writes`, what the API server wrote during the scale-out ([`crate::api_writes`]);
 //! - who took the CPU during the scale-out: the controller, the sandbox's processes, the rest of
-//!   this process ([`crate::cpu_use`]).
+//!   this process ([`crate::cpu_use`]);
+//! - security groups: with `--closed`, the load balancers carry only the frontend group and the
+//!   bindings' `networking` admits it, so the controller must open the cluster security group:
+//!   the EC2 calls and rules that takes, and the EC2 calls at steady state; `--no-security-groups`
+//!   runs the emulator without enforcement (the figures before security groups were enforced).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -38,7 +42,7 @@ use crate::bench_rollout::record::PodRecorder;
 use crate::clock::now;
 use crate::cpu_use::CpuUse;
 use crate::harness::{
-    ControllerHandle, HarnessError, OwnRuntime, gated_web_binding, start_controller,
+    ControllerHandle, Front, HarnessError, OwnRuntime, start_controller, web_binding,
 };
 use crate::slice_recorder::SliceRecorder;
 use crate::spread::Spread;
@@ -79,6 +83,13 @@ pub struct BenchOptions {
     /// `/metrics`). Off by default: runs with it came out slower on this machine.
     #[arg(long)]
     pub api_writes: bool,
+    /// The load balancers carry the frontend group only; the bindings' `networking` admits it
+    /// (the controller opens the cluster security group).
+    #[arg(long)]
+    pub closed: bool,
+    /// The emulator enforces no security group.
+    #[arg(long)]
+    pub no_security_groups: bool,
 }
 
 impl BenchOptions {
@@ -97,6 +108,8 @@ impl Default for BenchOptions {
             delete: 20,
             rate: 0.0,
             api_writes: false,
+            closed: false,
+            no_security_groups: false,
         }
     }
 }
@@ -119,7 +132,11 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
 
 /// Runs the benchmark on a sandbox of its own.
 pub async fn figures(options: BenchOptions) -> Result<GateFigures, BenchError> {
-    let sandbox = Sandbox::start(SandboxConfig::for_pods(options.spread().pods())).await?;
+    let config = SandboxConfig {
+        enforce_security_groups: !options.no_security_groups,
+        ..SandboxConfig::for_pods(options.spread().pods())
+    };
+    let sandbox = Sandbox::start(config).await?;
     let controller = start_controller(&sandbox).await?;
     let result = measure(&sandbox, &controller, &options).await;
     controller.stop().await;
@@ -206,6 +223,42 @@ async fn scale_out(
     }
 }
 
+/// The EC2 operations of the targets' security-group rules.
+pub const EC2_OPERATIONS: [Operation; 4] = [
+    Operation::DescribeNetworkInterfaces,
+    Operation::DescribeSecurityGroups,
+    Operation::AuthorizeSecurityGroupIngress,
+    Operation::RevokeSecurityGroupIngress,
+];
+
+/// The rules on the cluster security group that carry the controller's label.
+async fn labelled_rules(sandbox: &Sandbox) -> Result<usize, BenchError> {
+    let aws = sandbox.aws().ok_or(HarnessError::NoAws)?;
+    let ec2 = aws_sdk_ec2::Client::new(&aws.sdk_config().await);
+    let described = ec2
+        .describe_security_groups()
+        .group_ids(&aws.seeded().cluster_security_group_id)
+        .send()
+        .await
+        .map_err(|e| BenchError::Stuck(format!("DescribeSecurityGroups: {e}")))?;
+    let label = lb_model::target_rules::RULE_LABEL;
+    Ok(described
+        .security_groups()
+        .iter()
+        .flat_map(|g| g.ip_permissions())
+        .map(|p| {
+            p.user_id_group_pairs()
+                .iter()
+                .filter(|pair| pair.description() == Some(label))
+                .count()
+                + p.ip_ranges()
+                    .iter()
+                    .filter(|range| range.description() == Some(label))
+                    .count()
+        })
+        .sum())
+}
+
 async fn measure(
     sandbox: &Sandbox,
     controller: &ControllerHandle,
@@ -223,7 +276,12 @@ async fn measure(
         } else {
             format!("web-{index}")
         };
-        groups.push(gated_web_binding(sandbox, &namespace, &name, options.interval).await?);
+        let front = if options.closed {
+            Front::Closed
+        } else {
+            Front::Open
+        };
+        groups.push(web_binding(sandbox, &namespace, &name, options.interval, front).await?);
         Api::<Deployment>::namespaced(client.clone(), &namespace)
             .create(&PostParams::default(), &web_deployment("web", 0, 25, 0))
             .await?;
@@ -299,11 +357,16 @@ async fn measure(
         .map(|op| (*op, after[*op as usize] - before[*op as usize]))
         .collect();
 
+    let rules_added = labelled_rules(sandbox).await?;
+
     // Steady state: no change, so no call.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let steady_before = count(Operation::DescribeTargetHealth);
+    let ec2_count = || EC2_OPERATIONS.iter().map(|op| count(*op)).sum::<u64>();
+    let steady_ec2_before = ec2_count();
     tokio::time::sleep(options.steady).await;
     let steady_describes = count(Operation::DescribeTargetHealth) - steady_before;
+    let steady_ec2 = ec2_count() - steady_ec2_before;
 
     // The webhook, straight from its caches: 500 reviews of pods behind the first binding.
     let first = namespace(options, 0);
@@ -361,6 +424,8 @@ async fn measure(
         scale_out,
         calls: calls_used,
         steady_describes,
+        steady_ec2,
+        rules_added,
         steady: options.steady,
         webhook_ms: Samples(webhook_ms),
         api_writes,
@@ -381,6 +446,9 @@ async fn measure(
         if let (Some(created), Some(ready)) = (pod.created, pod.containers_ready) {
             figures.start_ms.0.push((ready - created) * 1000.0);
             last_ready = last_ready.max(ready);
+        }
+        if let (Some(created), Some(gate)) = (pod.created, pod.gate_true) {
+            figures.start_to_gate_ms.0.push((gate - created) * 1000.0);
         }
         if let Some(created) = pod.created {
             let first = first_created

@@ -71,6 +71,10 @@ pub struct DemoOptions {
     /// Also write the outcome as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Let every packet through: the emulator enforces no security group (by default it drops
+    /// what the groups do not admit, as a VPC does).
+    #[arg(long)]
+    pub no_security_groups: bool,
 }
 
 /// The placeholders a manifest may use.
@@ -125,7 +129,10 @@ pub async fn run(options: DemoOptions) -> Result<(), CliError> {
         "starting the sandbox (the first run builds Kubernetes and the moto venv: minutes)",
     );
     let sandbox = tokio::select! {
-        sandbox = Sandbox::start(SandboxConfig::default()) => sandbox?,
+        sandbox = Sandbox::start(SandboxConfig {
+            enforce_security_groups: !options.no_security_groups,
+            ..SandboxConfig::default()
+        }) => sandbox?,
         () = stopped(stop.clone()) => {
             // The builds are children of ours: they stop with us, not minutes later.
             lb_sandbox::one_time::cancel();
@@ -378,9 +385,11 @@ fn read_documents(
     Ok(all)
 }
 
-/// Bindings to a target group in another account (through `iamRoleArnToAssume`): the emulator
-/// makes that account, its VPC, an ALB and the target group with exactly the ARN named, so that
-/// cross-account manifests run as written. The role itself needs nothing: STS lets it be assumed.
+/// What manifests assume exists in AWS. Bindings to a target group in another account (through
+/// `iamRoleArnToAssume`): the emulator makes that account, its VPC, an ALB and the target group
+/// with exactly the ARN named, so that cross-account manifests run as written (the role needs
+/// nothing: STS lets it be assumed). Security groups a binding's `networking` names by ID: the
+/// emulator makes them in the cluster's VPC, as the user's own groups.
 async fn emulate_other_accounts(
     sandbox: &Sandbox,
     documents: &[Document],
@@ -396,6 +405,24 @@ async fn emulate_other_accounts(
         .filter(|d| d.kind() == "TargetGroupBinding")
     {
         let spec = &document.value["spec"];
+        let peers = spec["networking"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|rule| rule["from"].as_array().into_iter().flatten());
+        for peer in peers {
+            if let Some(id) = peer["securityGroup"]["groupID"].as_str()
+                && aws.control().ensure_security_group(id).await?
+            {
+                say(
+                    clock,
+                    &format!(
+                        "made security group {id}, which binding {} names",
+                        document.name()
+                    ),
+                );
+            }
+        }
         let (Some(role), Some(arn)) = (
             spec["iamRoleArnToAssume"].as_str(),
             spec["targetGroupARN"].as_str(),

@@ -64,6 +64,7 @@ fn subnets(cluster: &str) -> Vec<Subnet> {
     ["a", "b", "c"]
         .iter()
         .map(|zone| Subnet {
+            cidr: None,
             id: format!("subnet-{zone}"),
             zone: format!("us-west-2{zone}"),
             tags: [
@@ -426,7 +427,7 @@ fn managed_security_group(
         .iter()
         .map(|r| {
             let port = i64::from(r.port);
-            (r.protocol.clone(), port, port, r.cidr.to_string())
+            (r.protocol.clone(), port, port, r.source.to_string())
         })
         .collect();
     if theirs != ours {

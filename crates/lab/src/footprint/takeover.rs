@@ -223,6 +223,11 @@ async fn takeover(sandbox: &Sandbox, options: &TakeoverOptions) -> Result<Report
         ec2: aws_sdk_ec2::Client::new(&config),
         vpc: aws.seeded().vpc_id.clone(),
         subnets: aws.seeded().subnets.values().cloned().collect(),
+        environment: [
+            aws.seeded().cluster_security_group_id.clone(),
+            aws.seeded().frontend_security_group_id.clone(),
+        ]
+        .into(),
     };
     // 1. Upstream's cluster.
     install_crds_from(&client, &upstream_crds()).await?;
@@ -535,7 +540,9 @@ async fn upstream_objects(
         }
         for binding in &stack.bindings {
             let arn = arn_of(replayed, "target_groups", &binding.name)?;
-            let mut object = binding_object(binding, &binding.name, &arn, backend.as_deref());
+            let none = lb_model::stack::SourceAddresses::default();
+            let mut object =
+                binding_object(binding, &binding.name, &arn, backend.as_deref(), &none);
             object.metadata.finalizers = Some(vec![lb_api::keys::FINALIZER.to_string()]);
             let api: Api<TargetGroupBinding> = Api::namespaced(client.clone(), &binding.namespace);
             api.create(&PostParams::default(), &object)
@@ -574,6 +581,9 @@ struct Inventory {
     vpc: String,
     /// The VPC's subnets (the sandbox seeded them).
     subnets: Vec<String>,
+    /// The security groups the sandbox seeded (the cluster's, the frontend of hand-made load
+    /// balancers): the environment, nobody's footprint.
+    environment: BTreeSet<String>,
 }
 
 impl Inventory {
@@ -619,6 +629,12 @@ impl Inventory {
             .await
             .map_err(aws_error("listing security groups"))?;
         for sg in sgs.security_groups() {
+            if sg
+                .group_id()
+                .is_some_and(|id| self.environment.contains(id))
+            {
+                continue;
+            }
             let name = sg.group_name().filter(|name| *name != "default");
             add(SECURITY_GROUP, name, sg.group_id());
         }

@@ -20,7 +20,7 @@ use crate::stack::Condition;
 
 /// Upstream reads these but this controller does not build them yet: present, they give a
 /// Warning "not supported yet" naming them, never a silent ignore.
-pub const NOT_SUPPORTED_YET: [&str; 26] = [
+pub const NOT_SUPPORTED_YET: [&str; 25] = [
     "auth-type",
     "auth-idp-cognito",
     "auth-idp-oidc",
@@ -37,7 +37,6 @@ pub const NOT_SUPPORTED_YET: [&str; 26] = [
     "mutual-authentication",
     "enable-frontend-nlb",
     "customer-owned-ipv4-pool",
-    "security-group-prefix-lists",
     "minimum-load-balancer-capacity",
     "ipam-ipv4-pool-id",
     "create-acm-cert",
@@ -192,6 +191,8 @@ pub struct IngressAnnotations {
     /// one too (and so admit it on the targets).
     pub manage_backend_security_group_rules: Option<bool>,
     pub inbound_cidrs: Option<Vec<IpNet>>,
+    /// `security-group-prefix-lists`: managed prefix lists (`pl-...`) the managed group admits.
+    pub prefix_lists: Option<Vec<String>>,
     pub load_balancer_attributes: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub listen_ports: Option<Vec<(ListenerProtocol, u16)>>,
@@ -314,6 +315,7 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
             }
         }
     });
+    parsed.prefix_lists = reader.prefix_lists("security-group-prefix-lists");
     parsed.load_balancer_attributes = reader
         .string_map("load-balancer-attributes")
         .unwrap_or_default();

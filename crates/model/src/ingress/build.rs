@@ -19,7 +19,7 @@ use crate::naming;
 use crate::service::subnets::{Subnet, choose_subnets};
 use crate::stack::{
     Action, FixedResponse, IngressRule, Listener, LoadBalancer, LoadBalancerKind,
-    ManagedSecurityGroup, Redirect, Stack, StackKind, SubnetMapping, tags,
+    ManagedSecurityGroup, Redirect, Stack, StackKind, SubnetMapping, rule_sources, tags,
 };
 
 /// ALB quotas checked before any AWS call.
@@ -92,6 +92,7 @@ impl Merged {
                         .join(",")
                 }),
             ),
+            ("security-group-prefix-lists", list(&a.prefix_lists)),
             ("ssl-policy", a.ssl_policy.clone()),
             ("ssl-redirect", a.ssl_redirect.map(|p| p.to_string())),
             (
@@ -290,7 +291,12 @@ fn stack(
         Some(_) => None,
         None => Some(ManagedSecurityGroup {
             name: naming::ingress_security_group(&settings.cluster, group),
-            ingress: ingress_rules(&listeners, exclusive.get("inbound-cidrs"), &ip_address_type),
+            ingress: ingress_rules(
+                &listeners,
+                exclusive.get("inbound-cidrs"),
+                exclusive.get("security-group-prefix-lists"),
+                &ip_address_type,
+            ),
             tags: with(tags::MANAGED_SECURITY_GROUP),
         }),
     };
@@ -483,29 +489,31 @@ fn listeners(
         .collect()
 }
 
-/// The listener ports open to the inbound CIDRs (default everyone; IPv6 too when dualstack).
+/// The listener ports open to the inbound CIDRs and prefix lists (when neither is named,
+/// everyone; IPv6 too when dualstack).
 fn ingress_rules(
     listeners: &[Listener],
     cidrs: Option<&str>,
+    prefix_lists: Option<&str>,
     ip_address_type: &str,
 ) -> Vec<IngressRule> {
-    let defaults = if ip_address_type == "ipv4" {
-        "0.0.0.0/0"
-    } else {
-        "0.0.0.0/0,::/0"
+    let everyone: Vec<IpNet> = match ip_address_type {
+        "ipv4" => vec![IpNet::V4(Default::default())],
+        _ => vec![IpNet::V4(Default::default()), IpNet::V6(Default::default())],
     };
-    let cidrs: Vec<IpNet> = cidrs
-        .unwrap_or(defaults)
-        .split(',')
-        .filter_map(|c| c.parse().ok())
-        .collect();
+    let named: Option<Vec<IpNet>> =
+        cidrs.map(|c| c.split(',').filter_map(|c| c.parse().ok()).collect());
+    let prefix_lists: Vec<String> = prefix_lists
+        .map(|p| p.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let sources = rule_sources(named.as_deref(), &prefix_lists, &everyone);
     listeners
         .iter()
         .flat_map(|l| {
-            cidrs.iter().map(move |cidr| IngressRule {
+            sources.iter().map(move |source| IngressRule {
                 protocol: "tcp".into(),
                 port: l.port,
-                cidr: *cidr,
+                source: source.clone(),
             })
         })
         .collect()

@@ -23,6 +23,7 @@ fn subnets() -> Vec<Subnet> {
     ["a", "b"]
         .iter()
         .map(|zone| Subnet {
+            cidr: None,
             id: format!("subnet-{zone}"),
             zone: format!("us-west-2{zone}"),
             tags: [
@@ -142,7 +143,7 @@ fn the_2048_game_is_an_internet_facing_alb_with_one_rule_to_an_ip_target_group()
         .managed_security_group
         .expect("managed security group");
     assert_eq!(sg.ingress.len(), 1);
-    assert_eq!(sg.ingress[0].cidr.to_string(), "0.0.0.0/0");
+    assert_eq!(sg.ingress[0].source.to_string(), "0.0.0.0/0");
 }
 
 #[test]

@@ -17,7 +17,9 @@ use super::group::GroupId;
 use super::json::{ListenerProtocol, ServicePortRef};
 use crate::naming::{self, IngressTargetGroup};
 use crate::service::annotations::HealthCheckPort;
-use crate::stack::{Binding, HealthCheck, NetworkPort, TargetGroup, tags};
+use crate::stack::{
+    Binding, HealthCheck, NetworkPort, NetworkRule, NetworkSource, TargetGroup, tags,
+};
 use crate::targets::{has_ipv6_family, target_group_port, target_port};
 
 /// What a target group needs from its Ingress.
@@ -261,13 +263,14 @@ fn networking(
     port: &ServicePort,
     target_type: TargetType,
     health_check_port: &str,
-) -> Vec<Vec<NetworkPort>> {
+) -> Vec<NetworkRule> {
     let target_port = target_port(port, target_type);
-    let tcp = |port: Option<IntOrString>| {
-        vec![NetworkPort {
+    let tcp = |port: Option<IntOrString>| NetworkRule {
+        from: NetworkSource::SourceGroup,
+        ports: vec![NetworkPort {
             protocol: "TCP".into(),
             port,
-        }]
+        }],
     };
     let mut rules = vec![tcp(target_port)];
     if health_check_port != "traffic-port" {

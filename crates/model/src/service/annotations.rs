@@ -17,16 +17,14 @@ use crate::annotations::{AnnotationErrors, AnnotationReader};
 
 /// Upstream reads these but this controller does not build them yet: present, they give a
 /// Warning "not supported yet" naming them, never a silent ignore.
-pub const NOT_SUPPORTED_YET: [&str; 9] = [
+pub const NOT_SUPPORTED_YET: [&str; 7] = [
     "aws-load-balancer-inbound-sg-rules-on-private-link-traffic",
-    "aws-load-balancer-security-group-prefix-lists",
     "aws-load-balancer-enable-prefix-for-ipv6-source-nat",
     "aws-load-balancer-source-nat-ipv6-prefixes",
     "aws-load-balancer-minimum-load-balancer-capacity",
     "aws-load-balancer-enable-icmp-for-path-mtu-discovery",
     "aws-load-balancer-quic-enabled-ports",
     "aws-load-balancer-ipv6-addresses",
-    "aws-load-balancer-disable-nlb-sg",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +101,12 @@ pub struct ServiceAnnotations {
     /// `aws-load-balancer-manage-backend-security-group-rules`: with explicit security groups,
     /// attach the backend one too (and so admit it on the targets).
     pub manage_backend_security_group_rules: Option<bool>,
+    /// `aws-load-balancer-security-group-prefix-lists`: managed prefix lists (`pl-...`) the
+    /// managed group admits on the listener ports.
+    pub prefix_lists: Option<Vec<String>>,
+    /// `aws-load-balancer-disable-nlb-sg`: a new NLB gets no security group; its targets admit
+    /// it by address.
+    pub disable_nlb_security_groups: Option<bool>,
     /// `load-balancer-source-ranges`; `spec.loadBalancerSourceRanges` is the builder's to merge.
     pub source_ranges: Option<Vec<IpNet>>,
     pub load_balancer_attributes: BTreeMap<String, String>,
@@ -203,6 +207,8 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
     parsed.security_groups = reader.string_list("aws-load-balancer-security-groups");
     parsed.manage_backend_security_group_rules =
         reader.bool("aws-load-balancer-manage-backend-security-group-rules");
+    parsed.disable_nlb_security_groups = reader.bool("aws-load-balancer-disable-nlb-sg");
+    parsed.prefix_lists = reader.prefix_lists("aws-load-balancer-security-group-prefix-lists");
     parsed.source_ranges = source_ranges(reader);
     parsed.load_balancer_attributes = reader
         .string_map("aws-load-balancer-attributes")

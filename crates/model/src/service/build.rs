@@ -19,8 +19,8 @@ use super::subnets::{Subnet, choose_subnets};
 use crate::naming;
 use crate::service::annotations::{IpAddressType, PortRef, ProxyProtocol, Scheme};
 use crate::stack::{
-    Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup, Stack,
-    StackKind, SubnetMapping, tags,
+    Binding, IngressRule, Listener, LoadBalancer, LoadBalancerKind, ManagedSecurityGroup,
+    RuleSource, Stack, StackKind, SubnetMapping, rule_sources, tags,
 };
 
 /// What the cluster gives every stack.
@@ -108,6 +108,10 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Subnets(String),
+    #[error(
+        "annotations {PREFIX}aws-load-balancer-disable-nlb-sg: \"true\" and {PREFIX}aws-load-balancer-security-groups: an NLB without security groups cannot have some; drop one"
+    )]
+    SecurityGroupsDisabled,
 }
 
 const PREFIX: &str = lb_api::keys::service::PREFIX;
@@ -162,7 +166,7 @@ pub fn build(
             name: naming::service_security_group(&settings.cluster, identity),
             ingress: ingress_rules(
                 &listeners,
-                &source_ranges(&spec, annotations, ip_address_type),
+                &rule_sources_of(&spec, annotations, ip_address_type),
             ),
             tags: base_tags(tags::MANAGED_SECURITY_GROUP),
         }),
@@ -176,7 +180,7 @@ pub fn build(
             }
             Err(error) => return Err(error),
         };
-    let stack = Stack {
+    let mut stack = Stack {
         id: stack_id.clone(),
         kind: StackKind::Service,
         load_balancer: LoadBalancer {
@@ -199,6 +203,13 @@ pub fn build(
         external_managed_tags: settings.external_managed_tags.clone(),
         held_members: Vec::new(),
     };
+    if annotations.disable_nlb_security_groups == Some(true) {
+        if annotations.security_groups.is_some() {
+            return Err(BuildError::SecurityGroupsDisabled);
+        }
+        let named = named_source_ranges(&spec, annotations);
+        super::by_address::admit_by_address(&mut stack, named.as_deref());
+    }
     Ok(Built {
         stack,
         warnings,
@@ -293,13 +304,13 @@ pub fn bindings(
 }
 
 /// `load-balancer-source-ranges`, else `spec.loadBalancerSourceRanges`, else everyone.
-fn source_ranges(
+/// The clients a Service names: the annotation, else `spec.loadBalancerSourceRanges`.
+fn named_source_ranges(
     spec: &k8s_openapi::api::core::v1::ServiceSpec,
     annotations: &ServiceAnnotations,
-    ip_address_type: &str,
-) -> Vec<IpNet> {
+) -> Option<Vec<IpNet>> {
     if let Some(ranges) = &annotations.source_ranges {
-        return ranges.clone();
+        return Some(ranges.clone());
     }
     let from_spec: Vec<IpNet> = spec
         .load_balancer_source_ranges
@@ -307,17 +318,26 @@ fn source_ranges(
         .flatten()
         .filter_map(|r| r.trim().parse().ok())
         .collect();
-    if !from_spec.is_empty() {
-        return from_spec;
-    }
+    (!from_spec.is_empty()).then_some(from_spec)
+}
+
+/// Who the managed group admits: the source ranges and prefix lists named, else everyone (IPv6
+/// too when dualstack).
+fn rule_sources_of(
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    annotations: &ServiceAnnotations,
+    ip_address_type: &str,
+) -> Vec<RuleSource> {
     let mut everyone = vec![IpNet::V4(ipnet::Ipv4Net::default())];
     if ip_address_type == "dualstack" {
         everyone.push(IpNet::V6(ipnet::Ipv6Net::default()));
     }
-    everyone
+    let named = named_source_ranges(spec, annotations);
+    let prefix_lists = annotations.prefix_lists.clone().unwrap_or_default();
+    rule_sources(named.as_deref(), &prefix_lists, &everyone)
 }
 
-fn ingress_rules(listeners: &[Listener], ranges: &[IpNet]) -> Vec<IngressRule> {
+fn ingress_rules(listeners: &[Listener], sources: &[RuleSource]) -> Vec<IngressRule> {
     let mut rules = Vec::new();
     for listener in listeners {
         let protocols: &[&str] = match listener.protocol.as_str() {
@@ -326,11 +346,11 @@ fn ingress_rules(listeners: &[Listener], ranges: &[IpNet]) -> Vec<IngressRule> {
             _ => &["tcp"],
         };
         for protocol in protocols {
-            for cidr in ranges {
+            for source in sources {
                 rules.push(IngressRule {
                     protocol: (*protocol).into(),
                     port: listener.port,
-                    cidr: *cidr,
+                    source: source.clone(),
                 });
             }
         }

@@ -1,3 +1,4 @@
+use crate::stack::NetworkSource;
 use serde_json::json;
 
 use super::*;
@@ -74,7 +75,7 @@ fn the_seed_nlb_service_builds_its_stack() {
     let rules: Vec<String> = sg
         .ingress
         .iter()
-        .map(|r| format!("{} {} {}", r.protocol, r.port, r.cidr))
+        .map(|r| format!("{} {} {}", r.protocol, r.port, r.source))
         .collect();
     assert_eq!(rules, ["tcp 80 0.0.0.0/0"]);
 }
@@ -146,7 +147,7 @@ fn explicit_subnets_security_groups_source_ranges_and_eips() {
         .expect("managed")
         .ingress
         .iter()
-        .map(|r| r.cidr.to_string())
+        .map(|r| r.source.to_string())
         .collect();
     assert_eq!(rules, ["203.0.113.0/24"]);
 
@@ -285,5 +286,76 @@ fn a_dualstack_nlbs_target_groups_are_ipv6_for_an_ipv6_service_else_ipv4() {
     assert_eq!(
         built(&service(&[], families(json!(["IPv6"]))), TargetType::Ip).map(|b| b.stack),
         Err(BuildError::Ipv6NeedsDualstack)
+    );
+}
+
+#[test]
+fn disable_nlb_sg_builds_an_nlb_without_groups_whose_bindings_admit_it_by_address() {
+    let mut annotations: Vec<(&str, &str)> = SEED.to_vec();
+    annotations.push(("aws-load-balancer-disable-nlb-sg", "true"));
+    let svc = service(&annotations, seed_spec());
+    let stack = built(&svc, TargetType::Ip).expect("stack").stack;
+    assert!(stack.managed_security_group.is_none() && !stack.backend_security_group);
+    assert!(stack.load_balancer.security_groups.is_empty());
+    // ip targets over TCP do not preserve the client's address: the NLB's own subnets, on the
+    // target port (the health check's too).
+    let sources: Vec<&NetworkSource> = stack.bindings[0]
+        .networking
+        .iter()
+        .map(|rule| &rule.from)
+        .collect();
+    assert_eq!(sources, [&NetworkSource::LoadBalancerSubnets]);
+    // Security groups named as well: refused, naming both annotations.
+    annotations.push(("aws-load-balancer-security-groups", "sg-0123"));
+    let both = service(&annotations, seed_spec());
+    let err = built(&both, TargetType::Ip).expect_err("refused");
+    assert_eq!(err, BuildError::SecurityGroupsDisabled);
+    assert!(
+        err.to_string().contains("aws-load-balancer-disable-nlb-sg"),
+        "{err}"
+    );
+}
+
+#[test]
+fn prefix_lists_alone_admit_only_them_and_a_bad_id_is_named() {
+    let mut annotations: Vec<(&str, &str)> = SEED.to_vec();
+    annotations.push((
+        "aws-load-balancer-security-group-prefix-lists",
+        "pl-00aa11, pl-ffee22",
+    ));
+    let svc = service(&annotations, seed_spec());
+    let stack = built(&svc, TargetType::Ip).expect("stack").stack;
+    let sources: Vec<String> = stack
+        .managed_security_group
+        .expect("managed")
+        .ingress
+        .iter()
+        .map(|r| format!("{} {} {}", r.protocol, r.port, r.source))
+        .collect();
+    assert_eq!(sources, ["tcp 80 pl-00aa11", "tcp 80 pl-ffee22"]);
+    // With source ranges too, both.
+    let mut with_ranges = annotations.clone();
+    with_ranges.push(("load-balancer-source-ranges", "10.0.0.0/8"));
+    let svc = service(&with_ranges, seed_spec());
+    let ingress = built(&svc, TargetType::Ip)
+        .expect("stack")
+        .stack
+        .managed_security_group
+        .expect("managed")
+        .ingress;
+    assert_eq!(ingress.len(), 3, "{ingress:?}");
+    // Not a prefix list ID: the annotation and value are named.
+    let bad = BTreeMap::from([(
+        format!(
+            "{}aws-load-balancer-security-group-prefix-lists",
+            lb_api::keys::service::PREFIX
+        ),
+        "sg-0123".to_string(),
+    )]);
+    let err = parse(&bad).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("aws-load-balancer-security-group-prefix-lists"),
+        "{err}"
     );
 }

@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod annotations;
 pub mod build;
+pub mod by_address;
 pub mod health;
 pub mod objects;
 mod ports;
@@ -147,6 +148,7 @@ mod tests {
             .expect("service")
         };
         let subnets = [subnets::Subnet {
+            cidr: None,
             id: "subnet-a".into(),
             zone: "us-west-2a".into(),
             tags: [(

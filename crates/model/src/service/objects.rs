@@ -8,13 +8,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::keys::service as keys;
 use lb_api::target_group_binding::{
-    NetworkingIngressRule, NetworkingPeer, NetworkingPort, SecurityGroup,
+    IpBlock, NetworkingIngressRule, NetworkingPeer, NetworkingPort, SecurityGroup,
     TargetGroupBindingNetworking,
 };
 use lb_api::{ServiceReference, TargetGroupBinding, TargetGroupBindingSpec, TargetType};
 
 use super::selection::Selection;
-use crate::stack::Binding;
+use crate::stack::{Binding, NetworkSource, SourceAddresses};
 
 /// What a reconcile does with a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +72,14 @@ pub fn stack_labels(namespace: &str, name: &str) -> BTreeMap<String, String> {
 
 /// The TargetGroupBinding of one target group of the stack, named `name` (the binding's own, or
 /// the one an existing binding of the target group has: [`adopted_name`]), pointing at its ARN;
-/// its `networking` admits `backend_security_group` (an ID) when the load balancer has it.
+/// its `networking` admits `source_group` (an ID: the backend group, else the managed one) when
+/// the load balancer has it, and `addresses` for rules by address (an NLB without groups).
 pub fn binding_object(
     binding: &Binding,
     name: &str,
     target_group_arn: &str,
-    backend_security_group: Option<&str>,
+    source_group: Option<&str>,
+    addresses: &SourceAddresses,
 ) -> TargetGroupBinding {
     let node_selector = (!binding.node_selector.is_empty()).then(|| LabelSelector {
         match_labels: Some(binding.node_selector.clone()),
@@ -99,7 +101,7 @@ pub fn binding_object(
             },
             ip_address_type: Some(binding.ip_address_type.clone()),
             node_selector,
-            networking: networking(binding, backend_security_group),
+            networking: networking(binding, source_group, addresses),
             multi_cluster_target_group: binding.multi_cluster.then_some(true),
             ..TargetGroupBindingSpec::default()
         },
@@ -107,32 +109,51 @@ pub fn binding_object(
     }
 }
 
-/// Upstream's `networking`: each rule from the backend security group to its ports.
+/// Upstream's `networking`: each rule from its source to its ports; the source group and the
+/// addresses resolved (a rule whose source is not known is left out).
 fn networking(
     binding: &Binding,
-    backend_security_group: Option<&str>,
+    source_group: Option<&str>,
+    addresses: &SourceAddresses,
 ) -> Option<TargetGroupBindingNetworking> {
-    let group = backend_security_group.filter(|_| !binding.networking.is_empty())?;
-    let ingress = binding
+    let cidrs = |cidrs: &[ipnet::IpNet]| -> Vec<NetworkingPeer> {
+        cidrs
+            .iter()
+            .map(|cidr| NetworkingPeer {
+                ip_block: Some(IpBlock {
+                    cidr: cidr.to_string(),
+                }),
+                security_group: None,
+            })
+            .collect()
+    };
+    let ingress: Vec<NetworkingIngressRule> = binding
         .networking
         .iter()
-        .map(|ports| NetworkingIngressRule {
-            from: vec![NetworkingPeer {
-                ip_block: None,
-                security_group: Some(SecurityGroup {
-                    group_id: group.to_string(),
-                }),
-            }],
-            ports: ports
+        .filter_map(|rule| {
+            let from = match &rule.from {
+                NetworkSource::SourceGroup => vec![NetworkingPeer {
+                    ip_block: None,
+                    security_group: Some(SecurityGroup {
+                        group_id: source_group?.to_string(),
+                    }),
+                }],
+                NetworkSource::LoadBalancerSubnets => cidrs(&addresses.load_balancer_subnets),
+                NetworkSource::Vpc => cidrs(&addresses.vpc),
+                NetworkSource::Cidrs(list) => cidrs(list),
+            };
+            let ports = rule
+                .ports
                 .iter()
                 .map(|p| NetworkingPort {
                     protocol: Some(p.protocol.clone()),
                     port: p.port.clone(),
                 })
-                .collect(),
+                .collect();
+            (!from.is_empty()).then_some(NetworkingIngressRule { from, ports })
         })
         .collect();
-    Some(TargetGroupBindingNetworking { ingress })
+    (!ingress.is_empty()).then_some(TargetGroupBindingNetworking { ingress })
 }
 
 /// `status.loadBalancer` once the load balancer exists: its DNS name, as upstream reports it.
@@ -192,12 +213,16 @@ mod tests {
             ip_address_type: "ipv4".into(),
             node_selector: BTreeMap::from([("role".to_string(), "edge".to_string())]),
             multi_cluster: false,
-            networking: vec![vec![crate::stack::NetworkPort {
-                protocol: "TCP".into(),
-                port: Some(IntOrString::Int(30080)),
-            }]],
+            networking: vec![crate::stack::NetworkRule {
+                from: NetworkSource::SourceGroup,
+                ports: vec![crate::stack::NetworkPort {
+                    protocol: "TCP".into(),
+                    port: Some(IntOrString::Int(30080)),
+                }],
+            }],
         };
-        let object = binding_object(&binding, &binding.name, "arn:tg", Some("sg-backend"));
+        let none = SourceAddresses::default();
+        let object = binding_object(&binding, &binding.name, "arn:tg", Some("sg-backend"), &none);
         let value = serde_json::to_value(&object).expect("json");
         assert_eq!(
             value,
@@ -220,10 +245,28 @@ mod tests {
         );
         // Without the backend group there is no rule to write.
         assert_eq!(
-            binding_object(&binding, &binding.name, "arn:tg", None)
+            binding_object(&binding, &binding.name, "arn:tg", None, &none)
                 .spec
                 .networking,
             None
+        );
+        // Rules by address name the described addresses.
+        let mut by_address = binding.clone();
+        by_address.networking[0].from = NetworkSource::LoadBalancerSubnets;
+        let addresses = SourceAddresses {
+            load_balancer_subnets: vec![
+                "10.0.0.0/24".parse().unwrap(),
+                "10.0.1.0/24".parse().unwrap(),
+            ],
+            vpc: Vec::new(),
+        };
+        let object = binding_object(&by_address, &by_address.name, "arn:tg", None, &addresses);
+        assert_eq!(
+            serde_json::to_value(object.spec.networking).unwrap(),
+            json!({"ingress": [{
+                "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "10.0.1.0/24"}}],
+                "ports": [{"protocol": "TCP", "port": 30080}],
+            }]})
         );
     }
 

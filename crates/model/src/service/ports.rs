@@ -12,7 +12,9 @@ use super::annotations::{BackendProtocol, PortRef, ProxyProtocol, ServiceAnnotat
 use super::build::{BuildError, ClusterSettings, load_balancer_ip_address_type};
 use super::health::health_check;
 use crate::naming::{self, ServiceName, ServiceTargetGroup};
-use crate::stack::{Action, Binding, Listener, NetworkPort, TargetGroup};
+use crate::stack::{
+    Action, Binding, Listener, NetworkPort, NetworkRule, NetworkSource, TargetGroup,
+};
 use crate::targets::{has_ipv6_family, port_text, target_group_port, target_port};
 
 /// The listeners' (port, protocol). TCP and UDP on one port number make one TCP_UDP listener when
@@ -258,7 +260,10 @@ impl<'a> PortContext<'a> {
             node_selector: self.annotations.target_node_labels.clone(),
             multi_cluster: self.annotations.multi_cluster_target_group.unwrap_or(false),
             networking: if self.networking {
-                vec![self.networking_ports(port, tg)]
+                vec![NetworkRule {
+                    from: NetworkSource::SourceGroup,
+                    ports: self.networking_ports(port, tg),
+                }]
             } else {
                 Vec::new()
             },

@@ -277,7 +277,7 @@ fn upstreams_names_listener_tags_and_binding_networking() {
     let ports: Vec<(String, Option<IntOrString>)> = stack.bindings[0]
         .networking
         .iter()
-        .flatten()
+        .flat_map(|rule| rule.ports.iter())
         .map(|p| (p.protocol.clone(), p.port.clone()))
         .collect();
     assert_eq!(

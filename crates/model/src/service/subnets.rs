@@ -11,6 +11,9 @@ pub struct Subnet {
     pub id: String,
     pub zone: String,
     pub tags: BTreeMap<String, String>,
+    /// Its IPv4 CIDR, when described (an NLB without security groups admits its own addresses
+    /// by it).
+    pub cidr: Option<ipnet::IpNet>,
 }
 
 const CLUSTER_TAG_PREFIX: &str = "kubernetes.io/cluster/";

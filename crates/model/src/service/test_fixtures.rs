@@ -26,6 +26,7 @@ pub(super) fn settings() -> ClusterSettings {
 
 pub(super) fn subnet(id: &str, zone: &str, tags: &[(&str, &str)]) -> Subnet {
     Subnet {
+        cidr: None,
         id: id.into(),
         zone: zone.into(),
         tags: tags

@@ -1,6 +1,7 @@
 """Starts the sandbox's AWS: `python -m lb_sandbox_aws --config CONFIG --ready-file READY`.
 
-CONFIG (JSON): region, cluster_name, pod_cidr, subnets [{zone, cidr}], nodes [{name, zone, address}].
+CONFIG (JSON): region, cluster_name, pod_cidr, subnets [{zone, cidr}], nodes [{name, zone, address}],
+enforce_security_groups (default true, see network.py).
 Every port is picked by the kernel (port 0), so none can be taken in between; when all is up the
 addresses and seeded IDs are written to READY (JSON, atomically). Runs until SIGTERM or SIGINT.
 """
@@ -17,7 +18,7 @@ from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from . import elbv2_patch, seed
+from . import elbv2_patch, network, seed
 from .control import ControlApi
 from .dataplane import DataPlane
 from .guard import Guard
@@ -42,7 +43,9 @@ def main() -> None:
     guard = Guard(config["pod_cidr"])
     elbv2 = elbv2_backends[ACCOUNT_ID][config["region"]]
     ec2 = ec2_backends[ACCOUNT_ID][config["region"]]
-    registry = TargetRegistry(loop, guard, elbv2, ec2)
+    network.patch_interface_filters()
+    net = network.Network(ec2, elbv2, ACCOUNT_ID, enforce=config.get("enforce_security_groups", True))
+    registry = TargetRegistry(loop, guard, elbv2, ec2, net)
     throttle = elbv2_patch.Throttle()
     elbv2_patch.install(registry, throttle)
 
@@ -52,9 +55,9 @@ def main() -> None:
     endpoint = f"http://127.0.0.1:{port}"
     seeded = seed.seed(endpoint, config)
 
-    dataplane = DataPlane(registry, elbv2, guard)
+    dataplane = DataPlane(registry, elbv2, guard, net)
     asyncio.run_coroutine_threadsafe(dataplane.run(), loop)
-    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, endpoint, config, seeded["vpc_id"], throttle).start(), loop).result()
+    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, net, endpoint, config, seeded["vpc_id"], throttle).start(), loop).result()
 
     ready = {"endpoint": endpoint, "control": f"http://127.0.0.1:{control_port}", **seeded}
     partial = args.ready_file + ".partial"

@@ -9,6 +9,14 @@
                                                answers the rate and how many calls were refused
   GET /peer-target-group?arn=ARN               makes target group ARN exist in the account it names,
                                                with a VPC like the cluster's and an ALB (see peer.py)
+  GET /security-groups?enforce=B&client_address=A
+                                               sets what network.py enforces (either may be left
+                                               out); answers both
+  GET /security-group?id=sg-...               makes that group exist in the cluster's VPC (a group
+                                               of the user's that manifests name)
+  POST /interfaces/addresses {"instance_id": I, "addresses": [..]}
+                                               puts pod addresses on instance I's primary
+                                               interface, as the VPC CNI does (network.py)
   GET /footprint                               the account's load balancers, target groups and the
                                                cluster VPC's security groups, by name (footprint.py)
   POST /replay {"footprint": F, "renames": R}  creates footprint F as the upstream controller would,
@@ -19,18 +27,20 @@ Errors are {"error": text}: 400 for a bad request, 500 for what moto refused.
 """
 
 import asyncio
+import ipaddress
 import json
 from urllib.parse import parse_qs, urlsplit
 
 from . import footprint, httpwire, peer
 
-MOTO_PATHS = ("/peer-target-group", "/footprint", "/replay")
+MOTO_PATHS = ("/peer-target-group", "/footprint", "/replay", "/interfaces/addresses")
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 
 
 class ControlApi:
-    def __init__(self, registry, dataplane, endpoint: str, config: dict, vpc_id: str, throttle):
+    def __init__(self, registry, dataplane, network, endpoint: str, config: dict, vpc_id: str, throttle):
         self.registry = registry
+        self.network = network
         self.throttle = throttle
         self.dataplane = dataplane
         self.endpoint = endpoint
@@ -63,6 +73,24 @@ class ControlApi:
             if not 0 <= per_second <= 10000:
                 return 400, {"error": f"rate {per_second} is outside 0..10000"}
             return 200, self.throttle.set(per_second)
+        if path == "/security-group":
+            try:
+                return 200, self.network.ensure_group(one("id", ""), self.vpc_id)
+            except ValueError as err:
+                return 400, {"error": str(err)}
+        if path == "/security-groups":
+            enforce, client_address = one("enforce"), one("client_address")
+            if enforce is not None:
+                if enforce not in ("true", "false"):
+                    return 400, {"error": f"enforce must be true or false, not {enforce}"}
+                self.network.enforce = enforce == "true"
+            if client_address is not None:
+                try:
+                    ipaddress.ip_address(client_address)
+                except ValueError:
+                    return 400, {"error": f"client_address {client_address} is no IP address"}
+                self.network.client_address = client_address
+            return 200, {"enforce": self.network.enforce, "client_address": self.network.client_address}
         return 404, {"error": f"no such endpoint {path}"}
 
     def _moto_answer(self, method: str, path: str, query: dict, body: bytes):
@@ -77,6 +105,10 @@ class ControlApi:
             if method != "POST":
                 return 405, {"error": f"{path} takes a POST"}
             request = json.loads(body)
+            if path == "/interfaces/addresses":
+                if not isinstance(request, dict) or not isinstance(request.get("addresses"), list):
+                    raise ValueError('the body must be {"instance_id": "i-...", "addresses": [...]}')
+                return 200, self.network.assign_addresses(str(request.get("instance_id")), request["addresses"])
             if not isinstance(request, dict) or not isinstance(request.get("footprint"), dict) \
                     or not isinstance(request.get("renames", {}), dict):
                 raise ValueError('the body must be {"footprint": {...}, "renames": {...}}')

@@ -18,6 +18,11 @@ those added with AddListenerCertificates), else the default one. Each handshake 
 listener's current list, so certificate changes take effect at once; a listener whose protocol or
 port changes gets a new local server on the same loopback port. Targets get plain HTTP or TCP.
 
+Security groups (network.py): a client the load balancer's groups do not admit is dropped at
+the listener (the connection is accepted locally but never answered, and closed after
+DROPPED_HOLD; counted `dropped`); a request to a target whose groups do not admit the load
+balancer waits CONNECT_TIMEOUT and gets 504 (NLB: the connection is closed).
+
 Counts per listener: HTTP responses by status code; TCP connections by outcome.
 """
 
@@ -42,6 +47,7 @@ REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection",
               "te", "trailer", "upgrade"}
 CONNECT_TIMEOUT = 10.0
+DROPPED_HOLD = 30.0
 PLACEHOLDER = re.compile(r"#\{(protocol|host|port|path|query)\}")
 
 
@@ -158,8 +164,9 @@ class ListenerStats:
 
 
 class DataPlane:
-    def __init__(self, registry, elbv2_backend, guard):
+    def __init__(self, registry, elbv2_backend, guard, network):
         self.registry = registry
+        self.network = network
         self.elbv2 = elbv2_backend
         self.guard = guard
         self.servers: dict[str, tuple[asyncio.AbstractServer, int, dict]] = {}
@@ -194,7 +201,7 @@ class DataPlane:
             if listener.protocol in ("HTTP", "HTTPS"):
                 handler = self._http_handler(balancer, listener, stats)
             else:
-                handler = self._tcp_handler(listener, stats)
+                handler = self._tcp_handler(balancer, listener, stats)
             tls = self._server_context(balancer, listener) if listener.protocol in ("HTTPS", "TLS") else None
             server = await asyncio.start_server(handler, "127.0.0.1", local_ports.get(arn, 0), ssl=tls)
             port = server.sockets[0].getsockname()[1]
@@ -265,9 +272,24 @@ class DataPlane:
 
     # ALB ----------------------------------------------------------------------------------------
 
+    async def _dropped(self, balancer, listener, stats: ListenerStats, reader, writer) -> bool:
+        """Holds a connection the load balancer's security groups drop: no answer, ever (the
+        client times out), closed after DROPPED_HOLD. True when it was dropped."""
+        if not self.network.listener_blocked(balancer, listener):
+            return False
+        stats.record("dropped", None)
+        try:
+            await asyncio.wait_for(reader.read(), DROPPED_HOLD)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            pass
+        writer.close()
+        return True
+
     def _http_handler(self, balancer, listener, stats: ListenerStats):
         async def handle(reader, writer):
             source = (writer.get_extra_info("peername") or ("",))[0]
+            if await self._dropped(balancer, listener, stats, reader, writer):
+                return
             try:
                 while True:
                     head = await httpwire.read_head(reader)
@@ -368,6 +390,9 @@ class DataPlane:
         label = f"{target.id}:{target.port}"
         if address is None or not self.guard.allows(address):
             return 502, REASONS[502], [], b"target not reachable from the sandbox\n", label
+        if self.network.target_blocked(group, target.id, target.port, traffic=True):
+            await asyncio.sleep(CONNECT_TIMEOUT)  # Dropped by a security group.
+            return 504, REASONS[504], [], b"target connect timed out\n", label
         idle = float(getattr(balancer, "attrs", {}).get("idle_timeout.timeout_seconds") or 60)
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(address, target.port), CONNECT_TIMEOUT)
@@ -400,8 +425,10 @@ class DataPlane:
 
     # NLB ----------------------------------------------------------------------------------------
 
-    def _tcp_handler(self, listener, stats: ListenerStats):
+    def _tcp_handler(self, balancer, listener, stats: ListenerStats):
         async def handle(reader, writer):
+            if await self._dropped(balancer, listener, stats, reader, writer):
+                return
             try:
                 group_arn = self._choose_group(listener.default_actions[0].data) if listener.default_actions else None
                 group = self.elbv2.target_groups.get(group_arn) if group_arn else None
@@ -412,6 +439,10 @@ class DataPlane:
                 address = self.registry.address_of(group, target)
                 label = f"{target.id}:{target.port}"
                 if address is None or not self.guard.allows(address):
+                    stats.record("connect_failed", label)
+                    return
+                if self.network.target_blocked(group, target.id, target.port, traffic=True):
+                    await asyncio.sleep(CONNECT_TIMEOUT)  # Dropped by a security group.
                     stats.record("connect_failed", label)
                     return
                 try:

@@ -10,12 +10,21 @@ footprint lacks; a key that shows only when a resource was asked for differently
 HealthCheckPath, an action's top-level TargetGroupArn, a condition's top-level Values) stays, so
 that difference shows.
 
+The security groups the seed made (the EKS cluster group, the frontend group of hand-made load
+balancers) are the environment and are left out: the recorded footprint predates them.
+
 `replay` creates a footprint with the requests the upstream controller sends (its request shapes:
 only the fields it sets, tags included), so that a controller started afterwards finds the state
-upstream would have left, as when it replaces upstream in a cluster.
+upstream would have left, as when it replaces upstream in a cluster. That includes upstream's rules
+on the cluster security group, which the recording could not show (the emulator had no network
+interfaces then, and upstream gave up on them): from the backend group, one range per protocol
+from the lowest to the highest port of the target groups (their port and numeric health-check
+port), labelled `elbv2.k8s.aws/targetGroupBinding=shared`, as upstream's restricted rules merge its
+bindings' `networking`.
 """
 
 from .peer import client
+from .seed import EKS_CLUSTER_TAG, is_environment_group
 
 # Identities (the ARN; the name is `name`), the VPC's ID, the load balancers using the group (the
 # listeners say which), and HealthCheckEnabled, which moto always answers (true by default).
@@ -167,7 +176,7 @@ def dump(endpoint: str, config: dict, vpc_id: str) -> dict:
     """The account's load balancers and target groups, and the security groups of the cluster's
     VPC (`vpc_id`), in the recorded footprint's form (crates/lab/fixtures/upstream-footprint)."""
     ec2, elb = _clients(endpoint, config)
-    security_groups = _vpc_groups(ec2, vpc_id)
+    security_groups = [g for g in _vpc_groups(ec2, vpc_id) if not is_environment_group(g)]
     security_group_names = {group["GroupId"]: group["GroupName"] for group in security_groups}
     target_groups = _pages(elb, "describe_target_groups", "TargetGroups")
     target_group_names = {group["TargetGroupArn"]: group["TargetGroupName"] for group in target_groups}
@@ -282,6 +291,42 @@ def _replay_security_groups(ec2, vpc_id: str, footprint: dict, name) -> tuple[di
     return created, group_ids
 
 
+RULE_LABEL = "elbv2.k8s.aws/targetGroupBinding=shared"
+BACKEND_RESOURCE = ("elbv2.k8s.aws/resource", "backend-sg")
+
+
+def upstream_target_rules(footprint: dict) -> list:
+    """Upstream's restricted rules on the targets' group for this footprint: (protocol, from, to)
+    from the backend group."""
+    ports: dict[str, list[int]] = {}
+    for group in footprint["target_groups"]:
+        protocols = {"UDP": ["udp"], "TCP_UDP": ["tcp", "udp"]}.get(group["Protocol"], ["tcp"])
+        numbers = [int(group["Port"])]
+        if str(group.get("HealthCheckPort", "")).isdigit():
+            numbers.append(int(group["HealthCheckPort"]))
+        for protocol in protocols:
+            ports.setdefault(protocol, []).extend(numbers)
+    return [(protocol, min(numbers), max(numbers)) for protocol, numbers in sorted(ports.items())]
+
+
+def _replay_target_rules(ec2, vpc_id: str, config: dict, footprint: dict, group_ids: dict, name):
+    backend = [g for g in footprint["security_groups"]
+               if g["tags"].get(BACKEND_RESOURCE[0]) == BACKEND_RESOURCE[1]]
+    if not backend:
+        return
+    cluster_groups = [g for g in _vpc_groups(ec2, vpc_id)
+                      if {t["Key"]: t["Value"] for t in g.get("Tags", [])}.get(EKS_CLUSTER_TAG) == config["cluster_name"]]
+    source = group_ids[name(backend[0]["name"])]
+    permissions = [
+        {"IpProtocol": protocol, "FromPort": low, "ToPort": high,
+         "UserIdGroupPairs": [{"GroupId": source, "Description": RULE_LABEL}]}
+        for protocol, low, high in upstream_target_rules(footprint)
+    ]
+    for group in cluster_groups:
+        if permissions:
+            ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=permissions)
+
+
 def _replay_target_groups(elb, vpc_id: str, footprint: dict, name) -> dict:
     """Footprint name -> ARN of each group created, with its attributes."""
     arns = {}
@@ -352,6 +397,7 @@ def replay(endpoint: str, config: dict, vpc_id: str, footprint: dict, renames: d
 
     created_groups, group_ids = _replay_security_groups(ec2, vpc_id, footprint, name)
     target_group_arns = _replay_target_groups(elb, vpc_id, footprint, name)
+    _replay_target_rules(ec2, vpc_id, config, footprint, group_ids, name)
     created = {
         "security_groups": created_groups,
         "target_groups": {name(n): arn for n, arn in target_group_arns.items()},

@@ -1,7 +1,10 @@
 """Seeds the emulated account like an EKS cluster's VPC: the VPC is the sandbox's pod CIDR (pods
 and nodes have VPC addresses, as with the VPC CNI), one subnet per zone tagged for load balancers
-and the cluster, the VPC's default security group, one EC2 instance per node (its private IP is
-the node's address, so instance targets resolve), and an ACM certificate for *.example.com issued by
+and the cluster, the cluster security group EKS makes (tagged `kubernetes.io/cluster/<name>=owned`,
+admitting only itself), one EC2 instance per node (its private IP is the node's address, so
+instance targets resolve; its primary interface carries the cluster security group, as an EKS
+node's does, and later its pods' addresses, see network.py), a frontend group open to every
+client for load balancers made by hand, and an ACM certificate for *.example.com issued by
 the emulator's own CA (imported with its key, so TLS listeners terminate with it; the CA is handed
 to the sandbox so its clients can verify).
 """
@@ -50,6 +53,17 @@ def issue_certificate(names: list[str]) -> tuple[bytes, bytes, bytes]:
     return _pem(leaf), key_pem, _pem(ca)
 
 
+# The security groups the seed makes are the environment, not any controller's footprint.
+FRONTEND_GROUP_NAME = "lb-sandbox-frontend"
+EKS_CLUSTER_TAG = "aws:eks:cluster-name"
+
+
+def is_environment_group(group: dict) -> bool:
+    """A security group the seed made (as DescribeSecurityGroups answers it)."""
+    tags = {t["Key"] for t in group.get("Tags", [])}
+    return group["GroupName"] == FRONTEND_GROUP_NAME or EKS_CLUSTER_TAG in tags
+
+
 def seed(endpoint: str, config: dict) -> dict:
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config["region"]
@@ -77,10 +91,30 @@ def seed(endpoint: str, config: dict) -> dict:
         )
         subnets[subnet["zone"]] = subnet_id
 
-    groups = ec2.describe_security_groups(
-        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": ["default"]}]
-    )["SecurityGroups"]
-    security_group_id = groups[0]["GroupId"]
+    cluster_group_id = ec2.create_security_group(
+        GroupName=f"eks-cluster-sg-{config['cluster_name']}-1234567890",
+        Description="EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads.",
+        VpcId=vpc_id,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+            {"Key": f"kubernetes.io/cluster/{config['cluster_name']}", "Value": "owned"},
+            {"Key": EKS_CLUSTER_TAG, "Value": config["cluster_name"]},
+            {"Key": "Name", "Value": f"eks-cluster-sg-{config['cluster_name']}-1234567890"},
+        ]}],
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=cluster_group_id,
+        IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": cluster_group_id}]}],
+    )
+    # What a cloud engineer puts on a load balancer made by hand for the cluster: a frontend group
+    # open to clients (with the cluster group beside it, the targets admit the load balancer).
+    frontend_group_id = ec2.create_security_group(
+        GroupName=FRONTEND_GROUP_NAME, Description="clients of hand-made load balancers", VpcId=vpc_id,
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=frontend_group_id,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}],
+    )
 
     image_id = ec2.describe_images()["Images"][0]["ImageId"]
     instances = {}
@@ -92,6 +126,7 @@ def seed(endpoint: str, config: dict) -> dict:
             InstanceType="m5.large",
             SubnetId=subnets[node["zone"]],
             PrivateIpAddress=node["address"],
+            SecurityGroupIds=[cluster_group_id],
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": node["name"]}, cluster_tag]}],
         )
         instances[node["name"]] = reservation["Instances"][0]["InstanceId"]
@@ -103,7 +138,8 @@ def seed(endpoint: str, config: dict) -> dict:
     return {
         "vpc_id": vpc_id,
         "subnets": subnets,
-        "security_group_id": security_group_id,
+        "cluster_security_group_id": cluster_group_id,
+        "frontend_security_group_id": frontend_group_id,
         "instances": instances,
         "certificate_arn": certificate_arn,
         "certificate_ca_pem": ca.decode(),

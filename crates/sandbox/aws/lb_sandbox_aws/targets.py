@@ -11,6 +11,10 @@ reports it, so a deregistered target still gets new requests for a moment and a 
 gets none yet. `routing_lag` (seconds, 0 by default, set through the control API) makes the data
 plane route by each target's state as it was that long ago.
 
+Security groups: a check the target's security groups drop (see network.py) waits out its
+timeout and fails as ELB reports it: `Target.Timeout` for HTTP(S) checks, `Target.FailedHealthChecks`
+for TCP ones. The target's `blocked` field says why, for tests and the demo.
+
 Writers are moto's request threads (register, deregister) and the checker tasks on the asyncio
 loop; one lock guards the table. Every state change is kept in the target's timeline.
 """
@@ -58,6 +62,8 @@ class Target:
     # Failed checks by reason code: one failure short of the threshold changes no state, so
     # the timeline alone would not show it (a starved checker's timeouts, say).
     failed_checks: dict = field(default_factory=dict)
+    # Why the last check was dropped by a security group (None: it was not).
+    blocked: str | None = None
 
     def state_at(self, moment: float) -> str | None:
         """The state the target was in at `moment` (None: not registered yet)."""
@@ -90,8 +96,9 @@ def matcher_accepts(matcher: str, status: int) -> bool:
 
 
 class TargetRegistry:
-    def __init__(self, loop: asyncio.AbstractEventLoop, guard, elbv2_backend, ec2_backend):
+    def __init__(self, loop: asyncio.AbstractEventLoop, guard, elbv2_backend, ec2_backend, network):
         self.loop = loop
+        self.network = network
         self.guard = guard
         self.elbv2 = elbv2_backend
         self.ec2 = ec2_backend
@@ -155,6 +162,7 @@ class TargetRegistry:
                     "reason": t.reason,
                     "checks": t.checks,
                     "failed_checks": dict(t.failed_checks),
+                    "blocked": t.blocked,
                     "timeline": list(t.timeline),
                 }
                 for (arn, _, _), t in self.targets.items()
@@ -268,6 +276,11 @@ class TargetRegistry:
         port = target.port if port_setting in (None, "", "traffic-port") else int(port_setting)
         timeout = float(group.health_check_timeout_seconds)
         protocol = (group.health_check_protocol or "HTTP").upper()
+        target.blocked = self.network.target_blocked(group, target.id, port, traffic=False)
+        if target.blocked:
+            # Dropped packets: nothing answers, the check waits out its timeout.
+            await asyncio.sleep(timeout)
+            return False, (TIMEOUT if protocol in ("HTTP", "HTTPS") else FAILED)
         try:
             if protocol in ("HTTP", "HTTPS"):
                 status = await asyncio.wait_for(

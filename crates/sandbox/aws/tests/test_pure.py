@@ -10,6 +10,8 @@ from lb_sandbox_aws.httpwire import read_body, read_head, response_bytes, status
 from lb_sandbox_aws.elbv2_patch import _accepting_regex_paths, _forwarded_groups, set_rule_priorities
 from moto.elbv2.exceptions import DuplicatePriorityError, InvalidConditionValueError, PriorityInUseError
 from lb_sandbox_aws.targets import matcher_accepts
+from lb_sandbox_aws.network import groups_admit, rule_admits
+from lb_sandbox_aws.footprint import upstream_target_rules
 
 
 class Head:
@@ -297,7 +299,7 @@ class RoutingLagTest(unittest.TestCase):
 
         from lb_sandbox_aws.targets import DRAINING, HEALTHY, Target, TargetRegistry
 
-        registry = TargetRegistry(None, None, None, None)
+        registry = TargetRegistry(None, None, None, None, None)
         now = time.time()
         old = Target("arn", "10.0.0.1", 80)
         old.timeline = [{"at": now - 30, "state": HEALTHY, "reason": None},
@@ -380,3 +382,58 @@ class FootprintFormTest(unittest.TestCase):
             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": "sg-2"}]},
         ])
+
+
+class SecurityRule:
+    """The fields of moto's SecurityGroupRule that enforcement reads."""
+
+    def __init__(self, protocol, from_port=None, to_port=None, cidr=None, group=None, prefix_list=None):
+        self.ip_protocol = protocol
+        self.prefix_list_id = prefix_list
+        self.from_port, self.to_port = from_port, to_port
+        self.cidr_ipv4 = cidr
+        self.cidr_ipv6 = None
+        self.source_group = {"GroupId": group} if group else {}
+
+
+class Group:
+    def __init__(self, *rules):
+        self.ingress_rules = list(rules)
+
+
+class RuleAdmitsTest(unittest.TestCase):
+    def test_a_group_rule_admits_the_load_balancer_groups_on_its_ports(self):
+        rule = SecurityRule("tcp", 80, 8080, group="sg-backend")
+        self.assertTrue(rule_admits(rule, "tcp", 8080, {"sg-backend"}, None))
+        self.assertFalse(rule_admits(rule, "tcp", 8081, {"sg-backend"}, None))
+        self.assertFalse(rule_admits(rule, "udp", 80, {"sg-backend"}, None))
+        self.assertFalse(rule_admits(rule, "tcp", 80, {"sg-other"}, "10.0.0.1"))
+
+    def test_all_traffic_from_itself_admits_only_itself(self):
+        rule = SecurityRule("-1", group="sg-cluster")
+        self.assertTrue(rule_admits(rule, "udp", 53, {"sg-cluster"}, None))
+        self.assertFalse(rule_admits(rule, "tcp", 80, {"sg-backend"}, "10.0.0.1"))
+
+    def test_every_address_of_the_load_balancer_must_be_admitted_by_some_rule(self):
+        per_subnet = Group(SecurityRule("tcp", 8080, 8080, cidr="10.0.0.0/24"),
+                           SecurityRule("tcp", 8080, 8080, cidr="10.0.1.0/24"))
+        self.assertTrue(groups_admit([per_subnet], "tcp", 8080, set(), ["10.0.0.250", "10.0.1.250"]))
+        self.assertFalse(groups_admit([per_subnet], "tcp", 8080, set(), ["10.0.0.250", "10.0.2.250"]))
+        self.assertFalse(groups_admit([per_subnet], "tcp", 8081, set(), ["10.0.0.250"]))
+        self.assertFalse(groups_admit([per_subnet], "tcp", 8080, set(), []))
+
+    def test_a_prefix_list_rule_admits_the_addresses_of_its_entries(self):
+        listed = Group(SecurityRule("tcp", 80, 80, prefix_list="pl-0abc"))
+        entries = {"pl-0abc": ["203.0.113.0/24"]}.get
+        self.assertTrue(groups_admit([listed], "tcp", 80, set(), ["203.0.113.10"], lambda i: entries(i, [])))
+        self.assertFalse(groups_admit([listed], "tcp", 80, set(), ["198.51.100.1"], lambda i: entries(i, [])))
+
+
+class UpstreamTargetRulesTest(unittest.TestCase):
+    def test_one_range_per_protocol_over_ports_and_health_check_ports(self):
+        footprint = {"target_groups": [
+            {"Protocol": "HTTP", "Port": 80, "HealthCheckPort": "traffic-port"},
+            {"Protocol": "TCP", "Port": 8080, "HealthCheckPort": "9000"},
+            {"Protocol": "UDP", "Port": 53, "HealthCheckPort": "8053"},
+        ]}
+        self.assertEqual(upstream_target_rules(footprint), [("tcp", 80, 9000), ("udp", 53, 8053)])

@@ -2,7 +2,7 @@
 //! counts, and each target's health timeline (the plugin's control API, JSON on loopback).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -41,6 +41,9 @@ pub struct TargetInfo {
     #[serde(default)]
     pub failed_checks: BTreeMap<String, u64>,
     pub timeline: Vec<HealthEvent>,
+    /// Why the last health check was dropped by a security group (None: it was not).
+    #[serde(default)]
+    pub blocked: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -167,6 +170,45 @@ impl ControlClient {
             .get(&format!("/throttle?per_second={per_second}"))
             .await?;
         Ok(answer["refused"].as_u64().unwrap_or(0))
+    }
+
+    /// Puts `addresses` on instance `instance_id`'s primary interface, as the VPC CNI's IP
+    /// address manager does before its pods get them.
+    pub async fn assign_addresses(&self, instance_id: &str, addresses: &[Ipv4Addr]) -> Result<()> {
+        let path = "/interfaces/addresses";
+        let body = serde_json::json!({"instance_id": instance_id, "addresses": addresses});
+        let response = http_client::post_json(
+            &DestinationGuard::loopback_only(),
+            self.addr,
+            path,
+            body.to_string().into_bytes(),
+            Duration::from_secs(10),
+        )
+        .await?;
+        self.answer::<serde_json::Value>(path, &response)
+            .map(|_| ())
+    }
+
+    /// Makes security group `id` (`sg-` and hex digits) exist in the cluster's VPC, without rules:
+    /// a group of the user's that manifests name. Whether it was made now.
+    pub async fn ensure_security_group(&self, id: &str) -> Result<bool> {
+        let answer: serde_json::Value = self.get(&format!("/security-group?id={id}")).await?;
+        Ok(answer["created"].as_bool().unwrap_or(false))
+    }
+
+    /// Turns security-group enforcement on or off (see the emulator's `network.py`).
+    pub async fn enforce_security_groups(&self, enforce: bool) -> Result<()> {
+        self.get::<serde_json::Value>(&format!("/security-groups?enforce={enforce}"))
+            .await
+            .map(|_| ())
+    }
+
+    /// The address the sandbox's clients stand for when a listener's security groups are
+    /// checked (203.0.113.10 unless set).
+    pub async fn set_client_address(&self, address: std::net::IpAddr) -> Result<()> {
+        self.get::<serde_json::Value>(&format!("/security-groups?client_address={address}"))
+            .await
+            .map(|_| ())
     }
 
     /// Sets the data plane's routing lag: targets are routed by their state `lag` ago, as a real

@@ -69,11 +69,33 @@ pub async fn target_group(
         .ok_or_else(|| SandboxError::Config("CreateTargetGroup returned no ARN".into()))
 }
 
-/// An internet-facing ALB over the sandbox's three subnets; returns (ARN, DNS name).
+/// An internet-facing ALB over the sandbox's three subnets, as a cloud engineer makes one for
+/// the cluster: the frontend group open to clients and the cluster security group (which admits
+/// itself, so the targets admit the load balancer); returns (ARN, DNS name).
 pub async fn application_load_balancer(
     elb: &Client,
     aws: &AwsEmulator,
     name: &str,
+) -> Result<(String, String)> {
+    application_load_balancer_with_groups(elb, aws, name, &made_for_the_cluster(aws)).await
+}
+
+/// The groups of a load balancer made by hand for the cluster: the frontend group open to
+/// clients, and the cluster security group (which admits itself, so the targets admit it).
+pub fn made_for_the_cluster(aws: &AwsEmulator) -> [String; 2] {
+    let seeded = aws.seeded();
+    [
+        seeded.frontend_security_group_id.clone(),
+        seeded.cluster_security_group_id.clone(),
+    ]
+}
+
+/// [`application_load_balancer`] with these security groups.
+pub async fn application_load_balancer_with_groups(
+    elb: &Client,
+    aws: &AwsEmulator,
+    name: &str,
+    security_groups: &[String],
 ) -> Result<(String, String)> {
     let seeded = aws.seeded();
     let created = elb
@@ -81,7 +103,7 @@ pub async fn application_load_balancer(
         .name(name)
         .r#type(LoadBalancerTypeEnum::Application)
         .set_subnets(Some(seeded.subnets.values().cloned().collect()))
-        .security_groups(&seeded.security_group_id)
+        .set_security_groups(Some(security_groups.to_vec()))
         .send()
         .await
         .map_err(|e| failed("CreateLoadBalancer", e))?;
@@ -248,7 +270,7 @@ pub struct WebAlb {
 }
 
 /// Creates a [`WebAlb`] named `name`: health check on `path` every `interval` seconds, the given
-/// deregistration delay.
+/// deregistration delay; the load balancer carries the frontend and cluster security groups.
 pub async fn web_alb(
     elb: &Client,
     aws: &AwsEmulator,
@@ -256,6 +278,29 @@ pub async fn web_alb(
     path: &str,
     interval: i32,
     deregistration_delay: u32,
+) -> Result<WebAlb> {
+    let groups = made_for_the_cluster(aws);
+    web_alb_with_groups(
+        elb,
+        aws,
+        name,
+        path,
+        interval,
+        deregistration_delay,
+        &groups,
+    )
+    .await
+}
+
+/// [`web_alb`] with these security groups on the load balancer.
+pub async fn web_alb_with_groups(
+    elb: &Client,
+    aws: &AwsEmulator,
+    name: &str,
+    path: &str,
+    interval: i32,
+    deregistration_delay: u32,
+    security_groups: &[String],
 ) -> Result<WebAlb> {
     let spec = TargetGroupSpec {
         name,
@@ -265,7 +310,8 @@ pub async fn web_alb(
         interval,
     };
     let target_group_arn = target_group(elb, aws, spec).await?;
-    let (load_balancer_arn, dns_name) = application_load_balancer(elb, aws, name).await?;
+    let (load_balancer_arn, dns_name) =
+        application_load_balancer_with_groups(elb, aws, name, security_groups).await?;
     http_listener(elb, &load_balancer_arn, 80, forward(&target_group_arn)).await?;
     set_deregistration_delay(elb, &target_group_arn, deregistration_delay).await?;
     Ok(WebAlb {

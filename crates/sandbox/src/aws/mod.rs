@@ -35,6 +35,7 @@ struct EmulatorConfig<'a> {
     pod_cidr: String,
     subnets: Vec<SubnetConfig>,
     nodes: Vec<NodeConfig>,
+    enforce_security_groups: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,7 +61,12 @@ pub struct Seeded {
     pub vpc_id: String,
     /// Subnet ID by zone name.
     pub subnets: BTreeMap<String, String>,
-    pub security_group_id: String,
+    /// The cluster security group, as EKS makes it (admits only itself; on every node's
+    /// interface).
+    pub cluster_security_group_id: String,
+    /// A group open to every client on every TCP port: the frontend of load balancers made by
+    /// hand ([`elb_setup`]).
+    pub frontend_security_group_id: String,
     /// EC2 instance ID by node name; the nodes' `providerID`s use them.
     pub instances: BTreeMap<String, String>,
     /// An issued ACM certificate for `*.example.com` (and `*.elb.amazonaws.com`), imported with
@@ -86,6 +92,7 @@ impl AwsEmulator {
         nodes: &[SandboxNode],
         region: &str,
         cluster_name: &str,
+        enforce_security_groups: bool,
     ) -> Result<AwsEmulator> {
         let python = tokio::task::spawn_blocking(python::ensure_venv)
             .await
@@ -109,6 +116,7 @@ impl AwsEmulator {
                     address: n.address.to_string(),
                 })
                 .collect(),
+            enforce_security_groups,
         };
         let config_path = dir.join("aws-config.json");
         let config_text = serde_json::to_string_pretty(&config)

@@ -14,7 +14,7 @@ use crate::tools;
 
 const REQUIREMENTS: &str = include_str!("../../aws/requirements.txt");
 const PACKAGE: &str = "lb_sandbox_aws";
-const PACKAGE_FILES: [(&str, &str); 11] = [
+const PACKAGE_FILES: [(&str, &str); 12] = [
     (
         "__init__.py",
         include_str!("../../aws/lb_sandbox_aws/__init__.py"),
@@ -46,6 +46,10 @@ const PACKAGE_FILES: [(&str, &str); 11] = [
     (
         "httpwire.py",
         include_str!("../../aws/lb_sandbox_aws/httpwire.py"),
+    ),
+    (
+        "network.py",
+        include_str!("../../aws/lb_sandbox_aws/network.py"),
     ),
     ("peer.py", include_str!("../../aws/lb_sandbox_aws/peer.py")),
     ("seed.py", include_str!("../../aws/lb_sandbox_aws/seed.py")),

@@ -16,7 +16,7 @@ mod status_manager;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::addressing::PodAddressAllocator;
+use crate::aws::ControlClient;
 use crate::error::Result;
 use crate::guard::DestinationGuard;
 use crate::netns::PodNetwork;
@@ -40,7 +41,9 @@ pub(crate) struct KubeletContext {
     pub client: Client,
     pub network: Arc<PodNetwork>,
     pub guard: DestinationGuard,
-    allocator: Mutex<PodAddressAllocator>,
+    allocator: tokio::sync::Mutex<PodAddressAllocator>,
+    /// The AWS emulator's control API, where nodes' interfaces get their pod addresses.
+    aws: Option<ControlClient>,
     nodes: Vec<KubeletNode>,
 }
 
@@ -55,12 +58,22 @@ impl KubeletContext {
         self.nodes.iter().find(|n| n.node.name == name)
     }
 
-    /// A new pod address in the subnet of the node's zone.
-    fn allocate_address(&self, node: &SandboxNode) -> Result<Ipv4Addr> {
-        self.allocator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .allocate(node.zone_index)
+    /// A new pod address in the subnet of the node's zone. Addresses the node takes for it go on
+    /// the node's interface in the emulated EC2 first, as the VPC CNI assigns them (the lock is
+    /// held meanwhile, so no pod uses an address its interface does not hold yet).
+    async fn allocate_address(&self, node: &SandboxNode) -> Result<Ipv4Addr> {
+        let mut allocator = self.allocator.lock().await;
+        let allocation = allocator.allocate(&node.name, node.zone_index)?;
+        if let Some(aws) = &self.aws
+            && !allocation.new_addresses.is_empty()
+            && let Err(err) = aws
+                .assign_addresses(&node.instance_id, &allocation.new_addresses)
+                .await
+        {
+            allocator.not_assigned(&node.name, allocation.new_addresses);
+            return Err(err);
+        }
+        Ok(allocation.address)
     }
 }
 
@@ -75,6 +88,7 @@ impl NodeAgent {
         network: Arc<PodNetwork>,
         nodes: Vec<SandboxNode>,
         region: &str,
+        aws: Option<ControlClient>,
     ) -> Result<NodeAgent> {
         for node in &nodes {
             network.add_address(node.address).await?;
@@ -83,7 +97,8 @@ impl NodeAgent {
         let ctx = Arc::new(KubeletContext {
             client,
             guard: network.guard(),
-            allocator: Mutex::new(PodAddressAllocator::new(*network.plan())),
+            allocator: tokio::sync::Mutex::new(PodAddressAllocator::new(*network.plan())),
+            aws,
             network,
             nodes: nodes
                 .into_iter()

@@ -77,7 +77,7 @@ pub(crate) async fn run(ctx: Arc<KubeletContext>, key: PodKey, mut updates: watc
         return;
     };
     let (node_ip, status) = (node.node.address, node.status.clone());
-    let ip = match ctx.allocate_address(&node.node) {
+    let ip = match ctx.allocate_address(&node.node).await {
         Ok(ip) => ip,
         Err(err) => {
             tracing::error!(pod = %key, "no address for the pod: {err}");
