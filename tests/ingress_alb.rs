@@ -453,16 +453,15 @@ async fn upstreams_examples_and_the_seeds_health_check_ingress_work_unchanged() 
     let controller = start_controller(&sandbox).await.expect("controller starts");
     let client = sandbox.client();
     let elb = elb_setup::client(sandbox.aws().unwrap()).await;
-    for file in [
-        "examples/upstream-docs/2048_full.yaml",
-        "examples/upstream-docs/echoserver.yaml",
-        "examples/ingress-alb/health-check.yaml",
-    ] {
-        let yaml = std::fs::read_to_string(file).unwrap();
-        manifests::apply_yaml(&client, &yaml, "default")
-            .await
-            .unwrap();
-    }
+    common::apply_files(
+        &client,
+        &[
+            "examples/upstream-docs/2048_full.yaml",
+            "examples/upstream-docs/echoserver.yaml",
+            "examples/ingress-alb/health-check.yaml",
+        ],
+    )
+    .await;
     // The legacy class annotation, ip targets.
     let game = eventually("2048's hostname", Duration::from_secs(60), || {
         common::ingress_hostname(&client, "game-2048", "ingress-2048")

@@ -144,15 +144,14 @@ async fn the_controller_opens_the_cluster_group_to_its_load_balancers_and_only_i
 
     // The seeds' ALB (ip targets on 80) and NLB (ip targets on 8080): the pods are reached only
     // because the controller opened the cluster group to the backend group.
-    for example in [
-        "examples/ingress-alb/game-2048.yaml",
-        "examples/service-nlb/nlb-ip.yaml",
-    ] {
-        let yaml = std::fs::read_to_string(example).unwrap();
-        manifests::apply_yaml(&client, &yaml, "default")
-            .await
-            .unwrap();
-    }
+    common::apply_files(
+        &client,
+        &[
+            "examples/ingress-alb/game-2048.yaml",
+            "examples/service-nlb/nlb-ip.yaml",
+        ],
+    )
+    .await;
     let alb = eventually("the ALB's hostname", Duration::from_secs(60), || {
         common::ingress_hostname(&client, "game-2048", "ingress-2048")
     })

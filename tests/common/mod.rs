@@ -220,3 +220,14 @@ pub async fn load_balancer_count(elb: &Elb) -> usize {
         .load_balancers()
         .len()
 }
+
+/// Applies each manifest file (paths from the repository's root), objects without a namespace
+/// in `default`.
+pub async fn apply_files(client: &kube::Client, files: &[&str]) {
+    for file in files {
+        let yaml = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        lb_sandbox::manifests::apply_yaml(client, &yaml, "default")
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
