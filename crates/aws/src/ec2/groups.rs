@@ -146,10 +146,20 @@ impl SdkEc2 {
         rules: &[&Rule],
         add: bool,
     ) -> Result<(), AwsError> {
-        if rules.is_empty() {
+        let permissions = rules.iter().map(|r| permission(r)).collect();
+        self.change_permissions(id, permissions, add).await
+    }
+
+    /// Authorizes (`add`) or revokes `permissions` on group `id`; nothing to change, no call.
+    pub(super) async fn change_permissions(
+        &self,
+        id: &str,
+        permissions: Vec<sdk::IpPermission>,
+        add: bool,
+    ) -> Result<(), AwsError> {
+        if permissions.is_empty() {
             return Ok(());
         }
-        let permissions: Vec<sdk::IpPermission> = rules.iter().map(|r| permission(r)).collect();
         if add {
             let request = self
                 .client

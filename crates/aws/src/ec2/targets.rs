@@ -255,42 +255,12 @@ impl TargetNetwork for SdkEc2 {
         group: String,
         rules: Vec<Permission>,
     ) -> BoxFuture<'_, Result<(), AwsError>> {
-        Box::pin(async move {
-            if rules.is_empty() {
-                return Ok(());
-            }
-            let request = self
-                .client
-                .authorize_security_group_ingress()
-                .group_id(group)
-                .set_ip_permissions(Some(rules.iter().map(sdk_permission).collect()));
-            timed(
-                &self.calls,
-                Operation::AuthorizeSecurityGroupIngress,
-                request.send(),
-            )
-            .await?;
-            Ok(())
-        })
+        let permissions = rules.iter().map(sdk_permission).collect();
+        Box::pin(async move { self.change_permissions(&group, permissions, true).await })
     }
 
     fn revoke(&self, group: String, rules: Vec<Permission>) -> BoxFuture<'_, Result<(), AwsError>> {
-        Box::pin(async move {
-            if rules.is_empty() {
-                return Ok(());
-            }
-            let request = self
-                .client
-                .revoke_security_group_ingress()
-                .group_id(group)
-                .set_ip_permissions(Some(rules.iter().map(sdk_permission).collect()));
-            timed(
-                &self.calls,
-                Operation::RevokeSecurityGroupIngress,
-                request.send(),
-            )
-            .await?;
-            Ok(())
-        })
+        let permissions = rules.iter().map(sdk_permission).collect();
+        Box::pin(async move { self.change_permissions(&group, permissions, false).await })
     }
 }
