@@ -1,12 +1,11 @@
 //! AWS STS: assuming the role a TargetGroupBinding names (`iamRoleArnToAssume`, with
 //! `assumeRoleExternalId`) to reach a target group in another account.
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
 
-use crate::calls::{AwsCalls, Operation};
+use crate::calls::{AwsCalls, Operation, timed};
 use crate::error::{AwsError, AwsErrorKind};
 
 /// The session name the assumed role's calls carry in CloudTrail.
@@ -27,31 +26,19 @@ pub async fn assume_role(
     calls: &AwsCalls,
     role: &RoleToAssume,
 ) -> Result<Credentials, AwsError> {
-    let started = Instant::now();
-    let result = client
+    let request = client
         .assume_role()
         .role_arn(&role.role_arn)
         .role_session_name(SESSION_NAME)
         .set_external_id(role.external_id.clone())
         .duration_seconds(SESSION_SECONDS)
-        .send()
+        .send();
+    let result = timed(calls, Operation::AssumeRole, request)
         .await
-        .map_err(|err| {
-            AwsError::from_code(
-                Operation::AssumeRole.as_str(),
-                err.code(),
-                format!(
-                    "assuming role {}: {}",
-                    role.role_arn,
-                    DisplayErrorContext(&err)
-                ),
-            )
+        .map_err(|err| AwsError {
+            message: format!("assuming role {}: {}", role.role_arn, err.message),
+            ..err
         });
-    calls.record(
-        Operation::AssumeRole,
-        result.as_ref().err().map(|e| e.kind),
-        started.elapsed(),
-    );
     let credentials = result?.credentials.ok_or_else(|| {
         AwsError::new(
             Operation::AssumeRole.as_str(),

@@ -1,5 +1,7 @@
 //! lb-controller's reconcilers, webhooks and runtime: the I/O around the pure model.
 //!
+//! - [`reconciler`]: what every reconciler loop shares (watch scope, debounce, outcome log), a
+//!   leaf the reconcilers and the runtime both import.
 //! - [`runtime`]: the shared watches, the caches ([`stores`]), and `run`, which wires the
 //!   TargetGroupBinding reconciler, the webhooks and the metrics server together.
 //! - [`tgb`]: the TargetGroupBinding reconciler (snapshot -> model plan -> AWS and Kubernetes).
@@ -10,6 +12,8 @@
 //! - [`leader`]: leader election on a Lease, with a warm standby; [`health`]: the probes.
 //! - [`slim`]: what the caches keep of pods, nodes and EndpointSlices.
 //! - [`budget`]: the ELB call budget all bindings share.
+//! - [`stack`]: the one pipeline of the load balancer reconcilers ([`ingress`], [`service`]): a
+//!   desired stack converged to AWS, its bindings, finalizers, statuses and Events.
 //! - [`security_groups`]: a stack's security groups as IDs (managed, named, the shared backend
 //!   one), and the backend one's release.
 //! - [`error`]: errors, their categories and the requeue they choose; [`metrics`]: Prometheus.
@@ -21,13 +25,14 @@ pub mod health;
 pub mod ingress;
 pub mod leader;
 pub mod metrics;
-pub mod object_writes;
 pub mod pod_conditions;
+pub mod reconciler;
 pub mod report;
 pub mod runtime;
 pub mod security_groups;
 pub mod service;
 pub mod slim;
+pub mod stack;
 pub mod status_writer;
 pub mod stores;
 pub mod tgb;
@@ -35,9 +40,10 @@ pub mod webhook;
 pub mod writes;
 
 pub use leader::{LeaderOptions, Leadership};
+pub use reconciler::{DEBOUNCE, WatchScope};
 pub use runtime::{
-    ClusterContext, DEBOUNCE, LoadBalancerOptions, MetricsOptions, RunError, RuntimeOptions,
-    WatchScope, WebhookOptions, run,
+    ClusterContext, LoadBalancerOptions, MetricsOptions, RunError, RuntimeOptions, WebhookOptions,
+    run,
 };
 pub use stores::Stores;
 pub use tgb::Context;

@@ -28,7 +28,13 @@ use crate::health;
 use crate::ingress::{self, IngressOptions};
 use crate::leader::{LeaderElector, LeaderOptions, Leadership};
 use crate::metrics;
+use crate::reconciler::{CONCURRENCY, WatchScope, report_outcome};
 use crate::service::{self, ServiceOptions};
+use crate::slim;
+use crate::stores::{CachesListed, Listed, Stores};
+use crate::tgb::{self, Context};
+use crate::webhook::{self, WebhookState};
+use crate::writes::KubeWrites;
 
 /// The load balancer reconcilers to run beside the binding reconciler, each when given.
 pub struct LoadBalancerOptions<L, E, C> {
@@ -37,19 +43,7 @@ pub struct LoadBalancerOptions<L, E, C> {
     /// Ingresses -> ALBs.
     pub ingresses: Option<IngressOptions<L, E, C>>,
 }
-use crate::slim;
-use crate::stores::{CachesListed, Listed, Stores};
-use crate::tgb::{self, Context};
-use crate::webhook::{self, WebhookState};
-use crate::writes::KubeWrites;
 
-/// How long events for one Service or Ingress are gathered before it is reconciled. (Bindings
-/// have none: each new event would push the pass back again, so a long burst of endpoint changes
-/// would starve it; their passes are paced instead, see [`tgb`].)
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Bindings reconciled at once (a paced pass waits in its slot; AWS calls are bounded by the
-/// shared [`crate::budget`], not by this).
-pub const CONCURRENCY: u16 = 32;
 /// How long shutdown waits for the gate and status writes passes handed over.
 const WRITES_FLUSH: Duration = Duration::from_secs(5);
 
@@ -94,26 +88,6 @@ async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
                 .map_err(|source| RunError::Listen { addr: v4, source })
         }
         Err(source) => Err(RunError::Listen { addr, source }),
-    }
-}
-
-/// Which namespaces the controller watches: all, or one (`--watch-namespace`). Cluster-scoped
-/// kinds (nodes, namespaces, classes) are always watched whole.
-#[derive(Debug, Clone, Default)]
-pub struct WatchScope {
-    pub namespace: Option<String>,
-}
-
-impl WatchScope {
-    /// The API of a namespaced kind within the scope.
-    pub fn api<K>(&self, client: &Client) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match &self.namespace {
-            Some(namespace) => Api::namespaced(client.clone(), namespace),
-            None => Api::all(client.clone()),
-        }
     }
 }
 
@@ -431,22 +405,6 @@ async fn start_webhook<A: Elbv2, L, E, C>(
         serve.await;
         reload.abort();
     }))
-}
-
-/// Logs what a controller's stream yields: a failed watch as a warning (it is retried with
-/// backoff; until it lists, the caches stay empty and `/readyz` says so; a 403 names the verb the
-/// ServiceAccount lacks), a failed reconcile at debug (its Event and metrics say it already).
-pub(crate) async fn report_outcome<T, E: std::error::Error + 'static>(
-    what: &'static str,
-    result: Result<T, kube::runtime::controller::Error<E, watcher::Error>>,
-) {
-    match result {
-        Ok(_) => {}
-        Err(kube::runtime::controller::Error::QueueError(err)) => {
-            tracing::warn!("{what}: a watch failed (retried with backoff): {err}");
-        }
-        Err(err) => tracing::debug!("{what}: {err}"),
-    }
 }
 
 /// `/metrics` over plain HTTP until the task is dropped.

@@ -182,6 +182,8 @@ pub mod filled {
         pub services: Writer<Service>,
         pub slices: Writer<EndpointSlice>,
         pub nodes: Writer<Node>,
+        pub ingresses: Writer<Ingress>,
+        pub ingress_classes: Writer<IngressClass>,
     }
 
     pub fn stores() -> (Stores, Fill) {
@@ -191,6 +193,8 @@ pub mod filled {
         let (services, services_w) = reflector::store();
         let (slices, slices_w) = reflector::store();
         let (nodes, nodes_w) = reflector::store();
+        let (ingresses, ingresses_w) = reflector::store();
+        let (ingress_classes, ingress_classes_w) = reflector::store();
         let stores = Stores {
             bindings,
             namespaces,
@@ -198,8 +202,8 @@ pub mod filled {
             services,
             slices,
             nodes,
-            ingresses: reflector::store().0,
-            ingress_classes: reflector::store().0,
+            ingresses,
+            ingress_classes,
             class_params: reflector::store().0,
             listed: CachesListed::default(),
         };
@@ -210,8 +214,28 @@ pub mod filled {
             services: services_w,
             slices: slices_w,
             nodes: nodes_w,
+            ingresses: ingresses_w,
+            ingress_classes: ingress_classes_w,
         };
         (stores, fill)
+    }
+
+    /// Every cache marked as listed, as after the watches' first lists.
+    pub fn all_listed(stores: &Stores) {
+        let listed = &stores.listed;
+        for flag in [
+            &listed.bindings,
+            &listed.namespaces,
+            &listed.pods,
+            &listed.services,
+            &listed.slices,
+            &listed.nodes,
+            &listed.ingresses,
+            &listed.ingress_classes,
+            &listed.class_params,
+        ] {
+            flag.mark();
+        }
     }
 
     /// Puts (or replaces) an object in a store.

@@ -16,10 +16,13 @@
 //! - [`service`]: Service -> NLB: selection, the Service annotations, the stack builder.
 //! - [`stack`]: the desired stack (load balancer, listeners, target groups, bindings) for the deployer.
 //! - [`naming`]: `k8s-<ns>-<name>-<hash>` names of what the controller creates.
+//! - `fixtures` (tests, feature `fixtures`): builders the tests of every crate share.
 
 pub mod annotations;
 pub mod binding_admission;
 pub mod elb;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod gates;
 pub mod ingress;
 pub mod naming;

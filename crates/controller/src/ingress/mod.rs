@@ -11,10 +11,10 @@
 //! member left out (naming the annotation and its value), `FailedDeployModel` (naming the AWS
 //! error; retried with backoff).
 
-mod error;
 mod group;
 mod members;
-mod objects;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,16 +34,18 @@ use lb_aws::{Certificates, Ec2};
 use lb_model::ingress::class::ClassSettings;
 use lb_model::ingress::{GroupId, IngressSettings};
 
-pub use error::IngressError;
 pub(crate) use members::{Classes, selection};
 
-use crate::error::retry_delay;
 use crate::leader::Leadership;
-use crate::runtime::WatchScope;
-use crate::service::{REPLACEMENT_CHECK, RESYNC};
+use crate::reconciler::{WatchScope, debounced, report_outcome};
+use crate::stack::{
+    KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, StackError, StackSource, StackWrites,
+    error_policy,
+};
 use crate::stores::Stores;
-use crate::tgb::BindingMemory;
-use crate::writes::KubeWrites;
+
+/// The field manager of everything the Ingress reconciler writes.
+const MANAGER: &str = "lb-controller-ingress";
 
 /// What the Ingress reconciler needs from its caller.
 pub struct IngressOptions<L, E, C> {
@@ -54,75 +56,32 @@ pub struct IngressOptions<L, E, C> {
     pub class: ClassSettings,
 }
 
-pub struct IngressContext<L, E, C> {
-    pub client: Client,
-    pub elb: L,
-    pub ec2: E,
+pub struct IngressContext<L, E, C, W = KubeStackWrites> {
+    pub pipeline: Pipeline<L, E, W>,
     pub acm: C,
     pub settings: IngressSettings,
     pub class: ClassSettings,
     stores: Stores,
-    ingresses: Store<Ingress>,
-    classes: Store<IngressClass>,
-    class_params: Store<IngressClassParams>,
-    writes: KubeWrites,
-    failures: BindingMemory,
     /// One lock per group: its passes never overlap.
     locks: Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Per group, the stack last converged and its load balancer's DNS name: a pass that builds
-    /// the same stack again within [`RESYNC`] makes no AWS call (the members of a group created
-    /// at once wake one pass each; the first converges, the others find nothing to do).
-    converged: Mutex<HashMap<GroupId, Converged>>,
     leadership: Leadership,
 }
 
-#[derive(Debug, Clone)]
-struct Converged {
-    stack: lb_model::stack::Stack,
-    dns_name: Option<String>,
-    at: Instant,
-}
-
-impl<L, E, C> IngressContext<L, E, C> {
-    async fn publish(&self, ingress: &Ingress, type_: EventType, reason: &str, message: &str) {
-        crate::object_writes::publish(&self.writes, ingress, type_, reason, message).await;
-    }
-
-    async fn warn(&self, ingress: &Ingress, reason: &str, message: &str) {
-        self.publish(ingress, EventType::Warning, reason, message)
-            .await;
-    }
-
-    /// The DNS name of the group's load balancer if `stack` is what was last converged, recently.
-    fn already_converged(
-        &self,
-        group: &GroupId,
-        stack: &lb_model::stack::Stack,
-    ) -> Option<Option<String>> {
-        let converged = self.converged.lock().unwrap_or_else(|e| e.into_inner());
-        converged
-            .get(group)
-            .filter(|c| c.stack == *stack && c.at.elapsed() < RESYNC)
-            .map(|c| c.dns_name.clone())
-    }
-
-    /// Records what a pass converged (None: nothing known, the next pass describes AWS).
-    fn remember(&self, group: &GroupId, stack: Option<(lb_model::stack::Stack, Option<String>)>) {
-        let mut converged = self.converged.lock().unwrap_or_else(|e| e.into_inner());
-        match stack {
-            Some((stack, dns_name)) => {
-                converged.insert(
-                    group.clone(),
-                    Converged {
-                        stack,
-                        dns_name,
-                        at: Instant::now(),
-                    },
-                );
-            }
-            None => {
-                converged.remove(group);
-            }
+impl<L, E, C, W> IngressContext<L, E, C, W> {
+    pub fn new(
+        options: IngressOptions<L, E, C>,
+        writes: W,
+        stores: Stores,
+        leadership: Leadership,
+    ) -> Self {
+        Self {
+            pipeline: Pipeline::new(options.elb, options.ec2, writes),
+            acm: options.acm,
+            settings: options.settings,
+            class: options.class,
+            stores,
+            locks: Mutex::new(HashMap::new()),
+            leadership,
         }
     }
 
@@ -132,21 +91,42 @@ impl<L, E, C> IngressContext<L, E, C> {
     }
 }
 
+impl<L, E, C, W> StackSource for IngressContext<L, E, C, W>
+where
+    L: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    W: Send + Sync + 'static,
+{
+    type Object = Ingress;
+    type Elb = L;
+    type Ec2 = E;
+    type Writes = W;
+
+    fn pipeline(&self) -> &Pipeline<L, E, W> {
+        &self.pipeline
+    }
+
+    fn key(ingress: &Ingress) -> String {
+        lb_model::ingress::group::member_key(ingress)
+    }
+}
+
 fn ingress_key(ingress: &Ingress) -> String {
     lb_model::ingress::group::member_key(ingress)
 }
 
 #[tracing::instrument(skip_all, fields(ingress = %ingress_key(&ingress)))]
-pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates>(
+pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates, W: StackWrites>(
     ingress: Arc<Ingress>,
-    ctx: Arc<IngressContext<L, E, C>>,
-) -> Result<Action, IngressError> {
+    ctx: Arc<IngressContext<L, E, C, W>>,
+) -> Result<Action, StackError> {
     if !ctx.leadership.is_leader() {
         return Ok(Action::await_change());
     }
     ctx.stores.synced(true).await;
     let started = Instant::now();
-    let classes = members::Classes::read(&ctx.classes, &ctx.class_params);
+    let classes = members::Classes::read(&ctx.stores.ingress_classes, &ctx.stores.class_params);
     let selection = members::selection(&ingress, &classes, &ctx.stores, &ctx.class);
     let mut groups = members::finalizer_groups(&ingress);
     if let Some(current) = members::current_group(&ingress, &selection)
@@ -158,10 +138,15 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates>(
     for group in groups {
         let lock = ctx.lock(&group);
         let _held = lock.lock().await;
-        let view = members::view(&group, &ctx.ingresses, &classes, &ctx.stores, &ctx.class);
-        let result = group::reconcile_group(&group, &view, &ctx).await;
-        match result {
-            Ok(passed) if passed.draining => next = Action::requeue(REPLACEMENT_CHECK),
+        let view = members::view(
+            &group,
+            &ctx.stores.ingresses,
+            &classes,
+            &ctx.stores,
+            &ctx.class,
+        );
+        match group::reconcile_group(&group, &view, &ctx).await {
+            Ok(passed) if passed.waiting => next = Action::requeue(REPLACEMENT_CHECK),
             Ok(passed) => {
                 tracing::info!(group = %group.stack_id(), steps = passed.steps, hostname = ?passed.dns_name, took = ?started.elapsed(), "reconciled");
                 if !view.members.is_empty() && next == Action::await_change() {
@@ -169,35 +154,22 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates>(
                 }
             }
             Err(err) => {
-                ctx.remember(&group, None);
-                ctx.warn(&ingress, err.reason(), &err.to_string()).await;
+                ctx.pipeline.forget(&group.stack_id());
+                ctx.pipeline
+                    .writes
+                    .publish(
+                        ingress.as_ref(),
+                        EventType::Warning,
+                        err.reason(),
+                        &err.to_string(),
+                    )
+                    .await;
                 return Err(err);
             }
         }
     }
-    ctx.failures.succeeded(&ingress_key(&ingress));
+    ctx.pipeline.succeeded(&ingress_key(&ingress));
     Ok(next)
-}
-
-/// Retries as the error's category says: a group with no buildable member waits for a change.
-pub fn error_policy<L, E, C>(
-    ingress: Arc<Ingress>,
-    err: &IngressError,
-    ctx: Arc<IngressContext<L, E, C>>,
-) -> Action {
-    let key = ingress_key(&ingress);
-    let failures = ctx.failures.failed(&key);
-    match retry_delay(err.category(), failures) {
-        Some(delay) => {
-            let jitter = delay.mul_f64(rand::random::<f64>() * 0.2);
-            tracing::warn!(ingress = %key, reason = err.reason(), failures, ?delay, "reconcile failed: {err}");
-            Action::requeue(delay + jitter)
-        }
-        None => {
-            tracing::warn!(ingress = %key, reason = err.reason(), "reconcile failed, waiting for a change: {err}");
-            Action::await_change()
-        }
-    }
 }
 
 /// The watches whose caches are in [`Stores`] (`ingresses`, `ingress_classes`, `class_params`):
@@ -224,28 +196,15 @@ pub async fn run<L, E, C>(
     C: Certificates,
 {
     let ingresses = stores.ingresses.clone();
-    let controller = Controller::for_stream(watches.ingresses, ingresses.clone()).with_config(
-        kube::runtime::controller::Config::default()
-            .debounce(crate::runtime::DEBOUNCE)
-            .concurrency(crate::runtime::CONCURRENCY),
-    );
-    let ctx = Arc::new(IngressContext {
-        client: client.clone(),
-        elb: options.elb,
-        ec2: options.ec2,
-        acm: options.acm,
-        settings: options.settings,
-        class: options.class,
-        classes: stores.ingress_classes.clone(),
-        class_params: stores.class_params.clone(),
+    let controller =
+        Controller::for_stream(watches.ingresses, ingresses.clone()).with_config(debounced());
+    let writes = KubeStackWrites::new(client.clone(), MANAGER);
+    let ctx = Arc::new(IngressContext::new(
+        options,
+        writes,
         stores,
-        ingresses: ingresses.clone(),
-        writes: KubeWrites::new(client.clone()),
-        failures: BindingMemory::default(),
-        locks: Mutex::new(HashMap::new()),
-        converged: Mutex::new(HashMap::new()),
-        leadership: leadership.clone(),
-    });
+        leadership.clone(),
+    ));
     let in_namespace = {
         let store = ingresses.clone();
         move |service: k8s_openapi::api::core::v1::Service| {
@@ -269,7 +228,7 @@ pub async fn run<L, E, C>(
         .watches_stream(watches.params, all_of(ingresses))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| crate::runtime::report_outcome("ingress reconcile", result))
+        .for_each(|result| report_outcome("ingress reconcile", result))
         .await;
 }
 

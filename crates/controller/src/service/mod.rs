@@ -1,9 +1,10 @@
 //! The Service reconciler: `type: LoadBalancer` Services of ours become NLBs.
 //!
 //! Each pass asks the model whether the Service is ours ([`lb_model::service::selection`]), then
-//! either builds its stack and converges AWS to it ([`deploy`]), or removes everything made for
-//! it ([`cleanup`]), behind the finalizer `service.k8s.aws/resources`. Targets are not registered
-//! here: the stack's TargetGroupBindings are, by the binding reconciler, with readiness gates.
+//! either builds its stack and converges it through the [`Pipeline`] ([`deploy`]), or removes
+//! everything made for it ([`cleanup`]), behind the finalizer `service.k8s.aws/resources`.
+//! Targets are not registered here: the stack's TargetGroupBindings are, by the binding
+//! reconciler, with readiness gates.
 //!
 //! Events as upstream: `SuccessfullyReconciled`, `FailedBuildModel` (naming the annotation and
 //! its value; AWS untouched, no retry until the Service changes), `FailedDeployModel` (naming the
@@ -11,11 +12,11 @@
 
 mod cleanup;
 mod deploy;
-mod error;
-mod objects;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
@@ -23,25 +24,22 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
+use lb_api::keys::service as keys;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_model::service::build::ClusterSettings;
 use lb_model::service::objects::{ServiceAction, action};
 use lb_model::service::selection::{SelectionSettings, select};
 
-pub use error::ServiceError;
-
-use crate::error::retry_delay;
 use crate::leader::Leadership;
-use crate::runtime::WatchScope;
-use crate::tgb::BindingMemory;
-use crate::writes::KubeWrites;
+use crate::reconciler::{WatchScope, debounced, report_outcome};
+use crate::stack::{
+    BindingScope, KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, StackError, StackSource,
+    StackWrites, error_policy,
+};
 
-/// A converged Service is looked at again after this long even if nothing changed, so drift in
-/// AWS (a listener deleted by hand) is repaired.
-pub const RESYNC: Duration = Duration::from_secs(3600);
-/// How soon a listener waiting for its replacement target group looks again.
-pub const REPLACEMENT_CHECK: Duration = Duration::from_secs(2);
+/// The field manager of everything the Service reconciler writes.
+const MANAGER: &str = "lb-controller-service";
 
 /// What the Service reconciler needs from its caller.
 pub struct ServiceOptions<L, E> {
@@ -51,39 +49,41 @@ pub struct ServiceOptions<L, E> {
     pub selection: SelectionSettings,
 }
 
-pub struct ServiceContext<L, E> {
-    pub client: Client,
-    pub elb: L,
-    pub ec2: E,
+pub struct ServiceContext<L, E, W = KubeStackWrites> {
+    pub pipeline: Pipeline<L, E, W>,
     pub cluster: ClusterSettings,
     pub selection: SelectionSettings,
-    writes: KubeWrites,
-    /// Consecutive failures per Service, for the backoff.
-    failures: BindingMemory,
     leadership: Leadership,
 }
 
-impl<L, E> ServiceContext<L, E> {
-    pub fn new(client: Client, options: ServiceOptions<L, E>, leadership: Leadership) -> Self {
+impl<L, E, W> ServiceContext<L, E, W> {
+    pub fn new(options: ServiceOptions<L, E>, writes: W, leadership: Leadership) -> Self {
         Self {
-            writes: KubeWrites::new(client.clone()),
-            client,
-            elb: options.elb,
-            ec2: options.ec2,
+            pipeline: Pipeline::new(options.elb, options.ec2, writes),
             cluster: options.cluster,
             selection: options.selection,
-            failures: BindingMemory::default(),
             leadership,
         }
     }
+}
 
-    async fn publish(&self, service: &Service, type_: EventType, reason: &str, message: &str) {
-        crate::object_writes::publish(&self.writes, service, type_, reason, message).await;
+impl<L, E, W> StackSource for ServiceContext<L, E, W>
+where
+    L: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    W: Send + Sync + 'static,
+{
+    type Object = Service;
+    type Elb = L;
+    type Ec2 = E;
+    type Writes = W;
+
+    fn pipeline(&self) -> &Pipeline<L, E, W> {
+        &self.pipeline
     }
 
-    async fn warn(&self, service: &Service, reason: &str, message: &str) {
-        self.publish(service, EventType::Warning, reason, message)
-            .await;
+    fn key(service: &Service) -> String {
+        service_key(service)
     }
 }
 
@@ -95,33 +95,49 @@ fn service_key(service: &Service) -> String {
     )
 }
 
+/// Where a Service's bindings are: its namespace, labelled with its name (upstream's labels).
+fn binding_scope(service: &Service) -> BindingScope {
+    let namespace = service.namespace().unwrap_or_default();
+    BindingScope {
+        selectors: vec![format!(
+            "{}={},{}={namespace}",
+            keys::STACK_NAME_LABEL,
+            service.name_any(),
+            keys::STACK_NAMESPACE_LABEL
+        )],
+        namespace: Some(namespace),
+    }
+}
+
 #[tracing::instrument(skip_all, fields(service = %service_key(&service)))]
-pub async fn reconcile<L: LoadBalancers, E: Ec2>(
+pub async fn reconcile<L: LoadBalancers, E: Ec2, W: StackWrites>(
     service: Arc<Service>,
-    ctx: Arc<ServiceContext<L, E>>,
-) -> Result<Action, ServiceError> {
+    ctx: Arc<ServiceContext<L, E, W>>,
+) -> Result<Action, StackError> {
     if !ctx.leadership.is_leader() {
         return Ok(Action::await_change());
     }
     let started = Instant::now();
+    let writes = &ctx.pipeline.writes;
     let result = match action(&service, &select(&service, &ctx.selection)) {
         ServiceAction::Ignore => return Ok(Action::await_change()),
         ServiceAction::CleanUp => cleanup::clean_up(&service, &ctx).await,
         ServiceAction::Deploy { target_type } => {
             match deploy::deploy(&service, target_type, &ctx).await {
                 Ok(deployed) if !deployed.waiting.is_empty() => {
-                    tracing::info!(steps = deployed.steps, listeners = ?deployed.waiting, "waiting for a replacement target group's first registered target");
+                    tracing::info!(steps = deployed.steps, waiting = ?deployed.waiting, "waiting for a replacement target group's first registered target");
                     Ok(Action::requeue(REPLACEMENT_CHECK))
                 }
                 Ok(deployed) => {
                     tracing::info!(steps = deployed.steps, hostname = ?deployed.dns_name, took = ?started.elapsed(), "reconciled");
-                    ctx.publish(
-                        &service,
-                        EventType::Normal,
-                        "SuccessfullyReconciled",
-                        "Successfully reconciled",
-                    )
-                    .await;
+                    writes
+                        .publish(
+                            service.as_ref(),
+                            EventType::Normal,
+                            "SuccessfullyReconciled",
+                            "Successfully reconciled",
+                        )
+                        .await;
                     Ok(Action::requeue(RESYNC))
                 }
                 Err(err) => Err(err),
@@ -129,31 +145,19 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2>(
         }
     };
     match &result {
-        Ok(_) => ctx.failures.succeeded(&service_key(&service)),
-        Err(err) => ctx.warn(&service, err.reason(), &err.to_string()).await,
+        Ok(_) => ctx.pipeline.succeeded(&service_key(&service)),
+        Err(err) => {
+            writes
+                .publish(
+                    service.as_ref(),
+                    EventType::Warning,
+                    err.reason(),
+                    &err.to_string(),
+                )
+                .await
+        }
     }
     result
-}
-
-/// Retries as the error's category says: a bad annotation waits for the Service to change.
-pub fn error_policy<L, E>(
-    service: Arc<Service>,
-    err: &ServiceError,
-    ctx: Arc<ServiceContext<L, E>>,
-) -> Action {
-    let key = service_key(&service);
-    let failures = ctx.failures.failed(&key);
-    match retry_delay(err.category(), failures) {
-        Some(delay) => {
-            let jitter = delay.mul_f64(rand::random::<f64>() * 0.2);
-            tracing::warn!(service = %key, reason = err.reason(), failures, ?delay, "reconcile failed: {err}");
-            Action::requeue(delay + jitter)
-        }
-        None => {
-            tracing::warn!(service = %key, reason = err.reason(), "reconcile failed, waiting for a change: {err}");
-            Action::await_change()
-        }
-    }
 }
 
 /// Runs the Service reconciler until `shutdown` resolves, on the Services of `scope`; passes
@@ -169,16 +173,13 @@ pub async fn run<L, E>(
     E: Ec2,
 {
     let gained = leadership.gained();
-    let ctx = Arc::new(ServiceContext::new(client.clone(), options, leadership));
+    let writes = KubeStackWrites::new(client.clone(), MANAGER);
+    let ctx = Arc::new(ServiceContext::new(options, writes, leadership));
     Controller::new(scope.api::<Service>(&client), watcher::Config::default())
-        .with_config(
-            kube::runtime::controller::Config::default()
-                .debounce(crate::runtime::DEBOUNCE)
-                .concurrency(crate::runtime::CONCURRENCY),
-        )
+        .with_config(debounced())
         .reconcile_all_on(gained)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| crate::runtime::report_outcome("service reconcile", result))
+        .for_each(|result| report_outcome("service reconcile", result))
         .await;
 }

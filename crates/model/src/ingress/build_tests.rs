@@ -4,59 +4,29 @@ use lb_api::TargetType;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ingress::{Certificate, IngressSettings, Scheme};
+use crate::ingress::{Certificate, IngressSettings};
 use crate::stack::{Condition, TargetGroupRef, WeightedTargetGroup};
 
+use crate::fixtures::{backend_service as service, ingress, prefix_root};
+
 fn settings() -> IngressSettings {
-    IngressSettings {
-        cluster: "lab".into(),
-        default_tags: BTreeMap::new(),
-        default_ssl_policy: "ELBSecurityPolicy-2016-08".into(),
-        default_target_type: TargetType::Instance,
-        default_scheme: Scheme::Internal,
-        security_groups: Default::default(),
-        external_managed_tags: Vec::new(),
-    }
+    crate::fixtures::ingress_settings()
 }
 
 fn subnets() -> Vec<Subnet> {
     ["a", "b"]
         .iter()
-        .map(|zone| Subnet {
-            cidr: None,
-            id: format!("subnet-{zone}"),
-            zone: format!("us-west-2{zone}"),
-            tags: [
-                ("kubernetes.io/role/elb".to_string(), "1".to_string()),
-                (
-                    "kubernetes.io/role/internal-elb".to_string(),
-                    "1".to_string(),
-                ),
-            ]
-            .into(),
+        .map(|zone| {
+            crate::fixtures::subnet(
+                &format!("subnet-{zone}"),
+                &format!("us-west-2{zone}"),
+                &[
+                    ("kubernetes.io/role/elb", "1"),
+                    ("kubernetes.io/role/internal-elb", "1"),
+                ],
+            )
         })
         .collect()
-}
-
-fn service(namespace: &str, name: &str) -> Service {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"type": "NodePort", "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}]},
-    }))
-    .expect("service")
-}
-
-fn ingress(namespace: &str, name: &str, annotations: Value, spec: Value) -> Ingress {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": spec,
-    }))
-    .expect("ingress")
-}
-
-fn prefix_root(service: &str) -> Value {
-    json!({"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
-        "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]})
 }
 
 fn build(group: &GroupId, ingresses: &[Ingress], certificates: &[Certificate]) -> BuiltGroup {

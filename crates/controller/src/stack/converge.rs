@@ -1,0 +1,194 @@
+//! The one converge routine of every stack source: security groups -> describe -> diff ->
+//! replacement switch -> apply -> the stack's bindings; and the one removal: bindings first,
+//! then the load balancer and all it owned, then its security groups.
+
+use kube::ResourceExt;
+use lb_aws::Ec2;
+use lb_aws::deployer::apply::{Applied, LoadBalancers, apply, remove};
+use lb_aws::deployer::diff::{Existing, Owner, Step, diff, missing_subnets, teardown};
+use lb_aws::deployer::switch::{self, Switch, SwitchPoint};
+use lb_model::service::objects::{adopted_name, binding_object};
+use lb_model::stack::{SourceAddresses, Stack};
+
+use super::Pipeline;
+use super::error::StackError;
+use super::objects::{BindingScope, StackWrites};
+use crate::security_groups::{self, Resolved};
+
+/// What a converge did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Converged {
+    /// Steps applied (0: the stack was converged already).
+    pub steps: usize,
+    pub dns_name: Option<String>,
+    /// Listeners and rules still on a target group being replaced, until the replacement has a
+    /// registered target: the source looks again soon.
+    pub waiting: Vec<SwitchPoint>,
+}
+
+/// What a removal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    /// The stack's bindings are being deleted (their finalizers deregister the targets while
+    /// the target groups still exist): look again soon.
+    Draining,
+    /// The load balancer and all it owned are gone; this many steps were taken.
+    Gone { steps: usize },
+}
+
+impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
+    /// AWS converged to `stack`, then its bindings in `scope`. A stack converged recently and
+    /// built the same again costs no call at all.
+    pub async fn converge(
+        &self,
+        stack: Stack,
+        scope: &BindingScope,
+    ) -> Result<Converged, StackError> {
+        if let Some(dns_name) = self.converged.converged(&stack) {
+            return Ok(Converged {
+                dns_name,
+                ..Converged::default()
+            });
+        }
+        let id = stack.id.clone();
+        let result = self.converge_afresh(stack.clone(), scope).await;
+        match &result {
+            Ok(done) if done.waiting.is_empty() => {
+                self.converged.remember(stack, done.dns_name.clone());
+            }
+            _ => self.converged.forget(&id),
+        }
+        result
+    }
+
+    async fn converge_afresh(
+        &self,
+        mut stack: Stack,
+        scope: &BindingScope,
+    ) -> Result<Converged, StackError> {
+        let owner = Owner::of(&stack);
+        let existing = self.elb.describe_stack(&owner).await?;
+        security_groups::keep_legacy_nlb(&mut stack, &existing);
+        let groups = security_groups::resolve(&self.ec2, &owner, &mut stack).await?;
+        let steps = diff(&stack, &existing);
+        if let Some(problem) = missing_subnets(&stack, &steps) {
+            return Err(StackError::NoSubnets {
+                stack: stack.id.clone(),
+                problem: problem.to_string(),
+            });
+        }
+        let held = self.switches_to_hold(&stack, &existing, &steps).await?;
+        let steps = switch::hold(steps, &held);
+        if !steps.is_empty() {
+            tracing::info!(steps = ?steps, "converging");
+            tracing::debug!(?existing, desired = ?stack, "what differs");
+        }
+        let applied = apply(&self.elb, &stack, &existing, &steps).await?;
+        security_groups::after_apply(&self.ec2, &owner, &groups, &steps).await?;
+        let addresses = security_groups::source_addresses(&self.ec2, &stack, &existing).await?;
+        // While a switch waits, the old group's binding keeps its targets registered; while a
+        // member is held its bindings are not known here: none is removed meanwhile.
+        let keep_stale = !held.is_empty() || !stack.held_members.is_empty();
+        let bound = Bound {
+            applied: &applied,
+            groups: &groups,
+            addresses: &addresses,
+        };
+        self.write_bindings(&stack, &bound, scope, keep_stale)
+            .await?;
+        Ok(Converged {
+            steps: steps.len(),
+            dns_name: applied.dns_name,
+            waiting: held.into_iter().map(|h| h.at).collect(),
+        })
+    }
+
+    /// The switches that must wait: the old group still has targets and the new one has none
+    /// registered yet (or does not exist yet).
+    async fn switches_to_hold(
+        &self,
+        stack: &Stack,
+        existing: &Existing,
+        steps: &[Step],
+    ) -> Result<Vec<Switch>, StackError> {
+        let mut held = Vec::new();
+        for candidate in switch::switches(&stack.listeners, existing, steps) {
+            if self.elb.registered_targets(&candidate.old_arn).await? == 0 {
+                continue;
+            }
+            let replacement = existing.target_groups.iter().find(|t| {
+                t.group.resource_id == candidate.new_resource_id && t.arn != candidate.old_arn
+            });
+            let ready = match replacement {
+                Some(new) => self.elb.registered_targets(&new.arn).await? > 0,
+                None => false,
+            };
+            if !ready {
+                held.push(candidate);
+            }
+        }
+        Ok(held)
+    }
+
+    /// Applies the stack's bindings (a target group bound already keeps its binding's name) and
+    /// deletes the stale ones in `scope` unless `keep_stale`.
+    async fn write_bindings(
+        &self,
+        stack: &Stack,
+        bound: &Bound<'_>,
+        scope: &BindingScope,
+        keep_stale: bool,
+    ) -> Result<(), StackError> {
+        let existing = self.writes.bindings(scope).await?;
+        let mut wanted = Vec::new();
+        for binding in &stack.bindings {
+            let Some(arn) = bound.applied.target_group_arns.get(&binding.target_group) else {
+                continue;
+            };
+            let name = adopted_name(&existing, arn, &binding.name);
+            let source = bound.groups.rules_source();
+            let object = binding_object(binding, &name, arn, source, bound.addresses);
+            self.writes.apply_binding(&object).await?;
+            wanted.push(name);
+        }
+        if !keep_stale {
+            for stale in existing.iter().filter(|b| !wanted.contains(&b.name_any())) {
+                self.writes.delete_binding(stale).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything of `owner` removed, in an order that loses nothing: its bindings first (their
+    /// finalizers deregister the targets and open the gates while the target groups exist),
+    /// then listeners, target groups and the load balancer, then the managed security group
+    /// (and the shared backend one, once no load balancer uses it).
+    pub async fn remove(&self, owner: &Owner, scope: &BindingScope) -> Result<Removed, StackError> {
+        let bindings = self.writes.bindings(scope).await?;
+        if !bindings.is_empty() {
+            for binding in bindings
+                .iter()
+                .filter(|b| b.metadata.deletion_timestamp.is_none())
+            {
+                self.writes.delete_binding(binding).await?;
+            }
+            return Ok(Removed::Draining);
+        }
+        self.converged.forget(&owner.stack_id);
+        let existing = self.elb.describe_stack(owner).await?;
+        let steps = teardown(owner, &existing);
+        if !steps.is_empty() {
+            tracing::info!(steps = ?steps, "removing the stack");
+        }
+        remove(&self.elb, &steps).await?;
+        security_groups::remove(&self.elb, &self.ec2, owner).await?;
+        Ok(Removed::Gone { steps: steps.len() })
+    }
+}
+
+/// What the bindings of a converged stack point at and admit.
+struct Bound<'a> {
+    applied: &'a Applied,
+    groups: &'a Resolved,
+    addresses: &'a SourceAddresses,
+}
