@@ -29,15 +29,18 @@ fn slim_meta(meta: &mut ObjectMeta) {
 
 /// A pod: its readiness gates, node, address and conditions; its containers' ports (named
 /// ports in a binding's `networking` are resolved per pod) and its branch interface annotation
-/// (security groups for pods).
+/// (security groups for pods); and its creation time (a pod older than its binding is expected
+/// to have no gate).
 pub fn pod(pod: &mut Pod) {
     let branch = pod
         .metadata
         .annotations
         .as_mut()
         .and_then(|a| a.remove_entry(POD_ENI_ANNOTATION));
+    let created = pod.metadata.creation_timestamp.take();
     slim_meta(&mut pod.metadata);
     pod.metadata.annotations = branch.map(|entry| [entry].into());
+    pod.metadata.creation_timestamp = created;
     pod.spec = pod.spec.take().map(|spec| PodSpec {
         readiness_gates: spec.readiness_gates,
         node_name: spec.node_name,
@@ -120,6 +123,7 @@ mod tests {
     fn pod_json() -> serde_json::Value {
         json!({
             "metadata": {"name": "web-1", "namespace": "app", "uid": "u1", "resourceVersion": "7",
+                "creationTimestamp": "2026-12-01T00:00:00Z",
                 "labels": {"app": "web"}, "annotations": {"big": "x".repeat(1000),
                     "vpc.amazonaws.com/pod-eni": "[{\"eniId\":\"eni-1\"}]"},
                 "deletionTimestamp": "2026-12-02T00:00:00Z",
@@ -149,6 +153,7 @@ mod tests {
             kept,
             json!({
                 "metadata": {"name": "web-1", "namespace": "app", "uid": "u1", "resourceVersion": "7",
+                    "creationTimestamp": "2026-12-01T00:00:00Z",
                     "labels": {"app": "web"}, "deletionTimestamp": "2026-12-02T00:00:00Z",
                     "annotations": {"vpc.amazonaws.com/pod-eni": "[{\"eniId\":\"eni-1\"}]"}},
                 "spec": {"nodeName": "node-1", "containers": [{"name": "app",

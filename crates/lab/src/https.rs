@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_sandbox::DestinationGuard;
+use lb_sandbox::http_client::HttpRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -45,7 +46,24 @@ pub async fn get(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpsResponse, HttpsError> {
-    tokio::time::timeout(timeout, exchange(guard, addr, ca_pem, server_name, path))
+    let request = HttpRequest {
+        method: "GET".into(),
+        path: path.into(),
+        headers: Vec::new(),
+    };
+    send_request(guard, addr, ca_pem, server_name, &request, timeout).await
+}
+
+/// `request` over TLS to `addr`, all within `timeout`.
+pub async fn send_request(
+    guard: &DestinationGuard,
+    addr: SocketAddr,
+    ca_pem: &str,
+    server_name: &str,
+    request: &HttpRequest,
+    timeout: Duration,
+) -> Result<HttpsResponse, HttpsError> {
+    tokio::time::timeout(timeout, exchange(guard, addr, ca_pem, server_name, request))
         .await
         .map_err(|_| HttpsError::Timeout(timeout))?
 }
@@ -55,7 +73,7 @@ async fn exchange(
     addr: SocketAddr,
     ca_pem: &str,
     server_name: &str,
-    path: &str,
+    request: &HttpRequest,
 ) -> Result<HttpsResponse, HttpsError> {
     let mut roots = RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
@@ -78,8 +96,15 @@ async fn exchange(
         .connect(name, tcp)
         .await
         .map_err(|e| HttpsError::Handshake(e.to_string()))?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
+    let headers: String = request
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request = format!(
+        "{} {} HTTP/1.1\r\nHost: {server_name}\r\n{headers}Connection: close\r\n\r\n",
+        request.method, request.path
+    );
     tls.write_all(request.as_bytes())
         .await
         .map_err(|e| HttpsError::Connect(e.to_string()))?;

@@ -264,8 +264,22 @@ fn gate_pass(input: &PassInput, health: &[TargetHealth], now_text: &str) -> Gate
         let target = input.desired.pod_targets.get(&name);
         let types = gates::gate_types_on(pod, &binding);
         if types.is_empty() {
-            if let (true, Some(_), Some(uid)) = (input.injection_enabled, target, &pod.metadata.uid)
-            {
+            // The webhook gives a gate only to pods created once the binding exists: a pod
+            // older than its binding carries none, and that is no fault. Timestamps are whole
+            // seconds: a pod of the binding's second may be older, and is not listed.
+            let after_binding = match (
+                &pod.metadata.creation_timestamp,
+                &input.binding.metadata.creation_timestamp,
+            ) {
+                (Some(pod), Some(binding)) => pod.0 > binding.0,
+                _ => true,
+            };
+            if let (true, true, Some(_), Some(uid)) = (
+                input.injection_enabled,
+                after_binding,
+                target,
+                &pod.metadata.uid,
+            ) {
                 pass.missing.push(PodRef {
                     name,
                     uid: uid.clone(),

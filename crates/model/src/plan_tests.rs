@@ -296,6 +296,32 @@ fn pods_without_their_gate_are_listed_only_in_labelled_namespaces() {
 }
 
 #[test]
+fn a_pod_older_than_its_binding_is_not_listed_without_its_gate() {
+    let mut case = Case::new(
+        desired(
+            &["10.0.0.1", "10.0.0.2"],
+            &[("old", "10.0.0.1"), ("new", "10.0.0.2")],
+        ),
+        vec![],
+    );
+    let created = |pod: &Arc<Pod>, at: &str| {
+        let mut pod = pod.as_ref().clone();
+        pod.metadata.creation_timestamp = Some(serde_json::from_value(json!(at)).unwrap());
+        Arc::new(pod)
+    };
+    case.binding.metadata.creation_timestamp =
+        Some(serde_json::from_value(json!("2026-12-07T10:00:00Z")).unwrap());
+    case.pods = vec![
+        created(&pod("old", false, None), "2026-12-07T09:59:59Z"),
+        created(&pod("same-second", false, None), "2026-12-07T10:00:00Z"),
+        created(&pod("new", false, None), "2026-12-07T10:00:01Z"),
+    ];
+    let listed = case.plan().missing_gates;
+    let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["new"]);
+}
+
+#[test]
 fn instance_bindings_have_no_gates() {
     let mut case = Case::new(desired(&["10.0.0.1"], &[("p", "10.0.0.1")]), vec![]);
     case.pods = vec![pod("p", true, None)];

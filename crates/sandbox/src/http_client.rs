@@ -60,10 +60,31 @@ pub async fn post_json(
     .await
 }
 
+/// A request with a method and headers of its choosing (an ALB rule's conditions to meet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    /// The path with its query string.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Sends `request` for `host` to `addr`, all of it within `timeout`.
+pub async fn send_request(
+    guard: &DestinationGuard,
+    addr: SocketAddr,
+    host: &str,
+    request: &HttpRequest,
+    timeout: Duration,
+) -> Result<HttpResponse> {
+    exchange(guard, addr, host, Outgoing::Custom(request), timeout).await
+}
+
 /// The request to send.
 enum Outgoing<'a> {
     Get(&'a str),
     PostJson(&'a str, Vec<u8>),
+    Custom(&'a HttpRequest),
 }
 
 async fn exchange(
@@ -75,6 +96,7 @@ async fn exchange(
 ) -> Result<HttpResponse> {
     let path = match &outgoing {
         Outgoing::Get(path) | Outgoing::PostJson(path, _) => *path,
+        Outgoing::Custom(request) => request.path.as_str(),
     };
     let url = format!("http://{host}{path} (via {addr})");
     match tokio::time::timeout(timeout, send(guard, addr, host, outgoing, &url)).await {
@@ -113,6 +135,17 @@ async fn send(
             .header(CONNECTION, "close")
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body))),
+        Outgoing::Custom(custom) => {
+            let mut builder = Request::builder()
+                .method(custom.method.as_str())
+                .uri(custom.path.as_str())
+                .header(HOST, host)
+                .header(CONNECTION, "close");
+            for (name, value) in &custom.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            builder.body(Full::new(Bytes::new()))
+        }
     }
     .map_err(|e| http_error(e.to_string()))?;
     let response = sender

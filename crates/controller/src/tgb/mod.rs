@@ -20,7 +20,7 @@ pub mod target_rules;
 mod tests;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, finalizer};
@@ -152,11 +152,34 @@ pub async fn reconcile<A: Elbv2, W: ClusterWrites>(
             Ok(action)
         }
         Err(finalizer::Error::ApplyFailed(err) | finalizer::Error::CleanupFailed(err)) => {
-            report::failure(ctx.writes.as_ref(), &ctx.status_writer, &binding, &err).await;
+            if waiting_for_its_service(&binding, &err) {
+                tracing::debug!(binding = %binding_key(&binding), "its Service does not exist yet: {err}");
+            } else {
+                report::failure(ctx.writes.as_ref(), &ctx.status_writer, &binding, &err).await;
+            }
             Err(err)
         }
         Err(other) => Err(ControllerError::Finalizer(other.to_string())),
     }
+}
+
+/// How long a new binding may wait for its Service before that is a fault: manifests applied
+/// together (the binding first) create the Service a moment later.
+const SERVICE_GRACE: Duration = Duration::from_secs(15);
+
+/// Whether `err` is a missing Service of a binding younger than [`SERVICE_GRACE`]: retried
+/// (soon, as its category says) without a Warning or a failed status.
+fn waiting_for_its_service(binding: &TargetGroupBinding, err: &ControllerError) -> bool {
+    let missing = matches!(
+        err,
+        ControllerError::Desired(lb_model::targets::DesiredError::ServiceNotFound { .. })
+    );
+    let age = binding
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|created| k8s_openapi::jiff::Timestamp::now().as_second() - created.0.as_second());
+    missing && age.is_some_and(|age| age < SERVICE_GRACE.as_secs() as i64)
 }
 
 /// Retries as the error's category says, with per-binding exponential backoff and jitter

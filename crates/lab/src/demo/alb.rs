@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::outcome::{Probes, TargetOutcome};
 use crate::status_hostname::StatusHostname;
-use lb_sandbox::http_client;
+use lb_sandbox::http_client::{self, HttpRequest};
 
 /// Requests sent per rule (and per listener default).
 const REQUESTS: usize = 100;
@@ -49,11 +49,16 @@ pub struct AlbRule {
     pub probe: Probe,
 }
 
-/// `requests` GETs of `host` + `path`: the answers by status code and by Service, in percent.
+/// `requests` requests of `host` + `path` (with the method and headers a rule's conditions ask
+/// for): the answers by status code and by Service, in percent.
 #[derive(Debug, Clone, Serialize)]
 pub struct Probe {
     pub host: String,
+    pub method: String,
+    /// With the query string.
     pub path: String,
+    /// `Name: value`.
+    pub headers: Vec<String>,
     pub requests: usize,
     pub by_status: BTreeMap<String, f64>,
     pub by_service: BTreeMap<String, f64>,
@@ -92,9 +97,8 @@ pub async fn outcome(
         else {
             continue;
         };
-        let send = |host: String, path: String| {
-            probe(probes, addr, protocol.clone(), host, path, &services)
-        };
+        let send =
+            |request: ProbeRequest| probe(probes, addr, protocol.clone(), request, &services);
         let rules = probes
             .elb
             .describe_rules()
@@ -105,17 +109,25 @@ pub async fn outcome(
             .unwrap_or_default();
         let mut shown = Vec::new();
         for rule in rules.iter().filter(|r| r.is_default() != Some(true)) {
-            let (host, path) = request_for(rule.conditions());
+            let request = request_for(rule.conditions());
             shown.push(AlbRule {
                 priority: rule.priority().unwrap_or_default().to_string(),
                 conditions: conditions_text(rule.conditions()),
                 action: action_text(rule.actions()),
-                probe: send(host, path).await,
+                probe: send(request).await,
             });
         }
         out.push(AlbListener {
             default_action: action_text(listener.default_actions()),
-            default_probe: send("unmatched.example.com".into(), "/no-rule-matches".into()).await,
+            default_probe: send(ProbeRequest {
+                host: "unmatched.example.com".into(),
+                request: HttpRequest {
+                    method: "GET".into(),
+                    path: "/no-rule-matches".into(),
+                    headers: Vec::new(),
+                },
+            })
+            .await,
             protocol,
             port,
             rules: shown,
@@ -132,11 +144,23 @@ pub async fn outcome(
     ))
 }
 
-/// A host and path the rule's conditions match (wildcards filled in).
-fn request_for(conditions: &[sdk::RuleCondition]) -> (String, String) {
+/// What a probe sends: a request that meets every condition of a rule.
+#[derive(Debug, Clone)]
+struct ProbeRequest {
+    host: String,
+    request: HttpRequest,
+}
+
+/// A request the rule's conditions match (wildcards filled in): its host, path, method, headers
+/// and query string. A `source-ip` condition is met only when it covers the probe's own address
+/// (the sandbox's loopback), which no request can choose.
+fn request_for(conditions: &[sdk::RuleCondition]) -> ProbeRequest {
     let fill = |pattern: &str| pattern.replace(['*', '?'], "x");
     let mut host = "demo.example.com".to_string();
     let mut path = "/".to_string();
+    let mut method = "GET".to_string();
+    let mut headers = Vec::new();
+    let mut query = Vec::new();
     for condition in conditions {
         match condition.field() {
             Some("host-header") => {
@@ -155,31 +179,77 @@ fn request_for(conditions: &[sdk::RuleCondition]) -> (String, String) {
                     path = fill(p);
                 }
             }
+            Some("http-request-method") => {
+                if let Some(m) = condition
+                    .http_request_method_config()
+                    .and_then(|c| c.values().first())
+                {
+                    method = m.clone();
+                }
+            }
+            Some("http-header") => {
+                if let Some(config) = condition.http_header_config()
+                    && let (Some(name), Some(value)) =
+                        (config.http_header_name(), config.values().first())
+                {
+                    headers.push((name.to_string(), fill(value)));
+                }
+            }
+            Some("query-string") => {
+                if let Some(pair) = condition
+                    .query_string_config()
+                    .and_then(|c| c.values().first())
+                {
+                    let value = fill(pair.value().unwrap_or_default());
+                    query.push(match pair.key() {
+                        Some(key) => format!("{key}={value}"),
+                        None => value,
+                    });
+                }
+            }
             _ => {}
         }
     }
-    (host, path)
+    if !query.is_empty() {
+        path = format!("{path}?{}", query.join("&"));
+    }
+    ProbeRequest {
+        host,
+        request: HttpRequest {
+            method,
+            path,
+            headers,
+        },
+    }
 }
 
 async fn probe(
     probes: &Probes<'_>,
     addr: SocketAddr,
     protocol: String,
-    host: String,
-    path: String,
+    probe: ProbeRequest,
     services: &BTreeMap<String, String>,
 ) -> Probe {
+    let ProbeRequest { host, request } = probe;
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_service: BTreeMap<String, usize> = BTreeMap::new();
     let limit = Duration::from_secs(3);
     for _ in 0..REQUESTS {
         let (status, body, location) = if protocol == "HTTPS" {
-            match crate::https::get(probes.guard, addr, probes.ca_pem, &host, &path, limit).await {
+            let sent = crate::https::send_request(
+                probes.guard,
+                addr,
+                probes.ca_pem,
+                &host,
+                &request,
+                limit,
+            );
+            match sent.await {
                 Ok(r) => (r.status.to_string(), r.text, r.location),
                 Err(err) => (format!("failed: {err}"), String::new(), None),
             }
         } else {
-            match http_client::get_for_host(probes.guard, addr, &host, &path, limit).await {
+            match http_client::send_request(probes.guard, addr, &host, &request, limit).await {
                 Ok(r) => (
                     r.status.to_string(),
                     String::from_utf8_lossy(&r.body).to_string(),
@@ -209,7 +279,13 @@ async fn probe(
     };
     Probe {
         host,
-        path,
+        method: request.method,
+        path: request.path,
+        headers: request
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect(),
         requests: REQUESTS,
         by_status: percent(by_status),
         by_service: percent(by_service),
@@ -376,9 +452,11 @@ pub fn text(alb: &AlbOutcome) -> Vec<String> {
             .join(", ")
     };
     let probe_line = |p: &Probe| {
+        let headers: String = p.headers.iter().map(|h| format!(" [{h}]")).collect();
         let mut line = format!(
-            "          {} x GET {}{}: {}",
+            "          {} x {} {}{}{headers}: {}",
             p.requests,
+            p.method,
             p.host,
             p.path,
             shares(&p.by_status)
