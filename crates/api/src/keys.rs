@@ -96,11 +96,12 @@ pub mod service {
     pub const PREFIX: &str = "service.beta.kubernetes.io/";
     /// `spec.loadBalancerClass` that selects us (`--load-balancer-class`).
     pub const DEFAULT_LOAD_BALANCER_CLASS: &str = "service.k8s.aws/nlb";
-    /// Short names (after [`PREFIX`]) that decide selection.
-    pub const TYPE: &str = "aws-load-balancer-type";
+    /// The annotations that decide selection.
+    pub const TYPE: &str = "service.beta.kubernetes.io/aws-load-balancer-type";
     pub const TYPE_EXTERNAL: &str = "external";
     pub const TYPE_NLB_IP: &str = "nlb-ip";
-    pub const NLB_TARGET_TYPE: &str = "aws-load-balancer-nlb-target-type";
+    pub const NLB_TARGET_TYPE: &str =
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type";
     /// Finalizer on a Service whose NLB we made.
     pub const FINALIZER: &str = "service.k8s.aws/resources";
     /// Labels on the TargetGroupBindings made for a Service (upstream's).

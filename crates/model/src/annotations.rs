@@ -45,29 +45,24 @@ impl fmt::Display for AnnotationErrors {
     }
 }
 
-/// Annotations under one prefix (e.g. `service.beta.kubernetes.io/`), read by their short names.
+/// An object's annotations, read by their whole keys (each parser spells the keys it reads in
+/// full, so a key found by grep leads to its parser).
 pub struct AnnotationReader<'a> {
     annotations: &'a BTreeMap<String, String>,
-    prefix: &'static str,
     errors: Vec<AnnotationError>,
 }
 
 impl<'a> AnnotationReader<'a> {
-    pub fn new(annotations: &'a BTreeMap<String, String>, prefix: &'static str) -> Self {
+    pub fn new(annotations: &'a BTreeMap<String, String>) -> Self {
         Self {
             annotations,
-            prefix,
             errors: Vec::new(),
         }
     }
 
-    pub fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
     /// The raw value, when the annotation is present.
     pub fn raw(&self, name: &str) -> Option<&'a str> {
-        self.annotations.get(&self.key(name)).map(String::as_str)
+        self.annotations.get(name).map(String::as_str)
     }
 
     pub fn present(&self, name: &str) -> bool {
@@ -77,7 +72,7 @@ impl<'a> AnnotationReader<'a> {
     /// Records a bad value of annotation `name`; the caller goes on with the annotation unset.
     pub fn reject(&mut self, name: &str, value: &str, problem: impl Into<String>) {
         self.errors.push(AnnotationError {
-            key: self.key(name),
+            key: name.to_string(),
             value: value.to_string(),
             problem: problem.into(),
         });
@@ -163,14 +158,13 @@ impl<'a> AnnotationReader<'a> {
         parsed
     }
 
-    /// The annotations present under the prefix whose short name starts with `stem` (for keyed
-    /// families such as `listener-attributes.TCP-80`): (suffix after the stem, value).
+    /// The annotations whose key starts with `stem` (keyed families such as
+    /// `...listener-attributes.TCP-80`): (suffix after the stem, value).
     pub fn family(&self, stem: &str) -> Vec<(String, String)> {
-        let key_stem = self.key(stem);
         self.annotations
             .iter()
             .filter_map(|(k, v)| {
-                k.strip_prefix(&key_stem)
+                k.strip_prefix(stem)
                     .map(|suffix| (suffix.to_string(), v.clone()))
             })
             .collect()

@@ -14,12 +14,12 @@ fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[test]
 fn lists_are_split_on_commas_trimmed_and_empties_dropped() {
     let map = annotations(&[("l", " a, b,,c ,")]);
-    let reader = AnnotationReader::new(&map, PREFIX);
+    let reader = AnnotationReader::new(&map);
     assert_eq!(
-        reader.string_list("l"),
+        reader.string_list("example.io/l"),
         Some(vec!["a".into(), "b".into(), "c".into()])
     );
-    assert_eq!(reader.string_list("absent"), None);
+    assert_eq!(reader.string_list("example.io/absent"), None);
 }
 
 #[test]
@@ -35,8 +35,8 @@ fn maps_need_key_value_pairs_with_distinct_keys() {
     ];
     for (raw, expected) in cases {
         let map = annotations(&[("m", raw)]);
-        let mut reader = AnnotationReader::new(&map, PREFIX);
-        let parsed = reader.string_map("m");
+        let mut reader = AnnotationReader::new(&map);
+        let parsed = reader.string_map("example.io/m");
         let expected: Option<BTreeMap<String, String>> = expected.map(|pairs| {
             pairs
                 .iter()
@@ -60,8 +60,8 @@ fn bools_follow_go() {
         ("", None),
     ] {
         let map = annotations(&[("b", raw)]);
-        let mut reader = AnnotationReader::new(&map, PREFIX);
-        assert_eq!(reader.bool("b"), expected, "{raw:?}");
+        let mut reader = AnnotationReader::new(&map);
+        assert_eq!(reader.bool("example.io/b"), expected, "{raw:?}");
         assert_eq!(reader.finish().is_ok(), expected.is_some(), "{raw:?}");
     }
 }
@@ -77,8 +77,8 @@ fn integers_must_be_whole_and_in_range() {
         ("ten", None, Some("is not a whole number")),
     ] {
         let map = annotations(&[("n", raw)]);
-        let mut reader = AnnotationReader::new(&map, PREFIX);
-        assert_eq!(reader.int::<i32>("n", 2, 10), expected, "{raw}");
+        let mut reader = AnnotationReader::new(&map);
+        assert_eq!(reader.int::<i32>("example.io/n", 2, 10), expected, "{raw}");
         match (reader.finish(), problem) {
             (Ok(()), None) => {}
             (Err(errors), Some(problem)) => assert_eq!(errors.0[0].problem, problem),
@@ -90,10 +90,10 @@ fn integers_must_be_whole_and_in_range() {
 #[test]
 fn every_bad_annotation_is_named_with_its_full_key_and_value() {
     let map = annotations(&[("n", "x"), ("b", "maybe"), ("ok", "3")]);
-    let mut reader = AnnotationReader::new(&map, PREFIX);
-    reader.int::<i32>("n", 0, 9);
-    reader.bool("b");
-    reader.int::<i32>("ok", 0, 9);
+    let mut reader = AnnotationReader::new(&map);
+    reader.int::<i32>("example.io/n", 0, 9);
+    reader.bool("example.io/b");
+    reader.int::<i32>("example.io/ok", 0, 9);
     let errors = reader.finish().expect_err("two bad values");
     assert_eq!(
         errors.to_string(),
@@ -109,9 +109,9 @@ fn families_give_the_suffix_after_the_stem() {
         ("listener-attributes.TLS-443", "b=2"),
         ("other", "x"),
     ]);
-    let reader = AnnotationReader::new(&map, PREFIX);
+    let reader = AnnotationReader::new(&map);
     assert_eq!(
-        reader.family("listener-attributes."),
+        reader.family("example.io/listener-attributes."),
         vec![
             ("TCP-80".to_string(), "a=1".to_string()),
             ("TLS-443".to_string(), "b=2".to_string())
@@ -122,8 +122,8 @@ fn families_give_the_suffix_after_the_stem() {
 #[test]
 fn one_of_names_the_allowed_values() {
     let map = annotations(&[("s", "public")]);
-    let mut reader = AnnotationReader::new(&map, PREFIX);
-    let scheme = reader.one_of("s", "internal, internet-facing", |v| {
+    let mut reader = AnnotationReader::new(&map);
+    let scheme = reader.one_of("example.io/s", "internal, internet-facing", |v| {
         matches!(v, "internal" | "internet-facing").then(|| v.to_string())
     });
     assert_eq!(scheme, None);

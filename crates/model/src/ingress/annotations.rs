@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use lb_api::TargetType;
-use lb_api::keys::ingress as keys;
 
 use super::json::{self, AnnotationAction, ListenerProtocol};
 use crate::annotations::{AnnotationErrors, AnnotationReader};
@@ -18,42 +17,46 @@ use crate::service::annotations::{HealthCheckPort, health_check_port};
 use crate::service::selection::parse_target_type;
 use crate::stack::Condition;
 
+/// The group an Ingress joins, and its place in it.
+pub const GROUP_NAME: &str = "alb.ingress.kubernetes.io/group.name";
+pub const GROUP_ORDER: &str = "alb.ingress.kubernetes.io/group.order";
+
 /// Upstream reads these but this controller does not build them yet: present, they give a
 /// Warning "not supported yet" naming them, never a silent ignore.
 pub const NOT_SUPPORTED_YET: [&str; 25] = [
-    "auth-type",
-    "auth-idp-cognito",
-    "auth-idp-oidc",
-    "auth-on-unauthenticated-request",
-    "auth-scope",
-    "auth-session-cookie",
-    "auth-session-timeout",
-    "jwt-validation",
-    "wafv2-acl-arn",
-    "wafv2-acl-name",
-    "waf-acl-id",
-    "web-acl-id",
-    "shield-advanced-protection",
-    "mutual-authentication",
-    "enable-frontend-nlb",
-    "customer-owned-ipv4-pool",
-    "minimum-load-balancer-capacity",
-    "ipam-ipv4-pool-id",
-    "create-acm-cert",
-    "acm-pca-arn",
-    "dry-run-plan",
-    "frontend-nlb-scheme",
-    "frontend-nlb-subnets",
-    "frontend-nlb-security-groups",
-    "frontend-nlb-listener-port-mapping",
+    "alb.ingress.kubernetes.io/auth-type",
+    "alb.ingress.kubernetes.io/auth-idp-cognito",
+    "alb.ingress.kubernetes.io/auth-idp-oidc",
+    "alb.ingress.kubernetes.io/auth-on-unauthenticated-request",
+    "alb.ingress.kubernetes.io/auth-scope",
+    "alb.ingress.kubernetes.io/auth-session-cookie",
+    "alb.ingress.kubernetes.io/auth-session-timeout",
+    "alb.ingress.kubernetes.io/jwt-validation",
+    "alb.ingress.kubernetes.io/wafv2-acl-arn",
+    "alb.ingress.kubernetes.io/wafv2-acl-name",
+    "alb.ingress.kubernetes.io/waf-acl-id",
+    "alb.ingress.kubernetes.io/web-acl-id",
+    "alb.ingress.kubernetes.io/shield-advanced-protection",
+    "alb.ingress.kubernetes.io/mutual-authentication",
+    "alb.ingress.kubernetes.io/enable-frontend-nlb",
+    "alb.ingress.kubernetes.io/customer-owned-ipv4-pool",
+    "alb.ingress.kubernetes.io/minimum-load-balancer-capacity",
+    "alb.ingress.kubernetes.io/ipam-ipv4-pool-id",
+    "alb.ingress.kubernetes.io/create-acm-cert",
+    "alb.ingress.kubernetes.io/acm-pca-arn",
+    "alb.ingress.kubernetes.io/dry-run-plan",
+    "alb.ingress.kubernetes.io/frontend-nlb-scheme",
+    "alb.ingress.kubernetes.io/frontend-nlb-subnets",
+    "alb.ingress.kubernetes.io/frontend-nlb-security-groups",
+    "alb.ingress.kubernetes.io/frontend-nlb-listener-port-mapping",
 ];
 
 /// Families (`<stem><suffix>`) not supported yet.
 const NOT_SUPPORTED_YET_FAMILIES: [&str; 4] = [
-    "transforms.",
-    "target-control-port.",
-    "frontend-nlb-healthcheck-",
-    "frontend-nlb-",
+    "alb.ingress.kubernetes.io/transforms.",
+    "alb.ingress.kubernetes.io/target-control-port.",
+    "alb.ingress.kubernetes.io/frontend-nlb-healthcheck-",
+    "alb.ingress.kubernetes.io/frontend-nlb-",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,12 +217,14 @@ pub struct IngressAnnotations {
 pub fn parse(
     annotations: &BTreeMap<String, String>,
 ) -> Result<IngressAnnotations, AnnotationErrors> {
-    let mut reader = AnnotationReader::new(annotations, keys::PREFIX);
+    let mut reader = AnnotationReader::new(annotations);
     let mut parsed = IngressAnnotations {
         group_name: group_name(&mut reader),
-        group_order: reader.int("group.order", -1000, 1000),
+        group_order: reader.int(GROUP_ORDER, -1000, 1000),
         load_balancer_name: load_balancer_name(&mut reader),
-        use_regex_path_match: reader.bool("use-regex-path-match").unwrap_or(false),
+        use_regex_path_match: reader
+            .bool("alb.ingress.kubernetes.io/use-regex-path-match")
+            .unwrap_or(false),
         ..IngressAnnotations::default()
     };
     frontend(&mut reader, &mut parsed);
@@ -240,9 +245,11 @@ pub fn parse(
 pub fn parse_service(
     annotations: &BTreeMap<String, String>,
 ) -> Result<(TargetGroupAnnotations, Vec<String>), AnnotationErrors> {
-    let mut reader = AnnotationReader::new(annotations, keys::PREFIX);
+    let mut reader = AnnotationReader::new(annotations);
     let (mut parsed, mut warnings) = target_group(&mut reader);
-    parsed.tags = reader.string_map("tags").unwrap_or_default();
+    parsed.tags = reader
+        .string_map("alb.ingress.kubernetes.io/tags")
+        .unwrap_or_default();
     warnings.extend(not_supported_yet(&reader));
     reader.finish()?;
     Ok((parsed, warnings))
@@ -251,7 +258,7 @@ pub fn parse_service(
 /// Upstream's rule: lower-case letters, digits, `-` and `.`, starting and ending with a letter or
 /// digit, at most 63 characters.
 fn group_name(reader: &mut AnnotationReader) -> Option<String> {
-    let name = reader.string("group.name")?;
+    let name = reader.string(GROUP_NAME)?;
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let valid = name.len() <= 63
         && name
@@ -261,7 +268,7 @@ fn group_name(reader: &mut AnnotationReader) -> Option<String> {
         && edge(name.chars().last());
     if !valid {
         reader.reject(
-            "group.name",
+            GROUP_NAME,
             &name,
             "is not a group name (lower-case letters, digits, '-' and '.', at most 63, starting and ending with a letter or digit)",
         );
@@ -272,7 +279,7 @@ fn group_name(reader: &mut AnnotationReader) -> Option<String> {
 
 /// ELB's rule: at most 32 letters, digits and hyphens, not starting or ending with a hyphen.
 fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {
-    let name = reader.string("load-balancer-name")?;
+    let name = reader.string("alb.ingress.kubernetes.io/load-balancer-name")?;
     let valid = name.len() <= 32
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && !name.starts_with('-')
@@ -280,7 +287,7 @@ fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {
         && !name.starts_with("internal-");
     if !valid {
         reader.reject(
-            "load-balancer-name",
+            "alb.ingress.kubernetes.io/load-balancer-name",
             &name,
             "is not a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)",
         );
@@ -290,9 +297,13 @@ fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {
 }
 
 fn frontend(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
-    parsed.scheme = reader.one_of("scheme", "internal, internet-facing", Scheme::parse);
+    parsed.scheme = reader.one_of(
+        "alb.ingress.kubernetes.io/scheme",
+        "internal, internet-facing",
+        Scheme::parse,
+    );
     parsed.ip_address_type = reader.one_of(
-        "ip-address-type",
+        "alb.ingress.kubernetes.io/ip-address-type",
         "ipv4, dualstack, dualstack-without-public-ipv4",
         |v| match v {
             "ipv4" => Some(IpAddressType::Ipv4),
@@ -301,39 +312,52 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
             _ => None,
         },
     );
-    parsed.subnets = reader.string_list("subnets");
-    parsed.security_groups = reader.string_list("security-groups");
-    parsed.manage_backend_security_group_rules = reader.bool("manage-backend-security-group-rules");
-    parsed.inbound_cidrs = reader.string_list("inbound-cidrs").and_then(|cidrs| {
-        let parsed: Result<Vec<IpNet>, _> = cidrs.iter().map(|c| c.parse::<IpNet>()).collect();
-        match parsed {
-            Ok(nets) => Some(nets),
-            Err(_) => {
-                let raw = reader.raw("inbound-cidrs").unwrap_or_default().to_string();
-                reader.reject("inbound-cidrs", &raw, "is not a list of CIDRs");
-                None
+    parsed.subnets = reader.string_list("alb.ingress.kubernetes.io/subnets");
+    parsed.security_groups = reader.string_list("alb.ingress.kubernetes.io/security-groups");
+    parsed.manage_backend_security_group_rules =
+        reader.bool("alb.ingress.kubernetes.io/manage-backend-security-group-rules");
+    parsed.inbound_cidrs = reader
+        .string_list("alb.ingress.kubernetes.io/inbound-cidrs")
+        .and_then(|cidrs| {
+            let parsed: Result<Vec<IpNet>, _> = cidrs.iter().map(|c| c.parse::<IpNet>()).collect();
+            match parsed {
+                Ok(nets) => Some(nets),
+                Err(_) => {
+                    let raw = reader
+                        .raw("alb.ingress.kubernetes.io/inbound-cidrs")
+                        .unwrap_or_default()
+                        .to_string();
+                    reader.reject(
+                        "alb.ingress.kubernetes.io/inbound-cidrs",
+                        &raw,
+                        "is not a list of CIDRs",
+                    );
+                    None
+                }
             }
-        }
-    });
-    parsed.prefix_lists = reader.prefix_lists("security-group-prefix-lists");
+        });
+    parsed.prefix_lists =
+        reader.prefix_lists("alb.ingress.kubernetes.io/security-group-prefix-lists");
     parsed.load_balancer_attributes = reader
-        .string_map("load-balancer-attributes")
+        .string_map("alb.ingress.kubernetes.io/load-balancer-attributes")
         .unwrap_or_default();
-    parsed.tags = reader.string_map("tags").unwrap_or_default();
+    parsed.tags = reader
+        .string_map("alb.ingress.kubernetes.io/tags")
+        .unwrap_or_default();
 }
 
 fn listeners(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
-    if let Some(raw) = reader.raw("listen-ports") {
+    if let Some(raw) = reader.raw("alb.ingress.kubernetes.io/listen-ports") {
         match json::listen_ports(raw) {
             Ok(ports) => parsed.listen_ports = Some(ports),
-            Err(problem) => reader.reject("listen-ports", raw, problem),
+            Err(problem) => reader.reject("alb.ingress.kubernetes.io/listen-ports", raw, problem),
         }
     }
-    parsed.certificate_arns = reader.string_list("certificate-arn");
-    parsed.ssl_policy = reader.string("ssl-policy");
-    parsed.ssl_redirect = reader.int("ssl-redirect", 1, 65535);
-    for (suffix, raw) in reader.family("listener-attributes.") {
-        let name = format!("listener-attributes.{suffix}");
+    parsed.certificate_arns = reader.string_list("alb.ingress.kubernetes.io/certificate-arn");
+    parsed.ssl_policy = reader.string("alb.ingress.kubernetes.io/ssl-policy");
+    parsed.ssl_redirect = reader.int("alb.ingress.kubernetes.io/ssl-redirect", 1, 65535);
+    for (suffix, raw) in reader.family("alb.ingress.kubernetes.io/listener-attributes.") {
+        let name = format!("alb.ingress.kubernetes.io/listener-attributes.{suffix}");
         let key = suffix.split_once('-').and_then(|(protocol, port)| {
             let protocol = match protocol {
                 "HTTP" => ListenerProtocol::Http,
@@ -353,20 +377,28 @@ fn listeners(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
 }
 
 fn rules(reader: &mut AnnotationReader, parsed: &mut IngressAnnotations) {
-    for (name, raw) in reader.family("actions.") {
+    for (name, raw) in reader.family("alb.ingress.kubernetes.io/actions.") {
         match json::action(&raw) {
             Ok(action) => {
                 parsed.actions.insert(name, action);
             }
-            Err(problem) => reader.reject(&format!("actions.{name}"), &raw, problem),
+            Err(problem) => reader.reject(
+                &format!("alb.ingress.kubernetes.io/actions.{name}"),
+                &raw,
+                problem,
+            ),
         }
     }
-    for (name, raw) in reader.family("conditions.") {
+    for (name, raw) in reader.family("alb.ingress.kubernetes.io/conditions.") {
         match json::conditions(&raw) {
             Ok(conditions) => {
                 parsed.conditions.insert(name, conditions);
             }
-            Err(problem) => reader.reject(&format!("conditions.{name}"), &raw, problem),
+            Err(problem) => reader.reject(
+                &format!("alb.ingress.kubernetes.io/conditions.{name}"),
+                &raw,
+                problem,
+            ),
         }
     }
 }
@@ -382,48 +414,76 @@ fn target_group(reader: &mut AnnotationReader) -> (TargetGroupAnnotations, Vec<S
         "HTTPS" => Some(ListenerProtocol::Https),
         _ => None,
     };
-    let mut interval_seconds = reader.int("healthcheck-interval-seconds", 1, 300);
+    let mut interval_seconds = reader.int(
+        "alb.ingress.kubernetes.io/healthcheck-interval-seconds",
+        1,
+        300,
+    );
     if let Some(seconds) = interval_seconds.filter(|s| *s < MIN_INTERVAL) {
         warnings.push(format!(
             "annotation {}: \"{seconds}\" is below ALB's minimum health check interval; {MIN_INTERVAL} is used",
-            reader.key("healthcheck-interval-seconds")
+            "alb.ingress.kubernetes.io/healthcheck-interval-seconds"
         ));
         interval_seconds = Some(MIN_INTERVAL);
     }
-    let success_codes = reader.string("success-codes");
+    let success_codes = reader.string("alb.ingress.kubernetes.io/success-codes");
     if let Some(codes) = &success_codes
         && !success_codes_valid(codes)
     {
         reader.reject(
-            "success-codes",
+            "alb.ingress.kubernetes.io/success-codes",
             codes,
             "is not a list or range of status codes (HTTP 200-499, gRPC 0-99)",
         );
     }
     let annotations = TargetGroupAnnotations {
-        target_type: reader.one_of("target-type", "ip, instance", parse_target_type),
-        backend_protocol: reader.one_of("backend-protocol", "HTTP, HTTPS", http),
-        protocol_version: reader.one_of("backend-protocol-version", "HTTP1, HTTP2, GRPC", |v| {
-            match v {
+        target_type: reader.one_of(
+            "alb.ingress.kubernetes.io/target-type",
+            "ip, instance",
+            parse_target_type,
+        ),
+        backend_protocol: reader.one_of(
+            "alb.ingress.kubernetes.io/backend-protocol",
+            "HTTP, HTTPS",
+            http,
+        ),
+        protocol_version: reader.one_of(
+            "alb.ingress.kubernetes.io/backend-protocol-version",
+            "HTTP1, HTTP2, GRPC",
+            |v| match v {
                 "HTTP1" => Some(ProtocolVersion::Http1),
                 "HTTP2" => Some(ProtocolVersion::Http2),
                 "GRPC" => Some(ProtocolVersion::Grpc),
                 _ => None,
-            }
-        }),
+            },
+        ),
         attributes: reader
-            .string_map("target-group-attributes")
+            .string_map("alb.ingress.kubernetes.io/target-group-attributes")
             .unwrap_or_default(),
-        health_check_port: health_check_port(reader, "healthcheck-port"),
-        health_check_protocol: reader.one_of("healthcheck-protocol", "HTTP, HTTPS", http),
-        health_check_path: reader.string("healthcheck-path"),
+        health_check_port: health_check_port(reader, "alb.ingress.kubernetes.io/healthcheck-port"),
+        health_check_protocol: reader.one_of(
+            "alb.ingress.kubernetes.io/healthcheck-protocol",
+            "HTTP, HTTPS",
+            http,
+        ),
+        health_check_path: reader.string("alb.ingress.kubernetes.io/healthcheck-path"),
         interval_seconds,
-        timeout_seconds: reader.int("healthcheck-timeout-seconds", 2, 120),
-        healthy_threshold: reader.int("healthy-threshold-count", 2, 10),
-        unhealthy_threshold: reader.int("unhealthy-threshold-count", 2, 10),
+        timeout_seconds: reader.int(
+            "alb.ingress.kubernetes.io/healthcheck-timeout-seconds",
+            2,
+            120,
+        ),
+        healthy_threshold: reader.int("alb.ingress.kubernetes.io/healthy-threshold-count", 2, 10),
+        unhealthy_threshold: reader.int(
+            "alb.ingress.kubernetes.io/unhealthy-threshold-count",
+            2,
+            10,
+        ),
         success_codes: success_codes.filter(|c| success_codes_valid(c)),
-        node_labels: reader.string_map("target-node-labels").unwrap_or_default(),
-        multi_cluster: reader.bool("multi-cluster-target-group"),
+        node_labels: reader
+            .string_map("alb.ingress.kubernetes.io/target-node-labels")
+            .unwrap_or_default(),
+        multi_cluster: reader.bool("alb.ingress.kubernetes.io/multi-cluster-target-group"),
         // The Ingress's `tags` are read with its frontend ones (see `parse`); a Service's here.
         tags: BTreeMap::new(),
     };
@@ -445,12 +505,15 @@ fn not_supported_yet(reader: &AnnotationReader) -> Vec<String> {
         .iter()
         .filter(|name| reader.present(name))
         // `auth-type: none` is the default said out loud.
-        .filter(|name| !(**name == "auth-type" && reader.raw(name).map(str::trim) == Some("none")))
-        .map(|name| reader.key(name))
+        .filter(|name| {
+            !(**name == "alb.ingress.kubernetes.io/auth-type"
+                && reader.raw(name).map(str::trim) == Some("none"))
+        })
+        .map(|name| name.to_string())
         .collect();
     for stem in NOT_SUPPORTED_YET_FAMILIES {
         for (suffix, _) in reader.family(stem) {
-            let key = reader.key(&format!("{stem}{suffix}"));
+            let key = format!("{stem}{suffix}");
             if !keys.contains(&key) {
                 keys.push(key);
             }

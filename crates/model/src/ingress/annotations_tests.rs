@@ -3,7 +3,12 @@ use super::*;
 fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
-        .map(|(k, v)| (format!("{}{k}", keys::PREFIX), (*v).to_string()))
+        .map(|(k, v)| {
+            (
+                format!("{}{k}", lb_api::keys::ingress::PREFIX),
+                (*v).to_string(),
+            )
+        })
         .collect()
 }
 

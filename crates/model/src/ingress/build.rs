@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::annotations::IpAddressType;
+use super::annotations::{IngressAnnotations, IpAddressType, Scheme};
 use super::json::ListenerProtocol;
 use super::member::{Cluster, MemberModel, member_model};
 use super::{BuiltGroup, GroupId, GroupMember, MemberOutcome};
@@ -27,42 +27,137 @@ pub const MAX_RULES_PER_LISTENER: usize = 100;
 pub const MAX_TARGET_GROUPS: usize = 100;
 pub const MAX_CERTIFICATES_PER_LISTENER: usize = 25;
 
-/// The group-wide values, with the member that set each.
-#[derive(Default)]
-struct Exclusive {
-    values: BTreeMap<&'static str, (String, String)>,
+/// A group-wide value and the member that set it first.
+#[derive(Debug, Clone)]
+struct Claim<T>(Option<(T, String)>);
+
+impl<T> Default for Claim<T> {
+    fn default() -> Self {
+        Self(None)
+    }
 }
 
-impl Exclusive {
+impl<T: Clone + PartialEq + ClaimText> Claim<T> {
     /// Checks `value` against what an earlier member set; records it when first.
-    fn check(
-        &mut self,
-        annotation: &'static str,
-        value: Option<String>,
-        member: &str,
-    ) -> Result<(), String> {
+    fn claim(&mut self, annotation: &str, value: Option<&T>, member: &str) -> Result<(), String> {
         let Some(value) = value else { return Ok(()) };
-        match self.values.get(annotation) {
-            Some((have, by)) if *have != value => Err(format!(
-                "annotation {}{annotation}: {value:?} conflicts with {have:?} of {by} in the same group",
-                lb_api::keys::ingress::PREFIX
+        match &self.0 {
+            Some((have, by)) if have != value => Err(format!(
+                "annotation {annotation}: {:?} conflicts with {:?} of {by} in the same group",
+                value.text(),
+                have.text()
             )),
             Some(_) => Ok(()),
             None => {
-                self.values.insert(annotation, (value, member.to_string()));
+                self.0 = Some((value.clone(), member.to_string()));
                 Ok(())
             }
         }
     }
 
-    fn get(&self, annotation: &str) -> Option<&str> {
-        self.values.get(annotation).map(|(v, _)| v.as_str())
+    fn get(&self) -> Option<&T> {
+        self.0.as_ref().map(|(value, _)| value)
+    }
+}
+
+/// A claimed value as its annotation spells it, for the conflict's message.
+trait ClaimText {
+    fn text(&self) -> String;
+}
+
+impl ClaimText for String {
+    fn text(&self) -> String {
+        self.clone()
+    }
+}
+
+impl ClaimText for u16 {
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ClaimText for bool {
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ClaimText for Scheme {
+    fn text(&self) -> String {
+        self.as_str().to_string()
+    }
+}
+
+impl ClaimText for IpAddressType {
+    fn text(&self) -> String {
+        self.as_str().to_string()
+    }
+}
+
+impl<T: ToString> ClaimText for Vec<T> {
+    fn text(&self) -> String {
+        let items: Vec<String> = self.iter().map(ToString::to_string).collect();
+        items.join(",")
+    }
+}
+
+/// The group-wide settings, typed, each with the member that set it: one value per group, and a
+/// member that says otherwise is refused.
+#[derive(Debug, Clone, Default)]
+struct GroupSettings {
+    scheme: Claim<Scheme>,
+    ip_address_type: Claim<IpAddressType>,
+    load_balancer_name: Claim<String>,
+    subnets: Claim<Vec<String>>,
+    security_groups: Claim<Vec<String>>,
+    inbound_cidrs: Claim<Vec<IpNet>>,
+    prefix_lists: Claim<Vec<String>>,
+    ssl_policy: Claim<String>,
+    ssl_redirect: Claim<u16>,
+    manage_backend_rules: Claim<bool>,
+}
+
+impl GroupSettings {
+    /// Claims every group-wide setting `a` makes for `member`.
+    fn claim(&mut self, a: &IngressAnnotations, member: &str) -> Result<(), String> {
+        const K: &str = "alb.ingress.kubernetes.io/";
+        let key = |name: &str| format!("{K}{name}");
+        self.scheme
+            .claim(&key("scheme"), a.scheme.as_ref(), member)?;
+        self.ip_address_type
+            .claim(&key("ip-address-type"), a.ip_address_type.as_ref(), member)?;
+        self.load_balancer_name.claim(
+            &key("load-balancer-name"),
+            a.load_balancer_name.as_ref(),
+            member,
+        )?;
+        self.subnets
+            .claim(&key("subnets"), a.subnets.as_ref(), member)?;
+        self.security_groups
+            .claim(&key("security-groups"), a.security_groups.as_ref(), member)?;
+        self.inbound_cidrs
+            .claim(&key("inbound-cidrs"), a.inbound_cidrs.as_ref(), member)?;
+        self.prefix_lists.claim(
+            &key("security-group-prefix-lists"),
+            a.prefix_lists.as_ref(),
+            member,
+        )?;
+        self.ssl_policy
+            .claim(&key("ssl-policy"), a.ssl_policy.as_ref(), member)?;
+        self.ssl_redirect
+            .claim(&key("ssl-redirect"), a.ssl_redirect.as_ref(), member)?;
+        self.manage_backend_rules.claim(
+            &key("manage-backend-security-group-rules"),
+            a.manage_backend_security_group_rules.as_ref(),
+            member,
+        )
     }
 }
 
 #[derive(Default)]
 struct Merged {
-    exclusive: Exclusive,
+    settings: GroupSettings,
     members: Vec<MemberModel>,
     default_action: Option<(Action, String)>,
 }
@@ -70,56 +165,15 @@ struct Merged {
 impl Merged {
     /// Adds `model` unless it contradicts the members already in, or breaks a quota.
     fn add(&mut self, model: MemberModel) -> Result<(), String> {
-        let a = &model.annotations;
-        let mut exclusive = std::mem::take(&mut self.exclusive);
-        let key = model.key.clone();
-        let list = |v: &Option<Vec<String>>| v.as_ref().map(|l| l.join(","));
-        let checks = [
-            ("scheme", a.scheme.map(|s| s.as_str().to_string())),
-            (
-                "ip-address-type",
-                a.ip_address_type.map(|t| t.as_str().to_string()),
-            ),
-            ("load-balancer-name", a.load_balancer_name.clone()),
-            ("subnets", list(&a.subnets)),
-            ("security-groups", list(&a.security_groups)),
-            (
-                "inbound-cidrs",
-                a.inbound_cidrs.as_ref().map(|c| {
-                    c.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                }),
-            ),
-            ("security-group-prefix-lists", list(&a.prefix_lists)),
-            ("ssl-policy", a.ssl_policy.clone()),
-            ("ssl-redirect", a.ssl_redirect.map(|p| p.to_string())),
-            (
-                "manage-backend-security-group-rules",
-                a.manage_backend_security_group_rules.map(|m| m.to_string()),
-            ),
-        ];
-        let checked = checks
-            .into_iter()
-            .try_for_each(|(annotation, value)| exclusive.check(annotation, value, &key));
-        let result = checked.and_then(|()| self.fits(&model));
-        match result {
-            Ok(()) => {
-                self.exclusive = exclusive;
-                if let Some(action) = &model.default_action {
-                    self.default_action = Some((action.clone(), key));
-                }
-                self.members.push(model);
-                Ok(())
-            }
-            Err(problem) => {
-                // Forget what the refused member set.
-                exclusive.values.retain(|_, (_, by)| *by != key);
-                self.exclusive = exclusive;
-                Err(problem)
-            }
+        let mut settings = self.settings.clone();
+        settings.claim(&model.annotations, &model.key)?;
+        self.fits(&model)?;
+        self.settings = settings;
+        if let Some(action) = &model.default_action {
+            self.default_action = Some((action.clone(), model.key.clone()));
         }
+        self.members.push(model);
+        Ok(())
     }
 
     /// Ports, default backend and quotas with `model` added.
@@ -175,11 +229,11 @@ impl Merged {
                 certificates.len()
             ));
         }
-        if let Some(port) = model.annotations.ssl_redirect.or_else(|| {
-            self.exclusive
-                .get("ssl-redirect")
-                .and_then(|p| p.parse().ok())
-        }) {
+        if let Some(port) = model
+            .annotations
+            .ssl_redirect
+            .or_else(|| self.settings.ssl_redirect.get().copied())
+        {
             let https = |ports: &[(ListenerProtocol, u16)]| {
                 ports.contains(&(ListenerProtocol::Https, port))
             };
@@ -187,8 +241,7 @@ impl Merged {
                 https(&model.listen_ports) || self.members.iter().any(|m| https(&m.listen_ports));
             if model.annotations.ssl_redirect.is_some() && !any {
                 return Err(format!(
-                    "annotation {}ssl-redirect: \"{port}\" names no HTTPS listener of the group (listen-ports)",
-                    lb_api::keys::ingress::PREFIX
+                    "annotation alb.ingress.kubernetes.io/ssl-redirect: \"{port}\" names no HTTPS listener of the group (listen-ports)"
                 ));
             }
         }
@@ -264,15 +317,17 @@ fn stack(
     subnets: &[Subnet],
     base_tags: &BTreeMap<String, String>,
 ) -> Result<Stack, String> {
-    let exclusive = &merged.exclusive;
-    let scheme = exclusive
-        .get("scheme")
-        .unwrap_or(settings.default_scheme.as_str())
-        .to_string();
-    let ip_address_type = exclusive
-        .get("ip-address-type")
-        .unwrap_or(IpAddressType::Ipv4.as_str())
-        .to_string();
+    let group_settings = &merged.settings;
+    let scheme = group_settings
+        .scheme
+        .get()
+        .copied()
+        .unwrap_or(settings.default_scheme);
+    let ip_address_type = group_settings
+        .ip_address_type
+        .get()
+        .copied()
+        .unwrap_or(IpAddressType::Ipv4);
     let with = |resource: &str| {
         let mut t = BTreeMap::new();
         for member in &merged.members {
@@ -284,18 +339,16 @@ fn stack(
         t
     };
     let listeners = listeners(merged, settings, &with);
-    let security_groups: Option<Vec<String>> = exclusive
-        .get("security-groups")
-        .map(|g| g.split(',').map(str::to_string).collect());
+    let security_groups: Option<Vec<String>> = group_settings.security_groups.get().cloned();
     let managed_security_group = match &security_groups {
         Some(_) => None,
         None => Some(ManagedSecurityGroup {
             name: naming::ingress_security_group(&settings.cluster, group),
             ingress: ingress_rules(
                 &listeners,
-                exclusive.get("inbound-cidrs"),
-                exclusive.get("security-group-prefix-lists"),
-                &ip_address_type,
+                group_settings.inbound_cidrs.get().map(Vec::as_slice),
+                group_settings.prefix_lists.get().map(Vec::as_slice),
+                ip_address_type,
             ),
             tags: with(tags::MANAGED_SECURITY_GROUP),
         }),
@@ -304,26 +357,19 @@ fn stack(
         .security_groups
         .attaches_backend(
             security_groups.is_some(),
-            exclusive
-                .get("manage-backend-security-group-rules")
-                .map(|m| m == "true"),
+            group_settings.manage_backend_rules.get().copied(),
         )
         .map_err(|_| {
-            format!(
-                "annotation {}manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off",
-                lb_api::keys::ingress::PREFIX
-            )
+            "annotation alb.ingress.kubernetes.io/manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off".to_string()
         })?;
-    let named_subnets: Option<Vec<String>> = exclusive
-        .get("subnets")
-        .map(|s| s.split(',').map(str::to_string).collect());
-    let annotation = format!("{}subnets", lb_api::keys::ingress::PREFIX);
+    let named_subnets: Option<&Vec<String>> = group_settings.subnets.get();
+    let annotation = "alb.ingress.kubernetes.io/subnets";
     let (chosen, subnets_problem) = match choose_subnets(
-        named_subnets.as_deref(),
+        named_subnets.map(Vec::as_slice),
         subnets,
-        &scheme,
+        scheme.as_str(),
         &settings.cluster,
-        &annotation,
+        annotation,
     ) {
         Ok(chosen) => (chosen, None),
         // Discovery found nothing: fine for an ALB that exists (it keeps its subnets).
@@ -341,15 +387,16 @@ fn stack(
         id: group.stack_id(),
         kind: StackKind::Ingress,
         load_balancer: LoadBalancer {
-            name: exclusive
-                .get("load-balancer-name")
-                .map(str::to_string)
+            name: group_settings
+                .load_balancer_name
+                .get()
+                .cloned()
                 .unwrap_or_else(|| {
-                    naming::ingress_load_balancer(&settings.cluster, group, &scheme)
+                    naming::ingress_load_balancer(&settings.cluster, group, scheme.as_str())
                 }),
             kind: LoadBalancerKind::Application,
-            scheme,
-            ip_address_type,
+            scheme: scheme.as_str().to_string(),
+            ip_address_type: ip_address_type.as_str().to_string(),
             subnets: chosen
                 .iter()
                 .map(|s| SubnetMapping {
@@ -411,8 +458,8 @@ fn listeners(
     settings: &super::IngressSettings,
     tags: &dyn Fn(&str) -> BTreeMap<String, String>,
 ) -> Vec<Listener> {
-    let exclusive = &merged.exclusive;
-    let redirect_to: Option<String> = exclusive.get("ssl-redirect").map(str::to_string);
+    let group_settings = &merged.settings;
+    let redirect_to: Option<String> = group_settings.ssl_redirect.get().map(u16::to_string);
     let mut ports: Vec<(ListenerProtocol, u16)> = merged
         .members
         .iter()
@@ -465,9 +512,11 @@ fn listeners(
                     Vec::new()
                 },
                 ssl_policy: https.then(|| {
-                    exclusive
-                        .get("ssl-policy")
-                        .map_or_else(|| settings.default_ssl_policy.clone(), str::to_string)
+                    group_settings
+                        .ssl_policy
+                        .get()
+                        .cloned()
+                        .unwrap_or_else(|| settings.default_ssl_policy.clone())
                 }),
                 alpn_policy: None,
                 default_action: match redirect {
@@ -493,20 +542,15 @@ fn listeners(
 /// everyone; IPv6 too when dualstack).
 fn ingress_rules(
     listeners: &[Listener],
-    cidrs: Option<&str>,
-    prefix_lists: Option<&str>,
-    ip_address_type: &str,
+    cidrs: Option<&[IpNet]>,
+    prefix_lists: Option<&[String]>,
+    ip_address_type: IpAddressType,
 ) -> Vec<IngressRule> {
     let everyone: Vec<IpNet> = match ip_address_type {
-        "ipv4" => vec![IpNet::V4(Default::default())],
+        IpAddressType::Ipv4 => vec![IpNet::V4(Default::default())],
         _ => vec![IpNet::V4(Default::default()), IpNet::V6(Default::default())],
     };
-    let named: Option<Vec<IpNet>> =
-        cidrs.map(|c| c.split(',').filter_map(|c| c.parse().ok()).collect());
-    let prefix_lists: Vec<String> = prefix_lists
-        .map(|p| p.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
-    let sources = rule_sources(named.as_deref(), &prefix_lists, &everyone);
+    let sources = rule_sources(cidrs, prefix_lists.unwrap_or_default(), &everyone);
     listeners
         .iter()
         .flat_map(|l| {

@@ -6,6 +6,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use lb_api::IngressClassParamsSpec;
 use lb_api::keys::ingress as keys;
 
+use super::annotations::{GROUP_NAME, GROUP_ORDER};
+
 /// Which ALB an Ingress belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GroupId {
@@ -75,12 +77,12 @@ impl GroupId {
     }
 }
 
-fn annotation<'a>(ingress: &'a Ingress, short: &str) -> Option<&'a str> {
+fn annotation<'a>(ingress: &'a Ingress, key: &str) -> Option<&'a str> {
     ingress
         .metadata
         .annotations
         .as_ref()?
-        .get(&format!("{}{short}", keys::PREFIX))
+        .get(key)
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
 }
@@ -91,7 +93,7 @@ pub fn group_of(ingress: &Ingress, params: Option<&IngressClassParamsSpec>) -> G
     let explicit = params
         .and_then(|p| p.group.as_ref())
         .map(|g| g.name.clone())
-        .or_else(|| annotation(ingress, "group.name").map(str::to_string));
+        .or_else(|| annotation(ingress, GROUP_NAME).map(str::to_string));
     match explicit {
         Some(name) => GroupId::Explicit(name),
         None => GroupId::Implicit {
@@ -103,7 +105,7 @@ pub fn group_of(ingress: &Ingress, params: Option<&IngressClassParamsSpec>) -> G
 
 /// `group.order`, 0 when absent or not a number (the parser names a bad one).
 pub fn order_of(ingress: &Ingress) -> i32 {
-    annotation(ingress, "group.order")
+    annotation(ingress, GROUP_ORDER)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }

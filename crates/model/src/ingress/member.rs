@@ -219,16 +219,14 @@ fn certificates_for(
             Some(_) => {}
             None => {
                 return Err(format!(
-                    "listener HTTPS:{port} needs a certificate for host {host:?}: no ACM certificate covers it; set annotation {}certificate-arn",
-                    lb_api::keys::ingress::PREFIX
+                    "listener HTTPS:{port} needs a certificate for host {host:?}: no ACM certificate covers it; set annotation alb.ingress.kubernetes.io/certificate-arn"
                 ));
             }
         }
     }
     if found.is_empty() {
         return Err(format!(
-            "listener HTTPS:{port} needs a certificate: set annotation {}certificate-arn, or give the rules hosts an ACM certificate covers",
-            lb_api::keys::ingress::PREFIX
+            "listener HTTPS:{port} needs a certificate: set annotation alb.ingress.kubernetes.io/certificate-arn, or give the rules hosts an ACM certificate covers"
         ));
     }
     Ok(found)
@@ -253,7 +251,7 @@ impl Resolver<'_> {
                 Ok(Action::forward_to(&id))
             }
             BackendRef::Action(name) => {
-                let key = format!("{}actions.{name}", lb_api::keys::ingress::PREFIX);
+                let key = format!("alb.ingress.kubernetes.io/actions.{name}");
                 let action = self
                     .annotations
                     .actions

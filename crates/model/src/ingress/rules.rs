@@ -49,7 +49,9 @@ pub enum RuleError {
     ResourceBackend,
     #[error("a backend names no Service")]
     NoService,
-    #[error("backend {0:?} uses port use-annotation but annotation {prefix}actions.{0} is not set", prefix = keys::PREFIX)]
+    #[error(
+        "backend {0:?} uses port use-annotation but annotation alb.ingress.kubernetes.io/actions.{0} is not set"
+    )]
     MissingAction(String),
 }
 

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::TargetType;
-use lb_api::keys::ingress as keys;
 
 use super::annotations::{ProtocolVersion, TargetGroupAnnotations, parse_service};
 use super::group::GroupId;
@@ -89,9 +88,8 @@ impl Backend<'_> {
             (true, true) => "ipv6",
             (true, false) => {
                 return Err(format!(
-                    "Service {}/{service_name} has the IPv6 family, which needs a dualstack load balancer: set annotation {}ip-address-type: dualstack",
+                    "Service {}/{service_name} has the IPv6 family, which needs a dualstack load balancer: set annotation alb.ingress.kubernetes.io/ip-address-type: dualstack",
                     self.namespace,
-                    keys::PREFIX
                 ));
             }
         };
@@ -195,8 +193,7 @@ impl Backend<'_> {
         let timeout = match merged.timeout_seconds {
             Some(t) if t >= interval => {
                 return Err(format!(
-                    "annotations {p}healthcheck-timeout-seconds ({t}s) and {p}healthcheck-interval-seconds ({interval}s): the timeout must be shorter than the interval",
-                    p = keys::PREFIX
+                    "annotations alb.ingress.kubernetes.io/healthcheck-timeout-seconds ({t}s) and alb.ingress.kubernetes.io/healthcheck-interval-seconds ({interval}s): the timeout must be shorter than the interval"
                 ));
             }
             Some(t) => t,
@@ -205,8 +202,7 @@ impl Backend<'_> {
             None if DEFAULT_TIMEOUT >= interval => {
                 let fitted = (interval - 1).max(2);
                 adapted = Some(format!(
-                    "annotation {p}healthcheck-interval-seconds is {interval}s and no {p}healthcheck-timeout-seconds is set: the health-check timeout is {fitted}s, not the default {DEFAULT_TIMEOUT}s, which ELB would refuse as not shorter than the interval",
-                    p = keys::PREFIX
+                    "annotation alb.ingress.kubernetes.io/healthcheck-interval-seconds is {interval}s and no alb.ingress.kubernetes.io/healthcheck-timeout-seconds is set: the health-check timeout is {fitted}s, not the default {DEFAULT_TIMEOUT}s, which ELB would refuse as not shorter than the interval"
                 ));
                 fitted
             }
@@ -218,8 +214,7 @@ impl Backend<'_> {
             Some(HealthCheckPort::Name(name)) => named_port(service, name, target_type)
                 .ok_or_else(|| {
                     format!(
-                        "annotation {}healthcheck-port: {name:?} names no port of Service {} usable for {} targets",
-                        keys::PREFIX,
+                        "annotation alb.ingress.kubernetes.io/healthcheck-port: {name:?} names no port of Service {} usable for {} targets",
                         service.metadata.name.as_deref().unwrap_or_default(),
                         target_type.as_str()
                     )

@@ -15,16 +15,35 @@ use lb_api::keys::service as keys;
 use super::selection::parse_target_type;
 use crate::annotations::{AnnotationErrors, AnnotationReader};
 
+/// `service.beta.kubernetes.io/actions.<PROTOCOL>-<port>`: a weighted default action.
+const ACTIONS: &str = "service.beta.kubernetes.io/actions.";
+
+/// The health check annotations.
+pub const HEALTHCHECK_PATH: &str = "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path";
+pub const HEALTHCHECK_SUCCESS_CODES: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-success-codes";
+pub const HEALTHCHECK_PROTOCOL: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol";
+pub const HEALTHCHECK_PORT: &str = "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port";
+pub const HEALTHCHECK_HEALTHY_THRESHOLD: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-healthy-threshold";
+pub const HEALTHCHECK_UNHEALTHY_THRESHOLD: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-unhealthy-threshold";
+pub const HEALTHCHECK_TIMEOUT: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-timeout";
+pub const HEALTHCHECK_INTERVAL: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-interval";
+
 /// Upstream reads these but this controller does not build them yet: present, they give a
 /// Warning "not supported yet" naming them, never a silent ignore.
 pub const NOT_SUPPORTED_YET: [&str; 7] = [
-    "aws-load-balancer-inbound-sg-rules-on-private-link-traffic",
-    "aws-load-balancer-enable-prefix-for-ipv6-source-nat",
-    "aws-load-balancer-source-nat-ipv6-prefixes",
-    "aws-load-balancer-minimum-load-balancer-capacity",
-    "aws-load-balancer-enable-icmp-for-path-mtu-discovery",
-    "aws-load-balancer-quic-enabled-ports",
-    "aws-load-balancer-ipv6-addresses",
+    "service.beta.kubernetes.io/aws-load-balancer-inbound-sg-rules-on-private-link-traffic",
+    "service.beta.kubernetes.io/aws-load-balancer-enable-prefix-for-ipv6-source-nat",
+    "service.beta.kubernetes.io/aws-load-balancer-source-nat-ipv6-prefixes",
+    "service.beta.kubernetes.io/aws-load-balancer-minimum-load-balancer-capacity",
+    "service.beta.kubernetes.io/aws-load-balancer-enable-icmp-for-path-mtu-discovery",
+    "service.beta.kubernetes.io/aws-load-balancer-quic-enabled-ports",
+    "service.beta.kubernetes.io/aws-load-balancer-ipv6-addresses",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +152,7 @@ pub struct ServiceAnnotations {
 pub fn parse(
     annotations: &BTreeMap<String, String>,
 ) -> Result<ServiceAnnotations, AnnotationErrors> {
-    let mut reader = AnnotationReader::new(annotations, keys::PREFIX);
+    let mut reader = AnnotationReader::new(annotations);
     let mut parsed = ServiceAnnotations {
         target_type: reader.one_of(keys::NLB_TARGET_TYPE, "ip, instance", parse_target_type),
         not_supported_yet: not_supported_yet(&reader),
@@ -152,28 +171,32 @@ fn not_supported_yet(reader: &AnnotationReader) -> Vec<String> {
     let mut keys: Vec<String> = NOT_SUPPORTED_YET
         .iter()
         .filter(|name| reader.present(name))
-        .map(|name| reader.key(name))
+        .map(|name| name.to_string())
         .collect();
     keys.extend(
         reader
-            .family("actions.")
+            .family(ACTIONS)
             .into_iter()
-            .map(|(suffix, _)| reader.key(&format!("actions.{suffix}"))),
+            .map(|(suffix, _)| format!("{ACTIONS}{suffix}")),
     );
     keys
 }
 
 /// The load balancer itself: name, scheme, addressing, security groups, attributes, tags.
 fn frontend(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
-    parsed.name = reader.string("aws-load-balancer-name");
+    parsed.name = reader.string("service.beta.kubernetes.io/aws-load-balancer-name");
     if let Some(name) = parsed.name.clone()
         && let Err(problem) = check_load_balancer_name(&name)
     {
-        reader.reject("aws-load-balancer-name", &name, problem);
+        reader.reject(
+            "service.beta.kubernetes.io/aws-load-balancer-name",
+            &name,
+            problem,
+        );
         parsed.name = None;
     }
     parsed.scheme = reader.one_of(
-        "aws-load-balancer-scheme",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme",
         "internal, internet-facing",
         |v| match v {
             "internal" => Some(Scheme::Internal),
@@ -182,8 +205,10 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
         },
     );
     // The deprecated bool says the same; the newer annotation wins when both are there.
-    let internal = reader.bool("aws-load-balancer-internal");
-    if parsed.scheme.is_none() && !reader.present("aws-load-balancer-scheme") {
+    let internal = reader.bool("service.beta.kubernetes.io/aws-load-balancer-internal");
+    if parsed.scheme.is_none()
+        && !reader.present("service.beta.kubernetes.io/aws-load-balancer-scheme")
+    {
         parsed.scheme = internal.map(|i| {
             if i {
                 Scheme::Internal
@@ -193,7 +218,7 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
         });
     }
     parsed.ip_address_type = reader.one_of(
-        "aws-load-balancer-ip-address-type",
+        "service.beta.kubernetes.io/aws-load-balancer-ip-address-type",
         "ipv4, dualstack",
         |v| match v {
             "ipv4" => Some(IpAddressType::Ipv4),
@@ -201,21 +226,25 @@ fn frontend(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
             _ => None,
         },
     );
-    parsed.subnets = reader.string_list("aws-load-balancer-subnets");
-    parsed.eip_allocations = reader.string_list("aws-load-balancer-eip-allocations");
+    parsed.subnets = reader.string_list("service.beta.kubernetes.io/aws-load-balancer-subnets");
+    parsed.eip_allocations =
+        reader.string_list("service.beta.kubernetes.io/aws-load-balancer-eip-allocations");
     parsed.private_ipv4_addresses = private_ipv4(reader);
-    parsed.security_groups = reader.string_list("aws-load-balancer-security-groups");
-    parsed.manage_backend_security_group_rules =
-        reader.bool("aws-load-balancer-manage-backend-security-group-rules");
-    parsed.disable_nlb_security_groups = reader.bool("aws-load-balancer-disable-nlb-sg");
-    parsed.prefix_lists = reader.prefix_lists("aws-load-balancer-security-group-prefix-lists");
+    parsed.security_groups =
+        reader.string_list("service.beta.kubernetes.io/aws-load-balancer-security-groups");
+    parsed.manage_backend_security_group_rules = reader
+        .bool("service.beta.kubernetes.io/aws-load-balancer-manage-backend-security-group-rules");
+    parsed.disable_nlb_security_groups =
+        reader.bool("service.beta.kubernetes.io/aws-load-balancer-disable-nlb-sg");
+    parsed.prefix_lists = reader
+        .prefix_lists("service.beta.kubernetes.io/aws-load-balancer-security-group-prefix-lists");
     parsed.source_ranges = source_ranges(reader);
     parsed.load_balancer_attributes = reader
-        .string_map("aws-load-balancer-attributes")
+        .string_map("service.beta.kubernetes.io/aws-load-balancer-attributes")
         .unwrap_or_default();
     parsed.legacy_attributes = legacy_attributes(reader);
     parsed.additional_tags = reader
-        .string_map("aws-load-balancer-additional-resource-tags")
+        .string_map("service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags")
         .unwrap_or_default();
 }
 
@@ -237,7 +266,7 @@ fn check_load_balancer_name(name: &str) -> Result<(), &'static str> {
 }
 
 fn private_ipv4(reader: &mut AnnotationReader) -> Option<Vec<IpAddr>> {
-    let name = "aws-load-balancer-private-ipv4-addresses";
+    let name = "service.beta.kubernetes.io/aws-load-balancer-private-ipv4-addresses";
     let items = reader.string_list(name)?;
     let mut addresses = Vec::new();
     for item in items {
@@ -254,7 +283,7 @@ fn private_ipv4(reader: &mut AnnotationReader) -> Option<Vec<IpAddr>> {
 
 fn source_ranges(reader: &mut AnnotationReader) -> Option<Vec<IpNet>> {
     // The one Service annotation upstream reads without the `aws-` prefix.
-    let name = "load-balancer-source-ranges";
+    let name = "service.beta.kubernetes.io/load-balancer-source-ranges";
     let items = reader.string_list(name)?;
     let mut ranges = Vec::new();
     for item in items {
@@ -272,29 +301,38 @@ fn source_ranges(reader: &mut AnnotationReader) -> Option<Vec<IpNet>> {
 /// Access logs and cross-zone from their deprecated annotations, as load balancer attributes.
 fn legacy_attributes(reader: &mut AnnotationReader) -> BTreeMap<String, String> {
     let mut attributes = BTreeMap::new();
-    if let Some(on) = reader.bool("aws-load-balancer-access-log-enabled") {
+    if let Some(on) = reader.bool("service.beta.kubernetes.io/aws-load-balancer-access-log-enabled")
+    {
         attributes.insert("access_logs.s3.enabled".into(), on.to_string());
     }
-    if let Some(bucket) = reader.string("aws-load-balancer-access-log-s3-bucket-name") {
+    if let Some(bucket) =
+        reader.string("service.beta.kubernetes.io/aws-load-balancer-access-log-s3-bucket-name")
+    {
         attributes.insert("access_logs.s3.bucket".into(), bucket);
     }
-    if let Some(prefix) = reader.string("aws-load-balancer-access-log-s3-bucket-prefix") {
+    if let Some(prefix) =
+        reader.string("service.beta.kubernetes.io/aws-load-balancer-access-log-s3-bucket-prefix")
+    {
         attributes.insert("access_logs.s3.prefix".into(), prefix);
     }
-    if let Some(on) = reader.bool("aws-load-balancer-cross-zone-load-balancing-enabled") {
+    if let Some(on) = reader
+        .bool("service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled")
+    {
         attributes.insert("load_balancing.cross_zone.enabled".into(), on.to_string());
     }
     attributes
 }
 
 fn listeners(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
-    parsed.ssl_certificates = reader.string_list("aws-load-balancer-ssl-cert");
+    parsed.ssl_certificates =
+        reader.string_list("service.beta.kubernetes.io/aws-load-balancer-ssl-cert");
     parsed.ssl_ports = reader
-        .string_list("aws-load-balancer-ssl-ports")
+        .string_list("service.beta.kubernetes.io/aws-load-balancer-ssl-ports")
         .map(|ports| ports.iter().map(|p| port_ref(p)).collect());
-    parsed.ssl_negotiation_policy = reader.string("aws-load-balancer-ssl-negotiation-policy");
+    parsed.ssl_negotiation_policy =
+        reader.string("service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy");
     parsed.alpn_policy = reader.one_of(
-        "aws-load-balancer-alpn-policy",
+        "service.beta.kubernetes.io/aws-load-balancer-alpn-policy",
         "HTTP1Only, HTTP2Only, HTTP2Optional, HTTP2Preferred, None",
         |v| {
             matches!(
@@ -304,8 +342,9 @@ fn listeners(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
             .then(|| v.to_string())
         },
     );
-    parsed.tcp_udp_listeners = reader.bool("aws-load-balancer-enable-tcp-udp-listener");
-    let stem = "aws-load-balancer-listener-attributes.";
+    parsed.tcp_udp_listeners =
+        reader.bool("service.beta.kubernetes.io/aws-load-balancer-enable-tcp-udp-listener");
+    let stem = "service.beta.kubernetes.io/aws-load-balancer-listener-attributes.";
     for (suffix, raw) in reader.family(stem) {
         let name = format!("{stem}{suffix}");
         let Some(listener) = listener_of(&suffix) else {
@@ -346,7 +385,7 @@ fn port_ref(value: &str) -> PortRef {
 
 fn target_groups(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations) {
     parsed.backend_protocol = reader.one_of(
-        "aws-load-balancer-backend-protocol",
+        "service.beta.kubernetes.io/aws-load-balancer-backend-protocol",
         "tcp, ssl",
         |v| match v.to_ascii_lowercase().as_str() {
             "tcp" => Some(BackendProtocol::Tcp),
@@ -355,18 +394,19 @@ fn target_groups(reader: &mut AnnotationReader, parsed: &mut ServiceAnnotations)
         },
     );
     parsed.target_group_attributes = reader
-        .string_map("aws-load-balancer-target-group-attributes")
+        .string_map("service.beta.kubernetes.io/aws-load-balancer-target-group-attributes")
         .unwrap_or_default();
     parsed.proxy_protocol = proxy_protocol(reader);
     parsed.target_node_labels = reader
-        .string_map("aws-load-balancer-target-node-labels")
+        .string_map("service.beta.kubernetes.io/aws-load-balancer-target-node-labels")
         .unwrap_or_default();
-    parsed.multi_cluster_target_group = reader.bool("aws-load-balancer-multi-cluster-target-group");
+    parsed.multi_cluster_target_group =
+        reader.bool("service.beta.kubernetes.io/aws-load-balancer-multi-cluster-target-group");
 }
 
 /// `proxy-protocol: "*"` wins over `proxy-protocol-per-target-group`, as upstream.
 fn proxy_protocol(reader: &mut AnnotationReader) -> Option<ProxyProtocol> {
-    let all = "aws-load-balancer-proxy-protocol";
+    let all = "service.beta.kubernetes.io/aws-load-balancer-proxy-protocol";
     if let Some(raw) = reader.raw(all) {
         if raw.trim() == "*" {
             return Some(ProxyProtocol::All);
@@ -379,30 +419,29 @@ fn proxy_protocol(reader: &mut AnnotationReader) -> Option<ProxyProtocol> {
         return None;
     }
     reader
-        .string_list("aws-load-balancer-proxy-protocol-per-target-group")
+        .string_list("service.beta.kubernetes.io/aws-load-balancer-proxy-protocol-per-target-group")
         .map(|ports| ProxyProtocol::Ports(ports.iter().map(|p| port_ref(p)).collect()))
 }
 
 fn health_check(reader: &mut AnnotationReader) -> HealthCheckAnnotations {
-    let name = |suffix: &str| format!("aws-load-balancer-healthcheck-{suffix}");
-    let path = reader.string(&name("path"));
+    let path = reader.string(HEALTHCHECK_PATH);
     if let Some(path) = &path
         && !path.starts_with('/')
     {
-        reader.reject(&name("path"), path, "does not begin with '/'");
+        reader.reject(HEALTHCHECK_PATH, path, "does not begin with '/'");
     }
-    let success_codes = reader.string(&name("success-codes"));
+    let success_codes = reader.string(HEALTHCHECK_SUCCESS_CODES);
     if let Some(codes) = &success_codes
         && !success_codes_valid(codes)
     {
         reader.reject(
-            &name("success-codes"),
+            HEALTHCHECK_SUCCESS_CODES,
             codes,
             "is not HTTP codes between 200 and 599, listed (200,202) or as a range (200-399)",
         );
     }
     HealthCheckAnnotations {
-        protocol: reader.one_of(&name("protocol"), "TCP, HTTP, HTTPS", |v| {
+        protocol: reader.one_of(HEALTHCHECK_PROTOCOL, "TCP, HTTP, HTTPS", |v| {
             match v.to_ascii_uppercase().as_str() {
                 "TCP" => Some(HealthCheckProtocol::Tcp),
                 "HTTP" => Some(HealthCheckProtocol::Http),
@@ -410,12 +449,12 @@ fn health_check(reader: &mut AnnotationReader) -> HealthCheckAnnotations {
                 _ => None,
             }
         }),
-        port: health_check_port(reader, &name("port")),
+        port: health_check_port(reader, HEALTHCHECK_PORT),
         path: path.filter(|p| p.starts_with('/')),
-        healthy_threshold: reader.int(&name("healthy-threshold"), 2, 10),
-        unhealthy_threshold: reader.int(&name("unhealthy-threshold"), 2, 10),
-        timeout_seconds: reader.int(&name("timeout"), 2, 120),
-        interval_seconds: reader.int(&name("interval"), 5, 300),
+        healthy_threshold: reader.int(HEALTHCHECK_HEALTHY_THRESHOLD, 2, 10),
+        unhealthy_threshold: reader.int(HEALTHCHECK_UNHEALTHY_THRESHOLD, 2, 10),
+        timeout_seconds: reader.int(HEALTHCHECK_TIMEOUT, 2, 120),
+        interval_seconds: reader.int(HEALTHCHECK_INTERVAL, 5, 300),
         success_codes: success_codes.filter(|c| success_codes_valid(c)),
     }
 }

@@ -75,7 +75,7 @@ pub enum BuildError {
     NoPorts,
     /// ELB refuses a health check that times out after its next one is due.
     #[error(
-        "annotations {PREFIX}aws-load-balancer-healthcheck-timeout ({timeout}s) and {PREFIX}aws-load-balancer-healthcheck-interval ({interval}s): the timeout must not exceed the interval"
+        "annotations service.beta.kubernetes.io/aws-load-balancer-healthcheck-timeout ({timeout}s) and service.beta.kubernetes.io/aws-load-balancer-healthcheck-interval ({interval}s): the timeout must not exceed the interval"
     )]
     HealthCheckTimeout { timeout: i32, interval: i32 },
     #[error("Service port {port} has no nodePort, which instance targets need")]
@@ -87,15 +87,15 @@ pub enum BuildError {
     #[error("annotation {annotation}: {value:?} names no port of the Service")]
     UnknownPort { annotation: String, value: String },
     #[error(
-        "Service ports {port}/TCP and {port}/UDP share a port number: set annotation {PREFIX}aws-load-balancer-enable-tcp-udp-listener: \"true\" for one TCP_UDP listener, or give them different ports"
+        "Service ports {port}/TCP and {port}/UDP share a port number: set annotation service.beta.kubernetes.io/aws-load-balancer-enable-tcp-udp-listener: \"true\" for one TCP_UDP listener, or give them different ports"
     )]
     SharedPortNumber { port: i32 },
     #[error(
-        "spec.ipFamilies has IPv6, which needs a dualstack load balancer: set annotation {PREFIX}aws-load-balancer-ip-address-type: dualstack"
+        "spec.ipFamilies has IPv6, which needs a dualstack load balancer: set annotation service.beta.kubernetes.io/aws-load-balancer-ip-address-type: dualstack"
     )]
     Ipv6NeedsDualstack,
     #[error(
-        "annotation {PREFIX}aws-load-balancer-manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off"
+        "annotation service.beta.kubernetes.io/aws-load-balancer-manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off"
     )]
     BackendSecurityGroupDisabled,
     #[error(
@@ -109,12 +109,10 @@ pub enum BuildError {
     #[error("{0}")]
     Subnets(String),
     #[error(
-        "annotations {PREFIX}aws-load-balancer-disable-nlb-sg: \"true\" and {PREFIX}aws-load-balancer-security-groups: an NLB without security groups cannot have some; drop one"
+        "annotations service.beta.kubernetes.io/aws-load-balancer-disable-nlb-sg: \"true\" and service.beta.kubernetes.io/aws-load-balancer-security-groups: an NLB without security groups cannot have some; drop one"
     )]
     SecurityGroupsDisabled,
 }
-
-const PREFIX: &str = lb_api::keys::service::PREFIX;
 
 pub fn build(
     service: &Service,
@@ -256,11 +254,11 @@ fn warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -> Vec<Stri
 fn port_list_warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -> Vec<String> {
     let lists = [
         (
-            "aws-load-balancer-ssl-ports",
+            "service.beta.kubernetes.io/aws-load-balancer-ssl-ports",
             annotations.ssl_ports.as_ref(),
         ),
         (
-            "aws-load-balancer-proxy-protocol-per-target-group",
+            "service.beta.kubernetes.io/aws-load-balancer-proxy-protocol-per-target-group",
             match &annotations.proxy_protocol {
                 Some(ProxyProtocol::Ports(p)) => Some(p),
                 _ => None,
@@ -276,7 +274,7 @@ fn port_list_warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -
                     PortRef::Name(n) => n.clone(),
                 };
                 warnings.push(format!(
-                    "annotation {PREFIX}{annotation}: {value:?} names no port of the Service; ignored"
+                    "annotation {annotation}: {value:?} names no port of the Service; ignored"
                 ));
             }
         }
@@ -364,18 +362,18 @@ fn subnet_mappings(
     scheme: &str,
     cluster: &str,
 ) -> Result<Vec<SubnetMapping>, BuildError> {
-    let annotation = format!("{PREFIX}aws-load-balancer-subnets");
+    let annotation = "service.beta.kubernetes.io/aws-load-balancer-subnets";
     let chosen = choose_subnets(
         annotations.subnets.as_deref(),
         subnets,
         scheme,
         cluster,
-        &annotation,
+        annotation,
     )
     .map_err(BuildError::Subnets)?;
     let per_subnet = |annotation: &str, values: Option<Vec<String>>| match values {
         Some(v) if v.len() != chosen.len() => Err(BuildError::NotOnePerSubnet {
-            annotation: format!("{PREFIX}{annotation}"),
+            annotation: annotation.to_string(),
             count: v.len(),
             subnets: chosen.len(),
         }),
@@ -383,11 +381,11 @@ fn subnet_mappings(
         None => Ok(vec![None; chosen.len()]),
     };
     let eips = per_subnet(
-        "aws-load-balancer-eip-allocations",
+        "service.beta.kubernetes.io/aws-load-balancer-eip-allocations",
         annotations.eip_allocations.clone(),
     )?;
     let private = per_subnet(
-        "aws-load-balancer-private-ipv4-addresses",
+        "service.beta.kubernetes.io/aws-load-balancer-private-ipv4-addresses",
         annotations
             .private_ipv4_addresses
             .as_ref()

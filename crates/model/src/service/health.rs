@@ -13,7 +13,10 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::TargetType;
 
-use super::annotations::{HealthCheckAnnotations, HealthCheckPort, HealthCheckProtocol};
+use super::annotations::{
+    HEALTHCHECK_INTERVAL, HEALTHCHECK_PORT, HEALTHCHECK_TIMEOUT, HealthCheckAnnotations,
+    HealthCheckPort, HealthCheckProtocol,
+};
 use super::build::BuildError;
 use crate::stack::HealthCheck;
 
@@ -68,8 +71,7 @@ pub fn health_check(
     let mut adapted = None;
     if annotations.timeout_seconds.is_none() && check.timeout_seconds > check.interval_seconds {
         adapted = Some(format!(
-            "annotation {p}aws-load-balancer-healthcheck-interval is {interval}s and no {p}aws-load-balancer-healthcheck-timeout is set: the health-check timeout is {interval}s, not the default {default}s, which ELB would refuse as longer than the interval",
-            p = lb_api::keys::service::PREFIX,
+            "annotation {HEALTHCHECK_INTERVAL} is {interval}s and no {HEALTHCHECK_TIMEOUT} is set: the health-check timeout is {interval}s, not the default {default}s, which ELB would refuse as longer than the interval",
             interval = check.interval_seconds,
             default = check.timeout_seconds,
         ));
@@ -122,10 +124,7 @@ fn port_of(
         HealthCheckPort::Number(n) => Ok(n.to_string()),
         HealthCheckPort::Name(name) => {
             let unknown = || BuildError::UnknownPort {
-                annotation: format!(
-                    "{}aws-load-balancer-healthcheck-port",
-                    lb_api::keys::service::PREFIX
-                ),
+                annotation: HEALTHCHECK_PORT.to_string(),
                 value: name.clone(),
             };
             let ports = service.spec.as_ref().and_then(|s| s.ports.as_ref());

@@ -51,10 +51,7 @@ pub fn select(service: &Service, settings: &SelectionSettings) -> Selection {
         return Selection::NotOurs;
     }
     let empty = BTreeMap::new();
-    let reader = AnnotationReader::new(
-        service.metadata.annotations.as_ref().unwrap_or(&empty),
-        keys::PREFIX,
-    );
+    let reader = AnnotationReader::new(service.metadata.annotations.as_ref().unwrap_or(&empty));
     let annotation = |name: &str| reader.string(name);
     let target_type_annotation = annotation(keys::NLB_TARGET_TYPE);
     let annotated_target_type = target_type_annotation
