@@ -38,9 +38,10 @@ pub(crate) use members::{Classes, selection};
 
 use crate::leader::Leadership;
 use crate::reconciler::{WatchScope, debounced, report_outcome};
+use crate::stack::memory::Failures;
 use crate::stack::{
-    KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, StackError, StackSource, StackWrites,
-    error_policy,
+    KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, Served, StackError, StackSource,
+    StackWrites, error_policy,
 };
 use crate::stores::Stores;
 
@@ -99,24 +100,13 @@ where
     W: Send + Sync + 'static,
 {
     type Object = Ingress;
-    type Elb = L;
-    type Ec2 = E;
-    type Writes = W;
 
-    fn pipeline(&self) -> &Pipeline<L, E, W> {
-        &self.pipeline
-    }
-
-    fn key(ingress: &Ingress) -> String {
-        lb_model::ingress::group::member_key(ingress)
+    fn failures(&self) -> &Failures {
+        self.pipeline.failures()
     }
 }
 
-fn ingress_key(ingress: &Ingress) -> String {
-    lb_model::ingress::group::member_key(ingress)
-}
-
-#[tracing::instrument(skip_all, fields(ingress = %ingress_key(&ingress)))]
+#[tracing::instrument(skip_all, fields(ingress = %ingress.key()))]
 pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates, W: StackWrites>(
     ingress: Arc<Ingress>,
     ctx: Arc<IngressContext<L, E, C, W>>,
@@ -168,7 +158,7 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, C: Certificates, W: StackWrites
             }
         }
     }
-    ctx.pipeline.succeeded(&ingress_key(&ingress));
+    ctx.pipeline.succeeded(&ingress.key());
     Ok(next)
 }
 

@@ -33,9 +33,10 @@ use lb_model::service::selection::{SelectionSettings, select};
 
 use crate::leader::Leadership;
 use crate::reconciler::{WatchScope, debounced, report_outcome};
+use crate::stack::memory::Failures;
 use crate::stack::{
-    BindingScope, KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, StackError, StackSource,
-    StackWrites, error_policy,
+    BindingScope, KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, Served, StackError,
+    StackSource, StackWrites, error_policy,
 };
 
 /// The field manager of everything the Service reconciler writes.
@@ -74,25 +75,10 @@ where
     W: Send + Sync + 'static,
 {
     type Object = Service;
-    type Elb = L;
-    type Ec2 = E;
-    type Writes = W;
 
-    fn pipeline(&self) -> &Pipeline<L, E, W> {
-        &self.pipeline
+    fn failures(&self) -> &Failures {
+        self.pipeline.failures()
     }
-
-    fn key(service: &Service) -> String {
-        service_key(service)
-    }
-}
-
-fn service_key(service: &Service) -> String {
-    format!(
-        "{}/{}",
-        service.namespace().unwrap_or_default(),
-        service.name_any()
-    )
 }
 
 /// Where a Service's bindings are: its namespace, labelled with its name (upstream's labels).
@@ -109,7 +95,7 @@ fn binding_scope(service: &Service) -> BindingScope {
     }
 }
 
-#[tracing::instrument(skip_all, fields(service = %service_key(&service)))]
+#[tracing::instrument(skip_all, fields(service = %service.key()))]
 pub async fn reconcile<L: LoadBalancers, E: Ec2, W: StackWrites>(
     service: Arc<Service>,
     ctx: Arc<ServiceContext<L, E, W>>,
@@ -145,7 +131,7 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, W: StackWrites>(
         }
     };
     match &result {
-        Ok(_) => ctx.pipeline.succeeded(&service_key(&service)),
+        Ok(_) => ctx.pipeline.succeeded(&service.key()),
         Err(err) => {
             writes
                 .publish(

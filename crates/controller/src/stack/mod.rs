@@ -63,21 +63,20 @@ impl<L, E, W> Pipeline<L, E, W> {
         self.failures.succeeded(key);
     }
 
+    pub fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
     /// The stack `stack_id` is to be described on its next pass (its pass failed elsewhere).
     pub fn forget(&self, stack_id: &str) {
         self.converged.forget(stack_id);
     }
 }
 
-/// A reconciler of load balancer stacks: its served objects and its pipeline.
+/// A reconciler of load balancer stacks: the objects it serves, and its failures.
 pub trait StackSource: Send + Sync + 'static {
     type Object: Served;
-    type Elb;
-    type Ec2;
-    type Writes;
-    fn pipeline(&self) -> &Pipeline<Self::Elb, Self::Ec2, Self::Writes>;
-    /// The object's key for the backoff and the log: `namespace/name`.
-    fn key(object: &Self::Object) -> String;
+    fn failures(&self) -> &Failures;
 }
 
 /// Retries as the error's category says: bad input waits for a change of the object.
@@ -86,8 +85,8 @@ pub fn error_policy<S: StackSource>(
     err: &StackError,
     ctx: Arc<S>,
 ) -> Action {
-    let key = S::key(&object);
-    let failures = ctx.pipeline().failures.failed(&key);
+    let key = object.key();
+    let failures = ctx.failures().failed(&key);
     match retry_delay(err.category(), failures) {
         Some(delay) => {
             let jitter = delay.mul_f64(rand::random::<f64>() * 0.2);

@@ -27,6 +27,15 @@ pub trait Served:
 {
     /// The hostname in `status.loadBalancer.ingress`, if any.
     fn hostname(&self) -> Option<&str>;
+
+    /// `namespace/name`: the object's key in the backoff and the log.
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.namespace().unwrap_or_default(),
+            self.name_any()
+        )
+    }
 }
 
 impl Served for Service {

@@ -121,34 +121,53 @@ struct GroupSettings {
 impl GroupSettings {
     /// Claims every group-wide setting `a` makes for `member`.
     fn claim(&mut self, a: &IngressAnnotations, member: &str) -> Result<(), String> {
-        const K: &str = "alb.ingress.kubernetes.io/";
-        let key = |name: &str| format!("{K}{name}");
-        self.scheme
-            .claim(&key("scheme"), a.scheme.as_ref(), member)?;
-        self.ip_address_type
-            .claim(&key("ip-address-type"), a.ip_address_type.as_ref(), member)?;
+        self.scheme.claim(
+            "alb.ingress.kubernetes.io/scheme",
+            a.scheme.as_ref(),
+            member,
+        )?;
+        self.ip_address_type.claim(
+            "alb.ingress.kubernetes.io/ip-address-type",
+            a.ip_address_type.as_ref(),
+            member,
+        )?;
         self.load_balancer_name.claim(
-            &key("load-balancer-name"),
+            "alb.ingress.kubernetes.io/load-balancer-name",
             a.load_balancer_name.as_ref(),
             member,
         )?;
-        self.subnets
-            .claim(&key("subnets"), a.subnets.as_ref(), member)?;
-        self.security_groups
-            .claim(&key("security-groups"), a.security_groups.as_ref(), member)?;
-        self.inbound_cidrs
-            .claim(&key("inbound-cidrs"), a.inbound_cidrs.as_ref(), member)?;
+        self.subnets.claim(
+            "alb.ingress.kubernetes.io/subnets",
+            a.subnets.as_ref(),
+            member,
+        )?;
+        self.security_groups.claim(
+            "alb.ingress.kubernetes.io/security-groups",
+            a.security_groups.as_ref(),
+            member,
+        )?;
+        self.inbound_cidrs.claim(
+            "alb.ingress.kubernetes.io/inbound-cidrs",
+            a.inbound_cidrs.as_ref(),
+            member,
+        )?;
         self.prefix_lists.claim(
-            &key("security-group-prefix-lists"),
+            "alb.ingress.kubernetes.io/security-group-prefix-lists",
             a.prefix_lists.as_ref(),
             member,
         )?;
-        self.ssl_policy
-            .claim(&key("ssl-policy"), a.ssl_policy.as_ref(), member)?;
-        self.ssl_redirect
-            .claim(&key("ssl-redirect"), a.ssl_redirect.as_ref(), member)?;
+        self.ssl_policy.claim(
+            "alb.ingress.kubernetes.io/ssl-policy",
+            a.ssl_policy.as_ref(),
+            member,
+        )?;
+        self.ssl_redirect.claim(
+            "alb.ingress.kubernetes.io/ssl-redirect",
+            a.ssl_redirect.as_ref(),
+            member,
+        )?;
         self.manage_backend_rules.claim(
-            &key("manage-backend-security-group-rules"),
+            "alb.ingress.kubernetes.io/manage-backend-security-group-rules",
             a.manage_backend_security_group_rules.as_ref(),
             member,
         )
