@@ -9,7 +9,6 @@ use std::future::Future;
 use lb_model::stack::{Action, Listener, LoadBalancer, Rule, Stack, SubnetMapping, TargetGroup};
 
 use super::diff::{Existing, Owner, Step, resolve, same_identity};
-use super::rules::rule_tags;
 use crate::error::{AwsError, AwsErrorKind};
 
 /// The ELB calls the deployer needs. Created resources carry their tags from the create call.
@@ -193,13 +192,13 @@ async fn apply_step<A: LoadBalancers>(
     step: &Step,
 ) -> Result<(), AwsError> {
     match step {
-        Step::CreateTargetGroup { resource_id } => {
-            let group = target_group(stack, resource_id)?;
+        Step::CreateTargetGroup { group } => {
             let arn = api.create_target_group(group).await?;
-            applied.target_group_arns.insert(resource_id.clone(), arn);
+            applied
+                .target_group_arns
+                .insert(group.resource_id.clone(), arn);
         }
-        Step::ModifyTargetGroupHealthCheck { arn, resource_id } => {
-            let group = target_group(stack, resource_id)?;
+        Step::ModifyTargetGroupHealthCheck { arn, group } => {
             api.modify_health_check(arn, group).await?;
         }
         Step::SetTargetGroupAttributes { arn, attributes } => {
@@ -220,42 +219,37 @@ async fn apply_step<A: LoadBalancers>(
             api.set_security_groups(arn, &stack.load_balancer.security_groups)
                 .await?;
         }
-        Step::CreateListener { port } => {
-            let (listener, action) = listener(stack, applied, *port)?;
+        Step::CreateListener { listener } => {
+            let action = with_arns(&listener.default_action, applied)?;
             let lb = applied
                 .load_balancer_arn
                 .as_deref()
                 .ok_or_else(|| inconsistent("a listener before its load balancer"))?;
             let arn = api.create_listener(lb, listener, &action).await?;
-            applied.listener_arns.insert(*port, arn);
+            applied.listener_arns.insert(listener.port, arn);
         }
-        Step::ModifyListener { arn, port } => {
-            let (listener, action) = listener(stack, applied, *port)?;
+        Step::ModifyListener { arn, listener } => {
+            let action = with_arns(&listener.default_action, applied)?;
             api.modify_listener(arn, listener, &action).await?;
         }
         Step::DeleteListener { arn, .. } => api.delete_listener(arn).await?,
         Step::DeleteRule { arn } => api.delete_rule(arn).await?,
-        Step::ModifyRule { arn, port, index } => {
-            let (rule, action) = rule(stack, applied, *port, *index)?;
+        Step::ModifyRule { arn, rule, .. } => {
+            let action = with_arns(&rule.action, applied)?;
             api.modify_rule(arn, rule, &action).await?;
         }
         Step::SetRulePriorities { priorities } => api.set_rule_priorities(priorities).await?,
         Step::CreateRule {
             port,
-            index,
             priority,
+            rule,
         } => {
-            let (rule, action) = rule(stack, applied, *port, *index)?;
+            let action = with_arns(&rule.action, applied)?;
             let listener = applied
                 .listener_arns
                 .get(port)
                 .ok_or_else(|| inconsistent("a rule before its listener"))?;
-            let tagged = Rule {
-                tags: rule_tags(rule, stack.kind, *port, *priority),
-                ..rule.clone()
-            };
-            api.create_rule(listener, &tagged, &action, *priority)
-                .await?;
+            api.create_rule(listener, rule, &action, *priority).await?;
         }
         Step::DeleteTargetGroup { arn } => api.delete_target_group(arn).await?,
         Step::DeleteLoadBalancer { arn } => api.delete_load_balancer(arn).await?,
@@ -263,50 +257,11 @@ async fn apply_step<A: LoadBalancers>(
     Ok(())
 }
 
-fn target_group<'a>(stack: &'a Stack, resource_id: &str) -> Result<&'a TargetGroup, AwsError> {
-    stack
-        .target_groups
-        .iter()
-        .find(|t| t.resource_id == resource_id)
-        .ok_or_else(|| inconsistent("a step names a target group the stack does not have"))
-}
-
-/// The stack's listener on `port`, and its default action with target groups by ARN.
-fn listener<'a>(
-    stack: &'a Stack,
-    applied: &Applied,
-    port: u16,
-) -> Result<(&'a Listener, Action), AwsError> {
-    let listener = stack
-        .listeners
-        .iter()
-        .find(|l| l.port == port)
-        .ok_or_else(|| inconsistent("a step names a listener the stack does not have"))?;
-    let action = resolve(&listener.default_action, |id| {
-        applied.target_group_arns.get(id).cloned()
-    })
-    .ok_or_else(|| inconsistent("a listener forwards to a target group not created"))?;
-    Ok((listener, action))
-}
-
-/// The listener on `port`'s rule `index`, and its action with target groups by ARN.
-fn rule<'a>(
-    stack: &'a Stack,
-    applied: &Applied,
-    port: u16,
-    index: usize,
-) -> Result<(&'a Rule, Action), AwsError> {
-    let rule = stack
-        .listeners
-        .iter()
-        .find(|l| l.port == port)
-        .and_then(|l| l.rules.get(index))
-        .ok_or_else(|| inconsistent("a step names a rule the stack does not have"))?;
-    let action = resolve(&rule.action, |id| {
-        applied.target_group_arns.get(id).cloned()
-    })
-    .ok_or_else(|| inconsistent("a rule forwards to a target group not created"))?;
-    Ok((rule, action))
+/// `action` with the stack's target groups named by their ARNs (created by earlier steps, or
+/// found existing).
+fn with_arns(action: &Action, applied: &Applied) -> Result<Action, AwsError> {
+    resolve(action, |id| applied.target_group_arns.get(id).cloned())
+        .ok_or_else(|| inconsistent("an action forwards to a target group not created"))
 }
 
 /// The steps do not fit the stack: a bug of the diff, never retried as an AWS fault.

@@ -57,6 +57,29 @@ pub fn certificates(arns: &[String]) -> Option<Vec<sdk::Certificate>> {
 }
 
 /// HTTP(S) health checks only: the success codes (gRPC codes for a GRPC target group).
+/// Sets `group`'s health check on a CreateTargetGroup or a ModifyTargetGroup request (both have
+/// the same setters): the one place a health check goes to ELB; [`target_group_from`] is the
+/// way back.
+macro_rules! with_health_check {
+    ($request:expr, $group:expr) => {{
+        let group: &lb_model::stack::TargetGroup = $group;
+        let check = &group.health_check;
+        $request
+            .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
+            .health_check_port(&check.port)
+            .set_health_check_path(check.path.clone())
+            .healthy_threshold_count(check.healthy_threshold)
+            .unhealthy_threshold_count(check.unhealthy_threshold)
+            .health_check_timeout_seconds(check.timeout_seconds)
+            .health_check_interval_seconds(check.interval_seconds)
+            .set_matcher($crate::deployer::convert::matcher(
+                check,
+                group.protocol_version.as_deref(),
+            ))
+    }};
+}
+pub(crate) use with_health_check;
+
 pub fn matcher(check: &HealthCheck, protocol_version: Option<&str>) -> Option<sdk::Matcher> {
     check.matcher.as_ref().map(|codes| {
         let matcher = sdk::Matcher::builder();

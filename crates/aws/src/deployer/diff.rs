@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lb_model::stack::{
-    Action, Listener, LoadBalancer, Stack, StackKind, TargetGroup, TargetGroupRef,
+    Action, Listener, LoadBalancer, Rule, Stack, StackKind, TargetGroup, TargetGroupRef,
     WeightedTargetGroup, tags,
 };
 
@@ -59,16 +59,17 @@ pub struct Existing {
     pub target_groups: Vec<ExistingTargetGroup>,
 }
 
-/// One change to AWS. Target groups are named by the desired resource id (created ones have no
-/// ARN yet) or by ARN (existing ones).
+/// One change to AWS, carrying what it applies (the target group, listener or rule as desired):
+/// applying a step looks nothing up. Existing resources are named by ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     CreateTargetGroup {
-        resource_id: String,
+        group: Box<TargetGroup>,
     },
+    /// Sets `group`'s health check on the target group `arn`.
     ModifyTargetGroupHealthCheck {
         arn: String,
-        resource_id: String,
+        group: Box<TargetGroup>,
     },
     SetTargetGroupAttributes {
         arn: String,
@@ -94,11 +95,13 @@ pub enum Step {
         arn: String,
     },
     CreateListener {
-        port: u16,
+        listener: Box<Listener>,
     },
+    /// Rewrites listener `arn` to `listener` (its default action's target groups are resolved to
+    /// ARNs when applied: a replacement may be created by an earlier step).
     ModifyListener {
         arn: String,
-        port: u16,
+        listener: Box<Listener>,
     },
     DeleteListener {
         arn: String,
@@ -107,21 +110,21 @@ pub enum Step {
     DeleteRule {
         arn: String,
     },
-    /// Rewrites the rule's conditions and action to those of the listener's rule `index`.
+    /// Rewrites rule `arn` of the listener on `port` to `rule`.
     ModifyRule {
         arn: String,
         port: u16,
-        index: usize,
+        rule: Box<Rule>,
     },
     /// (rule ARN, priority): one call that moves them all.
     SetRulePriorities {
         priorities: Vec<(String, u32)>,
     },
-    /// The listener's rule `index`.
+    /// Creates `rule` (tagged with its resource id) at `priority` on the listener on `port`.
     CreateRule {
         port: u16,
-        index: usize,
         priority: u32,
+        rule: Box<Rule>,
     },
     DeleteTargetGroup {
         arn: String,
@@ -129,6 +132,46 @@ pub enum Step {
     DeleteLoadBalancer {
         arn: String,
     },
+}
+
+impl std::fmt::Display for Step {
+    /// One line per step for the log: what it does and to what, not the whole desired value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CreateTargetGroup { group } => {
+                write!(f, "CreateTargetGroup {}", group.resource_id)
+            }
+            Self::ModifyTargetGroupHealthCheck { arn, .. } => write!(f, "ModifyTargetGroup {arn}"),
+            Self::SetTargetGroupAttributes { arn, .. } => {
+                write!(f, "ModifyTargetGroupAttributes {arn}")
+            }
+            Self::AddTags { arn, tags } => write!(f, "AddTags {arn} {tags:?}"),
+            Self::RemoveTags { arn, keys } => write!(f, "RemoveTags {arn} {keys:?}"),
+            Self::CreateLoadBalancer => f.write_str("CreateLoadBalancer"),
+            Self::SetLoadBalancerAttributes { arn, .. } => {
+                write!(f, "ModifyLoadBalancerAttributes {arn}")
+            }
+            Self::SetSubnets { arn } => write!(f, "SetSubnets {arn}"),
+            Self::SetSecurityGroups { arn } => write!(f, "SetSecurityGroups {arn}"),
+            Self::CreateListener { listener } => write!(f, "CreateListener {}", listener.port),
+            Self::ModifyListener { arn, listener } => {
+                write!(f, "ModifyListener {} {arn}", listener.port)
+            }
+            Self::DeleteListener { arn, port } => write!(f, "DeleteListener {port} {arn}"),
+            Self::DeleteRule { arn } => write!(f, "DeleteRule {arn}"),
+            Self::ModifyRule { arn, port, .. } => write!(f, "ModifyRule {port} {arn}"),
+            Self::SetRulePriorities { priorities } => write!(f, "SetRulePriorities {priorities:?}"),
+            Self::CreateRule { port, priority, .. } => write!(f, "CreateRule {port}:{priority}"),
+            Self::DeleteTargetGroup { arn } => write!(f, "DeleteTargetGroup {arn}"),
+            Self::DeleteLoadBalancer { arn } => write!(f, "DeleteLoadBalancer {arn}"),
+        }
+    }
+}
+
+/// `steps` on one line, for the log.
+pub fn summary(steps: &[Step]) -> String {
+    let lines: Vec<String> = steps.iter().map(ToString::to_string).collect();
+    lines.join("; ")
 }
 
 /// Whose resources these are: one stack of one cluster.
@@ -291,7 +334,7 @@ pub fn diff(stack: &Stack, existing: &Existing) -> Vec<Step> {
         match current {
             None => {
                 steps.push(Step::CreateTargetGroup {
-                    resource_id: desired.resource_id.clone(),
+                    group: Box::new(desired.clone()),
                 });
                 arns.insert(&desired.resource_id, None);
             }
@@ -361,7 +404,7 @@ fn target_group_changes(
     if desired.health_check != current.group.health_check {
         steps.push(Step::ModifyTargetGroupHealthCheck {
             arn: current.arn.clone(),
-            resource_id: desired.resource_id.clone(),
+            group: Box::new(desired.clone()),
         });
     }
     let attributes = changed(&desired.attributes, &current.group.attributes);
@@ -520,7 +563,9 @@ fn listener_steps(
             &mut rule_changes,
         );
         match current(desired.port) {
-            None => steps.push(Step::CreateListener { port: desired.port }),
+            None => steps.push(Step::CreateListener {
+                listener: Box::new(desired.clone()),
+            }),
             Some(have) => {
                 let action = resolve(&desired.default_action, arn_of);
                 let same = have.listener.protocol == desired.protocol
@@ -532,7 +577,7 @@ fn listener_steps(
                 if !same {
                     steps.push(Step::ModifyListener {
                         arn: have.arn.clone(),
-                        port: desired.port,
+                        listener: Box::new(desired.clone()),
                     });
                 }
                 tag_steps(

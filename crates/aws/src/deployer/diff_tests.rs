@@ -44,6 +44,25 @@ fn listener(port: u16) -> Listener {
     }
 }
 
+fn create_group(group: &TargetGroup) -> Step {
+    Step::CreateTargetGroup {
+        group: Box::new(group.clone()),
+    }
+}
+
+fn create_listener(listener: &Listener) -> Step {
+    Step::CreateListener {
+        listener: Box::new(listener.clone()),
+    }
+}
+
+fn modify_listener(arn: &str, listener: &Listener) -> Step {
+    Step::ModifyListener {
+        arn: arn.into(),
+        listener: Box::new(listener.clone()),
+    }
+}
+
 /// An NLB with ports 80 and 443.
 pub(crate) fn stack() -> Stack {
     Stack {
@@ -135,15 +154,11 @@ fn a_new_stack_creates_target_groups_then_the_load_balancer_then_listeners() {
     assert_eq!(
         diff(&stack(), &Existing::default()),
         [
-            Step::CreateTargetGroup {
-                resource_id: "demo/web:80".into()
-            },
-            Step::CreateTargetGroup {
-                resource_id: "demo/web:443".into()
-            },
+            create_group(&target_group(80)),
+            create_group(&target_group(443)),
             Step::CreateLoadBalancer,
-            Step::CreateListener { port: 80 },
-            Step::CreateListener { port: 443 },
+            create_listener(&listener(80)),
+            create_listener(&listener(443)),
         ]
     );
 }
@@ -293,7 +308,7 @@ fn mutable_changes_modify_in_place() {
         [
             Step::ModifyTargetGroupHealthCheck {
                 arn: "arn:tg/demo/web:80".into(),
-                resource_id: "demo/web:80".into()
+                group: Box::new(desired.target_groups[0].clone()),
             },
             Step::SetTargetGroupAttributes {
                 arn: "arn:tg/demo/web:443".into(),
@@ -309,10 +324,7 @@ fn mutable_changes_modify_in_place() {
                     "false".into()
                 )]),
             },
-            Step::ModifyListener {
-                arn: "arn:listener/443".into(),
-                port: 443
-            },
+            modify_listener("arn:listener/443", &desired.listeners[1]),
         ]
     );
 }
@@ -330,13 +342,8 @@ fn an_immutable_change_replaces_the_target_group_without_dropping_the_listener()
     assert_eq!(
         diff(&desired, &converged(&stack())),
         [
-            Step::CreateTargetGroup {
-                resource_id: "demo/web:80".into()
-            },
-            Step::ModifyListener {
-                arn: "arn:listener/80".into(),
-                port: 80
-            },
+            create_group(&desired.target_groups[0]),
+            modify_listener("arn:listener/80", &desired.listeners[0]),
             Step::DeleteTargetGroup {
                 arn: "arn:tg/demo/web:80".into()
             },
@@ -372,8 +379,8 @@ fn a_new_scheme_replaces_the_load_balancer_and_deletes_the_old_one_last() {
         diff(&desired, &converged(&stack())),
         [
             Step::CreateLoadBalancer,
-            Step::CreateListener { port: 80 },
-            Step::CreateListener { port: 443 },
+            create_listener(&listener(80)),
+            create_listener(&listener(443)),
             Step::DeleteLoadBalancer {
                 arn: "arn:lb".into()
             },
@@ -402,13 +409,8 @@ fn what_the_stack_does_not_own_is_left_alone() {
         steps,
         [
             // Ours is made anew; the other stack's group of the same id is not touched.
-            Step::CreateTargetGroup {
-                resource_id: "demo/web:443".into()
-            },
-            Step::ModifyListener {
-                arn: "arn:listener/443".into(),
-                port: 443
-            },
+            create_group(&desired.target_groups[1]),
+            modify_listener("arn:listener/443", &desired.listeners[1]),
         ]
     );
     let mut foreign_lb = converged(&desired);
@@ -430,10 +432,7 @@ fn what_the_stack_does_not_own_is_left_alone() {
             .any(|s| matches!(s, Step::ModifyListener { .. } | Step::DeleteListener { .. })),
         "{steps:?}"
     );
-    assert!(
-        steps.contains(&Step::CreateListener { port: 80 }),
-        "{steps:?}"
-    );
+    assert!(steps.contains(&create_listener(&listener(80))), "{steps:?}");
 }
 
 #[test]

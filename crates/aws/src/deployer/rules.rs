@@ -134,16 +134,20 @@ pub fn rule_steps(
             steps.push(Step::ModifyRule {
                 arn: mine[j].arn.clone(),
                 port: context.port,
-                index: i,
+                rule: Box::new(desired[i].clone()),
             });
         }
     }
     for (i, slot) in paired.iter().enumerate() {
         if slot.is_none() {
+            let tags = rule_tags(&desired[i], context.kind, context.port, priorities[i]);
             steps.push(Step::CreateRule {
                 port: context.port,
-                index: i,
                 priority: priorities[i],
+                rule: Box::new(Rule {
+                    tags,
+                    ..desired[i].clone()
+                }),
             });
         }
     }

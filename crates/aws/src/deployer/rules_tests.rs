@@ -71,6 +71,27 @@ fn retag(from: u32, to: u32) -> Step {
     }
 }
 
+/// The step that creates `rules[index]` at `priority`, tagged for it.
+fn create(rules: &[Rule], index: usize, priority: u32) -> Step {
+    Step::CreateRule {
+        port: 80,
+        priority,
+        rule: Box::new(Rule {
+            tags: rule_tags(&rules[index], KIND, 80, priority),
+            ..rules[index].clone()
+        }),
+    }
+}
+
+/// The step that rewrites rule `arn` to `rule`.
+fn modify(arn: &str, rule: &Rule) -> Step {
+    Step::ModifyRule {
+        arn: arn.into(),
+        port: 80,
+        rule: Box::new(rule.clone()),
+    }
+}
+
 fn five() -> Vec<Rule> {
     (1..=5).map(|i| rule(&format!("/p{i}"), "tg")).collect()
 }
@@ -93,11 +114,7 @@ fn a_converged_listener_takes_no_call() {
 fn a_fresh_listener_creates_its_rules_at_1_to_n() {
     let rules = five();
     let created: Vec<Step> = (0..5)
-        .map(|i| Step::CreateRule {
-            port: 80,
-            index: i,
-            priority: u32::try_from(i).expect("small") + 1,
-        })
+        .map(|i| create(&rules, i, u32::try_from(i).expect("small") + 1))
         .collect();
     assert_eq!(steps(&rules, &[]), created);
 }
@@ -108,14 +125,7 @@ fn changing_one_path_is_one_modify() {
     let have = converged(&rules);
     let mut changed = rules.clone();
     changed[2] = rule("/changed", "tg");
-    assert_eq!(
-        steps(&changed, &have),
-        [Step::ModifyRule {
-            arn: "arn:rule/3".into(),
-            port: 80,
-            index: 2
-        }]
-    );
+    assert_eq!(steps(&changed, &have), [modify("arn:rule/3", &changed[2])]);
 }
 
 #[test]
@@ -124,14 +134,7 @@ fn adding_at_the_end_is_one_create_and_in_the_middle_shifts_what_follows_in_one_
     let have = converged(&rules);
     let mut appended = rules.clone();
     appended.push(rule("/p6", "tg"));
-    assert_eq!(
-        steps(&appended, &have),
-        [Step::CreateRule {
-            port: 80,
-            index: 5,
-            priority: 6
-        }]
-    );
+    assert_eq!(steps(&appended, &have), [create(&appended, 5, 6)]);
     // Upstream's layout is 1..n in order: what follows the new rule moves down one (one call)
     // and takes the resource id of its new priority.
     let mut inserted = rules.clone();
@@ -140,11 +143,7 @@ fn adding_at_the_end_is_one_create_and_in_the_middle_shifts_what_follows_in_one_
         Step::SetRulePriorities {
             priorities: (2..=5).map(|p| (format!("arn:rule/{p}"), p + 1)).collect(),
         },
-        Step::CreateRule {
-            port: 80,
-            index: 1,
-            priority: 2,
-        },
+        create(&inserted, 1, 2),
     ];
     expected.extend((2..=5).map(|p| retag(p, p + 1)));
     assert_eq!(steps(&inserted, &have), expected);
@@ -184,18 +183,7 @@ fn a_held_members_rules_stay_and_the_others_change() {
     changed.push(rule("/p6", "tg"));
     assert_eq!(
         steps_holding(&changed, &have, &["held-tg"]),
-        [
-            Step::ModifyRule {
-                arn: "arn:rule/4".into(),
-                port: 80,
-                index: 2
-            },
-            Step::CreateRule {
-                port: 80,
-                index: 4,
-                priority: 6
-            },
-        ]
+        [modify("arn:rule/4", &changed[2]), create(&changed, 4, 6),]
     );
     // Fixed, the member's rule is back in the stack: nothing to do.
     assert_eq!(steps(&rules, &have), []);
@@ -223,11 +211,7 @@ fn a_weight_change_is_one_modify() {
     assert_eq!(steps(&[weighted(50, 50)], &have), []);
     assert_eq!(
         steps(&[weighted(90, 10)], &have),
-        [Step::ModifyRule {
-            arn: "arn:rule/1".into(),
-            port: 80,
-            index: 0
-        }]
+        [modify("arn:rule/1", &weighted(90, 10))]
     );
 }
 
@@ -238,18 +222,7 @@ fn rules_not_ours_are_untouched_and_their_priorities_avoided() {
     let rules = vec![rule("/a", "tg"), rule("/b", "tg")];
     assert_eq!(
         steps(&rules, &[foreign]),
-        [
-            Step::CreateRule {
-                port: 80,
-                index: 0,
-                priority: 1
-            },
-            Step::CreateRule {
-                port: 80,
-                index: 1,
-                priority: 3
-            },
-        ]
+        [create(&rules, 0, 1), create(&rules, 1, 3),]
     );
 }
 
@@ -257,14 +230,7 @@ fn rules_not_ours_are_untouched_and_their_priorities_avoided() {
 fn a_rule_waiting_for_its_target_group_is_rewritten_once_it_exists() {
     let rules = vec![rule("/a", "new-tg")];
     let have = vec![existing(&rule("/a", "old-tg"), 1)];
-    assert_eq!(
-        steps(&rules, &have),
-        [Step::ModifyRule {
-            arn: "arn:rule/1".into(),
-            port: 80,
-            index: 0
-        }]
-    );
+    assert_eq!(steps(&rules, &have), [modify("arn:rule/1", &rules[0])]);
 }
 
 #[test]

@@ -38,11 +38,7 @@ pub struct Switch {
 
 /// The switches among `steps`: a listener modified, or a rule rewritten, from a single target
 /// group the steps delete to a single target group of the stack.
-pub fn switches(
-    listeners: &[lb_model::stack::Listener],
-    existing: &Existing,
-    steps: &[Step],
-) -> Vec<Switch> {
+pub fn switches(existing: &Existing, steps: &[Step]) -> Vec<Switch> {
     let deleted = |arn: &str| {
         steps
             .iter()
@@ -64,34 +60,28 @@ pub fn switches(
     steps
         .iter()
         .filter_map(|step| match step {
-            Step::ModifyListener { port, .. } => {
-                let current = existing
-                    .listeners
-                    .iter()
-                    .find(|l| l.listener.port == *port)?;
-                let desired = listeners.iter().find(|l| l.port == *port)?;
+            Step::ModifyListener { arn, listener } => {
+                let current = existing.listeners.iter().find(|l| &l.arn == arn)?;
+                let at = SwitchPoint::Listener {
+                    port: listener.port,
+                };
                 switch(
-                    SwitchPoint::Listener { port: *port },
+                    at,
                     &current.listener.default_action,
-                    &desired.default_action,
+                    &listener.default_action,
                 )
             }
-            Step::ModifyRule { arn, port, index } => {
+            Step::ModifyRule { arn, port, rule } => {
                 let current = existing
                     .listeners
                     .iter()
                     .flat_map(|l| &l.rules)
                     .find(|r| &r.arn == arn)?;
-                let desired = listeners
-                    .iter()
-                    .find(|l| l.port == *port)?
-                    .rules
-                    .get(*index)?;
                 let at = SwitchPoint::Rule {
                     port: *port,
                     arn: arn.clone(),
                 };
-                switch(at, &current.rule.action, &desired.action)
+                switch(at, &current.rule.action, &rule.action)
             }
             _ => None,
         })
@@ -105,7 +95,9 @@ pub fn hold(steps: Vec<Step>, held: &[Switch]) -> Vec<Step> {
     steps
         .into_iter()
         .filter(|step| match step {
-            Step::ModifyListener { port, .. } => !holds(&SwitchPoint::Listener { port: *port }),
+            Step::ModifyListener { listener, .. } => !holds(&SwitchPoint::Listener {
+                port: listener.port,
+            }),
             Step::ModifyRule { arn, port, .. } => !holds(&SwitchPoint::Rule {
                 port: *port,
                 arn: arn.clone(),
@@ -131,7 +123,7 @@ mod tests {
         let mut after = before.clone();
         after.target_groups[0].target_type = TargetType::Instance;
         let steps = diff(&after, &existing);
-        let found = switches(&after.listeners, &existing, &steps);
+        let found = switches(&existing, &steps);
         assert_eq!(found.len(), 1);
         let old_arn = existing.target_groups[0].arn.clone();
         assert_eq!(found[0].old_arn, old_arn);
@@ -180,7 +172,7 @@ mod tests {
         let mut after = before.clone();
         after.target_groups[2].target_type = TargetType::Instance;
         let steps = diff(&after, &existing);
-        let found = switches(&after.listeners, &existing, &steps);
+        let found = switches(&existing, &steps);
         let rule_arn = existing.listeners[0].rules[0].arn.clone();
         assert_eq!(
             found,
@@ -212,6 +204,6 @@ mod tests {
         let mut after = before.clone();
         after.target_groups[0].health_check.interval_seconds = 30;
         let steps = diff(&after, &existing);
-        assert!(switches(&after.listeners, &existing, &steps).is_empty());
+        assert!(switches(&existing, &steps).is_empty());
     }
 }

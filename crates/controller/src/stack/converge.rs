@@ -5,7 +5,7 @@
 use kube::ResourceExt;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::{Applied, LoadBalancers, apply, remove};
-use lb_aws::deployer::diff::{Existing, Owner, Step, diff, missing_subnets, teardown};
+use lb_aws::deployer::diff::{Existing, Owner, Step, diff, missing_subnets, summary, teardown};
 use lb_aws::deployer::switch::{self, Switch, SwitchPoint};
 use lb_model::service::objects::{adopted_name, binding_object};
 use lb_model::stack::{SourceAddresses, Stack};
@@ -77,10 +77,10 @@ impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
                 problem: problem.to_string(),
             });
         }
-        let held = self.switches_to_hold(&stack, &existing, &steps).await?;
+        let held = self.switches_to_hold(&existing, &steps).await?;
         let steps = switch::hold(steps, &held);
         if !steps.is_empty() {
-            tracing::info!(steps = ?steps, "converging");
+            tracing::info!(steps = %summary(&steps), "converging");
             tracing::debug!(?existing, desired = ?stack, "what differs");
         }
         let applied = apply(&self.elb, &stack, &existing, &steps).await?;
@@ -107,12 +107,11 @@ impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
     /// registered yet (or does not exist yet).
     async fn switches_to_hold(
         &self,
-        stack: &Stack,
         existing: &Existing,
         steps: &[Step],
     ) -> Result<Vec<Switch>, StackError> {
         let mut held = Vec::new();
-        for candidate in switch::switches(&stack.listeners, existing, steps) {
+        for candidate in switch::switches(existing, steps) {
             if self.elb.registered_targets(&candidate.old_arn).await? == 0 {
                 continue;
             }
@@ -178,7 +177,7 @@ impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
         let existing = self.elb.describe_stack(owner).await?;
         let steps = teardown(owner, &existing);
         if !steps.is_empty() {
-            tracing::info!(steps = ?steps, "removing the stack");
+            tracing::info!(steps = %summary(&steps), "removing the stack");
         }
         remove(&self.elb, &steps).await?;
         security_groups::remove(&self.elb, &self.ec2, owner).await?;

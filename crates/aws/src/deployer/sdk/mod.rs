@@ -19,6 +19,7 @@ mod rules;
 
 use super::apply::{CreatedLoadBalancer, LoadBalancers};
 use super::diff::{Existing, Owner};
+use super::convert::with_health_check;
 use super::{actions, convert};
 use crate::calls::{AwsCalls, Operation, timed};
 use crate::error::AwsError;
@@ -111,35 +112,23 @@ impl LoadBalancers for SdkLoadBalancers {
     }
 
     async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
-        let check = &group.health_check;
-        let output = timed(
-            &self.calls,
-            Operation::CreateTargetGroup,
-            self.client
-                .create_target_group()
-                .name(&group.name)
-                .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
-                .set_protocol_version(group.protocol_version.clone())
-                .port(i32::from(group.port))
-                .vpc_id(&self.vpc_id)
-                .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
-                // As upstream: the address type only when not ELB's default.
-                .set_ip_address_type((group.ip_address_type != "ipv4").then(|| {
-                    sdk::TargetGroupIpAddressTypeEnum::from(group.ip_address_type.as_str())
-                }))
-                .health_check_enabled(true)
-                .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
-                .health_check_port(&check.port)
-                .set_health_check_path(check.path.clone())
-                .healthy_threshold_count(check.healthy_threshold)
-                .unhealthy_threshold_count(check.unhealthy_threshold)
-                .health_check_timeout_seconds(check.timeout_seconds)
-                .health_check_interval_seconds(check.interval_seconds)
-                .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
-                .set_tags(Some(convert::tags_to(&group.tags)))
-                .send(),
-        )
-        .await?;
+        let request = self
+            .client
+            .create_target_group()
+            .name(&group.name)
+            .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
+            .set_protocol_version(group.protocol_version.clone())
+            .port(i32::from(group.port))
+            .vpc_id(&self.vpc_id)
+            .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
+            // As upstream: the address type only when not ELB's default.
+            .set_ip_address_type((group.ip_address_type != "ipv4").then(|| {
+                sdk::TargetGroupIpAddressTypeEnum::from(group.ip_address_type.as_str())
+            }))
+            .health_check_enabled(true)
+            .set_tags(Some(convert::tags_to(&group.tags)));
+        let request = with_health_check!(request, group);
+        let output = timed(&self.calls, Operation::CreateTargetGroup, request.send()).await?;
         let arn = output
             .target_groups()
             .first()
@@ -156,24 +145,9 @@ impl LoadBalancers for SdkLoadBalancers {
     }
 
     async fn modify_health_check(&self, arn: &str, group: &TargetGroup) -> Result<(), AwsError> {
-        let check = &group.health_check;
-        timed(
-            &self.calls,
-            Operation::ModifyTargetGroup,
-            self.client
-                .modify_target_group()
-                .target_group_arn(arn)
-                .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
-                .health_check_port(&check.port)
-                .set_health_check_path(check.path.clone())
-                .healthy_threshold_count(check.healthy_threshold)
-                .unhealthy_threshold_count(check.unhealthy_threshold)
-                .health_check_timeout_seconds(check.timeout_seconds)
-                .health_check_interval_seconds(check.interval_seconds)
-                .set_matcher(convert::matcher(check, group.protocol_version.as_deref()))
-                .send(),
-        )
-        .await?;
+        let request = self.client.modify_target_group().target_group_arn(arn);
+        let request = with_health_check!(request, group);
+        timed(&self.calls, Operation::ModifyTargetGroup, request.send()).await?;
         Ok(())
     }
 
