@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
 use lb_aws::{Certificates, Ec2};
-use lb_model::ingress::member::{Cluster, needs_certificate_discovery};
+use lb_model::ingress::member::{Cluster, Services, needs_certificate_discovery};
 use lb_model::ingress::{Certificate, GroupId, GroupMember, MemberOutcome, build_group};
 use lb_model::service::subnets::Subnet;
 use lb_model::stack::{Stack, StackKind};
@@ -93,14 +93,21 @@ async fn desired<L: LoadBalancers, E: Ec2, C: Certificates, W: StackWrites>(
     ctx: &IngressContext<L, E, C, W>,
 ) -> Result<(Stack, BTreeSet<String>), StackError> {
     let (subnets, certificates) = discover(view, ctx).await?;
-    let service = |namespace: &str, name: &str| {
+    let namespaces: BTreeSet<Option<String>> = view
+        .members
+        .iter()
+        .map(|m| m.ingress.metadata.namespace.clone())
+        .collect();
+    let services = Services::new(
         ctx.stores
-            .service(namespace, name)
-            .map(|s| s.as_ref().clone())
-    };
+            .services
+            .state()
+            .into_iter()
+            .filter(|s| namespaces.contains(&s.metadata.namespace)),
+    );
     let cluster = Cluster {
         settings: &ctx.settings,
-        service: &service,
+        services: &services,
         certificates: &certificates,
     };
     let buildable: Vec<GroupMember> = view

@@ -7,7 +7,7 @@ use lb_aws::deployer::diff::Owner;
 use lb_aws::deployer::fake::FakeLoadBalancers;
 use lb_aws::deployer::switch::SwitchPoint;
 use lb_model::fixtures;
-use lb_model::ingress::member::Cluster;
+use lb_model::ingress::member::{Cluster, Services};
 use lb_model::ingress::{GroupId, GroupMember, build_group};
 use lb_model::stack::Stack;
 use serde_json::json;
@@ -66,11 +66,13 @@ fn alb(target_type: &str) -> (Stack, BindingScope) {
              "backend": {"service": {"name": "web", "port": {"number": 80}}}},
         ]}}]}),
     );
-    let lookup = |namespace: &str, name: &str| Some(fixtures::backend_service(namespace, name));
+    let services = Services::new(
+        ["api", "web"].map(|name| std::sync::Arc::new(fixtures::backend_service("shop", name))),
+    );
     let settings = fixtures::ingress_settings();
     let cluster = Cluster {
         settings: &settings,
-        service: &lookup,
+        services: &services,
         certificates: &[],
     };
     let group = GroupId::Implicit {

@@ -12,7 +12,7 @@ use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use lb_api::TargetType;
 use lb_aws::Elbv2;
 use lb_model::ingress::class::Selection;
-use lb_model::ingress::member::{Cluster, member_bindings};
+use lb_model::ingress::member::{Cluster, Services, member_bindings};
 use lb_model::pod_admission::mutate_pod;
 use lb_model::selectors::service_selects;
 use lb_model::service::predicted_ip_bindings;
@@ -116,10 +116,16 @@ fn predicted_ingress_bindings(
         return Vec::new();
     }
     let classes = Classes::read(&stores.ingress_classes, &stores.class_params);
-    let service = |ns: &str, name: &str| stores.service(ns, name).map(|s| s.as_ref().clone());
+    let services = Services::new(
+        stores
+            .services
+            .state()
+            .into_iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace)),
+    );
     let cluster = Cluster {
         settings: &naming.settings,
-        service: &service,
+        services: &services,
         certificates: &[],
     };
     stores

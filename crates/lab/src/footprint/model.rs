@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use lb_aws::deployer::rules::layout;
-use lb_model::ingress::member::Cluster;
+use lb_model::ingress::member::{Cluster, Services};
 use lb_model::ingress::{GroupMember, IngressSettings, build_group};
 use lb_model::service::build::ClusterSettings;
 use lb_model::service::selection::{Selection, SelectionSettings, select};
@@ -93,19 +93,10 @@ pub fn stacks(workload: &Workload, cluster: &str) -> Result<Vec<Stack>, String> 
         stacks.push(built.stack);
     }
     let settings = IngressSettings::upstream_defaults(cluster);
-    let lookup = |namespace: &str, name: &str| {
-        workload
-            .services
-            .iter()
-            .find(|s| {
-                s.metadata.namespace.as_deref() == Some(namespace)
-                    && s.metadata.name.as_deref() == Some(name)
-            })
-            .cloned()
-    };
+    let services = Services::new(workload.services.iter().cloned().map(std::sync::Arc::new));
     let cluster_view = Cluster {
         settings: &settings,
-        service: &lookup,
+        services: &services,
         certificates: &[],
     };
     let mut groups: BTreeMap<lb_model::ingress::GroupId, Vec<GroupMember>> = BTreeMap::new();

@@ -1,9 +1,9 @@
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use lb_api::TargetType;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::ingress::member::Services;
 use crate::ingress::{Certificate, IngressSettings};
 use crate::stack::{Condition, TargetGroupRef, WeightedTargetGroup};
 
@@ -31,14 +31,17 @@ fn subnets() -> Vec<Subnet> {
 
 fn build(group: &GroupId, ingresses: &[Ingress], certificates: &[Certificate]) -> BuiltGroup {
     let settings = settings();
-    let lookup = |namespace: &str, name: &str| -> Option<Service> {
+    let namespaces: std::collections::BTreeSet<&str> = ingresses
+        .iter()
+        .filter_map(|i| i.metadata.namespace.as_deref())
+        .collect();
+    let services = Services::new(namespaces.into_iter().flat_map(|namespace| {
         ["service-2048", "ng", "ng-canary", "web", "api"]
-            .contains(&name)
-            .then(|| service(namespace, name))
-    };
+            .map(|name| std::sync::Arc::new(service(namespace, name)))
+    }));
     let cluster = Cluster {
         settings: &settings,
-        service: &lookup,
+        services: &services,
         certificates,
     };
     let members: Vec<GroupMember> = ingresses
@@ -326,10 +329,10 @@ fn instance_targets_use_the_node_port_and_service_annotations_win() {
         .into(),
     );
     let settings = settings();
-    let lookup = move |_: &str, name: &str| (name == "web").then(|| web.clone());
+    let services = Services::new([std::sync::Arc::new(web)]);
     let cluster = Cluster {
         settings: &settings,
-        service: &lookup,
+        services: &services,
         certificates: &[],
     };
     let legacy = ingress(

@@ -3,6 +3,7 @@
 //! built is left out of its group with the reason; the others go on.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -19,10 +20,33 @@ use crate::stack::{Action, Binding, Rule, TargetGroup, TargetGroupRef, WeightedT
 /// What the group builder needs from the cluster.
 pub struct Cluster<'a> {
     pub settings: &'a super::IngressSettings,
-    /// A Service by namespace and name.
-    pub service: &'a (dyn Fn(&str, &str) -> Option<Service> + Send + Sync),
+    /// The Services the members may point at, as the caller's snapshot holds them.
+    pub services: &'a Services,
     /// ACM certificates for discovery by host.
     pub certificates: &'a [super::Certificate],
+}
+
+/// A snapshot of Services, by namespace and name: what a pass reads, taken once (the model never
+/// calls back into the caller's caches).
+#[derive(Debug, Clone, Default)]
+pub struct Services(BTreeMap<(String, String), Arc<Service>>);
+
+impl Services {
+    pub fn new(services: impl IntoIterator<Item = Arc<Service>>) -> Self {
+        let key = |s: &Service| {
+            (
+                s.metadata.namespace.clone().unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        Self(services.into_iter().map(|s| (key(&s), s)).collect())
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.0
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(Arc::as_ref)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -308,8 +332,8 @@ impl Resolver<'_> {
         service: &str,
         port: &super::json::ServicePortRef,
     ) -> Result<String, String> {
-        let found = (self.cluster.service)(self.backend.namespace, service);
-        let made = self.backend.target_group(found.as_ref(), service, port)?;
+        let found = self.cluster.services.get(self.backend.namespace, service);
+        let made = self.backend.target_group(found, service, port)?;
         let id = made.target_group.resource_id.clone();
         if !self.target_groups.iter().any(|t| t.resource_id == id) {
             self.target_groups.push(made.target_group);

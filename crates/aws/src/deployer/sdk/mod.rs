@@ -18,8 +18,8 @@ mod describe;
 mod rules;
 
 use super::apply::{CreatedLoadBalancer, LoadBalancers};
-use super::diff::{Existing, Owner};
 use super::convert::with_health_check;
+use super::diff::{Existing, Owner};
 use super::{actions, convert};
 use crate::calls::{AwsCalls, Operation, timed};
 use crate::error::AwsError;
@@ -112,21 +112,21 @@ impl LoadBalancers for SdkLoadBalancers {
     }
 
     async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
-        let request = self
-            .client
-            .create_target_group()
-            .name(&group.name)
-            .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
-            .set_protocol_version(group.protocol_version.clone())
-            .port(i32::from(group.port))
-            .vpc_id(&self.vpc_id)
-            .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
-            // As upstream: the address type only when not ELB's default.
-            .set_ip_address_type((group.ip_address_type != "ipv4").then(|| {
-                sdk::TargetGroupIpAddressTypeEnum::from(group.ip_address_type.as_str())
-            }))
-            .health_check_enabled(true)
-            .set_tags(Some(convert::tags_to(&group.tags)));
+        let request =
+            self.client
+                .create_target_group()
+                .name(&group.name)
+                .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
+                .set_protocol_version(group.protocol_version.clone())
+                .port(i32::from(group.port))
+                .vpc_id(&self.vpc_id)
+                .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
+                // As upstream: the address type only when not ELB's default.
+                .set_ip_address_type((group.ip_address_type != "ipv4").then(|| {
+                    sdk::TargetGroupIpAddressTypeEnum::from(group.ip_address_type.as_str())
+                }))
+                .health_check_enabled(true)
+                .set_tags(Some(convert::tags_to(&group.tags)));
         let request = with_health_check!(request, group);
         let output = timed(&self.calls, Operation::CreateTargetGroup, request.send()).await?;
         let arn = output
