@@ -92,7 +92,13 @@ async fn desired<L: LoadBalancers, E: Ec2, C: Certificates, W: StackWrites>(
     view: &GroupView,
     ctx: &IngressContext<L, E, C, W>,
 ) -> Result<(Stack, BTreeSet<String>), StackError> {
-    let (subnets, certificates) = discover(view, ctx).await?;
+    let buildable: Vec<GroupMember> = view
+        .members
+        .iter()
+        .filter(|m| m.refused.is_none())
+        .map(|m| GroupMember::new(&m.ingress, m.params.as_ref()))
+        .collect();
+    let (subnets, certificates) = discover(&buildable, ctx).await?;
     let namespaces: BTreeSet<Option<String>> = view
         .members
         .iter()
@@ -110,15 +116,6 @@ async fn desired<L: LoadBalancers, E: Ec2, C: Certificates, W: StackWrites>(
         services: &services,
         certificates: &certificates,
     };
-    let buildable: Vec<GroupMember> = view
-        .members
-        .iter()
-        .filter(|m| m.refused.is_none())
-        .map(|m| GroupMember {
-            ingress: &m.ingress,
-            params: m.params.as_ref(),
-        })
-        .collect();
     let built = build_group(group, &buildable, &cluster, &subnets);
     let broken = report_outcomes(view, &built.outcomes, &ctx.pipeline.writes).await;
     let Some(mut stack) = built.stack else {
@@ -137,7 +134,7 @@ async fn desired<L: LoadBalancers, E: Ec2, C: Certificates, W: StackWrites>(
 
 /// The VPC's subnets, and the account's certificates when a member finds its own by host.
 async fn discover<L, E: Ec2, C: Certificates, W>(
-    view: &GroupView,
+    members: &[GroupMember<'_>],
     ctx: &IngressContext<L, E, C, W>,
 ) -> Result<(Vec<Subnet>, Vec<Certificate>), StackError> {
     let discovery = |what| move |source| StackError::Discovery { what, source };
@@ -147,10 +144,7 @@ async fn discover<L, E: Ec2, C: Certificates, W>(
         .subnets()
         .await
         .map_err(discovery("subnets"))?;
-    let needs_acm = view
-        .members
-        .iter()
-        .any(|m| needs_certificate_discovery(&m.ingress, m.params.as_ref()));
+    let needs_acm = members.iter().any(needs_certificate_discovery);
     let certificates = match needs_acm {
         true => ctx
             .acm

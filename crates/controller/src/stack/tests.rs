@@ -79,10 +79,7 @@ fn alb(target_type: &str) -> (Stack, BindingScope) {
         namespace: "shop".into(),
         name: "front".into(),
     };
-    let members = [GroupMember {
-        ingress: &ingress,
-        params: None,
-    }];
+    let members = [GroupMember::new(&ingress, None)];
     let built = build_group(&group, &members, &cluster, &fixtures::vpc());
     let scope = BindingScope {
         namespace: None,

@@ -104,10 +104,7 @@ pub fn stacks(workload: &Workload, cluster: &str) -> Result<Vec<Stack>, String> 
         groups
             .entry(lb_model::ingress::group::group_of(ingress, None))
             .or_default()
-            .push(GroupMember {
-                ingress,
-                params: None,
-            });
+            .push(GroupMember::new(ingress, None));
     }
     for (group, members) in &groups {
         let built = build_group(group, members, &cluster_view, &subnets);

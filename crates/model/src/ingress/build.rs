@@ -289,7 +289,7 @@ pub fn build_group(
     super::group::sort_members(&mut sorted, |m| m.ingress);
     for member in sorted {
         let key = super::group::member_key(member.ingress);
-        let built = member_model(member.ingress, member.params, cluster, group, &base_tags);
+        let built = member_model(member, cluster, group, &base_tags);
         let (error, warnings, adapted) = match built {
             Ok(model) => {
                 let warnings = model.warnings.clone();

@@ -46,10 +46,7 @@ fn build(group: &GroupId, ingresses: &[Ingress], certificates: &[Certificate]) -
     };
     let members: Vec<GroupMember> = ingresses
         .iter()
-        .map(|ingress| GroupMember {
-            ingress,
-            params: None,
-        })
+        .map(|ingress| GroupMember::new(ingress, None))
         .collect();
     build_group(group, &members, &cluster, &subnets())
 }
@@ -344,10 +341,7 @@ fn instance_targets_use_the_node_port_and_service_annotations_win() {
                "alb.ingress.kubernetes.io/healthcheck-interval-seconds": "3"}),
         prefix_root("web"),
     );
-    let members = [GroupMember {
-        ingress: &legacy,
-        params: None,
-    }];
+    let members = [GroupMember::new(&legacy, None)];
     let built = build_group(
         &implicit("demo", "django-ingress"),
         &members,

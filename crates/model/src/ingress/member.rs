@@ -3,18 +3,19 @@
 //! built is left out of its group with the reason; the others go on.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use lb_api::IngressClassParamsSpec;
 
 use super::GroupId;
-use super::annotations::{self, IngressAnnotations};
+use super::annotations::{self, IngressAnnotations, TargetGroupAnnotations};
 use super::json::{ActionTarget, AnnotationAction, ListenerProtocol};
 use super::params;
 use super::rules::{self, BackendRef};
 use super::target_groups::Backend;
+use crate::annotations::AnnotationErrors;
 use crate::stack::{Action, Binding, Rule, TargetGroup, TargetGroupRef, WeightedTargetGroup};
 
 /// What the group builder needs from the cluster.
@@ -27,9 +28,29 @@ pub struct Cluster<'a> {
 }
 
 /// A snapshot of Services, by namespace and name: what a pass reads, taken once (the model never
-/// calls back into the caller's caches).
-#[derive(Debug, Clone, Default)]
-pub struct Services(BTreeMap<(String, String), Arc<Service>>);
+/// calls back into the caller's caches). Each Service's `alb.ingress` annotations are parsed at
+/// most once per snapshot, however many paths point at it.
+#[derive(Debug, Default)]
+pub struct Services(BTreeMap<(String, String), KnownService>);
+
+/// A Service of the snapshot, and its target group annotations once parsed.
+#[derive(Debug)]
+pub struct KnownService {
+    pub service: Arc<Service>,
+    annotations: OnceLock<ParsedService>,
+}
+
+/// A Service's target group annotations and the warnings they give, or why they cannot be used.
+pub type ParsedService = Result<(TargetGroupAnnotations, Vec<String>), AnnotationErrors>;
+
+impl KnownService {
+    pub fn annotations(&self) -> &ParsedService {
+        self.annotations.get_or_init(|| {
+            let empty = BTreeMap::new();
+            annotations::parse_service(self.service.metadata.annotations.as_ref().unwrap_or(&empty))
+        })
+    }
+}
 
 impl Services {
     pub fn new(services: impl IntoIterator<Item = Arc<Service>>) -> Self {
@@ -39,13 +60,15 @@ impl Services {
                 s.metadata.name.clone().unwrap_or_default(),
             )
         };
-        Self(services.into_iter().map(|s| (key(&s), s)).collect())
+        let known = |service| KnownService {
+            service,
+            annotations: OnceLock::new(),
+        };
+        Self(services.into_iter().map(|s| (key(&s), known(s))).collect())
     }
 
-    pub fn get(&self, namespace: &str, name: &str) -> Option<&Service> {
-        self.0
-            .get(&(namespace.to_string(), name.to_string()))
-            .map(Arc::as_ref)
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&KnownService> {
+        self.0.get(&(namespace.to_string(), name.to_string()))
     }
 }
 
@@ -66,12 +89,13 @@ pub struct MemberModel {
 }
 
 pub fn member_model(
-    ingress: &Ingress,
-    params: Option<&IngressClassParamsSpec>,
+    member: &super::GroupMember,
     cluster: &Cluster,
     group: &GroupId,
     group_tags: &BTreeMap<String, String>,
 ) -> Result<MemberModel, String> {
+    let ingress = member.ingress;
+    let parsed = member.parsed.as_ref().map_err(Clone::clone)?;
     let Routes {
         annotations,
         rules,
@@ -80,7 +104,7 @@ pub fn member_model(
         bindings,
         warnings,
         adapted,
-    } = routes(ingress, params, cluster, group, group_tags)?;
+    } = routes(ingress, parsed, cluster, group, group_tags)?;
     let certificates = annotations.certificate_arns.clone().unwrap_or_default();
     let listen_ports = annotations.listen_ports.clone().unwrap_or_else(|| {
         if certificates.is_empty() {
@@ -112,7 +136,10 @@ pub fn member_bindings(
     cluster: &Cluster,
 ) -> Vec<Binding> {
     let group = super::group::group_of(ingress, params);
-    routes(ingress, params, cluster, &group, &BTreeMap::new())
+    let Ok(parsed) = parse_member(ingress, params) else {
+        return Vec::new();
+    };
+    routes(ingress, &parsed, cluster, &group, &BTreeMap::new())
         .map(|r| r.bindings)
         .unwrap_or_default()
 }
@@ -128,13 +155,19 @@ struct Routes {
     adapted: Vec<String>,
 }
 
-fn routes(
+/// An Ingress's annotations parsed, with its class's parameters over them.
+#[derive(Debug, Clone)]
+pub struct ParsedMember {
+    pub annotations: IngressAnnotations,
+    /// The target type the class parameters force, if they do.
+    pub forced_target_type: Option<lb_api::TargetType>,
+}
+
+/// Parses `ingress`'s annotations once and lays its class's parameters over them.
+pub fn parse_member(
     ingress: &Ingress,
     params: Option<&IngressClassParamsSpec>,
-    cluster: &Cluster,
-    group: &GroupId,
-    group_tags: &BTreeMap<String, String>,
-) -> Result<Routes, String> {
+) -> Result<ParsedMember, String> {
     let empty = BTreeMap::new();
     let mut annotations =
         annotations::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty))
@@ -145,6 +178,21 @@ fn routes(
     };
     // The class parameters' tags win over the annotation's, for target groups too.
     annotations.target_group.tags = annotations.tags.clone();
+    Ok(ParsedMember {
+        annotations,
+        forced_target_type,
+    })
+}
+
+fn routes(
+    ingress: &Ingress,
+    parsed: &ParsedMember,
+    cluster: &Cluster,
+    group: &GroupId,
+    group_tags: &BTreeMap<String, String>,
+) -> Result<Routes, String> {
+    let annotations = parsed.annotations.clone();
+    let forced_target_type = parsed.forced_target_type;
     let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
     let name = ingress.metadata.name.clone().unwrap_or_default();
     let binding_labels = group.binding_labels();
@@ -348,21 +396,11 @@ impl Resolver<'_> {
 /// Whether building `ingress` may need the account's certificates: it listens on HTTPS (by
 /// annotation or class parameters) without naming a certificate. The reconciler asks ACM only
 /// then.
-pub fn needs_certificate_discovery(
-    ingress: &Ingress,
-    params: Option<&IngressClassParamsSpec>,
-) -> bool {
-    let empty = BTreeMap::new();
-    let Ok(mut parsed) =
-        annotations::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty))
-    else {
+pub fn needs_certificate_discovery(member: &super::GroupMember) -> bool {
+    let Ok(parsed) = &member.parsed else {
         return false;
     };
-    if let Some(p) = params
-        && params::apply(p, &mut parsed).is_err()
-    {
-        return false;
-    }
+    let parsed = &parsed.annotations;
     parsed.certificate_arns.is_none()
         && parsed
             .listen_ports

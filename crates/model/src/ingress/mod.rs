@@ -86,11 +86,22 @@ impl Certificate {
     }
 }
 
-/// One Ingress of a group, with the parameters of its class.
-#[derive(Debug, Clone, Copy)]
+/// One Ingress of a group, its annotations parsed once (with its class's parameters over them):
+/// what every step of a pass reads.
+#[derive(Debug, Clone)]
 pub struct GroupMember<'a> {
     pub ingress: &'a Ingress,
-    pub params: Option<&'a IngressClassParamsSpec>,
+    /// The parsed annotations, or why they cannot be used.
+    pub parsed: Result<member::ParsedMember, String>,
+}
+
+impl<'a> GroupMember<'a> {
+    pub fn new(ingress: &'a Ingress, params: Option<&IngressClassParamsSpec>) -> Self {
+        Self {
+            ingress,
+            parsed: member::parse_member(ingress, params),
+        }
+    }
 }
 
 /// What became of one member.

@@ -11,9 +11,10 @@ use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::TargetType;
 
-use super::annotations::{ProtocolVersion, TargetGroupAnnotations, parse_service};
+use super::annotations::{ProtocolVersion, TargetGroupAnnotations};
 use super::group::GroupId;
 use super::json::{ListenerProtocol, ServicePortRef};
+use super::member::KnownService;
 use crate::naming::{self, IngressTargetGroup};
 use crate::service::annotations::HealthCheckPort;
 use crate::stack::{
@@ -55,12 +56,13 @@ pub struct Made {
 impl Backend<'_> {
     pub fn target_group(
         &self,
-        service: Option<&Service>,
+        known: Option<&KnownService>,
         service_name: &str,
         port_ref: &ServicePortRef,
     ) -> Result<Made, String> {
-        let service = service
-            .ok_or_else(|| format!("Service {}/{service_name} not found", self.namespace))?;
+        let known =
+            known.ok_or_else(|| format!("Service {}/{service_name} not found", self.namespace))?;
+        let service = known.service.as_ref();
         let port = find_port(service, port_ref).ok_or_else(|| {
             format!(
                 "Service {}/{service_name} has no port {}",
@@ -68,10 +70,11 @@ impl Backend<'_> {
                 port_text(port_ref)
             )
         })?;
-        let empty = BTreeMap::new();
-        let (on_service, warnings) =
-            parse_service(service.metadata.annotations.as_ref().unwrap_or(&empty))
-                .map_err(|e| format!("Service {}/{service_name}: {e}", self.namespace))?;
+        let (on_service, warnings) = known
+            .annotations()
+            .as_ref()
+            .map_err(|e| format!("Service {}/{service_name}: {e}", self.namespace))?;
+        let warnings = warnings.clone();
         let merged = on_service.over(self.annotations);
         let target_type = self
             .forced_target_type
