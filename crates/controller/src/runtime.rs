@@ -219,60 +219,24 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
             .with_leadership(leadership.clone())
             .with_target_rules(options.target_rules),
     );
-    let mut servers = Vec::new();
-    if let Some(webhook) = options.webhook {
-        servers.push(start_webhook(webhook, &ctx, &balancers).await?);
-    }
-    if let Some(metrics) = options.metrics {
-        let listener = listen(metrics.listen).await?;
-        servers.push(tokio::spawn(serve_metrics(
-            listener,
-            &ctx,
-            &metrics.calls,
-            leadership.clone(),
-        )));
-    }
-    if let Some(addr) = options.health {
-        let listener = listen(addr).await?;
-        let ingresses = balancers.ingresses.is_some();
-        servers.push(tokio::spawn(health::serve(
-            listener,
-            stores.clone(),
-            ingresses,
-        )));
-    }
+    let asked = Servers {
+        webhook: options.webhook,
+        metrics: options.metrics,
+        health: options.health,
+    };
+    let mut servers = start_servers(asked, &ctx, &balancers, &leadership).await?;
     servers.push(tokio::spawn(events.namespaces.for_each(|_| async {})));
     if let Some(ready) = ready {
         let _ = ready.send(ctx.clone());
     }
-    let service_reconciler = {
-        let (shutdown, client, scope) = (shutdown.clone(), ctx.client.clone(), scope.clone());
-        let leadership = leadership.clone();
-        async move {
-            if let Some(options) = balancers.services {
-                service::run(client, options, &scope, leadership, shutdown).await;
-            }
-        }
-    };
-    let ingress_reconciler = {
-        let (shutdown, client, scope) = (shutdown.clone(), ctx.client.clone(), scope.clone());
-        let (stores, leadership) = (stores.clone(), leadership.clone());
-        let ingress_watches = events.ingress;
-        async move {
-            if let Some(options) = balancers.ingresses {
-                let run = ingress::run(
-                    client,
-                    options,
-                    stores,
-                    ingress_watches,
-                    &scope,
-                    leadership,
-                    shutdown,
-                );
-                run.await;
-            }
-        }
-    };
+    let balancing = load_balancer_reconcilers(
+        balancers,
+        &ctx.client,
+        &scope,
+        (&stores, events.ingress),
+        &leadership,
+        shutdown.clone(),
+    );
     let binding_reconciler = controller
         .watches_stream(events.services, by_service(&stores))
         .watches_stream(events.slices, by_slice(&stores))
@@ -282,9 +246,91 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
         .graceful_shutdown_on(shutdown)
         .run(tgb::reconcile, tgb::error_policy, ctx.clone())
         .for_each(|result| report_outcome("binding reconcile", result));
-    futures::join!(binding_reconciler, service_reconciler, ingress_reconciler);
-    // What the last passes handed over lands before the standby takes over, so that its writes
-    // are not overtaken by ours; bounded, as a write that keeps failing must not hold the Lease.
+    futures::join!(binding_reconciler, balancing);
+    hand_over(&ctx, elector, servers).await;
+    Ok(())
+}
+
+/// The Service and Ingress reconcilers, each when given, run until `shutdown` resolves.
+async fn load_balancer_reconcilers<L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
+    balancers: LoadBalancerOptions<L, E, C>,
+    client: &Client,
+    scope: &WatchScope,
+    (stores, ingress_watches): (&Stores, ingress::Watches),
+    leadership: &Leadership,
+    shutdown: futures::future::Shared<impl Future<Output = ()> + Send + Sync + 'static>,
+) {
+    let services = async {
+        if let Some(options) = balancers.services {
+            let (client, leadership) = (client.clone(), leadership.clone());
+            service::run(client, options, scope, leadership, shutdown.clone()).await;
+        }
+    };
+    let ingresses = async {
+        if let Some(options) = balancers.ingresses {
+            let (client, stores, leadership) = (client.clone(), stores.clone(), leadership.clone());
+            let run = ingress::run(
+                client,
+                options,
+                stores,
+                ingress_watches,
+                scope,
+                leadership,
+                shutdown.clone(),
+            );
+            run.await;
+        }
+    };
+    futures::join!(services, ingresses);
+}
+
+/// The servers a run was asked for.
+struct Servers {
+    webhook: Option<WebhookOptions>,
+    metrics: Option<MetricsOptions>,
+    health: Option<SocketAddr>,
+}
+
+/// The webhooks, `/metrics` and the probes, each when asked for.
+async fn start_servers<A: Elbv2, L, E, C>(
+    options: Servers,
+    ctx: &Arc<ClusterContext<A>>,
+    balancers: &LoadBalancerOptions<L, E, C>,
+    leadership: &Leadership,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, RunError> {
+    let mut servers = Vec::new();
+    if let Some(webhook) = options.webhook {
+        servers.push(start_webhook(webhook, ctx, balancers).await?);
+    }
+    if let Some(metrics) = options.metrics {
+        let listener = listen(metrics.listen).await?;
+        servers.push(tokio::spawn(serve_metrics(
+            listener,
+            ctx,
+            &metrics.calls,
+            leadership.clone(),
+        )));
+    }
+    if let Some(addr) = options.health {
+        let listener = listen(addr).await?;
+        let ingresses = balancers.ingresses.is_some();
+        servers.push(tokio::spawn(health::serve(
+            listener,
+            ctx.stores.clone(),
+            ingresses,
+        )));
+    }
+    Ok(servers)
+}
+
+/// After the reconcilers stopped: what the last passes handed over lands before the standby
+/// takes over, so that its writes are not overtaken by ours (bounded, as a write that keeps
+/// failing must not hold the Lease); then the Lease is released and the servers stop.
+async fn hand_over<A>(
+    ctx: &ClusterContext<A>,
+    elector: Option<LeaderElector>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+) {
     let handed_over = futures::future::join(ctx.gate_writer.flush(), ctx.status_writer.flush());
     if tokio::time::timeout(WRITES_FLUSH, handed_over)
         .await
@@ -298,7 +344,6 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
     for server in servers {
         server.abort();
     }
-    Ok(())
 }
 
 /// The event streams of the shared watches: polling them keeps the caches in [`Stores`] filled.

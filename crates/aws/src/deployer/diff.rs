@@ -514,6 +514,21 @@ pub(crate) fn rule_is_ours(owner: &Owner, tags: &BTreeMap<String, String>) -> bo
     owner.owns(tags) || !tagged
 }
 
+/// Whether listener `have` is `desired` already (its default action's target groups by ARN).
+fn same_listener(
+    desired: &Listener,
+    have: &ExistingListener,
+    arn_of: &dyn Fn(&str) -> Option<String>,
+) -> bool {
+    let action = resolve(&desired.default_action, arn_of);
+    have.listener.protocol == desired.protocol
+        && have.listener.certificates == desired.certificates
+        && have.listener.ssl_policy == desired.ssl_policy
+        && have.listener.alpn_policy == desired.alpn_policy
+        && action.as_ref() == Some(&have.listener.default_action)
+        && changed(&desired.attributes, &have.listener.attributes).is_empty()
+}
+
 /// Listeners by port. On a load balancer being created or replaced every listener is new.
 fn listener_steps(
     stack: &Stack,
@@ -567,14 +582,7 @@ fn listener_steps(
                 listener: Box::new(desired.clone()),
             }),
             Some(have) => {
-                let action = resolve(&desired.default_action, arn_of);
-                let same = have.listener.protocol == desired.protocol
-                    && have.listener.certificates == desired.certificates
-                    && have.listener.ssl_policy == desired.ssl_policy
-                    && have.listener.alpn_policy == desired.alpn_policy
-                    && action.as_ref() == Some(&have.listener.default_action)
-                    && changed(&desired.attributes, &have.listener.attributes).is_empty();
-                if !same {
+                if !same_listener(desired, have, &arn_of) {
                     steps.push(Step::ModifyListener {
                         arn: have.arn.clone(),
                         listener: Box::new(desired.clone()),
@@ -591,13 +599,23 @@ fn listener_steps(
         }
         steps.extend(rule_changes);
     }
-    if !load_balancer_kept {
-        return;
+    if load_balancer_kept {
+        let holds = |r: &ExistingRule| ours(r) && held(r);
+        delete_listeners(stack, existing, &holds, steps);
     }
+}
+
+/// The existing listeners on ports the stack has no more, but those a held member's rules are
+/// on (`holds`): they stay with them.
+fn delete_listeners(
+    stack: &Stack,
+    existing: &Existing,
+    holds: &dyn Fn(&ExistingRule) -> bool,
+    steps: &mut Vec<Step>,
+) {
     for have in &existing.listeners {
-        // A listener only a held member's rules are on stays with them.
-        let holds = have.rules.iter().any(|r| ours(r) && held(r));
-        if !stack.listeners.iter().any(|l| l.port == have.listener.port) && !holds {
+        let held = have.rules.iter().any(holds);
+        if !stack.listeners.iter().any(|l| l.port == have.listener.port) && !held {
             steps.push(Step::DeleteListener {
                 arn: have.arn.clone(),
                 port: have.listener.port,

@@ -72,18 +72,7 @@ pub fn rule_steps(
         .map(|r| resolve(&r.action, context.arn_of))
         .collect();
     // 1. Identical rules.
-    let mut paired: Vec<Option<usize>> = vec![None; desired.len()];
-    let mut taken = vec![false; mine.len()];
-    for (i, slot) in paired.iter_mut().enumerate() {
-        let same = |have: &ExistingRule| {
-            resolved[i].as_ref() == Some(&have.rule.action)
-                && desired[i].conditions == have.rule.conditions
-        };
-        if let Some(j) = (0..mine.len()).find(|&j| !taken[j] && same(mine[j])) {
-            taken[j] = true;
-            *slot = Some(j);
-        }
-    }
+    let (mut paired, mut taken) = pair_identical(desired, &resolved, &mine);
     // A held member's rules left stay where they are, like someone else's.
     let held_left: Vec<usize> = (0..mine.len())
         .filter(|&j| !taken[j] && (context.held)(mine[j]))
@@ -138,6 +127,19 @@ pub fn rule_steps(
             });
         }
     }
+    create_and_tag(context, desired, &mine, &paired, &priorities, steps);
+}
+
+/// The creates of the desired rules no rule of ours took, then the tags of those taken (a
+/// moved rule's resource id changes).
+fn create_and_tag(
+    context: &RuleContext,
+    desired: &[Rule],
+    mine: &[&ExistingRule],
+    paired: &[Option<usize>],
+    priorities: &[u32],
+    steps: &mut Vec<Step>,
+) {
     for (i, slot) in paired.iter().enumerate() {
         if slot.is_none() {
             let tags = rule_tags(&desired[i], context.kind, context.port, priorities[i]);
@@ -163,6 +165,28 @@ pub fn rule_steps(
             );
         }
     }
+}
+
+/// For each desired rule, the first rule of `mine` with the same conditions and action (its
+/// target groups resolved); and which of `mine` are taken.
+fn pair_identical(
+    desired: &[Rule],
+    resolved: &[Option<Action>],
+    mine: &[&ExistingRule],
+) -> (Vec<Option<usize>>, Vec<bool>) {
+    let mut paired: Vec<Option<usize>> = vec![None; desired.len()];
+    let mut taken = vec![false; mine.len()];
+    for (i, slot) in paired.iter_mut().enumerate() {
+        let same = |have: &ExistingRule| {
+            resolved[i].as_ref() == Some(&have.rule.action)
+                && desired[i].conditions == have.rule.conditions
+        };
+        if let Some(j) = (0..mine.len()).find(|&j| !taken[j] && same(mine[j])) {
+            taken[j] = true;
+            *slot = Some(j);
+        }
+    }
+    (paired, taken)
 }
 
 /// Priorities for `count` rules in evaluation order: 1, 2, 3, ... skipping `occupied`.

@@ -104,19 +104,9 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
     let known = ctx.memory.known(&group.arn, KNOWLEDGE_TTL, now);
     let due = ctx.memory.due(&key);
     let look_due = due.is_some_and(|at| at <= now + LOOK_EARLY);
-    let paced = known.is_some() && !look_due && !ctx.memory.failing(&key);
-    if let (true, Some(previous)) = (paced, ctx.memory.last_start(&key)) {
-        // Paced, but never past the planned look. The pass comes back then rather than sleeping
-        // here, so the worker it would hold goes to other bindings meanwhile (with 100 bindings
-        // the sleeping passes kept the others waiting). Nothing changed yet: the planned look and
-        // any put-off status write are taken by that pass. A binding whose last pass failed is
-        // not paced: this early return would count as a success and reset its backoff.
-        let until = (previous + PASS_SPACING).min(due.unwrap_or(previous + PASS_SPACING));
-        let wait = until.saturating_duration_since(now);
-        if !wait.is_zero() {
-            ctx.metrics.phase("pace", wait);
-            return Ok(Action::requeue(wait));
-        }
+    if let Some(wait) = paced(ctx, &key, known.is_some() && !look_due, due, now) {
+        ctx.metrics.phase("pace", wait);
+        return Ok(Action::requeue(wait));
     }
     ctx.memory.pass_started(&key, now);
     let (target_type, desired) =
@@ -146,33 +136,162 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
         };
         plan::plan(&input, &clock)
     };
+    let pass = Pass {
+        binding,
+        ctx,
+        client,
+        group,
+    };
+    let looked = pass
+        .look(known, look_due, &plan_with, &registered_at)
+        .await?;
+    let seen = looked.looked_at.unwrap_or_else(Instant::now);
+    let mut plan = plan_with(&looked.health, seen);
+    report_rules(
+        binding, ctx, client, group, &key, &mut plan, &mut rules, seen,
+    )
+    .await;
+    tracing::debug!(
+        binding = %key,
+        looked = looked.looked_at.is_some(),
+        register = plan.register.len(),
+        gate_writes = plan.gate_writes.len(),
+        pending = plan.pending.len(),
+        next_look = ?plan.next_look,
+        "pass planned"
+    );
+    pass.finish(&key, plan, looked, due, rules.look, seen).await
+}
 
-    // What the group holds: known, or described whole now.
-    let (known, looked_at) = match known {
-        Some(known) => (known, None),
-        None => {
-            let health = describe(ctx, client, group, None).await?;
-            let at = Instant::now();
-            (
-                KnownTargets {
+/// How long a paced pass waits: never past the planned look. The pass comes back then rather
+/// than sleeping here, so the worker it would hold goes to other bindings meanwhile (with 100
+/// bindings the sleeping passes kept the others waiting). Nothing changed yet: the planned look
+/// and any put-off status write are taken by that pass. A binding whose last pass failed is not
+/// paced: this early return would count as a success and reset its backoff.
+fn paced<A, W>(
+    ctx: &Context<A, W>,
+    key: &str,
+    may_pace: bool,
+    due: Option<Instant>,
+    now: Instant,
+) -> Option<Duration> {
+    if !may_pace || ctx.memory.failing(key) {
+        return None;
+    }
+    let previous = ctx.memory.last_start(key)?;
+    let until = (previous + PASS_SPACING).min(due.unwrap_or(previous + PASS_SPACING));
+    let wait = until.saturating_duration_since(now);
+    (!wait.is_zero()).then_some(wait)
+}
+
+/// When the pass wants to look again: its plan's next look or the rules', the sooner.
+fn next_look(plan: &Plan, rules_look: Option<Instant>, seen: Instant) -> Option<Instant> {
+    let next = match plan.next_look {
+        NextLook::OnChange => None,
+        NextLook::After(delay) => Some(seen + delay),
+    };
+    match (next, rules_look) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// One binding's pass: what it works on.
+struct Pass<'a, A: Elbv2, W> {
+    binding: &'a TargetGroupBinding,
+    ctx: &'a Context<A, W>,
+    client: &'a A::Client,
+    group: &'a TargetGroupInfo,
+}
+
+/// What the pass knows of the group's targets after its look (if it looked).
+struct Looked {
+    health: Vec<TargetHealth>,
+    /// When the whole group was last described.
+    described_at: Instant,
+    /// When this pass looked (None: it did not).
+    looked_at: Option<Instant>,
+}
+
+impl<A: Elbv2, W: ClusterWrites> Pass<'_, A, W> {
+    /// Carries the plan out, remembers what the group holds and when to look again; the
+    /// pass's requeue.
+    async fn finish(
+        &self,
+        key: &str,
+        plan: Plan,
+        looked: Looked,
+        due: Option<Instant>,
+        rules_look: Option<Instant>,
+        seen: Instant,
+    ) -> Result<Action> {
+        let ctx = self.ctx;
+        let next = next_look(&plan, rules_look, seen);
+        // A pass that did not look keeps the look already planned, unless its own plan wants
+        // one sooner (it registered targets that may turn healthy first).
+        let keep_planned = looked.looked_at.is_none()
+            && due.is_some_and(|planned| next.is_none_or(|wanted| planned <= wanted));
+        let poll = plan.poll;
+        let health_after = plan.health_after.clone();
+        let status_later = execute(self.binding, ctx, self.client, self.group, plan, seen).await?;
+        ctx.memory.know(
+            &self.group.arn,
+            KnownTargets {
+                health: health_after,
+                described_at: looked.described_at,
+            },
+        );
+        let next = if keep_planned {
+            due
+        } else {
+            ctx.memory.set_poll(key, poll);
+            next
+        };
+        ctx.memory.set_due(key, next);
+        // A status write put off comes back at its time (not as a look).
+        let requeue = next.into_iter().chain(status_later).min();
+        Ok(match requeue {
+            None => Action::await_change(),
+            Some(at) => Action::requeue(at.saturating_duration_since(Instant::now())),
+        })
+    }
+
+    /// What the group holds: known, or described whole now; when a look is due, the targets
+    /// are registered and deregistered first, from what is known, then looked at.
+    async fn look(
+        &self,
+        known: Option<KnownTargets>,
+        look_due: bool,
+        plan_with: &(dyn Fn(&[TargetHealth], Instant) -> Plan + Sync),
+        registered_at: &(dyn Fn(&TargetKey) -> Option<Instant> + Sync),
+    ) -> Result<Looked> {
+        let (binding, ctx, client, group) = (self.binding, self.ctx, self.client, self.group);
+        let known = match known {
+            Some(known) => known,
+            None => {
+                let health = describe(ctx, client, group, None).await?;
+                let at = Instant::now();
+                return Ok(Looked {
                     health,
                     described_at: at,
-                },
-                Some(at),
-            )
+                    looked_at: Some(at),
+                });
+            }
+        };
+        let mut looked = Looked {
+            health: known.health,
+            described_at: known.described_at,
+            looked_at: None,
+        };
+        if !look_due {
+            return Ok(looked);
         }
-    };
-    let mut health = known.health;
-    let mut described_at = known.described_at;
-    let mut looked_at = looked_at;
-    if looked_at.is_none() && look_due {
-        // Register and deregister first, from what is known; then look.
-        let changes = plan_with(&health, Instant::now());
+        let changes = plan_with(&looked.health, Instant::now());
         change_targets(binding, ctx, client, group, &changes).await?;
-        health = changes.health_after;
+        let mut health = changes.health_after;
         // Only what can have changed: not the batches still on their way to healthy (the
         // targets this pass just registered among them).
-        let watched = polling::worth_asking(group, &health, &registered_at, Instant::now());
+        let watched = polling::worth_asking(group, &health, registered_at, Instant::now());
         if watched.is_empty() {
             // Nothing whose state can have changed: nothing to ask.
         } else if watched.len() * 2 < health.len() {
@@ -180,62 +299,13 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
             health = plan::merge_described(&health, &described);
         } else {
             health = describe(ctx, client, group, None).await?;
-            described_at = Instant::now();
+            looked.described_at = Instant::now();
         }
         // What this pass just changed stands, even if the describe does not show it yet.
-        health = plan::health_after(&health, &changes.deregister, &changes.register);
-        looked_at = Some(Instant::now());
+        looked.health = plan::health_after(&health, &changes.deregister, &changes.register);
+        looked.looked_at = Some(Instant::now());
+        Ok(looked)
     }
-    let seen = looked_at.unwrap_or_else(Instant::now);
-    let mut plan = plan_with(&health, seen);
-    report_rules(
-        binding, ctx, client, group, &key, &mut plan, &mut rules, seen,
-    )
-    .await;
-    tracing::debug!(
-        binding = %key,
-        looked = looked_at.is_some(),
-        register = plan.register.len(),
-        gate_writes = plan.gate_writes.len(),
-        pending = plan.pending.len(),
-        next_look = ?plan.next_look,
-        "pass planned"
-    );
-    let next = match plan.next_look {
-        NextLook::OnChange => None,
-        NextLook::After(delay) => Some(seen + delay),
-    };
-    let next = match (next, rules.look) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    // A pass that did not look keeps the look already planned, unless its own plan wants one
-    // sooner (it registered targets that may turn healthy first).
-    let keep_planned = looked_at.is_none()
-        && due.is_some_and(|planned| next.is_none_or(|wanted| planned <= wanted));
-    let poll = plan.poll;
-    let health_after = plan.health_after.clone();
-    let status_later = execute(binding, ctx, client, group, plan, seen).await?;
-    ctx.memory.know(
-        &group.arn,
-        KnownTargets {
-            health: health_after,
-            described_at,
-        },
-    );
-    let next = if keep_planned {
-        due
-    } else {
-        ctx.memory.set_poll(&key, poll);
-        next
-    };
-    ctx.memory.set_due(&key, next);
-    // A status write put off comes back at its time (not as a look).
-    let requeue = next.into_iter().chain(status_later).min();
-    Ok(match requeue {
-        None => Action::await_change(),
-        Some(at) => Action::requeue(at.saturating_duration_since(Instant::now())),
-    })
 }
 
 /// The binding's target type and desired targets, from the watch caches.

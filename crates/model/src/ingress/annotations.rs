@@ -414,28 +414,8 @@ fn target_group(reader: &mut AnnotationReader) -> (TargetGroupAnnotations, Vec<S
         "HTTPS" => Some(ListenerProtocol::Https),
         _ => None,
     };
-    let mut interval_seconds = reader.int(
-        "alb.ingress.kubernetes.io/healthcheck-interval-seconds",
-        1,
-        300,
-    );
-    if let Some(seconds) = interval_seconds.filter(|s| *s < MIN_INTERVAL) {
-        warnings.push(format!(
-            "annotation {}: \"{seconds}\" is below ALB's minimum health check interval; {MIN_INTERVAL} is used",
-            "alb.ingress.kubernetes.io/healthcheck-interval-seconds"
-        ));
-        interval_seconds = Some(MIN_INTERVAL);
-    }
-    let success_codes = reader.string("alb.ingress.kubernetes.io/success-codes");
-    if let Some(codes) = &success_codes
-        && !success_codes_valid(codes)
-    {
-        reader.reject(
-            "alb.ingress.kubernetes.io/success-codes",
-            codes,
-            "is not a list or range of status codes (HTTP 200-499, gRPC 0-99)",
-        );
-    }
+    let interval_seconds = interval(reader, &mut warnings);
+    let success_codes = success_codes(reader);
     let annotations = TargetGroupAnnotations {
         target_type: reader.one_of(
             "alb.ingress.kubernetes.io/target-type",
@@ -479,7 +459,7 @@ fn target_group(reader: &mut AnnotationReader) -> (TargetGroupAnnotations, Vec<S
             2,
             10,
         ),
-        success_codes: success_codes.filter(|c| success_codes_valid(c)),
+        success_codes,
         node_labels: reader
             .string_map("alb.ingress.kubernetes.io/target-node-labels")
             .unwrap_or_default(),
@@ -488,6 +468,31 @@ fn target_group(reader: &mut AnnotationReader) -> (TargetGroupAnnotations, Vec<S
         tags: BTreeMap::new(),
     };
     (annotations, warnings)
+}
+
+/// The health check interval; below ALB's minimum it is raised to it, with a warning.
+fn interval(reader: &mut AnnotationReader, warnings: &mut Vec<String>) -> Option<i32> {
+    const KEY: &str = "alb.ingress.kubernetes.io/healthcheck-interval-seconds";
+    let seconds = reader.int(KEY, 1, 300)?;
+    if seconds < MIN_INTERVAL {
+        warnings.push(format!(
+            "annotation {KEY}: \"{seconds}\" is below ALB's minimum health check interval; {MIN_INTERVAL} is used"
+        ));
+        return Some(MIN_INTERVAL);
+    }
+    Some(seconds)
+}
+
+/// The health check's success codes, when they are valid ones.
+fn success_codes(reader: &mut AnnotationReader) -> Option<String> {
+    const KEY: &str = "alb.ingress.kubernetes.io/success-codes";
+    let codes = reader.string(KEY)?;
+    if !success_codes_valid(&codes) {
+        let problem = "is not a list or range of status codes (HTTP 200-499, gRPC 0-99)";
+        reader.reject(KEY, &codes, problem);
+        return None;
+    }
+    Some(codes)
 }
 
 /// `200`, `200,202`, `200-299` (HTTP, 200-499) or gRPC codes (0-99), as ALB's matcher takes them.

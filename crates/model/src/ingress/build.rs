@@ -347,54 +347,29 @@ fn stack(
         .get()
         .copied()
         .unwrap_or(IpAddressType::Ipv4);
-    let with = |resource: &str| {
-        let mut t = BTreeMap::new();
-        for member in &merged.members {
-            t.extend(member.annotations.tags.clone());
-        }
-        // The defaults and ownership win over the members' tags (upstream's order).
-        t.extend(base_tags.clone());
-        t.insert(tags::INGRESS_RESOURCE.into(), resource.into());
-        t
-    };
+    let with = |resource: &str| resource_tags(merged, base_tags, resource);
     let listeners = listeners(merged, settings, &with);
     let security_groups: Option<Vec<String>> = group_settings.security_groups.get().cloned();
-    let managed_security_group = match &security_groups {
-        Some(_) => None,
-        None => Some(ManagedSecurityGroup {
-            name: naming::ingress_security_group(&settings.cluster, group),
-            ingress: ingress_rules(
-                &listeners,
-                group_settings.inbound_cidrs.get().map(Vec::as_slice),
-                group_settings.prefix_lists.get().map(Vec::as_slice),
-                ip_address_type,
-            ),
-            tags: with(tags::MANAGED_SECURITY_GROUP),
-        }),
-    };
+    let managed_security_group = security_groups.is_none().then(|| ManagedSecurityGroup {
+        name: naming::ingress_security_group(&settings.cluster, group),
+        ingress: ingress_rules(
+            &listeners,
+            group_settings.inbound_cidrs.get().map(Vec::as_slice),
+            group_settings.prefix_lists.get().map(Vec::as_slice),
+            ip_address_type,
+        ),
+        tags: with(tags::MANAGED_SECURITY_GROUP),
+    });
     let backend_security_group = settings
         .security_groups
         .attaches_backend(
             security_groups.is_some(),
             group_settings.manage_backend_rules.get().copied(),
         )
-        .map_err(|_| {
-            "annotation alb.ingress.kubernetes.io/manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off".to_string()
-        })?;
+        .map_err(|_| BACKEND_GROUP_DISABLED.to_string())?;
     let named_subnets: Option<&Vec<String>> = group_settings.subnets.get();
-    let annotation = "alb.ingress.kubernetes.io/subnets";
-    let (chosen, subnets_problem) = match choose_subnets(
-        named_subnets.map(Vec::as_slice),
-        subnets,
-        scheme.as_str(),
-        &settings.cluster,
-        annotation,
-    ) {
-        Ok(chosen) => (chosen, None),
-        // Discovery found nothing: fine for an ALB that exists (it keeps its subnets).
-        Err(problem) if named_subnets.is_none() => (Vec::new(), Some(problem)),
-        Err(problem) => return Err(problem),
-    };
+    let (chosen, subnets_problem) =
+        subnet_mappings(named_subnets, subnets, scheme, &settings.cluster)?;
     let (attributes, target_groups, mut bindings) = member_resources(merged);
     // The targets admit the backend group, or without one the managed group (upstream's).
     if !backend_security_group && managed_security_group.is_none() {
@@ -416,14 +391,7 @@ fn stack(
             kind: LoadBalancerKind::Application,
             scheme: scheme.as_str().to_string(),
             ip_address_type: ip_address_type.as_str().to_string(),
-            subnets: chosen
-                .iter()
-                .map(|s| SubnetMapping {
-                    subnet_id: s.id.clone(),
-                    allocation_id: None,
-                    private_ipv4_address: None,
-                })
-                .collect(),
+            subnets: chosen,
             subnets_named: named_subnets.is_some(),
             subnets_problem,
             security_groups: security_groups.unwrap_or_default(),
@@ -438,6 +406,55 @@ fn stack(
         external_managed_tags: settings.external_managed_tags.clone(),
         held_members: Vec::new(),
     })
+}
+
+const BACKEND_GROUP_DISABLED: &str = "annotation alb.ingress.kubernetes.io/manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off";
+
+/// The tags of the group's resource `resource`: every member's, then the defaults and ownership
+/// over them (upstream's order).
+fn resource_tags(
+    merged: &Merged,
+    base_tags: &BTreeMap<String, String>,
+    resource: &str,
+) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::new();
+    for member in &merged.members {
+        tags.extend(member.annotations.tags.clone());
+    }
+    tags.extend(base_tags.clone());
+    tags.insert(tags::INGRESS_RESOURCE.into(), resource.into());
+    tags
+}
+
+/// The ALB's subnets: those named, or discovered for `scheme`; and why none was discovered
+/// (fine for an ALB that exists: it keeps its own).
+fn subnet_mappings(
+    named: Option<&Vec<String>>,
+    subnets: &[Subnet],
+    scheme: Scheme,
+    cluster: &str,
+) -> Result<(Vec<SubnetMapping>, Option<String>), String> {
+    let annotation = "alb.ingress.kubernetes.io/subnets";
+    let chosen = match choose_subnets(
+        named.map(Vec::as_slice),
+        subnets,
+        scheme.as_str(),
+        cluster,
+        annotation,
+    ) {
+        Ok(chosen) => chosen,
+        Err(problem) if named.is_none() => return Ok((Vec::new(), Some(problem))),
+        Err(problem) => return Err(problem),
+    };
+    let mappings = chosen
+        .iter()
+        .map(|s| SubnetMapping {
+            subnet_id: s.id.clone(),
+            allocation_id: None,
+            private_ipv4_address: None,
+        })
+        .collect();
+    Ok((mappings, None))
 }
 
 /// The members' load balancer attributes, target groups and bindings, each once.
@@ -512,16 +529,7 @@ fn listeners(
                     .flat_map(|m| m.rules.iter().cloned())
                     .collect(),
             };
-            let mut attributes = BTreeMap::new();
-            for member in &merged.members {
-                if let Some(a) = member
-                    .annotations
-                    .listener_attributes
-                    .get(&(protocol, port))
-                {
-                    attributes.extend(a.clone());
-                }
-            }
+            let attributes = listener_attributes(merged, protocol, port);
             Listener {
                 port,
                 protocol: protocol.as_str().into(),
@@ -539,14 +547,7 @@ fn listeners(
                 }),
                 alpn_policy: None,
                 default_action: match redirect {
-                    Some(to) => Action::Redirect(Redirect {
-                        protocol: Some("HTTPS".into()),
-                        port: Some(to.clone()),
-                        host: None,
-                        path: None,
-                        query: None,
-                        status_code: "HTTP_301".into(),
-                    }),
+                    Some(to) => https_redirect(to),
                     None => default_action.clone(),
                 },
                 rules,
@@ -555,6 +556,37 @@ fn listeners(
             }
         })
         .collect()
+}
+
+/// The attributes the members set on the listener `protocol`:`port`, later members over earlier.
+fn listener_attributes(
+    merged: &Merged,
+    protocol: ListenerProtocol,
+    port: u16,
+) -> BTreeMap<String, String> {
+    let mut attributes = BTreeMap::new();
+    for member in &merged.members {
+        if let Some(a) = member
+            .annotations
+            .listener_attributes
+            .get(&(protocol, port))
+        {
+            attributes.extend(a.clone());
+        }
+    }
+    attributes
+}
+
+/// `ssl-redirect`'s action: HTTPS on port `to`, permanently.
+fn https_redirect(to: &str) -> Action {
+    Action::Redirect(Redirect {
+        protocol: Some("HTTPS".into()),
+        port: Some(to.to_string()),
+        host: None,
+        path: None,
+        query: None,
+        status_code: "HTTP_301".into(),
+    })
 }
 
 /// The listener ports open to the inbound CIDRs and prefix lists (when neither is named,

@@ -53,6 +53,14 @@ pub struct Made {
     pub adapted: Option<String>,
 }
 
+/// A Service found, its port, and its target group annotations with their warnings.
+type LookedUp<'k> = (
+    &'k Service,
+    &'k ServicePort,
+    &'k TargetGroupAnnotations,
+    &'k Vec<String>,
+);
+
 impl Backend<'_> {
     pub fn target_group(
         &self,
@@ -60,20 +68,7 @@ impl Backend<'_> {
         service_name: &str,
         port_ref: &ServicePortRef,
     ) -> Result<Made, String> {
-        let known =
-            known.ok_or_else(|| format!("Service {}/{service_name} not found", self.namespace))?;
-        let service = known.service.as_ref();
-        let port = find_port(service, port_ref).ok_or_else(|| {
-            format!(
-                "Service {}/{service_name} has no port {}",
-                self.namespace,
-                port_text(port_ref)
-            )
-        })?;
-        let (on_service, warnings) = known
-            .annotations()
-            .as_ref()
-            .map_err(|e| format!("Service {}/{service_name}: {e}", self.namespace))?;
+        let (service, port, on_service, warnings) = self.lookup(known, service_name, port_ref)?;
         let warnings = warnings.clone();
         let merged = on_service.over(self.annotations);
         let target_type = self
@@ -86,16 +81,7 @@ impl Backend<'_> {
                 self.namespace, port.port
             )
         })?);
-        let ip_address_type = match (has_ipv6_family(service), self.dualstack) {
-            (false, _) => "ipv4",
-            (true, true) => "ipv6",
-            (true, false) => {
-                return Err(format!(
-                    "Service {}/{service_name} has the IPv6 family, which needs a dualstack load balancer: set annotation alb.ingress.kubernetes.io/ip-address-type: dualstack",
-                    self.namespace,
-                ));
-            }
-        };
+        let ip_address_type = self.ip_address_type(service, service_name)?;
         let protocol = merged.backend_protocol.unwrap_or(ListenerProtocol::Http);
         let version = merged.protocol_version.unwrap_or(ProtocolVersion::Http1);
         let (health_check, adapted) =
@@ -151,6 +137,47 @@ impl Backend<'_> {
             warnings,
             adapted,
         })
+    }
+
+    /// The Service, its port `port_ref`, and its target group annotations with their warnings.
+    fn lookup<'k>(
+        &self,
+        known: Option<&'k KnownService>,
+        service_name: &str,
+        port_ref: &ServicePortRef,
+    ) -> Result<LookedUp<'k>, String> {
+        let known =
+            known.ok_or_else(|| format!("Service {}/{service_name} not found", self.namespace))?;
+        let service = known.service.as_ref();
+        let port = find_port(service, port_ref).ok_or_else(|| {
+            format!(
+                "Service {}/{service_name} has no port {}",
+                self.namespace,
+                port_text(port_ref)
+            )
+        })?;
+        let (on_service, warnings) = known
+            .annotations()
+            .as_ref()
+            .map_err(|e| format!("Service {}/{service_name}: {e}", self.namespace))?;
+        Ok((service, port, on_service, warnings))
+    }
+
+    /// The targets' address type: IPv6 for a Service of that family, which needs a dualstack
+    /// load balancer.
+    fn ip_address_type(
+        &self,
+        service: &Service,
+        service_name: &str,
+    ) -> Result<&'static str, String> {
+        match (has_ipv6_family(service), self.dualstack) {
+            (false, _) => Ok("ipv4"),
+            (true, true) => Ok("ipv6"),
+            (true, false) => Err(format!(
+                "Service {}/{service_name} has the IPv6 family, which needs a dualstack load balancer: set annotation alb.ingress.kubernetes.io/ip-address-type: dualstack",
+                self.namespace,
+            )),
+        }
     }
 
     /// The binding of target group `name`: same name, so pods can be gated before it exists.

@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use lb_api::TargetType;
 
 use super::annotations::ServiceAnnotations;
-use super::ports::{PortContext, PortResources, names};
+use super::ports::{PortContext, names};
 use super::subnets::{Subnet, choose_subnets};
 use crate::naming;
 use crate::service::annotations::{IpAddressType, PortRef, ProxyProtocol, Scheme};
@@ -131,10 +131,11 @@ pub fn build(
         Scheme::InternetFacing => "internet-facing",
     };
     let ip_address_type = load_balancer_ip_address_type(annotations);
+    let explicit_groups = annotations.security_groups.is_some();
     let backend_security_group = settings
         .security_groups
         .attaches_backend(
-            annotations.security_groups.is_some(),
+            explicit_groups,
             annotations.manage_backend_security_group_rules,
         )
         .map_err(|_| BuildError::BackendSecurityGroupDisabled)?;
@@ -145,39 +146,23 @@ pub fn build(
     let stack_id = format!("{}/{}", identity.namespace, identity.name);
     let base_tags = |resource: &str| ownership_tags(settings, annotations, &stack_id, resource);
     let warnings = warnings(annotations, &ports);
-    let PortResources {
-        target_groups,
-        listeners,
-        bindings,
-        adapted,
-    } = context.port_resources(&ports, &base_tags)?;
-    let lb_name = annotations
-        .name
-        .clone()
+    let resources = context.port_resources(&ports, &base_tags)?;
+    let listeners = resources.listeners;
+    let lb_name = (annotations.name.clone())
         .unwrap_or_else(|| naming::service_load_balancer(&settings.cluster, identity, scheme));
     let mut attributes = annotations.load_balancer_attributes.clone();
     // The older specific annotations win over the attributes annotation, as upstream.
     attributes.extend(annotations.legacy_attributes.clone());
-    let managed_security_group = match &annotations.security_groups {
-        Some(_) => None,
-        None => Some(ManagedSecurityGroup {
+    let managed_security_group = annotations.security_groups.is_none().then(|| {
+        let sources = rule_sources_of(&spec, annotations, ip_address_type);
+        ManagedSecurityGroup {
             name: naming::service_security_group(&settings.cluster, identity),
-            ingress: ingress_rules(
-                &listeners,
-                &rule_sources_of(&spec, annotations, ip_address_type),
-            ),
+            ingress: ingress_rules(&listeners, &sources),
             tags: base_tags(tags::MANAGED_SECURITY_GROUP),
-        }),
-    };
+        }
+    });
     let (subnets, subnets_problem) =
-        match subnet_mappings(annotations, subnets, scheme, &settings.cluster) {
-            Ok(subnets) => (subnets, None),
-            // Discovery found nothing: fine for an NLB that exists (it keeps its subnets).
-            Err(BuildError::Subnets(problem)) if annotations.subnets.is_none() => {
-                (Vec::new(), Some(problem))
-            }
-            Err(error) => return Err(error),
-        };
+        chosen_subnets(annotations, subnets, scheme, &settings.cluster)?;
     let mut stack = Stack {
         id: stack_id.clone(),
         kind: StackKind::Service,
@@ -196,23 +181,52 @@ pub fn build(
         managed_security_group,
         backend_security_group,
         listeners,
-        target_groups,
-        bindings,
+        target_groups: resources.target_groups,
+        bindings: resources.bindings,
         external_managed_tags: settings.external_managed_tags.clone(),
         held_members: Vec::new(),
     };
-    if annotations.disable_nlb_security_groups == Some(true) {
-        if annotations.security_groups.is_some() {
-            return Err(BuildError::SecurityGroupsDisabled);
-        }
-        let named = named_source_ranges(&spec, annotations);
-        super::by_address::admit_by_address(&mut stack, named.as_deref());
-    }
+    without_security_groups(&mut stack, &spec, annotations)?;
     Ok(Built {
         stack,
         warnings,
-        adapted,
+        adapted: resources.adapted,
     })
+}
+
+/// The NLB's subnets (named, or discovered for `scheme`), and why none was discovered: no
+/// matter for an NLB that exists, which keeps its own.
+fn chosen_subnets(
+    annotations: &ServiceAnnotations,
+    subnets: &[Subnet],
+    scheme: &str,
+    cluster: &str,
+) -> Result<(Vec<SubnetMapping>, Option<String>), BuildError> {
+    match subnet_mappings(annotations, subnets, scheme, cluster) {
+        Ok(subnets) => Ok((subnets, None)),
+        Err(BuildError::Subnets(problem)) if annotations.subnets.is_none() => {
+            Ok((Vec::new(), Some(problem)))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `disable-nlb-sg: "true"`: an NLB without security groups, its targets admitting it by
+/// address; refused with groups named.
+fn without_security_groups(
+    stack: &mut Stack,
+    spec: &ServiceSpec,
+    annotations: &ServiceAnnotations,
+) -> Result<(), BuildError> {
+    if annotations.disable_nlb_security_groups != Some(true) {
+        return Ok(());
+    }
+    if annotations.security_groups.is_some() {
+        return Err(BuildError::SecurityGroupsDisabled);
+    }
+    let named = named_source_ranges(spec, annotations);
+    super::by_address::admit_by_address(stack, named.as_deref());
+    Ok(())
 }
 
 /// `dualstack` when the annotation says so, else `ipv4`.
