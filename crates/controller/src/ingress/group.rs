@@ -184,7 +184,7 @@ async fn report_outcomes<'a, W: StackWrites>(
                 .await;
         }
         if let Some(error) = &outcome.error {
-            broken.push((ingress, error.clone()));
+            broken.push((ingress, error.to_string()));
         }
     }
     for (ingress, why) in &broken {

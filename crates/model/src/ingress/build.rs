@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 
 use super::annotations::{IngressAnnotations, IpAddressType, Scheme};
+use super::error::MemberError;
 use super::json::ListenerProtocol;
 use super::member::{Cluster, MemberModel, member_model};
 use super::{BuiltGroup, GroupId, GroupMember, MemberOutcome};
@@ -39,14 +40,20 @@ impl<T> Default for Claim<T> {
 
 impl<T: Clone + PartialEq + ClaimText> Claim<T> {
     /// Checks `value` against what an earlier member set; records it when first.
-    fn claim(&mut self, annotation: &str, value: Option<&T>, member: &str) -> Result<(), String> {
+    fn claim(
+        &mut self,
+        annotation: &'static str,
+        value: Option<&T>,
+        member: &str,
+    ) -> Result<(), MemberError> {
         let Some(value) = value else { return Ok(()) };
         match &self.0 {
-            Some((have, by)) if have != value => Err(format!(
-                "annotation {annotation}: {:?} conflicts with {:?} of {by} in the same group",
-                value.text(),
-                have.text()
-            )),
+            Some((have, by)) if have != value => Err(MemberError::Conflict {
+                annotation,
+                value: value.text(),
+                have: have.text(),
+                member: by.clone(),
+            }),
             Some(_) => Ok(()),
             None => {
                 self.0 = Some((value.clone(), member.to_string()));
@@ -120,7 +127,7 @@ struct GroupSettings {
 
 impl GroupSettings {
     /// Claims every group-wide setting `a` makes for `member`.
-    fn claim(&mut self, a: &IngressAnnotations, member: &str) -> Result<(), String> {
+    fn claim(&mut self, a: &IngressAnnotations, member: &str) -> Result<(), MemberError> {
         self.scheme.claim(
             "alb.ingress.kubernetes.io/scheme",
             a.scheme.as_ref(),
@@ -183,7 +190,7 @@ struct Merged {
 
 impl Merged {
     /// Adds `model` unless it contradicts the members already in, or breaks a quota.
-    fn add(&mut self, model: MemberModel) -> Result<(), String> {
+    fn add(&mut self, model: MemberModel) -> Result<(), MemberError> {
         let mut settings = self.settings.clone();
         settings.claim(&model.annotations, &model.key)?;
         self.fits(&model)?;
@@ -196,7 +203,7 @@ impl Merged {
     }
 
     /// Ports, default backend and quotas with `model` added.
-    fn fits(&self, model: &MemberModel) -> Result<(), String> {
+    fn fits(&self, model: &MemberModel) -> Result<(), MemberError> {
         for (protocol, port) in &model.listen_ports {
             let clash = self.members.iter().find(|m| {
                 m.listen_ports
@@ -204,17 +211,15 @@ impl Merged {
                     .any(|(p, q)| q == port && p != protocol)
             });
             if let Some(other) = clash {
-                return Err(format!(
-                    "listens on port {port} with {}, which {} uses with the other protocol",
-                    protocol.as_str(),
-                    other.key
-                ));
+                return Err(MemberError::PortProtocol {
+                    port: *port,
+                    protocol: protocol.as_str(),
+                    other: other.key.clone(),
+                });
             }
         }
         if let (Some(_), Some((_, by))) = (&model.default_action, &self.default_action) {
-            return Err(format!(
-                "has a default backend, and so does {by}; a group has one"
-            ));
+            return Err(MemberError::SecondDefaultBackend { other: by.clone() });
         }
         let target_groups = self
             .members
@@ -223,9 +228,9 @@ impl Merged {
             .sum::<usize>()
             + model.target_groups.len();
         if target_groups > MAX_TARGET_GROUPS {
-            return Err(format!(
-                "would bring the group to {target_groups} target groups; an ALB has at most {MAX_TARGET_GROUPS}"
-            ));
+            return Err(MemberError::TooManyTargetGroups {
+                count: target_groups,
+            });
         }
         for (_, port) in &model.listen_ports {
             let rules: usize = self
@@ -236,17 +241,17 @@ impl Merged {
                 .sum::<usize>()
                 + model.rules.len();
             if rules > MAX_RULES_PER_LISTENER {
-                return Err(format!(
-                    "would bring listener {port} to {rules} rules; a listener has at most {MAX_RULES_PER_LISTENER}"
-                ));
+                return Err(MemberError::TooManyRules {
+                    port: *port,
+                    count: rules,
+                });
             }
         }
         let certificates = self.certificates_with(model);
         if certificates.len() > MAX_CERTIFICATES_PER_LISTENER {
-            return Err(format!(
-                "would bring the group to {} certificates; a listener has at most {MAX_CERTIFICATES_PER_LISTENER}",
-                certificates.len()
-            ));
+            return Err(MemberError::TooManyCertificates {
+                count: certificates.len(),
+            });
         }
         if let Some(port) = model
             .annotations
@@ -259,9 +264,7 @@ impl Merged {
             let any =
                 https(&model.listen_ports) || self.members.iter().any(|m| https(&m.listen_ports));
             if model.annotations.ssl_redirect.is_some() && !any {
-                return Err(format!(
-                    "annotation alb.ingress.kubernetes.io/ssl-redirect: \"{port}\" names no HTTPS listener of the group (listen-ports)"
-                ));
+                return Err(MemberError::SslRedirectWithoutHttps { port });
             }
         }
         Ok(())
@@ -335,7 +338,7 @@ fn stack(
     settings: &super::IngressSettings,
     subnets: &[Subnet],
     base_tags: &BTreeMap<String, String>,
-) -> Result<Stack, String> {
+) -> Result<Stack, MemberError> {
     let group_settings = &merged.settings;
     let scheme = group_settings
         .scheme
@@ -366,7 +369,7 @@ fn stack(
             security_groups.is_some(),
             group_settings.manage_backend_rules.get().copied(),
         )
-        .map_err(|_| BACKEND_GROUP_DISABLED.to_string())?;
+        .map_err(|_| MemberError::BackendGroupDisabled)?;
     let named_subnets: Option<&Vec<String>> = group_settings.subnets.get();
     let (chosen, subnets_problem) =
         subnet_mappings(named_subnets, subnets, scheme, &settings.cluster)?;
@@ -408,8 +411,6 @@ fn stack(
     })
 }
 
-const BACKEND_GROUP_DISABLED: &str = "annotation alb.ingress.kubernetes.io/manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off";
-
 /// The tags of the group's resource `resource`: every member's, then the defaults and ownership
 /// over them (upstream's order).
 fn resource_tags(
@@ -433,7 +434,7 @@ fn subnet_mappings(
     subnets: &[Subnet],
     scheme: Scheme,
     cluster: &str,
-) -> Result<(Vec<SubnetMapping>, Option<String>), String> {
+) -> Result<(Vec<SubnetMapping>, Option<String>), MemberError> {
     let annotation = "alb.ingress.kubernetes.io/subnets";
     let chosen = match choose_subnets(
         named.map(Vec::as_slice),
@@ -444,7 +445,7 @@ fn subnet_mappings(
     ) {
         Ok(chosen) => chosen,
         Err(problem) if named.is_none() => return Ok((Vec::new(), Some(problem))),
-        Err(problem) => return Err(problem),
+        Err(problem) => return Err(MemberError::Subnets(problem)),
     };
     let mappings = chosen
         .iter()

@@ -189,7 +189,11 @@ fn ssl_redirect_makes_http_redirect_and_https_carry_the_rules() {
     let built = build(&implicit("demo", "bad"), &[bad], &[]);
     assert!(built.stack.is_none());
     assert_eq!(
-        built.outcomes[0].error.as_deref(),
+        built.outcomes[0]
+            .error
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
         Some(
             "annotation alb.ingress.kubernetes.io/ssl-redirect: \"443\" names no HTTPS listener of the group (listen-ports)"
         )
@@ -231,8 +235,8 @@ fn https_without_a_given_certificate_discovers_one_by_host() {
     assert!(
         built.outcomes[0]
             .error
-            .as_deref()
-            .is_some_and(|e| e.contains("no ACM certificate covers it"))
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("no ACM certificate covers it"))
     );
 }
 
@@ -272,11 +276,12 @@ fn a_bad_member_is_left_out_and_the_group_goes_on() {
         member("missing", "5", json!({}), "nowhere"),
     ];
     let built = build(&group, &members, &[]);
-    let errors: Vec<(&str, Option<&str>)> = built
+    let texts: Vec<(&str, Option<String>)> = built
         .outcomes
         .iter()
-        .map(|o| (o.key.as_str(), o.error.as_deref()))
+        .map(|o| (o.key.as_str(), o.error.as_ref().map(ToString::to_string)))
         .collect();
+    let errors: Vec<(&str, Option<&str>)> = texts.iter().map(|(k, e)| (*k, e.as_deref())).collect();
     assert_eq!(errors[0], ("demo/web", None));
     assert_eq!(errors[1], ("demo/api", None));
     assert_eq!(

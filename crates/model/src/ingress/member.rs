@@ -11,6 +11,7 @@ use lb_api::IngressClassParamsSpec;
 
 use super::GroupId;
 use super::annotations::{self, IngressAnnotations, TargetGroupAnnotations};
+use super::error::MemberError;
 use super::json::{ActionTarget, AnnotationAction, ListenerProtocol};
 use super::params;
 use super::rules::{self, BackendRef};
@@ -93,7 +94,7 @@ pub fn member_model(
     cluster: &Cluster,
     group: &GroupId,
     group_tags: &BTreeMap<String, String>,
-) -> Result<MemberModel, String> {
+) -> Result<MemberModel, MemberError> {
     let ingress = member.ingress;
     let parsed = member.parsed.as_ref().map_err(Clone::clone)?;
     let Routes {
@@ -167,11 +168,10 @@ pub struct ParsedMember {
 pub fn parse_member(
     ingress: &Ingress,
     params: Option<&IngressClassParamsSpec>,
-) -> Result<ParsedMember, String> {
+) -> Result<ParsedMember, MemberError> {
     let empty = BTreeMap::new();
     let mut annotations =
-        annotations::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty))
-            .map_err(|e| e.to_string())?;
+        annotations::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty))?;
     let forced_target_type = match params {
         Some(p) => params::apply(p, &mut annotations)?,
         None => None,
@@ -190,7 +190,7 @@ fn routes(
     cluster: &Cluster,
     group: &GroupId,
     group_tags: &BTreeMap<String, String>,
-) -> Result<Routes, String> {
+) -> Result<Routes, MemberError> {
     let annotations = parsed.annotations.clone();
     let forced_target_type = parsed.forced_target_type;
     let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
@@ -223,7 +223,7 @@ fn routes(
     let mut rule_tags = annotations.tags.clone();
     rule_tags.extend(group_tags.clone());
     let mut rules = Vec::new();
-    for path in rules::path_rules(ingress, &annotations).map_err(|e| e.to_string())? {
+    for path in rules::path_rules(ingress, &annotations)? {
         rules.push(Rule {
             conditions: path.conditions,
             action: resolver.action(&path.backend)?,
@@ -236,7 +236,7 @@ fn routes(
         .and_then(|s| s.default_backend.as_ref())
     {
         Some(b) => {
-            let backend = rules::backend(b, &annotations).map_err(|e| e.to_string())?;
+            let backend = rules::backend(b, &annotations)?;
             Some(resolver.action(&backend)?)
         }
         None => None,
@@ -266,7 +266,7 @@ fn certificates_for(
     given: Vec<String>,
     rules: &[Rule],
     cluster: &Cluster,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, MemberError> {
     let https = listen_ports
         .iter()
         .find(|(p, _)| *p == ListenerProtocol::Https);
@@ -290,16 +290,15 @@ fn certificates_for(
             Some(c) if !found.contains(&c.arn) => found.push(c.arn.clone()),
             Some(_) => {}
             None => {
-                return Err(format!(
-                    "listener HTTPS:{port} needs a certificate for host {host:?}: no ACM certificate covers it; set annotation alb.ingress.kubernetes.io/certificate-arn"
-                ));
+                return Err(MemberError::NoCertificateForHost {
+                    port: *port,
+                    host: host.to_string(),
+                });
             }
         }
     }
     if found.is_empty() {
-        return Err(format!(
-            "listener HTTPS:{port} needs a certificate: set annotation alb.ingress.kubernetes.io/certificate-arn, or give the rules hosts an ACM certificate covers"
-        ));
+        return Err(MemberError::NoCertificate { port: *port });
     }
     Ok(found)
 }
@@ -316,7 +315,7 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn action(&mut self, backend: &BackendRef) -> Result<Action, String> {
+    fn action(&mut self, backend: &BackendRef) -> Result<Action, MemberError> {
         match backend {
             BackendRef::Service { name, port } => {
                 let id = self.target_group(name, port)?;
@@ -328,14 +327,17 @@ impl Resolver<'_> {
                     .annotations
                     .actions
                     .get(name)
-                    .ok_or_else(|| format!("annotation {key} is not set"))?;
+                    .ok_or_else(|| MemberError::ActionNotSet { key: key.clone() })?;
                 self.annotation_action(action)
-                    .map_err(|e| format!("annotation {key}: {e}"))
+                    .map_err(|e| MemberError::Action {
+                        key,
+                        source: Box::new(e),
+                    })
             }
         }
     }
 
-    fn annotation_action(&mut self, action: &AnnotationAction) -> Result<Action, String> {
+    fn annotation_action(&mut self, action: &AnnotationAction) -> Result<Action, MemberError> {
         match action {
             AnnotationAction::Redirect(r) => Ok(Action::Redirect(r.clone())),
             AnnotationAction::FixedResponse(f) => Ok(Action::FixedResponse(f.clone())),
@@ -351,9 +353,7 @@ impl Resolver<'_> {
                         }
                         ActionTarget::Arn(arn) => TargetGroupRef::Arn(arn.clone()),
                         ActionTarget::Name(name) => {
-                            return Err(format!(
-                                "targetGroupName {name:?} is not supported yet; name it by targetGroupARN"
-                            ));
+                            return Err(MemberError::TargetGroupName(name.clone()));
                         }
                     };
                     target_groups.push(WeightedTargetGroup {
@@ -379,7 +379,7 @@ impl Resolver<'_> {
         &mut self,
         service: &str,
         port: &super::json::ServicePortRef,
-    ) -> Result<String, String> {
+    ) -> Result<String, MemberError> {
         let found = self.cluster.services.get(self.backend.namespace, service);
         let made = self.backend.target_group(found, service, port)?;
         let id = made.target_group.resource_id.clone();

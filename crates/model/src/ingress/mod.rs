@@ -12,6 +12,7 @@
 pub mod annotations;
 pub mod build;
 pub mod class;
+pub mod error;
 pub mod group;
 pub mod json;
 pub mod member;
@@ -92,7 +93,7 @@ impl Certificate {
 pub struct GroupMember<'a> {
     pub ingress: &'a Ingress,
     /// The parsed annotations, or why they cannot be used.
-    pub parsed: Result<member::ParsedMember, String>,
+    pub parsed: Result<member::ParsedMember, error::MemberError>,
 }
 
 impl<'a> GroupMember<'a> {
@@ -110,7 +111,7 @@ pub struct MemberOutcome {
     /// `<namespace>/<name>`.
     pub key: String,
     /// Why the member is not in the ALB (a Warning names it); None when it is.
-    pub error: Option<String>,
+    pub error: Option<error::MemberError>,
     pub warnings: Vec<String>,
     /// Defaults adapted to what the member set (a Normal Event names each).
     pub adapted: Vec<String>,

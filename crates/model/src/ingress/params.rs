@@ -6,11 +6,12 @@ use ipnet::IpNet;
 use lb_api::{IngressClassParamsSpec, TargetType};
 
 use super::annotations::{IngressAnnotations, IpAddressType, Scheme};
+use super::error::MemberError;
 use super::json::ListenerProtocol;
 
 /// What the validating webhook says of `spec`: the problem that refuses it (naming the field and
 /// the value), or the warnings it is admitted with (fields accepted but not built yet).
-pub fn validate(spec: &IngressClassParamsSpec) -> Result<Vec<String>, String> {
+pub fn validate(spec: &IngressClassParamsSpec) -> Result<Vec<String>, MemberError> {
     let mut scratch = IngressAnnotations::default();
     apply(spec, &mut scratch)?;
     let unsupported = [
@@ -34,7 +35,7 @@ pub fn validate(spec: &IngressClassParamsSpec) -> Result<Vec<String>, String> {
 pub fn apply(
     spec: &IngressClassParamsSpec,
     annotations: &mut IngressAnnotations,
-) -> Result<Option<TargetType>, String> {
+) -> Result<Option<TargetType>, MemberError> {
     if let Some(scheme) = &spec.scheme {
         annotations.scheme = Some(
             Scheme::parse(scheme)
@@ -94,26 +95,28 @@ pub fn apply(
 }
 
 /// The target type the class parameters force, if any.
-fn forced(target_type: Option<&str>) -> Result<Option<TargetType>, String> {
+fn forced(target_type: Option<&str>) -> Result<Option<TargetType>, MemberError> {
     match target_type {
         None => Ok(None),
         Some(t) => crate::service::selection::parse_target_type(t)
             .map(Some)
-            .ok_or_else(|| {
-                format!("IngressClassParams targetType {t:?} is not one of ip, instance")
-            }),
+            .ok_or_else(|| MemberError::ClassTargetType(t.to_string())),
     }
 }
 
-fn bad(field: &str, value: &str, want: &str) -> String {
-    format!("IngressClassParams spec.{field}: {value:?} is not {want}")
+fn bad(field: &'static str, value: &str, want: &'static str) -> MemberError {
+    MemberError::ClassParams {
+        field,
+        value: value.to_string(),
+        want,
+    }
 }
 
 /// `spec.listeners` as `listen-ports` and `listener-attributes.*`.
 fn apply_listeners(
     listeners: &[lb_api::ingress_class_params::ListenerParams],
     annotations: &mut IngressAnnotations,
-) -> Result<(), String> {
+) -> Result<(), MemberError> {
     let mut ports = Vec::new();
     for listener in listeners {
         let protocol = match listener.protocol.as_deref() {
@@ -203,7 +206,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            validate(&bad),
+            validate(&bad).map_err(|e| e.to_string()),
             Err(
                 "IngressClassParams spec.scheme: \"public\" is not internal or internet-facing"
                     .into()
@@ -214,7 +217,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            validate(&target),
+            validate(&target).map_err(|e| e.to_string()),
             Err("IngressClassParams targetType \"pod\" is not one of ip, instance".into())
         );
         let waf = IngressClassParamsSpec {

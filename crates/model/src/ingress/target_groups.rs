@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lb_api::TargetType;
 
 use super::annotations::{ProtocolVersion, TargetGroupAnnotations};
+use super::error::MemberError;
 use super::group::GroupId;
 use super::json::{ListenerProtocol, ServicePortRef};
 use super::member::KnownService;
@@ -67,7 +68,7 @@ impl Backend<'_> {
         known: Option<&KnownService>,
         service_name: &str,
         port_ref: &ServicePortRef,
-    ) -> Result<Made, String> {
+    ) -> Result<Made, MemberError> {
         let (service, port, on_service, warnings) = self.lookup(known, service_name, port_ref)?;
         let warnings = warnings.clone();
         let merged = on_service.over(self.annotations);
@@ -76,10 +77,10 @@ impl Backend<'_> {
             .or(merged.target_type)
             .unwrap_or(self.default_target_type);
         let tg_port = target_group_port(&target_port(port, target_type).ok_or_else(|| {
-            format!(
-                "Service {}/{service_name} port {} has no nodePort, which instance targets need (make it a NodePort Service, or use target-type ip)",
-                self.namespace, port.port
-            )
+            MemberError::NoNodePort {
+                service: format!("{}/{service_name}", self.namespace),
+                port: port.port,
+            }
         })?);
         let ip_address_type = self.ip_address_type(service, service_name)?;
         let protocol = merged.backend_protocol.unwrap_or(ListenerProtocol::Http);
@@ -145,21 +146,24 @@ impl Backend<'_> {
         known: Option<&'k KnownService>,
         service_name: &str,
         port_ref: &ServicePortRef,
-    ) -> Result<LookedUp<'k>, String> {
-        let known =
-            known.ok_or_else(|| format!("Service {}/{service_name} not found", self.namespace))?;
-        let service = known.service.as_ref();
-        let port = find_port(service, port_ref).ok_or_else(|| {
-            format!(
-                "Service {}/{service_name} has no port {}",
-                self.namespace,
-                port_text(port_ref)
-            )
+    ) -> Result<LookedUp<'k>, MemberError> {
+        let qualified = || format!("{}/{service_name}", self.namespace);
+        let known = known.ok_or_else(|| MemberError::ServiceNotFound {
+            service: qualified(),
         })?;
-        let (on_service, warnings) = known
-            .annotations()
-            .as_ref()
-            .map_err(|e| format!("Service {}/{service_name}: {e}", self.namespace))?;
+        let service = known.service.as_ref();
+        let port = find_port(service, port_ref).ok_or_else(|| MemberError::NoSuchPort {
+            service: qualified(),
+            port: port_text(port_ref),
+        })?;
+        let (on_service, warnings) =
+            known
+                .annotations()
+                .as_ref()
+                .map_err(|errors| MemberError::ServiceAnnotations {
+                    service: qualified(),
+                    errors: errors.clone(),
+                })?;
         Ok((service, port, on_service, warnings))
     }
 
@@ -169,14 +173,13 @@ impl Backend<'_> {
         &self,
         service: &Service,
         service_name: &str,
-    ) -> Result<&'static str, String> {
+    ) -> Result<&'static str, MemberError> {
         match (has_ipv6_family(service), self.dualstack) {
             (false, _) => Ok("ipv4"),
             (true, true) => Ok("ipv6"),
-            (true, false) => Err(format!(
-                "Service {}/{service_name} has the IPv6 family, which needs a dualstack load balancer: set annotation alb.ingress.kubernetes.io/ip-address-type: dualstack",
-                self.namespace,
-            )),
+            (true, false) => Err(MemberError::Ipv6NeedsDualstack {
+                service: format!("{}/{service_name}", self.namespace),
+            }),
         }
     }
 
@@ -216,15 +219,16 @@ impl Backend<'_> {
         target_type: TargetType,
         protocol: ListenerProtocol,
         version: ProtocolVersion,
-    ) -> Result<(HealthCheck, Option<String>), String> {
+    ) -> Result<(HealthCheck, Option<String>), MemberError> {
         let grpc = version == ProtocolVersion::Grpc;
         let interval = merged.interval_seconds.unwrap_or(DEFAULT_INTERVAL);
         let mut adapted = None;
         let timeout = match merged.timeout_seconds {
             Some(t) if t >= interval => {
-                return Err(format!(
-                    "annotations alb.ingress.kubernetes.io/healthcheck-timeout-seconds ({t}s) and alb.ingress.kubernetes.io/healthcheck-interval-seconds ({interval}s): the timeout must be shorter than the interval"
-                ));
+                return Err(MemberError::HealthCheckTimeout {
+                    timeout: t,
+                    interval,
+                });
             }
             Some(t) => t,
             // The default never contradicts the interval the user set (upstream sends 5 s and
@@ -242,12 +246,10 @@ impl Backend<'_> {
             None | Some(HealthCheckPort::TrafficPort) => "traffic-port".to_string(),
             Some(HealthCheckPort::Number(n)) => n.to_string(),
             Some(HealthCheckPort::Name(name)) => named_port(service, name, target_type)
-                .ok_or_else(|| {
-                    format!(
-                        "annotation alb.ingress.kubernetes.io/healthcheck-port: {name:?} names no port of Service {} usable for {} targets",
-                        service.metadata.name.as_deref().unwrap_or_default(),
-                        target_type.as_str()
-                    )
+                .ok_or_else(|| MemberError::HealthCheckPort {
+                    name: name.clone(),
+                    service: service.metadata.name.clone().unwrap_or_default(),
+                    target_type: target_type.as_str(),
                 })?,
         };
         let check = HealthCheck {

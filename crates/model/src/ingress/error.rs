@@ -1,0 +1,110 @@
+//! Why an Ingress cannot join its group's ALB: each error names what to fix (the annotation and
+//! its value, the Service, the class parameter, or the member it conflicts with).
+
+use super::build::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, MAX_TARGET_GROUPS};
+use super::rules::RuleError;
+use crate::annotations::AnnotationErrors;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error(transparent)]
+    Annotations(#[from] AnnotationErrors),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error("IngressClassParams spec.{field}: {value:?} is not {want}")]
+    ClassParams {
+        field: &'static str,
+        value: String,
+        want: &'static str,
+    },
+    #[error("IngressClassParams targetType {0:?} is not one of ip, instance")]
+    ClassTargetType(String),
+    #[error("annotation {key} is not set")]
+    ActionNotSet { key: String },
+    #[error("annotation {key}: {source}")]
+    Action {
+        key: String,
+        source: Box<MemberError>,
+    },
+    #[error("targetGroupName {0:?} is not supported yet; name it by targetGroupARN")]
+    TargetGroupName(String),
+    #[error(
+        "listener HTTPS:{port} needs a certificate for host {host:?}: no ACM certificate covers it; set annotation alb.ingress.kubernetes.io/certificate-arn"
+    )]
+    NoCertificateForHost { port: u16, host: String },
+    #[error(
+        "listener HTTPS:{port} needs a certificate: set annotation alb.ingress.kubernetes.io/certificate-arn, or give the rules hosts an ACM certificate covers"
+    )]
+    NoCertificate { port: u16 },
+    /// `service`: `<namespace>/<name>`.
+    #[error("Service {service} not found")]
+    ServiceNotFound { service: String },
+    #[error("Service {service} has no port {port}")]
+    NoSuchPort { service: String, port: String },
+    #[error("Service {service}: {errors}")]
+    ServiceAnnotations {
+        service: String,
+        errors: AnnotationErrors,
+    },
+    #[error(
+        "Service {service} port {port} has no nodePort, which instance targets need (make it a NodePort Service, or use target-type ip)"
+    )]
+    NoNodePort { service: String, port: i32 },
+    #[error(
+        "Service {service} has the IPv6 family, which needs a dualstack load balancer: set annotation alb.ingress.kubernetes.io/ip-address-type: dualstack"
+    )]
+    Ipv6NeedsDualstack { service: String },
+    #[error(
+        "annotations alb.ingress.kubernetes.io/healthcheck-timeout-seconds ({timeout}s) and alb.ingress.kubernetes.io/healthcheck-interval-seconds ({interval}s): the timeout must be shorter than the interval"
+    )]
+    HealthCheckTimeout { timeout: i32, interval: i32 },
+    #[error(
+        "annotation alb.ingress.kubernetes.io/healthcheck-port: {name:?} names no port of Service {service} usable for {target_type} targets"
+    )]
+    HealthCheckPort {
+        name: String,
+        service: String,
+        target_type: &'static str,
+    },
+    /// A group-wide setting another member set otherwise.
+    #[error(
+        "annotation {annotation}: {value:?} conflicts with {have:?} of {member} in the same group"
+    )]
+    Conflict {
+        annotation: &'static str,
+        value: String,
+        have: String,
+        member: String,
+    },
+    #[error("listens on port {port} with {protocol}, which {other} uses with the other protocol")]
+    PortProtocol {
+        port: u16,
+        protocol: &'static str,
+        other: String,
+    },
+    #[error("has a default backend, and so does {other}; a group has one")]
+    SecondDefaultBackend { other: String },
+    #[error(
+        "would bring the group to {count} target groups; an ALB has at most {MAX_TARGET_GROUPS}"
+    )]
+    TooManyTargetGroups { count: usize },
+    #[error(
+        "would bring listener {port} to {count} rules; a listener has at most {MAX_RULES_PER_LISTENER}"
+    )]
+    TooManyRules { port: u16, count: usize },
+    #[error(
+        "would bring the group to {count} certificates; a listener has at most {MAX_CERTIFICATES_PER_LISTENER}"
+    )]
+    TooManyCertificates { count: usize },
+    #[error(
+        "annotation alb.ingress.kubernetes.io/ssl-redirect: \"{port}\" names no HTTPS listener of the group (listen-ports)"
+    )]
+    SslRedirectWithoutHttps { port: u16 },
+    #[error(
+        "annotation alb.ingress.kubernetes.io/manage-backend-security-group-rules: \"true\" needs the backend security group, which --enable-backend-security-group=false turns off"
+    )]
+    BackendGroupDisabled,
+    /// No subnet could be chosen for the group's ALB (the message names the annotation).
+    #[error("{0}")]
+    Subnets(String),
+}
