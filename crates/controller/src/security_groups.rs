@@ -189,8 +189,8 @@ mod tests {
             load_balancer: LoadBalancer {
                 name: "k8s-ns-web-0123456789".into(),
                 kind: LoadBalancerKind::Network,
-                scheme: "internal".into(),
-                ip_address_type: "ipv4".into(),
+                scheme: lb_model::stack::Scheme::Internal,
+                ip_address_type: lb_model::stack::IpAddressType::Ipv4,
                 subnets: Vec::new(),
                 subnets_named: false,
                 subnets_problem: None,
@@ -215,7 +215,7 @@ mod tests {
     fn existing(groups: &[&str], scheme: &str) -> Existing {
         let mut load_balancer = stack().load_balancer;
         load_balancer.security_groups = groups.iter().map(|g| g.to_string()).collect();
-        load_balancer.scheme = scheme.into();
+        load_balancer.scheme = lb_model::stack::Scheme::parse(scheme).expect("scheme");
         Existing {
             load_balancer: Some(ExistingLoadBalancer {
                 arn: "arn:lb".into(),

@@ -114,6 +114,64 @@ impl Stack {
     }
 }
 
+/// Where a load balancer faces: ELB's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scheme {
+    Internal,
+    InternetFacing,
+}
+
+impl Scheme {
+    /// The annotation's, the class parameters' and `--default-load-balancer-scheme`'s spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "internal" => Some(Self::Internal),
+            "internet-facing" => Some(Self::InternetFacing),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::InternetFacing => "internet-facing",
+        }
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A load balancer's address type, as ELB spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IpAddressType {
+    Ipv4,
+    Dualstack,
+    DualstackWithoutPublicIpv4,
+}
+
+impl IpAddressType {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "ipv4" => Some(Self::Ipv4),
+            "dualstack" => Some(Self::Dualstack),
+            "dualstack-without-public-ipv4" => Some(Self::DualstackWithoutPublicIpv4),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Dualstack => "dualstack",
+            Self::DualstackWithoutPublicIpv4 => "dualstack-without-public-ipv4",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadBalancerKind {
     Network,
@@ -124,10 +182,8 @@ pub enum LoadBalancerKind {
 pub struct LoadBalancer {
     pub name: String,
     pub kind: LoadBalancerKind,
-    /// `internal` or `internet-facing`.
-    pub scheme: String,
-    /// `ipv4` or `dualstack`.
-    pub ip_address_type: String,
+    pub scheme: Scheme,
+    pub ip_address_type: IpAddressType,
     pub subnets: Vec<SubnetMapping>,
     /// The subnets were named by an annotation. Discovered ones are not forced on a load
     /// balancer that exists with the same scheme: it keeps its own, as upstream keeps them.

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 use lb_api::TargetType;
 use lb_model::stack::{
-    HealthCheck, Listener, LoadBalancer, LoadBalancerKind, SubnetMapping, TargetGroup, tags,
+    HealthCheck, IpAddressType, Listener, LoadBalancer, LoadBalancerKind, Scheme, SubnetMapping,
+    TargetGroup, tags,
 };
 
 pub fn tags_from(described: &[sdk::Tag]) -> BTreeMap<String, String> {
@@ -120,14 +121,15 @@ pub fn load_balancer_from(
             .unwrap_or_default()
             .to_string(),
         kind,
-        scheme: described
-            .scheme()
-            .map_or("internet-facing", |s| s.as_str())
-            .to_string(),
+        // ELB's own values; one we do not know reads as what differs, so the diff corrects it.
+        scheme: match described.scheme() {
+            Some(sdk::LoadBalancerSchemeEnum::Internal) => Scheme::Internal,
+            _ => Scheme::InternetFacing,
+        },
         ip_address_type: described
             .ip_address_type()
-            .map_or("ipv4", |t| t.as_str())
-            .to_string(),
+            .and_then(|t| IpAddressType::parse(t.as_str()))
+            .unwrap_or(IpAddressType::Ipv4),
         subnets,
         // What exists says nothing of where its subnets came from.
         subnets_named: false,

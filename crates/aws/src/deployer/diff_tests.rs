@@ -71,8 +71,8 @@ pub(crate) fn stack() -> Stack {
         load_balancer: LoadBalancer {
             name: "k8s-demo-web-0123456789".into(),
             kind: LoadBalancerKind::Network,
-            scheme: "internet-facing".into(),
-            ip_address_type: "ipv4".into(),
+            scheme: lb_model::stack::Scheme::InternetFacing,
+            ip_address_type: lb_model::stack::IpAddressType::Ipv4,
             subnets: ["subnet-a", "subnet-b"]
                 .iter()
                 .map(|id| SubnetMapping {
@@ -373,7 +373,7 @@ fn a_port_removed_deletes_its_listener_before_its_target_group() {
 #[test]
 fn a_new_scheme_replaces_the_load_balancer_and_deletes_the_old_one_last() {
     let mut desired = stack();
-    desired.load_balancer.scheme = "internal".into();
+    desired.load_balancer.scheme = lb_model::stack::Scheme::Internal;
     desired.load_balancer.name = "k8s-demo-web-9876543210".into();
     assert_eq!(
         diff(&desired, &converged(&stack())),

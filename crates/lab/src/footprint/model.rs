@@ -167,14 +167,14 @@ pub fn differences(fixture: &Value, stacks: &[Stack], cluster: &str) -> Vec<Stri
             &what,
             "scheme",
             &upstream["scheme"],
-            &json!(lb.scheme),
+            &json!(lb.scheme.as_str()),
         );
         same(
             &mut found,
             &what,
             "ip_address_type",
             &upstream["ip_address_type"],
-            &json!(lb.ip_address_type),
+            &json!(lb.ip_address_type.as_str()),
         );
         same(
             &mut found,

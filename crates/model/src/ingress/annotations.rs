@@ -59,52 +59,7 @@ const NOT_SUPPORTED_YET_FAMILIES: [&str; 4] = [
     "alb.ingress.kubernetes.io/frontend-nlb-",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Internal,
-    InternetFacing,
-}
-
-impl Scheme {
-    /// The annotation's, the class parameters' and `--default-load-balancer-scheme`'s spelling.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "internal" => Some(Self::Internal),
-            "internet-facing" => Some(Self::InternetFacing),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Internal => "internal",
-            Self::InternetFacing => "internet-facing",
-        }
-    }
-}
-
-impl std::fmt::Display for Scheme {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpAddressType {
-    Ipv4,
-    Dualstack,
-    DualstackWithoutPublicIpv4,
-}
-
-impl IpAddressType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ipv4 => "ipv4",
-            Self::Dualstack => "dualstack",
-            Self::DualstackWithoutPublicIpv4 => "dualstack-without-public-ipv4",
-        }
-    }
-}
+pub use crate::stack::{IpAddressType, Scheme};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolVersion {

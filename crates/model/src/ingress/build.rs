@@ -392,8 +392,8 @@ fn stack(
                     naming::ingress_load_balancer(&settings.cluster, group, scheme.as_str())
                 }),
             kind: LoadBalancerKind::Application,
-            scheme: scheme.as_str().to_string(),
-            ip_address_type: ip_address_type.as_str().to_string(),
+            scheme,
+            ip_address_type,
             subnets: chosen,
             subnets_named: named_subnets.is_some(),
             subnets_problem,

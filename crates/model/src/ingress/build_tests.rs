@@ -73,7 +73,7 @@ fn the_2048_game_is_an_internet_facing_alb_with_one_rule_to_an_ip_target_group()
     assert_eq!(stack.id, "game-2048/ingress-2048");
     assert_eq!(stack.kind, StackKind::Ingress);
     assert_eq!(stack.load_balancer.kind, LoadBalancerKind::Application);
-    assert_eq!(stack.load_balancer.scheme, "internet-facing");
+    assert_eq!(stack.load_balancer.scheme.as_str(), "internet-facing");
     assert_eq!(stack.load_balancer.subnets.len(), 2);
     assert_eq!(stack.listeners.len(), 1);
     let listener = &stack.listeners[0];
@@ -299,7 +299,7 @@ fn a_bad_member_is_left_out_and_the_group_goes_on() {
         ("demo/missing", Some("Service demo/nowhere not found"))
     );
     let stack = built.stack.expect("the good members' stack");
-    assert_eq!(stack.load_balancer.scheme, "internet-facing");
+    assert_eq!(stack.load_balancer.scheme.as_str(), "internet-facing");
     let hosts: Vec<&Condition> = stack.listeners[0]
         .rules
         .iter()

@@ -46,17 +46,7 @@ pub const NOT_SUPPORTED_YET: [&str; 7] = [
     "service.beta.kubernetes.io/aws-load-balancer-ipv6-addresses",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Internal,
-    InternetFacing,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpAddressType {
-    Ipv4,
-    Dualstack,
-}
+pub use crate::stack::{IpAddressType, Scheme};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendProtocol {

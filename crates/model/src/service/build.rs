@@ -126,10 +126,7 @@ pub fn build(
     if ports.is_empty() {
         return Err(BuildError::NoPorts);
     }
-    let scheme = match annotations.scheme.unwrap_or(Scheme::Internal) {
-        Scheme::Internal => "internal",
-        Scheme::InternetFacing => "internet-facing",
-    };
+    let scheme = annotations.scheme.unwrap_or(Scheme::Internal);
     let ip_address_type = load_balancer_ip_address_type(annotations);
     let explicit_groups = annotations.security_groups.is_some();
     let backend_security_group = settings
@@ -149,7 +146,7 @@ pub fn build(
     let resources = context.port_resources(&ports, &base_tags)?;
     let listeners = resources.listeners;
     let lb_name = (annotations.name.clone())
-        .unwrap_or_else(|| naming::service_load_balancer(&settings.cluster, identity, scheme));
+        .unwrap_or_else(|| naming::service_load_balancer(&settings.cluster, identity, scheme.as_str()));
     let mut attributes = annotations.load_balancer_attributes.clone();
     // The older specific annotations win over the attributes annotation, as upstream.
     attributes.extend(annotations.legacy_attributes.clone());
@@ -162,15 +159,15 @@ pub fn build(
         }
     });
     let (subnets, subnets_problem) =
-        chosen_subnets(annotations, subnets, scheme, &settings.cluster)?;
+        chosen_subnets(annotations, subnets, scheme.as_str(), &settings.cluster)?;
     let mut stack = Stack {
         id: stack_id.clone(),
         kind: StackKind::Service,
         load_balancer: LoadBalancer {
             name: lb_name,
             kind: LoadBalancerKind::Network,
-            scheme: scheme.into(),
-            ip_address_type: ip_address_type.into(),
+            scheme,
+            ip_address_type,
             subnets,
             subnets_named: annotations.subnets.is_some(),
             subnets_problem,
@@ -230,10 +227,10 @@ fn without_security_groups(
 }
 
 /// `dualstack` when the annotation says so, else `ipv4`.
-pub(super) fn load_balancer_ip_address_type(annotations: &ServiceAnnotations) -> &'static str {
+pub(super) fn load_balancer_ip_address_type(annotations: &ServiceAnnotations) -> IpAddressType {
     match annotations.ip_address_type {
-        Some(IpAddressType::Dualstack) => "dualstack",
-        _ => "ipv4",
+        Some(IpAddressType::Dualstack) => IpAddressType::Dualstack,
+        _ => IpAddressType::Ipv4,
     }
 }
 
@@ -338,10 +335,10 @@ fn named_source_ranges(
 fn rule_sources_of(
     spec: &k8s_openapi::api::core::v1::ServiceSpec,
     annotations: &ServiceAnnotations,
-    ip_address_type: &str,
+    ip_address_type: IpAddressType,
 ) -> Vec<RuleSource> {
     let mut everyone = vec![IpNet::V4(ipnet::Ipv4Net::default())];
-    if ip_address_type == "dualstack" {
+    if ip_address_type == IpAddressType::Dualstack {
         everyone.push(IpNet::V6(ipnet::Ipv6Net::default()));
     }
     let named = named_source_ranges(spec, annotations);

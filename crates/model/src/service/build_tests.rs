@@ -16,7 +16,7 @@ fn the_seed_nlb_service_builds_its_stack() {
     assert_eq!(stack.id, "default/svc-nlb-ip-type");
     let lb = &stack.load_balancer;
     assert_eq!(lb.kind, LoadBalancerKind::Network);
-    assert_eq!(lb.scheme, "internet-facing");
+    assert_eq!(lb.scheme.as_str(), "internet-facing");
     assert!(lb.name.starts_with("k8s-default-svcnlbip-"), "{}", lb.name);
     let subnets: Vec<&str> = lb.subnets.iter().map(|s| s.subnet_id.as_str()).collect();
     assert_eq!(subnets, ["subnet-pub-a", "subnet-pub-b"]);
@@ -177,7 +177,7 @@ fn explicit_subnets_security_groups_source_ranges_and_eips() {
 fn internal_load_balancers_discover_internal_subnets_and_unknown_names_are_named() {
     let svc = service(&[], json!({"ports": [{"port": 80}]}));
     let stack = built(&svc, TargetType::Ip).expect("stack").stack;
-    assert_eq!(stack.load_balancer.scheme, "internal");
+    assert_eq!(stack.load_balancer.scheme.as_str(), "internal");
     let subnets: Vec<&str> = stack
         .load_balancer
         .subnets
@@ -272,7 +272,7 @@ fn a_dualstack_nlbs_target_groups_are_ipv6_for_an_ipv6_service_else_ipv4() {
     )
     .expect("builds")
     .stack;
-    assert_eq!(v6.load_balancer.ip_address_type, "dualstack");
+    assert_eq!(v6.load_balancer.ip_address_type.as_str(), "dualstack");
     assert_eq!(v6.target_groups[0].ip_address_type, "ipv6");
     assert_eq!(v6.bindings[0].ip_address_type, "ipv6");
     let v4 = built(

@@ -30,7 +30,7 @@ pub fn admit_by_address(stack: &mut Stack, client_ranges: Option<&[IpNet]>) {
     stack.managed_security_group = None;
     stack.backend_security_group = false;
     stack.load_balancer.security_groups.clear();
-    let internet_facing = stack.load_balancer.scheme == "internet-facing";
+    let internet_facing = stack.load_balancer.scheme == crate::stack::Scheme::InternetFacing;
     let clients = match client_ranges {
         Some(ranges) if !ranges.is_empty() => NetworkSource::Cidrs(ranges.to_vec()),
         _ if internet_facing => NetworkSource::Cidrs(vec![IpNet::V4(Default::default())]),
@@ -142,8 +142,8 @@ mod tests {
             load_balancer: LoadBalancer {
                 name: "k8s-ns-web-0123456789".into(),
                 kind: LoadBalancerKind::Network,
-                scheme: scheme.into(),
-                ip_address_type: "ipv4".into(),
+                scheme: crate::stack::Scheme::parse(scheme).expect("scheme"),
+                ip_address_type: crate::stack::IpAddressType::Ipv4,
                 subnets: Vec::new(),
                 subnets_named: false,
                 subnets_problem: None,

@@ -10,6 +10,7 @@ use lb_api::TargetType;
 
 use super::annotations::{BackendProtocol, PortRef, ProxyProtocol, ServiceAnnotations};
 use super::build::{BuildError, ClusterSettings, load_balancer_ip_address_type};
+use crate::stack::IpAddressType;
 use super::health::health_check;
 use crate::naming::{self, ServiceName, ServiceTargetGroup};
 use crate::stack::{
@@ -304,11 +305,11 @@ impl<'a> PortContext<'a> {
 /// dualstack load balancer), else `ipv4`. ELB takes no `dualstack` target group.
 fn target_ip_address_type(
     service: &Service,
-    load_balancer: &str,
+    load_balancer: IpAddressType,
 ) -> Result<&'static str, BuildError> {
     match (has_ipv6_family(service), load_balancer) {
         (false, _) => Ok("ipv4"),
-        (true, "dualstack") => Ok("ipv6"),
+        (true, IpAddressType::Dualstack) => Ok("ipv6"),
         (true, _) => Err(BuildError::Ipv6NeedsDualstack),
     }
 }
