@@ -172,6 +172,80 @@ impl IpAddressType {
     }
 }
 
+/// A listener's, target group's or health check's protocol, as ELB spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Http,
+    Https,
+    Tcp,
+    Tls,
+    Udp,
+    TcpUdp,
+}
+
+impl Protocol {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "HTTP" => Some(Self::Http),
+            "HTTPS" => Some(Self::Https),
+            "TCP" => Some(Self::Tcp),
+            "TLS" => Some(Self::Tls),
+            "UDP" => Some(Self::Udp),
+            "TCP_UDP" => Some(Self::TcpUdp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "HTTP",
+            Self::Https => "HTTPS",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+            Self::Udp => "UDP",
+            Self::TcpUdp => "TCP_UDP",
+        }
+    }
+
+    /// TLS is terminated on the load balancer (HTTPS, TLS): the listener takes certificates.
+    pub fn terminates_tls(self) -> bool {
+        matches!(self, Self::Https | Self::Tls)
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An ALB target group's protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProtocolVersion {
+    Http1,
+    Http2,
+    Grpc,
+}
+
+impl ProtocolVersion {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "HTTP1" => Some(Self::Http1),
+            "HTTP2" => Some(Self::Http2),
+            "GRPC" => Some(Self::Grpc),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http1 => "HTTP1",
+            Self::Http2 => "HTTP2",
+            Self::Grpc => "GRPC",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadBalancerKind {
     Network,
@@ -262,7 +336,7 @@ pub fn rule_sources(
 pub struct Listener {
     pub port: u16,
     /// `TCP`, `UDP`, `TCP_UDP`, `TLS` (NLB); `HTTP`, `HTTPS` (ALB).
-    pub protocol: String,
+    pub protocol: Protocol,
     pub certificates: Vec<String>,
     pub ssl_policy: Option<String>,
     pub alpn_policy: Option<String>,
@@ -394,12 +468,12 @@ pub struct TargetGroup {
     /// Stable id, `<namespace>/<service>:<port>`; tagged on the target group.
     pub resource_id: String,
     pub name: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub port: u16,
     pub target_type: TargetType,
     pub ip_address_type: String,
-    /// ALB only: `HTTP1`, `HTTP2` or `GRPC`; None on an NLB's.
-    pub protocol_version: Option<String>,
+    /// ALB only; None on an NLB's.
+    pub protocol_version: Option<ProtocolVersion>,
     pub health_check: HealthCheck,
     pub attributes: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
@@ -408,7 +482,7 @@ pub struct TargetGroup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     /// `TCP`, `HTTP` or `HTTPS`.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// `traffic-port` or a port number.
     pub port: String,
     /// HTTP(S) only.

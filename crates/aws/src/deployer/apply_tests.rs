@@ -76,7 +76,7 @@ async fn an_immutable_change_moves_the_listener_to_the_new_group_then_deletes_th
     let before = stack();
     let first = converge(&api, &before).await.expect("apply");
     let mut after = stack();
-    after.target_groups[0].protocol = "TLS".into();
+    after.target_groups[0].protocol = lb_model::stack::Protocol::Tls;
     after.target_groups[0].name = "k8s-demo-web-tls".into();
     let second = converge(&api, &after).await.expect("replace");
     let old = &first.target_group_arns["demo/web:80"];

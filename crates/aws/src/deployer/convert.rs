@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 use lb_api::TargetType;
 use lb_model::stack::{
-    HealthCheck, IpAddressType, Listener, LoadBalancer, LoadBalancerKind, Scheme, SubnetMapping,
-    TargetGroup, tags,
+    HealthCheck, IpAddressType, Listener, LoadBalancer, LoadBalancerKind, Protocol,
+    ProtocolVersion, Scheme, SubnetMapping, TargetGroup, tags,
 };
 
 pub fn tags_from(described: &[sdk::Tag]) -> BTreeMap<String, String> {
@@ -66,7 +66,7 @@ macro_rules! with_health_check {
         let group: &lb_model::stack::TargetGroup = $group;
         let check = &group.health_check;
         $request
-            .health_check_protocol(sdk::ProtocolEnum::from(check.protocol.as_str()))
+            .health_check_protocol($crate::deployer::convert::protocol_to(check.protocol))
             .health_check_port(&check.port)
             .set_health_check_path(check.path.clone())
             .healthy_threshold_count(check.healthy_threshold)
@@ -75,16 +75,32 @@ macro_rules! with_health_check {
             .health_check_interval_seconds(check.interval_seconds)
             .set_matcher($crate::deployer::convert::matcher(
                 check,
-                group.protocol_version.as_deref(),
+                group.protocol_version,
             ))
     }};
 }
 pub(crate) use with_health_check;
 
-pub fn matcher(check: &HealthCheck, protocol_version: Option<&str>) -> Option<sdk::Matcher> {
+/// A protocol as ELB takes it.
+pub fn protocol_to(protocol: Protocol) -> sdk::ProtocolEnum {
+    sdk::ProtocolEnum::from(protocol.as_str())
+}
+
+/// A protocol as ELB describes it. One this controller never sets (GENEVE, QUIC) reads as TCP:
+/// it differs from what is desired, so the diff sets the desired one.
+fn protocol_of(described: Option<&sdk::ProtocolEnum>) -> Protocol {
+    described
+        .and_then(|p| Protocol::parse(p.as_str()))
+        .unwrap_or(Protocol::Tcp)
+}
+
+pub fn matcher(
+    check: &HealthCheck,
+    protocol_version: Option<ProtocolVersion>,
+) -> Option<sdk::Matcher> {
     check.matcher.as_ref().map(|codes| {
         let matcher = sdk::Matcher::builder();
-        if protocol_version == Some("GRPC") {
+        if protocol_version == Some(ProtocolVersion::Grpc) {
             matcher.grpc_code(codes).build()
         } else {
             matcher.http_code(codes).build()
@@ -141,16 +157,16 @@ pub fn load_balancer_from(
 }
 
 pub fn listener_from(described: &sdk::Listener, attributes: BTreeMap<String, String>) -> Listener {
-    let protocol = described.protocol().map_or("", |p| p.as_str()).to_string();
+    let protocol = protocol_of(described.protocol());
     // A policy only means something on a listener that terminates TLS; ELB may report its
     // default on others.
-    let secure = matches!(protocol.as_str(), "TLS" | "HTTPS");
+    let secure = protocol.terminates_tls();
     Listener {
         port: described
             .port()
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(0),
-        protocol: described.protocol().map_or("", |p| p.as_str()).to_string(),
+        protocol,
         certificates: described
             .certificates()
             .iter()
@@ -179,11 +195,8 @@ pub fn target_group_from(
     attributes: BTreeMap<String, String>,
     group_tags: BTreeMap<String, String>,
 ) -> TargetGroup {
-    let protocol = described
-        .health_check_protocol()
-        .map_or("TCP", |p| p.as_str())
-        .to_string();
-    let http = protocol != "TCP";
+    let protocol = protocol_of(described.health_check_protocol());
+    let http = protocol != Protocol::Tcp;
     let health_check = HealthCheck {
         port: described
             .health_check_port()
@@ -216,7 +229,7 @@ pub fn target_group_from(
             .target_group_name()
             .unwrap_or_default()
             .to_string(),
-        protocol: described.protocol().map_or("", |p| p.as_str()).to_string(),
+        protocol: protocol_of(described.protocol()),
         port: described
             .port()
             .and_then(|p| u16::try_from(p).ok())
@@ -229,7 +242,9 @@ pub fn target_group_from(
             .ip_address_type()
             .map_or("ipv4", |t| t.as_str())
             .to_string(),
-        protocol_version: described.protocol_version().map(str::to_string),
+        protocol_version: described
+            .protocol_version()
+            .and_then(ProtocolVersion::parse),
         health_check,
         attributes,
         tags: group_tags,
@@ -287,7 +302,7 @@ mod tests {
             .build();
         let listener = listener_from(&described, BTreeMap::new());
         assert_eq!(listener.port, 443);
-        assert_eq!(listener.protocol, "TLS");
+        assert_eq!(listener.protocol, Protocol::Tls);
         assert_eq!(listener.certificates, vec!["arn:cert".to_string()]);
         assert_eq!(listener.alpn_policy, None);
         assert_eq!(

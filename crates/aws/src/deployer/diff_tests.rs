@@ -15,7 +15,7 @@ pub(crate) fn target_group(port: u16) -> TargetGroup {
     let resource_id = format!("demo/web:{port}");
     TargetGroup {
         name: format!("k8s-demo-web-{port}"),
-        protocol: "TCP".into(),
+        protocol: lb_model::stack::Protocol::Tcp,
         port: port + 8000,
         target_type: TargetType::Ip,
         ip_address_type: "ipv4".into(),
@@ -33,7 +33,7 @@ pub(crate) fn target_group(port: u16) -> TargetGroup {
 fn listener(port: u16) -> Listener {
     Listener {
         port,
-        protocol: "TCP".into(),
+        protocol: lb_model::stack::Protocol::Tcp,
         certificates: vec![],
         ssl_policy: None,
         alpn_policy: None,
@@ -300,7 +300,7 @@ fn mutable_changes_modify_in_place() {
         .load_balancer
         .attributes
         .insert("load_balancing.cross_zone.enabled".into(), "false".into());
-    desired.listeners[1].protocol = "TLS".into();
+    desired.listeners[1].protocol = lb_model::stack::Protocol::Tls;
     desired.listeners[1].certificates = vec!["arn:cert".into()];
     let existing = converged(&stack());
     assert_eq!(
@@ -338,7 +338,7 @@ fn an_immutable_change_replaces_the_target_group_without_dropping_the_listener()
     moved.target_groups[0].port = 9090;
     assert_eq!(diff(&moved, &converged(&stack())), []);
     let mut desired = stack();
-    desired.target_groups[0].protocol = "TLS".into();
+    desired.target_groups[0].protocol = lb_model::stack::Protocol::Tls;
     assert_eq!(
         diff(&desired, &converged(&stack())),
         [

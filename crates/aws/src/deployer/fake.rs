@@ -78,7 +78,7 @@ impl FakeLoadBalancers {
                     Some(TargetGroupRef::Arn(arn)) => arn.clone(),
                     _ => String::new(),
                 };
-                (l.port, l.protocol.clone(), target)
+                (l.port, l.protocol.as_str().to_string(), target)
             })
             .collect()
     }

@@ -290,7 +290,7 @@ fn listeners(
             &what,
             "protocol",
             &upstream["protocol"],
-            &json!(listener.protocol),
+            &json!(listener.protocol.as_str()),
         );
         same(
             found,
@@ -346,13 +346,13 @@ fn target_group(
         return;
     };
     let check = &group.health_check;
-    let http = check.protocol != "TCP";
+    let http = check.protocol != lb_model::stack::Protocol::Tcp;
     let mut ours = json!({
-        "Protocol": group.protocol,
+        "Protocol": group.protocol.as_str(),
         "Port": group.port,
         "TargetType": group.target_type.as_str(),
         "IpAddressType": group.ip_address_type,
-        "HealthCheckProtocol": check.protocol,
+        "HealthCheckProtocol": check.protocol.as_str(),
         "HealthCheckPort": check.port,
         "HealthCheckIntervalSeconds": check.interval_seconds,
         "HealthCheckTimeoutSeconds": check.timeout_seconds,
@@ -360,7 +360,7 @@ fn target_group(
         "UnhealthyThresholdCount": check.unhealthy_threshold,
     });
     if let Some(version) = &group.protocol_version {
-        ours["ProtocolVersion"] = json!(version);
+        ours["ProtocolVersion"] = json!(version.as_str());
     }
     if http {
         ours["HealthCheckPath"] = json!(check.path);

@@ -59,24 +59,7 @@ const NOT_SUPPORTED_YET_FAMILIES: [&str; 4] = [
     "alb.ingress.kubernetes.io/frontend-nlb-",
 ];
 
-pub use crate::stack::{IpAddressType, Scheme};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtocolVersion {
-    Http1,
-    Http2,
-    Grpc,
-}
-
-impl ProtocolVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http1 => "HTTP1",
-            Self::Http2 => "HTTP2",
-            Self::Grpc => "GRPC",
-        }
-    }
-}
+pub use crate::stack::{IpAddressType, ProtocolVersion, Scheme};
 
 /// What decides a target group; on the Ingress, or on the Service (which wins).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

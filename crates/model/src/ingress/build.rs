@@ -533,7 +533,7 @@ fn listeners(
             let attributes = listener_attributes(merged, protocol, port);
             Listener {
                 port,
-                protocol: protocol.as_str().into(),
+                protocol: protocol.into(),
                 certificates: if https {
                     certificates.clone()
                 } else {

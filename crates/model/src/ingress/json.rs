@@ -20,6 +20,15 @@ pub enum ListenerProtocol {
     Https,
 }
 
+impl From<ListenerProtocol> for crate::stack::Protocol {
+    fn from(protocol: ListenerProtocol) -> Self {
+        match protocol {
+            ListenerProtocol::Http => Self::Http,
+            ListenerProtocol::Https => Self::Https,
+        }
+    }
+}
+
 impl ListenerProtocol {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -123,11 +123,11 @@ impl Backend<'_> {
         let target_group = TargetGroup {
             resource_id,
             name,
-            protocol: protocol.as_str().into(),
+            protocol: protocol.into(),
             port: tg_port,
             target_type,
             ip_address_type: ip_address_type.into(),
-            protocol_version: Some(version.as_str().into()),
+            protocol_version: Some(version),
             health_check,
             attributes: merged.attributes.clone(),
             tags,
@@ -253,11 +253,7 @@ impl Backend<'_> {
                 })?,
         };
         let check = HealthCheck {
-            protocol: merged
-                .health_check_protocol
-                .unwrap_or(protocol)
-                .as_str()
-                .into(),
+            protocol: merged.health_check_protocol.unwrap_or(protocol).into(),
             port: port_value,
             path: Some(
                 merged

@@ -145,8 +145,9 @@ pub fn build(
     let warnings = warnings(annotations, &ports);
     let resources = context.port_resources(&ports, &base_tags)?;
     let listeners = resources.listeners;
-    let lb_name = (annotations.name.clone())
-        .unwrap_or_else(|| naming::service_load_balancer(&settings.cluster, identity, scheme.as_str()));
+    let lb_name = (annotations.name.clone()).unwrap_or_else(|| {
+        naming::service_load_balancer(&settings.cluster, identity, scheme.as_str())
+    });
     let mut attributes = annotations.load_balancer_attributes.clone();
     // The older specific annotations win over the attributes annotation, as upstream.
     attributes.extend(annotations.legacy_attributes.clone());

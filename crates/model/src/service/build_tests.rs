@@ -50,7 +50,7 @@ fn the_seed_nlb_service_builds_its_stack() {
         ("TCP", 8080, TargetType::Ip)
     );
     assert_eq!(tg.health_check.port, "8080");
-    assert_eq!(tg.health_check.protocol, "TCP");
+    assert_eq!(tg.health_check.protocol.as_str(), "TCP");
     assert_eq!(
         tg.attributes
             .get("deregistration_delay.timeout_seconds")
@@ -94,7 +94,7 @@ fn the_seed_tls_variant_warns_about_a_port_the_service_lacks() {
     let Built {
         stack, warnings, ..
     } = built(&svc, TargetType::Ip).expect("stack");
-    assert_eq!(stack.listeners[0].protocol, "TCP");
+    assert_eq!(stack.listeners[0].protocol.as_str(), "TCP");
     assert_eq!(
         warnings,
         [

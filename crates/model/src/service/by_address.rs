@@ -108,13 +108,13 @@ mod tests {
         TargetGroup {
             resource_id: "ns/web:80".into(),
             name: "k8s-ns-web-0123456789".into(),
-            protocol: protocol.into(),
+            protocol: crate::stack::Protocol::parse(protocol).expect("protocol"),
             port: 8080,
             target_type,
             ip_address_type: "ipv4".into(),
             protocol_version: None,
             health_check: HealthCheck {
-                protocol: "TCP".into(),
+                protocol: crate::stack::Protocol::Tcp,
                 port: check_port.into(),
                 path: None,
                 healthy_threshold: 3,

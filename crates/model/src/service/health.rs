@@ -18,7 +18,7 @@ use super::annotations::{
     HealthCheckPort, HealthCheckProtocol,
 };
 use super::build::BuildError;
-use crate::stack::HealthCheck;
+use crate::stack::{HealthCheck, Protocol};
 
 /// The health check, and the default it adapted to the user's interval (named), if any.
 pub fn health_check(
@@ -31,7 +31,7 @@ pub fn health_check(
         && target_type == TargetType::Instance;
     let mut check = if local {
         HealthCheck {
-            protocol: "HTTP".into(),
+            protocol: Protocol::Http,
             port: spec
                 .health_check_node_port
                 .map_or_else(|| "traffic-port".into(), |p| p.to_string()),
@@ -47,11 +47,10 @@ pub fn health_check(
     };
     if let Some(protocol) = annotations.protocol {
         check.protocol = match protocol {
-            HealthCheckProtocol::Tcp => "TCP",
-            HealthCheckProtocol::Http => "HTTP",
-            HealthCheckProtocol::Https => "HTTPS",
-        }
-        .into();
+            HealthCheckProtocol::Tcp => Protocol::Tcp,
+            HealthCheckProtocol::Http => Protocol::Http,
+            HealthCheckProtocol::Https => Protocol::Https,
+        };
     }
     if let Some(port) = &annotations.port {
         check.port = port_of(service, port, target_type)?;
@@ -83,7 +82,7 @@ pub fn health_check(
             interval: check.interval_seconds,
         });
     }
-    if check.protocol == "TCP" {
+    if check.protocol == Protocol::Tcp {
         check.path = None;
         check.matcher = None;
     } else {
@@ -102,7 +101,7 @@ pub fn health_check(
 /// Upstream's NLB default: TCP on the traffic port, 3 / 3, timeout 10 s, every 10 s.
 pub fn tcp_default() -> HealthCheck {
     HealthCheck {
-        protocol: "TCP".into(),
+        protocol: Protocol::Tcp,
         port: "traffic-port".into(),
         path: None,
         healthy_threshold: 3,

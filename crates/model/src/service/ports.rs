@@ -10,12 +10,12 @@ use lb_api::TargetType;
 
 use super::annotations::{BackendProtocol, PortRef, ProxyProtocol, ServiceAnnotations};
 use super::build::{BuildError, ClusterSettings, load_balancer_ip_address_type};
-use crate::stack::IpAddressType;
 use super::health::health_check;
 use crate::naming::{self, ServiceName, ServiceTargetGroup};
 use crate::stack::{
     Action, Binding, Listener, NetworkPort, NetworkRule, NetworkSource, TargetGroup,
 };
+use crate::stack::{IpAddressType, Protocol};
 use crate::targets::{has_ipv6_family, port_text, target_group_port, target_port};
 
 /// The listeners' (port, protocol). TCP and UDP on one port number make one TCP_UDP listener when
@@ -24,19 +24,22 @@ use crate::targets::{has_ipv6_family, port_text, target_group_port, target_port}
 pub(super) fn listener_ports(
     ports: &[ServicePort],
     tcp_udp: bool,
-) -> Result<Vec<(&ServicePort, String)>, BuildError> {
-    let mut out: Vec<(&ServicePort, String)> = Vec::new();
+) -> Result<Vec<(&ServicePort, Protocol)>, BuildError> {
+    let mut out: Vec<(&ServicePort, Protocol)> = Vec::new();
     for port in ports {
-        let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
-        if protocol != "TCP" && protocol != "UDP" {
-            return Err(BuildError::UnsupportedProtocol {
-                port: port.port,
-                protocol,
-            });
-        }
+        let protocol = match port.protocol.as_deref().unwrap_or("TCP") {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            other => {
+                return Err(BuildError::UnsupportedProtocol {
+                    port: port.port,
+                    protocol: other.to_string(),
+                });
+            }
+        };
         match out.iter_mut().find(|(p, _)| p.port == port.port) {
             Some((_, existing)) if *existing != protocol && tcp_udp => {
-                *existing = "TCP_UDP".into();
+                *existing = Protocol::TcpUdp;
             }
             Some((_, existing)) if *existing != protocol => {
                 return Err(BuildError::SharedPortNumber { port: port.port });
@@ -119,11 +122,11 @@ impl<'a> PortContext<'a> {
             .tcp_udp_listeners
             .unwrap_or(self.settings.tcp_udp_listeners);
         for (port, protocol) in listener_ports(ports, tcp_udp)? {
-            let (tg, adapted) = self.target_group(port, &protocol, tags)?;
+            let (tg, adapted) = self.target_group(port, protocol, tags)?;
             resources.adapted.extend(adapted);
             resources
                 .listeners
-                .push(self.listener(port, &protocol, &tg.resource_id, tags));
+                .push(self.listener(port, protocol, &tg.resource_id, tags));
             resources.bindings.push(self.binding(port, &tg));
             resources.target_groups.push(tg);
         }
@@ -144,13 +147,13 @@ impl<'a> PortContext<'a> {
     fn target_group(
         &self,
         port: &ServicePort,
-        listener_protocol: &str,
+        listener_protocol: Protocol,
         tags: &dyn Fn(&str) -> BTreeMap<String, String>,
     ) -> Result<(TargetGroup, Option<String>), BuildError> {
         let protocol = match listener_protocol {
-            "TCP" if self.tls(port) => match self.annotations.backend_protocol {
-                Some(BackendProtocol::Ssl) => "TLS",
-                _ => "TCP",
+            Protocol::Tcp if self.tls(port) => match self.annotations.backend_protocol {
+                Some(BackendProtocol::Ssl) => Protocol::Tls,
+                _ => Protocol::Tcp,
             },
             other => other,
         };
@@ -173,8 +176,8 @@ impl<'a> PortContext<'a> {
             service_port: port.port,
             port: target_port,
             target_type: self.target_type.as_str(),
-            protocol,
-            health_check_protocol: &health_check.protocol,
+            protocol: protocol.as_str(),
+            health_check_protocol: health_check.protocol.as_str(),
             health_check_interval: health_check.interval_seconds,
         });
         // Upstream always says proxy protocol v2, off unless asked.
@@ -192,7 +195,7 @@ impl<'a> PortContext<'a> {
         let group = TargetGroup {
             health_check,
             name,
-            protocol: protocol.into(),
+            protocol,
             port: target_port,
             target_type: self.target_type,
             ip_address_type: self.target_ip_address_type.into(),
@@ -207,16 +210,16 @@ impl<'a> PortContext<'a> {
     fn listener(
         &self,
         port: &ServicePort,
-        protocol: &str,
+        protocol: Protocol,
         target_group: &str,
         tags: &dyn Fn(&str) -> BTreeMap<String, String>,
     ) -> Listener {
-        let tls = protocol == "TCP" && self.tls(port);
-        let key = if tls { "TLS" } else { protocol };
+        let tls = protocol == Protocol::Tcp && self.tls(port);
+        let key = if tls { Protocol::Tls } else { protocol };
         let listener_port = u16::try_from(port.port).unwrap_or(u16::MAX);
         Listener {
             port: listener_port,
-            protocol: key.into(),
+            protocol: key,
             certificates: if tls {
                 self.annotations
                     .ssl_certificates
@@ -241,7 +244,7 @@ impl<'a> PortContext<'a> {
             attributes: self
                 .annotations
                 .listener_attributes
-                .get(&(key.to_string(), listener_port))
+                .get(&(key.as_str().to_string(), listener_port))
                 .cloned()
                 .unwrap_or_default(),
             tags: tags(&listener_port.to_string()),
@@ -283,10 +286,10 @@ impl<'a> PortContext<'a> {
         let check = &tg.health_check.port;
         let checks_traffic_port =
             check == "traffic-port" || Some(check.clone()) == target_port.as_ref().map(port_text);
-        let mut ports = match tg.protocol.as_str() {
-            "UDP" if checks_traffic_port => vec![entry("UDP"), entry("TCP")],
-            "UDP" => vec![entry("UDP")],
-            "TCP_UDP" => vec![entry("UDP"), entry("TCP")],
+        let mut ports = match tg.protocol {
+            Protocol::Udp if checks_traffic_port => vec![entry("UDP"), entry("TCP")],
+            Protocol::Udp => vec![entry("UDP")],
+            Protocol::TcpUdp => vec![entry("UDP"), entry("TCP")],
             _ => vec![entry("TCP")],
         };
         if let Ok(number) = check.parse::<i32>()

@@ -232,7 +232,7 @@ impl SdkLoadBalancers {
             let attributes = self.listener_attributes(arn).await?;
             let mut listener = convert::listener_from(described, attributes);
             listener.tags = listener_tags.remove(arn).unwrap_or_default();
-            if matches!(listener.protocol.as_str(), "HTTPS" | "TLS") {
+            if listener.protocol.terminates_tls() {
                 listener
                     .certificates
                     .extend(self.extra_certificates(arn).await?);

@@ -116,8 +116,8 @@ impl LoadBalancers for SdkLoadBalancers {
             self.client
                 .create_target_group()
                 .name(&group.name)
-                .protocol(sdk::ProtocolEnum::from(group.protocol.as_str()))
-                .set_protocol_version(group.protocol_version.clone())
+                .protocol(convert::protocol_to(group.protocol))
+                .set_protocol_version(group.protocol_version.map(|v| v.as_str().to_string()))
                 .port(i32::from(group.port))
                 .vpc_id(&self.vpc_id)
                 .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
@@ -320,7 +320,7 @@ impl LoadBalancers for SdkLoadBalancers {
                 .create_listener()
                 .load_balancer_arn(load_balancer_arn)
                 .port(i32::from(listener.port))
-                .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
+                .protocol(convert::protocol_to(listener.protocol))
                 .set_certificates(convert::certificates(default_certificate(listener)))
                 .set_ssl_policy(listener.ssl_policy.clone())
                 .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
@@ -358,7 +358,7 @@ impl LoadBalancers for SdkLoadBalancers {
                 .modify_listener()
                 .listener_arn(arn)
                 .port(i32::from(listener.port))
-                .protocol(sdk::ProtocolEnum::from(listener.protocol.as_str()))
+                .protocol(convert::protocol_to(listener.protocol))
                 .set_certificates(convert::certificates(default_certificate(listener)))
                 .set_ssl_policy(listener.ssl_policy.clone())
                 .set_alpn_policy(listener.alpn_policy.clone().map(|p| vec![p]))
@@ -368,7 +368,7 @@ impl LoadBalancers for SdkLoadBalancers {
         .await?;
         self.modify_listener_attributes(arn, &listener.attributes)
             .await?;
-        if matches!(listener.protocol.as_str(), "HTTPS" | "TLS") {
+        if listener.protocol.terminates_tls() {
             let extra = listener.certificates.get(1..).unwrap_or_default();
             self.set_extra_certificates(arn, extra, None).await?;
         }
