@@ -1,16 +1,17 @@
 use super::*;
 use crate::deployer::diff::tests::{stack, target_group};
 use crate::deployer::diff::{diff, teardown};
-use crate::deployer::fake::FakeLoadBalancers;
+use crate::calls::Operation;
+use crate::fake::FakeElb;
 
 /// One reconcile: describe, diff, apply.
-async fn converge(api: &FakeLoadBalancers, stack: &Stack) -> Result<Applied, AwsError> {
+async fn converge(api: &FakeElb, stack: &Stack) -> Result<Applied, AwsError> {
     let existing = api.describe_stack(&Owner::of(stack)).await?;
     let steps = diff(stack, &existing);
     apply(api, stack, &existing, &steps).await
 }
 
-async fn steps_left(api: &FakeLoadBalancers, stack: &Stack) -> Vec<Step> {
+async fn steps_left(api: &FakeElb, stack: &Stack) -> Vec<Step> {
     let existing = api
         .describe_stack(&Owner::of(stack))
         .await
@@ -20,13 +21,13 @@ async fn steps_left(api: &FakeLoadBalancers, stack: &Stack) -> Vec<Step> {
 
 #[tokio::test]
 async fn a_new_stack_is_created_and_then_costs_no_mutating_call() {
-    let api = FakeLoadBalancers::default();
+    let api = FakeElb::default();
     let stack = stack();
     let applied = converge(&api, &stack).await.expect("apply");
     assert_eq!(
-        api.calls(),
+        api.call_names(),
         [
-            "DescribeStack",
+            "DescribeLoadBalancers",
             "CreateTargetGroup",
             "CreateTargetGroup",
             "CreateLoadBalancer",
@@ -48,7 +49,7 @@ async fn a_new_stack_is_created_and_then_costs_no_mutating_call() {
     );
     api.forget_calls();
     let again = converge(&api, &stack).await.expect("apply");
-    assert_eq!(api.calls(), ["DescribeStack"]);
+    assert_eq!(api.call_names(), ["DescribeLoadBalancers"]);
     assert_eq!(again, applied);
 }
 
@@ -56,9 +57,9 @@ async fn a_new_stack_is_created_and_then_costs_no_mutating_call() {
 /// twice and nothing is left over.
 #[tokio::test]
 async fn a_failure_half_way_is_finished_by_the_next_reconcile_without_duplicates() {
-    let api = FakeLoadBalancers::default();
+    let api = FakeElb::default();
     let stack = stack();
-    api.fail("CreateListener", 1);
+    api.fail(Operation::CreateListener, 1);
     let error = converge(&api, &stack).await.expect_err("scripted failure");
     assert_eq!(error.kind, AwsErrorKind::Unavailable);
     converge(&api, &stack).await.expect("second reconcile");
@@ -72,7 +73,7 @@ async fn a_failure_half_way_is_finished_by_the_next_reconcile_without_duplicates
 /// deleted (the fake, like ELB, refuses to delete a group a listener uses).
 #[tokio::test]
 async fn an_immutable_change_moves_the_listener_to_the_new_group_then_deletes_the_old() {
-    let api = FakeLoadBalancers::default();
+    let api = FakeElb::default();
     let before = stack();
     let first = converge(&api, &before).await.expect("apply");
     let mut after = stack();
@@ -93,7 +94,7 @@ async fn an_immutable_change_moves_the_listener_to_the_new_group_then_deletes_th
 
 #[tokio::test]
 async fn teardown_leaves_only_what_was_not_ours() {
-    let api = FakeLoadBalancers::default();
+    let api = FakeElb::default();
     let stack = stack();
     converge(&api, &stack).await.expect("apply");
     api.insert_target_group(

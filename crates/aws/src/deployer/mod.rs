@@ -7,14 +7,13 @@
 //! - [`switch`] (pure): a listener moving to a replacement target group waits until the new group
 //!   has a registered target, so traffic never meets an empty group.
 //! - [`sdk`]: [`apply::LoadBalancers`] with the AWS SDK, finding what exists by tags.
-//! - `fake` (tests, feature `fake`): an in-memory ELB implementing [`apply::LoadBalancers`].
+//! - the in-memory ELB of the tests (`crate::fake`, feature `fake`) implements
+//!   [`apply::LoadBalancers`] too.
 
 mod actions;
 pub mod apply;
 mod convert;
 pub mod diff;
-#[cfg(any(test, feature = "fake"))]
-pub mod fake;
 pub mod rules;
 pub mod sdk;
 pub mod switch;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use lb_aws::deployer::fake::FakeLoadBalancers;
+use lb_aws::Operation;
+use lb_aws::fake::FakeElb;
 use lb_model::fixtures;
 use serde_json::json;
 
@@ -21,7 +22,7 @@ impl Certificates for NoCertificates {
     }
 }
 
-type Ctx = IngressContext<FakeLoadBalancers, FakeEc2, NoCertificates, RecordingStackWrites>;
+type Ctx = IngressContext<FakeElb, FakeEc2, NoCertificates, RecordingStackWrites>;
 
 const FINALIZER: &str = "group.ingress.k8s.aws/shop";
 
@@ -32,7 +33,7 @@ fn context() -> (Arc<Ctx>, Fill) {
         put(&mut fill.services, fixtures::backend_service("shop", name));
     }
     let options = IngressOptions {
-        elb: FakeLoadBalancers::default(),
+        elb: FakeElb::default(),
         ec2: FakeEc2::with_subnets(fixtures::vpc()),
         acm: NoCertificates,
         settings: fixtures::ingress_settings(),
@@ -96,7 +97,7 @@ async fn a_group_gets_one_alb_and_every_member_its_hostname() {
     assert_eq!(shown.len(), 2, "{shown:?}");
     assert!(shown.iter().all(|(_, h)| h.is_some()));
     assert_eq!(ctx.pipeline.writes.binding_names().len(), 2);
-    let calls = ctx.pipeline.elb.calls();
+    let calls = ctx.pipeline.elb.call_names();
     assert_eq!(calls.iter().filter(|c| **c == "CreateRule").count(), 2);
 }
 
@@ -109,9 +110,9 @@ async fn a_second_members_pass_over_the_same_group_makes_no_aws_call() {
     ctx.pipeline.ec2.forget_calls();
     reconcile(Arc::new(api), ctx.clone()).await.expect("passes");
     assert!(
-        ctx.pipeline.elb.calls().is_empty(),
+        ctx.pipeline.elb.call_names().is_empty(),
         "{:?}",
-        ctx.pipeline.elb.calls()
+        ctx.pipeline.elb.call_names()
     );
     let ec2: Vec<_> = ctx
         .pipeline
@@ -165,7 +166,7 @@ async fn a_broken_member_is_told_why_and_the_others_are_served() {
 async fn a_failure_half_way_is_finished_by_the_next_pass() {
     let (ctx, mut fill) = context();
     let (web, _) = two_members(&mut fill);
-    ctx.pipeline.elb.fail("CreateRule", 1);
+    ctx.pipeline.elb.fail(Operation::CreateRule, 1);
     let err = reconcile(Arc::new(web.clone()), ctx.clone())
         .await
         .expect_err("fails");
@@ -179,7 +180,7 @@ async fn a_failure_half_way_is_finished_by_the_next_pass() {
     reconcile(Arc::new(web), ctx.clone())
         .await
         .expect("finishes");
-    let calls = ctx.pipeline.elb.calls();
+    let calls = ctx.pipeline.elb.call_names();
     assert_eq!(
         calls.iter().filter(|c| **c == "CreateLoadBalancer").count(),
         1

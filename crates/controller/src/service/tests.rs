@@ -5,17 +5,18 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use lb_aws::deployer::fake::FakeLoadBalancers;
+use lb_aws::Operation;
+use lb_aws::fake::FakeElb;
 use lb_model::fixtures;
 
 use super::*;
 use crate::stack::fake::{FakeEc2, RecordingStackWrites, Write};
 
-type Ctx = ServiceContext<FakeLoadBalancers, FakeEc2, RecordingStackWrites>;
+type Ctx = ServiceContext<FakeElb, FakeEc2, RecordingStackWrites>;
 
 fn context() -> Arc<Ctx> {
     let options = ServiceOptions {
-        elb: FakeLoadBalancers::default(),
+        elb: FakeElb::default(),
         ec2: FakeEc2::with_subnets(fixtures::vpc()),
         cluster: fixtures::settings(),
         selection: SelectionSettings::default(),
@@ -35,7 +36,7 @@ fn seed() -> Service {
 }
 
 fn elb_calls(ctx: &Ctx) -> Vec<&'static str> {
-    ctx.pipeline.elb.calls()
+    ctx.pipeline.elb.call_names()
 }
 
 #[tokio::test]
@@ -124,7 +125,7 @@ async fn a_bad_annotation_is_named_and_aws_is_untouched() {
 #[tokio::test]
 async fn a_failure_half_way_is_retried_and_finished() {
     let ctx = context();
-    ctx.pipeline.elb.fail("CreateListener", 1);
+    ctx.pipeline.elb.fail(Operation::CreateListener, 1);
     let service = Arc::new(seed());
     let err = reconcile(service.clone(), ctx.clone())
         .await

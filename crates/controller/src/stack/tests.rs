@@ -4,7 +4,8 @@
 use lb_api::TargetType;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
-use lb_aws::deployer::fake::FakeLoadBalancers;
+use lb_aws::Operation;
+use lb_aws::fake::FakeElb;
 use lb_aws::deployer::switch::SwitchPoint;
 use lb_model::fixtures;
 use lb_model::ingress::member::{Cluster, Services};
@@ -15,11 +16,11 @@ use serde_json::json;
 use super::fake::{FakeEc2, RecordingStackWrites, Write};
 use super::*;
 
-type TestPipeline = Pipeline<FakeLoadBalancers, FakeEc2, RecordingStackWrites>;
+type TestPipeline = Pipeline<FakeElb, FakeEc2, RecordingStackWrites>;
 
 fn pipeline() -> TestPipeline {
     Pipeline::new(
-        FakeLoadBalancers::default(),
+        FakeElb::default(),
         FakeEc2::with_subnets(fixtures::vpc()),
         RecordingStackWrites::default(),
     )
@@ -102,7 +103,7 @@ async fn from_empty_the_stack_and_its_binding_are_made() {
     assert!(converged.steps >= 3, "{converged:?}");
     assert!(converged.dns_name.is_some());
     assert!(converged.waiting.is_empty());
-    let calls = pipeline.elb.calls();
+    let calls = pipeline.elb.call_names();
     for made in ["CreateTargetGroup", "CreateLoadBalancer", "CreateListener"] {
         assert_eq!(calls.iter().filter(|c| **c == made).count(), 1, "{calls:?}");
     }
@@ -133,9 +134,9 @@ async fn the_same_stack_again_costs_no_call_and_no_write() {
     assert_eq!(again.steps, 0);
     assert_eq!(again.dns_name, first.dns_name);
     assert!(
-        pipeline.elb.calls().is_empty(),
+        pipeline.elb.call_names().is_empty(),
         "{:?}",
-        pipeline.elb.calls()
+        pipeline.elb.call_names()
     );
     assert!(
         pipeline.ec2.calls().is_empty(),
@@ -150,13 +151,13 @@ async fn the_same_stack_again_costs_no_call_and_no_write() {
         .await
         .expect("converges");
     assert_eq!(described.steps, 0);
-    assert!(pipeline.elb.calls().contains(&"DescribeStack"));
+    assert!(pipeline.elb.call_names().contains(&"DescribeLoadBalancers"));
 }
 
 #[tokio::test]
 async fn a_failure_half_way_is_finished_by_the_next_pass() {
     let pipeline = pipeline();
-    pipeline.elb.fail("CreateListener", 1);
+    pipeline.elb.fail(Operation::CreateListener, 1);
     let failed = pipeline.converge(nlb(TargetType::Ip), &nlb_scope()).await;
     assert!(matches!(failed, Err(StackError::Deploy(_))), "{failed:?}");
     assert!(pipeline.writes.binding_names().is_empty(), "no binding yet");
@@ -265,7 +266,7 @@ async fn alb_rules_move_to_replacement_groups_only_once_they_have_targets() {
         "{waiting:?}"
     );
     assert_eq!(rule_targets(&pipeline, &after).await, old, "the rules stay");
-    assert!(!pipeline.elb.calls().contains(&"ModifyRule"));
+    assert!(!pipeline.elb.call_names().contains(&"ModifyRule"));
     assert_eq!(
         pipeline.elb.target_group_arns().len(),
         4,
@@ -305,7 +306,7 @@ async fn removal_deletes_the_bindings_first_then_everything_it_owned() {
         .expect("removes");
     assert_eq!(first, Removed::Draining);
     assert!(
-        pipeline.elb.calls().is_empty(),
+        pipeline.elb.call_names().is_empty(),
         "AWS waits for the bindings"
     );
     assert!(pipeline.writes.binding_names().is_empty());

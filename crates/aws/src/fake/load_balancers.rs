@@ -1,21 +1,26 @@
-//! An in-memory ELB for the deployer: load balancers, listeners and target groups with tags, with
-//! ELB's idempotent creates (same name, same settings: the same ARN) and scripted failures.
+//! [`LoadBalancers`] on the one in-memory ELB: load balancers, listeners, rules and target
+//! groups with tags, with ELB's idempotent creates (same name, same settings: the same ARN). A
+//! target group the deployer creates is a target group the binding side sees too (its targets,
+//! their health), so a replacement switch waits on targets registered as a binding would.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
 
+use lb_model::elb::{TargetGroupInfo, TargetHealth, TargetKey, TargetState};
 use lb_model::stack::{
     Action, Listener, LoadBalancer, Rule, SubnetMapping, TargetGroup, TargetGroupRef,
 };
 
-use super::apply::{CreatedLoadBalancer, LoadBalancers};
-use super::diff::{
+use super::{FakeElb, Fault, Group, OWN_ACCOUNT, State, fault_error};
+use crate::calls::Operation;
+use crate::deployer::apply::{CreatedLoadBalancer, LoadBalancers};
+use crate::deployer::diff::{
     Existing, ExistingListener, ExistingLoadBalancer, ExistingRule, ExistingTargetGroup, Owner,
 };
 use crate::error::{AwsError, AwsErrorKind};
 
+/// What the deployer side holds.
 #[derive(Debug, Default)]
-struct State {
+pub(super) struct Stacks {
     next_id: u32,
     load_balancers: BTreeMap<String, LoadBalancer>,
     /// arn -> (load balancer arn, listener with the target group's ARN as default).
@@ -23,54 +28,69 @@ struct State {
     target_groups: BTreeMap<String, TargetGroup>,
     /// arn -> (listener arn, the rule at its priority, its action naming target groups by ARN).
     rules: BTreeMap<String, (String, ExistingRule)>,
-    calls: Vec<&'static str>,
-    /// Target group ARN -> registered targets (none unless set).
-    registered: BTreeMap<String, usize>,
-    /// Operation -> how many of its next calls fail.
-    failures: BTreeMap<&'static str, u32>,
 }
 
-#[derive(Debug, Default)]
-pub struct FakeLoadBalancers {
-    state: Mutex<State>,
-}
-
-impl FakeLoadBalancers {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl FakeElb {
+    /// One deployer call: recorded, and failed when a fault is scripted for it (a lost answer
+    /// too: the deployer's effects are not applied then).
+    fn deploy_call(&self, operation: Operation) -> Result<std::sync::MutexGuard<'_, State>, AwsError> {
+        let mut state = self.lock();
+        let fault = state.take_fault(operation);
+        state.record(operation, OWN_ACCOUNT, "", &[], fault.map(|f| fault_error(operation, f).kind));
+        match fault {
+            Some(fault) => Err(fault_error(operation, fault)),
+            None => Ok(state),
+        }
     }
 
-    /// The next `times` calls of `operation` fail as unavailable (nothing happens).
-    pub fn fail(&self, operation: &'static str, times: u32) {
-        self.state().failures.insert(operation, times);
+    /// The next `times` calls of `operation` fail with a 5xx answer.
+    pub fn fail(&self, operation: Operation, times: u32) {
+        for _ in 0..times {
+            self.fail_next(operation, Fault::ServerError);
+        }
     }
 
     /// Every call so far, by operation name, in order.
-    pub fn calls(&self) -> Vec<&'static str> {
-        self.state().calls.clone()
+    pub fn call_names(&self) -> Vec<&'static str> {
+        self.calls().iter().map(|c| c.operation.as_str()).collect()
     }
 
-    /// `arn` has `count` registered targets from now on.
+    /// Target group `arn` has `count` registered, healthy targets from now on (10.0.0.1:80, ...).
     pub fn set_registered(&self, arn: &str, count: usize) {
-        self.state().registered.insert(arn.to_string(), count);
+        let mut state = self.lock();
+        let Some(group) = state.groups.get_mut(arn) else {
+            return;
+        };
+        group.targets.clear();
+        for n in 0..count {
+            let target = TargetKey {
+                id: format!("10.0.{}.{}", n / 250, n % 250 + 1),
+                port: 80,
+            };
+            let health = TargetHealth {
+                target: target.clone(),
+                state: TargetState::Healthy,
+                reason: None,
+                description: None,
+            };
+            group.targets.insert(target, health);
+        }
     }
 
-    pub fn forget_calls(&self) {
-        self.state().calls.clear();
-    }
-
+    /// The target groups the deployer side holds, by ARN.
     pub fn target_group_arns(&self) -> Vec<String> {
-        self.state().target_groups.keys().cloned().collect()
+        self.lock().stacks.target_groups.keys().cloned().collect()
     }
 
     /// A target group someone else made (its tags are whatever `group` says).
     pub fn insert_target_group(&self, arn: &str, group: TargetGroup) {
-        self.state().target_groups.insert(arn.into(), group);
+        self.lock().stacks.target_groups.insert(arn.into(), group);
     }
 
     /// (port, protocol, target group ARN) of every listener.
     pub fn listeners(&self) -> Vec<(u16, String, String)> {
-        self.state()
+        self.lock()
+            .stacks
             .listeners
             .values()
             .map(|(_, l)| {
@@ -84,23 +104,27 @@ impl FakeLoadBalancers {
     }
 
     pub fn load_balancer_arns(&self) -> Vec<String> {
-        self.state().load_balancers.keys().cloned().collect()
+        self.lock().stacks.load_balancers.keys().cloned().collect()
     }
+}
 
-    fn call(&self, operation: &'static str) -> Result<MutexGuard<'_, State>, AwsError> {
-        let mut state = self.state();
-        state.calls.push(operation);
-        if let Some(left) = state.failures.get_mut(operation)
-            && *left > 0
-        {
-            *left -= 1;
-            return Err(AwsError::new(
-                operation,
-                AwsErrorKind::Unavailable,
-                "scripted failure",
-            ));
-        }
-        Ok(state)
+/// The binding side's view of a target group the deployer made.
+fn group_info(arn: &str, group: &TargetGroup) -> Group {
+    Group {
+        account: OWN_ACCOUNT.to_string(),
+        info: TargetGroupInfo {
+            arn: arn.to_string(),
+            name: group.name.clone(),
+            target_type: group.target_type.as_str().to_string(),
+            protocol: Some(group.protocol.as_str().to_string()),
+            port: Some(group.port),
+            vpc_id: Some("vpc-0fake".to_string()),
+            ip_address_type: Some(group.ip_address_type.clone()),
+            load_balancer_arns: Vec::new(),
+            health_check_interval_seconds: u32::try_from(group.health_check.interval_seconds).ok(),
+            healthy_threshold_count: u32::try_from(group.health_check.healthy_threshold).ok(),
+        },
+        targets: BTreeMap::new(),
     }
 }
 
@@ -109,7 +133,7 @@ fn dns_name(lb: &LoadBalancer) -> String {
 }
 
 /// The tags of whatever `arn` is: a target group, load balancer, rule or listener.
-fn tags_mut<'a>(state: &'a mut State, arn: &str) -> Option<&'a mut BTreeMap<String, String>> {
+fn tags_mut<'a>(state: &'a mut Stacks, arn: &str) -> Option<&'a mut BTreeMap<String, String>> {
     if let Some(group) = state.target_groups.get_mut(arn) {
         Some(&mut group.tags)
     } else if let Some(lb) = state.load_balancers.get_mut(arn) {
@@ -132,7 +156,7 @@ fn not_found(operation: &'static str, arn: &str) -> AwsError {
     )
 }
 
-impl State {
+impl Stacks {
     fn arn(&mut self, kind: &str) -> String {
         self.next_id += 1;
         format!(
@@ -142,11 +166,11 @@ impl State {
     }
 }
 
-impl LoadBalancers for FakeLoadBalancers {
+impl LoadBalancers for FakeElb {
     async fn describe_stack(&self, owner: &Owner) -> Result<Existing, AwsError> {
-        let state = self.call("DescribeStack")?;
+        let state = self.deploy_call(Operation::DescribeLoadBalancers)?;
         let load_balancer = state
-            .load_balancers
+            .stacks.load_balancers
             .iter()
             .find(|(_, lb)| owner.owns(&lb.tags))
             .map(|(arn, lb)| ExistingLoadBalancer {
@@ -158,14 +182,14 @@ impl LoadBalancers for FakeLoadBalancers {
             .iter()
             .flat_map(|lb| {
                 state
-                    .listeners
+                    .stacks.listeners
                     .iter()
                     .filter(|(_, (on, _))| *on == lb.arn)
                     .map(|(arn, (_, l))| ExistingListener {
                         arn: arn.clone(),
                         listener: l.clone(),
                         rules: state
-                            .rules
+                            .stacks.rules
                             .values()
                             .filter(|(on, _)| on == arn)
                             .map(|(_, r)| r.clone())
@@ -174,7 +198,7 @@ impl LoadBalancers for FakeLoadBalancers {
             })
             .collect();
         let target_groups = state
-            .target_groups
+            .stacks.target_groups
             .iter()
             .filter(|(_, t)| owner.owns(&t.tags))
             .map(|(arn, t)| ExistingTargetGroup {
@@ -190,23 +214,24 @@ impl LoadBalancers for FakeLoadBalancers {
     }
 
     async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
-        let mut state = self.call("CreateTargetGroup")?;
+        let mut state = self.deploy_call(Operation::CreateTargetGroup)?;
         if let Some((arn, _)) = state
-            .target_groups
+            .stacks.target_groups
             .iter()
             .find(|(_, t)| t.name == group.name)
         {
             return Ok(arn.clone()); // ELB: the same name and settings give the same group.
         }
-        let arn = state.arn("targetgroup");
-        state.target_groups.insert(arn.clone(), group.clone());
+        let arn = state.stacks.arn("targetgroup");
+        state.stacks.target_groups.insert(arn.clone(), group.clone());
+        state.groups.insert(arn.clone(), group_info(&arn, group));
         Ok(arn)
     }
 
     async fn modify_health_check(&self, arn: &str, desired: &TargetGroup) -> Result<(), AwsError> {
-        let mut state = self.call("ModifyTargetGroup")?;
+        let mut state = self.deploy_call(Operation::ModifyTargetGroup)?;
         let group = state
-            .target_groups
+            .stacks.target_groups
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyTargetGroup", arn))?;
         group.health_check = desired.health_check.clone();
@@ -218,9 +243,9 @@ impl LoadBalancers for FakeLoadBalancers {
         arn: &str,
         attributes: &BTreeMap<String, String>,
     ) -> Result<(), AwsError> {
-        let mut state = self.call("ModifyTargetGroupAttributes")?;
+        let mut state = self.deploy_call(Operation::ModifyTargetGroupAttributes)?;
         let group = state
-            .target_groups
+            .stacks.target_groups
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyTargetGroupAttributes", arn))?;
         group.attributes.extend(attributes.clone());
@@ -228,16 +253,16 @@ impl LoadBalancers for FakeLoadBalancers {
     }
 
     async fn add_tags(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
-        let mut state = self.call("AddTags")?;
-        tags_mut(&mut state, arn)
+        let mut state = self.deploy_call(Operation::AddTags)?;
+        tags_mut(&mut state.stacks, arn)
             .ok_or_else(|| not_found("AddTags", arn))?
             .extend(tags.clone());
         Ok(())
     }
 
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
-        let mut state = self.call("RemoveTags")?;
-        tags_mut(&mut state, arn)
+        let mut state = self.deploy_call(Operation::RemoveTags)?;
+        tags_mut(&mut state.stacks, arn)
             .ok_or_else(|| not_found("RemoveTags", arn))?
             .retain(|k, _| !keys.contains(k));
         Ok(())
@@ -247,16 +272,16 @@ impl LoadBalancers for FakeLoadBalancers {
         &self,
         lb: &LoadBalancer,
     ) -> Result<CreatedLoadBalancer, AwsError> {
-        let mut state = self.call("CreateLoadBalancer")?;
+        let mut state = self.deploy_call(Operation::CreateLoadBalancer)?;
         let dns_name = dns_name(lb);
-        if let Some((arn, _)) = state.load_balancers.iter().find(|(_, l)| l.name == lb.name) {
+        if let Some((arn, _)) = state.stacks.load_balancers.iter().find(|(_, l)| l.name == lb.name) {
             return Ok(CreatedLoadBalancer {
                 arn: arn.clone(),
                 dns_name,
             });
         }
-        let arn = state.arn("loadbalancer/net");
-        state.load_balancers.insert(arn.clone(), lb.clone());
+        let arn = state.stacks.arn("loadbalancer/net");
+        state.stacks.load_balancers.insert(arn.clone(), lb.clone());
         Ok(CreatedLoadBalancer { arn, dns_name })
     }
 
@@ -265,9 +290,9 @@ impl LoadBalancers for FakeLoadBalancers {
         arn: &str,
         attributes: &BTreeMap<String, String>,
     ) -> Result<(), AwsError> {
-        let mut state = self.call("ModifyLoadBalancerAttributes")?;
+        let mut state = self.deploy_call(Operation::ModifyLoadBalancerAttributes)?;
         let lb = state
-            .load_balancers
+            .stacks.load_balancers
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyLoadBalancerAttributes", arn))?;
         lb.attributes.extend(attributes.clone());
@@ -275,9 +300,9 @@ impl LoadBalancers for FakeLoadBalancers {
     }
 
     async fn set_subnets(&self, arn: &str, subnets: &[SubnetMapping]) -> Result<(), AwsError> {
-        let mut state = self.call("SetSubnets")?;
+        let mut state = self.deploy_call(Operation::SetSubnets)?;
         let lb = state
-            .load_balancers
+            .stacks.load_balancers
             .get_mut(arn)
             .ok_or_else(|| not_found("SetSubnets", arn))?;
         lb.subnets = subnets.to_vec();
@@ -285,9 +310,9 @@ impl LoadBalancers for FakeLoadBalancers {
     }
 
     async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<(), AwsError> {
-        let mut state = self.call("SetSecurityGroups")?;
+        let mut state = self.deploy_call(Operation::SetSecurityGroups)?;
         let lb = state
-            .load_balancers
+            .stacks.load_balancers
             .get_mut(arn)
             .ok_or_else(|| not_found("SetSecurityGroups", arn))?;
         lb.security_groups = groups.to_vec();
@@ -300,12 +325,12 @@ impl LoadBalancers for FakeLoadBalancers {
         listener: &Listener,
         default_action: &Action,
     ) -> Result<String, AwsError> {
-        let mut state = self.call("CreateListener")?;
-        if !state.load_balancers.contains_key(load_balancer_arn) {
+        let mut state = self.deploy_call(Operation::CreateListener)?;
+        if !state.stacks.load_balancers.contains_key(load_balancer_arn) {
             return Err(not_found("CreateListener", load_balancer_arn));
         }
         if state
-            .listeners
+            .stacks.listeners
             .values()
             .any(|(on, l)| on == load_balancer_arn && l.port == listener.port)
         {
@@ -315,13 +340,13 @@ impl LoadBalancers for FakeLoadBalancers {
                 "DuplicateListener",
             ));
         }
-        let arn = state.arn("listener/net");
+        let arn = state.stacks.arn("listener/net");
         let listener = Listener {
             default_action: default_action.clone(),
             ..listener.clone()
         };
         state
-            .listeners
+            .stacks.listeners
             .insert(arn.clone(), (load_balancer_arn.into(), listener));
         Ok(arn)
     }
@@ -332,9 +357,9 @@ impl LoadBalancers for FakeLoadBalancers {
         listener: &Listener,
         default_action: &Action,
     ) -> Result<(), AwsError> {
-        let mut state = self.call("ModifyListener")?;
+        let mut state = self.deploy_call(Operation::ModifyListener)?;
         let (_, have) = state
-            .listeners
+            .stacks.listeners
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyListener", arn))?;
         // ModifyListener leaves the tags as they are.
@@ -347,18 +372,18 @@ impl LoadBalancers for FakeLoadBalancers {
     }
 
     async fn security_groups_in_use(&self) -> Result<std::collections::BTreeSet<String>, AwsError> {
-        let state = self.call("DescribeLoadBalancers")?;
+        let state = self.deploy_call(Operation::DescribeLoadBalancers)?;
         Ok(state
-            .load_balancers
+            .stacks.load_balancers
             .values()
             .flat_map(|lb| lb.security_groups.iter().cloned())
             .collect())
     }
 
     async fn delete_listener(&self, arn: &str) -> Result<(), AwsError> {
-        let mut state = self.call("DeleteListener")?;
-        state.listeners.remove(arn);
-        state.rules.retain(|_, (on, _)| on != arn);
+        let mut state = self.deploy_call(Operation::DeleteListener)?;
+        state.stacks.listeners.remove(arn);
+        state.stacks.rules.retain(|_, (on, _)| on != arn);
         Ok(())
     }
 
@@ -369,12 +394,12 @@ impl LoadBalancers for FakeLoadBalancers {
         action: &Action,
         priority: u32,
     ) -> Result<String, AwsError> {
-        let mut state = self.call("CreateRule")?;
-        if !state.listeners.contains_key(listener_arn) {
+        let mut state = self.deploy_call(Operation::CreateRule)?;
+        if !state.stacks.listeners.contains_key(listener_arn) {
             return Err(not_found("CreateRule", listener_arn));
         }
         let taken = state
-            .rules
+            .stacks.rules
             .values()
             .any(|(on, r)| on == listener_arn && r.priority == priority);
         if taken {
@@ -384,7 +409,7 @@ impl LoadBalancers for FakeLoadBalancers {
                 "PriorityInUse",
             ));
         }
-        let arn = state.arn("listener-rule/app");
+        let arn = state.stacks.arn("listener-rule/app");
         let existing = ExistingRule {
             arn: arn.clone(),
             priority,
@@ -394,15 +419,15 @@ impl LoadBalancers for FakeLoadBalancers {
             },
         };
         state
-            .rules
+            .stacks.rules
             .insert(arn.clone(), (listener_arn.into(), existing));
         Ok(arn)
     }
 
     async fn modify_rule(&self, arn: &str, rule: &Rule, action: &Action) -> Result<(), AwsError> {
-        let mut state = self.call("ModifyRule")?;
+        let mut state = self.deploy_call(Operation::ModifyRule)?;
         let (_, have) = state
-            .rules
+            .stacks.rules
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyRule", arn))?;
         have.rule.conditions = rule.conditions.clone();
@@ -411,10 +436,10 @@ impl LoadBalancers for FakeLoadBalancers {
     }
 
     async fn set_rule_priorities(&self, priorities: &[(String, u32)]) -> Result<(), AwsError> {
-        let mut state = self.call("SetRulePriorities")?;
+        let mut state = self.deploy_call(Operation::SetRulePriorities)?;
         for (arn, priority) in priorities {
             let (_, have) = state
-                .rules
+                .stacks.rules
                 .get_mut(arn)
                 .ok_or_else(|| not_found("SetRulePriorities", arn))?;
             have.priority = *priority;
@@ -423,19 +448,19 @@ impl LoadBalancers for FakeLoadBalancers {
     }
 
     async fn delete_rule(&self, arn: &str) -> Result<(), AwsError> {
-        self.call("DeleteRule")?.rules.remove(arn);
+        self.deploy_call(Operation::DeleteRule)?.stacks.rules.remove(arn);
         Ok(())
     }
 
     async fn delete_target_group(&self, arn: &str) -> Result<(), AwsError> {
-        let mut state = self.call("DeleteTargetGroup")?;
+        let mut state = self.deploy_call(Operation::DeleteTargetGroup)?;
         let target = TargetGroupRef::Arn(arn.to_string());
         let by_listener = state
-            .listeners
+            .stacks.listeners
             .values()
             .any(|(_, l)| l.default_action.target_groups().any(|t| *t == target));
         let by_rule = state
-            .rules
+            .stacks.rules
             .values()
             .any(|(_, r)| r.rule.action.target_groups().any(|t| *t == target));
         if by_listener || by_rule {
@@ -445,29 +470,36 @@ impl LoadBalancers for FakeLoadBalancers {
                 "ResourceInUse",
             ));
         }
-        state.target_groups.remove(arn);
+        state.stacks.target_groups.remove(arn);
+        state.groups.remove(arn);
         Ok(())
     }
 
     async fn registered_targets(&self, arn: &str) -> Result<usize, AwsError> {
-        let state = self.call("DescribeTargetHealth")?;
-        if !state.target_groups.contains_key(arn) {
+        let state = self.deploy_call(Operation::DescribeTargetHealth)?;
+        if !state.stacks.target_groups.contains_key(arn) {
             return Err(not_found("DescribeTargetHealth", arn));
         }
-        Ok(state.registered.get(arn).copied().unwrap_or(0))
+        let registered = state.groups.get(arn).map_or(0, |g| {
+            g.targets
+                .values()
+                .filter(|t| t.state != TargetState::Draining)
+                .count()
+        });
+        Ok(registered)
     }
 
     async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {
-        let mut state = self.call("DeleteLoadBalancer")?;
-        state.load_balancers.remove(arn);
+        let mut state = self.deploy_call(Operation::DeleteLoadBalancer)?;
+        state.stacks.load_balancers.remove(arn);
         let gone: Vec<String> = state
-            .listeners
+            .stacks.listeners
             .iter()
             .filter(|(_, (on, _))| on == arn)
             .map(|(listener, _)| listener.clone())
             .collect();
-        state.listeners.retain(|_, (on, _)| on != arn);
-        state.rules.retain(|_, (on, _)| !gone.contains(on));
+        state.stacks.listeners.retain(|_, (on, _)| on != arn);
+        state.stacks.rules.retain(|_, (on, _)| !gone.contains(on));
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
-//! An in-memory ELB implementing [`Elbv2`] and [`TargetGroups`], for unit tests of the code that
-//! drives AWS: target groups in accounts, targets with the state ELB would report, roles that may
-//! be assumed, and scripted faults.
+//! The one in-memory ELB, for unit tests of the code that drives AWS: [`Elbv2`] and
+//! [`TargetGroups`] (target groups in accounts, targets with the state ELB would report, roles
+//! that may be assumed) and the deployer's [`LoadBalancers`](crate::deployer::apply::LoadBalancers)
+//! ([`load_balancers`]: load balancers, listeners, rules, target groups), on one state, with
+//! scripted faults.
 //!
 //! Faults are scripted per operation and consumed in order: throttling, a 5xx answer, a timeout
 //! (none of which change anything), and a lost answer: the call took effect on the server, but
@@ -19,6 +21,8 @@ use crate::calls::Operation;
 use crate::elbv2::{Elbv2, TargetGroups};
 use crate::error::{AwsError, AwsErrorKind};
 use crate::sts::RoleToAssume;
+
+mod load_balancers;
 
 /// The account of the controller's own credentials.
 pub const OWN_ACCOUNT: &str = "123456789012";
@@ -49,7 +53,7 @@ pub struct Call {
     pub error: Option<AwsErrorKind>,
 }
 
-struct Group {
+pub(crate) struct Group {
     account: String,
     info: TargetGroupInfo,
     targets: BTreeMap<TargetKey, TargetHealth>,
@@ -63,6 +67,8 @@ struct State {
     faults: VecDeque<(Operation, Fault)>,
     calls: Vec<Call>,
     double_registrations: Vec<TargetKey>,
+    /// The deployer's side: load balancers, listeners, rules, target groups as desired.
+    stacks: load_balancers::Stacks,
 }
 
 #[derive(Clone, Default)]
@@ -299,6 +305,23 @@ impl Elbv2 for FakeElb {
 }
 
 impl State {
+    fn record(
+        &mut self,
+        operation: Operation,
+        account: &str,
+        subject: &str,
+        targets: &[TargetKey],
+        error: Option<AwsErrorKind>,
+    ) {
+        self.calls.push(Call {
+            operation,
+            account: account.to_string(),
+            subject: subject.to_string(),
+            targets: targets.to_vec(),
+            error,
+        });
+    }
+
     fn take_fault(&mut self, operation: Operation) -> Option<Fault> {
         let at = self.faults.iter().position(|(op, _)| *op == operation)?;
         self.faults.remove(at).map(|(_, fault)| fault)
