@@ -1,7 +1,7 @@
 use super::*;
+use crate::calls::Operation;
 use crate::deployer::diff::tests::{stack, target_group};
 use crate::deployer::diff::{diff, teardown};
-use crate::calls::Operation;
 use crate::fake::FakeElb;
 
 /// One reconcile: describe, diff, apply.

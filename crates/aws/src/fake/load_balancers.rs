@@ -33,10 +33,19 @@ pub(super) struct Stacks {
 impl FakeElb {
     /// One deployer call: recorded, and failed when a fault is scripted for it (a lost answer
     /// too: the deployer's effects are not applied then).
-    fn deploy_call(&self, operation: Operation) -> Result<std::sync::MutexGuard<'_, State>, AwsError> {
+    fn deploy_call(
+        &self,
+        operation: Operation,
+    ) -> Result<std::sync::MutexGuard<'_, State>, AwsError> {
         let mut state = self.lock();
         let fault = state.take_fault(operation);
-        state.record(operation, OWN_ACCOUNT, "", &[], fault.map(|f| fault_error(operation, f).kind));
+        state.record(
+            operation,
+            OWN_ACCOUNT,
+            "",
+            &[],
+            fault.map(|f| fault_error(operation, f).kind),
+        );
         match fault {
             Some(fault) => Err(fault_error(operation, fault)),
             None => Ok(state),
@@ -170,7 +179,8 @@ impl LoadBalancers for FakeElb {
     async fn describe_stack(&self, owner: &Owner) -> Result<Existing, AwsError> {
         let state = self.deploy_call(Operation::DescribeLoadBalancers)?;
         let load_balancer = state
-            .stacks.load_balancers
+            .stacks
+            .load_balancers
             .iter()
             .find(|(_, lb)| owner.owns(&lb.tags))
             .map(|(arn, lb)| ExistingLoadBalancer {
@@ -182,14 +192,16 @@ impl LoadBalancers for FakeElb {
             .iter()
             .flat_map(|lb| {
                 state
-                    .stacks.listeners
+                    .stacks
+                    .listeners
                     .iter()
                     .filter(|(_, (on, _))| *on == lb.arn)
                     .map(|(arn, (_, l))| ExistingListener {
                         arn: arn.clone(),
                         listener: l.clone(),
                         rules: state
-                            .stacks.rules
+                            .stacks
+                            .rules
                             .values()
                             .filter(|(on, _)| on == arn)
                             .map(|(_, r)| r.clone())
@@ -198,7 +210,8 @@ impl LoadBalancers for FakeElb {
             })
             .collect();
         let target_groups = state
-            .stacks.target_groups
+            .stacks
+            .target_groups
             .iter()
             .filter(|(_, t)| owner.owns(&t.tags))
             .map(|(arn, t)| ExistingTargetGroup {
@@ -216,14 +229,18 @@ impl LoadBalancers for FakeElb {
     async fn create_target_group(&self, group: &TargetGroup) -> Result<String, AwsError> {
         let mut state = self.deploy_call(Operation::CreateTargetGroup)?;
         if let Some((arn, _)) = state
-            .stacks.target_groups
+            .stacks
+            .target_groups
             .iter()
             .find(|(_, t)| t.name == group.name)
         {
             return Ok(arn.clone()); // ELB: the same name and settings give the same group.
         }
         let arn = state.stacks.arn("targetgroup");
-        state.stacks.target_groups.insert(arn.clone(), group.clone());
+        state
+            .stacks
+            .target_groups
+            .insert(arn.clone(), group.clone());
         state.groups.insert(arn.clone(), group_info(&arn, group));
         Ok(arn)
     }
@@ -231,7 +248,8 @@ impl LoadBalancers for FakeElb {
     async fn modify_health_check(&self, arn: &str, desired: &TargetGroup) -> Result<(), AwsError> {
         let mut state = self.deploy_call(Operation::ModifyTargetGroup)?;
         let group = state
-            .stacks.target_groups
+            .stacks
+            .target_groups
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyTargetGroup", arn))?;
         group.health_check = desired.health_check.clone();
@@ -245,7 +263,8 @@ impl LoadBalancers for FakeElb {
     ) -> Result<(), AwsError> {
         let mut state = self.deploy_call(Operation::ModifyTargetGroupAttributes)?;
         let group = state
-            .stacks.target_groups
+            .stacks
+            .target_groups
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyTargetGroupAttributes", arn))?;
         group.attributes.extend(attributes.clone());
@@ -274,7 +293,12 @@ impl LoadBalancers for FakeElb {
     ) -> Result<CreatedLoadBalancer, AwsError> {
         let mut state = self.deploy_call(Operation::CreateLoadBalancer)?;
         let dns_name = dns_name(lb);
-        if let Some((arn, _)) = state.stacks.load_balancers.iter().find(|(_, l)| l.name == lb.name) {
+        if let Some((arn, _)) = state
+            .stacks
+            .load_balancers
+            .iter()
+            .find(|(_, l)| l.name == lb.name)
+        {
             return Ok(CreatedLoadBalancer {
                 arn: arn.clone(),
                 dns_name,
@@ -292,7 +316,8 @@ impl LoadBalancers for FakeElb {
     ) -> Result<(), AwsError> {
         let mut state = self.deploy_call(Operation::ModifyLoadBalancerAttributes)?;
         let lb = state
-            .stacks.load_balancers
+            .stacks
+            .load_balancers
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyLoadBalancerAttributes", arn))?;
         lb.attributes.extend(attributes.clone());
@@ -302,7 +327,8 @@ impl LoadBalancers for FakeElb {
     async fn set_subnets(&self, arn: &str, subnets: &[SubnetMapping]) -> Result<(), AwsError> {
         let mut state = self.deploy_call(Operation::SetSubnets)?;
         let lb = state
-            .stacks.load_balancers
+            .stacks
+            .load_balancers
             .get_mut(arn)
             .ok_or_else(|| not_found("SetSubnets", arn))?;
         lb.subnets = subnets.to_vec();
@@ -312,7 +338,8 @@ impl LoadBalancers for FakeElb {
     async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<(), AwsError> {
         let mut state = self.deploy_call(Operation::SetSecurityGroups)?;
         let lb = state
-            .stacks.load_balancers
+            .stacks
+            .load_balancers
             .get_mut(arn)
             .ok_or_else(|| not_found("SetSecurityGroups", arn))?;
         lb.security_groups = groups.to_vec();
@@ -330,7 +357,8 @@ impl LoadBalancers for FakeElb {
             return Err(not_found("CreateListener", load_balancer_arn));
         }
         if state
-            .stacks.listeners
+            .stacks
+            .listeners
             .values()
             .any(|(on, l)| on == load_balancer_arn && l.port == listener.port)
         {
@@ -346,7 +374,8 @@ impl LoadBalancers for FakeElb {
             ..listener.clone()
         };
         state
-            .stacks.listeners
+            .stacks
+            .listeners
             .insert(arn.clone(), (load_balancer_arn.into(), listener));
         Ok(arn)
     }
@@ -359,7 +388,8 @@ impl LoadBalancers for FakeElb {
     ) -> Result<(), AwsError> {
         let mut state = self.deploy_call(Operation::ModifyListener)?;
         let (_, have) = state
-            .stacks.listeners
+            .stacks
+            .listeners
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyListener", arn))?;
         // ModifyListener leaves the tags as they are.
@@ -374,7 +404,8 @@ impl LoadBalancers for FakeElb {
     async fn security_groups_in_use(&self) -> Result<std::collections::BTreeSet<String>, AwsError> {
         let state = self.deploy_call(Operation::DescribeLoadBalancers)?;
         Ok(state
-            .stacks.load_balancers
+            .stacks
+            .load_balancers
             .values()
             .flat_map(|lb| lb.security_groups.iter().cloned())
             .collect())
@@ -399,7 +430,8 @@ impl LoadBalancers for FakeElb {
             return Err(not_found("CreateRule", listener_arn));
         }
         let taken = state
-            .stacks.rules
+            .stacks
+            .rules
             .values()
             .any(|(on, r)| on == listener_arn && r.priority == priority);
         if taken {
@@ -419,7 +451,8 @@ impl LoadBalancers for FakeElb {
             },
         };
         state
-            .stacks.rules
+            .stacks
+            .rules
             .insert(arn.clone(), (listener_arn.into(), existing));
         Ok(arn)
     }
@@ -427,7 +460,8 @@ impl LoadBalancers for FakeElb {
     async fn modify_rule(&self, arn: &str, rule: &Rule, action: &Action) -> Result<(), AwsError> {
         let mut state = self.deploy_call(Operation::ModifyRule)?;
         let (_, have) = state
-            .stacks.rules
+            .stacks
+            .rules
             .get_mut(arn)
             .ok_or_else(|| not_found("ModifyRule", arn))?;
         have.rule.conditions = rule.conditions.clone();
@@ -439,7 +473,8 @@ impl LoadBalancers for FakeElb {
         let mut state = self.deploy_call(Operation::SetRulePriorities)?;
         for (arn, priority) in priorities {
             let (_, have) = state
-                .stacks.rules
+                .stacks
+                .rules
                 .get_mut(arn)
                 .ok_or_else(|| not_found("SetRulePriorities", arn))?;
             have.priority = *priority;
@@ -448,7 +483,10 @@ impl LoadBalancers for FakeElb {
     }
 
     async fn delete_rule(&self, arn: &str) -> Result<(), AwsError> {
-        self.deploy_call(Operation::DeleteRule)?.stacks.rules.remove(arn);
+        self.deploy_call(Operation::DeleteRule)?
+            .stacks
+            .rules
+            .remove(arn);
         Ok(())
     }
 
@@ -456,11 +494,13 @@ impl LoadBalancers for FakeElb {
         let mut state = self.deploy_call(Operation::DeleteTargetGroup)?;
         let target = TargetGroupRef::Arn(arn.to_string());
         let by_listener = state
-            .stacks.listeners
+            .stacks
+            .listeners
             .values()
             .any(|(_, l)| l.default_action.target_groups().any(|t| *t == target));
         let by_rule = state
-            .stacks.rules
+            .stacks
+            .rules
             .values()
             .any(|(_, r)| r.rule.action.target_groups().any(|t| *t == target));
         if by_listener || by_rule {
@@ -493,7 +533,8 @@ impl LoadBalancers for FakeElb {
         let mut state = self.deploy_call(Operation::DeleteLoadBalancer)?;
         state.stacks.load_balancers.remove(arn);
         let gone: Vec<String> = state
-            .stacks.listeners
+            .stacks
+            .listeners
             .iter()
             .filter(|(_, (on, _))| on == arn)
             .map(|(listener, _)| listener.clone())

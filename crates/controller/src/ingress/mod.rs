@@ -38,10 +38,8 @@ pub(crate) use members::{Classes, selection};
 
 use crate::leader::Leadership;
 use crate::reconciler::{WatchScope, debounced, report_outcome};
-use crate::stack::memory::Failures;
 use crate::stack::{
-    KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, Served, StackError, StackSource,
-    StackWrites, error_policy,
+    KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, Served, StackError, StackWrites,
 };
 use crate::stores::Stores;
 
@@ -89,20 +87,6 @@ impl<L, E, C, W> IngressContext<L, E, C, W> {
     fn lock(&self, group: &GroupId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(group.clone()).or_default().clone()
-    }
-}
-
-impl<L, E, C, W> StackSource for IngressContext<L, E, C, W>
-where
-    L: Send + Sync + 'static,
-    E: Send + Sync + 'static,
-    C: Send + Sync + 'static,
-    W: Send + Sync + 'static,
-{
-    type Object = Ingress;
-
-    fn failures(&self) -> &Failures {
-        self.pipeline.failures()
     }
 }
 
@@ -217,7 +201,7 @@ pub async fn run<L, E, C>(
         .watches_stream(watches.classes, all_of(ingresses.clone()))
         .watches_stream(watches.params, all_of(ingresses))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, retry, ctx)
         .for_each(|result| report_outcome("ingress reconcile", result))
         .await;
 }
@@ -231,4 +215,13 @@ fn all_of<K>(store: Store<Ingress>) -> impl Fn(K) -> Vec<ObjectRef<Ingress>> {
             .map(|i| ObjectRef::from_obj(i.as_ref()))
             .collect()
     }
+}
+
+/// The pipeline's retry policy, as kube-runtime calls it.
+fn retry<L, E, C, W>(
+    object: Arc<Ingress>,
+    err: &StackError,
+    ctx: Arc<IngressContext<L, E, C, W>>,
+) -> Action {
+    ctx.pipeline.retry(object.as_ref(), err)
 }

@@ -33,10 +33,9 @@ use lb_model::service::selection::{SelectionSettings, select};
 
 use crate::leader::Leadership;
 use crate::reconciler::{WatchScope, debounced, report_outcome};
-use crate::stack::memory::Failures;
 use crate::stack::{
     BindingScope, KubeStackWrites, Pipeline, REPLACEMENT_CHECK, RESYNC, Served, StackError,
-    StackSource, StackWrites, error_policy,
+    StackWrites,
 };
 
 /// The field manager of everything the Service reconciler writes.
@@ -65,19 +64,6 @@ impl<L, E, W> ServiceContext<L, E, W> {
             selection: options.selection,
             leadership,
         }
-    }
-}
-
-impl<L, E, W> StackSource for ServiceContext<L, E, W>
-where
-    L: Send + Sync + 'static,
-    E: Send + Sync + 'static,
-    W: Send + Sync + 'static,
-{
-    type Object = Service;
-
-    fn failures(&self) -> &Failures {
-        self.pipeline.failures()
     }
 }
 
@@ -165,7 +151,16 @@ pub async fn run<L, E>(
         .with_config(debounced())
         .reconcile_all_on(gained)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, retry, ctx)
         .for_each(|result| report_outcome("service reconcile", result))
         .await;
+}
+
+/// The pipeline's retry policy, as kube-runtime calls it.
+fn retry<L, E, W>(
+    object: Arc<Service>,
+    err: &StackError,
+    ctx: Arc<ServiceContext<L, E, W>>,
+) -> Action {
+    ctx.pipeline.retry(object.as_ref(), err)
 }

@@ -131,7 +131,7 @@ async fn a_failure_half_way_is_retried_and_finished() {
         .await
         .expect_err("fails");
     assert_eq!(err.reason(), "FailedDeployModel");
-    let retry = crate::stack::error_policy(service.clone(), &err, ctx.clone());
+    let retry = ctx.pipeline.retry(service.as_ref(), &err);
     assert_ne!(retry, Action::await_change(), "AWS errors are retried");
     reconcile(service, ctx.clone()).await.expect("finishes");
     assert_eq!(ctx.pipeline.elb.listeners().len(), 1);

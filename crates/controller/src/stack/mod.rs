@@ -2,7 +2,7 @@
 //! turns its snapshot into a desired [`Stack`](lb_model::stack::Stack) and says where the stack's
 //! bindings live; the [`Pipeline`] converges AWS to it and writes the bindings
 //! ([`converge`]), or removes it; every source's writes go through [`StackWrites`], its errors are
-//! one [`StackError`], retried by one [`error_policy`].
+//! one [`StackError`], retried by one policy ([`Pipeline::retry`]).
 //!
 //! - [`converge`]: security groups -> describe -> diff -> replacement switch -> apply ->
 //!   bindings; removal.
@@ -19,7 +19,6 @@ pub mod objects;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
@@ -63,39 +62,26 @@ impl<L, E, W> Pipeline<L, E, W> {
         self.failures.succeeded(key);
     }
 
-    pub fn failures(&self) -> &Failures {
-        &self.failures
+    /// The error policy of every stack source: retries as the error's category says, with
+    /// backoff per served object; bad input waits for a change of the object.
+    pub fn retry<K: Served>(&self, object: &K, err: &StackError) -> Action {
+        let key = object.key();
+        let failures = self.failures.failed(&key);
+        match retry_delay(err.category(), failures) {
+            Some(delay) => {
+                let jitter = delay.mul_f64(rand::random::<f64>() * 0.2);
+                tracing::warn!(object = %key, reason = err.reason(), failures, ?delay, "reconcile failed: {err}");
+                Action::requeue(delay + jitter)
+            }
+            None => {
+                tracing::warn!(object = %key, reason = err.reason(), "reconcile failed, waiting for a change: {err}");
+                Action::await_change()
+            }
+        }
     }
 
     /// The stack `stack_id` is to be described on its next pass (its pass failed elsewhere).
     pub fn forget(&self, stack_id: &str) {
         self.converged.forget(stack_id);
-    }
-}
-
-/// A reconciler of load balancer stacks: the objects it serves, and its failures.
-pub trait StackSource: Send + Sync + 'static {
-    type Object: Served;
-    fn failures(&self) -> &Failures;
-}
-
-/// Retries as the error's category says: bad input waits for a change of the object.
-pub fn error_policy<S: StackSource>(
-    object: Arc<S::Object>,
-    err: &StackError,
-    ctx: Arc<S>,
-) -> Action {
-    let key = object.key();
-    let failures = ctx.failures().failed(&key);
-    match retry_delay(err.category(), failures) {
-        Some(delay) => {
-            let jitter = delay.mul_f64(rand::random::<f64>() * 0.2);
-            tracing::warn!(object = %key, reason = err.reason(), failures, ?delay, "reconcile failed: {err}");
-            Action::requeue(delay + jitter)
-        }
-        None => {
-            tracing::warn!(object = %key, reason = err.reason(), "reconcile failed, waiting for a change: {err}");
-            Action::await_change()
-        }
     }
 }

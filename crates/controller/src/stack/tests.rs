@@ -2,11 +2,11 @@
 //! next pass, replacement switches (an NLB listener, an ALB rule), and removal.
 
 use lb_api::TargetType;
+use lb_aws::Operation;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
-use lb_aws::Operation;
-use lb_aws::fake::FakeElb;
 use lb_aws::deployer::switch::SwitchPoint;
+use lb_aws::fake::FakeElb;
 use lb_model::fixtures;
 use lb_model::ingress::member::{Cluster, Services};
 use lb_model::ingress::{GroupId, GroupMember, build_group};
