@@ -203,6 +203,140 @@ async fn the_2048_game_gets_an_alb_that_reaches_its_pods_and_goes_with_the_ingre
     sandbox.shutdown().await;
 }
 
+/// Requests sent through `listener` one after another until `stop`: (sent, failed), a failure
+/// being any answer but a 200 from a pod, or none.
+async fn load(
+    guard: lb_sandbox::DestinationGuard,
+    listener: ListenerInfo,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, Vec<String>) {
+    let mut sent = 0;
+    let mut failed = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        sent += 1;
+        let response =
+            http_client::get(&guard, listener.local_address, "/", Duration::from_secs(10)).await;
+        match response {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => failed.push(format!("{} {}", r.status, String::from_utf8_lossy(&r.body))),
+            Err(err) => failed.push(err.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (sent, failed)
+}
+
+/// The 2048 game's rule moves from its ip target group to an instance one (ELB cannot change a
+/// target group's type) while requests flow: the new group is made and registered, warmed up at
+/// weight 0 until a target is healthy, and only then takes the traffic; the old group goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_target_group_replaced_under_load_loses_no_request() {
+    common::init_tracing();
+    let sandbox = start_sandbox().await;
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let client = sandbox.client();
+    let aws = sandbox.aws().unwrap();
+    let elb = elb_setup::client(aws).await;
+    let yaml = std::fs::read_to_string("examples/ingress-alb/game-2048.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    let dns_name = eventually(
+        "the ALB's hostname in the Ingress status",
+        Duration::from_secs(60),
+        || common::ingress_hostname(&client, "game-2048", "ingress-2048"),
+    )
+    .await;
+    let http = listener(&sandbox, &dns_name, 80).await;
+    eventually(
+        "requests through the ALB answered by the pods",
+        Duration::from_secs(60),
+        || async {
+            let counts = answers(&sandbox, &http, 10, &["game-2048/deployment-2048-"]).await;
+            (counts.get("game-2048/deployment-2048-") == Some(&10)).then_some(())
+        },
+    )
+    .await;
+    let groups = elb.describe_target_groups().send().await.unwrap();
+    let [old] = groups.target_groups() else {
+        panic!("one target group: {groups:?}")
+    };
+    let old = old.target_group_arn().unwrap().to_string();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = tokio::spawn(load(sandbox.guard(), http.clone(), stop.clone()));
+    Api::<Ingress>::namespaced(client.clone(), "game-2048")
+        .patch(
+            "ingress-2048",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "alb.ingress.kubernetes.io/target-type": "instance",
+            }}})),
+        )
+        .await
+        .unwrap();
+    let new = eventually(
+        "the rule on an instance target group alone, the ip one gone",
+        Duration::from_secs(120),
+        || async {
+            let described = elb.describe_load_balancers().send().await.ok()?;
+            let alb = described
+                .load_balancers()
+                .first()?
+                .load_balancer_arn()?
+                .to_string();
+            let listeners = elb
+                .describe_listeners()
+                .load_balancer_arn(alb)
+                .send()
+                .await
+                .ok()?;
+            let listener = listeners.listeners().first()?.listener_arn()?.to_string();
+            let rules = elb
+                .describe_rules()
+                .listener_arn(listener)
+                .send()
+                .await
+                .ok()?;
+            let rule = rules
+                .rules()
+                .iter()
+                .find(|r| r.is_default() != Some(true))?;
+            let current = common::forwarded_to(&rule.actions()[0])?;
+            let old_gone = elb
+                .describe_target_groups()
+                .target_group_arns(&old)
+                .send()
+                .await
+                .is_err();
+            (current != old && old_gone).then_some(current)
+        },
+    )
+    .await;
+    let groups = elb
+        .describe_target_groups()
+        .target_group_arns(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.target_groups()[0].target_type().map(|t| t.as_str()),
+        Some("instance")
+    );
+    // The new group carries traffic for a while.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = traffic.await.unwrap();
+    assert!(sent > 50, "{sent} requests sent");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_canary_splits_as_weighted_follows_new_weights_and_survives_a_broken_member() {
     common::init_tracing();

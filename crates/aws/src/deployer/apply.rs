@@ -79,10 +79,13 @@ pub trait LoadBalancers: Send + Sync {
         listener: &Listener,
         default_action: &Action,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// How many targets the group has that are not leaving (not draining): a replacement waits
-    /// until it has one. An unattached group's targets are `unused` (ELB checks no health there).
-    fn registered_targets(&self, arn: &str)
-    -> impl Future<Output = Result<usize, AwsError>> + Send;
+    /// The group's targets that are not leaving (not draining), and how many of them are
+    /// healthy: a replacement waits for them. An unattached group's targets are `unused` (ELB
+    /// checks no health there).
+    fn target_counts(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<TargetCounts, AwsError>> + Send;
     fn delete_listener(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// Creates `rule` (tagged) with `action` (its own, target groups named by ARN); returns its ARN.
     fn create_rule(
@@ -110,6 +113,14 @@ pub trait LoadBalancers: Send + Sync {
     fn security_groups_in_use(
         &self,
     ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, AwsError>> + Send;
+}
+
+/// A target group's targets, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetCounts {
+    /// Not draining.
+    pub registered: usize,
+    pub healthy: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,15 +1,18 @@
 //! Replacing a target group without a moment of zero targets. ELB cannot change a target group's
 //! protocol or target type, so the diff creates a new one, points the listener (or the ALB rule)
 //! at it and deletes the old. Done in one go, traffic would go to a group with no target
-//! registered yet. So the switch waits: the new group is created (and its binding registers the
-//! targets), and only once it has a registered target (or the old one has none, so there is
-//! nothing to lose) does the listener or rule move and the old group go.
+//! registered yet. So the switch waits:
 //!
-//! Registered, not healthy: ELB runs no health checks for a group no listener uses (its targets
-//! are `unused`), so waiting for health before the switch would wait forever. After the switch
-//! the new targets pass their first checks (healthy threshold x interval) before they serve.
+//! 1. the new group is created, and its binding registers the targets ([`Wait::Hold`]: the old
+//!    listener or rule stays as it is);
+//! 2. on an ALB, once the new group has registered targets, the rule (or listener) forwards to
+//!    both, the new one at weight 0 ([`Wait::Warm`]): ELB health-checks a group only while a
+//!    listener or rule uses it, and weight 0 sends it nothing meanwhile;
+//! 3. once the new group has a healthy target (on an NLB, which forwards to one group only: a
+//!    registered one), or the old group has none left to lose, the listener or rule moves and the
+//!    old group goes.
 
-use lb_model::stack::{Action, TargetGroupRef};
+use lb_model::stack::{Action, TargetGroupRef, WeightedTargetGroup};
 
 use super::diff::{Existing, Step};
 
@@ -36,8 +39,19 @@ pub struct Switch {
     pub new_resource_id: String,
 }
 
-/// The switches among `steps`: a listener modified, or a rule rewritten, from a single target
-/// group the steps delete to a single target group of the stack.
+/// What a switch that cannot be made yet does meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The listener or rule stays as it is.
+    Hold,
+    /// The rule or listener forwards to the old group and, at weight 0, to the new one, so ELB
+    /// checks the new targets' health (ALB only).
+    Warm,
+}
+
+/// The switches among `steps`: a listener modified, or a rule rewritten, from a target group the
+/// steps delete (alone, or beside its replacement while it warms up) to a single target group of
+/// the stack.
 pub fn switches(existing: &Existing, steps: &[Step]) -> Vec<Switch> {
     let deleted = |arn: &str| {
         steps
@@ -45,15 +59,16 @@ pub fn switches(existing: &Existing, steps: &[Step]) -> Vec<Switch> {
             .any(|s| matches!(s, Step::DeleteTargetGroup { arn: a } if a == arn))
     };
     let switch = |at: SwitchPoint, from: &Action, to: &Action| {
-        let TargetGroupRef::Arn(old) = from.single_target()? else {
-            return None;
-        };
         let TargetGroupRef::Stack(new) = to.single_target()? else {
             return None;
         };
-        deleted(old).then(|| Switch {
+        let old = from.target_groups().find_map(|t| match t {
+            TargetGroupRef::Arn(arn) if deleted(arn) => Some(arn.clone()),
+            _ => None,
+        })?;
+        Some(Switch {
             at,
-            old_arn: old.clone(),
+            old_arn: old,
             new_resource_id: new.clone(),
         })
     };
@@ -88,24 +103,68 @@ pub fn switches(existing: &Existing, steps: &[Step]) -> Vec<Switch> {
         .collect()
 }
 
-/// `steps` without the listener and rule modifications and target-group deletions of `held`
-/// switches.
-pub fn hold(steps: Vec<Step>, held: &[Switch]) -> Vec<Step> {
-    let holds = |point: &SwitchPoint| held.iter().any(|h| &h.at == point);
+/// `steps` with the `waiting` switches not made: the old group stays; a held listener or rule is
+/// not modified, a warming one forwards to both groups ([`warming`]).
+pub fn hold(steps: Vec<Step>, waiting: &[(Switch, Wait)]) -> Vec<Step> {
+    let at = |point: &SwitchPoint| waiting.iter().find(|(s, _)| &s.at == point);
     steps
         .into_iter()
-        .filter(|step| match step {
-            Step::ModifyListener { listener, .. } => !holds(&SwitchPoint::Listener {
-                port: listener.port,
-            }),
-            Step::ModifyRule { arn, port, .. } => !holds(&SwitchPoint::Rule {
-                port: *port,
-                arn: arn.clone(),
-            }),
-            Step::DeleteTargetGroup { arn } => !held.iter().any(|h| &h.old_arn == arn),
-            _ => true,
+        .filter_map(|step| match step {
+            Step::ModifyListener { arn, mut listener } => {
+                let point = SwitchPoint::Listener {
+                    port: listener.port,
+                };
+                match at(&point) {
+                    None => Some(Step::ModifyListener { arn, listener }),
+                    Some((_, Wait::Hold)) => None,
+                    Some((switch, Wait::Warm)) => {
+                        listener.default_action = warming(switch);
+                        Some(Step::ModifyListener { arn, listener })
+                    }
+                }
+            }
+            Step::ModifyRule {
+                arn,
+                port,
+                mut rule,
+            } => {
+                let point = SwitchPoint::Rule {
+                    port,
+                    arn: arn.clone(),
+                };
+                match at(&point) {
+                    None => Some(Step::ModifyRule { arn, port, rule }),
+                    Some((_, Wait::Hold)) => None,
+                    Some((switch, Wait::Warm)) => {
+                        rule.action = warming(switch);
+                        Some(Step::ModifyRule { arn, port, rule })
+                    }
+                }
+            }
+            Step::DeleteTargetGroup { arn } if waiting.iter().any(|(s, _)| s.old_arn == arn) => {
+                None
+            }
+            step => Some(step),
         })
         .collect()
+}
+
+/// The old group, and the new one at weight 0: ELB checks the new targets' health and sends
+/// them nothing yet.
+pub fn warming(switch: &Switch) -> Action {
+    Action::Forward {
+        target_groups: vec![
+            WeightedTargetGroup {
+                target_group: TargetGroupRef::Arn(switch.old_arn.clone()),
+                weight: Some(1),
+            },
+            WeightedTargetGroup {
+                target_group: TargetGroupRef::Stack(switch.new_resource_id.clone()),
+                weight: Some(0),
+            },
+        ],
+        stickiness_seconds: None,
+    }
 }
 
 #[cfg(test)]
@@ -129,7 +188,8 @@ mod tests {
         assert_eq!(found[0].old_arn, old_arn);
         assert_eq!(found[0].new_resource_id, after.target_groups[0].resource_id);
 
-        let held = hold(steps.clone(), &found);
+        let waiting: Vec<(Switch, Wait)> = found.iter().map(|s| (s.clone(), Wait::Hold)).collect();
+        let held = hold(steps.clone(), &waiting);
         assert!(
             held.iter()
                 .any(|s| matches!(s, Step::CreateTargetGroup { .. }))
@@ -185,7 +245,8 @@ mod tests {
                 new_resource_id: "demo/web-api:8080".into(),
             }]
         );
-        let held = hold(steps, &found);
+        let waiting: Vec<(Switch, Wait)> = found.iter().map(|s| (s.clone(), Wait::Hold)).collect();
+        let held = hold(steps, &waiting);
         assert!(
             held.iter()
                 .any(|s| matches!(s, Step::CreateTargetGroup { .. }))
@@ -195,6 +256,57 @@ mod tests {
                 .iter()
                 .any(|s| matches!(s, Step::ModifyRule { .. } | Step::DeleteTargetGroup { .. }))
         );
+    }
+
+    #[test]
+    fn a_warming_rule_forwards_to_both_groups_and_is_still_a_switch_until_it_moves() {
+        let before = with_rule();
+        let existing = converged(&before);
+        let mut after = before.clone();
+        after.target_groups[2].target_type = TargetType::Instance;
+        let steps = diff(&after, &existing);
+        let found = switches(&existing, &steps);
+        let waiting = vec![(found[0].clone(), Wait::Warm)];
+        let warmed = hold(steps, &waiting);
+        let rule = warmed
+            .iter()
+            .find_map(|s| match s {
+                Step::ModifyRule { rule, .. } => Some(rule.clone()),
+                _ => None,
+            })
+            .expect("the rule is rewritten");
+        assert_eq!(rule.action, warming(&found[0]));
+        assert!(
+            !warmed
+                .iter()
+                .any(|s| matches!(s, Step::DeleteTargetGroup { .. })),
+            "the old group stays while the new one warms up"
+        );
+        // ELB now holds the weighted forward (the new group by its ARN): the next diff moves the
+        // rule to the new group alone, and that is still the same switch.
+        let mut warm = existing.clone();
+        let new_arn = "arn:tg/new".to_string();
+        warm.target_groups
+            .push(crate::deployer::diff::ExistingTargetGroup {
+                arn: new_arn.clone(),
+                group: after.target_groups[2].clone(),
+            });
+        let old_arn = found[0].old_arn.clone();
+        warm.listeners[0].rules[0].rule.action = Action::Forward {
+            target_groups: vec![
+                WeightedTargetGroup {
+                    target_group: TargetGroupRef::Arn(old_arn.clone()),
+                    weight: Some(1),
+                },
+                WeightedTargetGroup {
+                    target_group: TargetGroupRef::Arn(new_arn),
+                    weight: Some(0),
+                },
+            ],
+            stickiness_seconds: None,
+        };
+        let steps = diff(&after, &warm);
+        assert_eq!(switches(&warm, &steps), found);
     }
 
     #[test]

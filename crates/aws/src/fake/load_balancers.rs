@@ -12,7 +12,7 @@ use lb_model::stack::{
 
 use super::{FakeElb, Fault, Group, OWN_ACCOUNT, State, fault_error};
 use crate::calls::Operation;
-use crate::deployer::apply::{CreatedLoadBalancer, LoadBalancers};
+use crate::deployer::apply::{CreatedLoadBalancer, LoadBalancers, TargetCounts};
 use crate::deployer::diff::{
     Existing, ExistingListener, ExistingLoadBalancer, ExistingRule, ExistingTargetGroup, Owner,
 };
@@ -66,6 +66,11 @@ impl FakeElb {
 
     /// Target group `arn` has `count` registered, healthy targets from now on (10.0.0.1:80, ...).
     pub fn set_registered(&self, arn: &str, count: usize) {
+        self.set_targets(arn, count, TargetState::Healthy);
+    }
+
+    /// Target group `arn` has `count` registered targets in `state` from now on.
+    pub fn set_targets(&self, arn: &str, count: usize, target_state: TargetState) {
         let mut state = self.lock();
         let Some(group) = state.groups.get_mut(arn) else {
             return;
@@ -78,7 +83,7 @@ impl FakeElb {
             };
             let health = TargetHealth {
                 target: target.clone(),
-                state: TargetState::Healthy,
+                state: target_state.clone(),
                 reason: None,
                 description: None,
             };
@@ -515,18 +520,20 @@ impl LoadBalancers for FakeElb {
         Ok(())
     }
 
-    async fn registered_targets(&self, arn: &str) -> Result<usize, AwsError> {
+    async fn target_counts(&self, arn: &str) -> Result<TargetCounts, AwsError> {
         let state = self.deploy_call(Operation::DescribeTargetHealth)?;
         if !state.stacks.target_groups.contains_key(arn) {
             return Err(not_found("DescribeTargetHealth", arn));
         }
-        let registered = state.groups.get(arn).map_or(0, |g| {
-            g.targets
-                .values()
-                .filter(|t| t.state != TargetState::Draining)
-                .count()
-        });
-        Ok(registered)
+        let count = |wanted: &dyn Fn(&TargetState) -> bool| {
+            state.groups.get(arn).map_or(0, |g| {
+                g.targets.values().filter(|t| wanted(&t.state)).count()
+            })
+        };
+        Ok(TargetCounts {
+            registered: count(&|s| *s != TargetState::Draining),
+            healthy: count(&|s| *s == TargetState::Healthy),
+        })
     }
 
     async fn delete_load_balancer(&self, arn: &str) -> Result<(), AwsError> {

@@ -4,11 +4,11 @@
 
 use kube::ResourceExt;
 use lb_aws::Ec2;
-use lb_aws::deployer::apply::{Applied, LoadBalancers, apply, remove};
+use lb_aws::deployer::apply::{Applied, LoadBalancers, TargetCounts, apply, remove};
 use lb_aws::deployer::diff::{Existing, Owner, Step, diff, missing_subnets, summary, teardown};
-use lb_aws::deployer::switch::{self, Switch, SwitchPoint};
+use lb_aws::deployer::switch::{self, Switch, SwitchPoint, Wait};
 use lb_model::service::objects::{adopted_name, binding_object};
-use lb_model::stack::{SourceAddresses, Stack};
+use lb_model::stack::{LoadBalancerKind, SourceAddresses, Stack};
 
 use super::Pipeline;
 use super::error::StackError;
@@ -21,8 +21,8 @@ pub struct Converged {
     /// Steps applied (0: the stack was converged already).
     pub steps: usize,
     pub dns_name: Option<String>,
-    /// Listeners and rules still on a target group being replaced, until the replacement has a
-    /// registered target: the source looks again soon.
+    /// Listeners and rules still on a target group being replaced (held, or warming the
+    /// replacement up): the source looks again soon.
     pub waiting: Vec<SwitchPoint>,
 }
 
@@ -77,7 +77,7 @@ impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
                 problem: problem.to_string(),
             });
         }
-        let held = self.switches_to_hold(&existing, &steps).await?;
+        let held = self.switches_to_wait(&stack, &existing, &steps).await?;
         let steps = switch::hold(steps, &held);
         if !steps.is_empty() {
             tracing::info!(steps = %summary(&steps), "converging");
@@ -99,34 +99,40 @@ impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
         Ok(Converged {
             steps: steps.len(),
             dns_name: applied.dns_name,
-            waiting: held.into_iter().map(|h| h.at).collect(),
+            waiting: held.into_iter().map(|(h, _)| h.at).collect(),
         })
     }
 
-    /// The switches that must wait: the old group still has targets and the new one has none
-    /// registered yet (or does not exist yet).
-    async fn switches_to_hold(
+    /// The switches that must wait (see [`switch`]): while the old group has targets to lose,
+    /// the listener or rule holds until the replacement has registered targets; on an ALB it
+    /// then warms the replacement up (weight 0) until one is healthy.
+    async fn switches_to_wait(
         &self,
+        stack: &Stack,
         existing: &Existing,
         steps: &[Step],
-    ) -> Result<Vec<Switch>, StackError> {
-        let mut held = Vec::new();
+    ) -> Result<Vec<(Switch, Wait)>, StackError> {
+        let alb = stack.load_balancer.kind == LoadBalancerKind::Application;
+        let mut waiting = Vec::new();
         for candidate in switch::switches(existing, steps) {
-            if self.elb.registered_targets(&candidate.old_arn).await? == 0 {
+            if self.elb.target_counts(&candidate.old_arn).await?.registered == 0 {
                 continue;
             }
             let replacement = existing.target_groups.iter().find(|t| {
                 t.group.resource_id == candidate.new_resource_id && t.arn != candidate.old_arn
             });
-            let ready = match replacement {
-                Some(new) => self.elb.registered_targets(&new.arn).await? > 0,
-                None => false,
+            let counts = match replacement {
+                Some(new) => self.elb.target_counts(&new.arn).await?,
+                None => TargetCounts::default(),
             };
-            if !ready {
-                held.push(candidate);
-            }
+            let wait = match (counts.registered, counts.healthy, alb) {
+                (0, _, _) => Some(Wait::Hold),
+                (_, 0, true) => Some(Wait::Warm),
+                _ => None,
+            };
+            waiting.extend(wait.map(|wait| (candidate, wait)));
         }
-        Ok(held)
+        Ok(waiting)
     }
 
     /// Applies the stack's bindings (a target group bound already keeps its binding's name) and

@@ -7,6 +7,7 @@ use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
 use lb_aws::deployer::switch::SwitchPoint;
 use lb_aws::fake::FakeElb;
+use lb_model::elb::TargetState;
 use lb_model::fixtures;
 use lb_model::ingress::member::{Cluster, Services};
 use lb_model::ingress::{GroupId, GroupMember, build_group};
@@ -288,6 +289,112 @@ async fn alb_rules_move_to_replacement_groups_only_once_they_have_targets() {
     let mut new_sorted = new.clone();
     new_sorted.sort();
     assert_eq!(left, new_sorted, "the old groups went");
+}
+
+#[tokio::test]
+async fn an_alb_warms_a_replacement_up_at_weight_0_until_a_target_is_healthy() {
+    let pipeline = pipeline();
+    let (before, scope) = alb("ip");
+    pipeline
+        .converge(before.clone(), &scope)
+        .await
+        .expect("converges");
+    let old = rule_targets(&pipeline, &before).await;
+    for group in &old {
+        pipeline.elb.set_registered(group, 1);
+    }
+    let (after, scope) = alb("instance");
+    pipeline
+        .converge(after.clone(), &scope)
+        .await
+        .expect("converges");
+    let new: Vec<String> = pipeline
+        .elb
+        .target_group_arns()
+        .into_iter()
+        .filter(|g| !old.contains(g))
+        .collect();
+    assert_eq!(new.len(), 2);
+    // Registered, not healthy yet: ELB checks them only once a rule uses them.
+    for group in &new {
+        pipeline.elb.set_targets(group, 1, TargetState::Initial);
+    }
+    let warming = pipeline
+        .converge(after.clone(), &scope)
+        .await
+        .expect("converges");
+    assert_eq!(warming.waiting.len(), 2, "{warming:?}");
+    let existing = pipeline
+        .elb
+        .describe_stack(&owner(&after))
+        .await
+        .expect("describes");
+    for rule in &existing.listeners[0].rules {
+        let lb_model::stack::Action::Forward { target_groups, .. } = &rule.rule.action else {
+            panic!("{rule:?}");
+        };
+        let weights: Vec<(bool, Option<i32>)> = target_groups
+            .iter()
+            .map(|w| match &w.target_group {
+                lb_model::stack::TargetGroupRef::Arn(arn) => (old.contains(arn), w.weight),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            weights,
+            [(true, Some(1)), (false, Some(0))],
+            "old at 1, new at 0"
+        );
+    }
+    assert_eq!(
+        pipeline.elb.target_group_arns().len(),
+        4,
+        "the old groups stay"
+    );
+    // Healthy: the rules move, the old groups go.
+    for group in &new {
+        pipeline.elb.set_registered(group, 1);
+    }
+    let switched = pipeline
+        .converge(after.clone(), &scope)
+        .await
+        .expect("converges");
+    assert!(switched.waiting.is_empty(), "{switched:?}");
+    let mut targets = rule_targets(&pipeline, &after).await;
+    targets.sort();
+    let mut left = pipeline.elb.target_group_arns();
+    left.sort();
+    assert_eq!(targets, left);
+    assert!(left.iter().all(|g| new.contains(g)));
+}
+
+#[tokio::test]
+async fn an_nlb_listener_moves_once_its_replacement_has_registered_targets() {
+    let pipeline = pipeline();
+    pipeline
+        .converge(nlb(TargetType::Ip), &nlb_scope())
+        .await
+        .expect("converges");
+    let old = pipeline.elb.target_group_arns()[0].clone();
+    pipeline.elb.set_registered(&old, 2);
+    pipeline
+        .converge(nlb(TargetType::Instance), &nlb_scope())
+        .await
+        .expect("converges");
+    let new = pipeline
+        .elb
+        .target_group_arns()
+        .into_iter()
+        .find(|g| *g != old)
+        .expect("new group");
+    // An NLB forwards to one group: no weight-0 warm-up, the move waits for registered targets.
+    pipeline.elb.set_targets(&new, 1, TargetState::Initial);
+    let moved = pipeline
+        .converge(nlb(TargetType::Instance), &nlb_scope())
+        .await
+        .expect("converges");
+    assert!(moved.waiting.is_empty());
+    assert_eq!(pipeline.elb.listeners()[0].2, new);
 }
 
 #[tokio::test]

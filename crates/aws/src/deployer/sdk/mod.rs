@@ -17,7 +17,7 @@ mod certificates;
 mod describe;
 mod rules;
 
-use super::apply::{CreatedLoadBalancer, LoadBalancers};
+use super::apply::{CreatedLoadBalancer, LoadBalancers, TargetCounts};
 use super::convert::with_health_check;
 use super::diff::{Existing, Owner};
 use super::{actions, convert};
@@ -375,7 +375,7 @@ impl LoadBalancers for SdkLoadBalancers {
         Ok(())
     }
 
-    async fn registered_targets(&self, arn: &str) -> Result<usize, AwsError> {
+    async fn target_counts(&self, arn: &str) -> Result<TargetCounts, AwsError> {
         let output = timed(
             &self.calls,
             Operation::DescribeTargetHealth,
@@ -385,14 +385,21 @@ impl LoadBalancers for SdkLoadBalancers {
                 .send(),
         )
         .await?;
-        Ok(output
+        let states: Vec<_> = output
             .target_health_descriptions()
             .iter()
-            .filter(|d| {
-                d.target_health().and_then(|h| h.state())
-                    != Some(&sdk::TargetHealthStateEnum::Draining)
-            })
-            .count())
+            .filter_map(|d| d.target_health().and_then(|h| h.state()))
+            .collect();
+        Ok(TargetCounts {
+            registered: states
+                .iter()
+                .filter(|s| **s != &sdk::TargetHealthStateEnum::Draining)
+                .count(),
+            healthy: states
+                .iter()
+                .filter(|s| **s == &sdk::TargetHealthStateEnum::Healthy)
+                .count(),
+        })
     }
 
     async fn create_rule(
