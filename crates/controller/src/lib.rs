@@ -7,8 +7,9 @@
 //! - [`tgb`]: the TargetGroupBinding reconciler (snapshot -> model plan -> AWS and Kubernetes).
 //! - [`webhook`]: the pod and TargetGroupBinding admission webhooks.
 //! - [`pod_conditions`]: the one writer of pod conditions; [`status_writer`]: of binding
-//!   statuses; [`report`]: the one reporter of Events and status; all through [`writes`], the
-//!   Kubernetes write edge, which publishes Events off the reconcilers' path ([`event_queue`]).
+//!   statuses; both through the one coalescing [`write_queue`]; [`report`]: the one reporter of
+//!   Events and status; all through [`writes`], the Kubernetes write edge, which publishes Events
+//!   off the reconcilers' path ([`event_queue`]).
 //! - [`leader`]: leader election on a Lease, with a warm standby; [`health`]: the probes.
 //! - [`slim`]: what the caches keep of pods, nodes and EndpointSlices.
 //! - [`budget`]: the ELB call budget all bindings share.
@@ -37,6 +38,7 @@ pub mod status_writer;
 pub mod stores;
 pub mod tgb;
 pub mod webhook;
+pub mod write_queue;
 pub mod writes;
 
 pub use leader::{LeaderOptions, Leadership};

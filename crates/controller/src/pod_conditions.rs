@@ -3,18 +3,16 @@
 //! our condition type, each guarded by the pod's uid. A live binding's pass hands its writes to
 //! the [`GateWriter`] and goes on; a binding being deleted writes and waits ([`write`]).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lb_model::gates::GateVerdict;
 use lb_model::plan::GateWrite;
-use tokio::sync::Notify;
 
 use crate::error::{KubeContext, Result};
-use crate::leader::{Leadership, on_loss};
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::write_queue::{Sink, WriteQueue, Written};
 use crate::writes::ClusterWrites;
 
 /// Pod status writes in flight at once per binding.
@@ -67,114 +65,76 @@ fn record(
 /// Gate writes a pass hands over instead of waiting for them: a pass that found 100 targets
 /// healthy must not hold back the next pass's registrations while 100 pod statuses are written.
 /// Writes are keyed by pod and binding (a pod may carry the gates of several bindings, each its own
-/// condition). Opening writes go before closing ones (a pod waiting to be Ready matters more than
-/// a reason shown on one that is not); each key has at most one write in flight and only its
-/// latest one queued; a write the watch cache has not caught up with yet is not made twice. A write
-/// that fails is retried with backoff, then queued again a little later (the binding may have no
-/// pass coming: its gate is no longer pending once decided); a pod gone or recreated drops it.
-/// Only a leader writes: a replica that loses the Lease drops its queued writes and forgets what
-/// it made (the new leader decides every gate anew; ours, landing later, could close a gate it
-/// opened).
-pub struct GateWriter<W> {
-    inner: Arc<WriterInner<W>>,
+/// condition), and go through the [`WriteQueue`]: opening writes first (a pod waiting to be Ready
+/// matters more than a reason shown on one that is not), only the latest per key, none twice, a
+/// failed one tried again with backoff, a pod gone or recreated drops it, only while leading.
+pub struct GateWriter<W: ClusterWrites> {
+    queue: WriteQueue<PodGates<W>>,
 }
 
 /// Gate writes in flight at once, across all bindings.
 const WRITERS: usize = 32;
-/// Attempts of one write before it is queued again later.
-const ATTEMPTS: u32 = 5;
-/// How long a write that kept failing waits before it is queued again.
-const REQUEUE_AFTER: Duration = Duration::from_secs(5);
-/// How long a write is remembered as made while the watch cache catches up.
-const REMEMBERED: Duration = Duration::from_secs(30);
 
 /// (namespace, pod, binding).
 type PodKey = (String, String, String);
 
-struct Job {
+/// A gate write and when the health it comes from was read.
+pub struct GateJob {
     write: GateWrite,
     health_seen: Option<Instant>,
-    submitted: Instant,
 }
 
-struct Made {
-    uid: Option<String>,
-    verdict: GateVerdict,
-    at: Instant,
+/// Pod status conditions, as a [`Sink`] of the write queue.
+struct PodGates<W> {
+    writes: Arc<W>,
+    metrics: Metrics,
 }
 
-#[derive(Default)]
-struct WriterState {
-    opening: VecDeque<PodKey>,
-    closing: VecDeque<PodKey>,
-    queued: HashMap<PodKey, Job>,
-    /// Pods being written, with the uid and verdict being written.
-    in_flight: HashMap<PodKey, (Option<String>, GateVerdict)>,
-    made: HashMap<PodKey, Made>,
-    workers: usize,
-    /// Times the queue was dropped for lost leadership (at the loss, or by a worker that found it
-    /// lost): a failed write queued again later belongs to its term only.
-    losses: u64,
-}
+impl<W: ClusterWrites> Sink for PodGates<W> {
+    type Key = PodKey;
+    type Write = GateJob;
+    const PHASE: &'static str = "gate_write";
+    const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+    const MAX_BACKOFF: Duration = Duration::from_secs(5);
+    const REMEMBERED: Duration = Duration::from_secs(30);
 
-impl WriterState {
-    /// The next job no other worker is writing the pod of, opening writes first.
-    fn next(&mut self) -> Option<(PodKey, Job)> {
-        for queue in [&mut self.opening, &mut self.closing] {
-            // Places left behind by a later write of the same pod.
-            while queue
-                .front()
-                .is_some_and(|key| !self.queued.contains_key(key))
-            {
-                queue.pop_front();
-            }
-            let position = queue
-                .iter()
-                .position(|key| !self.in_flight.contains_key(key) && self.queued.contains_key(key));
-            if let Some(position) = position
-                && let Some(key) = queue.remove(position)
-                && let Some(job) = self.queued.remove(&key)
-            {
-                self.in_flight.insert(
-                    key.clone(),
-                    (job.write.uid.clone(), job.write.verdict.clone()),
+    fn same(a: &GateJob, b: &GateJob) -> bool {
+        a.write.uid == b.write.uid && a.write.verdict == b.write.verdict
+    }
+
+    fn urgent(job: &GateJob) -> bool {
+        job.write.verdict.status
+    }
+
+    async fn write(&self, (namespace, pod, _): &PodKey, job: &GateJob) -> Written {
+        let started = Instant::now();
+        let result = self
+            .writes
+            .patch_pod_status(namespace, pod, &job.write.patch)
+            .await;
+        // The API server's share of the gate write.
+        self.metrics.phase("gate_patch", started.elapsed());
+        match result {
+            Ok(written) => {
+                record(
+                    &self.metrics,
+                    namespace,
+                    &job.write,
+                    written,
+                    job.health_seen,
                 );
-                return Some((key, job));
+                // Not written: the pod is gone or was recreated, nothing to write any more.
+                if written {
+                    Written::Made
+                } else {
+                    Written::Dropped
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%namespace, %pod, "writing the readiness gate failed: {err}");
+                Written::Failed
             }
         }
-        None
-    }
-
-    fn idle(&self) -> bool {
-        self.queued.is_empty() && self.in_flight.is_empty()
-    }
-
-    /// Drops every queued write and the memory of what was made (leadership lost); returns how
-    /// many writes were dropped.
-    fn drop_all(&mut self) -> usize {
-        let dropped = self.queued.len();
-        self.queued.clear();
-        self.opening.clear();
-        self.closing.clear();
-        self.made.clear();
-        self.losses += 1;
-        dropped
-    }
-}
-
-struct WriterInner<W> {
-    writes: Arc<W>,
-    /// Writes are made only while this replica leads.
-    leadership: Leadership,
-    most_workers: usize,
-    metrics: Metrics,
-    state: Mutex<WriterState>,
-    idle: Notify,
-}
-
-impl<W> WriterInner<W> {
-    fn lock(&self) -> MutexGuard<'_, WriterState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -195,19 +155,13 @@ impl<W: ClusterWrites> GateWriter<W> {
     }
 
     fn build(writes: Arc<W>, metrics: Metrics, workers: usize, leadership: Leadership) -> Self {
-        let inner = Arc::new(WriterInner {
+        let sink = PodGates {
             writes,
-            leadership: leadership.clone(),
-            metrics,
-            most_workers: workers.max(1),
-            state: Mutex::new(WriterState::default()),
-            idle: Notify::new(),
-        });
-        on_loss(&leadership, &inner, |inner| {
-            drop_all(inner);
-            inner.idle.notify_waiters();
-        });
-        Self { inner }
+            metrics: metrics.clone(),
+        };
+        Self {
+            queue: WriteQueue::new(sink, metrics, workers, leadership),
+        }
     }
 
     /// Queues `gate_writes` of binding `binding` for pods in `namespace`; `health_seen` as for
@@ -219,232 +173,28 @@ impl<W: ClusterWrites> GateWriter<W> {
         gate_writes: Vec<GateWrite>,
         health_seen: Option<Instant>,
     ) {
-        let now = Instant::now();
-        let jobs = gate_writes.into_iter().map(|write| {
+        self.queue.submit(gate_writes.into_iter().map(|write| {
             let key = (
                 namespace.to_string(),
                 write.pod.clone(),
                 binding.to_string(),
             );
-            let job = Job {
-                write,
-                health_seen,
-                submitted: now,
-            };
-            (key, job)
-        });
-        enqueue(&self.inner, jobs);
+            (key, GateJob { write, health_seen })
+        }));
     }
 
     /// Drops the queued writes of binding `namespace/binding` and waits for its writes in flight:
     /// what the binding's deletion writes next is then the last word.
     pub async fn settle_binding(&self, namespace: &str, binding: &str) {
-        let ours = |key: &PodKey| key.0 == namespace && key.2 == binding;
-        self.inner.lock().queued.retain(|key, _| !ours(key));
-        loop {
-            let changed = self.inner.idle.notified();
-            if !self.inner.lock().in_flight.keys().any(ours) {
-                return;
-            }
-            changed.await;
-        }
+        self.queue
+            .settle(|key: &PodKey| key.0 == namespace && key.2 == binding)
+            .await;
     }
 
     /// Waits until every queued write is made (or given up).
     pub async fn flush(&self) {
-        loop {
-            let idle = self.inner.idle.notified();
-            if self.inner.lock().idle() {
-                return;
-            }
-            idle.await;
-        }
+        self.queue.flush().await;
     }
-}
-
-/// Queues `jobs` (the latest for a key wins; one made or being made with the same verdict is
-/// skipped, and so is an older one still queued; one queued already with the same verdict stays
-/// as it was) and starts the workers they need.
-fn enqueue<W: ClusterWrites>(
-    inner: &Arc<WriterInner<W>>,
-    jobs: impl Iterator<Item = (PodKey, Job)>,
-) {
-    let now = Instant::now();
-    let workers = {
-        let mut state = inner.lock();
-        state
-            .made
-            .retain(|_, made| now.saturating_duration_since(made.at) < REMEMBERED);
-        for (key, job) in jobs {
-            let write = &job.write;
-            let same = |uid: &Option<String>, verdict: &GateVerdict| {
-                *uid == write.uid && *verdict == write.verdict
-            };
-            // Made, or being made: the watch cache has not caught up yet.
-            let already = state
-                .made
-                .get(&key)
-                .is_some_and(|made| same(&made.uid, &made.verdict))
-                || state
-                    .in_flight
-                    .get(&key)
-                    .is_some_and(|(uid, verdict)| same(uid, verdict));
-            if already {
-                // An older write still queued (say, a close before this open) must not land after.
-                state.queued.remove(&key);
-                continue;
-            }
-            if state
-                .queued
-                .get(&key)
-                .is_some_and(|queued| same(&queued.write.uid, &queued.write.verdict))
-            {
-                // Queued already (a later pass saw the same): it keeps its place, and the moment
-                // its health was first seen, which is what its latency is measured from.
-                continue;
-            }
-            let queue = if write.verdict.status {
-                &mut state.opening
-            } else {
-                &mut state.closing
-            };
-            queue.push_back(key.clone());
-            // Only the latest write of a key is made; its earlier place in a queue is skipped.
-            state.queued.insert(key, job);
-        }
-        let wanted = state.queued.len().min(inner.most_workers);
-        let start = wanted.saturating_sub(state.workers);
-        state.workers += start;
-        start
-    };
-    for _ in 0..workers {
-        tokio::spawn(work(inner.clone()));
-    }
-}
-
-/// Drops what is queued and what was made (leadership lost), and says so.
-fn drop_all<W>(inner: &WriterInner<W>) {
-    let dropped = inner.lock().drop_all();
-    if dropped > 0 {
-        tracing::info!(
-            dropped,
-            "not the leader any more: queued gate writes dropped"
-        );
-    }
-}
-
-/// A worker: writes jobs until none is left, then ends.
-async fn work<W: ClusterWrites>(inner: Arc<WriterInner<W>>) {
-    loop {
-        if !inner.leadership.is_leader() {
-            // Passes that were running when the Lease was lost may still hand writes over.
-            drop_all(&inner);
-        }
-        let next = {
-            let mut state = inner.lock();
-            let next = state.next();
-            if next.is_none() {
-                state.workers -= 1;
-                inner.idle.notify_waiters();
-            }
-            next
-        };
-        let Some((key, job)) = next else { return };
-        let outcome = write_with_retries(&inner, &key, &job).await;
-        // Queued and written: a phase of its pass that the pass does not wait for.
-        inner.metrics.phase("gate_write", job.submitted.elapsed());
-        {
-            let mut state = inner.lock();
-            state.in_flight.remove(&key);
-            if outcome == Outcome::Made {
-                state.made.insert(
-                    key.clone(),
-                    Made {
-                        uid: job.write.uid.clone(),
-                        verdict: job.write.verdict.clone(),
-                        at: Instant::now(),
-                    },
-                );
-            }
-            // Waiters on a binding (and on idleness) look again.
-            inner.idle.notify_waiters();
-        }
-        if outcome == Outcome::Failed {
-            let inner = inner.clone();
-            let term = inner.lock().losses;
-            tokio::spawn(async move {
-                tokio::time::sleep(REQUEUE_AFTER).await;
-                // Unless a newer write of the key came in meanwhile, or the term it was decided
-                // in has ended.
-                let stale = {
-                    let state = inner.lock();
-                    state.queued.contains_key(&key)
-                        || state.in_flight.contains_key(&key)
-                        || state.losses != term
-                };
-                if !stale {
-                    enqueue(&inner, std::iter::once((key, job)));
-                }
-            });
-        }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    Made,
-    /// The pod is gone or was recreated: nothing to write any more.
-    Gone,
-    Failed,
-    /// Leadership was lost between attempts: the new leader writes the gate.
-    Abandoned,
-}
-
-/// Writes `job`, retrying with backoff.
-async fn write_with_retries<W: ClusterWrites>(
-    inner: &WriterInner<W>,
-    key: &PodKey,
-    job: &Job,
-) -> Outcome {
-    let (namespace, pod, _) = key;
-    let mut delay = Duration::from_millis(200);
-    for attempt in 1..=ATTEMPTS {
-        if attempt > 1 && !inner.leadership.is_leader() {
-            // Another replica leads now and decides this gate itself.
-            return Outcome::Abandoned;
-        }
-        let started = Instant::now();
-        let result = inner
-            .writes
-            .patch_pod_status(namespace, pod, &job.write.patch)
-            .await;
-        // The API server's share of the gate write.
-        inner.metrics.phase("gate_patch", started.elapsed());
-        match result {
-            Ok(written) => {
-                record(
-                    &inner.metrics,
-                    namespace,
-                    &job.write,
-                    written,
-                    job.health_seen,
-                );
-                return if written {
-                    Outcome::Made
-                } else {
-                    Outcome::Gone
-                };
-            }
-            Err(err) => {
-                tracing::warn!(%namespace, %pod, attempt, "writing the readiness gate failed: {err}");
-                if attempt < ATTEMPTS {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-    Outcome::Failed
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use crate::stores::Stores;
 use crate::writes::ClusterWrites;
 
 /// What the reconciler (and the webhooks) share.
-pub struct Context<A, W> {
+pub struct Context<A, W: ClusterWrites> {
     pub client: Client,
     pub aws: A,
     pub writes: Arc<W>,
@@ -184,7 +184,7 @@ fn waiting_for_its_service(binding: &TargetGroupBinding, err: &ControllerError) 
 
 /// Retries as the error's category says, with per-binding exponential backoff and jitter
 /// (kube-runtime has none of its own).
-pub fn error_policy<A, W>(
+pub fn error_policy<A, W: ClusterWrites>(
     binding: Arc<TargetGroupBinding>,
     err: &ControllerError,
     ctx: Arc<Context<A, W>>,

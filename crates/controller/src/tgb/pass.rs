@@ -51,7 +51,7 @@ const UNRESOLVED_RETRY: Duration = Duration::from_secs(2);
 const LOOK_EARLY: Duration = Duration::from_millis(20);
 
 /// Runs `phase` in its own span and times it (`lb_controller_pass_phase_seconds`).
-async fn phase<A, W, T>(
+async fn phase<A, W: ClusterWrites, T>(
     ctx: &Context<A, W>,
     name: &'static str,
     work: impl Future<Output = T>,
@@ -66,7 +66,7 @@ async fn phase<A, W, T>(
 
 /// Runs `call` within the shared call budget: the wait for a slot is timed as the phase
 /// `budget_wait` (the controller's own queue), the call itself as `name` (AWS's answer).
-async fn budgeted<A, W, T>(
+async fn budgeted<A, W: ClusterWrites, T>(
     ctx: &Context<A, W>,
     kind: CallKind,
     name: &'static str,
@@ -168,7 +168,7 @@ async fn converge<A: Elbv2, W: ClusterWrites>(
 /// bindings the sleeping passes kept the others waiting). Nothing changed yet: the planned look
 /// and any put-off status write are taken by that pass. A binding whose last pass failed is not
 /// paced: this early return would count as a success and reset its backoff.
-fn paced<A, W>(
+fn paced<A, W: ClusterWrites>(
     ctx: &Context<A, W>,
     key: &str,
     may_pace: bool,
@@ -197,7 +197,7 @@ fn next_look(plan: &Plan, rules_look: Option<Instant>, seen: Instant) -> Option<
 }
 
 /// One binding's pass: what it works on.
-struct Pass<'a, A: Elbv2, W> {
+struct Pass<'a, A: Elbv2, W: ClusterWrites> {
     binding: &'a TargetGroupBinding,
     ctx: &'a Context<A, W>,
     client: &'a A::Client,
@@ -309,7 +309,7 @@ impl<A: Elbv2, W: ClusterWrites> Pass<'_, A, W> {
 }
 
 /// The binding's target type and desired targets, from the watch caches.
-pub(super) fn desired<A, W>(
+pub(super) fn desired<A, W: ClusterWrites>(
     binding: &TargetGroupBinding,
     group: &TargetGroupInfo,
     ctx: &Context<A, W>,
@@ -331,7 +331,7 @@ pub(super) fn desired<A, W>(
 
 /// DescribeTargetHealth of the group, or of `targets`, within the call budget; a target group
 /// found gone is forgotten, so that one created again under its name is found.
-pub(super) async fn describe<A, W, C: TargetGroups>(
+pub(super) async fn describe<A, W: ClusterWrites, C: TargetGroups>(
     ctx: &Context<A, W>,
     client: &C,
     group: &TargetGroupInfo,
@@ -447,7 +447,7 @@ impl RulesPhase {
 /// Writes the binding's `networking` on its targets' groups. A failure does not hold the
 /// targets back (their registration and gates go on): it is reported with the status, and the
 /// rules are tried again after the error's category's first delay (at least [`RULES_RETRY`]).
-async fn rules_phase<A, W>(
+async fn rules_phase<A, W: ClusterWrites>(
     binding: &TargetGroupBinding,
     ctx: &Context<A, W>,
     key: &str,

@@ -40,7 +40,7 @@ use crate::tgb::Context;
 use crate::writes::ClusterWrites;
 
 /// What the handlers read.
-pub struct WebhookState<A, W> {
+pub struct WebhookState<A, W: ClusterWrites> {
     pub ctx: Arc<Context<A, W>>,
     /// The termination hold given to pods behind a binding; zero: none.
     pub termination_hold: Duration,
