@@ -239,7 +239,7 @@ mod tests {
             service_port: port,
             target_group: "shop/web:80".into(),
             target_type: TargetType::Ip,
-            ip_address_type: "ipv4".into(),
+            ip_address_type: crate::stack::TargetIpAddressType::Ipv4,
             node_selector: BTreeMap::new(),
             multi_cluster: false,
             networking: Vec::new(),

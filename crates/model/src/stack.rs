@@ -172,6 +172,65 @@ impl IpAddressType {
     }
 }
 
+/// Where ELB sends a target group's health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckPort {
+    /// The port traffic goes to (ELB's `traffic-port`).
+    TrafficPort,
+    Number(u16),
+}
+
+impl CheckPort {
+    /// From ELB's spelling: `traffic-port` or a port number.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "traffic-port" => Some(Self::TrafficPort),
+            number => number.parse().ok().map(Self::Number),
+        }
+    }
+
+    /// The port number, when it is one.
+    pub fn number(self) -> Option<u16> {
+        match self {
+            Self::TrafficPort => None,
+            Self::Number(n) => Some(n),
+        }
+    }
+}
+
+impl std::fmt::Display for CheckPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TrafficPort => f.write_str("traffic-port"),
+            Self::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The addresses a target group's targets have (`ipv4` or `ipv6`); a binding's too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetIpAddressType {
+    Ipv4,
+    Ipv6,
+}
+
+impl TargetIpAddressType {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "ipv4" => Some(Self::Ipv4),
+            "ipv6" => Some(Self::Ipv6),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+}
+
 /// A listener's, target group's or health check's protocol, as ELB spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
@@ -412,19 +471,43 @@ impl Action {
 /// ELB's redirect: each part None keeps the request's own (`#{protocol}`, ... in ELB's terms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirect {
-    pub protocol: Option<String>,
+    /// HTTP or HTTPS.
+    pub protocol: Option<Protocol>,
     pub port: Option<String>,
     pub host: Option<String>,
     pub path: Option<String>,
     pub query: Option<String>,
-    /// `HTTP_301` or `HTTP_302`.
-    pub status_code: String,
+    pub status_code: RedirectCode,
+}
+
+/// A redirect's HTTP status, as ELB spells it: `HTTP_301` (permanent) or `HTTP_302` (found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectCode {
+    Http301,
+    Http302,
+}
+
+impl RedirectCode {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "HTTP_301" => Some(Self::Http301),
+            "HTTP_302" => Some(Self::Http302),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http301 => "HTTP_301",
+            Self::Http302 => "HTTP_302",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixedResponse {
-    /// `2XX`, `4XX` or `5XX` as a number: `404`.
-    pub status_code: String,
+    /// A 2XX, 4XX or 5XX code.
+    pub status_code: u16,
     pub content_type: Option<String>,
     pub message_body: Option<String>,
 }
@@ -471,7 +554,7 @@ pub struct TargetGroup {
     pub protocol: Protocol,
     pub port: u16,
     pub target_type: TargetType,
-    pub ip_address_type: String,
+    pub ip_address_type: TargetIpAddressType,
     /// ALB only; None on an NLB's.
     pub protocol_version: Option<ProtocolVersion>,
     pub health_check: HealthCheck,
@@ -483,8 +566,7 @@ pub struct TargetGroup {
 pub struct HealthCheck {
     /// `TCP`, `HTTP` or `HTTPS`.
     pub protocol: Protocol,
-    /// `traffic-port` or a port number.
-    pub port: String,
+    pub port: CheckPort,
     /// HTTP(S) only.
     pub path: Option<String>,
     pub healthy_threshold: i32,
@@ -559,7 +641,7 @@ pub struct Binding {
     pub service_port: i32,
     pub target_group: String,
     pub target_type: TargetType,
-    pub ip_address_type: String,
+    pub ip_address_type: TargetIpAddressType,
     pub node_selector: BTreeMap<String, String>,
     pub multi_cluster: bool,
     /// Its `networking` rules: from the load balancer's source group (the backend group, else

@@ -6,8 +6,8 @@
 
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 use lb_model::stack::{
-    Action, Condition, FixedResponse, QueryStringPair, Redirect, TargetGroupRef,
-    WeightedTargetGroup,
+    Action, Condition, FixedResponse, Protocol, QueryStringPair, Redirect, RedirectCode,
+    TargetGroupRef, WeightedTargetGroup,
 };
 
 /// The SDK action for `action`, whose target groups are named by ARN (see `diff::resolve`).
@@ -22,7 +22,7 @@ pub fn action_to_sdk(action: &Action) -> sdk::Action {
             .order(1)
             .redirect_config(
                 sdk::RedirectActionConfig::builder()
-                    .set_protocol(redirect.protocol.clone())
+                    .set_protocol(redirect.protocol.map(|p| p.as_str().to_string()))
                     .set_port(redirect.port.clone())
                     .set_host(redirect.host.clone())
                     .set_path(redirect.path.clone())
@@ -38,7 +38,7 @@ pub fn action_to_sdk(action: &Action) -> sdk::Action {
             .order(1)
             .fixed_response_config(
                 sdk::FixedResponseActionConfig::builder()
-                    .status_code(&fixed.status_code)
+                    .status_code(fixed.status_code.to_string())
                     .set_content_type(fixed.content_type.clone())
                     .set_message_body(fixed.message_body.clone())
                     .build(),
@@ -99,15 +99,16 @@ pub fn action_from_sdk(described: &[sdk::Action]) -> Action {
                 value.filter(|v| *v != placeholder).map(str::to_string)
             };
             Action::Redirect(Redirect {
-                protocol: part(config.protocol(), "#{protocol}"),
+                // A protocol other than HTTP(S) reads as none: the diff restates ours.
+                protocol: part(config.protocol(), "#{protocol}").and_then(|p| Protocol::parse(&p)),
                 port: part(config.port(), "#{port}"),
                 host: part(config.host(), "#{host}"),
                 path: part(config.path(), "/#{path}"),
                 query: part(config.query(), "#{query}"),
                 status_code: config
                     .status_code()
-                    .map_or("HTTP_301", |c| c.as_str())
-                    .to_string(),
+                    .and_then(|c| RedirectCode::parse(c.as_str()))
+                    .unwrap_or(RedirectCode::Http301),
             })
         }
         Some(sdk::ActionTypeEnum::FixedResponse) => {
@@ -115,7 +116,10 @@ pub fn action_from_sdk(described: &[sdk::Action]) -> Action {
                 return unknown();
             };
             Action::FixedResponse(FixedResponse {
-                status_code: config.status_code().unwrap_or("500").to_string(),
+                status_code: config
+                    .status_code()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(500),
                 content_type: config.content_type().map(str::to_string),
                 message_body: config.message_body().map(str::to_string),
             })
@@ -160,7 +164,7 @@ fn forward_from_sdk(action: &sdk::Action) -> Action {
 
 fn unknown() -> Action {
     Action::FixedResponse(FixedResponse {
-        status_code: "500".into(),
+        status_code: 500,
         content_type: None,
         message_body: Some("an action this controller does not build".into()),
     })
@@ -317,15 +321,15 @@ mod tests {
                 stickiness_seconds: Some(200),
             },
             Action::Redirect(Redirect {
-                protocol: Some("HTTPS".into()),
+                protocol: Some(Protocol::Https),
                 port: Some("443".into()),
                 host: None,
                 path: None,
                 query: None,
-                status_code: "HTTP_301".into(),
+                status_code: RedirectCode::Http301,
             }),
             Action::FixedResponse(FixedResponse {
-                status_code: "404".into(),
+                status_code: 404,
                 content_type: Some("text/plain".into()),
                 message_body: None,
             }),

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 use lb_api::TargetType;
 use lb_model::stack::{
-    HealthCheck, IpAddressType, Listener, LoadBalancer, LoadBalancerKind, Protocol,
-    ProtocolVersion, Scheme, SubnetMapping, TargetGroup, tags,
+    CheckPort, HealthCheck, IpAddressType, Listener, LoadBalancer, LoadBalancerKind, Protocol,
+    ProtocolVersion, Scheme, SubnetMapping, TargetGroup, TargetIpAddressType, tags,
 };
 
 pub fn tags_from(described: &[sdk::Tag]) -> BTreeMap<String, String> {
@@ -67,7 +67,7 @@ macro_rules! with_health_check {
         let check = &group.health_check;
         $request
             .health_check_protocol($crate::deployer::convert::protocol_to(check.protocol))
-            .health_check_port(&check.port)
+            .health_check_port(check.port.to_string())
             .set_health_check_path(check.path.clone())
             .healthy_threshold_count(check.healthy_threshold)
             .unhealthy_threshold_count(check.unhealthy_threshold)
@@ -198,10 +198,11 @@ pub fn target_group_from(
     let protocol = protocol_of(described.health_check_protocol());
     let http = protocol != Protocol::Tcp;
     let health_check = HealthCheck {
+        // A port ELB would not give back reads as the traffic port: the diff then restates ours.
         port: described
             .health_check_port()
-            .unwrap_or("traffic-port")
-            .to_string(),
+            .and_then(CheckPort::parse)
+            .unwrap_or(CheckPort::TrafficPort),
         path: described
             .health_check_path()
             .filter(|_| http)
@@ -240,8 +241,8 @@ pub fn target_group_from(
         },
         ip_address_type: described
             .ip_address_type()
-            .map_or("ipv4", |t| t.as_str())
-            .to_string(),
+            .and_then(|t| TargetIpAddressType::parse(t.as_str()))
+            .unwrap_or(TargetIpAddressType::Ipv4),
         protocol_version: described
             .protocol_version()
             .and_then(ProtocolVersion::parse),
@@ -275,10 +276,10 @@ mod tests {
         let group = target_group_from(&described, BTreeMap::new(), tags);
         assert_eq!(group.resource_id, "demo/web:80");
         assert_eq!(group.target_type, TargetType::Ip);
-        assert_eq!(group.ip_address_type, "ipv4");
+        assert_eq!(group.ip_address_type, TargetIpAddressType::Ipv4);
         assert_eq!(group.health_check.path, None);
         assert_eq!(group.health_check.matcher, None);
-        assert_eq!(group.health_check.port, "traffic-port");
+        assert_eq!(group.health_check.port, CheckPort::TrafficPort);
     }
 
     #[test]

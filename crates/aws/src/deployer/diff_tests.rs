@@ -18,7 +18,7 @@ pub(crate) fn target_group(port: u16) -> TargetGroup {
         protocol: lb_model::stack::Protocol::Tcp,
         port: port + 8000,
         target_type: TargetType::Ip,
-        ip_address_type: "ipv4".into(),
+        ip_address_type: lb_model::stack::TargetIpAddressType::Ipv4,
         protocol_version: None,
         health_check: lb_model::service::health::tcp_default(),
         attributes: BTreeMap::from([(

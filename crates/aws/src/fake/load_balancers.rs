@@ -133,7 +133,7 @@ fn group_info(arn: &str, group: &TargetGroup) -> Group {
             protocol: Some(group.protocol.as_str().to_string()),
             port: Some(group.port),
             vpc_id: Some("vpc-0fake".to_string()),
-            ip_address_type: Some(group.ip_address_type.clone()),
+            ip_address_type: Some(group.ip_address_type.as_str().to_string()),
             load_balancer_arns: Vec::new(),
             health_check_interval_seconds: u32::try_from(group.health_check.interval_seconds).ok(),
             healthy_threshold_count: u32::try_from(group.health_check.healthy_threshold).ok(),

@@ -351,9 +351,9 @@ fn target_group(
         "Protocol": group.protocol.as_str(),
         "Port": group.port,
         "TargetType": group.target_type.as_str(),
-        "IpAddressType": group.ip_address_type,
+        "IpAddressType": group.ip_address_type.as_str(),
         "HealthCheckProtocol": check.protocol.as_str(),
-        "HealthCheckPort": check.port,
+        "HealthCheckPort": check.port.to_string(),
         "HealthCheckIntervalSeconds": check.interval_seconds,
         "HealthCheckTimeoutSeconds": check.timeout_seconds,
         "HealthyThresholdCount": check.healthy_threshold,
@@ -483,7 +483,7 @@ fn action(action: &Action, names: &dyn Fn(&str) -> String) -> Value {
             json!({"forward": groups, "stickiness": stickiness_seconds})
         }
         Action::FixedResponse(fixed) => {
-            let mut config = json!({"StatusCode": fixed.status_code});
+            let mut config = json!({"StatusCode": fixed.status_code.to_string()});
             if let Some(content_type) = &fixed.content_type {
                 config["ContentType"] = json!(content_type);
             }

@@ -20,7 +20,8 @@ use crate::naming;
 use crate::service::subnets::{Subnet, choose_subnets};
 use crate::stack::{
     Action, FixedResponse, IngressRule, Listener, LoadBalancer, LoadBalancerKind,
-    ManagedSecurityGroup, Redirect, Stack, StackKind, SubnetMapping, rule_sources, tags,
+    ManagedSecurityGroup, Protocol, Redirect, RedirectCode, Stack, StackKind, SubnetMapping,
+    rule_sources, tags,
 };
 
 /// ALB quotas checked before any AWS call.
@@ -511,7 +512,7 @@ fn listeners(
         .map(|(a, _)| a.clone())
         .unwrap_or_else(|| {
             Action::FixedResponse(FixedResponse {
-                status_code: "404".into(),
+                status_code: 404,
                 content_type: Some("text/plain".into()),
                 message_body: None,
             })
@@ -581,12 +582,12 @@ fn listener_attributes(
 /// `ssl-redirect`'s action: HTTPS on port `to`, permanently.
 fn https_redirect(to: &str) -> Action {
     Action::Redirect(Redirect {
-        protocol: Some("HTTPS".into()),
+        protocol: Some(Protocol::Https),
         port: Some(to.to_string()),
         host: None,
         path: None,
         query: None,
-        status_code: "HTTP_301".into(),
+        status_code: RedirectCode::Http301,
     })
 }
 

@@ -78,7 +78,7 @@ fn the_2048_game_is_an_internet_facing_alb_with_one_rule_to_an_ip_target_group()
     assert_eq!(stack.listeners.len(), 1);
     let listener = &stack.listeners[0];
     assert_eq!((listener.port, listener.protocol.as_str()), (80, "HTTP"));
-    assert!(matches!(&listener.default_action, Action::FixedResponse(f) if f.status_code == "404"));
+    assert!(matches!(&listener.default_action, Action::FixedResponse(f) if f.status_code == 404));
     assert_eq!(listener.rules.len(), 1);
     let tg = &stack.target_groups[0];
     assert_eq!(tg.resource_id, "game-2048/ingress-2048-service-2048:80");
@@ -168,7 +168,7 @@ fn ssl_redirect_makes_http_redirect_and_https_carry_the_rules() {
     };
     assert!(http.rules.is_empty());
     assert!(
-        matches!(&http.default_action, Action::Redirect(r) if r.port.as_deref() == Some("443") && r.protocol.as_deref() == Some("HTTPS") && r.status_code == "HTTP_301")
+        matches!(&http.default_action, Action::Redirect(r) if r.port.as_deref() == Some("443") && r.protocol == Some(crate::stack::Protocol::Https) && r.status_code == crate::stack::RedirectCode::Http301)
     );
     assert_eq!(https.rules.len(), 1);
     assert_eq!(

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::stack::{Condition, FixedResponse, QueryStringPair, Redirect};
+use crate::stack::{Condition, FixedResponse, Protocol, QueryStringPair, Redirect, RedirectCode};
 
 /// ALB's quota of target groups in one forward action.
 pub const MAX_TARGET_GROUPS_PER_FORWARD: usize = 5;
@@ -302,27 +302,32 @@ fn service_port(value: Option<Value>, service: &str) -> Result<ServicePortRef, S
 }
 
 fn redirect(raw: RawRedirect) -> Result<AnnotationAction, String> {
-    if !matches!(raw.status_code.as_str(), "HTTP_301" | "HTTP_302") {
+    let Some(status_code) = RedirectCode::parse(&raw.status_code) else {
         return Err(format!(
             "has redirect statusCode {:?}; HTTP_301 or HTTP_302",
             raw.status_code
         ));
-    }
-    if let Some(protocol) = &raw.protocol
-        && !matches!(protocol.as_str(), "HTTP" | "HTTPS" | "#{protocol}")
-    {
-        return Err(format!(
-            "has redirect protocol {protocol:?}; HTTP, HTTPS or #{{protocol}}"
-        ));
-    }
+    };
     let keep = |value: Option<String>, placeholder: &str| value.filter(|v| v != placeholder);
+    let protocol = match keep(raw.protocol, "#{protocol}") {
+        None => None,
+        Some(protocol) => match protocol.as_str() {
+            "HTTP" => Some(Protocol::Http),
+            "HTTPS" => Some(Protocol::Https),
+            _ => {
+                return Err(format!(
+                    "has redirect protocol {protocol:?}; HTTP, HTTPS or #{{protocol}}"
+                ));
+            }
+        },
+    };
     Ok(AnnotationAction::Redirect(Redirect {
-        protocol: keep(raw.protocol, "#{protocol}"),
+        protocol,
         port: keep(raw.port, "#{port}"),
         host: keep(raw.host, "#{host}"),
         path: keep(raw.path, "/#{path}"),
         query: keep(raw.query, "#{query}"),
-        status_code: raw.status_code,
+        status_code,
     }))
 }
 
@@ -336,14 +341,10 @@ const CONTENT_TYPES: [&str; 5] = [
 
 fn fixed_response(raw: RawFixedResponse) -> Result<AnnotationAction, String> {
     let code = &raw.status_code;
-    let valid_code = code.len() == 3
-        && code.chars().all(|c| c.is_ascii_digit())
-        && matches!(code.as_bytes()[0], b'2' | b'4' | b'5');
-    if !valid_code {
-        return Err(format!(
-            "has fixed-response statusCode {code:?}; a 2XX, 4XX or 5XX code"
-        ));
-    }
+    let status_code = Some(code)
+        .filter(|code| code.len() == 3 && matches!(code.as_bytes()[0], b'2' | b'4' | b'5'))
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| format!("has fixed-response statusCode {code:?}; a 2XX, 4XX or 5XX code"))?;
     if let Some(kind) = &raw.content_type
         && !CONTENT_TYPES.contains(&kind.as_str())
     {
@@ -356,7 +357,7 @@ fn fixed_response(raw: RawFixedResponse) -> Result<AnnotationAction, String> {
         return Err("has a messageBody over ALB's 1024 bytes".into());
     }
     Ok(AnnotationAction::FixedResponse(FixedResponse {
-        status_code: raw.status_code,
+        status_code,
         content_type: raw.content_type,
         message_body: raw.message_body,
     }))

@@ -77,19 +77,19 @@ fn upstreams_documented_actions_read() {
     assert_eq!(
         action(redirect),
         Ok(AnnotationAction::Redirect(Redirect {
-            protocol: Some("HTTPS".into()),
+            protocol: Some(crate::stack::Protocol::Https),
             port: Some("443".into()),
             host: None,
             path: None,
             query: None,
-            status_code: "HTTP_301".into(),
+            status_code: crate::stack::RedirectCode::Http301,
         }))
     );
     let fixed = r#"{"type":"fixed-response","fixedResponseConfig":{"contentType":"text/plain","statusCode":"503","messageBody":"503 error text"}}"#;
     assert_eq!(
         action(fixed),
         Ok(AnnotationAction::FixedResponse(FixedResponse {
-            status_code: "503".into(),
+            status_code: 503,
             content_type: Some("text/plain".into()),
             message_body: Some("503 error text".into()),
         }))

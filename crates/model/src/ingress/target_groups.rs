@@ -19,7 +19,8 @@ use super::member::KnownService;
 use crate::naming::{self, IngressTargetGroup};
 use crate::service::annotations::HealthCheckPort;
 use crate::stack::{
-    Binding, HealthCheck, NetworkPort, NetworkRule, NetworkSource, TargetGroup, tags,
+    Binding, CheckPort, HealthCheck, NetworkPort, NetworkRule, NetworkSource, TargetGroup,
+    TargetIpAddressType, tags,
 };
 use crate::targets::{has_ipv6_family, target_group_port, target_port};
 
@@ -117,7 +118,7 @@ impl Backend<'_> {
             &resource_id,
             target_type,
             ip_address_type,
-            &health_check.port,
+            health_check.port,
             &merged,
         );
         let target_group = TargetGroup {
@@ -126,7 +127,7 @@ impl Backend<'_> {
             protocol: protocol.into(),
             port: tg_port,
             target_type,
-            ip_address_type: ip_address_type.into(),
+            ip_address_type,
             protocol_version: Some(version),
             health_check,
             attributes: merged.attributes.clone(),
@@ -173,10 +174,10 @@ impl Backend<'_> {
         &self,
         service: &Service,
         service_name: &str,
-    ) -> Result<&'static str, MemberError> {
+    ) -> Result<TargetIpAddressType, MemberError> {
         match (has_ipv6_family(service), self.dualstack) {
-            (false, _) => Ok("ipv4"),
-            (true, true) => Ok("ipv6"),
+            (false, _) => Ok(TargetIpAddressType::Ipv4),
+            (true, true) => Ok(TargetIpAddressType::Ipv6),
             (true, false) => Err(MemberError::Ipv6NeedsDualstack {
                 service: format!("{}/{service_name}", self.namespace),
             }),
@@ -192,8 +193,8 @@ impl Backend<'_> {
         port: &ServicePort,
         resource_id: &str,
         target_type: TargetType,
-        ip_address_type: &str,
-        health_check_port: &str,
+        ip_address_type: TargetIpAddressType,
+        health_check_port: CheckPort,
         merged: &TargetGroupAnnotations,
     ) -> Binding {
         Binding {
@@ -204,7 +205,7 @@ impl Backend<'_> {
             service_port: port.port,
             target_group: resource_id.to_string(),
             target_type,
-            ip_address_type: ip_address_type.into(),
+            ip_address_type,
             node_selector: merged.node_labels.clone(),
             multi_cluster: merged.multi_cluster.unwrap_or(false),
             // Cleared by the group's build when its load balancer has no backend group.
@@ -243,8 +244,8 @@ impl Backend<'_> {
             None => DEFAULT_TIMEOUT,
         };
         let port_value = match &merged.health_check_port {
-            None | Some(HealthCheckPort::TrafficPort) => "traffic-port".to_string(),
-            Some(HealthCheckPort::Number(n)) => n.to_string(),
+            None | Some(HealthCheckPort::TrafficPort) => CheckPort::TrafficPort,
+            Some(HealthCheckPort::Number(n)) => CheckPort::Number(*n),
             Some(HealthCheckPort::Name(name)) => named_port(service, name, target_type)
                 .ok_or_else(|| MemberError::HealthCheckPort {
                     name: name.clone(),
@@ -285,7 +286,7 @@ const DEFAULT_TIMEOUT: i32 = 5;
 fn networking(
     port: &ServicePort,
     target_type: TargetType,
-    health_check_port: &str,
+    health_check_port: CheckPort,
 ) -> Vec<NetworkRule> {
     let target_port = target_port(port, target_type);
     let tcp = |port: Option<IntOrString>| NetworkRule {
@@ -296,12 +297,8 @@ fn networking(
         }],
     };
     let mut rules = vec![tcp(target_port)];
-    if health_check_port != "traffic-port" {
-        let check = health_check_port.parse::<i32>().map_or_else(
-            |_| IntOrString::String(health_check_port.into()),
-            IntOrString::Int,
-        );
-        rules.push(tcp(Some(check)));
+    if let Some(number) = health_check_port.number() {
+        rules.push(tcp(Some(IntOrString::Int(i32::from(number)))));
     }
     rules
 }
@@ -330,7 +327,7 @@ pub fn find_port<'a>(service: &'a Service, port_ref: &ServicePortRef) -> Option<
 }
 
 /// A named health-check port: that Service port's target port (ip) or node port (instance).
-fn named_port(service: &Service, name: &str, target_type: TargetType) -> Option<String> {
+fn named_port(service: &Service, name: &str, target_type: TargetType) -> Option<CheckPort> {
     let port = find_port(service, &ServicePortRef::Name(name.to_string()))?;
     let number = match target_type {
         TargetType::Instance => port.node_port?,
@@ -340,5 +337,5 @@ fn named_port(service: &Service, name: &str, target_type: TargetType) -> Option<
             Some(IntOrString::String(_)) => return None,
         },
     };
-    Some(number.to_string())
+    u16::try_from(number).ok().map(CheckPort::Number)
 }

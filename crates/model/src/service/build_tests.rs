@@ -1,4 +1,4 @@
-use crate::stack::NetworkSource;
+use crate::stack::{CheckPort, NetworkSource};
 use serde_json::json;
 
 use super::*;
@@ -49,7 +49,7 @@ fn the_seed_nlb_service_builds_its_stack() {
         (tg.protocol.as_str(), tg.port, tg.target_type),
         ("TCP", 8080, TargetType::Ip)
     );
-    assert_eq!(tg.health_check.port, "8080");
+    assert_eq!(tg.health_check.port, CheckPort::Number(8080));
     assert_eq!(tg.health_check.protocol.as_str(), "TCP");
     assert_eq!(
         tg.attributes
@@ -273,15 +273,15 @@ fn a_dualstack_nlbs_target_groups_are_ipv6_for_an_ipv6_service_else_ipv4() {
     .expect("builds")
     .stack;
     assert_eq!(v6.load_balancer.ip_address_type.as_str(), "dualstack");
-    assert_eq!(v6.target_groups[0].ip_address_type, "ipv6");
-    assert_eq!(v6.bindings[0].ip_address_type, "ipv6");
+    assert_eq!(v6.target_groups[0].ip_address_type.as_str(), "ipv6");
+    assert_eq!(v6.bindings[0].ip_address_type.as_str(), "ipv6");
     let v4 = built(
         &service(&dualstack, families(json!(["IPv4"]))),
         TargetType::Ip,
     )
     .expect("builds")
     .stack;
-    assert_eq!(v4.target_groups[0].ip_address_type, "ipv4");
+    assert_eq!(v4.target_groups[0].ip_address_type.as_str(), "ipv4");
     // An IPv6 Service behind an IPv4-only NLB is named, not sent to ELB.
     assert_eq!(
         built(&service(&[], families(json!(["IPv6"]))), TargetType::Ip).map(|b| b.stack),

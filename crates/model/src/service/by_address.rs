@@ -45,7 +45,7 @@ pub fn admit_by_address(stack: &mut Stack, client_ranges: Option<&[IpNet]>) {
             continue;
         };
         let preserve = preserves_client_ip(group);
-        let check_port: Option<i32> = group.health_check.port.parse().ok();
+        let check_port: Option<i32> = group.health_check.port.number().map(i32::from);
         let mut rules = Vec::new();
         for rule in std::mem::take(&mut binding.networking) {
             if rule.from != NetworkSource::SourceGroup {
@@ -111,11 +111,11 @@ mod tests {
             protocol: crate::stack::Protocol::parse(protocol).expect("protocol"),
             port: 8080,
             target_type,
-            ip_address_type: "ipv4".into(),
+            ip_address_type: crate::stack::TargetIpAddressType::Ipv4,
             protocol_version: None,
             health_check: HealthCheck {
                 protocol: crate::stack::Protocol::Tcp,
-                port: check_port.into(),
+                port: crate::stack::CheckPort::parse(check_port).expect("check port"),
                 path: None,
                 healthy_threshold: 3,
                 unhealthy_threshold: 3,
@@ -166,7 +166,7 @@ mod tests {
                 service_port: 80,
                 target_group: group.resource_id.clone(),
                 target_type: group.target_type,
-                ip_address_type: "ipv4".into(),
+                ip_address_type: crate::stack::TargetIpAddressType::Ipv4,
                 node_selector: BTreeMap::new(),
                 multi_cluster: false,
                 networking: vec![NetworkRule {

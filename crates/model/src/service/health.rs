@@ -18,7 +18,7 @@ use super::annotations::{
     HealthCheckPort, HealthCheckProtocol,
 };
 use super::build::BuildError;
-use crate::stack::{HealthCheck, Protocol};
+use crate::stack::{CheckPort, HealthCheck, Protocol};
 
 /// The health check, and the default it adapted to the user's interval (named), if any.
 pub fn health_check(
@@ -34,7 +34,8 @@ pub fn health_check(
             protocol: Protocol::Http,
             port: spec
                 .health_check_node_port
-                .map_or_else(|| "traffic-port".into(), |p| p.to_string()),
+                .and_then(|p| u16::try_from(p).ok())
+                .map_or(CheckPort::TrafficPort, CheckPort::Number),
             path: Some("/healthz".into()),
             healthy_threshold: 2,
             unhealthy_threshold: 2,
@@ -102,7 +103,7 @@ pub fn health_check(
 pub fn tcp_default() -> HealthCheck {
     HealthCheck {
         protocol: Protocol::Tcp,
-        port: "traffic-port".into(),
+        port: CheckPort::TrafficPort,
         path: None,
         healthy_threshold: 3,
         unhealthy_threshold: 3,
@@ -117,10 +118,10 @@ fn port_of(
     service: &Service,
     port: &HealthCheckPort,
     target_type: TargetType,
-) -> Result<String, BuildError> {
+) -> Result<CheckPort, BuildError> {
     match port {
-        HealthCheckPort::TrafficPort => Ok("traffic-port".into()),
-        HealthCheckPort::Number(n) => Ok(n.to_string()),
+        HealthCheckPort::TrafficPort => Ok(CheckPort::TrafficPort),
+        HealthCheckPort::Number(n) => Ok(CheckPort::Number(*n)),
         HealthCheckPort::Name(name) => {
             let unknown = || BuildError::UnknownPort {
                 annotation: HEALTHCHECK_PORT.to_string(),
@@ -140,7 +141,10 @@ fn port_of(
                     Some(IntOrString::String(_)) => None,
                 },
             };
-            number.map(|n| n.to_string()).ok_or_else(unknown)
+            number
+                .and_then(|n| u16::try_from(n).ok())
+                .map(CheckPort::Number)
+                .ok_or_else(unknown)
         }
     }
 }

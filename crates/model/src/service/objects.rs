@@ -99,7 +99,7 @@ pub fn binding_object(
                 name: binding.service_name.clone(),
                 port: IntOrString::Int(binding.service_port),
             },
-            ip_address_type: Some(binding.ip_address_type.clone()),
+            ip_address_type: Some(binding.ip_address_type.as_str().to_string()),
             node_selector,
             networking: networking(binding, source_group, addresses),
             multi_cluster_target_group: binding.multi_cluster.then_some(true),
@@ -210,7 +210,7 @@ mod tests {
             service_port: 80,
             target_group: "demo/web:80".into(),
             target_type: TargetType::Instance,
-            ip_address_type: "ipv4".into(),
+            ip_address_type: crate::stack::TargetIpAddressType::Ipv4,
             node_selector: BTreeMap::from([("role".to_string(), "edge".to_string())]),
             multi_cluster: false,
             networking: vec![crate::stack::NetworkRule {

@@ -15,7 +15,7 @@ use crate::naming::{self, ServiceName, ServiceTargetGroup};
 use crate::stack::{
     Action, Binding, Listener, NetworkPort, NetworkRule, NetworkSource, TargetGroup,
 };
-use crate::stack::{IpAddressType, Protocol};
+use crate::stack::{CheckPort, IpAddressType, Protocol, TargetIpAddressType};
 use crate::targets::{has_ipv6_family, port_text, target_group_port, target_port};
 
 /// The listeners' (port, protocol). TCP and UDP on one port number make one TCP_UDP listener when
@@ -73,7 +73,7 @@ pub(super) struct PortContext<'a> {
     pub(super) settings: &'a ClusterSettings,
     pub(super) identity: ServiceName<'a>,
     /// `ipv4` or `ipv6`.
-    pub(super) target_ip_address_type: &'static str,
+    pub(super) target_ip_address_type: TargetIpAddressType,
     /// The bindings admit the load balancer's source group (its backend or managed group).
     pub(super) networking: bool,
 }
@@ -198,7 +198,7 @@ impl<'a> PortContext<'a> {
             protocol,
             port: target_port,
             target_type: self.target_type,
-            ip_address_type: self.target_ip_address_type.into(),
+            ip_address_type: self.target_ip_address_type,
             protocol_version: None,
             attributes,
             tags: tags(&resource_id),
@@ -260,7 +260,7 @@ impl<'a> PortContext<'a> {
             service_port: port.port,
             target_group: tg.resource_id.clone(),
             target_type: self.target_type,
-            ip_address_type: self.target_ip_address_type.into(),
+            ip_address_type: self.target_ip_address_type,
             node_selector: self.annotations.target_node_labels.clone(),
             multi_cluster: self.annotations.multi_cluster_target_group.unwrap_or(false),
             networking: if self.networking {
@@ -283,16 +283,16 @@ impl<'a> PortContext<'a> {
             protocol: protocol.into(),
             port: target_port.clone(),
         };
-        let check = &tg.health_check.port;
-        let checks_traffic_port =
-            check == "traffic-port" || Some(check.clone()) == target_port.as_ref().map(port_text);
+        let check = tg.health_check.port;
+        let checks_traffic_port = check == CheckPort::TrafficPort
+            || Some(check.to_string()) == target_port.as_ref().map(port_text);
         let mut ports = match tg.protocol {
             Protocol::Udp if checks_traffic_port => vec![entry("UDP"), entry("TCP")],
             Protocol::Udp => vec![entry("UDP")],
             Protocol::TcpUdp => vec![entry("UDP"), entry("TCP")],
             _ => vec![entry("TCP")],
         };
-        if let Ok(number) = check.parse::<i32>()
+        if let Some(number) = check.number().map(i32::from)
             && !checks_traffic_port
         {
             ports.push(NetworkPort {
@@ -309,10 +309,10 @@ impl<'a> PortContext<'a> {
 fn target_ip_address_type(
     service: &Service,
     load_balancer: IpAddressType,
-) -> Result<&'static str, BuildError> {
+) -> Result<TargetIpAddressType, BuildError> {
     match (has_ipv6_family(service), load_balancer) {
-        (false, _) => Ok("ipv4"),
-        (true, IpAddressType::Dualstack) => Ok("ipv6"),
+        (false, _) => Ok(TargetIpAddressType::Ipv4),
+        (true, IpAddressType::Dualstack) => Ok(TargetIpAddressType::Ipv6),
         (true, _) => Err(BuildError::Ipv6NeedsDualstack),
     }
 }

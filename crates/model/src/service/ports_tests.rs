@@ -125,7 +125,7 @@ fn instance_targets_use_node_ports_and_local_policy_checks_the_health_node_port(
     assert_eq!(
         (
             hc.protocol.as_str(),
-            hc.port.as_str(),
+            hc.port.to_string().as_str(),
             hc.path.as_deref(),
             hc.matcher.as_deref()
         ),
@@ -149,7 +149,7 @@ fn instance_targets_use_node_ports_and_local_policy_checks_the_health_node_port(
         .health_check
         .clone();
     assert_eq!(
-        (hc.protocol.as_str(), hc.port.as_str(), hc.path),
+        (hc.protocol.as_str(), hc.port.to_string().as_str(), hc.path),
         ("TCP", "traffic-port", None)
     );
     assert_eq!((hc.healthy_threshold, hc.timeout_seconds), (3, 10));
@@ -185,7 +185,7 @@ fn health_check_annotations_override_the_defaults() {
     assert_eq!(
         (
             hc.protocol.as_str(),
-            hc.port.as_str(),
+            hc.port.to_string().as_str(),
             hc.path.as_deref(),
             hc.matcher.as_deref()
         ),

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types as sdk;
-use lb_model::stack::{Action, Listener, LoadBalancer, Rule, SubnetMapping, TargetGroup};
+use lb_model::stack::{
+    Action, Listener, LoadBalancer, Rule, SubnetMapping, TargetGroup, TargetIpAddressType,
+};
 
 mod certificates;
 mod describe;
@@ -122,9 +124,9 @@ impl LoadBalancers for SdkLoadBalancers {
                 .vpc_id(&self.vpc_id)
                 .target_type(sdk::TargetTypeEnum::from(group.target_type.as_str()))
                 // As upstream: the address type only when not ELB's default.
-                .set_ip_address_type((group.ip_address_type != "ipv4").then(|| {
-                    sdk::TargetGroupIpAddressTypeEnum::from(group.ip_address_type.as_str())
-                }))
+                .set_ip_address_type((group.ip_address_type != TargetIpAddressType::Ipv4).then(
+                    || sdk::TargetGroupIpAddressTypeEnum::from(group.ip_address_type.as_str()),
+                ))
                 .health_check_enabled(true)
                 .set_tags(Some(convert::tags_to(&group.tags)));
         let request = with_health_check!(request, group);
