@@ -65,10 +65,45 @@ fn the_chart_lints_renders_with_only_the_cluster_name_refuses_typos_and_matches_
     let rendered =
         chart::documents(&chart::render(&[("clusterName", "prod")], &[]).unwrap()).unwrap();
     let config = |path: &str| yaml_documents(&format!("config/{path}"));
-    // CRDs, exactly.
+    // CRDs, exactly: ours as config/ has them, and the Gateway API's as vendored (kept on
+    // uninstall), unless the values leave those out.
+    let crds = of_kind(&rendered, "CustomResourceDefinition");
+    let (gateway_api, ours): (Vec<&Value>, Vec<&Value>) = crds
+        .into_iter()
+        .partition(|crd| crd["spec"]["group"] == "gateway.networking.k8s.io");
     assert_eq!(
-        of_kind(&rendered, "CustomResourceDefinition"),
+        ours,
         config("crd/elbv2.k8s.aws.yaml").iter().collect::<Vec<_>>()
+    );
+    let mut vendored: Vec<Value> = std::fs::read_dir("charts/lb-controller/gateway-api-crds")
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .flat_map(|path| yaml_documents(path.to_str().unwrap()))
+        .collect();
+    for crd in &mut vendored {
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"] = "keep".into();
+    }
+    let names = |crds: Vec<&Value>| {
+        let mut crds: Vec<Value> = crds.into_iter().cloned().collect();
+        crds.sort_by_key(|crd| crd["metadata"]["name"].to_string());
+        crds
+    };
+    vendored.sort_by_key(|crd| crd["metadata"]["name"].to_string());
+    assert_eq!(vendored.len(), 10);
+    assert_eq!(names(gateway_api), vendored);
+    let without = chart::documents(
+        &chart::render(
+            &[("clusterName", "prod"), ("gatewayAPI.installCRDs", "false")],
+            &[],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        of_kind(&without, "CustomResourceDefinition")
+            .iter()
+            .all(|crd| crd["spec"]["group"] != "gateway.networking.k8s.io")
     );
     // RBAC: the same rules.
     for (kind, path) in [
