@@ -4,6 +4,7 @@
 //! and the keys (labels, annotations, condition types, finalizers) the controller shares with
 //! users and with the upstream controller.
 
+pub mod gateway;
 pub mod ingress_class_params;
 pub mod keys;
 pub mod target_group_binding;

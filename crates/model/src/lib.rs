@@ -24,6 +24,7 @@ pub mod elb;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod gates;
+pub mod gateway;
 pub mod ingress;
 pub mod naming;
 pub mod plan;

@@ -1,0 +1,292 @@
+//! A Gateway's listeners checked as the spec asks, before any AWS resource: the protocol (HTTP and
+//! HTTPS on an ALB), the route kinds it admits, its certificates (Secrets in reach, by
+//! ReferenceGrant across namespaces, holding a certificate and key), and conflicts between
+//! listeners on one port. Each gets its conditions; the usable ones become ALB listeners.
+
+use std::collections::BTreeMap;
+
+use lb_api::gateway::{GROUP, Listener, ReferenceGrant, RouteGroupKind};
+
+use super::conditions::{Verdict, types};
+use super::grants::{self, permitted};
+
+/// What a listener's protocol is on an ALB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ListenerProtocol {
+    Http,
+    Https,
+}
+
+/// A certificate Secret as the snapshot found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretCertificate {
+    /// A PEM certificate chain and key, under `tls.crt` and `tls.key`.
+    Valid,
+    /// Found, but not a certificate and key (the reason, for the condition's message).
+    Malformed(String),
+}
+
+/// Certificate Secrets by (namespace, name), and the grants in the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateSnapshot {
+    pub secrets: BTreeMap<(String, String), SecretCertificate>,
+    pub grants: Vec<ReferenceGrant>,
+}
+
+/// A listener after the checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedListener {
+    pub name: String,
+    pub port: i32,
+    /// None: a protocol an ALB cannot serve.
+    pub protocol: Option<ListenerProtocol>,
+    pub hostname: Option<String>,
+    pub supported_kinds: Vec<RouteGroupKind>,
+    /// The Secrets (namespace, name) of its certificates, all resolved.
+    pub certificates: Vec<(String, String)>,
+    /// Accepted, ResolvedRefs and Conflicted (Programmed is the load balancer's to say).
+    pub verdicts: Vec<Verdict>,
+}
+
+impl CheckedListener {
+    /// Routes may attach: its protocol is served (refs may still be unresolved).
+    pub fn accepted(&self) -> bool {
+        self.verdict(types::ACCEPTED)
+    }
+
+    /// It gets an ALB listener: accepted, resolved and not conflicted.
+    pub fn usable(&self) -> bool {
+        self.accepted() && self.verdict(types::RESOLVED_REFS) && !self.verdict(types::CONFLICTED)
+    }
+
+    fn verdict(&self, type_: &str) -> bool {
+        self.verdicts.iter().any(|v| v.type_ == type_ && v.status)
+    }
+}
+
+/// The route kinds an HTTP or HTTPS listener serves.
+const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
+
+/// Checks the listeners of a Gateway in `namespace`.
+pub fn check_listeners(
+    namespace: &str,
+    listeners: &[Listener],
+    snapshot: &CertificateSnapshot,
+) -> Vec<CheckedListener> {
+    let mut checked: Vec<CheckedListener> = listeners
+        .iter()
+        .map(|listener| check(namespace, listener, snapshot))
+        .collect();
+    mark_conflicts(&mut checked);
+    checked
+}
+
+fn check(namespace: &str, listener: &Listener, snapshot: &CertificateSnapshot) -> CheckedListener {
+    let protocol = match listener.protocol.as_str() {
+        "HTTP" => Some(ListenerProtocol::Http),
+        "HTTPS" => Some(ListenerProtocol::Https),
+        _ => None,
+    };
+    let mut verdicts = Vec::new();
+    let (supported_kinds, kinds_problem) = match protocol {
+        Some(_) => route_kinds(listener),
+        None => (Vec::new(), None),
+    };
+    verdicts.push(match protocol {
+        Some(_) => Verdict::new(types::ACCEPTED, true, "Accepted", "listener accepted"),
+        None => Verdict::new(
+            types::ACCEPTED,
+            false,
+            "UnsupportedProtocol",
+            format!(
+                "protocol {} is not served by an ALB (HTTP or HTTPS)",
+                listener.protocol
+            ),
+        ),
+    });
+    let (certificates, certificate_problem) = match protocol {
+        Some(ListenerProtocol::Https) => certificates(namespace, listener, snapshot),
+        _ => (Vec::new(), None),
+    };
+    verdicts.push(match kinds_problem.or(certificate_problem) {
+        None => Verdict::new(
+            types::RESOLVED_REFS,
+            true,
+            "ResolvedRefs",
+            "references resolved",
+        ),
+        Some((reason, message)) => Verdict::new(types::RESOLVED_REFS, false, reason, message),
+    });
+    verdicts.push(Verdict::new(
+        types::CONFLICTED,
+        false,
+        "NoConflicts",
+        "no conflicts",
+    ));
+    CheckedListener {
+        name: listener.name.clone(),
+        port: listener.port,
+        protocol,
+        hostname: listener.hostname.clone(),
+        supported_kinds,
+        certificates,
+        verdicts,
+    }
+}
+
+type Problem = (&'static str, String);
+
+/// The kinds the listener admits that it can serve, and the problem with the others.
+fn route_kinds(listener: &Listener) -> (Vec<RouteGroupKind>, Option<Problem>) {
+    let asked = listener
+        .allowed_routes
+        .as_ref()
+        .map(|a| a.kinds.clone())
+        .unwrap_or_default();
+    if asked.is_empty() {
+        let kinds = ROUTE_KINDS
+            .iter()
+            .map(|kind| RouteGroupKind {
+                group: Some(GROUP.into()),
+                kind: (*kind).into(),
+            })
+            .collect();
+        return (kinds, None);
+    }
+    let servable = |k: &RouteGroupKind| {
+        k.group.as_deref().unwrap_or(GROUP) == GROUP && ROUTE_KINDS.contains(&k.kind.as_str())
+    };
+    let (kinds, refused): (Vec<_>, Vec<_>) = asked.into_iter().partition(servable);
+    let problem = (!refused.is_empty()).then(|| {
+        let names: Vec<String> = refused.iter().map(|k| k.kind.clone()).collect();
+        (
+            "InvalidRouteKinds",
+            format!(
+                "route kinds {} are not served (HTTPRoute, GRPCRoute)",
+                names.join(", ")
+            ),
+        )
+    });
+    (kinds, problem)
+}
+
+/// The listener's certificate Secrets, all of them resolved, or the first problem.
+fn certificates(
+    namespace: &str,
+    listener: &Listener,
+    snapshot: &CertificateSnapshot,
+) -> (Vec<(String, String)>, Option<Problem>) {
+    let refs = listener
+        .tls
+        .as_ref()
+        .map(|tls| tls.certificate_refs.as_slice())
+        .unwrap_or_default();
+    if refs.is_empty() {
+        let problem = (
+            "InvalidCertificateRef",
+            "an HTTPS listener needs tls.certificateRefs".into(),
+        );
+        return (Vec::new(), Some(problem));
+    }
+    let mut found = Vec::new();
+    for reference in refs {
+        let secret_namespace = reference.namespace.as_deref().unwrap_or(namespace);
+        let name = format!("{secret_namespace}/{}", reference.name);
+        let group = reference.group.as_deref().unwrap_or("");
+        let kind = reference.kind.as_deref().unwrap_or("Secret");
+        if !group.is_empty() || kind != "Secret" {
+            let message = format!(
+                "certificateRef {name} is a {group}/{kind}: only core Secrets are supported"
+            );
+            return (Vec::new(), Some(("InvalidCertificateRef", message)));
+        }
+        let from = grants::From {
+            group: GROUP,
+            kind: "Gateway",
+            namespace,
+        };
+        let to = grants::To {
+            group: "",
+            kind: "Secret",
+            namespace: secret_namespace,
+            name: &reference.name,
+        };
+        if !permitted(&snapshot.grants, from, to) {
+            let message = format!(
+                "no ReferenceGrant in {secret_namespace} lets Gateways of {namespace} use Secret {name}"
+            );
+            return (Vec::new(), Some(("RefNotPermitted", message)));
+        }
+        let key = (secret_namespace.to_string(), reference.name.clone());
+        match snapshot.secrets.get(&key) {
+            Some(SecretCertificate::Valid) => found.push(key),
+            Some(SecretCertificate::Malformed(why)) => {
+                return (
+                    Vec::new(),
+                    Some(("InvalidCertificateRef", format!("Secret {name}: {why}"))),
+                );
+            }
+            None => {
+                return (
+                    Vec::new(),
+                    Some((
+                        "InvalidCertificateRef",
+                        format!("Secret {name} does not exist"),
+                    )),
+                );
+            }
+        }
+    }
+    (found, None)
+}
+
+/// Listeners on one port with different protocols all conflict (ProtocolConflict); among those
+/// with one protocol, a hostname already taken by an earlier listener conflicts
+/// (HostnameConflict). Only accepted listeners take part.
+fn mark_conflicts(listeners: &mut [CheckedListener]) {
+    let mut protocols: BTreeMap<i32, Vec<ListenerProtocol>> = BTreeMap::new();
+    for listener in listeners.iter() {
+        if let Some(protocol) = listener.protocol {
+            protocols.entry(listener.port).or_default().push(protocol);
+        }
+    }
+    let mut seen: Vec<(i32, Option<String>)> = Vec::new();
+    for listener in listeners.iter_mut().filter(|l| l.protocol.is_some()) {
+        let mixed = protocols[&listener.port].windows(2).any(|w| w[0] != w[1]);
+        let key = (listener.port, listener.hostname.clone());
+        let conflict = if mixed {
+            Some((
+                "ProtocolConflict",
+                format!(
+                    "listeners on port {} ask for different protocols",
+                    listener.port
+                ),
+            ))
+        } else if seen.contains(&key) {
+            let host = listener.hostname.as_deref().unwrap_or("(any hostname)");
+            Some((
+                "HostnameConflict",
+                format!(
+                    "another listener on port {} has hostname {host}",
+                    listener.port
+                ),
+            ))
+        } else {
+            None
+        };
+        seen.push(key);
+        if let Some((reason, message)) = conflict {
+            for verdict in listener
+                .verdicts
+                .iter_mut()
+                .filter(|v| v.type_ == types::CONFLICTED)
+            {
+                *verdict = Verdict::new(types::CONFLICTED, true, reason, message.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "listeners_tests.rs"]
+mod tests;

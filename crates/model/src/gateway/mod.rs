@@ -1,0 +1,11 @@
+//! Gateway API on an ALB, the pure half: a GatewayClass's status, a Gateway's listeners checked,
+//! ReferenceGrants, and the conditions they are written as. The controller's `gateway` module
+//! reads the objects and writes what this decides.
+
+pub mod attach;
+pub mod backends;
+pub mod class;
+pub mod conditions;
+pub mod grants;
+pub mod hostnames;
+pub mod listeners;
