@@ -9,3 +9,4 @@ pub mod conditions;
 pub mod grants;
 pub mod hostnames;
 pub mod listeners;
+pub mod rules;
