@@ -185,6 +185,76 @@ pub fn backend_security_group(cluster: &str) -> String {
     )
 }
 
+/// A Gateway, as its names need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayName<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+/// A Gateway's load balancer: the Gateway's names, hashed over cluster, UID and scheme (as a
+/// Service's; upstream's order).
+pub fn gateway_load_balancer(cluster: &str, gateway: GatewayName, scheme: &str) -> String {
+    namespaced(
+        gateway.namespace,
+        gateway.name,
+        &[cluster, gateway.uid, scheme],
+    )
+}
+
+/// A Gateway's managed frontend security group (name, namespace and UID, in upstream's order).
+pub fn gateway_security_group(cluster: &str, gateway: GatewayName) -> String {
+    namespaced(
+        gateway.namespace,
+        gateway.name,
+        &[cluster, gateway.name, gateway.namespace, gateway.uid],
+    )
+}
+
+/// What makes a route backend's target group (and its binding, named the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayTargetGroup<'a> {
+    pub cluster: &'a str,
+    pub gateway_namespace: &'a str,
+    pub gateway_name: &'a str,
+    pub route_namespace: &'a str,
+    pub route_name: &'a str,
+    /// `HTTPRoute` or `GRPCRoute`.
+    pub route_kind: &'a str,
+    pub service_namespace: &'a str,
+    pub service_name: &'a str,
+    /// The target group's port: the node port (instance) or the target port (ip).
+    pub port: u16,
+    pub target_type: &'a str,
+    pub protocol: &'a str,
+    pub protocol_version: &'a str,
+}
+
+/// Named after the route, hashed over the Gateway, the route, the Service and how the group
+/// reaches it (no UID: upstream's inputs and order).
+pub fn gateway_target_group(tg: &GatewayTargetGroup) -> String {
+    let port = tg.port.to_string();
+    namespaced(
+        tg.route_namespace,
+        tg.route_name,
+        &[
+            tg.cluster,
+            tg.gateway_namespace,
+            tg.gateway_name,
+            tg.route_namespace,
+            tg.route_name,
+            tg.route_kind,
+            tg.service_namespace,
+            tg.service_name,
+            &port,
+            tg.target_type,
+            tg.protocol,
+            tg.protocol_version,
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +404,54 @@ mod tests {
         assert_ne!(
             service_load_balancer("c", service, "internal"),
             service_load_balancer("c", service, "internet-facing")
+        );
+    }
+
+    #[test]
+    fn gateway_names_have_upstreams_shape_and_inputs() {
+        let gateway = GatewayName {
+            namespace: "gateway-conformance-infra",
+            name: "same-namespace",
+            uid: "0b5e6d7a",
+        };
+        let lb = gateway_load_balancer("lb-sandbox", gateway, "internal");
+        assert!(lb.starts_with("k8s-gatewayc-samename-"), "{lb}");
+        assert_eq!(lb.len(), "k8s-gatewayc-samename-".len() + 10);
+        assert_ne!(
+            lb,
+            gateway_load_balancer("lb-sandbox", gateway, "internet-facing")
+        );
+        let tg = GatewayTargetGroup {
+            cluster: "lb-sandbox",
+            gateway_namespace: "infra",
+            gateway_name: "gw",
+            route_namespace: "apps",
+            route_name: "web-route",
+            route_kind: "HTTPRoute",
+            service_namespace: "apps",
+            service_name: "web",
+            port: 3000,
+            target_type: "ip",
+            protocol: "HTTP",
+            protocol_version: "HTTP1",
+        };
+        let name = gateway_target_group(&tg);
+        assert!(name.starts_with("k8s-apps-webroute-"), "{name}");
+        // The same inputs written one after another: moving a character between two inputs
+        // gives the same hash (upstream's concatenation without separators).
+        let shifted = GatewayTargetGroup {
+            route_name: "web-rout",
+            route_kind: "eHTTPRoute",
+            ..tg
+        };
+        let hash = |n: &str| n[n.len() - 10..].to_string();
+        assert_eq!(hash(&name), hash(&gateway_target_group(&shifted)));
+        assert_ne!(
+            name,
+            gateway_target_group(&GatewayTargetGroup {
+                route_kind: "GRPCRoute",
+                ..tg
+            })
         );
     }
 }

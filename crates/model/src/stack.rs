@@ -27,6 +27,11 @@ pub mod tags {
     pub const INGRESS_RESOURCE: &str = "ingress.k8s.aws/resource";
     /// `elbv2.k8s.aws/resource` = [`BACKEND_SG`] on the cluster's shared backend security group.
     pub const ELBV2_RESOURCE: &str = "elbv2.k8s.aws/resource";
+    /// `gateway.k8s.aws.alb/stack` = `<namespace>/<name>` of an ALB Gateway.
+    pub const GATEWAY_ALB_STACK: &str = "gateway.k8s.aws.alb/stack";
+    /// `gateway.k8s.aws.alb/resource` = `LoadBalancer`, `ManagedLBSecurityGroup`, a listener's
+    /// `<port>`, a rule's `<port>:<priority>` or a target group's id.
+    pub const GATEWAY_ALB_RESOURCE: &str = "gateway.k8s.aws.alb/resource";
     pub const BACKEND_SG: &str = "backend-sg";
     /// The managed frontend security group's resource id.
     pub const MANAGED_SECURITY_GROUP: &str = "ManagedLBSecurityGroup";
@@ -62,6 +67,8 @@ pub enum StackKind {
     Service,
     /// An Ingress group's ALB: `ingress.k8s.aws/stack`.
     Ingress,
+    /// A Gateway's ALB: `gateway.k8s.aws.alb/stack`.
+    AlbGateway,
 }
 
 impl StackKind {
@@ -69,6 +76,7 @@ impl StackKind {
         match self {
             Self::Service => tags::SERVICE_STACK,
             Self::Ingress => tags::INGRESS_STACK,
+            Self::AlbGateway => tags::GATEWAY_ALB_STACK,
         }
     }
 
@@ -76,6 +84,7 @@ impl StackKind {
         match self {
             Self::Service => tags::SERVICE_RESOURCE,
             Self::Ingress => tags::INGRESS_RESOURCE,
+            Self::AlbGateway => tags::GATEWAY_ALB_RESOURCE,
         }
     }
 }

@@ -508,6 +508,7 @@ pub(crate) fn rule_is_ours(owner: &Owner, tags: &BTreeMap<String, String>) -> bo
         tags::CLUSTER,
         StackKind::Ingress.stack_tag(),
         StackKind::Service.stack_tag(),
+        StackKind::AlbGateway.stack_tag(),
     ]
     .iter()
     .any(|key| tags.contains_key(*key));

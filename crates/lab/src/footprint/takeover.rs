@@ -537,6 +537,8 @@ async fn upstream_objects(
                     mark_upstreams(&api, &ingress.name_any(), &group.finalizer(), &status).await?;
                 }
             }
+            // The takeover workload has no Gateway.
+            StackKind::AlbGateway => {}
         }
         for binding in &stack.bindings {
             let arn = arn_of(replayed, "target_groups", &binding.name)?;
