@@ -134,6 +134,17 @@ pub mod ingress {
     pub const USE_ANNOTATION: &str = "use-annotation";
 }
 
+/// Keys of ALB Gateways (upstream's).
+pub mod gateway {
+    /// Finalizer of a Gateway whose ALB this controller made.
+    pub const FINALIZER: &str = "gateway.k8s.aws/alb";
+    /// Finalizer of a GatewayClass of ours.
+    pub const CLASS_FINALIZER: &str = "gateway.k8s.aws/gatewayclass";
+    /// Labels on the TargetGroupBindings made for a Gateway's route backends.
+    pub const STACK_NAME_LABEL: &str = "gateway.k8s.aws.alb/stack-name";
+    pub const STACK_NAMESPACE_LABEL: &str = "gateway.k8s.aws.alb/stack-namespace";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,3 +10,4 @@ pub mod grants;
 pub mod hostnames;
 pub mod listeners;
 pub mod rules;
+pub mod target_groups;

@@ -283,7 +283,7 @@ const DEFAULT_TIMEOUT: i32 = 5;
 
 /// Upstream's rules from the backend security group: the target port (the node port for
 /// instance targets), and the health-check port when it is another one; TCP, one rule each.
-fn networking(
+pub(crate) fn networking(
     port: &ServicePort,
     target_type: TargetType,
     health_check_port: CheckPort,
