@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod backends;
+pub mod build;
 pub mod class;
 pub mod conditions;
 pub mod grants;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 use lb_api::TargetType;
 use lb_api::keys::gateway::{STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
 
@@ -85,7 +85,56 @@ pub fn backend_target_group(
         ProtocolVersion::Http1
     };
     let tg_port = target_group_port(&targets_on);
-    // Upstream identifies the group by the Service port's target port as written.
+    let (resource_id, group_name) = identity(
+        owner,
+        service_port,
+        (namespace, name),
+        tg_port,
+        target_type,
+        version,
+    );
+    let health_check = health_check(grpc);
+    let binding = Binding {
+        name: group_name.clone(),
+        namespace: namespace.into(),
+        labels: BTreeMap::from([
+            (STACK_NAMESPACE_LABEL.into(), owner.gateway_namespace.into()),
+            (STACK_NAME_LABEL.into(), owner.gateway_name.into()),
+        ]),
+        service_name: name.into(),
+        service_port: port,
+        target_group: resource_id.clone(),
+        target_type,
+        ip_address_type,
+        node_selector: BTreeMap::new(),
+        multi_cluster: false,
+        networking: networking(service_port, target_type, health_check.port),
+    };
+    let group = TargetGroup {
+        tags: group_tags(owner, &resource_id, default_tags),
+        resource_id,
+        name: group_name,
+        protocol: Protocol::Http,
+        port: tg_port,
+        target_type,
+        ip_address_type,
+        protocol_version: Some(version),
+        health_check,
+        attributes: BTreeMap::new(),
+    };
+    Ok((group, binding))
+}
+
+/// The group's resource id (`<gateway>:<route>:<Kind>-<service>:<target port as written>`) and
+/// name.
+fn identity(
+    owner: Owner<'_>,
+    service_port: &ServicePort,
+    (namespace, name): (&str, &str),
+    tg_port: u16,
+    target_type: TargetType,
+    version: ProtocolVersion,
+) -> (String, String) {
     let id_port = service_port
         .target_port
         .as_ref()
@@ -112,7 +161,13 @@ pub fn backend_target_group(
         protocol: Protocol::Http.as_str(),
         protocol_version: version.as_str(),
     });
-    let health_check = HealthCheck {
+    (resource_id, group_name)
+}
+
+/// Upstream's health check of a Gateway backend: the traffic port, `/` and 200-399 (gRPC: ALB's
+/// gRPC check and code 12), every 15 s, 5 s timeout, 3 in a row either way.
+fn health_check(grpc: bool) -> HealthCheck {
+    HealthCheck {
         protocol: Protocol::Http,
         port: CheckPort::TrafficPort,
         path: Some(if grpc { "/AWS.ALB/healthcheck" } else { "/" }.into()),
@@ -121,7 +176,15 @@ pub fn backend_target_group(
         timeout_seconds: 5,
         interval_seconds: 15,
         matcher: Some(if grpc { "12" } else { "200-399" }.into()),
-    };
+    }
+}
+
+/// The defaults, then ownership: the cluster, the Gateway's stack and the group's resource id.
+fn group_tags(
+    owner: Owner<'_>,
+    resource_id: &str,
+    default_tags: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut group_tags = default_tags.clone();
     group_tags.insert(tags::CLUSTER.into(), owner.cluster.into());
     group_tags.insert(
@@ -130,37 +193,9 @@ pub fn backend_target_group(
     );
     group_tags.insert(
         StackKind::AlbGateway.resource_tag().into(),
-        resource_id.clone(),
+        resource_id.into(),
     );
-    let binding = Binding {
-        name: group_name.clone(),
-        namespace: namespace.into(),
-        labels: BTreeMap::from([
-            (STACK_NAMESPACE_LABEL.into(), owner.gateway_namespace.into()),
-            (STACK_NAME_LABEL.into(), owner.gateway_name.into()),
-        ]),
-        service_name: name.into(),
-        service_port: port,
-        target_group: resource_id.clone(),
-        target_type,
-        ip_address_type,
-        node_selector: BTreeMap::new(),
-        multi_cluster: false,
-        networking: networking(service_port, target_type, health_check.port),
-    };
-    let group = TargetGroup {
-        resource_id,
-        name: group_name,
-        protocol: Protocol::Http,
-        port: tg_port,
-        target_type,
-        ip_address_type,
-        protocol_version: Some(version),
-        health_check,
-        attributes: BTreeMap::new(),
-        tags: group_tags,
-    };
-    Ok((group, binding))
+    group_tags
 }
 
 #[cfg(test)]

@@ -1,0 +1,488 @@
+//! A Gateway and the routes that name it, built into the desired ALB stack and the statuses
+//! the objects should get: one pure pass over a snapshot. Listeners are checked, routes attached,
+//! their backends resolved into target groups and bindings, their rules laid out per port; the
+//! ALB gets a listener for each port that has a usable listener and an attached route (as
+//! upstream), and a managed security group open on every listener port.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use lb_api::TargetType;
+use lb_api::gateway::{Gateway, HTTPRoute, ParentReference};
+
+use super::attach::{Parent, Route, attach, names_gateway};
+use super::backends::{BackendSnapshot, Unresolved, resolve, resolved_refs};
+use super::conditions::{Verdict, types};
+use super::listeners::{CertificateSnapshot, CheckedListener, ListenerProtocol, check_listeners};
+use super::rules::{PortRoute, listener_rules, match_conditions, rule_action};
+use super::target_groups::{Owner, backend_target_group};
+use crate::ingress::IngressSettings;
+use crate::naming::{self, GatewayName};
+use crate::service::subnets::{Subnet, choose_subnets};
+use crate::stack::{
+    Action, Binding, FixedResponse, IngressRule, IpAddressType, Listener, LoadBalancer,
+    LoadBalancerKind, ManagedSecurityGroup, Protocol, Stack, StackKind, SubnetMapping, TargetGroup,
+    rule_sources, tags,
+};
+
+/// What a Gateway's build reads besides the Gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    /// Every HTTPRoute that may name the Gateway.
+    pub routes: &'a [HTTPRoute],
+    pub namespace_labels: &'a BTreeMap<String, BTreeMap<String, String>>,
+    pub backends: &'a BackendSnapshot,
+    pub certificates: &'a CertificateSnapshot,
+    /// The ACM certificate imported for each listener certificate Secret (namespace, name).
+    pub certificate_arns: &'a BTreeMap<(String, String), String>,
+    pub subnets: &'a [Subnet],
+}
+
+/// What one route's parentRef naming the Gateway gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOutcome {
+    pub namespace: String,
+    pub name: String,
+    pub parent_ref: ParentReference,
+    pub accepted: Verdict,
+    pub resolved_refs: Verdict,
+}
+
+/// The build's answer: the stack (None when the Gateway cannot have one), and every status.
+#[derive(Debug, Clone)]
+pub struct GatewayBuild {
+    pub stack: Option<Stack>,
+    /// Why there is no stack.
+    pub problem: Option<String>,
+    pub accepted: Verdict,
+    pub listeners: Vec<CheckedListener>,
+    /// Routes attached, per listener (same order).
+    pub attached_routes: Vec<i32>,
+    /// Listeners left out of the ALB for now (an HTTPS listener whose certificate is not
+    /// imported yet): by index.
+    pub pending: Vec<usize>,
+    pub routes: Vec<RouteOutcome>,
+}
+
+/// Builds `gateway` over `snapshot` with the cluster's `settings`.
+pub fn build_gateway<'a>(
+    gateway: &'a Gateway,
+    snapshot: Snapshot<'a>,
+    settings: &'a IngressSettings,
+) -> GatewayBuild {
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+    let name = gateway.metadata.name.as_deref().unwrap_or_default();
+    let listeners = &gateway.spec.listeners;
+    let checked = check_listeners(namespace, listeners, snapshot.certificates);
+    let parent = Parent {
+        namespace,
+        name,
+        listeners,
+        checked: &checked,
+    };
+    let mut base_tags = settings.default_tags.clone();
+    base_tags.insert(tags::CLUSTER.into(), settings.cluster.clone());
+    base_tags.insert(
+        tags::GATEWAY_ALB_STACK.into(),
+        format!("{namespace}/{name}"),
+    );
+    let attached = attach_routes(parent, snapshot, settings, &base_tags);
+    let (alb_listeners, pending) = alb_listeners(
+        &checked,
+        listeners,
+        &attached.ports,
+        snapshot.certificate_arns,
+        settings,
+        &base_tags,
+    );
+    let stack = stack_of(
+        gateway,
+        snapshot.subnets,
+        settings,
+        &base_tags,
+        alb_listeners,
+        attached.target_groups,
+        attached.bindings,
+    );
+    let (stack, problem) = match stack {
+        Ok(stack) => (Some(stack), None),
+        Err(problem) => (None, Some(problem)),
+    };
+    GatewayBuild {
+        stack,
+        problem,
+        accepted: gateway_accepted(&checked),
+        listeners: checked,
+        attached_routes: attached.counts,
+        pending,
+        routes: attached.outcomes,
+    }
+}
+
+/// The routes attached to a Gateway: per listener, how many; per port, their rules; their
+/// target groups and bindings (each once); and what each parentRef gets.
+struct Attached<'a> {
+    counts: Vec<i32>,
+    outcomes: Vec<RouteOutcome>,
+    ports: BTreeMap<i32, Vec<PortRoute<'a>>>,
+    target_groups: Vec<TargetGroup>,
+    bindings: Vec<Binding>,
+}
+
+impl<'a> Attached<'a> {
+    /// Adds `route`'s rules to the ports of the listeners it attached to, and its groups.
+    fn add(
+        &mut self,
+        route: &'a HTTPRoute,
+        listeners: &[lb_api::gateway::Listener],
+        on: &[(usize, Vec<String>)],
+        parts: RouteParts,
+    ) {
+        let (actions, _, groups, bindings) = parts;
+        let namespace = route.metadata.namespace.as_deref().unwrap_or_default();
+        let name = route.metadata.name.as_deref().unwrap_or_default();
+        for (i, hosts) in on {
+            self.counts[*i] += 1;
+            let entry = self.ports.entry(listeners[*i].port).or_default();
+            match entry
+                .iter_mut()
+                .find(|p| p.namespace == namespace && p.name == name)
+            {
+                Some(existing) => existing.hostnames.extend(hosts.iter().cloned()),
+                None => entry.push(PortRoute {
+                    namespace,
+                    name,
+                    created: route
+                        .metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map_or(0, |t| t.0.as_second()),
+                    hostnames: hosts.clone(),
+                    rules: &route.spec.rules,
+                    actions: actions.clone(),
+                }),
+            }
+        }
+        for group in groups {
+            if !self
+                .target_groups
+                .iter()
+                .any(|g| g.resource_id == group.resource_id)
+            {
+                self.target_groups.push(group);
+            }
+        }
+        for binding in bindings {
+            if !self.bindings.iter().any(|b| b.name == binding.name) {
+                self.bindings.push(binding);
+            }
+        }
+    }
+}
+
+/// Attaches every route of the snapshot that names the Gateway.
+fn attach_routes<'a>(
+    parent: Parent<'_>,
+    snapshot: Snapshot<'a>,
+    settings: &'a IngressSettings,
+    base_tags: &BTreeMap<String, String>,
+) -> Attached<'a> {
+    let mut attached = Attached {
+        counts: vec![0; parent.listeners.len()],
+        outcomes: Vec::new(),
+        ports: BTreeMap::new(),
+        target_groups: Vec::new(),
+        bindings: Vec::new(),
+    };
+    for route in snapshot.routes {
+        let route_namespace = route.metadata.namespace.as_deref().unwrap_or_default();
+        let naming_us = route
+            .spec
+            .parent_refs
+            .iter()
+            .filter(|r| names_gateway(r, route_namespace, parent.namespace, parent.name));
+        for reference in naming_us {
+            let view = Route {
+                kind: "HTTPRoute",
+                namespace: route_namespace,
+                hostnames: &route.spec.hostnames,
+            };
+            let attachment = attach(view, reference, parent, snapshot.namespace_labels);
+            let owner = Owner {
+                cluster: &settings.cluster,
+                gateway_namespace: parent.namespace,
+                gateway_name: parent.name,
+                route_namespace,
+                route_name: route.metadata.name.as_deref().unwrap_or_default(),
+                route_kind: "HTTPRoute",
+                dualstack: false,
+            };
+            let mut accepted = attachment.accepted.clone();
+            let mut resolved_refs = resolved_refs(std::iter::empty());
+            if accepted.status {
+                match route_actions(
+                    route,
+                    owner,
+                    snapshot.backends,
+                    settings.default_target_type,
+                    base_tags,
+                ) {
+                    Err(problem) => {
+                        accepted = Verdict::new(types::ACCEPTED, false, "UnsupportedValue", problem)
+                    }
+                    Ok(parts) => {
+                        resolved_refs = resolved_refs_of(&parts.1);
+                        attached.add(route, parent.listeners, &attachment.listeners, parts);
+                    }
+                }
+            }
+            attached.outcomes.push(RouteOutcome {
+                namespace: route_namespace.into(),
+                name: route.metadata.name.clone().unwrap_or_default(),
+                parent_ref: reference.clone(),
+                accepted,
+                resolved_refs,
+            });
+        }
+    }
+    attached
+}
+
+fn resolved_refs_of(problems: &[Unresolved]) -> Verdict {
+    resolved_refs(problems.iter())
+}
+
+/// The ALB stack of `gateway`, or why it cannot have one (no subnets).
+fn stack_of(
+    gateway: &Gateway,
+    subnets: &[Subnet],
+    settings: &IngressSettings,
+    base_tags: &BTreeMap<String, String>,
+    listeners: Vec<Listener>,
+    target_groups: Vec<TargetGroup>,
+    bindings: Vec<Binding>,
+) -> Result<Stack, String> {
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+    let name = gateway.metadata.name.as_deref().unwrap_or_default();
+    let scheme = settings.default_scheme;
+    let chosen = choose_subnets(
+        None,
+        subnets,
+        scheme.as_str(),
+        &settings.cluster,
+        "LoadBalancerConfiguration subnets",
+    )?;
+    let with = |resource: &str| {
+        let mut tags = base_tags.clone();
+        tags.insert(tags::GATEWAY_ALB_RESOURCE.into(), resource.into());
+        tags
+    };
+    let gateway_name = GatewayName {
+        namespace,
+        name,
+        uid: gateway.metadata.uid.as_deref().unwrap_or_default(),
+    };
+    let managed_security_group = ManagedSecurityGroup {
+        name: naming::gateway_security_group(&settings.cluster, gateway_name),
+        ingress: open_ports(&gateway.spec.listeners),
+        tags: with(tags::MANAGED_SECURITY_GROUP),
+    };
+    Ok(Stack {
+        id: format!("{namespace}/{name}"),
+        kind: StackKind::AlbGateway,
+        load_balancer: LoadBalancer {
+            name: naming::gateway_load_balancer(&settings.cluster, gateway_name, scheme.as_str()),
+            kind: LoadBalancerKind::Application,
+            scheme,
+            ip_address_type: IpAddressType::Ipv4,
+            subnets: chosen
+                .iter()
+                .map(|s| SubnetMapping {
+                    subnet_id: s.id.clone(),
+                    allocation_id: None,
+                    private_ipv4_address: None,
+                })
+                .collect(),
+            subnets_named: false,
+            subnets_problem: None,
+            security_groups: Vec::new(),
+            attributes: BTreeMap::new(),
+            tags: with(tags::LOAD_BALANCER),
+        },
+        managed_security_group: Some(managed_security_group),
+        backend_security_group: settings.security_groups.backend,
+        listeners,
+        target_groups,
+        bindings,
+        external_managed_tags: settings.external_managed_tags.clone(),
+        held_members: Vec::new(),
+    })
+}
+
+/// The managed security group's rules: every listener's port open to everyone (IPv4; upstream
+/// opens every Gateway listener's, routes or not).
+fn open_ports(listeners: &[lb_api::gateway::Listener]) -> Vec<IngressRule> {
+    let everyone = [IpNet::V4(Default::default())];
+    let sources = rule_sources(None, &[], &everyone);
+    let mut ports: Vec<u16> = listeners
+        .iter()
+        .filter_map(|l| u16::try_from(l.port).ok())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+        .iter()
+        .flat_map(|port| {
+            sources.iter().map(|source| IngressRule {
+                protocol: "tcp".into(),
+                port: *port,
+                source: source.clone(),
+            })
+        })
+        .collect()
+}
+
+type RouteParts = (Vec<Action>, Vec<Unresolved>, Vec<TargetGroup>, Vec<Binding>);
+
+/// Each rule's action, the backends that did not resolve, and the target groups and bindings of
+/// those that did; Err names what an ALB cannot do.
+fn route_actions(
+    route: &HTTPRoute,
+    owner: Owner<'_>,
+    snapshot: &BackendSnapshot,
+    target_type: TargetType,
+    base_tags: &BTreeMap<String, String>,
+) -> Result<RouteParts, String> {
+    let (mut actions, mut problems, mut groups, mut bindings) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (index, rule) in route.spec.rules.iter().enumerate() {
+        for m in &rule.matches {
+            match_conditions(m)
+                .map_err(|what| format!("rule {index}: {what} is not supported on an ALB"))?;
+        }
+        let mut backends = Vec::new();
+        for reference in &rule.backend_refs {
+            let resolved = resolve(
+                &reference.backend,
+                reference.weight,
+                "HTTPRoute",
+                owner.route_namespace,
+                snapshot,
+            )
+            .and_then(|backend| {
+                let service =
+                    &snapshot.services[&(backend.namespace.clone(), backend.service.clone())];
+                backend_target_group(owner, service, backend.port, target_type, base_tags)
+                    .map(|(group, binding)| (group, binding, backend.weight))
+                    .map_err(|err| Unresolved {
+                        reason: "BackendNotFound",
+                        message: err.to_string(),
+                    })
+            });
+            match resolved {
+                Ok((group, binding, weight)) => {
+                    backends.push(Some((group.resource_id.clone(), weight)));
+                    groups.push(group);
+                    bindings.push(binding);
+                }
+                Err(problem) => {
+                    backends.push(None);
+                    problems.push(problem);
+                }
+            }
+        }
+        actions.push(rule_action(index, rule, &backends).map_err(|err| err.to_string())?);
+    }
+    Ok((actions, problems, groups, bindings))
+}
+
+/// The Gateway's Accepted condition from its listeners'.
+fn gateway_accepted(listeners: &[CheckedListener]) -> Verdict {
+    let valid = listeners.iter().filter(|l| l.accepted()).count();
+    if valid == listeners.len() {
+        Verdict::new(types::ACCEPTED, true, "Accepted", "Gateway accepted")
+    } else if valid > 0 {
+        Verdict::new(
+            types::ACCEPTED,
+            true,
+            "ListenersNotValid",
+            "some listeners are not valid",
+        )
+    } else {
+        Verdict::new(
+            types::ACCEPTED,
+            false,
+            "ListenersNotValid",
+            "no listener is valid",
+        )
+    }
+}
+
+/// One ALB listener per port with a usable listener and an attached route; HTTPS ones only once
+/// their certificates are imported (the others are returned as pending).
+fn alb_listeners(
+    checked: &[CheckedListener],
+    listeners: &[lb_api::gateway::Listener],
+    ports: &BTreeMap<i32, Vec<PortRoute<'_>>>,
+    certificate_arns: &BTreeMap<(String, String), String>,
+    settings: &IngressSettings,
+    base_tags: &BTreeMap<String, String>,
+) -> (Vec<Listener>, Vec<usize>) {
+    let mut built = Vec::new();
+    let mut pending = Vec::new();
+    for (port, routes) in ports {
+        let on_port: Vec<usize> = (0..listeners.len())
+            .filter(|&i| listeners[i].port == *port && checked[i].usable())
+            .collect();
+        let (Some(&first), Ok(alb_port)) = (on_port.first(), u16::try_from(*port)) else {
+            continue;
+        };
+        let https = checked[first].protocol == Some(ListenerProtocol::Https);
+        let mut certificates = Vec::new();
+        if https {
+            let secrets = on_port.iter().flat_map(|&i| checked[i].certificates.iter());
+            let arns: Option<Vec<String>> = secrets
+                .map(|secret| certificate_arns.get(secret).cloned())
+                .collect();
+            match arns {
+                Some(arns) if !arns.is_empty() => {
+                    for arn in arns {
+                        if !certificates.contains(&arn) {
+                            certificates.push(arn);
+                        }
+                    }
+                }
+                _ => {
+                    pending.extend(on_port);
+                    continue;
+                }
+            }
+        }
+        let mut listener_tags = base_tags.clone();
+        listener_tags.insert(tags::GATEWAY_ALB_RESOURCE.into(), port.to_string());
+        built.push(Listener {
+            port: alb_port,
+            protocol: if https {
+                Protocol::Https
+            } else {
+                Protocol::Http
+            },
+            certificates,
+            ssl_policy: https.then(|| settings.default_ssl_policy.clone()),
+            alpn_policy: None,
+            default_action: Action::FixedResponse(FixedResponse {
+                status_code: 404,
+                content_type: Some("text/plain".into()),
+                message_body: None,
+            }),
+            rules: listener_rules(routes, base_tags),
+            attributes: BTreeMap::new(),
+            tags: listener_tags,
+        });
+    }
+    (built, pending)
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

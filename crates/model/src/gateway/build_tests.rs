@@ -1,0 +1,217 @@
+use super::*;
+use crate::fixtures::{backend_service, ingress_settings, vpc};
+use crate::stack::{Condition, TargetGroupRef};
+use serde_json::json;
+
+fn gateway(listeners: serde_json::Value) -> Gateway {
+    serde_json::from_value(json!({
+        "metadata": {"name": "gw", "namespace": "infra", "uid": "uid-gw", "generation": 2},
+        "spec": {"gatewayClassName": "alb", "listeners": listeners},
+    }))
+    .expect("gateway")
+}
+
+fn route(name: &str, spec: serde_json::Value) -> HTTPRoute {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "infra", "generation": 1},
+        "spec": spec,
+    }))
+    .expect("route")
+}
+
+struct World {
+    labels: BTreeMap<String, BTreeMap<String, String>>,
+    backends: BackendSnapshot,
+    certificates: CertificateSnapshot,
+    arns: BTreeMap<(String, String), String>,
+    subnets: Vec<Subnet>,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut backends = BackendSnapshot::default();
+        for name in ["v1", "v2"] {
+            backends.services.insert(
+                ("infra".into(), name.into()),
+                backend_service("infra", name),
+            );
+        }
+        Self {
+            labels: BTreeMap::new(),
+            backends,
+            certificates: CertificateSnapshot::default(),
+            arns: BTreeMap::new(),
+            subnets: vpc(),
+        }
+    }
+
+    fn build(&self, gateway: &Gateway, routes: &[HTTPRoute]) -> GatewayBuild {
+        let snapshot = Snapshot {
+            routes,
+            namespace_labels: &self.labels,
+            backends: &self.backends,
+            certificates: &self.certificates,
+            certificate_arns: &self.arns,
+            subnets: &self.subnets,
+        };
+        build_gateway(gateway, snapshot, &ingress_settings())
+    }
+}
+
+fn http_listener() -> serde_json::Value {
+    json!([{"name": "http", "port": 80, "protocol": "HTTP"}])
+}
+
+#[test]
+fn a_gateway_with_a_route_gets_an_alb_listener_rules_target_groups_and_bindings() {
+    let web = route(
+        "web",
+        json!({
+            "parentRefs": [{"name": "gw"}],
+            "rules": [
+                {"matches": [{"path": {"type": "Exact", "value": "/one"}}], "backendRefs": [{"name": "v1", "port": 80}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                 "backendRefs": [{"name": "v1", "port": 80, "weight": 70}, {"name": "v2", "port": 80, "weight": 30}]},
+            ],
+        }),
+    );
+    let built = World::new().build(&gateway(http_listener()), &[web]);
+    assert_eq!(built.problem, None);
+    assert_eq!(built.accepted.reason, "Accepted");
+    assert_eq!(built.attached_routes, [1]);
+    let outcome = &built.routes[0];
+    assert!(
+        outcome.accepted.status && outcome.resolved_refs.status,
+        "{outcome:?}"
+    );
+    let stack = built.stack.expect("stack");
+    assert_eq!(stack.kind, StackKind::AlbGateway);
+    assert_eq!(stack.id, "infra/gw");
+    assert!(stack.load_balancer.name.starts_with("k8s-infra-gw-"));
+    assert_eq!(stack.listeners.len(), 1);
+    let listener = &stack.listeners[0];
+    assert_eq!((listener.port, listener.protocol), (80, Protocol::Http));
+    assert!(matches!(
+        listener.default_action,
+        Action::FixedResponse(FixedResponse {
+            status_code: 404,
+            ..
+        })
+    ));
+    assert_eq!(listener.rules.len(), 2);
+    assert!(
+        matches!(&listener.rules[0].conditions[0], Condition::PathPattern { values, .. } if values == &["/one"])
+    );
+    let Action::Forward { target_groups, .. } = &listener.rules[1].action else {
+        panic!("{:?}", listener.rules[1].action)
+    };
+    assert_eq!(target_groups.len(), 2);
+    assert!(
+        matches!(&target_groups[0].target_group, TargetGroupRef::Stack(id) if id.starts_with("infra/gw:infra-web:HTTPRoute-infra-v1:"))
+    );
+    // v1 once, though two rules send to it.
+    assert_eq!(stack.target_groups.len(), 2);
+    assert_eq!(stack.bindings.len(), 2);
+    let sg = stack.managed_security_group.expect("managed group");
+    assert_eq!(sg.ingress.iter().map(|r| r.port).collect::<Vec<_>>(), [80]);
+}
+
+#[test]
+fn a_missing_backend_answers_500_and_names_the_reason_a_refused_route_gets_nothing() {
+    let broken = route(
+        "broken",
+        json!({
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"backendRefs": [{"name": "nonexistent", "port": 80}]}],
+        }),
+    );
+    let elsewhere = route(
+        "elsewhere",
+        json!({"parentRefs": [{"name": "gw", "sectionName": "nope"}], "rules": [{"backendRefs": [{"name": "v1", "port": 80}]}]}),
+    );
+    let other_gateway = route("other", json!({"parentRefs": [{"name": "another"}]}));
+    let built = World::new().build(
+        &gateway(http_listener()),
+        &[broken, elsewhere, other_gateway],
+    );
+    assert_eq!(
+        built.routes.len(),
+        2,
+        "only the routes that name the Gateway"
+    );
+    assert_eq!(built.routes[0].resolved_refs.reason, "BackendNotFound");
+    assert!(built.routes[0].accepted.status);
+    assert_eq!(built.routes[1].accepted.reason, "NoMatchingParent");
+    assert_eq!(built.attached_routes, [1]);
+    let stack = built.stack.expect("stack");
+    let rule = &stack.listeners[0].rules[0];
+    assert!(matches!(
+        rule.action,
+        Action::FixedResponse(FixedResponse {
+            status_code: 500,
+            ..
+        })
+    ));
+    assert!(stack.target_groups.is_empty());
+}
+
+#[test]
+fn unsupported_filters_refuse_the_route_and_invalid_listeners_say_so() {
+    let modifier = route(
+        "modifier",
+        json!({
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {}}],
+                       "backendRefs": [{"name": "v1", "port": 80}]}],
+        }),
+    );
+    let listeners = json!([
+        {"name": "http", "port": 80, "protocol": "HTTP"},
+        {"name": "invalid", "port": 1111, "protocol": "INVALID"},
+    ]);
+    let built = World::new().build(&gateway(listeners), &[modifier]);
+    assert_eq!(
+        (built.accepted.status, built.accepted.reason),
+        (true, "ListenersNotValid")
+    );
+    assert_eq!(built.routes[0].accepted.reason, "UnsupportedValue");
+    assert_eq!(built.attached_routes, [0, 0]);
+    let stack = built.stack.expect("stack");
+    assert!(
+        stack.listeners.is_empty(),
+        "no attached route, no ALB listener (upstream's)"
+    );
+    let only_invalid = World::new().build(
+        &gateway(json!([{"name": "invalid", "port": 1111, "protocol": "INVALID"}])),
+        &[],
+    );
+    assert_eq!(
+        (only_invalid.accepted.status, only_invalid.accepted.reason),
+        (false, "ListenersNotValid")
+    );
+}
+
+#[test]
+fn an_https_listener_waits_for_its_imported_certificate() {
+    let mut world = World::new();
+    world.certificates.secrets.insert(
+        ("infra".into(), "cert".into()),
+        crate::gateway::listeners::SecretCertificate::Valid,
+    );
+    let listeners = json!([{"name": "https", "port": 443, "protocol": "HTTPS",
+                            "tls": {"certificateRefs": [{"name": "cert"}]}}]);
+    let web = route(
+        "web",
+        json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "v1", "port": 80}]}]}),
+    );
+    let waiting = world.build(&gateway(listeners.clone()), std::slice::from_ref(&web));
+    assert_eq!(waiting.pending, [0]);
+    assert!(waiting.stack.expect("stack").listeners.is_empty());
+    world
+        .arns
+        .insert(("infra".into(), "cert".into()), "arn:aws:acm:cert".into());
+    let ready = world.build(&gateway(listeners), &[web]);
+    let stack = ready.stack.expect("stack");
+    assert_eq!(stack.listeners[0].certificates, ["arn:aws:acm:cert"]);
+    assert!(ready.pending.is_empty());
+}
