@@ -211,8 +211,10 @@ async fn load_balancers(
     let gates = args.feature_gates();
     let services_on = !args.disable_service_controller && gates.enabled("EnableServiceController");
     let ingresses_on = !args.disable_ingress_controller;
+    // Upstream's gate (on by default); the reconcilers also need the Gateway API CRDs.
+    let gateways_on = gates.enabled("ALBGatewayAPI");
     // Nothing to reconcile, nothing to look up.
-    let vpc = if services_on || ingresses_on {
+    let vpc = if services_on || ingresses_on || gateways_on {
         vpc(args, config, calls).await
     } else {
         None
@@ -221,6 +223,7 @@ async fn load_balancers(
         return lb_controller_core::LoadBalancerOptions {
             services: None,
             ingresses: None,
+            gateways: None,
         };
     };
     // One for both reconcilers: they share the backend group and its release.
@@ -242,26 +245,34 @@ async fn load_balancers(
             default_target_type: args.default_target_type,
         },
     });
+    // Ingresses and Gateways share upstream's flags.
+    let alb_settings = lb_model::ingress::IngressSettings {
+        cluster: args.cluster_name.clone(),
+        default_tags: args.default_tags.clone(),
+        default_ssl_policy: args.default_ssl_policy.clone(),
+        default_target_type: args.default_target_type,
+        default_scheme: args.default_load_balancer_scheme,
+        security_groups: args.security_group_settings(),
+        external_managed_tags: args.external_managed_tags.clone(),
+    };
     let ingresses = ingresses_on.then(|| lb_controller_core::ingress::IngressOptions {
         elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
         ec2: ec2(),
         acm: lb_aws::SdkAcm::new(config, calls.clone()),
-        settings: lb_model::ingress::IngressSettings {
-            cluster: args.cluster_name.clone(),
-            default_tags: args.default_tags.clone(),
-            default_ssl_policy: args.default_ssl_policy.clone(),
-            default_target_type: args.default_target_type,
-            default_scheme: args.default_load_balancer_scheme,
-            security_groups: args.security_group_settings(),
-            external_managed_tags: args.external_managed_tags.clone(),
-        },
+        settings: alb_settings.clone(),
         class: lb_model::ingress::class::ClassSettings {
             ingress_class: args.ingress_class.clone(),
         },
     });
+    let gateways = gateways_on.then(|| lb_controller_core::gateway::GatewayOptions {
+        elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
+        ec2: ec2(),
+        settings: alb_settings,
+    });
     lb_controller_core::LoadBalancerOptions {
         services,
         ingresses,
+        gateways,
     }
 }
 

@@ -22,6 +22,7 @@
 pub mod budget;
 pub mod error;
 pub mod event_queue;
+pub mod gateway;
 pub mod health;
 pub mod ingress;
 pub mod leader;

@@ -24,6 +24,7 @@ use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::{AwsCalls, Certificates, Ec2, Elbv2};
 use lb_model::selectors::service_selects;
 
+use crate::gateway::{self, GatewayOptions};
 use crate::health;
 use crate::ingress::{self, IngressOptions};
 use crate::leader::{LeaderElector, LeaderOptions, Leadership};
@@ -42,6 +43,8 @@ pub struct LoadBalancerOptions<L, E, C> {
     pub services: Option<ServiceOptions<L, E>>,
     /// Ingresses -> ALBs.
     pub ingresses: Option<IngressOptions<L, E, C>>,
+    /// Gateways of an ALB GatewayClass -> ALBs (when the Gateway API CRDs are installed).
+    pub gateways: Option<GatewayOptions<L, E>>,
 }
 
 /// How long shutdown waits for the gate and status writes passes handed over.
@@ -281,7 +284,13 @@ async fn load_balancer_reconcilers<L: LoadBalancers + 'static, E: Ec2, C: Certif
             run.await;
         }
     };
-    futures::join!(services, ingresses);
+    let gateways = async {
+        if let Some(options) = balancers.gateways {
+            let (client, stores, leadership) = (client.clone(), stores.clone(), leadership.clone());
+            gateway::run(client, options, stores, scope, leadership, shutdown.clone()).await;
+        }
+    };
+    futures::join!(services, ingresses, gateways);
 }
 
 /// The servers a run was asked for.

@@ -153,6 +153,57 @@ pub async fn install_crds_from(
     wait_for_crds(client).await
 }
 
+/// The Gateway API's standard-channel CRDs, as the chart installs them.
+const GATEWAY_API_CRDS: [&str; 10] = [
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_backendtlspolicies.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_gatewayclasses.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_gateways.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_grpcroutes.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_httproutes.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_listenersets.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_referencegrants.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_tcproutes.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_tlsroutes.yaml"
+    ),
+    include_str!(
+        "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_udproutes.yaml"
+    ),
+];
+
+/// Installs the Gateway API CRDs (before the controller starts: it looks for them once) and
+/// waits until the apiserver serves them.
+pub async fn install_gateway_api_crds(client: &Client) -> Result<(), HarnessError> {
+    for crd in GATEWAY_API_CRDS {
+        manifests::apply_yaml(client, crd, "default").await?;
+    }
+    let classes: Api<lb_api::gateway::GatewayClass> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if classes.list(&ListParams::default().limit(1)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(HarnessError::CrdNotEstablished)
+}
+
 /// Waits until the apiserver serves the CRDs (TargetGroupBindings can be listed).
 pub async fn wait_for_crds(client: &Client) -> Result<(), HarnessError> {
     let bindings: Api<TargetGroupBinding> = Api::all(client.clone());
@@ -309,6 +360,11 @@ pub async fn start_controller_with(
         cluster: ClusterSettings::upstream_defaults(aws.cluster_name()),
         selection: SelectionSettings::default(),
     };
+    let gateways = lb_controller_core::gateway::GatewayOptions {
+        elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
+        ec2: ec2.clone(),
+        settings: IngressSettings::upstream_defaults(aws.cluster_name()),
+    };
     let ingresses = IngressOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
         ec2,
@@ -331,6 +387,7 @@ pub async fn start_controller_with(
         LoadBalancerOptions {
             services: Some(services),
             ingresses: Some(ingresses),
+            gateways: Some(gateways),
         },
         RuntimeOptions {
             webhook: Some(options),

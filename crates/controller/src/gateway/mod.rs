@@ -1,0 +1,196 @@
+//! The ALB Gateway reconcilers (Gateway API, `controllerName: gateway.k8s.aws/alb`): GatewayClasses
+//! of ours are accepted with the features supported ([`class`]); each Gateway of such a class
+//! becomes an ALB through the one stack pipeline, its routes become listener rules, and every
+//! object gets the status the spec asks for ([`pass`], [`status`]). Targets are registered by the
+//! binding reconciler, from the stack's TargetGroupBindings, as for Ingresses.
+//!
+//! Without the Gateway API CRDs in the cluster the reconcilers log it and do not start (never a
+//! crash loop: upstream's users ask for exactly this).
+
+mod class;
+mod pass;
+mod status;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
+use lb_aws::Ec2;
+use lb_aws::deployer::apply::LoadBalancers;
+use lb_model::ingress::IngressSettings;
+
+use crate::leader::Leadership;
+use crate::reconciler::{WatchScope, debounced, report_outcome};
+use crate::stack::{KubeStackWrites, Pipeline, Served};
+use crate::stores::Stores;
+
+/// The field manager of everything the Gateway reconcilers write.
+const MANAGER: &str = "lb-controller-gateway";
+
+/// The kinds an ALB Gateway needs served (upstream's detection list, the API group's share).
+const NEEDED: [&str; 4] = [
+    "gatewayclasses",
+    "gateways",
+    "httproutes",
+    "referencegrants",
+];
+
+/// What the Gateway reconcilers need from their caller.
+pub struct GatewayOptions<L, E> {
+    pub elb: L,
+    pub ec2: E,
+    /// The flags Ingresses and Gateways share (cluster, default tags, scheme, target type...).
+    pub settings: IngressSettings,
+}
+
+/// What a Gateway pass reads and writes through.
+pub struct GatewayContext<L, E> {
+    pub pipeline: Pipeline<L, E, KubeStackWrites>,
+    pub settings: IngressSettings,
+    pub client: Client,
+    stores: Stores,
+    caches: Caches,
+    leadership: Leadership,
+}
+
+/// The Gateway API objects' caches.
+#[derive(Clone)]
+struct Caches {
+    classes: Store<GatewayClass>,
+    routes: Store<HTTPRoute>,
+    grants: Store<ReferenceGrant>,
+}
+
+impl Served for Gateway {
+    fn hostname(&self) -> Option<&str> {
+        let status = self.status.as_ref()?;
+        Some(status.addresses.first()?.value.as_str())
+    }
+}
+
+/// Whether the API server serves the Gateway API kinds an ALB Gateway needs; which are missing.
+pub async fn missing_kinds(client: &Client) -> Vec<&'static str> {
+    let version = format!("{}/v1", lb_api::gateway::GROUP);
+    match client.list_api_group_resources(&version).await {
+        Ok(list) => NEEDED
+            .into_iter()
+            .filter(|kind| !list.resources.iter().any(|r| r.name == *kind))
+            .collect(),
+        Err(_) => NEEDED.to_vec(),
+    }
+}
+
+/// Runs the GatewayClass and Gateway reconcilers until `shutdown` resolves; passes happen only
+/// while `leadership` says this replica leads. Returns at once when the CRDs are missing.
+pub async fn run<L, E>(
+    client: Client,
+    options: GatewayOptions<L, E>,
+    stores: Stores,
+    scope: &WatchScope,
+    leadership: Leadership,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) where
+    L: LoadBalancers + 'static,
+    E: Ec2,
+{
+    let missing = missing_kinds(&client).await;
+    if !missing.is_empty() {
+        tracing::info!(missing = ?missing, "the Gateway API CRDs are not installed: the Gateway reconcilers do not run (install them, e.g. with the chart's gatewayAPI.installCRDs, and restart)");
+        return;
+    }
+    let (gateways, gateway_writer) = reflector::store();
+    let (classes, class_writer) = reflector::store();
+    let (routes, route_writer) = reflector::store();
+    let (grants, grant_writer) = reflector::store();
+    let caches = Caches {
+        classes: classes.clone(),
+        routes: routes.clone(),
+        grants: grants.clone(),
+    };
+    let gateway_events = reflected(scope.api::<Gateway>(&client), gateway_writer);
+    let class_events = reflected(Api::<GatewayClass>::all(client.clone()), class_writer);
+    let route_events = reflected(scope.api::<HTTPRoute>(&client), route_writer);
+    let grant_events = reflected(scope.api::<ReferenceGrant>(&client), grant_writer);
+    let ctx = Arc::new(GatewayContext {
+        pipeline: Pipeline::new(
+            options.elb,
+            options.ec2,
+            KubeStackWrites::new(client.clone(), MANAGER),
+        ),
+        settings: options.settings,
+        client: client.clone(),
+        stores,
+        caches: caches.clone(),
+        leadership: leadership.clone(),
+    });
+    // The classes' own loop watches them once more (a stream has one reader): few and small.
+    let (class_store, writer) = reflector::store();
+    let class_stream = reflected(Api::<GatewayClass>::all(client.clone()), writer);
+    let classes_loop = Controller::for_stream(class_stream, class_store)
+        .reconcile_all_on(leadership.gained())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(class::reconcile, class::retry, ctx.clone())
+        .for_each(|result| report_outcome("gatewayclass reconcile", result));
+    let of_route = |route: HTTPRoute| pass::gateways_of_route(&route);
+    let (all_gateways, of_class) = (
+        every_gateway(gateways.clone()),
+        gateways_of_class(gateways.clone()),
+    );
+    let gateways_loop = Controller::for_stream(gateway_events, gateways)
+        .with_config(debounced())
+        .watches_stream(route_events, of_route)
+        .watches_stream(grant_events, all_gateways)
+        .watches_stream(class_events, of_class)
+        .reconcile_all_on(leadership.gained())
+        .graceful_shutdown_on(shutdown)
+        .run(pass::reconcile, pass::retry, ctx)
+        .for_each(|result| report_outcome("gateway reconcile", result));
+    futures::join!(classes_loop, gateways_loop);
+}
+
+/// Every Gateway (a ReferenceGrant may open a reference for any of them).
+fn every_gateway(gateways: Store<Gateway>) -> impl Fn(ReferenceGrant) -> Vec<ObjectRef<Gateway>> {
+    move |_| {
+        gateways
+            .state()
+            .iter()
+            .map(|g| ObjectRef::from_obj(g.as_ref()))
+            .collect()
+    }
+}
+
+/// The Gateways of a class.
+fn gateways_of_class(gateways: Store<Gateway>) -> impl Fn(GatewayClass) -> Vec<ObjectRef<Gateway>> {
+    move |class| {
+        let name = class.name_any();
+        gateways
+            .state()
+            .iter()
+            .filter(|g| g.spec.gateway_class_name == name)
+            .map(|g| ObjectRef::from_obj(g.as_ref()))
+            .collect()
+    }
+}
+
+/// The objects of `api` as they change, kept in `writer`'s store.
+fn reflected<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+}

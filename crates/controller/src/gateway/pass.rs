@@ -1,0 +1,281 @@
+//! One Gateway's pass: is it ours (its class is), build its ALB from the snapshot, converge it
+//! through the pipeline, then write the statuses of the Gateway and of the routes that name it.
+//! A Gateway deleted, or no longer of a class of ours, has its ALB removed (bindings first) and
+//! its finalizer taken off.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use lb_api::gateway::{ALB_CONTROLLER_NAME, Gateway, HTTPRoute};
+use lb_api::keys::gateway::{FINALIZER, STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
+use lb_aws::Ec2;
+use lb_aws::deployer::apply::LoadBalancers;
+use lb_aws::deployer::diff::Owner;
+use lb_model::gateway::backends::BackendSnapshot;
+use lb_model::gateway::build::{Snapshot, build_gateway};
+use lb_model::gateway::listeners::{CertificateSnapshot, SecretCertificate};
+use lb_model::stack::StackKind;
+
+use super::GatewayContext;
+use super::status::{Programmed, write_gateway_status, write_route_statuses};
+use crate::stack::error::KubeContext;
+use crate::stack::objects::{add_finalizer, remove_finalizer};
+use crate::stack::{BindingScope, REPLACEMENT_CHECK, RESYNC, Removed, Served, StackError};
+
+/// The Gateways a route names (for the watch that maps route changes to Gateway passes).
+pub fn gateways_of_route(route: &HTTPRoute) -> Vec<ObjectRef<Gateway>> {
+    let namespace = route.namespace().unwrap_or_default();
+    route
+        .spec
+        .parent_refs
+        .iter()
+        .filter(|r| r.kind.as_deref().unwrap_or("Gateway") == "Gateway")
+        .map(|r| ObjectRef::new(&r.name).within(r.namespace.as_deref().unwrap_or(&namespace)))
+        .collect()
+}
+
+/// Where a Gateway's bindings are: every namespace, by the Gateway's labels.
+fn binding_scope(gateway: &Gateway) -> BindingScope {
+    BindingScope {
+        namespace: None,
+        selectors: vec![format!(
+            "{STACK_NAMESPACE_LABEL}={},{STACK_NAME_LABEL}={}",
+            gateway.namespace().unwrap_or_default(),
+            gateway.name_any()
+        )],
+    }
+}
+
+#[tracing::instrument(skip_all, fields(gateway = %gateway.key()))]
+pub async fn reconcile<L: LoadBalancers, E: Ec2>(
+    gateway: Arc<Gateway>,
+    ctx: Arc<GatewayContext<L, E>>,
+) -> Result<Action, StackError> {
+    if !ctx.leadership.is_leader() {
+        return Ok(Action::await_change());
+    }
+    ctx.stores.synced(false).await;
+    let ours = ctx
+        .caches
+        .classes
+        .get(&ObjectRef::new(&gateway.spec.gateway_class_name))
+        .is_some_and(|class| class.spec.controller_name == ALB_CONTROLLER_NAME);
+    let result = if gateway.metadata.deletion_timestamp.is_some() || !ours {
+        remove_gateway(&gateway, &ctx).await
+    } else {
+        converge_gateway(&gateway, &ctx).await
+    };
+    match &result {
+        Ok(_) => ctx.pipeline.succeeded(&gateway.key()),
+        Err(_) => ctx.pipeline.forget(&gateway.key()),
+    }
+    result
+}
+
+/// What a Gateway's build reads, owned (the model's [`Snapshot`] borrows it).
+struct Read {
+    routes: Vec<HTTPRoute>,
+    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    backends: BackendSnapshot,
+    certificates: CertificateSnapshot,
+    arns: BTreeMap<(String, String), String>,
+    subnets: Vec<lb_model::service::subnets::Subnet>,
+}
+
+impl Read {
+    fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            routes: &self.routes,
+            namespace_labels: &self.namespace_labels,
+            backends: &self.backends,
+            certificates: &self.certificates,
+            certificate_arns: &self.arns,
+            subnets: &self.subnets,
+        }
+    }
+}
+
+/// The routes, namespaces, Services and grants from the caches; the certificate Secrets and the
+/// VPC's subnets read.
+async fn read<L: LoadBalancers, E: Ec2>(
+    gateway: &Gateway,
+    ctx: &GatewayContext<L, E>,
+) -> Result<Read, StackError> {
+    let grants: Vec<_> = ctx
+        .caches
+        .grants
+        .state()
+        .iter()
+        .map(|g| (**g).clone())
+        .collect();
+    let services = ctx.stores.services.state();
+    Ok(Read {
+        routes: ctx
+            .caches
+            .routes
+            .state()
+            .iter()
+            .map(|r| (**r).clone())
+            .collect(),
+        namespace_labels: ctx
+            .stores
+            .namespaces
+            .state()
+            .iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect(),
+        backends: BackendSnapshot {
+            services: services
+                .iter()
+                .map(|s| {
+                    (
+                        (s.namespace().unwrap_or_default(), s.name_any()),
+                        (**s).clone(),
+                    )
+                })
+                .collect(),
+            grants: grants.clone(),
+        },
+        certificates: CertificateSnapshot {
+            secrets: certificate_secrets(gateway, ctx).await?,
+            grants,
+        },
+        arns: BTreeMap::new(),
+        subnets: ctx
+            .pipeline
+            .ec2
+            .subnets()
+            .await
+            .map_err(|source| StackError::Discovery {
+                what: "subnets",
+                source,
+            })?,
+    })
+}
+
+async fn converge_gateway<L: LoadBalancers, E: Ec2>(
+    gateway: &Gateway,
+    ctx: &GatewayContext<L, E>,
+) -> Result<Action, StackError> {
+    let read = read(gateway, ctx).await?;
+    let built = build_gateway(gateway, read.snapshot(), &ctx.settings);
+    let Some(stack) = built.stack.clone() else {
+        let problem = built.problem.clone().unwrap_or_default();
+        write_gateway_status(
+            &ctx.client,
+            gateway,
+            &built,
+            &Programmed::Failed(problem.clone()),
+        )
+        .await?;
+        write_route_statuses(&ctx.client, gateway, &read.routes, &built).await?;
+        return Err(StackError::NoSubnets {
+            stack: gateway.key(),
+            problem,
+        });
+    };
+    // The finalizer goes on before anything exists in AWS, so nothing can be left behind.
+    add_finalizer(&ctx.pipeline.writes, gateway, FINALIZER).await?;
+    let converged = ctx.pipeline.converge(stack, &binding_scope(gateway)).await;
+    let programmed = match &converged {
+        Ok(done) => Programmed::Done(done.dns_name.clone()),
+        Err(err) => Programmed::Failed(err.to_string()),
+    };
+    write_gateway_status(&ctx.client, gateway, &built, &programmed).await?;
+    write_route_statuses(&ctx.client, gateway, &read.routes, &built).await?;
+    let converged = converged?;
+    tracing::info!(steps = converged.steps, hostname = ?converged.dns_name, "reconciled");
+    Ok(match converged.waiting.is_empty() {
+        true => Action::requeue(RESYNC),
+        false => Action::requeue(REPLACEMENT_CHECK),
+    })
+}
+
+/// The certificate Secrets the Gateway's HTTPS listeners name, as the model judges them.
+async fn certificate_secrets<L, E>(
+    gateway: &Gateway,
+    ctx: &GatewayContext<L, E>,
+) -> Result<BTreeMap<(String, String), SecretCertificate>, StackError> {
+    let namespace = gateway.namespace().unwrap_or_default();
+    let mut found = BTreeMap::new();
+    let refs = gateway
+        .spec
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.as_ref())
+        .flat_map(|tls| tls.certificate_refs.iter());
+    for reference in refs {
+        let secret_namespace = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone());
+        let key = (secret_namespace.clone(), reference.name.clone());
+        if found.contains_key(&key) {
+            continue;
+        }
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &secret_namespace);
+        let secret = api
+            .get_opt(&reference.name)
+            .await
+            .context(|| format!("reading Secret {secret_namespace}/{}", reference.name))?;
+        if let Some(secret) = secret {
+            found.insert(key, judge(&secret));
+        }
+    }
+    Ok(found)
+}
+
+/// A Secret holds a certificate when `tls.crt` and `tls.key` are PEM.
+fn judge(secret: &Secret) -> SecretCertificate {
+    let data = secret.data.clone().unwrap_or_default();
+    let pem = |key: &str, label: &str| {
+        data.get(key)
+            .and_then(|v| std::str::from_utf8(&v.0).ok().map(str::to_string))
+            .is_some_and(|text| text.contains("-----BEGIN ") && text.contains(label))
+    };
+    match (
+        pem("tls.crt", "CERTIFICATE-----"),
+        pem("tls.key", "PRIVATE KEY-----"),
+    ) {
+        (true, true) => SecretCertificate::Valid,
+        (false, _) => SecretCertificate::Malformed("tls.crt is not a PEM certificate".into()),
+        (_, false) => SecretCertificate::Malformed("tls.key is not a PEM private key".into()),
+    }
+}
+
+/// The Gateway is gone, or no longer of a class of ours: its ALB goes (bindings first), then
+/// its finalizer.
+async fn remove_gateway<L: LoadBalancers, E: Ec2>(
+    gateway: &Gateway,
+    ctx: &GatewayContext<L, E>,
+) -> Result<Action, StackError> {
+    if !gateway.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let owner = Owner {
+        cluster: ctx.settings.cluster.clone(),
+        kind: StackKind::AlbGateway,
+        stack_id: gateway.key(),
+    };
+    match ctx.pipeline.remove(&owner, &binding_scope(gateway)).await? {
+        Removed::Draining => Ok(Action::requeue(REPLACEMENT_CHECK)),
+        Removed::Gone { steps } => {
+            tracing::info!(steps, "removed");
+            remove_finalizer(&ctx.pipeline.writes, gateway, FINALIZER).await?;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// The pipeline's retry policy, as kube-runtime calls it.
+pub fn retry<L, E>(
+    gateway: Arc<Gateway>,
+    err: &StackError,
+    ctx: Arc<GatewayContext<L, E>>,
+) -> Action {
+    ctx.pipeline.retry(gateway.as_ref(), err)
+}

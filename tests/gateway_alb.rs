@@ -1,0 +1,179 @@
+//! ALB Gateways on the sandbox (examples/gateway/): the GatewayClass is accepted with its
+//! features, the Gateway becomes an ALB whose address is in its status (a Hostname, as upstream),
+//! its route's rule reaches the pods, a route to a Service that does not exist answers 500 and
+//! says why in its status, and deleting the Gateway removes its ALB and nothing else.
+
+mod common;
+
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::DeleteParams;
+use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute};
+use lb_lab::harness::{install_gateway_api_crds, start_controller};
+use lb_sandbox::aws::elb_setup;
+use lb_sandbox::testing::*;
+use lb_sandbox::{http_client, manifests};
+
+fn condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> Option<(String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_becomes_an_alb_its_route_reaches_the_pods_and_its_statuses_say_so() {
+    common::init_tracing();
+    let sandbox = start_sandbox().await;
+    let client = sandbox.client();
+    install_gateway_api_crds(&client)
+        .await
+        .expect("Gateway API CRDs");
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let aws = sandbox.aws().unwrap();
+    let elb = elb_setup::client(aws).await;
+
+    let yaml = std::fs::read_to_string("examples/gateway/echo.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    let missing = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  namespace: gateway-demo
+  name: missing
+spec:
+  parentRefs:
+    - name: web
+  rules:
+    - matches:
+        - path: {type: Exact, value: /missing}
+      backendRefs:
+        - name: nonexistent
+          port: 80
+"#;
+    manifests::apply_yaml(&client, missing, "default")
+        .await
+        .unwrap();
+
+    let classes: Api<GatewayClass> = Api::all(client.clone());
+    let class = eventually(
+        "the GatewayClass accepted",
+        Duration::from_secs(30),
+        || async {
+            let class = classes.get("alb").await.ok()?;
+            let status = class.status.clone()?;
+            (condition(&status.conditions, "Accepted")? == ("True".into(), "Accepted".into()))
+                .then_some(status)
+        },
+    )
+    .await;
+    assert!(
+        class
+            .supported_features
+            .iter()
+            .any(|f| f.name == "HTTPRoute")
+    );
+
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), "gateway-demo");
+    let status = eventually(
+        "the Gateway programmed, with an address and both routes",
+        Duration::from_secs(90),
+        || async {
+            let status = gateways.get("web").await.ok()?.status?;
+            let programmed = condition(&status.conditions, "Programmed")?;
+            let attached = status.listeners.first().map(|l| l.attached_routes);
+            (programmed.0 == "True" && !status.addresses.is_empty() && attached == Some(2))
+                .then_some(status)
+        },
+    )
+    .await;
+    let address = &status.addresses[0];
+    assert_eq!(address.type_.as_deref(), Some("Hostname"));
+    assert_eq!(
+        condition(&status.listeners[0].conditions, "Programmed").map(|c| c.0),
+        Some("True".into())
+    );
+
+    let routes: Api<HTTPRoute> = Api::namespaced(client.clone(), "gateway-demo");
+    let parent = eventually(
+        "the missing route's status",
+        Duration::from_secs(30),
+        || async {
+            routes
+                .get("missing")
+                .await
+                .ok()?
+                .status?
+                .parents
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    assert_eq!(parent.controller_name, "gateway.k8s.aws/alb");
+    assert_eq!(
+        condition(&parent.conditions, "Accepted").map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(
+        condition(&parent.conditions, "ResolvedRefs"),
+        Some(("False".into(), "BackendNotFound".into()))
+    );
+
+    // Through the data plane: /echo reaches a pod, /missing gets 500, anything else 404.
+    let listener = eventually(
+        "the ALB's listener on 80",
+        Duration::from_secs(30),
+        || async {
+            let listeners = aws.control().listeners().await.ok()?;
+            listeners
+                .into_iter()
+                .find(|l| l.dns_name.eq_ignore_ascii_case(&address.value) && l.port == 80)
+        },
+    )
+    .await;
+    let status_of = |path: &'static str| {
+        let guard = sandbox.guard();
+        async move {
+            http_client::get(&guard, listener.local_address, path, Duration::from_secs(5))
+                .await
+                .ok()
+                .map(|r| (r.status, String::from_utf8_lossy(&r.body).to_string()))
+        }
+    };
+    let (code, body) = eventually(
+        "/echo answered by a pod",
+        Duration::from_secs(120),
+        || async { status_of("/echo").await.filter(|(code, _)| *code == 200) },
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(body.contains("pod=gateway-demo/echo-"), "{body}");
+    assert_eq!(status_of("/missing").await.map(|r| r.0), Some(500));
+    assert_eq!(status_of("/elsewhere").await.map(|r| r.0), Some(404));
+
+    // The Gateway deleted: its ALB goes, and its finalizer with it.
+    gateways
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Gateway gone", Duration::from_secs(90), || async {
+        gateways.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let left = elb.describe_load_balancers().send().await.unwrap();
+    assert!(
+        !left.load_balancers().iter().any(|lb| lb
+            .dns_name()
+            .is_some_and(|d| d.eq_ignore_ascii_case(&address.value))),
+        "the Gateway's ALB is gone"
+    );
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
