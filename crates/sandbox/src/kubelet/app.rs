@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::behaviour::Behaviour;
+use super::echo::EchoBasic;
 use crate::netns::PodNetwork;
 
 /// Response header naming the pod that answered.
@@ -36,6 +37,7 @@ impl PodApp {
         ports: Vec<u16>,
         identity: String,
         behaviour: watch::Receiver<Behaviour>,
+        echo: Option<Arc<EchoBasic>>,
     ) -> PodApp {
         let (up_sender, up) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -56,6 +58,7 @@ impl PodApp {
                             addr,
                             started,
                             behaviour: behaviour.clone(),
+                            echo: echo.clone(),
                         };
                         servers.spawn(serve(listener, Arc::new(app)));
                     }
@@ -94,6 +97,8 @@ struct AppIdentity {
     addr: SocketAddr,
     started: Instant,
     behaviour: watch::Receiver<Behaviour>,
+    /// The conformance suite's backend, when the pod runs its image.
+    echo: Option<Arc<EchoBasic>>,
 }
 
 /// Accepts connections until aborted; aborting drops the JoinSet, which aborts every connection.
@@ -120,6 +125,10 @@ async fn respond(
     app: Arc<AppIdentity>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(echo) = &app.echo {
+        let (parts, body) = echo.respond(&request).await.into_parts();
+        return Ok(Response::from_parts(parts, Full::new(Bytes::from(body))));
+    }
     let path = request.uri().path().to_string();
     let (status, delay) = {
         let behaviour = app.behaviour.borrow();

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod behaviour;
 pub mod conditions;
+pub mod echo;
 pub mod lifecycle;
 pub mod nodes;
 mod pod_worker;

@@ -22,6 +22,7 @@ use super::KubeletContext;
 use super::app::PodApp;
 use super::behaviour::Behaviour;
 use super::conditions::{self, TransitionClock};
+use super::echo::EchoBasic;
 use super::lifecycle;
 use super::probe::{self, ProbeSpec, ProbeState};
 use super::status_manager::StatusQueue;
@@ -138,12 +139,19 @@ impl Worker {
             tracing::warn!(pod = %key, "{problem}");
         }
         let (behaviour, behaviour_rx) = watch::channel(behaviour);
+        // The conformance suite's backend listens on its own port, declared or not.
+        let echo = EchoBasic::of(pod).map(Arc::new);
+        let ports = match &echo {
+            Some(echo) => vec![echo.http_port],
+            None => lifecycle::serving_ports(pod),
+        };
         let app = PodApp::start(
             ctx.network.clone(),
             ip,
-            lifecycle::serving_ports(pod),
+            ports,
             key.to_string(),
             behaviour_rx,
+            echo,
         );
         let now = Instant::now();
         let containers = lifecycle::containers(pod)
