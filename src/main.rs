@@ -82,6 +82,10 @@ enum Command {
     /// crates/lab/src/footprint/takeover.rs).
     #[cfg(feature = "lab")]
     Takeover(lb_lab::footprint::takeover::TakeoverOptions),
+    /// Run the Gateway API conformance suite (GATEWAY-HTTP, unmodified) against the controller on
+    /// the sandbox; writes the report YAML with --report (see crates/lab/src/conformance.rs).
+    #[cfg(feature = "lab")]
+    Conformance(lb_lab::conformance::ConformanceOptions),
 }
 
 /// The Kubernetes client: `--kubeconfig`'s cluster, else in-cluster or the usual kubeconfig.
@@ -267,6 +271,7 @@ async fn load_balancers(
     let gateways = gateways_on.then(|| lb_controller_core::gateway::GatewayOptions {
         elb: lb_aws::SdkLoadBalancers::new(config, calls.clone(), vpc),
         ec2: ec2(),
+        acm: lb_aws::SdkAcm::new(config, calls.clone()),
         settings: alb_settings,
     });
     lb_controller_core::LoadBalancerOptions {
@@ -354,6 +359,11 @@ async fn main() -> ExitCode {
         Command::Takeover(options) => lb_lab::footprint::takeover::run(options)
             .await
             .map(|report| println!("{report}"))
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::Conformance(options) => lb_lab::conformance::run(options)
+            .await
+            .map(|summary| println!("{summary}"))
             .map_err(|e| CliError::Lab(e.to_string())),
     };
     match result {

@@ -35,7 +35,10 @@ pub enum Operation {
     DescribeNetworkInterfaces,
     DescribeVpcs,
     ListCertificates,
+    ListTagsForCertificate,
     // The deployer changing it.
+    ImportCertificate,
+    DeleteCertificate,
     CreateTargetGroup,
     ModifyTargetGroup,
     ModifyTargetGroupAttributes,
@@ -67,7 +70,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 45] = [
+    pub const ALL: [Operation; 48] = [
         Operation::DescribeTargetGroups,
         Operation::RegisterTargets,
         Operation::DeregisterTargets,
@@ -86,6 +89,9 @@ impl Operation {
         Operation::DescribeNetworkInterfaces,
         Operation::DescribeVpcs,
         Operation::ListCertificates,
+        Operation::ListTagsForCertificate,
+        Operation::ImportCertificate,
+        Operation::DeleteCertificate,
         Operation::CreateTargetGroup,
         Operation::ModifyTargetGroup,
         Operation::ModifyTargetGroupAttributes,
@@ -135,6 +141,9 @@ impl Operation {
             Self::DescribeNetworkInterfaces => "DescribeNetworkInterfaces",
             Self::DescribeVpcs => "DescribeVpcs",
             Self::ListCertificates => "ListCertificates",
+            Self::ListTagsForCertificate => "ListTagsForCertificate",
+            Self::ImportCertificate => "ImportCertificate",
+            Self::DeleteCertificate => "DeleteCertificate",
             Self::CreateTargetGroup => "CreateTargetGroup",
             Self::ModifyTargetGroup => "ModifyTargetGroup",
             Self::ModifyTargetGroupAttributes => "ModifyTargetGroupAttributes",
@@ -170,6 +179,8 @@ impl Operation {
         matches!(
             self,
             Self::RegisterTargets
+                | Self::ImportCertificate
+                | Self::DeleteCertificate
                 | Self::DeregisterTargets
                 | Self::CreateTargetGroup
                 | Self::ModifyTargetGroup

@@ -14,7 +14,7 @@ pub fn service(operation: Operation) -> &'static str {
     use Operation::*;
     match operation {
         AssumeRole => "sts",
-        ListCertificates => "acm",
+        ListCertificates | ListTagsForCertificate | ImportCertificate | DeleteCertificate => "acm",
         DescribeSubnets
         | DescribeSecurityGroups
         | DescribeNetworkInterfaces

@@ -25,7 +25,7 @@ pub mod sdk_config;
 pub mod sts;
 pub mod vpc;
 
-pub use acm::{Certificates, SdkAcm};
+pub use acm::{Certificates, ImportedCertificate, ImportedCertificates, SdkAcm};
 pub use aws_config::SdkConfig;
 pub use calls::{AwsCalls, Operation};
 pub use deployer::sdk::SdkLoadBalancers;

@@ -21,7 +21,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use lb_api::keys::kubernetes::{CONTAINERS_READY, SERVICE_NAME_LABEL};
 use lb_api::{IngressClassParams, TargetGroupBinding, TargetType};
 use lb_aws::deployer::apply::LoadBalancers;
-use lb_aws::{AwsCalls, Certificates, Ec2, Elbv2};
+use lb_aws::{AwsCalls, Certificates, Ec2, Elbv2, ImportedCertificates};
 use lb_model::selectors::service_selects;
 
 use crate::gateway::{self, GatewayOptions};
@@ -44,7 +44,7 @@ pub struct LoadBalancerOptions<L, E, C> {
     /// Ingresses -> ALBs.
     pub ingresses: Option<IngressOptions<L, E, C>>,
     /// Gateways of an ALB GatewayClass -> ALBs (when the Gateway API CRDs are installed).
-    pub gateways: Option<GatewayOptions<L, E>>,
+    pub gateways: Option<GatewayOptions<L, E, C>>,
 }
 
 /// How long shutdown waits for the gate and status writes passes handed over.
@@ -192,7 +192,12 @@ pub struct RuntimeOptions {
 /// At shutdown the reconcilers stop taking work and finish what is in flight, the gate and status
 /// writes they handed over land (for up to 5 s); then the Lease is released, so a standby takes
 /// over at once.
-pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
+pub async fn run<
+    A: Elbv2,
+    L: LoadBalancers + 'static,
+    E: Ec2,
+    C: Certificates + ImportedCertificates,
+>(
     client: Client,
     aws: A,
     balancers: LoadBalancerOptions<L, E, C>,
@@ -255,7 +260,11 @@ pub async fn run<A: Elbv2, L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
 }
 
 /// The Service and Ingress reconcilers, each when given, run until `shutdown` resolves.
-async fn load_balancer_reconcilers<L: LoadBalancers + 'static, E: Ec2, C: Certificates>(
+async fn load_balancer_reconcilers<
+    L: LoadBalancers + 'static,
+    E: Ec2,
+    C: Certificates + ImportedCertificates,
+>(
     balancers: LoadBalancerOptions<L, E, C>,
     client: &Client,
     scope: &WatchScope,

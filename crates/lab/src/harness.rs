@@ -66,6 +66,9 @@ pub struct HarnessOptions {
     /// Install this controller's CRDs (and the IngressClass `alb`) first. Off for a cluster that
     /// has the upstream controller's: `helm install` leaves CRDs that exist as they are.
     pub install_crds: bool,
+    /// `--default-target-type` of Gateways (upstream's default: instance; the
+    /// Gateway API conformance run takes ip, as upstream's does, for its ClusterIP Services).
+    pub alb_target_type: lb_api::TargetType,
 }
 
 impl Default for HarnessOptions {
@@ -74,6 +77,7 @@ impl Default for HarnessOptions {
             termination_hold: lb_model::termination::DEFAULT_HOLD,
             webhook_port: None,
             install_crds: true,
+            alb_target_type: lb_api::TargetType::Instance,
         }
     }
 }
@@ -363,7 +367,11 @@ pub async fn start_controller_with(
     let gateways = lb_controller_core::gateway::GatewayOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),
         ec2: ec2.clone(),
-        settings: IngressSettings::upstream_defaults(aws.cluster_name()),
+        acm: SdkAcm::new(&config, calls.clone()),
+        settings: IngressSettings {
+            default_target_type: harness.alb_target_type,
+            ..IngressSettings::upstream_defaults(aws.cluster_name())
+        },
     };
     let ingresses = IngressOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),

@@ -14,6 +14,7 @@ pub mod bench_services;
 pub mod call_counts;
 pub mod chart;
 pub mod clock;
+pub mod conformance;
 pub mod cpu_use;
 pub mod demo;
 pub mod footprint;

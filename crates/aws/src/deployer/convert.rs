@@ -221,11 +221,15 @@ pub fn target_group_from(
         protocol,
     };
     TargetGroup {
-        resource_id: group_tags
-            .get(tags::SERVICE_RESOURCE)
-            .or_else(|| group_tags.get(tags::INGRESS_RESOURCE))
-            .cloned()
-            .unwrap_or_default(),
+        resource_id: [
+            tags::SERVICE_RESOURCE,
+            tags::INGRESS_RESOURCE,
+            tags::GATEWAY_ALB_RESOURCE,
+        ]
+        .iter()
+        .find_map(|key| group_tags.get(*key))
+        .cloned()
+        .unwrap_or_default(),
         name: described
             .target_group_name()
             .unwrap_or_default()
@@ -280,6 +284,11 @@ mod tests {
         assert_eq!(group.health_check.path, None);
         assert_eq!(group.health_check.matcher, None);
         assert_eq!(group.health_check.port, CheckPort::TrafficPort);
+        // A Gateway's group is known by its own resource tag.
+        let id = "infra/gw:infra-web:HTTPRoute-infra-v1:3000";
+        let tags = BTreeMap::from([(tags::GATEWAY_ALB_RESOURCE.to_string(), id.into())]);
+        let group = target_group_from(&described, BTreeMap::new(), tags);
+        assert_eq!(group.resource_id, id);
     }
 
     #[test]

@@ -15,9 +15,9 @@ use super::{GatewayContext, MANAGER};
 use crate::stack::StackError;
 use crate::stack::error::KubeContext;
 
-pub async fn reconcile<L, E>(
+pub async fn reconcile<L, E, C>(
     class: Arc<GatewayClass>,
-    ctx: Arc<GatewayContext<L, E>>,
+    ctx: Arc<GatewayContext<L, E, C>>,
 ) -> Result<Action, StackError> {
     if !ctx.leadership.is_leader() || class.spec.controller_name != ALB_CONTROLLER_NAME {
         return Ok(Action::await_change());
@@ -67,9 +67,9 @@ pub async fn reconcile<L, E>(
 }
 
 /// What the class's `parametersRef` finds.
-async fn parameters<L, E>(
+async fn parameters<L, E, C>(
     class: &GatewayClass,
-    ctx: &GatewayContext<L, E>,
+    ctx: &GatewayContext<L, E, C>,
 ) -> Result<Parameters, StackError> {
     let Some(reference) = &class.spec.parameters_ref else {
         return Ok(Parameters::None);
@@ -95,10 +95,10 @@ async fn parameters<L, E>(
     }
 }
 
-pub fn retry<L, E>(
+pub fn retry<L, E, C>(
     class: Arc<GatewayClass>,
     err: &StackError,
-    _ctx: Arc<GatewayContext<L, E>>,
+    _ctx: Arc<GatewayContext<L, E, C>>,
 ) -> Action {
     tracing::warn!(class = %class.name_any(), reason = err.reason(), "gatewayclass reconcile failed: {err}");
     Action::requeue(std::time::Duration::from_secs(5))

@@ -7,6 +7,7 @@
 //! Without the Gateway API CRDs in the cluster the reconcilers log it and do not start (never a
 //! crash loop: upstream's users ask for exactly this).
 
+mod certificates;
 mod class;
 mod pass;
 mod status;
@@ -40,16 +41,20 @@ const NEEDED: [&str; 4] = [
 ];
 
 /// What the Gateway reconcilers need from their caller.
-pub struct GatewayOptions<L, E> {
+pub struct GatewayOptions<L, E, C> {
     pub elb: L,
     pub ec2: E,
+    /// Where listener certificates from Secrets are imported.
+    pub acm: C,
     /// The flags Ingresses and Gateways share (cluster, default tags, scheme, target type...).
     pub settings: IngressSettings,
 }
 
 /// What a Gateway pass reads and writes through.
-pub struct GatewayContext<L, E> {
+pub struct GatewayContext<L, E, C> {
     pub pipeline: Pipeline<L, E, KubeStackWrites>,
+    pub acm: C,
+    imports: certificates::Imports,
     pub settings: IngressSettings,
     pub client: Client,
     stores: Stores,
@@ -60,6 +65,7 @@ pub struct GatewayContext<L, E> {
 /// The Gateway API objects' caches.
 #[derive(Clone)]
 struct Caches {
+    gateways: Store<Gateway>,
     classes: Store<GatewayClass>,
     routes: Store<HTTPRoute>,
     grants: Store<ReferenceGrant>,
@@ -86,9 +92,9 @@ pub async fn missing_kinds(client: &Client) -> Vec<&'static str> {
 
 /// Runs the GatewayClass and Gateway reconcilers until `shutdown` resolves; passes happen only
 /// while `leadership` says this replica leads. Returns at once when the CRDs are missing.
-pub async fn run<L, E>(
+pub async fn run<L, E, C>(
     client: Client,
-    options: GatewayOptions<L, E>,
+    options: GatewayOptions<L, E, C>,
     stores: Stores,
     scope: &WatchScope,
     leadership: Leadership,
@@ -96,6 +102,7 @@ pub async fn run<L, E>(
 ) where
     L: LoadBalancers + 'static,
     E: Ec2,
+    C: lb_aws::ImportedCertificates,
 {
     let missing = missing_kinds(&client).await;
     if !missing.is_empty() {
@@ -107,6 +114,7 @@ pub async fn run<L, E>(
     let (routes, route_writer) = reflector::store();
     let (grants, grant_writer) = reflector::store();
     let caches = Caches {
+        gateways: gateways.clone(),
         classes: classes.clone(),
         routes: routes.clone(),
         grants: grants.clone(),
@@ -121,6 +129,8 @@ pub async fn run<L, E>(
             options.ec2,
             KubeStackWrites::new(client.clone(), MANAGER),
         ),
+        acm: options.acm,
+        imports: certificates::Imports::default(),
         settings: options.settings,
         client: client.clone(),
         stores,

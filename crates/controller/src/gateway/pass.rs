@@ -3,7 +3,7 @@
 //! A Gateway deleted, or no longer of a class of ours, has its ALB removed (bindings first) and
 //! its finalizer taken off.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -12,15 +12,17 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use lb_api::gateway::{ALB_CONTROLLER_NAME, Gateway, HTTPRoute};
 use lb_api::keys::gateway::{FINALIZER, STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
-use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
+use lb_aws::{Ec2, ImportedCertificates};
 use lb_model::gateway::backends::BackendSnapshot;
-use lb_model::gateway::build::{Snapshot, build_gateway};
+use lb_model::gateway::build::{GatewayBuild, Snapshot, build_gateway};
+use lb_model::gateway::certificates::SecretKey;
 use lb_model::gateway::listeners::{CertificateSnapshot, SecretCertificate};
 use lb_model::stack::StackKind;
 
 use super::GatewayContext;
+use super::certificates::{SecretPem, certificate_arns, delete_stale};
 use super::status::{Programmed, write_gateway_status, write_route_statuses};
 use crate::stack::error::KubeContext;
 use crate::stack::objects::{add_finalizer, remove_finalizer};
@@ -51,9 +53,9 @@ fn binding_scope(gateway: &Gateway) -> BindingScope {
 }
 
 #[tracing::instrument(skip_all, fields(gateway = %gateway.key()))]
-pub async fn reconcile<L: LoadBalancers, E: Ec2>(
+pub async fn reconcile<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
     gateway: Arc<Gateway>,
-    ctx: Arc<GatewayContext<L, E>>,
+    ctx: Arc<GatewayContext<L, E, C>>,
 ) -> Result<Action, StackError> {
     if !ctx.leadership.is_leader() {
         return Ok(Action::await_change());
@@ -82,6 +84,8 @@ struct Read {
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     backends: BackendSnapshot,
     certificates: CertificateSnapshot,
+    /// The certificate and key of each Secret that holds one.
+    pems: BTreeMap<SecretKey, SecretPem>,
     arns: BTreeMap<(String, String), String>,
     subnets: Vec<lb_model::service::subnets::Subnet>,
 }
@@ -101,9 +105,9 @@ impl Read {
 
 /// The routes, namespaces, Services and grants from the caches; the certificate Secrets and the
 /// VPC's subnets read.
-async fn read<L: LoadBalancers, E: Ec2>(
+async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
     gateway: &Gateway,
-    ctx: &GatewayContext<L, E>,
+    ctx: &GatewayContext<L, E, C>,
 ) -> Result<Read, StackError> {
     let grants: Vec<_> = ctx
         .caches
@@ -113,6 +117,7 @@ async fn read<L: LoadBalancers, E: Ec2>(
         .map(|g| (**g).clone())
         .collect();
     let services = ctx.stores.services.state();
+    let (judged, pems) = certificate_secrets(gateway, ctx).await?;
     Ok(Read {
         routes: ctx
             .caches
@@ -141,9 +146,10 @@ async fn read<L: LoadBalancers, E: Ec2>(
             grants: grants.clone(),
         },
         certificates: CertificateSnapshot {
-            secrets: certificate_secrets(gateway, ctx).await?,
+            secrets: judged,
             grants,
         },
+        pems,
         arns: BTreeMap::new(),
         subnets: ctx
             .pipeline
@@ -157,12 +163,19 @@ async fn read<L: LoadBalancers, E: Ec2>(
     })
 }
 
-async fn converge_gateway<L: LoadBalancers, E: Ec2>(
+async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
     gateway: &Gateway,
-    ctx: &GatewayContext<L, E>,
+    ctx: &GatewayContext<L, E, C>,
 ) -> Result<Action, StackError> {
-    let read = read(gateway, ctx).await?;
-    let built = build_gateway(gateway, read.snapshot(), &ctx.settings);
+    let mut read = read(gateway, ctx).await?;
+    let mut built = build_gateway(gateway, read.snapshot(), &ctx.settings);
+    // Only the Secrets the build found usable (in reach, granted) are imported; then the
+    // listeners are built with their certificates.
+    let (arns, stale) = certificates_for(&built, &read, ctx).await?;
+    if !arns.is_empty() {
+        read.arns = arns;
+        built = build_gateway(gateway, read.snapshot(), &ctx.settings);
+    }
     let Some(stack) = built.stack.clone() else {
         let problem = built.problem.clone().unwrap_or_default();
         write_gateway_status(
@@ -188,6 +201,7 @@ async fn converge_gateway<L: LoadBalancers, E: Ec2>(
     write_gateway_status(&ctx.client, gateway, &built, &programmed).await?;
     write_route_statuses(&ctx.client, gateway, &read.routes, &built).await?;
     let converged = converged?;
+    delete_stale(&ctx.acm, &ctx.imports, &stale).await;
     tracing::info!(steps = converged.steps, hostname = ?converged.dns_name, "reconciled");
     Ok(match converged.waiting.is_empty() {
         true => Action::requeue(RESYNC),
@@ -195,63 +209,130 @@ async fn converge_gateway<L: LoadBalancers, E: Ec2>(
     })
 }
 
-/// The certificate Secrets the Gateway's HTTPS listeners name, as the model judges them.
-async fn certificate_secrets<L, E>(
+/// The certificate Secrets the Gateway's HTTPS listeners name: as the model judges them, and
+/// the certificate and key of those that hold one.
+async fn certificate_secrets<L, E, C>(
     gateway: &Gateway,
-    ctx: &GatewayContext<L, E>,
-) -> Result<BTreeMap<(String, String), SecretCertificate>, StackError> {
+    ctx: &GatewayContext<L, E, C>,
+) -> Result<
+    (
+        BTreeMap<SecretKey, SecretCertificate>,
+        BTreeMap<SecretKey, SecretPem>,
+    ),
+    StackError,
+> {
+    let mut judged = BTreeMap::new();
+    let mut pems = BTreeMap::new();
+    for key in secrets_named(gateway) {
+        if judged.contains_key(&key) {
+            continue;
+        }
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
+        let secret = api
+            .get_opt(&key.1)
+            .await
+            .context(|| format!("reading Secret {}/{}", key.0, key.1))?;
+        if let Some(secret) = secret {
+            let (verdict, pem) = judge(&secret);
+            if let Some(pem) = pem {
+                pems.insert(key.clone(), pem);
+            }
+            judged.insert(key, verdict);
+        }
+    }
+    Ok((judged, pems))
+}
+
+/// The Secrets a Gateway's listeners name, by (namespace, name).
+fn secrets_named(gateway: &Gateway) -> Vec<SecretKey> {
     let namespace = gateway.namespace().unwrap_or_default();
-    let mut found = BTreeMap::new();
-    let refs = gateway
+    gateway
         .spec
         .listeners
         .iter()
         .filter_map(|l| l.tls.as_ref())
-        .flat_map(|tls| tls.certificate_refs.iter());
-    for reference in refs {
-        let secret_namespace = reference
-            .namespace
-            .clone()
-            .unwrap_or_else(|| namespace.clone());
-        let key = (secret_namespace.clone(), reference.name.clone());
-        if found.contains_key(&key) {
-            continue;
-        }
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &secret_namespace);
-        let secret = api
-            .get_opt(&reference.name)
-            .await
-            .context(|| format!("reading Secret {secret_namespace}/{}", reference.name))?;
-        if let Some(secret) = secret {
-            found.insert(key, judge(&secret));
-        }
-    }
-    Ok(found)
+        .flat_map(|tls| tls.certificate_refs.iter())
+        .map(|r| {
+            (
+                r.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                r.name.clone(),
+            )
+        })
+        .collect()
 }
 
 /// A Secret holds a certificate when `tls.crt` and `tls.key` are PEM.
-fn judge(secret: &Secret) -> SecretCertificate {
+fn judge(secret: &Secret) -> (SecretCertificate, Option<SecretPem>) {
     let data = secret.data.clone().unwrap_or_default();
-    let pem = |key: &str, label: &str| {
+    let text = |key: &str| {
         data.get(key)
-            .and_then(|v| std::str::from_utf8(&v.0).ok().map(str::to_string))
-            .is_some_and(|text| text.contains("-----BEGIN ") && text.contains(label))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
     };
+    let pem = |text: &Option<String>, label: &str| {
+        text.as_ref()
+            .is_some_and(|t| t.contains("-----BEGIN ") && t.contains(label))
+    };
+    let (certificate, key) = (text("tls.crt"), text("tls.key"));
     match (
-        pem("tls.crt", "CERTIFICATE-----"),
-        pem("tls.key", "PRIVATE KEY-----"),
+        pem(&certificate, "CERTIFICATE-----"),
+        pem(&key, "PRIVATE KEY-----"),
     ) {
-        (true, true) => SecretCertificate::Valid,
-        (false, _) => SecretCertificate::Malformed("tls.crt is not a PEM certificate".into()),
-        (_, false) => SecretCertificate::Malformed("tls.key is not a PEM private key".into()),
+        (true, true) => {
+            let pem = SecretPem {
+                certificate: certificate.unwrap_or_default(),
+                key: key.unwrap_or_default(),
+            };
+            (SecretCertificate::Valid, Some(pem))
+        }
+        (false, _) => (
+            SecretCertificate::Malformed("tls.crt is not a PEM certificate".into()),
+            None,
+        ),
+        (_, false) => (
+            SecretCertificate::Malformed("tls.key is not a PEM private key".into()),
+            None,
+        ),
     }
+}
+
+/// The ACM certificates of the Secrets the build found usable (imported as needed), and the
+/// imports to delete after the pass.
+async fn certificates_for<L, E, C: ImportedCertificates>(
+    built: &GatewayBuild,
+    read: &Read,
+    ctx: &GatewayContext<L, E, C>,
+) -> Result<(BTreeMap<SecretKey, String>, Vec<String>), StackError> {
+    let usable: BTreeMap<SecretKey, SecretPem> = built
+        .listeners
+        .iter()
+        .flat_map(|l| l.certificates.iter())
+        .filter_map(|key| Some((key.clone(), read.pems.get(key)?.clone())))
+        .collect();
+    if usable.is_empty() {
+        return Ok((BTreeMap::new(), Vec::new()));
+    }
+    let named_anywhere: BTreeSet<SecretKey> = ctx
+        .caches
+        .gateways
+        .state()
+        .iter()
+        .flat_map(|g| secrets_named(g))
+        .collect();
+    certificate_arns(
+        &ctx.acm,
+        &ctx.imports,
+        &ctx.settings.cluster,
+        &usable,
+        &named_anywhere,
+    )
+    .await
 }
 
 /// The Gateway is gone, or no longer of a class of ours: its ALB goes (bindings first), then
 /// its finalizer.
-async fn remove_gateway<L: LoadBalancers, E: Ec2>(
+async fn remove_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
     gateway: &Gateway,
-    ctx: &GatewayContext<L, E>,
+    ctx: &GatewayContext<L, E, C>,
 ) -> Result<Action, StackError> {
     if !gateway.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
@@ -272,10 +353,10 @@ async fn remove_gateway<L: LoadBalancers, E: Ec2>(
 }
 
 /// The pipeline's retry policy, as kube-runtime calls it.
-pub fn retry<L, E>(
+pub fn retry<L, E, C>(
     gateway: Arc<Gateway>,
     err: &StackError,
-    ctx: Arc<GatewayContext<L, E>>,
+    ctx: Arc<GatewayContext<L, E, C>>,
 ) -> Action {
     ctx.pipeline.retry(gateway.as_ref(), err)
 }

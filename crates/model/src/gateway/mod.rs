@@ -5,6 +5,7 @@
 pub mod attach;
 pub mod backends;
 pub mod build;
+pub mod certificates;
 pub mod class;
 pub mod conditions;
 pub mod grants;

@@ -77,6 +77,11 @@ impl ControlClient {
         Self { addr }
     }
 
+    /// Where the control API listens (loopback).
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.get_within(path, Duration::from_secs(5)).await
     }
