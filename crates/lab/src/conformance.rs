@@ -15,6 +15,8 @@ use lb_api::gateway::GatewayClass;
 use lb_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
+use lb_model::gateway::class::SUPPORTED_FEATURES;
+
 use crate::harness::{
     HarnessError, HarnessOptions, install_gateway_api_crds, start_controller_with,
 };
@@ -22,19 +24,19 @@ use crate::harness::{
 /// The GatewayClass the suite tests.
 pub const CLASS: &str = "lb-controller";
 
-/// The features lb-controller claims (beyond the profile's core: Gateway, HTTPRoute,
-/// ReferenceGrant); the suite runs the tests that need only these.
-pub const SUPPORTED_FEATURES: &[&str] = &[];
-
 /// How long the suite waits for three consistent answers (its default: 30 s). ELB's timing is
 /// kept: a new target group's targets are healthy after 3 checks 15 s apart, then the listener
 /// routes to them; 120 s covers that with room for a busy machine.
 pub const MAX_TIME_TO_CONSISTENCY: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Core tests skipped, each for an ALB limit (docs/conformance/README.md says which).
+/// Tests skipped, each for an ALB limit (docs/conformance/README.md says which). The features
+/// claimed are the GatewayClass's own (`lb_model::gateway::class::SUPPORTED_FEATURES`).
 pub const SKIPPED: &[&str] = &[
-    // ALB cannot add, set or remove request headers.
+    // Core. ALB cannot add, set or remove request headers.
     "HTTPRouteRequestHeaderModifier",
+    // GatewayInfrastructure: an ALB Gateway makes no in-cluster objects to carry the labels and
+    // annotations to (its invalid-parameters test runs).
+    "GatewayInfrastructureMetadata",
 ];
 
 #[derive(Debug, Clone, clap::Args)]

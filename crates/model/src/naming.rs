@@ -185,31 +185,18 @@ pub fn backend_security_group(cluster: &str) -> String {
     )
 }
 
-/// A Gateway, as its names need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GatewayName<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub uid: &'a str,
-}
+/// A Gateway, as its names need it: upstream names a Gateway's load balancer and security group
+/// exactly as a Service's (namespace, name, UID).
+pub type GatewayName<'a> = ServiceName<'a>;
 
-/// A Gateway's load balancer: the Gateway's names, hashed over cluster, UID and scheme (as a
-/// Service's; upstream's order).
+/// A Gateway's load balancer: hashed over cluster, UID and scheme, as a Service's.
 pub fn gateway_load_balancer(cluster: &str, gateway: GatewayName, scheme: &str) -> String {
-    namespaced(
-        gateway.namespace,
-        gateway.name,
-        &[cluster, gateway.uid, scheme],
-    )
+    service_load_balancer(cluster, gateway, scheme)
 }
 
-/// A Gateway's managed frontend security group (name, namespace and UID, in upstream's order).
+/// A Gateway's managed frontend security group, named as a Service's.
 pub fn gateway_security_group(cluster: &str, gateway: GatewayName) -> String {
-    namespaced(
-        gateway.namespace,
-        gateway.name,
-        &[cluster, gateway.name, gateway.namespace, gateway.uid],
-    )
+    service_security_group(cluster, gateway)
 }
 
 /// What makes a route backend's target group (and its binding, named the same).

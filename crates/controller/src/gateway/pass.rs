@@ -151,15 +151,7 @@ async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
         },
         pems,
         arns: BTreeMap::new(),
-        subnets: ctx
-            .pipeline
-            .ec2
-            .subnets()
-            .await
-            .map_err(|source| StackError::Discovery {
-                what: "subnets",
-                source,
-            })?,
+        subnets: ctx.pipeline.subnets().await?,
     })
 }
 
@@ -186,6 +178,10 @@ async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
         )
         .await?;
         write_route_statuses(&ctx.client, gateway, &read.routes, &built).await?;
+        // Refused (its status says why): nothing to retry until it changes.
+        if !built.accepted.status {
+            return Ok(Action::await_change());
+        }
         return Err(StackError::NoSubnets {
             stack: gateway.key(),
             problem,

@@ -138,12 +138,7 @@ async fn discover<L, E: Ec2, C: Certificates, W>(
     ctx: &IngressContext<L, E, C, W>,
 ) -> Result<(Vec<Subnet>, Vec<Certificate>), StackError> {
     let discovery = |what| move |source| StackError::Discovery { what, source };
-    let subnets = ctx
-        .pipeline
-        .ec2
-        .subnets()
-        .await
-        .map_err(discovery("subnets"))?;
+    let subnets = ctx.pipeline.subnets().await?;
     let needs_acm = members.iter().any(needs_certificate_discovery);
     let certificates = match needs_acm {
         true => ctx

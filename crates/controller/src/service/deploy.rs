@@ -19,14 +19,7 @@ pub async fn deploy<L: LoadBalancers, E: Ec2, W: StackWrites>(
     ctx: &ServiceContext<L, E, W>,
 ) -> Result<Converged, StackError> {
     let pipeline = &ctx.pipeline;
-    let subnets = pipeline
-        .ec2
-        .subnets()
-        .await
-        .map_err(|source| StackError::Discovery {
-            what: "subnets",
-            source,
-        })?;
+    let subnets = pipeline.subnets().await?;
     let built = lb_model::service::desired(service, target_type, &ctx.cluster, &subnets)?;
     for warning in &built.warnings {
         pipeline

@@ -36,6 +36,19 @@ pub enum Removed {
     Gone { steps: usize },
 }
 
+impl<L, E: Ec2, W> Pipeline<L, E, W> {
+    /// The VPC's subnets (cached by the EC2 edge), for a source's build.
+    pub async fn subnets(&self) -> Result<Vec<lb_model::service::subnets::Subnet>, StackError> {
+        self.ec2
+            .subnets()
+            .await
+            .map_err(|source| StackError::Discovery {
+                what: "subnets",
+                source,
+            })
+    }
+}
+
 impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
     /// AWS converged to `stack`, then its bindings in `scope`. A stack converged recently and
     /// built the same again costs no call at all.

@@ -95,6 +95,18 @@ pub fn build_gateway<'a>(
         settings,
         &base_tags,
     );
+    let accepted = gateway_accepted(gateway, &checked);
+    if !accepted.status {
+        return GatewayBuild {
+            stack: None,
+            problem: Some(accepted.message.clone()),
+            accepted,
+            listeners: checked,
+            attached_routes: attached.counts,
+            pending,
+            routes: attached.outcomes,
+        };
+    }
     let stack = stack_of(
         gateway,
         snapshot.subnets,
@@ -111,7 +123,7 @@ pub fn build_gateway<'a>(
     GatewayBuild {
         stack,
         problem,
-        accepted: gateway_accepted(&checked),
+        accepted,
         listeners: checked,
         attached_routes: attached.counts,
         pending,
@@ -148,7 +160,13 @@ impl<'a> Attached<'a> {
                 .iter_mut()
                 .find(|p| p.namespace == namespace && p.name == name)
             {
-                Some(existing) => existing.hostnames.extend(hosts.iter().cloned()),
+                Some(existing) => {
+                    for host in hostnames_or_any(hosts) {
+                        if !existing.hostnames.contains(&host) {
+                            existing.hostnames.push(host);
+                        }
+                    }
+                }
                 None => entry.push(PortRoute {
                     namespace,
                     name,
@@ -157,7 +175,7 @@ impl<'a> Attached<'a> {
                         .creation_timestamp
                         .as_ref()
                         .map_or(0, |t| t.0.as_second()),
-                    hostnames: hosts.clone(),
+                    hostnames: hostnames_or_any(hosts),
                     rules: &route.spec.rules,
                     actions: actions.clone(),
                 }),
@@ -177,6 +195,15 @@ impl<'a> Attached<'a> {
                 self.bindings.push(binding);
             }
         }
+    }
+}
+
+/// The hostnames a route serves on one listener; `""` for any (no host condition), so that a
+/// route on several listeners of one port keeps "any" beside the hostnames of the others.
+fn hostnames_or_any(hosts: &[String]) -> Vec<String> {
+    match hosts.is_empty() {
+        true => vec![String::new()],
+        false => hosts.to_vec(),
     }
 }
 
@@ -396,8 +423,12 @@ fn route_actions(
     Ok((actions, problems, groups, bindings))
 }
 
-/// The Gateway's Accepted condition from its listeners'.
-fn gateway_accepted(listeners: &[CheckedListener]) -> Verdict {
+/// The Gateway's Accepted condition: refused for parameters or static addresses an ALB Gateway
+/// cannot take, else from its listeners'.
+fn gateway_accepted(gateway: &Gateway, listeners: &[CheckedListener]) -> Verdict {
+    if let Some(problem) = unsupported_spec(gateway) {
+        return problem;
+    }
     let valid = listeners.iter().filter(|l| l.accepted()).count();
     if valid == listeners.len() {
         Verdict::new(types::ACCEPTED, true, "Accepted", "Gateway accepted")
@@ -475,12 +506,87 @@ fn alb_listeners(
                 content_type: Some("text/plain".into()),
                 message_body: None,
             }),
-            rules: listener_rules(routes, base_tags),
+            rules: isolated_rules(routes, &on_port, listeners, base_tags),
             attributes: BTreeMap::new(),
             tags: listener_tags,
         });
     }
     (built, pending)
+}
+
+/// The port's rules, and listener isolation (the spec's GatewayHTTPListenerIsolation): a request
+/// is for the most specific listener its host matches, so where listeners on one port have
+/// different hostnames, each hostname gets a last rule answering 404 that keeps its requests
+/// from the rules of less specific listeners' routes.
+fn isolated_rules(
+    routes: &[PortRoute<'_>],
+    on_port: &[usize],
+    listeners: &[lb_api::gateway::Listener],
+    base_tags: &BTreeMap<String, String>,
+) -> Vec<crate::stack::Rule> {
+    let mut hostnames: Vec<String> = on_port
+        .iter()
+        .filter_map(|&i| listeners[i].hostname.clone())
+        .collect();
+    hostnames.sort();
+    hostnames.dedup();
+    let distinct =
+        hostnames.len() + usize::from(on_port.iter().any(|&i| listeners[i].hostname.is_none()));
+    if distinct < 2 {
+        return listener_rules(routes, base_tags);
+    }
+    let catch_all = [lb_api::gateway::HTTPRouteRule::default()];
+    let not_found = Action::FixedResponse(FixedResponse {
+        status_code: 404,
+        content_type: Some("text/plain".into()),
+        message_body: None,
+    });
+    let isolation = PortRoute {
+        namespace: "",
+        name: "",
+        // After every route's rule of the same hostname.
+        created: i64::MAX,
+        hostnames,
+        rules: &catch_all,
+        actions: vec![not_found],
+    };
+    let mut all = routes.to_vec();
+    all.push(isolation);
+    listener_rules(&all, base_tags)
+}
+
+/// What the Gateway asks that an ALB Gateway cannot take: infrastructure parameters (a
+/// LoadBalancerConfiguration is not read yet), or a static address (an ALB's addresses are its
+/// own; an address without a value asks for nothing).
+fn unsupported_spec(gateway: &Gateway) -> Option<Verdict> {
+    let infrastructure = gateway.spec.infrastructure.as_ref();
+    if let Some(reference) = infrastructure.and_then(|i| i.parameters_ref.as_ref()) {
+        let message = format!(
+            "infrastructure.parametersRef {}/{} {}: not supported (LoadBalancerConfiguration is not read yet)",
+            reference.group, reference.kind, reference.name
+        );
+        return Some(Verdict::new(
+            types::ACCEPTED,
+            false,
+            "InvalidParameters",
+            message,
+        ));
+    }
+    let fixed = gateway
+        .spec
+        .addresses
+        .iter()
+        .find(|a| !a.value.is_empty())?;
+    let message = format!(
+        "address {} cannot be given: an ALB's addresses are its own (its DNS name)",
+        fixed.value
+    );
+    Some(Verdict::new(
+        types::ACCEPTED,
+        false,
+        "UnsupportedAddress",
+        message,
+    ))
 }
 
 #[cfg(test)]

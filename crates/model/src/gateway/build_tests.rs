@@ -215,3 +215,87 @@ fn an_https_listener_waits_for_its_imported_certificate() {
     assert_eq!(stack.listeners[0].certificates, ["arn:aws:acm:cert"]);
     assert!(ready.pending.is_empty());
 }
+
+#[test]
+fn parameters_and_static_addresses_are_refused_an_empty_address_is_not() {
+    let mut with_parameters = gateway(http_listener());
+    with_parameters.spec.infrastructure = Some(lb_api::gateway::GatewayInfrastructure {
+        parameters_ref: Some(lb_api::gateway::LocalParametersReference {
+            group: "invalid.io".into(),
+            kind: "InvalidParameters".into(),
+            name: "x".into(),
+        }),
+        ..Default::default()
+    });
+    let built = World::new().build(&with_parameters, &[]);
+    assert_eq!(
+        (built.accepted.status, built.accepted.reason),
+        (false, "InvalidParameters")
+    );
+    assert!(built.stack.is_none());
+    let mut with_address = gateway(http_listener());
+    with_address.spec.addresses = vec![lb_api::gateway::GatewayAddress {
+        type_: Some("IPAddress".into()),
+        value: "10.0.0.1".into(),
+    }];
+    assert_eq!(
+        World::new().build(&with_address, &[]).accepted.reason,
+        "UnsupportedAddress"
+    );
+    with_address.spec.addresses[0].value.clear();
+    assert!(World::new().build(&with_address, &[]).stack.is_some());
+}
+
+#[test]
+fn listeners_with_different_hostnames_on_one_port_are_isolated() {
+    let listeners = json!([
+        {"name": "empty", "port": 80, "protocol": "HTTP"},
+        {"name": "wildcard", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"},
+        {"name": "specific", "port": 80, "protocol": "HTTP", "hostname": "abc.example.com"},
+    ]);
+    let on = |section: &str, path: &str| {
+        route(
+            section,
+            json!({
+                "parentRefs": [{"name": "gw", "sectionName": section}],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}], "backendRefs": [{"name": "v1", "port": 80}]}],
+            }),
+        )
+    };
+    let routes = [
+        on("empty", "/empty"),
+        on("wildcard", "/wildcard"),
+        on("specific", "/specific"),
+    ];
+    let built = World::new().build(&gateway(listeners), &routes);
+    let rules = &built.stack.expect("stack").listeners[0].rules;
+    let summary: Vec<(Option<String>, bool)> = rules
+        .iter()
+        .map(|r| {
+            let host = r.conditions.iter().find_map(|c| match c {
+                Condition::HostHeader(h) => Some(h.join(",")),
+                _ => None,
+            });
+            (
+                host,
+                matches!(
+                    r.action,
+                    Action::FixedResponse(FixedResponse {
+                        status_code: 404,
+                        ..
+                    })
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some("abc.example.com".into()), false),
+            (Some("abc.example.com".into()), true),
+            (Some("*.example.com".into()), false),
+            (Some("*.example.com".into()), true),
+            (None, false),
+        ]
+    );
+}
