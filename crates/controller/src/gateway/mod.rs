@@ -146,6 +146,15 @@ pub async fn run<L, E, C>(
         .run(class::reconcile, class::retry, ctx.clone())
         .for_each(|result| report_outcome("gatewayclass reconcile", result));
     let of_route = |route: HTTPRoute| pass::gateways_of_route(&route);
+    // A backend Service appearing (or going) changes its routes' references: only the Services'
+    // names are watched, to find them.
+    let service_events = watcher(
+        scope.api::<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Service>>(&client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let of_service = gateways_of_backend(routes.clone());
     let (all_gateways, of_class) = (
         every_gateway(gateways.clone()),
         gateways_of_class(gateways.clone()),
@@ -155,6 +164,7 @@ pub async fn run<L, E, C>(
         .watches_stream(route_events, of_route)
         .watches_stream(grant_events, all_gateways)
         .watches_stream(class_events, of_class)
+        .watches_stream(service_events, of_service)
         .reconcile_all_on(leadership.gained())
         .graceful_shutdown_on(shutdown)
         .run(pass::reconcile, pass::retry, ctx)
@@ -169,6 +179,34 @@ fn every_gateway(gateways: Store<Gateway>) -> impl Fn(ReferenceGrant) -> Vec<Obj
             .state()
             .iter()
             .map(|g| ObjectRef::from_obj(g.as_ref()))
+            .collect()
+    }
+}
+
+/// The Gateways whose routes send to a Service.
+fn gateways_of_backend(
+    routes: Store<HTTPRoute>,
+) -> impl Fn(kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Service>) -> Vec<ObjectRef<Gateway>>
+{
+    move |service| {
+        let (namespace, name) = (service.namespace().unwrap_or_default(), service.name_any());
+        routes
+            .state()
+            .iter()
+            .filter(|route| {
+                let route_namespace = route.namespace().unwrap_or_default();
+                route
+                    .spec
+                    .rules
+                    .iter()
+                    .flat_map(|r| &r.backend_refs)
+                    .any(|b| {
+                        b.backend.name == name
+                            && b.backend.namespace.as_deref().unwrap_or(&route_namespace)
+                                == namespace
+                    })
+            })
+            .flat_map(|route| pass::gateways_of_route(route))
             .collect()
     }
 }

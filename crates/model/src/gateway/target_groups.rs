@@ -15,7 +15,7 @@ use crate::stack::{
     Binding, CheckPort, HealthCheck, Protocol, ProtocolVersion, StackKind, TargetGroup,
     TargetIpAddressType, tags,
 };
-use crate::targets::{has_ipv6_family, port_text, target_group_port, target_port};
+use crate::targets::{port_text, target_group_port, target_port};
 
 /// Where a backend's target group belongs: the cluster, the Gateway and the route.
 #[derive(Debug, Clone, Copy)]
@@ -69,14 +69,10 @@ pub fn backend_target_group(
             port,
         });
     };
-    let ip_address_type = match (has_ipv6_family(service), owner.dualstack) {
-        (false, _) => TargetIpAddressType::Ipv4,
-        (true, true) => TargetIpAddressType::Ipv6,
-        (true, false) => {
-            return Err(TargetGroupError::Ipv6NeedsDualstack {
-                service: service_name,
-            });
-        }
+    let Some(ip_address_type) = target_address_type(service, owner.dualstack) else {
+        return Err(TargetGroupError::Ipv6NeedsDualstack {
+            service: service_name,
+        });
     };
     let grpc = owner.route_kind == "GRPCRoute";
     let version = if grpc {
@@ -123,6 +119,24 @@ pub fn backend_target_group(
         attributes: BTreeMap::new(),
     };
     Ok((group, binding))
+}
+
+/// The targets' addresses: IPv4 whenever the Service has that family (a dual-stack Service
+/// behind an IPv4 load balancer is reached on IPv4, where upstream refuses it), IPv6 for an
+/// IPv6-first Service behind a dualstack one; None for an IPv6-only Service behind an IPv4 one.
+fn target_address_type(service: &Service, dualstack: bool) -> Option<TargetIpAddressType> {
+    let families: Vec<&str> = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ip_families.as_ref())
+        .map(|f| f.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let ipv4 = families.is_empty() || families.contains(&"IPv4");
+    match (families.first() == Some(&"IPv6"), ipv4, dualstack) {
+        (true, _, true) => Some(TargetIpAddressType::Ipv6),
+        (_, true, _) => Some(TargetIpAddressType::Ipv4),
+        _ => None,
+    }
 }
 
 /// The group's resource id (`<gateway>:<route>:<Kind>-<service>:<target port as written>`) and
@@ -290,6 +304,43 @@ mod tests {
         .expect("grpc group");
         assert_eq!(grpc.health_check.matcher.as_deref(), Some("12"));
         assert_ne!(grpc.name, group.name);
+    }
+
+    #[test]
+    fn a_dual_stack_service_is_reached_on_ipv4_an_ipv6_only_one_needs_dualstack() {
+        let with_families = |families: &[&str]| {
+            let mut service = echo_service();
+            service.spec.as_mut().unwrap().ip_families =
+                Some(families.iter().map(|f| (*f).to_string()).collect());
+            service
+        };
+        let address = |families: &[&str], dualstack: bool| {
+            let owner = Owner {
+                dualstack,
+                ..owner("HTTPRoute")
+            };
+            backend_target_group(
+                owner,
+                &with_families(families),
+                8080,
+                TargetType::Ip,
+                &BTreeMap::new(),
+            )
+            .map(|(group, _)| group.ip_address_type)
+        };
+        assert_eq!(
+            address(&["IPv4", "IPv6"], false),
+            Ok(TargetIpAddressType::Ipv4)
+        );
+        assert_eq!(
+            address(&["IPv6", "IPv4"], false),
+            Ok(TargetIpAddressType::Ipv4)
+        );
+        assert_eq!(
+            address(&["IPv6", "IPv4"], true),
+            Ok(TargetIpAddressType::Ipv6)
+        );
+        assert!(address(&["IPv6"], false).is_err());
     }
 
     #[test]
