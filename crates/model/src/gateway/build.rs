@@ -155,6 +155,17 @@ impl<'a> Attached<'a> {
         let name = route.metadata.name.as_deref().unwrap_or_default();
         for (i, hosts) in on {
             self.counts[*i] += 1;
+            // Listener isolation: a hostname a more specific listener of the port owns is served
+            // only by that listener's routes.
+            let hosts: Vec<String> = hosts
+                .iter()
+                .filter(|host| owns(listeners, *i, host))
+                .cloned()
+                .collect();
+            if hosts.is_empty() && !on_hosts_any(on, *i) {
+                continue; // Every hostname is another listener's.
+            }
+            let hosts = &hosts;
             let entry = self.ports.entry(listeners[*i].port).or_default();
             match entry
                 .iter_mut()
@@ -196,6 +207,47 @@ impl<'a> Attached<'a> {
             }
         }
     }
+}
+
+/// Whether the route serves any hostname on listener `i` (neither side narrowed it).
+fn on_hosts_any(on: &[(usize, Vec<String>)], i: usize) -> bool {
+    on.iter().any(|(j, hosts)| *j == i && hosts.is_empty())
+}
+
+/// How specific a listener's hostname is: none, then wildcards by their labels, then exact ones.
+fn specificity(hostname: Option<&str>) -> (u8, usize) {
+    match hostname {
+        None => (0, 0),
+        Some(h) if h.starts_with("*.") => (1, h.matches('.').count()),
+        Some(h) => (2, h.matches('.').count()),
+    }
+}
+
+/// Whether a listener with `hostname` takes requests for `host` (itself possibly a wildcard).
+fn takes(hostname: Option<&str>, host: &str) -> bool {
+    match hostname {
+        None => true,
+        Some(h) if h.eq_ignore_ascii_case(host) => true,
+        Some(h) => h.strip_prefix('*').is_some_and(|suffix| {
+            let host = host.strip_prefix('*').unwrap_or(host).to_ascii_lowercase();
+            host.len() > suffix.len() && host.ends_with(&suffix.to_ascii_lowercase())
+        }),
+    }
+}
+
+/// Whether listener `i` is the most specific listener of its port that takes `host` (`""`:
+/// any host, which stays with its listener).
+fn owns(listeners: &[lb_api::gateway::Listener], i: usize, host: &str) -> bool {
+    if host.is_empty() {
+        return true;
+    }
+    let own = specificity(listeners[i].hostname.as_deref());
+    !listeners.iter().enumerate().any(|(j, other)| {
+        j != i
+            && other.port == listeners[i].port
+            && specificity(other.hostname.as_deref()) > own
+            && takes(other.hostname.as_deref(), host)
+    })
 }
 
 /// The hostnames a route serves on one listener; `""` for any (no host condition), so that a

@@ -299,3 +299,32 @@ fn listeners_with_different_hostnames_on_one_port_are_isolated() {
         ]
     );
 }
+
+#[test]
+fn a_hostname_a_more_specific_listener_owns_is_left_to_its_routes() {
+    let listeners = json!([
+        {"name": "empty", "port": 80, "protocol": "HTTP"},
+        {"name": "wildcard", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"},
+        {"name": "abc", "port": 80, "protocol": "HTTP", "hostname": "abc.foo.example.com"},
+    ]);
+    let via_wildcard = route(
+        "wild",
+        json!({
+            "parentRefs": [{"name": "gw", "sectionName": "wildcard"}],
+            "hostnames": ["*.example.com", "abc.foo.example.com"],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/wildcard"}}], "backendRefs": [{"name": "v1", "port": 80}]}],
+        }),
+    );
+    let built = World::new().build(&gateway(listeners), &[via_wildcard]);
+    let rules = &built.stack.expect("stack").listeners[0].rules;
+    let forwarding_hosts: Vec<String> = rules
+        .iter()
+        .filter(|r| matches!(r.action, Action::Forward { .. }))
+        .flat_map(|r| r.conditions.iter())
+        .filter_map(|c| match c {
+            Condition::HostHeader(h) => Some(h.join(",")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forwarding_hosts, ["*.example.com"]);
+}
