@@ -177,3 +177,82 @@ spec:
     controller.stop().await;
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_canary_as_an_httproute_splits_between_both_deployments() {
+    common::init_tracing();
+    let sandbox = start_sandbox().await;
+    let client = sandbox.client();
+    install_gateway_api_crds(&client)
+        .await
+        .expect("Gateway API CRDs");
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let aws = sandbox.aws().unwrap();
+    let class = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: alb}\nspec: {controllerName: gateway.k8s.aws/alb}\n";
+    manifests::apply_yaml(&client, class, "default")
+        .await
+        .unwrap();
+    let yaml = std::fs::read_to_string("examples/gateway/canary.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), "gateway-canary");
+    let address = eventually("the Gateway's address", Duration::from_secs(90), || async {
+        let status = gateways.get("traffic-split").await.ok()?.status?;
+        Some(status.addresses.first()?.value.clone())
+    })
+    .await;
+    let listener = eventually(
+        "the ALB's listener on 80",
+        Duration::from_secs(30),
+        || async {
+            let listeners = aws.control().listeners().await.ok()?;
+            listeners
+                .into_iter()
+                .find(|l| l.dns_name.eq_ignore_ascii_case(&address) && l.port == 80)
+        },
+    )
+    .await;
+    let answer = || {
+        let guard = sandbox.guard();
+        async move {
+            let response =
+                http_client::get(&guard, listener.local_address, "/", Duration::from_secs(5))
+                    .await
+                    .ok()
+                    .filter(|r| r.status == 200)?;
+            let body = String::from_utf8_lossy(&response.body).to_string();
+            Some(if body.contains("pod=gateway-canary/ng-canary-") {
+                "canary"
+            } else {
+                "primary"
+            })
+        }
+    };
+    // Both target groups healthy: both answer, then the split is counted.
+    eventually(
+        "both Deployments answering",
+        Duration::from_secs(150),
+        || async {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..20 {
+                seen.insert(answer().await?);
+            }
+            (seen.len() == 2).then_some(())
+        },
+    )
+    .await;
+    let mut canary = 0;
+    for _ in 0..100 {
+        if answer().await == Some("canary") {
+            canary += 1;
+        }
+    }
+    assert!(
+        (25..=75).contains(&canary),
+        "50/50 split: {canary} of 100 to the canary"
+    );
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
