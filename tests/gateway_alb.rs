@@ -256,3 +256,100 @@ async fn the_seeds_canary_as_an_httproute_splits_between_both_deployments() {
     controller.stop().await;
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_ssl_redirect_as_httproutes_redirects_http_and_serves_https_with_the_secrets_certificate()
+ {
+    common::init_tracing();
+    let sandbox = start_sandbox().await;
+    let client = sandbox.client();
+    install_gateway_api_crds(&client)
+        .await
+        .expect("Gateway API CRDs");
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let aws = sandbox.aws().unwrap();
+    let class = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: alb}\nspec: {controllerName: gateway.k8s.aws/alb}\n";
+    manifests::apply_yaml(&client, class, "default")
+        .await
+        .unwrap();
+    let yaml = std::fs::read_to_string("examples/gateway/ssl-redirect.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    // The Secret the example asks for, from the sandbox's CA.
+    let (certificate, key) = sandbox
+        .pki()
+        .serving_certificate("game.example.com", &["game.example.com"], &[])
+        .unwrap();
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "tls-2048", "namespace": "game-2048-gateway"},
+        "stringData": {"tls.crt": certificate, "tls.key": key},
+    });
+    manifests::apply_yaml(&client, &serde_json::to_string(&secret).unwrap(), "default")
+        .await
+        .unwrap();
+
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), "game-2048-gateway");
+    let address = eventually(
+        "both listeners programmed",
+        Duration::from_secs(120),
+        || async {
+            let status = gateways.get("game-2048").await.ok()?.status?;
+            let programmed = status
+                .listeners
+                .iter()
+                .filter(|l| condition(&l.conditions, "Programmed").is_some_and(|c| c.0 == "True"))
+                .count();
+            (programmed == 2).then(|| status.addresses.first().map(|a| a.value.clone()))?
+        },
+    )
+    .await;
+    let listener = |port: u16| {
+        let address = address.clone();
+        async move {
+            eventually("the ALB's listener", Duration::from_secs(30), || async {
+                let listeners = aws.control().listeners().await.ok()?;
+                listeners
+                    .into_iter()
+                    .find(|l| l.dns_name.eq_ignore_ascii_case(&address) && l.port == port)
+            })
+            .await
+        }
+    };
+    let http = listener(80).await;
+    let redirect = eventually("a redirect on HTTP", Duration::from_secs(60), || async {
+        http_client::get_for_host(
+            &sandbox.guard(),
+            http.local_address,
+            "game.example.com",
+            "/tile?x=1",
+            Duration::from_secs(5),
+        )
+        .await
+        .ok()
+        .filter(|r| r.status == 301)
+    })
+    .await;
+    assert_eq!(
+        redirect.location.as_deref(),
+        Some("https://game.example.com:443/tile?x=1")
+    );
+    let https = listener(443).await;
+    let ca = sandbox.pki().ca_pem();
+    let answered = eventually(
+        "HTTPS answered by a pod",
+        Duration::from_secs(150),
+        || async {
+            let response =
+                common::tls_get(&sandbox, https.local_address, &ca, "game.example.com", "/").await;
+            response
+                .contains("pod=game-2048-gateway/deployment-2048-")
+                .then_some(response)
+        },
+    )
+    .await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
