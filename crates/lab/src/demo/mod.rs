@@ -143,7 +143,10 @@ pub async fn run(options: DemoOptions) -> Result<(), CliError> {
     introduce(&sandbox, clock);
     let result = async {
         // Gateway API manifests need its CRDs before the controller starts (it looks once).
-        if texts.iter().any(|(_, text)| text.contains(lb_api::gateway::GROUP)) {
+        if texts
+            .iter()
+            .any(|(_, text)| text.contains(lb_api::gateway::GROUP))
+        {
             crate::harness::install_gateway_api_crds(&sandbox.client()).await?;
             say(clock, "Gateway API CRDs installed (the manifests use them)");
         }
