@@ -13,16 +13,17 @@ use lb_api::gateway::{Gateway, HTTPRoute, ParentReference};
 use super::attach::{Parent, Route, attach, names_gateway};
 use super::backends::{BackendSnapshot, Unresolved, resolve, resolved_refs};
 use super::conditions::{Verdict, types};
+use super::isolation::{isolated_rules, not_found, on_hosts_any, owns};
 use super::listeners::{CertificateSnapshot, CheckedListener, ListenerProtocol, check_listeners};
-use super::rules::{PortRoute, listener_rules, match_conditions, rule_action};
+use super::rules::{PortRoute, match_conditions, rule_action};
 use super::target_groups::{Owner, backend_target_group};
 use crate::ingress::IngressSettings;
 use crate::naming::{self, GatewayName};
 use crate::service::subnets::{Subnet, choose_subnets};
 use crate::stack::{
-    Action, Binding, FixedResponse, IngressRule, IpAddressType, Listener, LoadBalancer,
-    LoadBalancerKind, ManagedSecurityGroup, Protocol, Stack, StackKind, SubnetMapping, TargetGroup,
-    rule_sources, tags,
+    Action, Binding, IngressRule, IpAddressType, Listener, LoadBalancer, LoadBalancerKind,
+    ManagedSecurityGroup, Protocol, Stack, StackKind, SubnetMapping, TargetGroup, rule_sources,
+    tags,
 };
 
 /// What a Gateway's build reads besides the Gateway.
@@ -207,47 +208,6 @@ impl<'a> Attached<'a> {
             }
         }
     }
-}
-
-/// Whether the route serves any hostname on listener `i` (neither side narrowed it).
-fn on_hosts_any(on: &[(usize, Vec<String>)], i: usize) -> bool {
-    on.iter().any(|(j, hosts)| *j == i && hosts.is_empty())
-}
-
-/// How specific a listener's hostname is: none, then wildcards by their labels, then exact ones.
-fn specificity(hostname: Option<&str>) -> (u8, usize) {
-    match hostname {
-        None => (0, 0),
-        Some(h) if h.starts_with("*.") => (1, h.matches('.').count()),
-        Some(h) => (2, h.matches('.').count()),
-    }
-}
-
-/// Whether a listener with `hostname` takes requests for `host` (itself possibly a wildcard).
-fn takes(hostname: Option<&str>, host: &str) -> bool {
-    match hostname {
-        None => true,
-        Some(h) if h.eq_ignore_ascii_case(host) => true,
-        Some(h) => h.strip_prefix('*').is_some_and(|suffix| {
-            let host = host.strip_prefix('*').unwrap_or(host).to_ascii_lowercase();
-            host.len() > suffix.len() && host.ends_with(&suffix.to_ascii_lowercase())
-        }),
-    }
-}
-
-/// Whether listener `i` is the most specific listener of its port that takes `host` (`""`:
-/// any host, which stays with its listener).
-fn owns(listeners: &[lb_api::gateway::Listener], i: usize, host: &str) -> bool {
-    if host.is_empty() {
-        return true;
-    }
-    let own = specificity(listeners[i].hostname.as_deref());
-    !listeners.iter().enumerate().any(|(j, other)| {
-        j != i
-            && other.port == listeners[i].port
-            && specificity(other.hostname.as_deref()) > own
-            && takes(other.hostname.as_deref(), host)
-    })
 }
 
 /// The hostnames a route serves on one listener; `""` for any (no host condition), so that a
@@ -553,58 +513,13 @@ fn alb_listeners(
             certificates,
             ssl_policy: https.then(|| settings.default_ssl_policy.clone()),
             alpn_policy: None,
-            default_action: Action::FixedResponse(FixedResponse {
-                status_code: 404,
-                content_type: Some("text/plain".into()),
-                message_body: None,
-            }),
+            default_action: not_found(),
             rules: isolated_rules(routes, &on_port, listeners, base_tags),
             attributes: BTreeMap::new(),
             tags: listener_tags,
         });
     }
     (built, pending)
-}
-
-/// The port's rules, and listener isolation (the spec's GatewayHTTPListenerIsolation): a request
-/// is for the most specific listener its host matches, so where listeners on one port have
-/// different hostnames, each hostname gets a last rule answering 404 that keeps its requests
-/// from the rules of less specific listeners' routes.
-fn isolated_rules(
-    routes: &[PortRoute<'_>],
-    on_port: &[usize],
-    listeners: &[lb_api::gateway::Listener],
-    base_tags: &BTreeMap<String, String>,
-) -> Vec<crate::stack::Rule> {
-    let mut hostnames: Vec<String> = on_port
-        .iter()
-        .filter_map(|&i| listeners[i].hostname.clone())
-        .collect();
-    hostnames.sort();
-    hostnames.dedup();
-    let distinct =
-        hostnames.len() + usize::from(on_port.iter().any(|&i| listeners[i].hostname.is_none()));
-    if distinct < 2 {
-        return listener_rules(routes, base_tags);
-    }
-    let catch_all = [lb_api::gateway::HTTPRouteRule::default()];
-    let not_found = Action::FixedResponse(FixedResponse {
-        status_code: 404,
-        content_type: Some("text/plain".into()),
-        message_body: None,
-    });
-    let isolation = PortRoute {
-        namespace: "",
-        name: "",
-        // After every route's rule of the same hostname.
-        created: i64::MAX,
-        hostnames,
-        rules: &catch_all,
-        actions: vec![not_found],
-    };
-    let mut all = routes.to_vec();
-    all.push(isolation);
-    listener_rules(&all, base_tags)
 }
 
 /// What the Gateway asks that an ALB Gateway cannot take: infrastructure parameters (a

@@ -1,6 +1,6 @@
 use super::*;
 use crate::fixtures::{backend_service, ingress_settings, vpc};
-use crate::stack::{Condition, TargetGroupRef};
+use crate::stack::{Condition, FixedResponse, TargetGroupRef};
 use serde_json::json;
 
 fn gateway(listeners: serde_json::Value) -> Gateway {

@@ -31,7 +31,7 @@ fn meet(a: &str, b: &str) -> Option<String> {
 }
 
 /// Whether wildcard `pattern` (`*.example.com`) covers `host` (which may be a narrower wildcard).
-fn covers(pattern: &str, host: &str) -> bool {
+pub(super) fn covers(pattern: &str, host: &str) -> bool {
     let Some(suffix) = pattern.strip_prefix('*') else {
         return false;
     };

@@ -10,6 +10,7 @@ pub mod class;
 pub mod conditions;
 pub mod grants;
 pub mod hostnames;
+pub mod isolation;
 pub mod listeners;
 pub mod rules;
 pub mod target_groups;
