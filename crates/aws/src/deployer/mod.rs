@@ -2,6 +2,7 @@
 //!
 //! - [`diff`] (pure): the desired stack and what exists (only resources carrying the stack's
 //!   ownership tags) -> the steps, in a safe order; `teardown` for a stack that goes.
+//! - `steps`: the vocabulary of changes ([`diff::Step`]) and their one-line summary.
 //! - [`apply`]: the steps carried out through [`apply::LoadBalancers`], in order, stopping at the
 //!   first failure (the next reconcile describes and diffs again).
 //! - [`switch`] (pure): a listener moving to a replacement target group waits until the new group
@@ -16,4 +17,5 @@ mod convert;
 pub mod diff;
 pub mod rules;
 pub mod sdk;
+mod steps;
 pub mod switch;

@@ -14,6 +14,7 @@ pub mod build;
 pub mod class;
 pub mod error;
 pub mod group;
+mod group_settings;
 pub mod json;
 pub mod member;
 pub mod params;
