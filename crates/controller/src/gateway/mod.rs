@@ -5,7 +5,8 @@
 //! binding reconciler, from the stack's TargetGroupBindings, as for Ingresses.
 //!
 //! Without the Gateway API CRDs in the cluster the reconcilers log it and do not start (never a
-//! crash loop: upstream's users ask for exactly this).
+//! crash loop: upstream's users ask for exactly this). ListenerSets are read when their CRD is
+//! served (Gateway API v1.5 and later), and otherwise there are none.
 
 mod certificates;
 mod class;
@@ -19,7 +20,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
+use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute, ListenerSet, ReferenceGrant};
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_model::ingress::IngressSettings;
@@ -69,6 +70,8 @@ struct Caches {
     classes: Store<GatewayClass>,
     routes: Store<HTTPRoute>,
     grants: Store<ReferenceGrant>,
+    /// Empty when the ListenerSet CRD is not served.
+    listener_sets: Store<ListenerSet>,
 }
 
 impl Served for Gateway {
@@ -78,16 +81,22 @@ impl Served for Gateway {
     }
 }
 
-/// Whether the API server serves the Gateway API kinds an ALB Gateway needs; which are missing.
-pub async fn missing_kinds(client: &Client) -> Vec<&'static str> {
+/// The Gateway API kinds the API server serves (`gateway.networking.k8s.io/v1`).
+async fn served_kinds(client: &Client) -> Vec<String> {
     let version = format!("{}/v1", lb_api::gateway::GROUP);
     match client.list_api_group_resources(&version).await {
-        Ok(list) => NEEDED
-            .into_iter()
-            .filter(|kind| !list.resources.iter().any(|r| r.name == *kind))
-            .collect(),
-        Err(_) => NEEDED.to_vec(),
+        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+        Err(_) => Vec::new(),
     }
+}
+
+/// Which of the Gateway API kinds an ALB Gateway needs are not served.
+pub async fn missing_kinds(client: &Client) -> Vec<&'static str> {
+    let served = served_kinds(client).await;
+    NEEDED
+        .into_iter()
+        .filter(|kind| !served.iter().any(|s| s == kind))
+        .collect()
 }
 
 /// Runs the GatewayClass and Gateway reconcilers until `shutdown` resolves; passes happen only
@@ -113,16 +122,29 @@ pub async fn run<L, E, C>(
     let (classes, class_writer) = reflector::store();
     let (routes, route_writer) = reflector::store();
     let (grants, grant_writer) = reflector::store();
+    let (listener_sets, set_writer) = reflector::store();
     let caches = Caches {
         gateways: gateways.clone(),
         classes: classes.clone(),
         routes: routes.clone(),
         grants: grants.clone(),
+        listener_sets: listener_sets.clone(),
     };
     let gateway_events = reflected(scope.api::<Gateway>(&client), gateway_writer);
     let class_events = reflected(Api::<GatewayClass>::all(client.clone()), class_writer);
     let route_events = reflected(scope.api::<HTTPRoute>(&client), route_writer);
     let grant_events = reflected(scope.api::<ReferenceGrant>(&client), grant_writer);
+    let set_events = match served_kinds(&client)
+        .await
+        .iter()
+        .any(|k| k == "listenersets")
+    {
+        true => reflected(scope.api::<ListenerSet>(&client), set_writer).boxed(),
+        false => {
+            tracing::info!("the ListenerSet CRD is not installed: Gateways get no ListenerSets");
+            futures::stream::pending().boxed()
+        }
+    };
     let ctx = Arc::new(GatewayContext {
         pipeline: Pipeline::new(
             options.elb,
@@ -145,7 +167,20 @@ pub async fn run<L, E, C>(
         .graceful_shutdown_on(shutdown.clone())
         .run(class::reconcile, class::retry, ctx.clone())
         .for_each(|result| report_outcome("gatewayclass reconcile", result));
-    let of_route = |route: HTTPRoute| pass::gateways_of_route(&route);
+    let of_route = {
+        let sets = listener_sets.clone();
+        move |route: HTTPRoute| pass::gateways_of_route(&route, &sets)
+    };
+    // A namespace's labels decide what listener and route selectors admit.
+    let namespace_events = watcher(
+        Api::<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>::all(
+            client.clone(),
+        ),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let of_namespace = every_gateway(gateways.clone());
     // A backend Service appearing (or going) changes its routes' references: only the Services'
     // names are watched, to find them.
     let service_events = watcher(
@@ -154,7 +189,8 @@ pub async fn run<L, E, C>(
     )
     .default_backoff()
     .touched_objects();
-    let of_service = gateways_of_backend(routes.clone());
+    let of_service = gateways_of_backend(routes.clone(), listener_sets.clone());
+    let of_set = gateways_of_set(gateways.clone());
     let (all_gateways, of_class) = (
         every_gateway(gateways.clone()),
         gateways_of_class(gateways.clone()),
@@ -163,6 +199,8 @@ pub async fn run<L, E, C>(
         .with_config(debounced())
         .watches_stream(route_events, of_route)
         .watches_stream(grant_events, all_gateways)
+        .watches_stream(set_events, of_set)
+        .watches_stream(namespace_events, of_namespace)
         .watches_stream(class_events, of_class)
         .watches_stream(service_events, of_service)
         .reconcile_all_on(leadership.gained())
@@ -172,8 +210,9 @@ pub async fn run<L, E, C>(
     futures::join!(classes_loop, gateways_loop);
 }
 
-/// Every Gateway (a ReferenceGrant may open a reference for any of them).
-fn every_gateway(gateways: Store<Gateway>) -> impl Fn(ReferenceGrant) -> Vec<ObjectRef<Gateway>> {
+/// Every Gateway (a ReferenceGrant may open a reference for any of them, a namespace's labels
+/// may let its objects in).
+fn every_gateway<T>(gateways: Store<Gateway>) -> impl Fn(T) -> Vec<ObjectRef<Gateway>> {
     move |_| {
         gateways
             .state()
@@ -183,9 +222,36 @@ fn every_gateway(gateways: Store<Gateway>) -> impl Fn(ReferenceGrant) -> Vec<Obj
     }
 }
 
+/// The Gateway a ListenerSet names, and those that may have admitted it before it changed its
+/// parent (every Gateway admitting ListenerSets).
+fn gateways_of_set(gateways: Store<Gateway>) -> impl Fn(ListenerSet) -> Vec<ObjectRef<Gateway>> {
+    move |set| {
+        let mut named = gateways
+            .state()
+            .iter()
+            .filter(|g| {
+                g.spec.allowed_listeners.is_some()
+                    || lb_model::gateway::listener_sets::names_gateway(&set, g)
+            })
+            .map(|g| ObjectRef::from_obj(g.as_ref()))
+            .collect::<Vec<_>>();
+        let reference = &set.spec.parent_ref;
+        let namespace = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| set.namespace().unwrap_or_default());
+        let parent = ObjectRef::new(&reference.name).within(&namespace);
+        if !named.contains(&parent) {
+            named.push(parent);
+        }
+        named
+    }
+}
+
 /// The Gateways whose routes send to a Service.
 fn gateways_of_backend(
     routes: Store<HTTPRoute>,
+    sets: Store<ListenerSet>,
 ) -> impl Fn(kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Service>) -> Vec<ObjectRef<Gateway>>
 {
     move |service| {
@@ -206,7 +272,7 @@ fn gateways_of_backend(
                                 == namespace
                     })
             })
-            .flat_map(|route| pass::gateways_of_route(route))
+            .flat_map(|route| pass::gateways_of_route(route, &sets))
             .collect()
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
-use lb_api::gateway::{ALB_CONTROLLER_NAME, Gateway, HTTPRoute};
+use lb_api::gateway::{ALB_CONTROLLER_NAME, Gateway, HTTPRoute, ListenerSet};
 use lb_api::keys::gateway::{FINALIZER, STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
@@ -23,20 +23,34 @@ use lb_model::stack::StackKind;
 
 use super::GatewayContext;
 use super::certificates::{SecretPem, certificate_arns, delete_stale};
-use super::status::{Programmed, write_gateway_status, write_route_statuses};
+use super::status::{
+    Programmed, write_gateway_status, write_listener_set_statuses, write_route_statuses,
+};
 use crate::stack::error::KubeContext;
 use crate::stack::objects::{add_finalizer, remove_finalizer};
 use crate::stack::{BindingScope, REPLACEMENT_CHECK, RESYNC, Removed, Served, StackError};
 
-/// The Gateways a route names (for the watch that maps route changes to Gateway passes).
-pub fn gateways_of_route(route: &HTTPRoute) -> Vec<ObjectRef<Gateway>> {
+/// The Gateways a route names, directly or through a ListenerSet (for the watch that maps route
+/// changes to Gateway passes).
+pub fn gateways_of_route(route: &HTTPRoute, sets: &Store<ListenerSet>) -> Vec<ObjectRef<Gateway>> {
     let namespace = route.namespace().unwrap_or_default();
     route
         .spec
         .parent_refs
         .iter()
-        .filter(|r| r.kind.as_deref().unwrap_or("Gateway") == "Gateway")
-        .map(|r| ObjectRef::new(&r.name).within(r.namespace.as_deref().unwrap_or(&namespace)))
+        .filter_map(|r| {
+            let target_namespace = r.namespace.as_deref().unwrap_or(&namespace);
+            match r.kind.as_deref().unwrap_or("Gateway") {
+                "Gateway" => Some(ObjectRef::new(&r.name).within(target_namespace)),
+                "ListenerSet" => {
+                    let set = sets.get(&ObjectRef::new(&r.name).within(target_namespace))?;
+                    let parent = &set.spec.parent_ref;
+                    let parent_namespace = parent.namespace.as_deref().unwrap_or(target_namespace);
+                    Some(ObjectRef::new(&parent.name).within(parent_namespace))
+                }
+                _ => None,
+            }
+        })
         .collect()
 }
 
@@ -81,6 +95,7 @@ pub async fn reconcile<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
 /// What a Gateway's build reads, owned (the model's [`Snapshot`] borrows it).
 struct Read {
     routes: Vec<HTTPRoute>,
+    listener_sets: Vec<ListenerSet>,
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     backends: BackendSnapshot,
     certificates: CertificateSnapshot,
@@ -94,6 +109,7 @@ impl Read {
     fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             routes: &self.routes,
+            listener_sets: &self.listener_sets,
             namespace_labels: &self.namespace_labels,
             backends: &self.backends,
             certificates: &self.certificates,
@@ -117,8 +133,16 @@ async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
         .map(|g| (**g).clone())
         .collect();
     let services = ctx.stores.services.state();
-    let (judged, pems) = certificate_secrets(gateway, ctx).await?;
+    let listener_sets: Vec<ListenerSet> = ctx
+        .caches
+        .listener_sets
+        .state()
+        .iter()
+        .map(|s| (**s).clone())
+        .collect();
+    let (judged, pems) = certificate_secrets(gateway, &listener_sets, ctx).await?;
     Ok(Read {
+        listener_sets,
         routes: ctx
             .caches
             .routes
@@ -177,6 +201,14 @@ async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
             &Programmed::Failed(problem.clone()),
         )
         .await?;
+        write_listener_set_statuses(
+            &ctx.client,
+            gateway,
+            &read.listener_sets,
+            &built,
+            &Programmed::Failed(problem.clone()),
+        )
+        .await?;
         write_route_statuses(&ctx.client, gateway, &read.routes, &built).await?;
         // Refused (its status says why): nothing to retry until it changes.
         if !built.accepted.status {
@@ -195,6 +227,14 @@ async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
         Err(err) => Programmed::Failed(err.to_string()),
     };
     write_gateway_status(&ctx.client, gateway, &built, &programmed).await?;
+    write_listener_set_statuses(
+        &ctx.client,
+        gateway,
+        &read.listener_sets,
+        &built,
+        &programmed,
+    )
+    .await?;
     write_route_statuses(&ctx.client, gateway, &read.routes, &built).await?;
     let converged = converged?;
     delete_stale(&ctx.acm, &ctx.imports, &stale).await;
@@ -205,10 +245,11 @@ async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
     })
 }
 
-/// The certificate Secrets the Gateway's HTTPS listeners name: as the model judges them, and
-/// the certificate and key of those that hold one.
+/// The certificate Secrets the Gateway's HTTPS listeners (and its ListenerSets') name: as the
+/// model judges them, and the certificate and key of those that hold one.
 async fn certificate_secrets<L, E, C>(
     gateway: &Gateway,
+    listener_sets: &[ListenerSet],
     ctx: &GatewayContext<L, E, C>,
 ) -> Result<
     (
@@ -219,7 +260,7 @@ async fn certificate_secrets<L, E, C>(
 > {
     let mut judged = BTreeMap::new();
     let mut pems = BTreeMap::new();
-    for key in secrets_named(gateway) {
+    for key in secrets_named(gateway, listener_sets) {
         if judged.contains_key(&key) {
             continue;
         }
@@ -239,20 +280,28 @@ async fn certificate_secrets<L, E, C>(
     Ok((judged, pems))
 }
 
-/// The Secrets a Gateway's listeners name, by (namespace, name).
-fn secrets_named(gateway: &Gateway) -> Vec<SecretKey> {
-    let namespace = gateway.namespace().unwrap_or_default();
-    gateway
-        .spec
-        .listeners
-        .iter()
-        .filter_map(|l| l.tls.as_ref())
-        .flat_map(|tls| tls.certificate_refs.iter())
-        .map(|r| {
-            (
-                r.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                r.name.clone(),
-            )
+/// The Secrets a Gateway's listeners, and those of the ListenerSets naming it, name, by
+/// (namespace, name).
+fn secrets_named(gateway: &Gateway, listener_sets: &[ListenerSet]) -> Vec<SecretKey> {
+    let own = std::iter::once((
+        gateway.namespace().unwrap_or_default(),
+        &gateway.spec.listeners,
+    ));
+    let sets = lb_model::gateway::listener_sets::naming(gateway, listener_sets)
+        .into_iter()
+        .map(|s| (s.namespace().unwrap_or_default(), &s.spec.listeners));
+    own.chain(sets)
+        .flat_map(|(namespace, listeners)| {
+            listeners
+                .iter()
+                .filter_map(|l| l.tls.as_ref())
+                .flat_map(|tls| tls.certificate_refs.iter())
+                .map(move |r| {
+                    (
+                        r.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                        r.name.clone(),
+                    )
+                })
         })
         .collect()
 }
@@ -312,7 +361,7 @@ async fn certificates_for<L, E, C: ImportedCertificates>(
         .gateways
         .state()
         .iter()
-        .flat_map(|g| secrets_named(g))
+        .flat_map(|g| secrets_named(g, &read.listener_sets))
         .collect();
     certificate_arns(
         &ctx.acm,

@@ -1,18 +1,22 @@
 //! The statuses a Gateway pass writes: the Gateway's (addresses as `Hostname`, as upstream;
-//! Accepted, Programmed; each listener's conditions, kinds and attached routes) and, on each route
-//! that names the Gateway, the entry of each parentRef naming it (Accepted, ResolvedRefs). Each
-//! is written only when it says something new; a condition that says the same keeps its time.
+//! Accepted, Programmed; each listener's conditions, kinds and attached routes; the ListenerSets
+//! attached), each ListenerSet's naming it (the same, for its listeners) and, on each route that
+//! names the Gateway or one of its ListenerSets, the entry of each parentRef naming it (Accepted,
+//! ResolvedRefs). Each is written only when it says something new; a condition that says the same
+//! keeps its time.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use lb_api::gateway::{
-    ALB_CONTROLLER_NAME, Gateway, GatewayAddress, GatewayStatus, HTTPRoute, ListenerStatus,
-    RouteParentStatus,
+    ALB_CONTROLLER_NAME, Gateway, GatewayAddress, GatewayStatus, HTTPRoute, ListenerSet,
+    ListenerSetStatus, ListenerStatus, RouteParentStatus,
 };
 use lb_model::gateway::attach::names_gateway;
-use lb_model::gateway::build::GatewayBuild;
+use lb_model::gateway::build::{GatewayBuild, SetOutcome};
 use lb_model::gateway::conditions::{Verdict, merge, types};
+use lb_model::gateway::listener_sets::names_listener_set;
+use lb_model::gateway::listeners::Origin;
 use serde_json::json;
 
 use crate::stack::StackError;
@@ -45,8 +49,11 @@ fn gateway_status(
         _ => None,
     };
     let verdict = programmed_verdict(built.accepted.status, programmed, address.as_deref());
+    let namespace = gateway.namespace().unwrap_or_default();
+    let own = Origin::gateway(&namespace, &gateway.name_any());
+    let attached = built.sets.iter().filter(|s| s.accepted.status).count();
     GatewayStatus {
-        listeners: listener_statuses(built, &verdict, &previous, generation, &now),
+        listeners: listener_statuses(built, &own, &verdict, &previous.listeners, generation, &now),
         addresses: address
             .into_iter()
             .map(|value| GatewayAddress {
@@ -60,7 +67,7 @@ fn gateway_status(
             generation,
             &now,
         ),
-        attached_listener_sets: None,
+        attached_listener_sets: Some(i32::try_from(attached).unwrap_or(i32::MAX)),
     }
 }
 
@@ -91,12 +98,14 @@ fn programmed_verdict(accepted: bool, programmed: &Programmed, address: Option<&
     }
 }
 
-/// Each listener's status: its checks, and Programmed as the Gateway is (unless it is invalid
-/// or waits for its certificate).
+/// The status of each listener written in `origin` (the Gateway, or one of its ListenerSets):
+/// its checks, and Programmed as the Gateway is (unless it is invalid or waits for its
+/// certificate).
 fn listener_statuses(
     built: &GatewayBuild,
+    origin: &Origin,
     gateway: &Verdict,
-    previous: &GatewayStatus,
+    previous: &[ListenerStatus],
     generation: Option<i64>,
     now: &Time,
 ) -> Vec<ListenerStatus> {
@@ -104,8 +113,15 @@ fn listener_statuses(
         .listeners
         .iter()
         .enumerate()
+        .filter(|(_, listener)| listener.origin == *origin)
         .map(|(i, listener)| {
             let mut verdicts = listener.verdicts.clone();
+            // A listener refused for a conflict is not programmed for that same reason.
+            let refused_by = listener
+                .verdicts
+                .iter()
+                .find(|v| v.type_ == types::ACCEPTED && !v.status && v.reason.ends_with("Conflict"))
+                .map(|v| v.reason);
             verdicts.push(
                 match (
                     listener.usable(),
@@ -115,7 +131,7 @@ fn listener_statuses(
                     (false, _, _) => Verdict::new(
                         types::PROGRAMMED,
                         false,
-                        "Invalid",
+                        refused_by.unwrap_or("Invalid"),
                         "the listener is not valid",
                     ),
                     (true, true, _) => Verdict::new(
@@ -132,7 +148,7 @@ fn listener_statuses(
                     }
                 },
             );
-            let before = previous.listeners.iter().find(|l| l.name == listener.name);
+            let before = previous.iter().find(|l| l.name == listener.name);
             ListenerStatus {
                 name: listener.name.clone(),
                 supported_kinds: listener.supported_kinds.clone(),
@@ -162,15 +178,20 @@ fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
 }
 
-fn same_gateway_status(a: &GatewayStatus, b: &GatewayStatus) -> bool {
-    a.addresses == b.addresses
-        && same_conditions(&a.conditions, &b.conditions)
-        && a.listeners.len() == b.listeners.len()
-        && a.listeners.iter().zip(&b.listeners).all(|(x, y)| {
+fn same_listeners(a: &[ListenerStatus], b: &[ListenerStatus]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
             (&x.name, &x.supported_kinds, x.attached_routes)
                 == (&y.name, &y.supported_kinds, y.attached_routes)
                 && same_conditions(&x.conditions, &y.conditions)
         })
+}
+
+fn same_gateway_status(a: &GatewayStatus, b: &GatewayStatus) -> bool {
+    a.addresses == b.addresses
+        && a.attached_listener_sets == b.attached_listener_sets
+        && same_conditions(&a.conditions, &b.conditions)
+        && same_listeners(&a.listeners, &b.listeners)
 }
 
 /// Writes the Gateway's status when it says something new.
@@ -200,8 +221,102 @@ pub async fn write_gateway_status(
     Ok(())
 }
 
-/// Writes, on every route that names the Gateway (or named it, and still has our entry for
-/// it), the entries of the parentRefs naming it; other parents' entries stay.
+/// A ListenerSet's status after this pass: Accepted as the build says, Programmed as the
+/// Gateway is once accepted, and its listeners'.
+fn listener_set_status(
+    set: &ListenerSet,
+    outcome: &SetOutcome,
+    built: &GatewayBuild,
+    gateway: &Verdict,
+) -> ListenerSetStatus {
+    let previous = set.status.clone().unwrap_or_default();
+    let generation = set.metadata.generation;
+    let now = now();
+    let accepted = &outcome.accepted;
+    let programmed = match (accepted.status, gateway.status) {
+        (false, _) => Verdict::new(
+            types::PROGRAMMED,
+            false,
+            accepted.reason,
+            accepted.message.clone(),
+        ),
+        (true, true) => Verdict::new(
+            types::PROGRAMMED,
+            true,
+            "Programmed",
+            "its listeners are programmed",
+        ),
+        (true, false) => Verdict::new(types::PROGRAMMED, false, "Pending", gateway.message.clone()),
+    };
+    let origin = Origin::listener_set(&outcome.set.namespace, &outcome.set.name);
+    ListenerSetStatus {
+        conditions: merge(
+            &previous.conditions,
+            &[accepted.clone(), programmed],
+            generation,
+            &now,
+        ),
+        listeners: listener_statuses(
+            built,
+            &origin,
+            gateway,
+            &previous.listeners,
+            generation,
+            &now,
+        ),
+    }
+}
+
+/// Writes the status of every ListenerSet naming the Gateway, when it says something new.
+pub async fn write_listener_set_statuses(
+    client: &Client,
+    gateway: &Gateway,
+    sets: &[ListenerSet],
+    built: &GatewayBuild,
+    programmed: &Programmed,
+) -> Result<(), StackError> {
+    let address = match programmed {
+        Programmed::Done(Some(dns)) => Some(dns.to_ascii_lowercase()),
+        _ => None,
+    };
+    let verdict = programmed_verdict(built.accepted.status, programmed, address.as_deref());
+    for outcome in &built.sets {
+        let Some(set) = sets.iter().find(|s| {
+            s.namespace().as_deref() == Some(outcome.set.namespace.as_str())
+                && s.name_any() == outcome.set.name
+        }) else {
+            continue;
+        };
+        let status = listener_set_status(set, outcome, built, &verdict);
+        let unchanged = set.status.as_ref().is_some_and(|s| {
+            same_conditions(&s.conditions, &status.conditions)
+                && same_listeners(&s.listeners, &status.listeners)
+        });
+        if unchanged {
+            continue;
+        }
+        let api: Api<ListenerSet> = Api::namespaced(client.clone(), &outcome.set.namespace);
+        api.patch_status(
+            &outcome.set.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await
+        .context(|| {
+            format!(
+                "writing the status of ListenerSet {}/{} (Gateway {})",
+                outcome.set.namespace,
+                outcome.set.name,
+                gateway.name_any()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes, on every route that names the Gateway or one of its ListenerSets (or named it, and
+/// still has our entry for it), the entries of the parentRefs naming it; other parents' entries
+/// stay.
 pub async fn write_route_statuses(
     client: &Client,
     gateway: &Gateway,
@@ -215,8 +330,17 @@ pub async fn write_route_statuses(
         let route_namespace = route.namespace().unwrap_or_default();
         let route_name = route.name_any();
         let ours = |entry: &RouteParentStatus| {
+            let reference = &entry.parent_ref;
             entry.controller_name == ALB_CONTROLLER_NAME
-                && names_gateway(&entry.parent_ref, &route_namespace, &namespace, &name)
+                && (names_gateway(reference, &route_namespace, &namespace, &name)
+                    || built.sets.iter().any(|s| {
+                        names_listener_set(
+                            reference,
+                            &route_namespace,
+                            &s.set.namespace,
+                            &s.set.name,
+                        )
+                    }))
         };
         let previous = route.status.clone().unwrap_or_default().parents;
         let outcomes: Vec<_> = built

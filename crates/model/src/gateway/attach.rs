@@ -1,6 +1,8 @@
-//! Whether a route attaches to a Gateway, and to which of its listeners: the parentRef's section
-//! name and port, the listeners' allowed kinds and namespaces, and hostname intersection. The
-//! answer is the route's `Accepted` condition for that parent, and the listeners it counts on.
+//! Whether a route attaches to a Gateway (or to one of its ListenerSets), and to which of its
+//! listeners: the parentRef's section name and port, the listeners' allowed kinds and namespaces,
+//! and hostname intersection. The answer is the route's `Accepted` condition for that parent, and
+//! the listeners it counts on. A parentRef reaches only the listeners written in the object it
+//! names: a Gateway's own, or one ListenerSet's.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,7 @@ use lb_api::gateway::{GROUP, Listener, ParentReference};
 
 use super::conditions::{Verdict, types};
 use super::hostnames::intersect;
-use super::listeners::CheckedListener;
+use super::listeners::{CheckedListener, Origin};
 use crate::selectors::label_selector_matches;
 
 /// The route as attachment sees it.
@@ -20,7 +22,8 @@ pub struct Route<'a> {
     pub hostnames: &'a [String],
 }
 
-/// The Gateway as attachment sees it: its listeners as written and as checked (same order).
+/// The Gateway as attachment sees it: its listeners (with its ListenerSets') as written and as
+/// checked (same order).
 #[derive(Debug, Clone, Copy)]
 pub struct Parent<'a> {
     pub namespace: &'a str,
@@ -51,12 +54,14 @@ pub fn names_gateway(
         && reference.name == name
 }
 
-/// Attaches `route` through `reference` (which names `parent`); `namespace_labels` are the
-/// cluster's namespaces' labels (for `allowedRoutes` selectors).
+/// Attaches `route` through `reference` (which names `origin`, the Gateway or one of its
+/// ListenerSets); `namespace_labels` are the cluster's namespaces' labels (for `allowedRoutes`
+/// selectors).
 pub fn attach(
     route: Route<'_>,
     reference: &ParentReference,
     parent: Parent<'_>,
+    origin: &Origin,
     namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> Attachment {
     let refused = |reason: &'static str, message: String| Attachment {
@@ -66,18 +71,17 @@ pub fn attach(
     let named: Vec<usize> = (0..parent.listeners.len())
         .filter(|&i| {
             let listener = &parent.listeners[i];
-            reference
-                .section_name
-                .as_deref()
-                .is_none_or(|s| s == listener.name)
+            parent.checked[i].origin == *origin
+                && reference
+                    .section_name
+                    .as_deref()
+                    .is_none_or(|s| s == listener.name)
                 && reference.port.is_none_or(|p| p == listener.port)
         })
         .collect();
     if named.is_empty() {
         let message = format!(
-            "Gateway {}/{} has no listener{}{}",
-            parent.namespace,
-            parent.name,
+            "{origin} has no listener{}{}",
             reference
                 .section_name
                 .as_deref()
@@ -96,8 +100,8 @@ pub fn attach(
         .collect();
     if allowed.is_empty() {
         let message = format!(
-            "no listener of Gateway {}/{} admits {}s from namespace {}",
-            parent.namespace, parent.name, route.kind, route.namespace
+            "no listener of {origin} admits {}s from namespace {}",
+            route.kind, route.namespace
         );
         return refused("NotAllowedByListeners", message);
     }
@@ -109,10 +113,7 @@ pub fn attach(
         })
         .collect();
     if listeners.is_empty() {
-        let message = format!(
-            "no hostname of the route matches a listener of Gateway {}/{}",
-            parent.namespace, parent.name
-        );
+        let message = format!("no hostname of the route matches a listener of {origin}");
         return refused("NoMatchingListenerHostname", message);
     }
     Attachment {
@@ -139,7 +140,8 @@ fn admits(
     let from = namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same");
     let namespace_ok = match from {
         "All" => true,
-        "Same" => route.namespace == parent.namespace,
+        // The namespace of the object the listener is written in.
+        "Same" => route.namespace == parent.checked[i].origin.namespace,
         "Selector" => namespaces
             .and_then(|n| n.selector.as_ref())
             .is_some_and(|selector| {

@@ -2,19 +2,21 @@
 //! the objects should get: one pure pass over a snapshot. Listeners are checked, routes attached,
 //! their backends resolved into target groups and bindings, their rules laid out per port; the
 //! ALB gets a listener for each port that has a usable listener and an attached route (as
-//! upstream), and a managed security group open on every listener port.
+//! upstream), and a managed security group open on every listener port. The listeners of the
+//! ListenerSets the Gateway admits are served beside its own ([`super::listener_sets`]).
 
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use lb_api::TargetType;
-use lb_api::gateway::{Gateway, HTTPRoute, ParentReference};
+use lb_api::gateway::{Gateway, HTTPRoute, ListenerSet, ParentReference};
 
 use super::attach::{Parent, Route, attach, names_gateway};
 use super::backends::{BackendSnapshot, Unresolved, resolve, resolved_refs};
 use super::conditions::{Verdict, types};
 use super::isolation::{isolated_rules, not_found, on_hosts_any, owns};
-use super::listeners::{CertificateSnapshot, CheckedListener, ListenerProtocol, check_listeners};
+use super::listener_sets::{NamingSet, merge, names_listener_set, set_accepted};
+use super::listeners::{CertificateSnapshot, CheckedListener, ListenerProtocol, Origin, check_all};
 use super::rules::{PortRoute, match_conditions, rule_action};
 use super::target_groups::{Owner, backend_target_group};
 use crate::ingress::IngressSettings;
@@ -31,6 +33,8 @@ use crate::stack::{
 pub struct Snapshot<'a> {
     /// Every HTTPRoute that may name the Gateway.
     pub routes: &'a [HTTPRoute],
+    /// Every ListenerSet that may name the Gateway.
+    pub listener_sets: &'a [ListenerSet],
     pub namespace_labels: &'a BTreeMap<String, BTreeMap<String, String>>,
     pub backends: &'a BackendSnapshot,
     pub certificates: &'a CertificateSnapshot,
@@ -49,6 +53,13 @@ pub struct RouteOutcome {
     pub resolved_refs: Verdict,
 }
 
+/// A ListenerSet naming the Gateway, and its Accepted condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetOutcome {
+    pub set: NamingSet,
+    pub accepted: Verdict,
+}
+
 /// The build's answer: the stack (None when the Gateway cannot have one), and every status.
 #[derive(Debug, Clone)]
 pub struct GatewayBuild {
@@ -56,7 +67,10 @@ pub struct GatewayBuild {
     /// Why there is no stack.
     pub problem: Option<String>,
     pub accepted: Verdict,
+    /// The Gateway's own listeners, then its admitted ListenerSets' (each knows its origin).
     pub listeners: Vec<CheckedListener>,
+    /// Every ListenerSet naming the Gateway, by precedence.
+    pub sets: Vec<SetOutcome>,
     /// Routes attached, per listener (same order).
     pub attached_routes: Vec<i32>,
     /// Listeners left out of the ALB for now (an HTTPS listener whose certificate is not
@@ -73,8 +87,9 @@ pub fn build_gateway<'a>(
 ) -> GatewayBuild {
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
     let name = gateway.metadata.name.as_deref().unwrap_or_default();
-    let listeners = &gateway.spec.listeners;
-    let checked = check_listeners(namespace, listeners, snapshot.certificates);
+    let (merged, naming_sets) = merge(gateway, snapshot.listener_sets, snapshot.namespace_labels);
+    let listeners = &merged.listeners;
+    let checked = check_all(listeners, &merged.origins, snapshot.certificates);
     let parent = Parent {
         namespace,
         name,
@@ -87,7 +102,7 @@ pub fn build_gateway<'a>(
         tags::GATEWAY_ALB_STACK.into(),
         format!("{namespace}/{name}"),
     );
-    let attached = attach_routes(parent, snapshot, settings, &base_tags);
+    let attached = attach_routes(parent, &naming_sets, snapshot, settings, &base_tags);
     let (alb_listeners, pending) = alb_listeners(
         &checked,
         listeners,
@@ -97,12 +112,20 @@ pub fn build_gateway<'a>(
         &base_tags,
     );
     let accepted = gateway_accepted(gateway, &checked);
+    let sets = naming_sets
+        .into_iter()
+        .map(|set| SetOutcome {
+            accepted: set_accepted(&set, accepted.status, &checked),
+            set,
+        })
+        .collect();
     if !accepted.status {
         return GatewayBuild {
             stack: None,
             problem: Some(accepted.message.clone()),
             accepted,
             listeners: checked,
+            sets,
             attached_routes: attached.counts,
             pending,
             routes: attached.outcomes,
@@ -110,12 +133,12 @@ pub fn build_gateway<'a>(
     }
     let stack = stack_of(
         gateway,
+        (listeners, &checked),
         snapshot.subnets,
         settings,
         &base_tags,
         alb_listeners,
-        attached.target_groups,
-        attached.bindings,
+        (attached.target_groups, attached.bindings),
     );
     let (stack, problem) = match stack {
         Ok(stack) => (Some(stack), None),
@@ -126,6 +149,7 @@ pub fn build_gateway<'a>(
         problem,
         accepted,
         listeners: checked,
+        sets,
         attached_routes: attached.counts,
         pending,
         routes: attached.outcomes,
@@ -219,9 +243,39 @@ fn hostnames_or_any(hosts: &[String]) -> Vec<String> {
     }
 }
 
-/// Attaches every route of the snapshot that names the Gateway.
+/// The object a route's parentRef names among the Gateway and the ListenerSets naming it: the
+/// origin of the listeners it may attach to, or why it cannot attach (a ListenerSet the Gateway
+/// does not admit); None when the reference is to something else.
+fn named_parent(
+    reference: &ParentReference,
+    route_namespace: &str,
+    parent: &Parent<'_>,
+    sets: &[NamingSet],
+) -> Option<Result<Origin, Verdict>> {
+    if names_gateway(reference, route_namespace, parent.namespace, parent.name) {
+        return Some(Ok(Origin::gateway(parent.namespace, parent.name)));
+    }
+    let set = sets
+        .iter()
+        .find(|s| names_listener_set(reference, route_namespace, &s.namespace, &s.name))?;
+    Some(match set.admitted {
+        true => Ok(Origin::listener_set(&set.namespace, &set.name)),
+        false => Err(Verdict::new(
+            types::ACCEPTED,
+            false,
+            "NotAllowedByListeners",
+            format!(
+                "ListenerSet {}/{} is not admitted by Gateway {}/{}",
+                set.namespace, set.name, parent.namespace, parent.name
+            ),
+        )),
+    })
+}
+
+/// Attaches every route of the snapshot that names the Gateway or one of its ListenerSets.
 fn attach_routes<'a>(
     parent: Parent<'_>,
+    sets: &[NamingSet],
     snapshot: Snapshot<'a>,
     settings: &'a IngressSettings,
     base_tags: &BTreeMap<String, String>,
@@ -235,18 +289,22 @@ fn attach_routes<'a>(
     };
     for route in snapshot.routes {
         let route_namespace = route.metadata.namespace.as_deref().unwrap_or_default();
-        let naming_us = route
-            .spec
-            .parent_refs
-            .iter()
-            .filter(|r| names_gateway(r, route_namespace, parent.namespace, parent.name));
-        for reference in naming_us {
+        let naming_us = route.spec.parent_refs.iter().filter_map(|reference| {
+            named_parent(reference, route_namespace, &parent, sets).map(|named| (reference, named))
+        });
+        for (reference, named) in naming_us {
             let view = Route {
                 kind: "HTTPRoute",
                 namespace: route_namespace,
                 hostnames: &route.spec.hostnames,
             };
-            let attachment = attach(view, reference, parent, snapshot.namespace_labels);
+            let attachment = match &named {
+                Ok(origin) => attach(view, reference, parent, origin, snapshot.namespace_labels),
+                Err(refused) => super::attach::Attachment {
+                    accepted: refused.clone(),
+                    listeners: Vec::new(),
+                },
+            };
             let owner = Owner {
                 cluster: &settings.cluster,
                 gateway_namespace: parent.namespace,
@@ -294,12 +352,12 @@ fn resolved_refs_of(problems: &[Unresolved]) -> Verdict {
 /// The ALB stack of `gateway`, or why it cannot have one (no subnets).
 fn stack_of(
     gateway: &Gateway,
+    served: (&[lb_api::gateway::Listener], &[CheckedListener]),
     subnets: &[Subnet],
     settings: &IngressSettings,
     base_tags: &BTreeMap<String, String>,
     listeners: Vec<Listener>,
-    target_groups: Vec<TargetGroup>,
-    bindings: Vec<Binding>,
+    (target_groups, bindings): (Vec<TargetGroup>, Vec<Binding>),
 ) -> Result<Stack, String> {
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
     let name = gateway.metadata.name.as_deref().unwrap_or_default();
@@ -323,7 +381,7 @@ fn stack_of(
     };
     let managed_security_group = ManagedSecurityGroup {
         name: naming::gateway_security_group(&settings.cluster, gateway_name),
-        ingress: open_ports(&gateway.spec.listeners),
+        ingress: open_ports(served.0, served.1),
         tags: with(tags::MANAGED_SECURITY_GROUP),
     };
     Ok(Stack {
@@ -359,13 +417,18 @@ fn stack_of(
 }
 
 /// The managed security group's rules: every listener's port open to everyone (IPv4; upstream
-/// opens every Gateway listener's, routes or not).
-fn open_ports(listeners: &[lb_api::gateway::Listener]) -> Vec<IngressRule> {
+/// opens every Gateway listener's, routes or not), and every accepted ListenerSet listener's.
+fn open_ports(
+    listeners: &[lb_api::gateway::Listener],
+    checked: &[CheckedListener],
+) -> Vec<IngressRule> {
     let everyone = [IpNet::V4(Default::default())];
     let sources = rule_sources(None, &[], &everyone);
     let mut ports: Vec<u16> = listeners
         .iter()
-        .filter_map(|l| u16::try_from(l.port).ok())
+        .zip(checked)
+        .filter(|(_, c)| c.origin.is_gateway() || c.accepted())
+        .filter_map(|(l, _)| u16::try_from(l.port).ok())
         .collect();
     ports.sort_unstable();
     ports.dedup();
@@ -441,8 +504,11 @@ fn gateway_accepted(gateway: &Gateway, listeners: &[CheckedListener]) -> Verdict
     if let Some(problem) = unsupported_spec(gateway) {
         return problem;
     }
-    let valid = listeners.iter().filter(|l| l.accepted()).count();
-    if valid == listeners.len() {
+    let own = listeners.iter().filter(|l| l.origin.is_gateway());
+    let (valid, all) = own.fold((0, 0), |(valid, all), l| {
+        (valid + usize::from(l.accepted()), all + 1)
+    });
+    if valid == all {
         Verdict::new(types::ACCEPTED, true, "Accepted", "Gateway accepted")
     } else if valid > 0 {
         Verdict::new(

@@ -25,6 +25,7 @@ struct World {
     certificates: CertificateSnapshot,
     arns: BTreeMap<(String, String), String>,
     subnets: Vec<Subnet>,
+    sets: Vec<ListenerSet>,
 }
 
 impl World {
@@ -42,12 +43,14 @@ impl World {
             certificates: CertificateSnapshot::default(),
             arns: BTreeMap::new(),
             subnets: vpc(),
+            sets: Vec::new(),
         }
     }
 
     fn build(&self, gateway: &Gateway, routes: &[HTTPRoute]) -> GatewayBuild {
         let snapshot = Snapshot {
             routes,
+            listener_sets: &self.sets,
             namespace_labels: &self.labels,
             backends: &self.backends,
             certificates: &self.certificates,
@@ -327,4 +330,102 @@ fn a_hostname_a_more_specific_listener_owns_is_left_to_its_routes() {
         })
         .collect();
     assert_eq!(forwarding_hosts, ["*.example.com"]);
+}
+
+fn listener_set(name: &str, listeners: serde_json::Value) -> ListenerSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "infra", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"parentRef": {"name": "gw"}, "listeners": listeners},
+    }))
+    .expect("listener set")
+}
+
+#[test]
+fn listener_set_listeners_serve_only_the_routes_that_name_their_set() {
+    let mut gw = gateway(json!([
+        {"name": "gw-http", "port": 80, "protocol": "HTTP", "hostname": "gw.example"},
+    ]));
+    gw.spec.allowed_listeners =
+        serde_json::from_value(json!({"namespaces": {"from": "Same"}})).expect("allowed");
+    let mut world = World::new();
+    world.sets = vec![listener_set(
+        "extra",
+        json!([
+            {"name": "ls-http", "port": 80, "protocol": "HTTP", "hostname": "ls.example"},
+            {"name": "ls-8080", "port": 8080, "protocol": "HTTP"},
+        ]),
+    )];
+    let to_set =
+        json!({"kind": "ListenerSet", "group": "gateway.networking.k8s.io", "name": "extra"});
+    let both = route(
+        "both",
+        json!({"parentRefs": [{"name": "gw"}, to_set], "rules": [{"backendRefs": [{"name": "v1", "port": 80}]}]}),
+    );
+    let set_only = route(
+        "set-only",
+        json!({"parentRefs": [{"kind": "ListenerSet", "name": "extra", "sectionName": "ls-http"}],
+               "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/ls"}}], "backendRefs": [{"name": "v2", "port": 80}]}]}),
+    );
+    // A Gateway parentRef cannot reach a ListenerSet's listener by its name.
+    let wrong_parent = route(
+        "wrong-parent",
+        json!({"parentRefs": [{"name": "gw", "sectionName": "ls-http"}], "rules": [{"backendRefs": [{"name": "v1", "port": 80}]}]}),
+    );
+    let built = world.build(&gw, &[both, set_only, wrong_parent]);
+    assert_eq!(built.problem, None);
+    let names: Vec<&str> = built.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["gw-http", "ls-http", "ls-8080"]);
+    assert_eq!(built.attached_routes, [1, 2, 1]);
+    assert_eq!(built.sets.len(), 1);
+    assert_eq!(built.sets[0].accepted.reason, "Accepted");
+    let outcome = |name: &str, kind: Option<&str>| {
+        built
+            .routes
+            .iter()
+            .find(|o| o.name == name && o.parent_ref.kind.as_deref() == kind)
+            .map(|o| (o.accepted.status, o.accepted.reason))
+            .expect(name)
+    };
+    assert_eq!(outcome("both", None), (true, "Accepted"));
+    assert_eq!(outcome("both", Some("ListenerSet")), (true, "Accepted"));
+    assert_eq!(outcome("set-only", Some("ListenerSet")), (true, "Accepted"));
+    assert_eq!(outcome("wrong-parent", None), (false, "NoMatchingParent"));
+    let stack = built.stack.expect("stack");
+    let ports: Vec<u16> = stack.listeners.iter().map(|l| l.port).collect();
+    assert_eq!(ports, [80, 8080]);
+    let sg = stack.managed_security_group.expect("managed group");
+    let open: Vec<u16> = sg.ingress.iter().map(|r| r.port).collect();
+    assert_eq!(open, [80, 8080]);
+    // On port 80: /ls only for ls.example, "both" for each hostname, then isolation's 404s.
+    let host_of = |rule: &crate::stack::Rule| {
+        rule.conditions.iter().find_map(|c| match c {
+            Condition::HostHeader(values) => Some(values.clone()),
+            _ => None,
+        })
+    };
+    let port_80 = &stack.listeners[0].rules;
+    let ls_rule = port_80
+        .iter()
+        .find(|r| r.conditions.iter().any(|c| matches!(c, Condition::PathPattern { values, .. } if values == &["/ls*"] || values == &["/ls", "/ls/*"])))
+        .expect("the set-only route's rule");
+    assert_eq!(host_of(ls_rule), Some(vec!["ls.example".to_string()]));
+}
+
+#[test]
+fn a_route_naming_a_set_the_gateway_does_not_admit_is_not_accepted() {
+    let gw = gateway(http_listener());
+    let mut world = World::new();
+    world.sets = vec![listener_set(
+        "extra",
+        json!([{"name": "ls-http", "port": 80, "protocol": "HTTP", "hostname": "ls.example"}]),
+    )];
+    let to_set = route(
+        "to-set",
+        json!({"parentRefs": [{"kind": "ListenerSet", "name": "extra"}], "rules": [{"backendRefs": [{"name": "v1", "port": 80}]}]}),
+    );
+    let built = world.build(&gw, &[to_set]);
+    assert_eq!(built.listeners.len(), 1);
+    assert_eq!(built.sets[0].accepted.reason, "NotAllowed");
+    assert_eq!(built.routes[0].accepted.reason, "NotAllowedByListeners");
+    assert!(built.stack.expect("stack").listeners.is_empty());
 }

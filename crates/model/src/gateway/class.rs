@@ -13,7 +13,7 @@ pub const PARAMETERS_KIND: &str = "LoadBalancerConfiguration";
 
 /// The Gateway API features an ALB Gateway supports (the spec's names, sorted): the core ones,
 /// and the extended ones an ALB can do that are built. The conformance run claims exactly these.
-pub const SUPPORTED_FEATURES: [&str; 14] = [
+pub const SUPPORTED_FEATURES: [&str; 15] = [
     "Gateway",
     "GatewayAddressEmpty",
     "GatewayHTTPListenerIsolation",
@@ -27,6 +27,7 @@ pub const SUPPORTED_FEATURES: [&str; 14] = [
     "HTTPRoutePortRedirect",
     "HTTPRouteQueryParamMatching",
     "HTTPRouteSchemeRedirect",
+    "ListenerSet",
     "ReferenceGrant",
 ];
 

@@ -2,6 +2,10 @@
 //! HTTPS on an ALB), the route kinds it admits, its certificates (Secrets in reach, by
 //! ReferenceGrant across namespaces, holding a certificate and key), and conflicts between
 //! listeners on one port. Each gets its conditions; the usable ones become ALB listeners.
+//!
+//! The listeners of the ListenerSets a Gateway admits are checked with the Gateway's own, after
+//! them: each in its own object's namespace, and by precedence (a ListenerSet's listener that
+//! conflicts with an earlier one is refused; the earlier one keeps its place).
 
 use std::collections::BTreeMap;
 
@@ -33,10 +37,49 @@ pub struct CertificateSnapshot {
     pub grants: Vec<ReferenceGrant>,
 }
 
+/// The object a listener is written in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `Gateway` or `ListenerSet`.
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Origin {
+    pub fn gateway(namespace: &str, name: &str) -> Self {
+        Self {
+            kind: "Gateway",
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    pub fn listener_set(namespace: &str, name: &str) -> Self {
+        Self {
+            kind: "ListenerSet",
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    pub fn is_gateway(&self) -> bool {
+        self.kind == "Gateway"
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
 /// A listener after the checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedListener {
     pub name: String,
+    /// The Gateway or ListenerSet it is written in.
+    pub origin: Origin,
     pub port: i32,
     /// None: a protocol an ALB cannot serve.
     pub protocol: Option<ListenerProtocol>,
@@ -67,21 +110,25 @@ impl CheckedListener {
 /// The route kinds an HTTP or HTTPS listener serves.
 const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
 
-/// Checks the listeners of a Gateway in `namespace`.
-pub fn check_listeners(
-    namespace: &str,
+/// Checks `listeners`, each written in its `origins` entry (same order): a Gateway's own first,
+/// then its ListenerSets' by precedence.
+pub fn check_all(
     listeners: &[Listener],
+    origins: &[Origin],
     snapshot: &CertificateSnapshot,
 ) -> Vec<CheckedListener> {
     let mut checked: Vec<CheckedListener> = listeners
         .iter()
-        .map(|listener| check(namespace, listener, snapshot))
+        .zip(origins)
+        .map(|(listener, origin)| check(origin, listener, snapshot))
         .collect();
-    mark_conflicts(&mut checked);
+    let own = origins.iter().take_while(|o| o.is_gateway()).count();
+    mark_conflicts(&mut checked[..own]);
+    refuse_later_conflicts(&mut checked, listeners, own);
     checked
 }
 
-fn check(namespace: &str, listener: &Listener, snapshot: &CertificateSnapshot) -> CheckedListener {
+fn check(origin: &Origin, listener: &Listener, snapshot: &CertificateSnapshot) -> CheckedListener {
     let protocol = match listener.protocol.as_str() {
         "HTTP" => Some(ListenerProtocol::Http),
         "HTTPS" => Some(ListenerProtocol::Https),
@@ -105,7 +152,7 @@ fn check(namespace: &str, listener: &Listener, snapshot: &CertificateSnapshot) -
         ),
     });
     let (certificates, certificate_problem) = match protocol {
-        Some(ListenerProtocol::Https) => certificates(namespace, listener, snapshot),
+        Some(ListenerProtocol::Https) => certificates(origin, listener, snapshot),
         _ => (Vec::new(), None),
     };
     verdicts.push(match kinds_problem.or(certificate_problem) {
@@ -125,6 +172,7 @@ fn check(namespace: &str, listener: &Listener, snapshot: &CertificateSnapshot) -
     ));
     CheckedListener {
         name: listener.name.clone(),
+        origin: origin.clone(),
         port: listener.port,
         protocol,
         hostname: listener.hostname.clone(),
@@ -172,10 +220,11 @@ fn route_kinds(listener: &Listener) -> (Vec<RouteGroupKind>, Option<Problem>) {
 
 /// The listener's certificate Secrets, all of them resolved, or the first problem.
 fn certificates(
-    namespace: &str,
+    origin: &Origin,
     listener: &Listener,
     snapshot: &CertificateSnapshot,
 ) -> (Vec<(String, String)>, Option<Problem>) {
+    let namespace = origin.namespace.as_str();
     let refs = listener
         .tls
         .as_ref()
@@ -200,9 +249,11 @@ fn certificates(
             );
             return (Vec::new(), Some(("InvalidCertificateRef", message)));
         }
+        // A grant names the kind of the object the listener is written in: one for Gateways
+        // does not open the Secret to ListenerSets, nor the other way round.
         let from = grants::From {
             group: GROUP,
-            kind: "Gateway",
+            kind: origin.kind,
             namespace,
         };
         let to = grants::To {
@@ -213,7 +264,8 @@ fn certificates(
         };
         if !permitted(&snapshot.grants, from, to) {
             let message = format!(
-                "no ReferenceGrant in {secret_namespace} lets Gateways of {namespace} use Secret {name}"
+                "no ReferenceGrant in {secret_namespace} lets {}s of {namespace} use Secret {name}",
+                origin.kind
             );
             return (Vec::new(), Some(("RefNotPermitted", message)));
         }
@@ -283,6 +335,56 @@ fn mark_conflicts(listeners: &mut [CheckedListener]) {
             {
                 *verdict = Verdict::new(types::CONFLICTED, true, reason, message.clone());
             }
+        }
+    }
+}
+
+/// Precedence for the listeners from `from` on (a ListenerSet's): one on a port where an earlier
+/// standing listener has another protocol, or the same protocol and hostname, is refused
+/// (Accepted and Conflicted say why) and leaves the port to the earlier one. A protocol an ALB
+/// cannot serve still conflicts first: the conflict is what the user has to resolve.
+fn refuse_later_conflicts(checked: &mut [CheckedListener], listeners: &[Listener], from: usize) {
+    for i in from..checked.len() {
+        let earlier = (0..i).filter(|&j| {
+            checked[j].protocol.is_some()
+                && !checked[j].verdict(types::CONFLICTED)
+                && checked[j].port == checked[i].port
+        });
+        let mut conflict = None;
+        for j in earlier {
+            if listeners[j].protocol != listeners[i].protocol {
+                conflict = Some((
+                    "ProtocolConflict",
+                    format!(
+                        "port {} is taken by listener {} ({}) of {}",
+                        checked[i].port, checked[j].name, listeners[j].protocol, checked[j].origin
+                    ),
+                ));
+                break;
+            }
+            if checked[j].hostname == checked[i].hostname && conflict.is_none() {
+                let host = checked[i].hostname.as_deref().unwrap_or("(any hostname)");
+                conflict = Some((
+                    "HostnameConflict",
+                    format!(
+                        "hostname {host} on port {} is taken by listener {} of {}",
+                        checked[i].port, checked[j].name, checked[j].origin
+                    ),
+                ));
+            }
+        }
+        if let Some((reason, message)) = conflict {
+            let listener = &mut checked[i];
+            listener
+                .verdicts
+                .retain(|v| v.type_ != types::ACCEPTED && v.type_ != types::CONFLICTED);
+            listener.verdicts.insert(
+                0,
+                Verdict::new(types::ACCEPTED, false, reason, message.clone()),
+            );
+            listener
+                .verdicts
+                .push(Verdict::new(types::CONFLICTED, true, reason, message));
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod grants;
 pub mod hostnames;
 pub mod isolation;
+pub mod listener_sets;
 pub mod listeners;
 pub mod rules;
 pub mod target_groups;
