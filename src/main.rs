@@ -273,6 +273,7 @@ async fn load_balancers(
         ec2: ec2(),
         acm: lb_aws::SdkAcm::new(config, calls.clone()),
         settings: alb_settings,
+        caches: lb_controller_core::gateway::GatewayCaches::default(),
     });
     lb_controller_core::LoadBalancerOptions {
         services,

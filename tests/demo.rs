@@ -377,3 +377,90 @@ fn the_demo_shows_each_alb_its_rules_and_who_answers_them() {
         "{https}"
     );
 }
+
+/// The seeds' canary and SSL redirect as Gateway API (`examples/gateway/`) through the demo, as
+/// their Ingress versions: the canary's HTTPRoute splits between both Services; the SSL
+/// redirect's HTTP listener answers 301 to HTTPS and its HTTPS listener (the certificate from a
+/// Secret, imported into ACM) is answered by the game's Service.
+#[test]
+fn the_demo_shows_each_gateway_alb_its_rules_and_who_answers_them() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report = std::env::temp_dir().join(format!("gateway-alb-{}.json", std::process::id()));
+    let args = [
+        "demo".to_string(),
+        "--for".into(),
+        "90s".into(),
+        "--report".into(),
+        report.display().to_string(),
+        "--manifests".into(),
+        "examples/gateway/echo.yaml".into(),
+        "examples/gateway/canary.yaml".into(),
+        "examples/gateway/ssl-redirect.yaml".into(),
+        "examples/gateway/sandbox-tls-secret.yaml".into(),
+    ];
+    let output = Command::new(env!("CARGO_BIN_EXE_lb-controller"))
+        .args(&args)
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "demo exited with {}",
+        output.status
+    );
+    let written = std::fs::read_to_string(&report).expect("report written");
+    let _ = std::fs::remove_file(&report);
+    let report: serde_json::Value = serde_json::from_str(&written).unwrap();
+    let gateway = |name: &str| {
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "Gateway" && o["name"] == name)
+            .unwrap_or_else(|| panic!("Gateway {name} in the report"))
+            .clone()
+    };
+    let canary = gateway("traffic-split");
+    let rule = &canary["application_load_balancer"]["listeners"][0]["rules"][0];
+    assert!(
+        rule["action"].as_str().unwrap().contains("weight 50"),
+        "{canary}"
+    );
+    let shares = rule["probe"]["by_service"].as_object().unwrap();
+    assert_eq!(shares.len(), 2, "both Services answer: {rule}");
+    assert!(
+        shares
+            .values()
+            .all(|v| (25.0..=75.0).contains(&v.as_f64().unwrap())),
+        "{rule}"
+    );
+    let game = gateway("game-2048");
+    let listeners = game["application_load_balancer"]["listeners"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{game}"))
+        .clone();
+    let http = listeners.iter().find(|l| l["port"] == 80).expect("HTTP:80");
+    let redirected = http["rules"][0]["probe"]["by_status"].as_object().unwrap();
+    assert!(
+        !redirected.is_empty() && redirected.keys().all(|k| k.starts_with("301 -> https://")),
+        "{http}"
+    );
+    let https = listeners
+        .iter()
+        .find(|l| l["port"] == 443)
+        .expect("HTTPS:443");
+    let answered = &https["rules"][0]["probe"];
+    assert_eq!(
+        answered["by_status"]["200"].as_f64(),
+        Some(100.0),
+        "{https}"
+    );
+    assert_eq!(
+        answered["by_service"]["game-2048-gateway/service-2048"].as_f64(),
+        Some(100.0),
+        "{https}"
+    );
+}

@@ -1,16 +1,20 @@
 //! ALB Gateways on the sandbox (examples/gateway/): the GatewayClass is accepted with its
 //! features, the Gateway becomes an ALB whose address is in its status (a Hostname, as upstream),
 //! its route's rule reaches the pods, a route to a Service that does not exist answers 500 and
-//! says why in its status, and deleting the Gateway removes its ALB and nothing else.
+//! says why in its status, pods rolled behind the route (ip targets) carry the readiness gate of
+//! its binding and it opens, and deleting the Gateway removes its ALB and nothing else.
 
 mod common;
 
 use std::time::Duration;
 
 use kube::Api;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use lb_api::TargetGroupBinding;
 use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute};
-use lb_lab::harness::{install_gateway_api_crds, start_controller};
+use lb_lab::harness::{
+    HarnessOptions, install_gateway_api_crds, start_controller, start_controller_with,
+};
 use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
 use lb_sandbox::{http_client, manifests};
@@ -33,7 +37,14 @@ async fn a_gateway_becomes_an_alb_its_route_reaches_the_pods_and_its_statuses_sa
     install_gateway_api_crds(&client)
         .await
         .expect("Gateway API CRDs");
-    let controller = start_controller(&sandbox).await.expect("controller starts");
+    // ip targets: pods are registered (and gated) themselves.
+    let harness = HarnessOptions {
+        alb_target_type: lb_api::TargetType::Ip,
+        ..HarnessOptions::default()
+    };
+    let controller = start_controller_with(&sandbox, harness)
+        .await
+        .expect("controller starts");
     let aws = sandbox.aws().unwrap();
     let elb = elb_setup::client(aws).await;
 
@@ -157,6 +168,57 @@ spec:
     assert!(body.contains("pod=gateway-demo/echo-"), "{body}");
     assert_eq!(status_of("/missing").await.map(|r| r.0), Some(500));
     assert_eq!(status_of("/elsewhere").await.map(|r| r.0), Some(404));
+
+    // Readiness gates for route backends, as for Ingress backends: pods rolled out behind the
+    // route carry their binding's gate, and it opens once the ALB finds them healthy.
+    let bindings: Api<TargetGroupBinding> = Api::namespaced(client.clone(), "gateway-demo");
+    let binding = bindings
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|b| b.spec.service_ref.name == "echo")
+        .expect("the echo backend's binding");
+    let gate = format!(
+        "target-health.alb.ingress.k8s.aws/{}",
+        binding.metadata.name.unwrap()
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "gateway-demo");
+    let restart = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"demo/restarted": "1"}}}}});
+    deployments
+        .patch("echo", &PatchParams::default(), &Patch::Merge(restart))
+        .await
+        .unwrap();
+    eventually(
+        "the rolled pods gated, their gates open",
+        Duration::from_secs(180),
+        || async {
+            let pods = pods_of(&client, "gateway-demo", "echo").await;
+            let rolled = |p: &k8s_openapi::api::core::v1::Pod| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.metadata
+                        .annotations
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key("demo/restarted"))
+            };
+            let gated = |p: &k8s_openapi::api::core::v1::Pod| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.readiness_gates.as_ref())
+                    .is_some_and(|g| g.iter().any(|g| g.condition_type == gate))
+            };
+            let new: Vec<_> = pods.iter().filter(|p| rolled(p)).collect();
+            (new.len() == 2
+                && new.iter().all(|p| {
+                    gated(p) && lb_sandbox::testing::condition(p, &gate).as_deref() == Some("True")
+                }))
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(status_of("/echo").await.map(|r| r.0), Some(200));
 
     // The Gateway deleted: its ALB goes, and its finalizer with it.
     gateways

@@ -460,6 +460,10 @@ async fn start_webhook<A: Elbv2, L, E, C>(
                 settings: o.settings.clone(),
                 class: o.class.clone(),
             }),
+        gateways: balancers.gateways.as_ref().map(|o| webhook::GatewayNaming {
+            settings: o.settings.clone(),
+            caches: o.caches.stores(),
+        }),
         load_balancer_class: options.load_balancer_class,
     });
     let reload = tokio::spawn(certificate.watch(webhook::CERTIFICATE_CHECK));

@@ -372,6 +372,7 @@ pub async fn start_controller_with(
             default_target_type: harness.alb_target_type,
             ..IngressSettings::upstream_defaults(aws.cluster_name())
         },
+        caches: lb_controller_core::gateway::GatewayCaches::default(),
     };
     let ingresses = IngressOptions {
         elb: SdkLoadBalancers::new(&config, calls.clone(), vpc),

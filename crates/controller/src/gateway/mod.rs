@@ -49,6 +49,56 @@ pub struct GatewayOptions<L, E, C> {
     pub acm: C,
     /// The flags Ingresses and Gateways share (cluster, default tags, scheme, target type...).
     pub settings: IngressSettings,
+    /// The Gateway API objects' caches, filled once the reconcilers run; the pod webhook reads
+    /// them too (`GatewayCaches::default()`).
+    pub caches: GatewayCaches,
+}
+
+/// The Gateway API objects' caches and what fills them.
+pub struct GatewayCaches {
+    stores: Caches,
+    writers: Writers,
+}
+
+impl Default for GatewayCaches {
+    fn default() -> Self {
+        let (gateways, gateway_writer) = reflector::store();
+        let (classes, class_writer) = reflector::store();
+        let (routes, route_writer) = reflector::store();
+        let (grants, grant_writer) = reflector::store();
+        let (listener_sets, set_writer) = reflector::store();
+        Self {
+            stores: Caches {
+                gateways,
+                classes,
+                routes,
+                grants,
+                listener_sets,
+            },
+            writers: Writers {
+                gateways: gateway_writer,
+                classes: class_writer,
+                routes: route_writer,
+                grants: grant_writer,
+                listener_sets: set_writer,
+            },
+        }
+    }
+}
+
+impl GatewayCaches {
+    /// The caches to read (they stay empty while the reconcilers do not run).
+    pub fn stores(&self) -> Caches {
+        self.stores.clone()
+    }
+}
+
+struct Writers {
+    gateways: reflector::store::Writer<Gateway>,
+    classes: reflector::store::Writer<GatewayClass>,
+    routes: reflector::store::Writer<HTTPRoute>,
+    grants: reflector::store::Writer<ReferenceGrant>,
+    listener_sets: reflector::store::Writer<ListenerSet>,
 }
 
 /// What a Gateway pass reads and writes through.
@@ -65,13 +115,13 @@ pub struct GatewayContext<L, E, C> {
 
 /// The Gateway API objects' caches.
 #[derive(Clone)]
-struct Caches {
-    gateways: Store<Gateway>,
-    classes: Store<GatewayClass>,
-    routes: Store<HTTPRoute>,
-    grants: Store<ReferenceGrant>,
+pub struct Caches {
+    pub gateways: Store<Gateway>,
+    pub classes: Store<GatewayClass>,
+    pub routes: Store<HTTPRoute>,
+    pub grants: Store<ReferenceGrant>,
     /// Empty when the ListenerSet CRD is not served.
-    listener_sets: Store<ListenerSet>,
+    pub listener_sets: Store<ListenerSet>,
 }
 
 impl Served for Gateway {
@@ -118,28 +168,26 @@ pub async fn run<L, E, C>(
         tracing::info!(missing = ?missing, "the Gateway API CRDs are not installed: the Gateway reconcilers do not run (install them, e.g. with the chart's gatewayAPI.installCRDs, and restart)");
         return;
     }
-    let (gateways, gateway_writer) = reflector::store();
-    let (classes, class_writer) = reflector::store();
-    let (routes, route_writer) = reflector::store();
-    let (grants, grant_writer) = reflector::store();
-    let (listener_sets, set_writer) = reflector::store();
-    let caches = Caches {
-        gateways: gateways.clone(),
-        classes: classes.clone(),
-        routes: routes.clone(),
-        grants: grants.clone(),
-        listener_sets: listener_sets.clone(),
-    };
-    let gateway_events = reflected(scope.api::<Gateway>(&client), gateway_writer);
-    let class_events = reflected(Api::<GatewayClass>::all(client.clone()), class_writer);
-    let route_events = reflected(scope.api::<HTTPRoute>(&client), route_writer);
-    let grant_events = reflected(scope.api::<ReferenceGrant>(&client), grant_writer);
+    let GatewayCaches {
+        stores: caches,
+        writers,
+    } = options.caches;
+    let Caches {
+        gateways,
+        routes,
+        listener_sets,
+        ..
+    } = caches.clone();
+    let gateway_events = reflected(scope.api::<Gateway>(&client), writers.gateways);
+    let class_events = reflected(Api::<GatewayClass>::all(client.clone()), writers.classes);
+    let route_events = reflected(scope.api::<HTTPRoute>(&client), writers.routes);
+    let grant_events = reflected(scope.api::<ReferenceGrant>(&client), writers.grants);
     let set_events = match served_kinds(&client)
         .await
         .iter()
         .any(|k| k == "listenersets")
     {
-        true => reflected(scope.api::<ListenerSet>(&client), set_writer).boxed(),
+        true => reflected(scope.api::<ListenerSet>(&client), writers.listener_sets).boxed(),
         false => {
             tracing::info!("the ListenerSet CRD is not installed: Gateways get no ListenerSets");
             futures::stream::pending().boxed()

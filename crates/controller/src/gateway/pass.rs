@@ -239,9 +239,28 @@ async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
     let converged = converged?;
     delete_stale(&ctx.acm, &ctx.imports, &stale).await;
     tracing::info!(steps = converged.steps, hostname = ?converged.dns_name, "reconciled");
-    Ok(match converged.waiting.is_empty() {
-        true => Action::requeue(RESYNC),
-        false => Action::requeue(REPLACEMENT_CHECK),
+    Ok(if !converged.waiting.is_empty() {
+        Action::requeue(REPLACEMENT_CHECK)
+    } else if waits_for_secret(&built) {
+        Action::requeue(SECRET_CHECK)
+    } else {
+        Action::requeue(RESYNC)
+    })
+}
+
+/// How soon a Gateway whose listener names a certificate Secret that is missing, malformed or
+/// not granted is passed again: Secrets are read, not watched (the controller may only `get`
+/// them), so a Secret created after its Gateway is found by the next pass.
+const SECRET_CHECK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Whether a listener waits for its certificate Secret.
+fn waits_for_secret(built: &GatewayBuild) -> bool {
+    built.listeners.iter().any(|l| {
+        l.verdicts.iter().any(|v| {
+            v.type_ == lb_model::gateway::conditions::types::RESOLVED_REFS
+                && !v.status
+                && matches!(v.reason, "InvalidCertificateRef" | "RefNotPermitted")
+        })
     })
 }
 

@@ -49,6 +49,8 @@ pub struct WebhookState<A, W: ClusterWrites> {
     pub services: Option<ServiceNaming>,
     /// With the Ingress reconciler on: how it selects and names, likewise for Ingresses.
     pub ingresses: Option<IngressNaming>,
+    /// With the Gateway reconcilers on: their settings and caches, likewise for route backends.
+    pub gateways: Option<GatewayNaming>,
     /// The class new `type: LoadBalancer` Services get when they name none (None: left alone).
     pub load_balancer_class: Option<String>,
 }
@@ -58,6 +60,13 @@ pub struct WebhookState<A, W: ClusterWrites> {
 pub struct IngressNaming {
     pub settings: lb_model::ingress::IngressSettings,
     pub class: lb_model::ingress::class::ClassSettings,
+}
+
+/// What predicting the Gateway reconcilers' bindings takes.
+#[derive(Clone)]
+pub struct GatewayNaming {
+    pub settings: lb_model::ingress::IngressSettings,
+    pub caches: crate::gateway::Caches,
 }
 
 /// What predicting the Service reconciler's bindings takes.

@@ -1,6 +1,8 @@
 //! `/mutate-v1-pod`: readiness gates and the termination hold for pods created behind an `ip`
-//! binding in a namespace labelled for injection (see [`lb_model::pod_admission`]).
+//! binding in a namespace labelled for injection (see [`lb_model::pod_admission`]), including
+//! the bindings the Service, Ingress and Gateway reconcilers are about to make.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,8 +11,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
+use kube::runtime::reflector::ObjectRef;
 use lb_api::TargetType;
+use lb_api::gateway::{ALB_CONTROLLER_NAME, Gateway, HTTPRoute, ListenerSet, ReferenceGrant};
 use lb_aws::Elbv2;
+use lb_model::gateway::backends::BackendSnapshot;
+use lb_model::gateway::build::Snapshot;
+use lb_model::gateway::gates;
+use lb_model::gateway::listeners::CertificateSnapshot;
 use lb_model::ingress::class::Selection;
 use lb_model::ingress::member::{Cluster, Services, member_bindings};
 use lb_model::pod_admission::mutate_pod;
@@ -18,7 +26,7 @@ use lb_model::selectors::service_selects;
 use lb_model::service::predicted_ip_bindings;
 use lb_model::stack::Binding;
 
-use super::{IngressNaming, ServiceNaming, WebhookState, allowed_with, request_of};
+use super::{GatewayNaming, IngressNaming, ServiceNaming, WebhookState, allowed_with, request_of};
 use crate::ingress::{Classes, selection};
 use crate::stores::Stores;
 use crate::writes::ClusterWrites;
@@ -50,6 +58,9 @@ pub async fn mutate<A: Elbv2, W: ClusterWrites>(
     };
     if let Some(naming) = &state.ingresses {
         predicted.extend(predicted_ingress_bindings(stores, &namespace, pod, naming));
+    }
+    if let Some(naming) = &state.gateways {
+        predicted.extend(predicted_gateway_bindings(stores, &namespace, pod, naming));
     }
     let mutation = mutate_pod(
         pod,
@@ -91,15 +102,9 @@ fn predicted_bindings(
         .collect()
 }
 
-/// The ip bindings the Ingress reconciler makes for the namespace's Ingresses of ours that route
-/// to a Service selecting `pod`.
-fn predicted_ingress_bindings(
-    stores: &Stores,
-    namespace: &str,
-    pod: &Pod,
-    naming: &IngressNaming,
-) -> Vec<Binding> {
-    let selecting: Vec<String> = stores
+/// The names of the namespace's Services that select `pod`.
+fn selecting_services(stores: &Stores, namespace: &str, pod: &Pod) -> Vec<String> {
+    stores
         .services
         .state()
         .iter()
@@ -111,7 +116,108 @@ fn predicted_ingress_bindings(
             )
         })
         .map(|s| s.name_any())
+        .collect()
+}
+
+/// The ip bindings the Gateway reconcilers make for the backends of routes attached to Gateways
+/// of ours, where the backend is a Service of the namespace selecting `pod`, from the caches.
+fn predicted_gateway_bindings(
+    stores: &Stores,
+    namespace: &str,
+    pod: &Pod,
+    naming: &GatewayNaming,
+) -> Vec<Binding> {
+    let selecting = selecting_services(stores, namespace, pod);
+    let caches = &naming.caches;
+    let routes: Vec<HTTPRoute> = caches
+        .routes
+        .state()
+        .iter()
+        .filter(|route| {
+            let route_namespace = route.namespace().unwrap_or_default();
+            route
+                .spec
+                .rules
+                .iter()
+                .flat_map(|r| &r.backend_refs)
+                .any(|b| {
+                    selecting.contains(&b.backend.name)
+                        && b.backend.namespace.as_deref().unwrap_or(&route_namespace) == namespace
+                })
+        })
+        .map(|r| (**r).clone())
         .collect();
+    if routes.is_empty() {
+        return Vec::new();
+    }
+    let listener_sets: Vec<ListenerSet> = caches
+        .listener_sets
+        .state()
+        .iter()
+        .map(|s| (**s).clone())
+        .collect();
+    let grants: Vec<ReferenceGrant> = caches
+        .grants
+        .state()
+        .iter()
+        .map(|g| (**g).clone())
+        .collect();
+    let backends = BackendSnapshot {
+        services: stores
+            .services
+            .state()
+            .iter()
+            .map(|s| {
+                (
+                    (s.namespace().unwrap_or_default(), s.name_any()),
+                    (**s).clone(),
+                )
+            })
+            .collect(),
+        grants,
+    };
+    let namespace_labels: BTreeMap<String, BTreeMap<String, String>> = stores
+        .namespaces
+        .state()
+        .iter()
+        .map(|n| (n.name_any(), n.labels().clone()))
+        .collect();
+    let (certificates, arns) = (CertificateSnapshot::default(), BTreeMap::new());
+    let snapshot = Snapshot {
+        routes: &routes,
+        listener_sets: &listener_sets,
+        namespace_labels: &namespace_labels,
+        backends: &backends,
+        certificates: &certificates,
+        certificate_arns: &arns,
+        subnets: &[],
+    };
+    let ours = |gateway: &Gateway| {
+        gateway.metadata.deletion_timestamp.is_none()
+            && caches
+                .classes
+                .get(&ObjectRef::new(&gateway.spec.gateway_class_name))
+                .is_some_and(|class| class.spec.controller_name == ALB_CONTROLLER_NAME)
+    };
+    let gateways = caches.gateways.state();
+    gates::predicted_bindings(
+        gateways.iter().map(|g| g.as_ref()).filter(|g| ours(g)),
+        snapshot,
+        &naming.settings,
+        namespace,
+        &selecting,
+    )
+}
+
+/// The ip bindings the Ingress reconciler makes for the namespace's Ingresses of ours that route
+/// to a Service selecting `pod`.
+fn predicted_ingress_bindings(
+    stores: &Stores,
+    namespace: &str,
+    pod: &Pod,
+    naming: &IngressNaming,
+) -> Vec<Binding> {
+    let selecting = selecting_services(stores, namespace, pod);
     if selecting.is_empty() {
         return Vec::new();
     }

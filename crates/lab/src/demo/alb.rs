@@ -1,8 +1,9 @@
-//! What the demo shows of an Ingress of ours: its group's ALB (hostname), each listener with its
-//! default action and its rules as ELB holds them, requests sent through every listener for every
-//! rule's host and path (HTTP and HTTPS; a redirect is reported, not followed) with the answers by
-//! status code and by the Service that answered, as percentages; and the Events of every member of
-//! the group. A user checks a canary split or a redirect here before a cluster.
+//! What the demo shows of an Ingress of ours (or a Gateway of ours): its group's ALB (hostname),
+//! each listener with its default action and its rules as ELB holds them, requests sent through
+//! every listener for every rule's host and path (HTTP and HTTPS; a redirect is reported, not
+//! followed) with the answers by status code and by the Service that answered, as percentages;
+//! and the Events of every member of the group (a Gateway's conditions and Events). A user checks
+//! a canary split or a redirect here before a cluster.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,10 +11,13 @@ use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use lb_api::TargetGroupBinding;
+use lb_api::gateway::Gateway;
+use lb_api::keys::gateway::{STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
 use serde::Serialize;
 
 use super::outcome::{Probes, TargetOutcome};
@@ -71,6 +75,45 @@ pub async fn outcome(
     ingress: &Ingress,
 ) -> Option<(AlbOutcome, Vec<TargetOutcome>)> {
     let hostname = ingress.status_hostname()?;
+    let group = lb_model::ingress::group::group_of(ingress, None);
+    let found = targets_by_address(client, probes, &group.binding_selector()).await;
+    let events = group_events(client, ingress).await;
+    of_alb(probes, hostname, found, events).await
+}
+
+/// The ALB of `gateway`, if it has one; and the targets of its bindings.
+pub async fn gateway_outcome(
+    client: &Client,
+    probes: &Probes<'_>,
+    gateway: &Gateway,
+) -> Option<(AlbOutcome, Vec<TargetOutcome>)> {
+    let status = gateway.status.as_ref()?;
+    let hostname = status.addresses.first()?.value.clone();
+    let (namespace, name) = (gateway.namespace().unwrap_or_default(), gateway.name_any());
+    let selector = format!("{STACK_NAMESPACE_LABEL}={namespace},{STACK_NAME_LABEL}={name}");
+    let found = targets_by_address(client, probes, &selector).await;
+    let mut events: Vec<String> = status
+        .conditions
+        .iter()
+        .map(|c| {
+            format!(
+                "{namespace}/{name}: {}={} {}: {}",
+                c.type_, c.status, c.reason, c.message
+            )
+        })
+        .collect();
+    events.extend(events_of(client, "Gateway", &namespace, &name).await);
+    of_alb(probes, hostname, found, events).await
+}
+
+/// The ALB answering at `hostname`: its listeners and rules probed; `found` the services behind
+/// the targets' addresses and the targets, `events` what to show of its objects.
+async fn of_alb(
+    probes: &Probes<'_>,
+    hostname: String,
+    (services, targets): (BTreeMap<String, String>, Vec<TargetOutcome>),
+    events: Vec<String>,
+) -> Option<(AlbOutcome, Vec<TargetOutcome>)> {
     let described = probes.elb.describe_load_balancers().send().await.ok()?;
     let alb = described
         .load_balancers()
@@ -83,8 +126,6 @@ pub async fn outcome(
         .send()
         .await
         .ok()?;
-    let group = lb_model::ingress::group::group_of(ingress, None);
-    let (services, targets) = targets_by_address(client, probes, &group).await;
     let local = probes.emulator.listeners().await.unwrap_or_default();
     let mut out = Vec::new();
     for listener in listeners.listeners() {
@@ -133,7 +174,6 @@ pub async fn outcome(
             rules: shown,
         });
     }
-    let events = group_events(client, ingress).await;
     Some((
         AlbOutcome {
             hostname,
@@ -292,15 +332,16 @@ async fn probe(
     }
 }
 
-/// Pod address -> `namespace/service`, from the group's bindings' targets; and the targets.
+/// Pod address -> `namespace/service`, from the targets of the bindings `selector` selects (a
+/// stack's); and the targets.
 async fn targets_by_address(
     client: &Client,
     probes: &Probes<'_>,
-    group: &lb_model::ingress::GroupId,
+    selector: &str,
 ) -> (BTreeMap<String, String>, Vec<TargetOutcome>) {
     let api: Api<TargetGroupBinding> = Api::all(client.clone());
     let bindings = api
-        .list(&ListParams::default().labels(&group.binding_selector()))
+        .list(&ListParams::default().labels(selector))
         .await
         .map(|l| l.items)
         .unwrap_or_default();
@@ -315,6 +356,24 @@ async fn targets_by_address(
             binding.namespace().unwrap_or_default(),
             binding.spec.service_ref.name
         );
+        // Who answered is read from the pod address the answer names: for instance targets
+        // (nodes), the Service's endpoints say whose pod it is.
+        let slices: Api<EndpointSlice> =
+            Api::namespaced(client.clone(), &binding.namespace().unwrap_or_default());
+        let of_service = ListParams::default().labels(&format!(
+            "kubernetes.io/service-name={}",
+            binding.spec.service_ref.name
+        ));
+        for slice in slices
+            .list(&of_service)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            for address in slice.endpoints.iter().flat_map(|e| &e.addresses) {
+                services.insert(address.clone(), service.clone());
+            }
+        }
         for t in probes.emulator.targets(arn).await.unwrap_or_default() {
             services.insert(t.id.clone(), service.clone());
             targets.push(TargetOutcome {
@@ -342,22 +401,31 @@ async fn group_events(client: &Client, ingress: &Ingress) -> Vec<String> {
     let mut lines = Vec::new();
     for member in members {
         let namespace = member.namespace().unwrap_or_default();
-        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-        let params = ListParams::default().fields(&format!(
-            "involvedObject.kind=Ingress,involvedObject.name={}",
-            member.name_any()
-        ));
-        for e in api.list(&params).await.map(|l| l.items).unwrap_or_default() {
-            lines.push(format!(
-                "{namespace}/{}: {} {}: {}",
-                member.name_any(),
+        lines.extend(events_of(client, "Ingress", &namespace, &member.name_any()).await);
+    }
+    lines
+}
+
+/// The Events of one object, `namespace/name: type reason: message`.
+async fn events_of(client: &Client, kind: &str, namespace: &str, name: &str) -> Vec<String> {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().fields(&format!(
+        "involvedObject.kind={kind},involvedObject.name={name}"
+    ));
+    api.list(&params)
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            format!(
+                "{namespace}/{name}: {} {}: {}",
                 e.type_.unwrap_or_default(),
                 e.reason.unwrap_or_default(),
                 e.message.unwrap_or_default()
-            ));
-        }
-    }
-    lines
+            )
+        })
+        .collect()
 }
 
 fn conditions_text(conditions: &[sdk::RuleCondition]) -> String {

@@ -287,11 +287,18 @@ async fn show(
     );
     follow_until_stopped(sandbox, options, &applied, &elb, alb, stop, clock).await;
     let guard = sandbox.guard();
+    // The CAs of the emulated account's certificates and of those imported from Secrets
+    // (examples/gateway/sandbox-tls-secret.yaml).
+    let trusted = format!(
+        "{}\n{}",
+        aws.seeded().certificate_ca_pem,
+        sandbox.pki().ca_pem()
+    );
     let probes = outcome::Probes {
         emulator: aws.control(),
         guard: &guard,
         elb: &elb,
-        ca_pem: &aws.seeded().certificate_ca_pem,
+        ca_pem: &trusted,
     };
     let report = outcome::collect(&sandbox.client(), &probes, &applied).await;
     println!("{}", outcome::text(&report));
@@ -361,6 +368,18 @@ fn placeholders(sandbox: &Sandbox, target_group_arn: &str) -> Placeholders {
         values.insert("VPC_ID", aws.seeded().vpc_id.clone());
         values.insert("CERTIFICATE_ARN", aws.seeded().certificate_arn.clone());
         values.insert("REGION", aws.region().to_string());
+    }
+    // A listener certificate Secret's (examples/gateway/sandbox-tls-secret.yaml): a PEM pair
+    // from the sandbox's CA, as YAML double-quoted strings (JSON's escapes are YAML's).
+    let pair = sandbox.pki().serving_certificate(
+        "demo.example.com",
+        &["demo.example.com", "*.example.com"],
+        &[],
+    );
+    if let Ok((certificate, key)) = pair {
+        for (name, pem) in [("SANDBOX_TLS_CRT", certificate), ("SANDBOX_TLS_KEY", key)] {
+            values.insert(name, serde_json::Value::String(pem).to_string());
+        }
     }
     if let Some(account) = lb_model::elb::account_of_arn(target_group_arn) {
         values.insert("ACCOUNT_ID", account.to_string());

@@ -56,8 +56,8 @@ pub struct ObjectOutcome {
     /// A Service's NLB: hostname, listeners and who answered through them, Events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerOutcome>,
-    /// An Ingress's ALB: listeners, rules, the answers to requests through each, the group's
-    /// Events.
+    /// An Ingress's (or a Gateway's) ALB: listeners, rules, the answers to requests through
+    /// each, the group's Events (the Gateway's conditions and Events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_load_balancer: Option<AlbOutcome>,
 }
@@ -143,6 +143,21 @@ async fn outcome(client: &Client, probes: &Probes<'_>, applied: &Applied) -> Obj
             summary
         }
         "Pod" => pod(client, &namespace, name).await,
+        "Gateway" => {
+            let api: Api<lb_api::gateway::Gateway> = Api::namespaced(client.clone(), &namespace);
+            match api.get(name).await {
+                Ok(gateway) => match alb::gateway_outcome(client, probes, &gateway).await {
+                    Some((lb, targets)) => {
+                        let summary = format!("ALB {}", lb.hostname);
+                        outcome.application_load_balancer = Some(lb);
+                        outcome.targets = targets;
+                        summary
+                    }
+                    None => "no ALB (yet): see its status".to_string(),
+                },
+                Err(_) => "gone".to_string(),
+            }
+        }
         "Ingress" => {
             let api: Api<Ingress> = Api::namespaced(client.clone(), &namespace);
             match api.get(name).await {

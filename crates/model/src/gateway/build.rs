@@ -77,6 +77,9 @@ pub struct GatewayBuild {
     /// imported yet): by index.
     pub pending: Vec<usize>,
     pub routes: Vec<RouteOutcome>,
+    /// The TargetGroupBindings of the attached routes' backends, also when there is no stack
+    /// yet: the pod webhook predicts readiness gates from them before they exist.
+    pub bindings: Vec<Binding>,
 }
 
 /// Builds `gateway` over `snapshot` with the cluster's `settings`.
@@ -129,8 +132,10 @@ pub fn build_gateway<'a>(
             attached_routes: attached.counts,
             pending,
             routes: attached.outcomes,
+            bindings: attached.bindings,
         };
     }
+    let bindings = attached.bindings.clone();
     let stack = stack_of(
         gateway,
         (listeners, &checked),
@@ -153,6 +158,7 @@ pub fn build_gateway<'a>(
         attached_routes: attached.counts,
         pending,
         routes: attached.outcomes,
+        bindings,
     }
 }
 

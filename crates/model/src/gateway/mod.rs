@@ -8,6 +8,7 @@ pub mod build;
 pub mod certificates;
 pub mod class;
 pub mod conditions;
+pub mod gates;
 pub mod grants;
 pub mod hostnames;
 pub mod isolation;
