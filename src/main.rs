@@ -48,8 +48,12 @@ struct Cli {
 enum Command {
     /// Run the controller: in-cluster (or the kubeconfig's cluster) and AWS from the environment.
     Run(Box<RunArgs>),
-    /// Print the CRDs (YAML), as committed in config/crd/.
-    Crd,
+    /// Print the CRDs (YAML) of one API group, as committed in config/crd/<group>.yaml:
+    /// elbv2.k8s.aws (default) or gateway.k8s.aws.
+    Crd {
+        #[arg(default_value = "elbv2.k8s.aws")]
+        group: String,
+    },
     /// Print the IAM policy of the AWS actions the controller calls, as committed in
     /// config/iam/iam-policy.json.
     IamPolicy,
@@ -324,9 +328,13 @@ async fn main() -> ExitCode {
             print!("{}", lb_aws::iam::policy_json());
             Ok(())
         }
-        Command::Crd => lb_api::crds_yaml()
-            .map(|yaml| print!("{yaml}"))
-            .map_err(|err| CliError::Crd(err.to_string())),
+        Command::Crd { group } => match group.as_str() {
+            "elbv2.k8s.aws" => lb_api::crds_yaml(),
+            lb_api::gateway_config::GROUP => lb_api::gateway_crds_yaml(),
+            other => Ok(format!("# no CRDs of the group {other}\n")),
+        }
+        .map(|yaml| print!("{yaml}"))
+        .map_err(|err| CliError::Crd(err.to_string())),
         #[cfg(feature = "lab")]
         Command::Demo(options) => lb_lab::demo::run(options)
             .await

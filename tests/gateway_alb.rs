@@ -1,6 +1,7 @@
 //! ALB Gateways on the sandbox (examples/gateway/): the GatewayClass is accepted with its
 //! features, the Gateway becomes an ALB whose address is in its status (a Hostname, as upstream),
-//! its route's rule reaches the pods, a route to a Service that does not exist answers 500 and
+//! its route's rule reaches the pods (upstream's TargetGroupConfiguration shaping a backend's
+//! target group), a route to a Service that does not exist answers 500 and
 //! says why in its status, pods rolled behind the route (ip targets) carry the readiness gate of
 //! its binding and it opens, and deleting the Gateway removes its ALB and nothing else.
 
@@ -258,6 +259,31 @@ async fn the_seeds_canary_as_an_httproute_splits_between_both_deployments() {
     manifests::apply_yaml(&client, &yaml, "default")
         .await
         .unwrap();
+    // Upstream's TargetGroupConfiguration, as its users write it (v1beta1): the canary's
+    // targets are its pods, checked every 6 s (AWS takes a timeout below the interval only).
+    let configuration = r#"
+apiVersion: gateway.k8s.aws/v1beta1
+kind: TargetGroupConfiguration
+metadata:
+  namespace: gateway-canary
+  name: ng-canary
+spec:
+  targetReference:
+    name: ng-canary
+  defaultConfiguration:
+    targetType: ip
+    healthCheckConfig:
+      healthCheckPath: /
+      healthCheckInterval: 6
+      healthCheckTimeout: 2
+      healthyThresholdCount: 2
+    targetGroupAttributes:
+      - key: deregistration_delay.timeout_seconds
+        value: "10"
+"#;
+    manifests::apply_yaml(&client, configuration, "default")
+        .await
+        .unwrap();
 
     let gateways: Api<Gateway> = Api::namespaced(client.clone(), "gateway-canary");
     let address = eventually("the Gateway's address", Duration::from_secs(90), || async {
@@ -315,6 +341,21 @@ async fn the_seeds_canary_as_an_httproute_splits_between_both_deployments() {
         (25..=75).contains(&canary),
         "50/50 split: {canary} of 100 to the canary"
     );
+    // The configuration reached the canary's target group only.
+    let elb = elb_setup::client(aws).await;
+    let groups = elb.describe_target_groups().send().await.unwrap();
+    let shapes: Vec<(String, i32)> = groups
+        .target_groups()
+        .iter()
+        .map(|g| {
+            (
+                g.target_type().map_or("", |t| t.as_str()).to_string(),
+                g.health_check_interval_seconds().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(shapes.contains(&("ip".into(), 6)), "{shapes:?}");
+    assert!(shapes.contains(&("instance".into(), 15)), "{shapes:?}");
     controller.stop().await;
     sandbox.shutdown().await;
 }

@@ -5,6 +5,7 @@
 //! users and with the upstream controller.
 
 pub mod gateway;
+pub mod gateway_config;
 pub mod ingress_class_params;
 pub mod keys;
 pub mod target_group_binding;
@@ -30,7 +31,20 @@ pub fn target_group_binding_crd() -> CustomResourceDefinition {
     kube_core::crd::merge_crds(versions, "v1beta1").unwrap_or_else(|_| TargetGroupBinding::crd())
 }
 
-/// Every CRD of the project as YAML documents, as written to `config/crd/`.
+/// The upstream controller's Gateway API configuration CRDs (`gateway.k8s.aws`), as written to
+/// `config/crd/gateway.k8s.aws.yaml`.
+pub fn gateway_crds_yaml() -> Result<String, serde_yaml_ng::Error> {
+    let documents = gateway_config::crds()
+        .iter()
+        .map(serde_yaml_ng::to_string)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(format!(
+        "# Generated from crates/api by `lb-controller crd gateway.k8s.aws`; do not edit.\n{}",
+        documents.join("---\n")
+    ))
+}
+
+/// The `elbv2.k8s.aws` CRDs of the project as YAML documents, as written to `config/crd/`.
 pub fn crds_yaml() -> Result<String, serde_yaml_ng::Error> {
     use kube_core::CustomResourceExt;
     Ok(format!(

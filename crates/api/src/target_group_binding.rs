@@ -367,4 +367,14 @@ mod tests {
             "config/crd is stale: run `cargo run -- crd > config/crd/elbv2.k8s.aws.yaml`"
         );
     }
+
+    #[test]
+    fn config_crd_of_upstreams_gateway_kinds_matches_the_types() {
+        let committed = include_str!("../../../config/crd/gateway.k8s.aws.yaml");
+        let generated = crate::gateway_crds_yaml().unwrap();
+        assert!(
+            committed == generated,
+            "config/crd is stale: run `cargo run -- crd gateway.k8s.aws > config/crd/gateway.k8s.aws.yaml`"
+        );
+    }
 }

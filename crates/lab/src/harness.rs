@@ -157,7 +157,8 @@ pub async fn install_crds_from(
     wait_for_crds(client).await
 }
 
-/// The Gateway API's standard-channel CRDs, as the chart installs them.
+/// The Gateway API's standard-channel CRDs, as the chart installs them (with upstream's
+/// `gateway.k8s.aws` CRDs: [`install_gateway_api_crds`]).
 const GATEWAY_API_CRDS: [&str; 10] = [
     include_str!(
         "../../../charts/lb-controller/gateway-api-crds/gateway.networking.k8s.io_backendtlspolicies.yaml"
@@ -197,6 +198,9 @@ pub async fn install_gateway_api_crds(client: &Client) -> Result<(), HarnessErro
     for crd in GATEWAY_API_CRDS {
         manifests::apply_yaml(client, crd, "default").await?;
     }
+    // Upstream's own configuration kinds (gateway.k8s.aws), as the chart installs them.
+    let configurations = include_str!("../../../config/crd/gateway.k8s.aws.yaml");
+    manifests::apply_yaml(client, configurations, "default").await?;
     let classes: Api<lb_api::gateway::GatewayClass> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

@@ -21,6 +21,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute, ListenerSet, ReferenceGrant};
+use lb_api::gateway_config::TargetGroupConfiguration;
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_model::ingress::IngressSettings;
@@ -67,6 +68,7 @@ impl Default for GatewayCaches {
         let (routes, route_writer) = reflector::store();
         let (grants, grant_writer) = reflector::store();
         let (listener_sets, set_writer) = reflector::store();
+        let (target_group_configs, config_writer) = reflector::store();
         Self {
             stores: Caches {
                 gateways,
@@ -74,6 +76,7 @@ impl Default for GatewayCaches {
                 routes,
                 grants,
                 listener_sets,
+                target_group_configs,
             },
             writers: Writers {
                 gateways: gateway_writer,
@@ -81,6 +84,7 @@ impl Default for GatewayCaches {
                 routes: route_writer,
                 grants: grant_writer,
                 listener_sets: set_writer,
+                target_group_configs: config_writer,
             },
         }
     }
@@ -99,6 +103,7 @@ struct Writers {
     routes: reflector::store::Writer<HTTPRoute>,
     grants: reflector::store::Writer<ReferenceGrant>,
     listener_sets: reflector::store::Writer<ListenerSet>,
+    target_group_configs: reflector::store::Writer<TargetGroupConfiguration>,
 }
 
 /// What a Gateway pass reads and writes through.
@@ -122,6 +127,8 @@ pub struct Caches {
     pub grants: Store<ReferenceGrant>,
     /// Empty when the ListenerSet CRD is not served.
     pub listener_sets: Store<ListenerSet>,
+    /// Upstream's TargetGroupConfigurations; empty when their CRD is not served.
+    pub target_group_configs: Store<TargetGroupConfiguration>,
 }
 
 impl Served for Gateway {
@@ -133,8 +140,12 @@ impl Served for Gateway {
 
 /// The Gateway API kinds the API server serves (`gateway.networking.k8s.io/v1`).
 async fn served_kinds(client: &Client) -> Vec<String> {
-    let version = format!("{}/v1", lb_api::gateway::GROUP);
-    match client.list_api_group_resources(&version).await {
+    served_in(client, &format!("{}/v1", lb_api::gateway::GROUP)).await
+}
+
+/// The resources the API server serves in `group_version`.
+async fn served_in(client: &Client, group_version: &str) -> Vec<String> {
+    match client.list_api_group_resources(group_version).await {
         Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
         Err(_) => Vec::new(),
     }
@@ -182,6 +193,23 @@ pub async fn run<L, E, C>(
     let class_events = reflected(Api::<GatewayClass>::all(client.clone()), writers.classes);
     let route_events = reflected(scope.api::<HTTPRoute>(&client), writers.routes);
     let grant_events = reflected(scope.api::<ReferenceGrant>(&client), writers.grants);
+    let configurations = format!("{}/v1", lb_api::gateway_config::GROUP);
+    let config_events = match served_in(&client, &configurations)
+        .await
+        .iter()
+        .any(|k| k == "targetgroupconfigurations")
+    {
+        true => {
+            let api = scope.api::<TargetGroupConfiguration>(&client);
+            reflected(api, writers.target_group_configs).boxed()
+        }
+        false => {
+            tracing::info!(
+                "the TargetGroupConfiguration CRD is not installed: route backends take the defaults"
+            );
+            futures::stream::pending().boxed()
+        }
+    };
     let set_events = match served_kinds(&client)
         .await
         .iter()
@@ -238,6 +266,19 @@ pub async fn run<L, E, C>(
     .default_backoff()
     .touched_objects();
     let of_service = gateways_of_backend(routes.clone(), listener_sets.clone());
+    let of_config = {
+        let of_service = gateways_of_backend(routes.clone(), listener_sets.clone());
+        move |config: TargetGroupConfiguration| match &config.spec.target_reference {
+            Some(reference) => {
+                let mut service =
+                    kube::core::PartialObjectMeta::<k8s_openapi::api::core::v1::Service>::default();
+                service.metadata.namespace = config.namespace();
+                service.metadata.name = Some(reference.name.clone());
+                of_service(service)
+            }
+            None => Vec::new(),
+        }
+    };
     let of_set = gateways_of_set(gateways.clone());
     let (all_gateways, of_class) = (
         every_gateway(gateways.clone()),
@@ -248,6 +289,7 @@ pub async fn run<L, E, C>(
         .watches_stream(route_events, of_route)
         .watches_stream(grant_events, all_gateways)
         .watches_stream(set_events, of_set)
+        .watches_stream(config_events, of_config)
         .watches_stream(namespace_events, of_namespace)
         .watches_stream(class_events, of_class)
         .watches_stream(service_events, of_service)

@@ -168,6 +168,13 @@ async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
                 })
                 .collect(),
             grants: grants.clone(),
+            target_group_configs: ctx
+                .caches
+                .target_group_configs
+                .state()
+                .iter()
+                .map(|c| (**c).clone())
+                .collect(),
         },
         certificates: CertificateSnapshot {
             secrets: judged,

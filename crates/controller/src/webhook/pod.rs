@@ -175,6 +175,12 @@ fn predicted_gateway_bindings(
             })
             .collect(),
         grants,
+        target_group_configs: caches
+            .target_group_configs
+            .state()
+            .iter()
+            .map(|c| (**c).clone())
+            .collect(),
     };
     let namespace_labels: BTreeMap<String, BTreeMap<String, String>> = stores
         .namespaces

@@ -27,11 +27,13 @@ pub struct Unresolved {
     pub message: String,
 }
 
-/// Services by (namespace, name), and the grants in the cluster.
+/// Services by (namespace, name), the grants in the cluster, and upstream's
+/// TargetGroupConfigurations (empty when their CRD is not served).
 #[derive(Debug, Clone, Default)]
 pub struct BackendSnapshot {
     pub services: BTreeMap<(String, String), Service>,
     pub grants: Vec<ReferenceGrant>,
+    pub target_group_configs: Vec<lb_api::gateway_config::TargetGroupConfiguration>,
 }
 
 /// Resolves `reference` of a `route_kind` in `route_namespace`.

@@ -18,7 +18,8 @@ use super::isolation::{isolated_rules, not_found, on_hosts_any, owns};
 use super::listener_sets::{NamingSet, merge, names_listener_set, set_accepted};
 use super::listeners::{CertificateSnapshot, CheckedListener, ListenerProtocol, Origin, check_all};
 use super::rules::{PortRoute, match_conditions, rule_action};
-use super::target_groups::{Owner, backend_target_group};
+use super::target_group_config::{RouteOf, props_for};
+use super::target_groups::{Owner, configured_target_group};
 use crate::ingress::IngressSettings;
 use crate::naming::{self, GatewayName};
 use crate::service::subnets::{Subnet, choose_subnets};
@@ -480,7 +481,19 @@ fn route_actions(
             .and_then(|backend| {
                 let service =
                     &snapshot.services[&(backend.namespace.clone(), backend.service.clone())];
-                backend_target_group(owner, service, backend.port, target_type, base_tags)
+                let route = RouteOf {
+                    kind: owner.route_kind,
+                    namespace: owner.route_namespace,
+                    name: owner.route_name,
+                };
+                let props = props_for(
+                    &snapshot.target_group_configs,
+                    &backend.namespace,
+                    &backend.service,
+                    route,
+                );
+                let settings = (target_type, base_tags, props.as_ref());
+                configured_target_group(owner, service, backend.port, settings)
                     .map(|(group, binding)| (group, binding, backend.weight))
                     .map_err(|err| Unresolved {
                         reason: "BackendNotFound",

@@ -15,4 +15,5 @@ pub mod isolation;
 pub mod listener_sets;
 pub mod listeners;
 pub mod rules;
+pub mod target_group_config;
 pub mod target_groups;

@@ -1,13 +1,17 @@
 //! A route backend's target group and its TargetGroupBinding, as upstream makes them for an ALB
 //! Gateway: named after the route, identified by Gateway, route, Service and target port,
 //! health-checked on the traffic port (`/`, 200-399, every 15 s, 3 in a row either way), gRPC
-//! backends with ALB's gRPC health check.
+//! backends with ALB's gRPC health check; the Service's TargetGroupConfiguration over these
+//! defaults ([`super::target_group_config`]).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use lb_api::TargetType;
+use lb_api::gateway_config::TargetGroupProps;
 use lb_api::keys::gateway::{STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
+
+use super::target_group_config as config;
 
 use crate::ingress::target_groups::networking;
 use crate::naming::{self, GatewayTargetGroup};
@@ -53,6 +57,22 @@ pub fn backend_target_group(
     target_type: TargetType,
     default_tags: &BTreeMap<String, String>,
 ) -> Result<(TargetGroup, Binding), TargetGroupError> {
+    configured_target_group(owner, service, port, (target_type, default_tags, None))
+}
+
+/// [`backend_target_group`] with the settings of the Service's TargetGroupConfiguration
+/// (`props`) over the defaults (`target_type` is the controller's default).
+pub fn configured_target_group(
+    owner: Owner<'_>,
+    service: &Service,
+    port: i32,
+    (target_type, default_tags, props): (
+        TargetType,
+        &BTreeMap<String, String>,
+        Option<&TargetGroupProps>,
+    ),
+) -> Result<(TargetGroup, Binding), TargetGroupError> {
+    let target_type = config::target_type(props, target_type);
     let namespace = service.metadata.namespace.as_deref().unwrap_or_default();
     let name = service.metadata.name.as_deref().unwrap_or_default();
     let service_name = format!("{namespace}/{name}");
@@ -75,11 +95,13 @@ pub fn backend_target_group(
         });
     };
     let grpc = owner.route_kind == "GRPCRoute";
-    let version = if grpc {
-        ProtocolVersion::Grpc
-    } else {
-        ProtocolVersion::Http1
-    };
+    let version = config::protocol_version(
+        props,
+        match grpc {
+            true => ProtocolVersion::Grpc,
+            false => ProtocolVersion::Http1,
+        },
+    );
     let tg_port = target_group_port(&targets_on);
     let (resource_id, group_name) = identity(
         owner,
@@ -89,7 +111,11 @@ pub fn backend_target_group(
         target_type,
         version,
     );
-    let health_check = health_check(grpc);
+    let health_check = config::health_check(props, health_check(grpc));
+    let node_selector = props
+        .and_then(|p| p.node_selector.as_ref())
+        .and_then(|s| s.match_labels.clone())
+        .unwrap_or_default();
     let binding = Binding {
         name: group_name.clone(),
         namespace: namespace.into(),
@@ -102,21 +128,26 @@ pub fn backend_target_group(
         target_group: resource_id.clone(),
         target_type,
         ip_address_type,
-        node_selector: BTreeMap::new(),
-        multi_cluster: false,
+        node_selector,
+        multi_cluster: props.and_then(|p| p.enable_multi_cluster).unwrap_or(false),
         networking: networking(service_port, target_type, health_check.port),
     };
+    // The configuration's tags beside the defaults; ownership tags always win.
+    let mut tags = default_tags.clone();
+    tags.extend(props.and_then(|p| p.tags.clone()).unwrap_or_default());
     let group = TargetGroup {
-        tags: group_tags(owner, &resource_id, default_tags),
+        tags: group_tags(owner, &resource_id, &tags),
         resource_id,
-        name: group_name,
-        protocol: Protocol::Http,
+        name: props
+            .and_then(|p| p.target_group_name.clone())
+            .unwrap_or(group_name),
+        protocol: config::protocol(props),
         port: tg_port,
         target_type,
         ip_address_type,
         protocol_version: Some(version),
         health_check,
-        attributes: BTreeMap::new(),
+        attributes: config::attributes(props),
     };
     Ok((group, binding))
 }
