@@ -21,7 +21,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute, ListenerSet, ReferenceGrant};
-use lb_api::gateway_config::TargetGroupConfiguration;
+use lb_api::gateway_config::{LoadBalancerConfiguration, TargetGroupConfiguration};
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_model::ingress::IngressSettings;
@@ -69,6 +69,7 @@ impl Default for GatewayCaches {
         let (grants, grant_writer) = reflector::store();
         let (listener_sets, set_writer) = reflector::store();
         let (target_group_configs, config_writer) = reflector::store();
+        let (load_balancer_configs, lb_config_writer) = reflector::store();
         Self {
             stores: Caches {
                 gateways,
@@ -77,6 +78,7 @@ impl Default for GatewayCaches {
                 grants,
                 listener_sets,
                 target_group_configs,
+                load_balancer_configs,
             },
             writers: Writers {
                 gateways: gateway_writer,
@@ -85,6 +87,7 @@ impl Default for GatewayCaches {
                 grants: grant_writer,
                 listener_sets: set_writer,
                 target_group_configs: config_writer,
+                load_balancer_configs: lb_config_writer,
             },
         }
     }
@@ -104,6 +107,7 @@ struct Writers {
     grants: reflector::store::Writer<ReferenceGrant>,
     listener_sets: reflector::store::Writer<ListenerSet>,
     target_group_configs: reflector::store::Writer<TargetGroupConfiguration>,
+    load_balancer_configs: reflector::store::Writer<LoadBalancerConfiguration>,
 }
 
 /// What a Gateway pass reads and writes through.
@@ -129,6 +133,8 @@ pub struct Caches {
     pub listener_sets: Store<ListenerSet>,
     /// Upstream's TargetGroupConfigurations; empty when their CRD is not served.
     pub target_group_configs: Store<TargetGroupConfiguration>,
+    /// Upstream's LoadBalancerConfigurations; empty when their CRD is not served.
+    pub load_balancer_configs: Store<LoadBalancerConfiguration>,
 }
 
 impl Served for Gateway {
@@ -193,9 +199,18 @@ pub async fn run<L, E, C>(
     let class_events = reflected(Api::<GatewayClass>::all(client.clone()), writers.classes);
     let route_events = reflected(scope.api::<HTTPRoute>(&client), writers.routes);
     let grant_events = reflected(scope.api::<ReferenceGrant>(&client), writers.grants);
-    let configurations = format!("{}/v1", lb_api::gateway_config::GROUP);
-    let config_events = match served_in(&client, &configurations)
-        .await
+    let configurations = served_in(&client, &format!("{}/v1", lb_api::gateway_config::GROUP)).await;
+    let lb_config_events = match configurations
+        .iter()
+        .any(|k| k == "loadbalancerconfigurations")
+    {
+        true => {
+            let api = scope.api::<LoadBalancerConfiguration>(&client);
+            reflected(api, writers.load_balancer_configs).boxed()
+        }
+        false => futures::stream::pending().boxed(),
+    };
+    let config_events = match configurations
         .iter()
         .any(|k| k == "targetgroupconfigurations")
     {
@@ -257,6 +272,8 @@ pub async fn run<L, E, C>(
     .default_backoff()
     .touched_objects();
     let of_namespace = every_gateway(gateways.clone());
+    // A LoadBalancerConfiguration may be any Gateway's, through its class.
+    let of_configuration = every_gateway(gateways.clone());
     // A backend Service appearing (or going) changes its routes' references: only the Services'
     // names are watched, to find them.
     let service_events = watcher(
@@ -290,6 +307,7 @@ pub async fn run<L, E, C>(
         .watches_stream(grant_events, all_gateways)
         .watches_stream(set_events, of_set)
         .watches_stream(config_events, of_config)
+        .watches_stream(lb_config_events, of_configuration)
         .watches_stream(namespace_events, of_namespace)
         .watches_stream(class_events, of_class)
         .watches_stream(service_events, of_service)

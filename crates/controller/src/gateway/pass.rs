@@ -11,13 +11,15 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use lb_api::gateway::{ALB_CONTROLLER_NAME, Gateway, HTTPRoute, ListenerSet};
+use lb_api::gateway_config::LoadBalancerConfigurationSpec;
 use lb_api::keys::gateway::{FINALIZER, STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
 use lb_aws::{Ec2, ImportedCertificates};
 use lb_model::gateway::backends::BackendSnapshot;
-use lb_model::gateway::build::{GatewayBuild, Snapshot, build_gateway};
+use lb_model::gateway::build::{Configurations, GatewayBuild, Snapshot, build_gateway};
 use lb_model::gateway::certificates::SecretKey;
+use lb_model::gateway::class::{PARAMETERS_GROUP, PARAMETERS_KIND};
 use lb_model::gateway::listeners::{CertificateSnapshot, SecretCertificate};
 use lb_model::stack::StackKind;
 
@@ -103,6 +105,9 @@ struct Read {
     pems: BTreeMap<SecretKey, SecretPem>,
     arns: BTreeMap<(String, String), String>,
     subnets: Vec<lb_model::service::subnets::Subnet>,
+    /// The LoadBalancerConfigurations of the class and of the Gateway, when found.
+    class_config: Option<LoadBalancerConfigurationSpec>,
+    gateway_config: Option<LoadBalancerConfigurationSpec>,
 }
 
 impl Read {
@@ -115,6 +120,10 @@ impl Read {
             certificates: &self.certificates,
             certificate_arns: &self.arns,
             subnets: &self.subnets,
+            configurations: Configurations {
+                class: self.class_config.as_ref(),
+                gateway: self.gateway_config.as_ref(),
+            },
         }
     }
 }
@@ -183,6 +192,8 @@ async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
         pems,
         arns: BTreeMap::new(),
         subnets: ctx.pipeline.subnets().await?,
+        class_config: class_configuration(gateway, ctx),
+        gateway_config: gateway_configuration(gateway, ctx),
     })
 }
 
@@ -269,6 +280,37 @@ fn waits_for_secret(built: &GatewayBuild) -> bool {
                 && matches!(v.reason, "InvalidCertificateRef" | "RefNotPermitted")
         })
     })
+}
+
+/// The LoadBalancerConfiguration the Gateway's class names, if it exists.
+fn class_configuration<L, E, C>(
+    gateway: &Gateway,
+    ctx: &GatewayContext<L, E, C>,
+) -> Option<LoadBalancerConfigurationSpec> {
+    let class = ctx
+        .caches
+        .classes
+        .get(&ObjectRef::new(&gateway.spec.gateway_class_name))?;
+    let reference = class.spec.parameters_ref.as_ref()?;
+    let ours = reference.group == PARAMETERS_GROUP && reference.kind == PARAMETERS_KIND;
+    let key = ObjectRef::new(&reference.name).within(reference.namespace.as_deref()?);
+    ours.then(|| ctx.caches.load_balancer_configs.get(&key))
+        .flatten()
+        .map(|c| c.spec.clone())
+}
+
+/// The LoadBalancerConfiguration the Gateway names (in its namespace), if it exists.
+fn gateway_configuration<L, E, C>(
+    gateway: &Gateway,
+    ctx: &GatewayContext<L, E, C>,
+) -> Option<LoadBalancerConfigurationSpec> {
+    let infrastructure = gateway.spec.infrastructure.as_ref()?;
+    let reference = infrastructure.parameters_ref.as_ref()?;
+    let ours = reference.group == PARAMETERS_GROUP && reference.kind == PARAMETERS_KIND;
+    let key = ObjectRef::new(&reference.name).within(&gateway.namespace().unwrap_or_default());
+    ours.then(|| ctx.caches.load_balancer_configs.get(&key))
+        .flatten()
+        .map(|c| c.spec.clone())
 }
 
 /// The certificate Secrets the Gateway's HTTPS listeners (and its ListenerSets') name: as the

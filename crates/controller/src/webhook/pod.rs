@@ -197,6 +197,8 @@ fn predicted_gateway_bindings(
         certificates: &certificates,
         certificate_arns: &arns,
         subnets: &[],
+        // The load balancer's settings do not change its bindings.
+        configurations: Default::default(),
     };
     let ours = |gateway: &Gateway| {
         gateway.metadata.deletion_timestamp.is_none()

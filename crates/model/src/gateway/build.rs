@@ -10,13 +10,16 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use lb_api::TargetType;
 use lb_api::gateway::{Gateway, HTTPRoute, ListenerSet, ParentReference};
+use lb_api::gateway_config::LoadBalancerConfigurationSpec;
 
 use super::attach::{Parent, Route, attach, names_gateway};
 use super::backends::{BackendSnapshot, Unresolved, resolve, resolved_refs};
+use super::class::{PARAMETERS_GROUP, PARAMETERS_KIND};
 use super::conditions::{Verdict, types};
 use super::isolation::{isolated_rules, not_found, on_hosts_any, owns};
 use super::listener_sets::{NamingSet, merge, names_listener_set, set_accepted};
 use super::listeners::{CertificateSnapshot, CheckedListener, ListenerProtocol, Origin, check_all};
+use super::load_balancer_config::{LoadBalancerSettings, settings as configured};
 use super::rules::{PortRoute, match_conditions, rule_action};
 use super::target_group_config::{RouteOf, props_for};
 use super::target_groups::{Owner, configured_target_group};
@@ -42,6 +45,15 @@ pub struct Snapshot<'a> {
     /// The ACM certificate imported for each listener certificate Secret (namespace, name).
     pub certificate_arns: &'a BTreeMap<(String, String), String>,
     pub subnets: &'a [Subnet],
+    /// The LoadBalancerConfigurations the GatewayClass and the Gateway name (found ones).
+    pub configurations: Configurations<'a>,
+}
+
+/// The LoadBalancerConfigurations of a Gateway: its class's and its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Configurations<'a> {
+    pub class: Option<&'a LoadBalancerConfigurationSpec>,
+    pub gateway: Option<&'a LoadBalancerConfigurationSpec>,
 }
 
 /// What one route's parentRef naming the Gateway gets.
@@ -93,7 +105,19 @@ pub fn build_gateway<'a>(
     let name = gateway.metadata.name.as_deref().unwrap_or_default();
     let (merged, naming_sets) = merge(gateway, snapshot.listener_sets, snapshot.namespace_labels);
     let listeners = &merged.listeners;
-    let checked = check_all(listeners, &merged.origins, snapshot.certificates);
+    let lb = load_balancer_settings(gateway, snapshot.configurations);
+    let lb_settings = lb.clone().unwrap_or_default();
+    let configured_ports: Vec<i32> = listeners
+        .iter()
+        .map(|l| l.port)
+        .filter(|&port| !lb_settings.certificates(port).is_empty())
+        .collect();
+    let checked = check_all(
+        listeners,
+        &merged.origins,
+        snapshot.certificates,
+        &configured_ports,
+    );
     let parent = Parent {
         namespace,
         name,
@@ -112,10 +136,10 @@ pub fn build_gateway<'a>(
         listeners,
         &attached.ports,
         snapshot.certificate_arns,
-        settings,
+        (settings, &lb_settings),
         &base_tags,
     );
-    let accepted = gateway_accepted(gateway, &checked);
+    let accepted = gateway_accepted(lb.err(), &checked);
     let sets = naming_sets
         .into_iter()
         .map(|set| SetOutcome {
@@ -141,7 +165,7 @@ pub fn build_gateway<'a>(
         gateway,
         (listeners, &checked),
         snapshot.subnets,
-        settings,
+        (settings, &lb_settings),
         &base_tags,
         alb_listeners,
         (attached.target_groups, attached.bindings),
@@ -361,16 +385,16 @@ fn stack_of(
     gateway: &Gateway,
     served: (&[lb_api::gateway::Listener], &[CheckedListener]),
     subnets: &[Subnet],
-    settings: &IngressSettings,
+    (settings, lb): (&IngressSettings, &LoadBalancerSettings),
     base_tags: &BTreeMap<String, String>,
     listeners: Vec<Listener>,
     (target_groups, bindings): (Vec<TargetGroup>, Vec<Binding>),
 ) -> Result<Stack, String> {
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
     let name = gateway.metadata.name.as_deref().unwrap_or_default();
-    let scheme = settings.default_scheme;
+    let scheme = lb.scheme.unwrap_or(settings.default_scheme);
     let chosen = choose_subnets(
-        None,
+        lb.subnets.as_deref(),
         subnets,
         scheme.as_str(),
         &settings.cluster,
@@ -395,10 +419,12 @@ fn stack_of(
         id: format!("{namespace}/{name}"),
         kind: StackKind::AlbGateway,
         load_balancer: LoadBalancer {
-            name: naming::gateway_load_balancer(&settings.cluster, gateway_name, scheme.as_str()),
+            name: lb.name.clone().unwrap_or_else(|| {
+                naming::gateway_load_balancer(&settings.cluster, gateway_name, scheme.as_str())
+            }),
             kind: LoadBalancerKind::Application,
             scheme,
-            ip_address_type: IpAddressType::Ipv4,
+            ip_address_type: lb.ip_address_type.unwrap_or(IpAddressType::Ipv4),
             subnets: chosen
                 .iter()
                 .map(|s| SubnetMapping {
@@ -407,11 +433,16 @@ fn stack_of(
                     private_ipv4_address: None,
                 })
                 .collect(),
-            subnets_named: false,
+            subnets_named: lb.subnets.is_some(),
             subnets_problem: None,
             security_groups: Vec::new(),
-            attributes: BTreeMap::new(),
-            tags: with(tags::LOAD_BALANCER),
+            attributes: lb.attributes.clone(),
+            // The configuration's tags beside the defaults; ownership tags always win.
+            tags: {
+                let mut tags = lb.tags.clone();
+                tags.extend(with(tags::LOAD_BALANCER));
+                tags
+            },
         },
         managed_security_group: Some(managed_security_group),
         backend_security_group: settings.security_groups.backend,
@@ -519,8 +550,8 @@ fn route_actions(
 
 /// The Gateway's Accepted condition: refused for parameters or static addresses an ALB Gateway
 /// cannot take, else from its listeners'.
-fn gateway_accepted(gateway: &Gateway, listeners: &[CheckedListener]) -> Verdict {
-    if let Some(problem) = unsupported_spec(gateway) {
+fn gateway_accepted(refused: Option<Verdict>, listeners: &[CheckedListener]) -> Verdict {
+    if let Some(problem) = refused {
         return problem;
     }
     let own = listeners.iter().filter(|l| l.origin.is_gateway());
@@ -553,7 +584,7 @@ fn alb_listeners(
     listeners: &[lb_api::gateway::Listener],
     ports: &BTreeMap<i32, Vec<PortRoute<'_>>>,
     certificate_arns: &BTreeMap<(String, String), String>,
-    settings: &IngressSettings,
+    (settings, lb): (&IngressSettings, &LoadBalancerSettings),
     base_tags: &BTreeMap<String, String>,
 ) -> (Vec<Listener>, Vec<usize>) {
     let mut built = Vec::new();
@@ -566,14 +597,17 @@ fn alb_listeners(
             continue;
         };
         let https = checked[first].protocol == Some(ListenerProtocol::Https);
+        // The configuration's certificates first (its default is the listener's default), then
+        // those imported from Secrets.
         let mut certificates = Vec::new();
         if https {
+            certificates = lb.certificates(*port);
             let secrets = on_port.iter().flat_map(|&i| checked[i].certificates.iter());
             let arns: Option<Vec<String>> = secrets
                 .map(|secret| certificate_arns.get(secret).cloned())
                 .collect();
             match arns {
-                Some(arns) if !arns.is_empty() => {
+                Some(arns) if !arns.is_empty() || !certificates.is_empty() => {
                     for arn in arns {
                         if !certificates.contains(&arn) {
                             certificates.push(arn);
@@ -586,6 +620,7 @@ fn alb_listeners(
                 }
             }
         }
+        let configured = lb.listener(if https { "HTTPS" } else { "HTTP" }, *port);
         let mut listener_tags = base_tags.clone();
         listener_tags.insert(tags::GATEWAY_ALB_RESOURCE.into(), port.to_string());
         built.push(Listener {
@@ -596,8 +631,14 @@ fn alb_listeners(
                 Protocol::Http
             },
             certificates,
-            ssl_policy: https.then(|| settings.default_ssl_policy.clone()),
-            alpn_policy: None,
+            ssl_policy: https.then(|| {
+                configured
+                    .and_then(|c| c.ssl_policy.clone())
+                    .unwrap_or_else(|| settings.default_ssl_policy.clone())
+            }),
+            alpn_policy: configured
+                .and_then(|c| c.alpn_policy.clone())
+                .filter(|p| https && p != "None"),
             default_action: not_found(),
             rules: isolated_rules(routes, &on_port, listeners, base_tags),
             attributes: BTreeMap::new(),
@@ -607,23 +648,39 @@ fn alb_listeners(
     (built, pending)
 }
 
-/// What the Gateway asks that an ALB Gateway cannot take: infrastructure parameters (a
-/// LoadBalancerConfiguration is not read yet), or a static address (an ALB's addresses are its
-/// own; an address without a value asks for nothing).
-fn unsupported_spec(gateway: &Gateway) -> Option<Verdict> {
+/// The settings of the Gateway's (and its class's) LoadBalancerConfigurations, or why the
+/// Gateway is refused: parameters of another kind, a configuration that does not exist or sets
+/// what an ALB Gateway cannot take yet, or a static address.
+fn load_balancer_settings(
+    gateway: &Gateway,
+    configurations: Configurations<'_>,
+) -> Result<LoadBalancerSettings, Verdict> {
+    let invalid =
+        |message: String| Verdict::new(types::ACCEPTED, false, "InvalidParameters", message);
     let infrastructure = gateway.spec.infrastructure.as_ref();
     if let Some(reference) = infrastructure.and_then(|i| i.parameters_ref.as_ref()) {
-        let message = format!(
-            "infrastructure.parametersRef {}/{} {}: not supported (LoadBalancerConfiguration is not read yet)",
-            reference.group, reference.kind, reference.name
-        );
-        return Some(Verdict::new(
-            types::ACCEPTED,
-            false,
-            "InvalidParameters",
-            message,
-        ));
+        if reference.group != PARAMETERS_GROUP || reference.kind != PARAMETERS_KIND {
+            return Err(invalid(format!(
+                "infrastructure.parametersRef names {}/{}; only {PARAMETERS_GROUP}/{PARAMETERS_KIND} is supported",
+                reference.group, reference.kind
+            )));
+        }
+        if configurations.gateway.is_none() {
+            return Err(invalid(format!(
+                "infrastructure.parametersRef {PARAMETERS_KIND} {} does not exist in the Gateway's namespace",
+                reference.name
+            )));
+        }
     }
+    if let Some(problem) = unsupported_spec(gateway) {
+        return Err(problem);
+    }
+    configured(configurations.class, configurations.gateway).map_err(invalid)
+}
+
+/// What the Gateway asks that an ALB Gateway cannot take: a static address (an ALB's addresses
+/// are its own; an address without a value asks for nothing).
+fn unsupported_spec(gateway: &Gateway) -> Option<Verdict> {
     let fixed = gateway
         .spec
         .addresses

@@ -56,6 +56,7 @@ impl World {
             certificates: &self.certificates,
             certificate_arns: &self.arns,
             subnets: &self.subnets,
+            configurations: Default::default(),
         };
         build_gateway(gateway, snapshot, &ingress_settings())
     }
@@ -428,4 +429,96 @@ fn a_route_naming_a_set_the_gateway_does_not_admit_is_not_accepted() {
     assert_eq!(built.sets[0].accepted.reason, "NotAllowed");
     assert_eq!(built.routes[0].accepted.reason, "NotAllowedByListeners");
     assert!(built.stack.expect("stack").listeners.is_empty());
+}
+
+#[test]
+fn a_load_balancer_configuration_shapes_the_alb_and_gives_https_its_certificate() {
+    let mut gw = gateway(json!([
+        {"name": "http", "port": 80, "protocol": "HTTP"},
+        {"name": "https", "port": 443, "protocol": "HTTPS"},
+    ]));
+    gw.spec.infrastructure = Some(lb_api::gateway::GatewayInfrastructure {
+        parameters_ref: Some(lb_api::gateway::LocalParametersReference {
+            group: "gateway.k8s.aws".into(),
+            kind: "LoadBalancerConfiguration".into(),
+            name: "lb".into(),
+        }),
+        ..Default::default()
+    });
+    let web = route(
+        "web",
+        json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "v1", "port": 80}]}]}),
+    );
+    let world = World::new();
+    // Named but missing: refused, naming it.
+    let missing = world.build(&gw, std::slice::from_ref(&web));
+    assert_eq!(missing.accepted.reason, "InvalidParameters");
+    assert!(
+        missing.accepted.message.contains("lb"),
+        "{:?}",
+        missing.accepted
+    );
+    let spec: LoadBalancerConfigurationSpec = serde_json::from_value(json!({
+        "scheme": "internal",
+        "tags": {"team": "web"},
+        "loadBalancerAttributes": [{"key": "idle_timeout.timeout_seconds", "value": "120"}],
+        "listenerConfigurations": [{
+            "protocolPort": "HTTPS:443",
+            "defaultCertificate": "arn:aws:acm:us-west-2:123456789012:certificate/web",
+            "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        }],
+    }))
+    .unwrap();
+    let snapshot = Snapshot {
+        routes: std::slice::from_ref(&web),
+        listener_sets: &[],
+        namespace_labels: &world.labels,
+        backends: &world.backends,
+        certificates: &world.certificates,
+        certificate_arns: &world.arns,
+        subnets: &world.subnets,
+        configurations: Configurations {
+            class: None,
+            gateway: Some(&spec),
+        },
+    };
+    let built = build_gateway(&gw, snapshot, &ingress_settings());
+    assert_eq!(built.accepted.reason, "Accepted", "{:?}", built.accepted);
+    let stack = built.stack.expect("stack");
+    assert_eq!(stack.load_balancer.scheme, crate::stack::Scheme::Internal);
+    assert_eq!(stack.load_balancer.tags["team"], "web");
+    assert_eq!(
+        stack.load_balancer.attributes["idle_timeout.timeout_seconds"],
+        "120"
+    );
+    let https = stack
+        .listeners
+        .iter()
+        .find(|l| l.port == 443)
+        .expect("HTTPS listener without certificateRefs");
+    assert_eq!(
+        https.certificates,
+        ["arn:aws:acm:us-west-2:123456789012:certificate/web"]
+    );
+    assert_eq!(
+        https.ssl_policy.as_deref(),
+        Some("ELBSecurityPolicy-TLS13-1-2-2021-06")
+    );
+    // A field not read yet refuses the Gateway instead of half-applying the configuration.
+    let mut unread = spec.clone();
+    unread.source_ranges = vec!["10.0.0.0/8".into()];
+    let refused = build_gateway(
+        &gw,
+        Snapshot {
+            configurations: Configurations {
+                class: None,
+                gateway: Some(&unread),
+            },
+            ..snapshot
+        },
+        &ingress_settings(),
+    );
+    assert_eq!(refused.accepted.reason, "InvalidParameters");
+    assert!(refused.accepted.message.contains("sourceRanges"));
+    assert!(refused.stack.is_none());
 }

@@ -77,6 +77,7 @@ mod tests {
             certificates: &certificates,
             certificate_arns: &arns,
             subnets: &subnets,
+            configurations: Default::default(),
         };
         let ip = IngressSettings {
             default_target_type: TargetType::Ip,

@@ -162,6 +162,7 @@ fn a_later_listener_conflicting_with_an_earlier_one_is_refused_and_the_earlier_k
         &merged.listeners,
         &merged.origins,
         &CertificateSnapshot::default(),
+        &[],
     );
     let reason = |i: usize, type_: &str| {
         let v = checked[i]

@@ -112,15 +112,25 @@ const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
 
 /// Checks `listeners`, each written in its `origins` entry (same order): a Gateway's own first,
 /// then its ListenerSets' by precedence.
+/// `configured`: the ports whose HTTPS listeners have certificates from a
+/// LoadBalancerConfiguration (they need no `certificateRefs`).
 pub fn check_all(
     listeners: &[Listener],
     origins: &[Origin],
     snapshot: &CertificateSnapshot,
+    configured: &[i32],
 ) -> Vec<CheckedListener> {
     let mut checked: Vec<CheckedListener> = listeners
         .iter()
         .zip(origins)
-        .map(|(listener, origin)| check(origin, listener, snapshot))
+        .map(|(listener, origin)| {
+            check(
+                origin,
+                listener,
+                snapshot,
+                configured.contains(&listener.port),
+            )
+        })
         .collect();
     let own = origins.iter().take_while(|o| o.is_gateway()).count();
     mark_conflicts(&mut checked[..own]);
@@ -128,7 +138,12 @@ pub fn check_all(
     checked
 }
 
-fn check(origin: &Origin, listener: &Listener, snapshot: &CertificateSnapshot) -> CheckedListener {
+fn check(
+    origin: &Origin,
+    listener: &Listener,
+    snapshot: &CertificateSnapshot,
+    configured: bool,
+) -> CheckedListener {
     let protocol = match listener.protocol.as_str() {
         "HTTP" => Some(ListenerProtocol::Http),
         "HTTPS" => Some(ListenerProtocol::Https),
@@ -152,7 +167,7 @@ fn check(origin: &Origin, listener: &Listener, snapshot: &CertificateSnapshot) -
         ),
     });
     let (certificates, certificate_problem) = match protocol {
-        Some(ListenerProtocol::Https) => certificates(origin, listener, snapshot),
+        Some(ListenerProtocol::Https) => certificates(origin, listener, snapshot, configured),
         _ => (Vec::new(), None),
     };
     verdicts.push(match kinds_problem.or(certificate_problem) {
@@ -223,6 +238,7 @@ fn certificates(
     origin: &Origin,
     listener: &Listener,
     snapshot: &CertificateSnapshot,
+    configured: bool,
 ) -> (Vec<(String, String)>, Option<Problem>) {
     let namespace = origin.namespace.as_str();
     let refs = listener
@@ -230,10 +246,13 @@ fn certificates(
         .as_ref()
         .map(|tls| tls.certificate_refs.as_slice())
         .unwrap_or_default();
+    if refs.is_empty() && configured {
+        return (Vec::new(), None);
+    }
     if refs.is_empty() {
         let problem = (
             "InvalidCertificateRef",
-            "an HTTPS listener needs tls.certificateRefs".into(),
+            "an HTTPS listener needs tls.certificateRefs, or a certificate for its port in its LoadBalancerConfiguration's listenerConfigurations".into(),
         );
         return (Vec::new(), Some(problem));
     }

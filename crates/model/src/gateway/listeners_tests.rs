@@ -12,7 +12,7 @@ fn check_listeners(
 ) -> Vec<crate::gateway::listeners::CheckedListener> {
     let origins =
         vec![crate::gateway::listeners::Origin::gateway(namespace, "gw"); listeners.len()];
-    crate::gateway::listeners::check_all(listeners, &origins, snapshot)
+    crate::gateway::listeners::check_all(listeners, &origins, snapshot, &[])
 }
 
 fn http(name: &str, port: i32, hostname: Option<&str>) -> Listener {

@@ -14,6 +14,7 @@ pub mod hostnames;
 pub mod isolation;
 pub mod listener_sets;
 pub mod listeners;
+pub mod load_balancer_config;
 pub mod rules;
 pub mod target_group_config;
 pub mod target_groups;
