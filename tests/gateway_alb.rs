@@ -3,7 +3,9 @@
 //! its route's rule reaches the pods (upstream's TargetGroupConfiguration shaping a backend's
 //! target group), a route to a Service that does not exist answers 500 and
 //! says why in its status, pods rolled behind the route (ip targets) carry the readiness gate of
-//! its binding and it opens, and deleting the Gateway removes its ALB and nothing else.
+//! its binding and it opens, and deleting the Gateway removes its ALB and nothing else; the seeds'
+//! canary and SSL redirect as HTTPRoutes; upstream's LoadBalancerConfiguration giving a Gateway its
+//! scheme, tags and certificate.
 
 mod common;
 
@@ -453,6 +455,146 @@ async fn the_seeds_ssl_redirect_as_httproutes_redirects_http_and_serves_https_wi
     )
     .await;
     assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    controller.stop().await;
+    sandbox.shutdown().await;
+}
+
+/// Upstream's way to a TLS Gateway: a LoadBalancerConfiguration (v1beta1, as upstream's users
+/// write it) named by the Gateway gives its HTTPS listener an ACM certificate by ARN (no
+/// `certificateRefs`), its scheme and its tags; requests through it are answered by the pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancer_configuration_gives_the_gateway_its_scheme_tags_and_certificate() {
+    common::init_tracing();
+    let sandbox = start_sandbox().await;
+    let client = sandbox.client();
+    install_gateway_api_crds(&client)
+        .await
+        .expect("Gateway API CRDs");
+    let controller = start_controller(&sandbox).await.expect("controller starts");
+    let aws = sandbox.aws().unwrap();
+    let certificate = aws.seeded().certificate_arn.clone();
+    let yaml = std::fs::read_to_string("examples/gateway/echo.yaml").unwrap();
+    manifests::apply_yaml(&client, &yaml, "default")
+        .await
+        .unwrap();
+    let configured = format!(
+        r#"
+apiVersion: gateway.k8s.aws/v1beta1
+kind: LoadBalancerConfiguration
+metadata:
+  namespace: gateway-demo
+  name: tls
+spec:
+  scheme: internal
+  tags:
+    team: web
+  listenerConfigurations:
+    - protocolPort: HTTPS:443
+      defaultCertificate: {certificate}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  namespace: gateway-demo
+  name: tls
+spec:
+  gatewayClassName: alb
+  infrastructure:
+    parametersRef:
+      group: gateway.k8s.aws
+      kind: LoadBalancerConfiguration
+      name: tls
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  namespace: gateway-demo
+  name: tls
+spec:
+  parentRefs:
+    - name: tls
+  rules:
+    - backendRefs:
+        - name: echo
+          port: 80
+"#
+    );
+    manifests::apply_yaml(&client, &configured, "default")
+        .await
+        .unwrap();
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), "gateway-demo");
+    let address = eventually(
+        "the configured Gateway programmed",
+        Duration::from_secs(90),
+        || async {
+            let status = gateways.get("tls").await.ok()?.status?;
+            let programmed = condition(&status.conditions, "Programmed")?;
+            (programmed.0 == "True").then_some(status.addresses.first()?.value.clone())
+        },
+    )
+    .await;
+    let elb = elb_setup::client(aws).await;
+    let described = elb.describe_load_balancers().send().await.unwrap();
+    let alb = described
+        .load_balancers()
+        .iter()
+        .find(|lb| {
+            lb.dns_name()
+                .is_some_and(|d| d.eq_ignore_ascii_case(&address))
+        })
+        .expect("the Gateway's ALB");
+    assert_eq!(alb.scheme().map(|s| s.as_str()), Some("internal"));
+    let arn = alb.load_balancer_arn().unwrap().to_string();
+    let tags = elb
+        .describe_tags()
+        .resource_arns(&arn)
+        .send()
+        .await
+        .unwrap();
+    let team = tags.tag_descriptions()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("team"))
+        .and_then(|t| t.value().map(str::to_string));
+    assert_eq!(team.as_deref(), Some("web"));
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let https = &listeners.listeners()[0];
+    assert_eq!(https.port(), Some(443));
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        Some(certificate.as_str())
+    );
+    let local = eventually(
+        "the ALB's listener on 443",
+        Duration::from_secs(30),
+        || async {
+            let listeners = aws.control().listeners().await.ok()?;
+            listeners
+                .into_iter()
+                .find(|l| l.dns_name.eq_ignore_ascii_case(&address) && l.port == 443)
+        },
+    )
+    .await;
+    let ca = aws.seeded().certificate_ca_pem.clone();
+    eventually(
+        "HTTPS answered by a pod",
+        Duration::from_secs(120),
+        || async {
+            let text =
+                common::tls_get(&sandbox, local.local_address, &ca, "web.example.com", "/").await;
+            text.contains("pod=gateway-demo/echo-").then_some(())
+        },
+    )
+    .await;
     controller.stop().await;
     sandbox.shutdown().await;
 }
