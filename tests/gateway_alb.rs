@@ -461,7 +461,8 @@ async fn the_seeds_ssl_redirect_as_httproutes_redirects_http_and_serves_https_wi
 
 /// Upstream's way to a TLS Gateway: a LoadBalancerConfiguration (v1beta1, as upstream's users
 /// write it) named by the Gateway gives its HTTPS listener an ACM certificate by ARN (no
-/// `certificateRefs`), its scheme and its tags; requests through it are answered by the pods.
+/// `certificateRefs`), its scheme and its tags; requests through it are answered by the pods. A
+/// Gateway with no certificate named anywhere finds the ACM one covering its listener's hostname.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_balancer_configuration_gives_the_gateway_its_scheme_tags_and_certificate() {
     common::init_tracing();
@@ -510,6 +511,19 @@ spec:
       protocol: HTTPS
 ---
 apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  namespace: gateway-demo
+  name: discovered
+spec:
+  gatewayClassName: alb
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      hostname: app.example.com
+---
+apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
   namespace: gateway-demo
@@ -517,6 +531,7 @@ metadata:
 spec:
   parentRefs:
     - name: tls
+    - name: discovered
   rules:
     - backendRefs:
         - name: echo
@@ -571,6 +586,37 @@ spec:
     assert_eq!(https.port(), Some(443));
     assert_eq!(
         https.certificates()[0].certificate_arn(),
+        Some(certificate.as_str())
+    );
+    // A listener with no certificate named anywhere finds the ACM certificate covering its
+    // hostname (upstream's discovery): the seeded one, for *.example.com.
+    let discovered = eventually(
+        "the discovering Gateway programmed",
+        Duration::from_secs(90),
+        || async {
+            let status = gateways.get("discovered").await.ok()?.status?;
+            let programmed = condition(&status.conditions, "Programmed")?;
+            (programmed.0 == "True").then_some(status.addresses.first()?.value.clone())
+        },
+    )
+    .await;
+    let all = elb.describe_load_balancers().send().await.unwrap();
+    let other = all
+        .load_balancers()
+        .iter()
+        .find(|lb| {
+            lb.dns_name()
+                .is_some_and(|d| d.eq_ignore_ascii_case(&discovered))
+        })
+        .expect("the discovering Gateway's ALB");
+    let its_listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(other.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        its_listeners.listeners()[0].certificates()[0].certificate_arn(),
         Some(certificate.as_str())
     );
     let local = eventually(

@@ -178,7 +178,7 @@ pub async fn run<L, E, C>(
 ) where
     L: LoadBalancers + 'static,
     E: Ec2,
-    C: lb_aws::ImportedCertificates,
+    C: lb_aws::ImportedCertificates + lb_aws::Certificates,
 {
     let missing = missing_kinds(&client).await;
     if !missing.is_empty() {

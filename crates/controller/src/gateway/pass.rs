@@ -15,7 +15,7 @@ use lb_api::gateway_config::LoadBalancerConfigurationSpec;
 use lb_api::keys::gateway::{FINALIZER, STACK_NAME_LABEL, STACK_NAMESPACE_LABEL};
 use lb_aws::deployer::apply::LoadBalancers;
 use lb_aws::deployer::diff::Owner;
-use lb_aws::{Ec2, ImportedCertificates};
+use lb_aws::{Certificates, Ec2, ImportedCertificates};
 use lb_model::gateway::backends::BackendSnapshot;
 use lb_model::gateway::build::{Configurations, GatewayBuild, Snapshot, build_gateway};
 use lb_model::gateway::certificates::SecretKey;
@@ -69,7 +69,7 @@ fn binding_scope(gateway: &Gateway) -> BindingScope {
 }
 
 #[tracing::instrument(skip_all, fields(gateway = %gateway.key()))]
-pub async fn reconcile<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
+pub async fn reconcile<L: LoadBalancers, E: Ec2, C: ImportedCertificates + Certificates>(
     gateway: Arc<Gateway>,
     ctx: Arc<GatewayContext<L, E, C>>,
 ) -> Result<Action, StackError> {
@@ -108,6 +108,8 @@ struct Read {
     /// The LoadBalancerConfigurations of the class and of the Gateway, when found.
     class_config: Option<LoadBalancerConfigurationSpec>,
     gateway_config: Option<LoadBalancerConfigurationSpec>,
+    /// The account's ACM certificates, read only when a listener finds its own by hostname.
+    acm_certificates: Vec<lb_model::ingress::Certificate>,
 }
 
 impl Read {
@@ -124,13 +126,30 @@ impl Read {
                 class: self.class_config.as_ref(),
                 gateway: self.gateway_config.as_ref(),
             },
+            acm_certificates: &self.acm_certificates,
         }
     }
 }
 
+/// Whether an HTTPS listener (the Gateway's or a ListenerSet's) names no certificate, so that
+/// ACM is asked for one covering its hostname.
+fn needs_acm(gateway: &Gateway, listener_sets: &[ListenerSet]) -> bool {
+    let sets = lb_model::gateway::listener_sets::naming(gateway, listener_sets);
+    let listeners = gateway
+        .spec
+        .listeners
+        .iter()
+        .chain(sets.iter().flat_map(|s| s.spec.listeners.iter()));
+    listeners.into_iter().any(|l| {
+        l.protocol == "HTTPS"
+            && l.hostname.is_some()
+            && l.tls.as_ref().is_none_or(|t| t.certificate_refs.is_empty())
+    })
+}
+
 /// The routes, namespaces, Services and grants from the caches; the certificate Secrets and the
 /// VPC's subnets read.
-async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
+async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates + Certificates>(
     gateway: &Gateway,
     ctx: &GatewayContext<L, E, C>,
 ) -> Result<Read, StackError> {
@@ -150,6 +169,17 @@ async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
         .map(|s| (**s).clone())
         .collect();
     let (judged, pems) = certificate_secrets(gateway, &listener_sets, ctx).await?;
+    let acm_certificates = match needs_acm(gateway, &listener_sets) {
+        true => ctx
+            .acm
+            .certificates()
+            .await
+            .map_err(|source| StackError::Discovery {
+                what: "ACM certificates",
+                source,
+            })?,
+        false => Vec::new(),
+    };
     Ok(Read {
         listener_sets,
         routes: ctx
@@ -194,10 +224,11 @@ async fn read<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
         subnets: ctx.pipeline.subnets().await?,
         class_config: class_configuration(gateway, ctx),
         gateway_config: gateway_configuration(gateway, ctx),
+        acm_certificates,
     })
 }
 
-async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates>(
+async fn converge_gateway<L: LoadBalancers, E: Ec2, C: ImportedCertificates + Certificates>(
     gateway: &Gateway,
     ctx: &GatewayContext<L, E, C>,
 ) -> Result<Action, StackError> {

@@ -199,6 +199,7 @@ fn predicted_gateway_bindings(
         subnets: &[],
         // The load balancer's settings do not change its bindings.
         configurations: Default::default(),
+        acm_certificates: &[],
     };
     let ours = |gateway: &Gateway| {
         gateway.metadata.deletion_timestamp.is_none()

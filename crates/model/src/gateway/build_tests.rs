@@ -1,6 +1,6 @@
 use super::*;
 use crate::fixtures::{backend_service, ingress_settings, vpc};
-use crate::stack::{Condition, FixedResponse, TargetGroupRef};
+use crate::stack::{Action, Condition, FixedResponse, TargetGroupRef};
 use serde_json::json;
 
 fn gateway(listeners: serde_json::Value) -> Gateway {
@@ -57,6 +57,7 @@ impl World {
             certificate_arns: &self.arns,
             subnets: &self.subnets,
             configurations: Default::default(),
+            acm_certificates: &[],
         };
         build_gateway(gateway, snapshot, &ingress_settings())
     }
@@ -481,6 +482,7 @@ fn a_load_balancer_configuration_shapes_the_alb_and_gives_https_its_certificate(
             class: None,
             gateway: Some(&spec),
         },
+        acm_certificates: &[],
     };
     let built = build_gateway(&gw, snapshot, &ingress_settings());
     assert_eq!(built.accepted.reason, "Accepted", "{:?}", built.accepted);
@@ -521,4 +523,51 @@ fn a_load_balancer_configuration_shapes_the_alb_and_gives_https_its_certificate(
     assert_eq!(refused.accepted.reason, "InvalidParameters");
     assert!(refused.accepted.message.contains("sourceRanges"));
     assert!(refused.stack.is_none());
+}
+
+#[test]
+fn an_https_listener_without_a_certificate_finds_one_in_acm_by_its_hostname() {
+    let gw = gateway(json!([
+        {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "web.example.com"},
+    ]));
+    let web = route(
+        "web",
+        json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "v1", "port": 80}]}]}),
+    );
+    let world = World::new();
+    let acm = [
+        crate::ingress::Certificate {
+            arn: "arn:other".into(),
+            domains: vec!["other.example.org".into()],
+        },
+        crate::ingress::Certificate {
+            arn: "arn:wildcard".into(),
+            domains: vec!["*.example.com".into()],
+        },
+    ];
+    let snapshot = |acm_certificates| Snapshot {
+        routes: std::slice::from_ref(&web),
+        listener_sets: &[],
+        namespace_labels: &world.labels,
+        backends: &world.backends,
+        certificates: &world.certificates,
+        certificate_arns: &world.arns,
+        subnets: &world.subnets,
+        configurations: Configurations::default(),
+        acm_certificates,
+    };
+    let built = build_gateway(&gw, snapshot(&acm), &ingress_settings());
+    let stack = built.stack.expect("stack");
+    assert_eq!(stack.listeners[0].certificates, ["arn:wildcard"]);
+    // None covers it: the listener says why.
+    let none = build_gateway(&gw, snapshot(&acm[..1]), &ingress_settings());
+    let resolved = none.listeners[0]
+        .verdicts
+        .iter()
+        .find(|v| v.type_ == "ResolvedRefs")
+        .unwrap();
+    assert_eq!(
+        (resolved.status, resolved.reason),
+        (false, "InvalidCertificateRef")
+    );
 }

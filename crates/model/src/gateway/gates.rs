@@ -78,6 +78,7 @@ mod tests {
             certificate_arns: &arns,
             subnets: &subnets,
             configurations: Default::default(),
+            acm_certificates: &[],
         };
         let ip = IngressSettings {
             default_target_type: TargetType::Ip,

@@ -112,25 +112,19 @@ const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
 
 /// Checks `listeners`, each written in its `origins` entry (same order): a Gateway's own first,
 /// then its ListenerSets' by precedence.
-/// `configured`: the ports whose HTTPS listeners have certificates from a
-/// LoadBalancerConfiguration (they need no `certificateRefs`).
+/// `certified`: the listeners (by index) with certificates from elsewhere (a
+/// LoadBalancerConfiguration, ACM by hostname): they need no `certificateRefs`.
 pub fn check_all(
     listeners: &[Listener],
     origins: &[Origin],
     snapshot: &CertificateSnapshot,
-    configured: &[i32],
+    certified: &[usize],
 ) -> Vec<CheckedListener> {
     let mut checked: Vec<CheckedListener> = listeners
         .iter()
         .zip(origins)
-        .map(|(listener, origin)| {
-            check(
-                origin,
-                listener,
-                snapshot,
-                configured.contains(&listener.port),
-            )
-        })
+        .enumerate()
+        .map(|(i, (listener, origin))| check(origin, listener, snapshot, certified.contains(&i)))
         .collect();
     let own = origins.iter().take_while(|o| o.is_gateway()).count();
     mark_conflicts(&mut checked[..own]);
@@ -252,7 +246,7 @@ fn certificates(
     if refs.is_empty() {
         let problem = (
             "InvalidCertificateRef",
-            "an HTTPS listener needs tls.certificateRefs, or a certificate for its port in its LoadBalancerConfiguration's listenerConfigurations".into(),
+            "an HTTPS listener needs tls.certificateRefs, a certificate for its port in its LoadBalancerConfiguration's listenerConfigurations, or a hostname an issued ACM certificate covers".into(),
         );
         return (Vec::new(), Some(problem));
     }

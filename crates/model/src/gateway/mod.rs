@@ -3,6 +3,7 @@
 //! reads the objects and writes what this decides.
 
 pub mod attach;
+mod attached;
 pub mod backends;
 pub mod build;
 pub mod certificates;
