@@ -24,6 +24,7 @@ use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute, ListenerSet, ReferenceGr
 use lb_api::gateway_config::{LoadBalancerConfiguration, TargetGroupConfiguration};
 use lb_aws::Ec2;
 use lb_aws::deployer::apply::LoadBalancers;
+use lb_model::gateway::backends::sends_to;
 use lb_model::ingress::IngressSettings;
 
 use crate::leader::Leadership;
@@ -367,19 +368,7 @@ fn gateways_of_backend(
         routes
             .state()
             .iter()
-            .filter(|route| {
-                let route_namespace = route.namespace().unwrap_or_default();
-                route
-                    .spec
-                    .rules
-                    .iter()
-                    .flat_map(|r| &r.backend_refs)
-                    .any(|b| {
-                        b.backend.name == name
-                            && b.backend.namespace.as_deref().unwrap_or(&route_namespace)
-                                == namespace
-                    })
-            })
+            .filter(|route| sends_to(route, &namespace, |n| n == name))
             .flat_map(|route| pass::gateways_of_route(route, &sets))
             .collect()
     }

@@ -15,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use lb_api::TargetType;
 use lb_api::gateway::{ALB_CONTROLLER_NAME, Gateway, HTTPRoute, ListenerSet, ReferenceGrant};
 use lb_aws::Elbv2;
-use lb_model::gateway::backends::BackendSnapshot;
+use lb_model::gateway::backends::{BackendSnapshot, sends_to};
 use lb_model::gateway::build::Snapshot;
 use lb_model::gateway::gates;
 use lb_model::gateway::listeners::CertificateSnapshot;
@@ -133,18 +133,7 @@ fn predicted_gateway_bindings(
         .routes
         .state()
         .iter()
-        .filter(|route| {
-            let route_namespace = route.namespace().unwrap_or_default();
-            route
-                .spec
-                .rules
-                .iter()
-                .flat_map(|r| &r.backend_refs)
-                .any(|b| {
-                    selecting.contains(&b.backend.name)
-                        && b.backend.namespace.as_deref().unwrap_or(&route_namespace) == namespace
-                })
-        })
+        .filter(|route| sends_to(route, namespace, |n| selecting.iter().any(|s| s == n)))
         .map(|r| (**r).clone())
         .collect();
     if routes.is_empty() {

@@ -1,18 +1,8 @@
 use super::*;
+use crate::gateway::listeners::check_gateway_listeners as check_listeners;
 use crate::gateway::listeners::{CertificateSnapshot, Origin};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use lb_api::gateway::{AllowedRoutes, RouteNamespaces};
-
-/// Checks the listeners of the Gateway `namespace/gw` (no ListenerSets).
-fn check_listeners(
-    namespace: &str,
-    listeners: &[Listener],
-    snapshot: &CertificateSnapshot,
-) -> Vec<crate::gateway::listeners::CheckedListener> {
-    let origins =
-        vec![crate::gateway::listeners::Origin::gateway(namespace, "gw"); listeners.len()];
-    crate::gateway::listeners::check_all(listeners, &origins, snapshot, &[])
-}
 
 fn listener(name: &str, port: i32, hostname: Option<&str>, from: &str) -> Listener {
     let selector = (from == "Selector").then(|| LabelSelector {

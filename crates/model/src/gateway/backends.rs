@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
-use lb_api::gateway::{BackendObjectReference, GROUP, ReferenceGrant};
+use lb_api::gateway::{BackendObjectReference, GROUP, HTTPRoute, ReferenceGrant};
 
 use super::conditions::{Verdict, types};
 use super::grants::{self, permitted};
@@ -34,6 +34,21 @@ pub struct BackendSnapshot {
     pub services: BTreeMap<(String, String), Service>,
     pub grants: Vec<ReferenceGrant>,
     pub target_group_configs: Vec<lb_api::gateway_config::TargetGroupConfiguration>,
+}
+
+/// Whether one of `route`'s rules sends to a Service of `namespace` whose name `named` takes
+/// (the watches and the pod webhook find a Service's routes by it).
+pub fn sends_to(route: &HTTPRoute, namespace: &str, named: impl Fn(&str) -> bool) -> bool {
+    let route_namespace = route.metadata.namespace.as_deref().unwrap_or_default();
+    route
+        .spec
+        .rules
+        .iter()
+        .flat_map(|r| &r.backend_refs)
+        .any(|b| {
+            named(&b.backend.name)
+                && b.backend.namespace.as_deref().unwrap_or(route_namespace) == namespace
+        })
 }
 
 /// Resolves `reference` of a `route_kind` in `route_namespace`.

@@ -402,6 +402,17 @@ fn refuse_later_conflicts(checked: &mut [CheckedListener], listeners: &[Listener
     }
 }
 
+/// Checks the listeners of the Gateway `namespace/gw` (no ListenerSets): the tests' shorthand.
+#[cfg(test)]
+pub(crate) fn check_gateway_listeners(
+    namespace: &str,
+    listeners: &[Listener],
+    snapshot: &CertificateSnapshot,
+) -> Vec<CheckedListener> {
+    let origins = vec![Origin::gateway(namespace, "gw"); listeners.len()];
+    check_all(listeners, &origins, snapshot, &[])
+}
+
 #[cfg(test)]
 #[path = "listeners_tests.rs"]
 mod tests;

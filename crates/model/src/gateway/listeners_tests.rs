@@ -1,19 +1,9 @@
 use super::*;
+use crate::gateway::listeners::check_gateway_listeners as check_listeners;
 use lb_api::gateway::{
     AllowedRoutes, ListenerTls, ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
     SecretObjectReference,
 };
-
-/// Checks the listeners of the Gateway `namespace/gw` (no ListenerSets).
-fn check_listeners(
-    namespace: &str,
-    listeners: &[Listener],
-    snapshot: &CertificateSnapshot,
-) -> Vec<crate::gateway::listeners::CheckedListener> {
-    let origins =
-        vec![crate::gateway::listeners::Origin::gateway(namespace, "gw"); listeners.len()];
-    crate::gateway::listeners::check_all(listeners, &origins, snapshot, &[])
-}
 
 fn http(name: &str, port: i32, hostname: Option<&str>) -> Listener {
     Listener {
