@@ -9,6 +9,9 @@
 //!
 //! A reader does not stop at the first bad annotation: it collects them all, so one Warning can
 //! name every annotation the user has to fix, not one per round trip.
+//!
+//! An error shows the value as [`shown`] does: quoted, and cut when long, so that one huge value
+//! (a 100 KB paste) cannot crowd the other errors out of an Event or an admission denial.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,11 +29,46 @@ pub struct AnnotationError {
 
 impl fmt::Display for AnnotationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A problem may quote a part of the value, or a JSON decoder's message may: cut as long.
+        let problem = crate::status::truncate(&self.problem, MAX_SHOWN_PROBLEM);
         write!(
             f,
-            "annotation {}: {:?} {}",
-            self.key, self.value, self.problem
+            "annotation {}: {} {problem}",
+            self.key,
+            shown(&self.value)
         )
+    }
+}
+
+/// The most of a value an error message shows, in characters as quoted.
+pub const MAX_SHOWN_VALUE: usize = 100;
+/// The most of a problem phrase an error message shows, in characters.
+const MAX_SHOWN_PROBLEM: usize = 300;
+
+/// `value` as error messages show it: quoted as `{:?}` quotes (NUL, bidi controls and other
+/// invisible characters show as escapes instead of acting on the reader's terminal), and past
+/// [`MAX_SHOWN_VALUE`] quoted characters cut, the cut marked with the value's length.
+pub fn shown(value: &str) -> String {
+    let mut budget = MAX_SHOWN_VALUE;
+    let mut end = value.len();
+    for (at, c) in value.char_indices() {
+        // `{:?}` on a str escapes as `char::escape_debug`, except that it leaves `'` alone.
+        let width = if c == '\'' {
+            1
+        } else {
+            c.escape_debug().count()
+        };
+        if width > budget {
+            end = at;
+            break;
+        }
+        budget -= width;
+    }
+    if end == value.len() {
+        format!("{value:?}")
+    } else {
+        let length = value.chars().count();
+        format!("{:?}... ({length} characters)", &value[..end])
     }
 }
 
