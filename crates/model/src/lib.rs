@@ -18,6 +18,8 @@
 //! - [`naming`]: `k8s-<ns>-<name>-<hash>` names of what the controller creates.
 //! - `fixtures` (tests, feature `fixtures`): builders the tests of every crate share.
 
+#[cfg(test)]
+mod adversarial;
 pub mod annotations;
 pub mod binding_admission;
 pub mod elb;

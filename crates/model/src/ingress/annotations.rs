@@ -193,42 +193,49 @@ pub fn parse_service(
     Ok((parsed, warnings))
 }
 
+/// What [`is_group_name`] asks, as a phrase.
+pub const GROUP_NAME_RULE: &str = "a group name (lower-case letters, digits, '-' and '.', at most 63, starting and ending with a letter or digit)";
+
 /// Upstream's rule: lower-case letters, digits, `-` and `.`, starting and ending with a letter or
-/// digit, at most 63 characters.
-fn group_name(reader: &mut AnnotationReader) -> Option<String> {
-    let name = reader.string(GROUP_NAME)?;
+/// digit, at most 63 characters. The group's finalizer carries it: Kubernetes takes no other.
+pub fn is_group_name(name: &str) -> bool {
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let valid = name.len() <= 63
+    name.len() <= 63
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && edge(name.chars().next())
-        && edge(name.chars().last());
-    if !valid {
-        reader.reject(
-            GROUP_NAME,
-            &name,
-            "is not a group name (lower-case letters, digits, '-' and '.', at most 63, starting and ending with a letter or digit)",
-        );
+        && edge(name.chars().last())
+}
+
+fn group_name(reader: &mut AnnotationReader) -> Option<String> {
+    let name = reader.string(GROUP_NAME)?;
+    if !is_group_name(&name) {
+        reader.reject(GROUP_NAME, &name, format!("is not {GROUP_NAME_RULE}"));
         return None;
     }
     Some(name)
 }
 
-/// ELB's rule: at most 32 letters, digits and hyphens, not starting or ending with a hyphen.
-fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {
-    let name = reader.string("alb.ingress.kubernetes.io/load-balancer-name")?;
-    let valid = name.len() <= 32
+/// What [`is_load_balancer_name`] asks, as a phrase.
+pub const LOAD_BALANCER_NAME_RULE: &str =
+    "a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)";
+
+/// ELB's rule: 1 to 32 letters, digits and hyphens, not starting or ending with a hyphen, not
+/// `internal-...`.
+pub fn is_load_balancer_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
-        && !name.starts_with("internal-");
-    if !valid {
-        reader.reject(
-            "alb.ingress.kubernetes.io/load-balancer-name",
-            &name,
-            "is not a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)",
-        );
+        && !name.starts_with("internal-")
+}
+
+fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {
+    const KEY: &str = "alb.ingress.kubernetes.io/load-balancer-name";
+    let name = reader.string(KEY)?;
+    if !is_load_balancer_name(&name) {
+        reader.reject(KEY, &name, format!("is not {LOAD_BALANCER_NAME_RULE}"));
         return None;
     }
     Some(name)
@@ -471,3 +478,7 @@ fn not_supported_yet(reader: &AnnotationReader) -> Vec<String> {
 #[cfg(test)]
 #[path = "annotations_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "annotations_property_tests.rs"]
+mod property_tests;

@@ -3,7 +3,17 @@
 
 use super::build::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, MAX_TARGET_GROUPS};
 use super::rules::RuleError;
-use crate::annotations::AnnotationErrors;
+use crate::annotations::{AnnotationErrors, shown};
+
+/// A name the message shows bare when it is a sane one, quoted and cut (as [`shown`]) when not:
+/// Services named in an `actions.*` annotation's JSON are not checked by Kubernetes.
+fn shown_name(name: &str) -> String {
+    let sane = name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '/' | '_'));
+    if sane { name.to_string() } else { shown(name) }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemberError {
@@ -11,13 +21,13 @@ pub enum MemberError {
     Annotations(#[from] AnnotationErrors),
     #[error(transparent)]
     Rule(#[from] RuleError),
-    #[error("IngressClassParams spec.{field}: {value:?} is not {want}")]
+    #[error("IngressClassParams spec.{field}: {} is not {want}", shown(.value))]
     ClassParams {
         field: &'static str,
         value: String,
         want: &'static str,
     },
-    #[error("IngressClassParams targetType {0:?} is not one of ip, instance")]
+    #[error("IngressClassParams targetType {} is not one of ip, instance", shown(.0))]
     ClassTargetType(String),
     #[error("annotation {key} is not set")]
     ActionNotSet { key: String },
@@ -26,10 +36,11 @@ pub enum MemberError {
         key: String,
         source: Box<MemberError>,
     },
-    #[error("targetGroupName {0:?} is not supported yet; name it by targetGroupARN")]
+    #[error("targetGroupName {} is not supported yet; name it by targetGroupARN", shown(.0))]
     TargetGroupName(String),
     #[error(
-        "listener HTTPS:{port} needs a certificate for host {host:?}: no ACM certificate covers it; set annotation alb.ingress.kubernetes.io/certificate-arn"
+        "listener HTTPS:{port} needs a certificate for host {}: no ACM certificate covers it; set annotation alb.ingress.kubernetes.io/certificate-arn",
+        shown(.host)
     )]
     NoCertificateForHost { port: u16, host: String },
     #[error(
@@ -37,9 +48,9 @@ pub enum MemberError {
     )]
     NoCertificate { port: u16 },
     /// `service`: `<namespace>/<name>`.
-    #[error("Service {service} not found")]
+    #[error("Service {} not found", shown_name(.service))]
     ServiceNotFound { service: String },
-    #[error("Service {service} has no port {port}")]
+    #[error("Service {} has no port {}", shown_name(.service), shown_name(.port))]
     NoSuchPort { service: String, port: String },
     #[error("Service {service}: {errors}")]
     ServiceAnnotations {
@@ -59,7 +70,8 @@ pub enum MemberError {
     )]
     HealthCheckTimeout { timeout: i32, interval: i32 },
     #[error(
-        "annotation alb.ingress.kubernetes.io/healthcheck-port: {name:?} names no port of Service {service} usable for {target_type} targets"
+        "annotation alb.ingress.kubernetes.io/healthcheck-port: {} names no port of Service {service} usable for {target_type} targets",
+        shown(.name)
     )]
     HealthCheckPort {
         name: String,
@@ -68,7 +80,9 @@ pub enum MemberError {
     },
     /// A group-wide setting another member set otherwise.
     #[error(
-        "annotation {annotation}: {value:?} conflicts with {have:?} of {member} in the same group"
+        "annotation {annotation}: {} conflicts with {} of {member} in the same group",
+        shown(.value),
+        shown(.have)
     )]
     Conflict {
         annotation: &'static str,

@@ -5,7 +5,10 @@
 use ipnet::IpNet;
 use lb_api::{IngressClassParamsSpec, TargetType};
 
-use super::annotations::{IngressAnnotations, IpAddressType, Scheme};
+use super::annotations::{
+    GROUP_NAME_RULE, IngressAnnotations, IpAddressType, LOAD_BALANCER_NAME_RULE, Scheme,
+    is_group_name, is_load_balancer_name,
+};
 use super::error::MemberError;
 use super::json::ListenerProtocol;
 
@@ -36,6 +39,13 @@ pub fn apply(
     spec: &IngressClassParamsSpec,
     annotations: &mut IngressAnnotations,
 ) -> Result<Option<TargetType>, MemberError> {
+    // The group's name goes into its finalizer, and the load balancer's to ELB: either refuses
+    // any other, so the webhook does first, by field.
+    if let Some(group) = &spec.group
+        && !is_group_name(&group.name)
+    {
+        return Err(bad("group.name", &group.name, GROUP_NAME_RULE));
+    }
     if let Some(scheme) = &spec.scheme {
         annotations.scheme = Some(
             Scheme::parse(scheme)
@@ -78,6 +88,9 @@ pub fn apply(
             .extend(tags.iter().map(|t| (t.key.clone(), t.value.clone())));
     }
     if let Some(name) = &spec.load_balancer_name {
+        if !is_load_balancer_name(name) {
+            return Err(bad("loadBalancerName", name, LOAD_BALANCER_NAME_RULE));
+        }
         annotations.load_balancer_name = Some(name.clone());
     }
     if let Some(arns) = &spec.certificate_arn {
@@ -159,6 +172,10 @@ fn apply_listeners(
 }
 
 #[cfg(test)]
+#[path = "params_property_tests.rs"]
+mod property_tests;
+
+#[cfg(test)]
 mod tests {
     use lb_api::ingress_class_params::{Attribute, ListenerParams};
 
@@ -231,5 +248,58 @@ mod tests {
             ])
         );
         assert_eq!(validate(&IngressClassParamsSpec::default()), Ok(vec![]));
+    }
+
+    #[test]
+    fn names_aws_or_kubernetes_would_refuse_are_refused_by_field() {
+        // Before: admitted, and the first CreateLoadBalancer (or the group's finalizer) failed.
+        let named = IngressClassParamsSpec {
+            load_balancer_name: Some("10.0.0.0/8, 192.168.0.0/16".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(&named).map_err(|e| e.to_string()),
+            Err("IngressClassParams spec.loadBalancerName: \"10.0.0.0/8, 192.168.0.0/16\" is not a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)".into())
+        );
+        let grouped = IngressClassParamsSpec {
+            group: Some(lb_api::ingress_class_params::IngressGroup {
+                name: "Shop Front".into(),
+            }),
+            ..Default::default()
+        };
+        assert!(
+            validate(&grouped)
+                .map_err(|e| e.to_string())
+                .is_err_and(|e| e.starts_with(
+                    "IngressClassParams spec.group.name: \"Shop Front\" is not a group name"
+                ))
+        );
+        let fine = IngressClassParamsSpec {
+            load_balancer_name: Some("shop-front".into()),
+            group: Some(lb_api::ingress_class_params::IngressGroup {
+                name: "shop.front".into(),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(validate(&fine), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_huge_value_is_refused_with_the_value_cut() {
+        // Before: the 100 KB value was the message, whole.
+        let huge = IngressClassParamsSpec {
+            scheme: Some("x".repeat(100 * 1024)),
+            ..Default::default()
+        };
+        let message = validate(&huge)
+            .map_err(|e| e.to_string())
+            .expect_err("refused");
+        assert_eq!(
+            message,
+            format!(
+                "IngressClassParams spec.scheme: \"{}\"... (102400 characters) is not internal or internet-facing",
+                "x".repeat(crate::annotations::MAX_SHOWN_VALUE)
+            )
+        );
     }
 }
