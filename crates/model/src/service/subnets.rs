@@ -35,7 +35,8 @@ pub fn choose_subnets<'a>(
                     .find(|s| &s.id == wanted || s.tags.get("Name") == Some(wanted))
                     .ok_or_else(|| {
                         format!(
-                            "annotation {annotation}: {wanted:?} is no subnet of the VPC (by ID or Name tag)"
+                            "annotation {annotation}: {} is no subnet of the VPC (by ID or Name tag)",
+                            crate::annotations::shown(wanted)
                         )
                     })
             })
@@ -78,4 +79,24 @@ pub fn choose_subnets<'a>(
     let mut chosen: Vec<&Subnet> = by_zone.into_values().collect();
     chosen.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_subnet_name_is_named_cut() {
+        // Before: the whole 100 KB name was the message.
+        let huge = "a".repeat(100 * 1024);
+        let problem = choose_subnets(Some(&[huge]), &[], "internal", "lab", "example.io/subnets")
+            .expect_err("no such subnet");
+        assert!(
+            problem.starts_with("annotation example.io/subnets: \"aaaa")
+                && problem.ends_with(
+                    "\"... (102400 characters) is no subnet of the VPC (by ID or Name tag)"
+                ),
+            "{problem:.300}"
+        );
+    }
 }
