@@ -122,8 +122,13 @@ impl<'a> AnnotationReader<'a> {
         (!value.is_empty()).then(|| value.to_string())
     }
 
+    /// A list; one with nothing in it (`""`, `" , "`) counts as unset, as upstream reads it (an
+    /// empty list of subnets, security groups or CIDRs would otherwise make a load balancer
+    /// without subnets, without security groups, or closed to everyone).
     pub fn string_list(&self, name: &str) -> Option<Vec<String>> {
-        self.raw(name).map(split_list)
+        self.raw(name)
+            .map(split_list)
+            .filter(|list| !list.is_empty())
     }
 
     /// A list of managed prefix list IDs (`pl-` and hex digits), each checked.

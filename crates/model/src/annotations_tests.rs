@@ -23,6 +23,16 @@ fn lists_are_split_on_commas_trimmed_and_empties_dropped() {
 }
 
 #[test]
+fn a_list_with_nothing_in_it_is_unset() {
+    // Before: Some(vec![]), and `subnets: ""` made an ALB with no subnet at all.
+    for blank in ["", " ", ",", " , ,"] {
+        let map = annotations(&[("l", blank)]);
+        let reader = AnnotationReader::new(&map);
+        assert_eq!(reader.string_list("example.io/l"), None, "{blank:?}");
+    }
+}
+
+#[test]
 fn maps_need_key_value_pairs_with_distinct_keys() {
     type Pairs = &'static [(&'static str, &'static str)];
     let cases: [(&str, Option<Pairs>); 6] = [
