@@ -481,4 +481,4 @@ mod tests;
 
 #[cfg(test)]
 #[path = "annotations_property_tests.rs"]
-mod property_tests;
+pub(crate) mod property_tests;

@@ -478,3 +478,7 @@ fn unique_certificates<'a>(members: impl Iterator<Item = &'a MemberModel>) -> Ve
 #[cfg(test)]
 #[path = "build_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "build_property_tests.rs"]
+mod property_tests;
