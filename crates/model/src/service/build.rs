@@ -84,7 +84,7 @@ pub enum BuildError {
         "Service port {port} has protocol {protocol}, which an NLB does not carry (TCP or UDP)"
     )]
     UnsupportedProtocol { port: i32, protocol: String },
-    #[error("annotation {annotation}: {value:?} names no port of the Service")]
+    #[error("annotation {annotation}: {} names no port of the Service", crate::annotations::shown(.value))]
     UnknownPort { annotation: String, value: String },
     #[error(
         "Service ports {port}/TCP and {port}/UDP share a port number: set annotation service.beta.kubernetes.io/aws-load-balancer-enable-tcp-udp-listener: \"true\" for one TCP_UDP listener, or give them different ports"
@@ -128,14 +128,7 @@ pub fn build(
     }
     let scheme = annotations.scheme.unwrap_or(Scheme::Internal);
     let ip_address_type = load_balancer_ip_address_type(annotations);
-    let explicit_groups = annotations.security_groups.is_some();
-    let backend_security_group = settings
-        .security_groups
-        .attaches_backend(
-            explicit_groups,
-            annotations.manage_backend_security_group_rules,
-        )
-        .map_err(|_| BuildError::BackendSecurityGroupDisabled)?;
+    let backend_security_group = security_groups(annotations, settings)?;
     // The targets admit the backend group, or without one the managed group (upstream's).
     let networking = backend_security_group || annotations.security_groups.is_none();
     let context = PortContext::new(service, annotations, target_type, settings, networking)?;
@@ -209,8 +202,28 @@ fn chosen_subnets(
     }
 }
 
+/// Whether the NLB gets the backend security group; refused when the annotations ask for
+/// groups the flags turn off, or for none (`disable-nlb-sg`) and some. The annotations and the
+/// flags alone decide: the webhook's prediction of the bindings refuses the same.
+fn security_groups(
+    annotations: &ServiceAnnotations,
+    settings: &ClusterSettings,
+) -> Result<bool, BuildError> {
+    let explicit_groups = annotations.security_groups.is_some();
+    if annotations.disable_nlb_security_groups == Some(true) && explicit_groups {
+        return Err(BuildError::SecurityGroupsDisabled);
+    }
+    settings
+        .security_groups
+        .attaches_backend(
+            explicit_groups,
+            annotations.manage_backend_security_group_rules,
+        )
+        .map_err(|_| BuildError::BackendSecurityGroupDisabled)
+}
+
 /// `disable-nlb-sg: "true"`: an NLB without security groups, its targets admitting it by
-/// address; refused with groups named.
+/// address (with groups named it was refused by [`security_groups`]).
 fn without_security_groups(
     stack: &mut Stack,
     spec: &ServiceSpec,
@@ -218,9 +231,6 @@ fn without_security_groups(
 ) -> Result<(), BuildError> {
     if annotations.disable_nlb_security_groups != Some(true) {
         return Ok(());
-    }
-    if annotations.security_groups.is_some() {
-        return Err(BuildError::SecurityGroupsDisabled);
     }
     let named = named_source_ranges(spec, annotations);
     super::by_address::admit_by_address(stack, named.as_deref());
@@ -286,7 +296,8 @@ fn port_list_warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -
                     PortRef::Name(n) => n.clone(),
                 };
                 warnings.push(format!(
-                    "annotation {annotation}: {value:?} names no port of the Service; ignored"
+                    "annotation {annotation}: {} names no port of the Service; ignored",
+                    crate::annotations::shown(&value)
                 ));
             }
         }
@@ -296,13 +307,15 @@ fn port_list_warnings(annotations: &ServiceAnnotations, ports: &[ServicePort]) -
 
 /// The names of the TargetGroupBindings [`build`] makes for `service`, with the Service port
 /// each binds: the pod webhook gives pods their readiness gates before the bindings exist.
-/// Subnets play no part in them.
+/// Subnets play no part in them; every refusal of the annotations and flags alone does (a pod
+/// gated on a binding that will never be made would stay unready).
 pub fn bindings(
     service: &Service,
     annotations: &ServiceAnnotations,
     target_type: TargetType,
     settings: &ClusterSettings,
 ) -> Result<Vec<Binding>, BuildError> {
+    security_groups(annotations, settings)?;
     let ports = service
         .spec
         .as_ref()

@@ -359,3 +359,29 @@ fn prefix_lists_alone_admit_only_them_and_a_bad_id_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_huge_port_name_is_named_cut_in_the_warning_and_the_error() {
+    // Before: the whole 100 KB value was the warning (and the health check port's error).
+    let huge = "x".repeat(100 * 1024);
+    let cut = format!(
+        "\"{}\"... (102400 characters)",
+        "x".repeat(crate::annotations::MAX_SHOWN_VALUE)
+    );
+    let spec = json!({"ports": [{"port": 80, "targetPort": 8080}]});
+    let svc = service(&[("aws-load-balancer-ssl-ports", &huge)], spec.clone());
+    let Built { warnings, .. } = built(&svc, TargetType::Ip).expect("stack");
+    assert_eq!(
+        warnings,
+        [format!(
+            "annotation {P}aws-load-balancer-ssl-ports: {cut} names no port of the Service; ignored"
+        )]
+    );
+    let svc = service(&[("aws-load-balancer-healthcheck-port", &huge)], spec);
+    assert_eq!(
+        built(&svc, TargetType::Ip).map_err(|e| e.to_string()),
+        Err(format!(
+            "annotation {P}aws-load-balancer-healthcheck-port: {cut} names no port of the Service"
+        ))
+    );
+}
