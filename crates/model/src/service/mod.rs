@@ -88,6 +88,9 @@ pub fn predicted_ip_bindings(
 }
 
 #[cfg(test)]
+mod property_tests;
+
+#[cfg(test)]
 mod tests {
     use serde_json::json;
 
@@ -177,5 +180,22 @@ mod tests {
         let mut not_ours = ip.clone();
         not_ours.metadata.annotations = None;
         assert!(predicted_ip_bindings(&not_ours, &selection, &settings).is_empty());
+        // Refused for its annotations alone (no security groups, and some): no binding will be
+        // made, so none is predicted. Before: one was, and pods were gated on it for good.
+        let mut refused = ip.clone();
+        let annotations = refused.metadata.annotations.get_or_insert_default();
+        annotations.insert(
+            "service.beta.kubernetes.io/aws-load-balancer-disable-nlb-sg".into(),
+            "true".into(),
+        );
+        annotations.insert(
+            "service.beta.kubernetes.io/aws-load-balancer-security-groups".into(),
+            "sg-1".into(),
+        );
+        assert_eq!(
+            desired(&refused, Some(TargetType::Ip), &settings, &subnets),
+            Err(ModelError::Build(BuildError::SecurityGroupsDisabled))
+        );
+        assert!(predicted_ip_bindings(&refused, &selection, &settings).is_empty());
     }
 }
