@@ -15,7 +15,7 @@ use super::annotations::{IpAddressType, Scheme};
 use super::error::MemberError;
 use super::group_settings::GroupSettings;
 use super::json::ListenerProtocol;
-use super::member::{Cluster, MemberModel, member_model};
+use super::member::{Cluster, MemberModel, member_model, model_given_certificates};
 use super::{BuiltGroup, GroupId, GroupMember, MemberOutcome};
 use crate::naming;
 use crate::service::subnets::{Subnet, choose_subnets};
@@ -121,6 +121,33 @@ impl Merged {
 
     fn certificates_with(&self, model: &MemberModel) -> Vec<String> {
         unique_certificates(self.members.iter().chain([model]))
+    }
+}
+
+/// The bindings `member` brings to a group of its own, none when the group would refuse it
+/// (see [`super::member::member_bindings`]).
+pub(super) fn bindings_alone(
+    member: &GroupMember,
+    cluster: &Cluster,
+    group: &GroupId,
+) -> Vec<crate::stack::Binding> {
+    let Ok(model) = model_given_certificates(member, cluster, group, &BTreeMap::new()) else {
+        return Vec::new();
+    };
+    let bindings = model.bindings.clone();
+    let mut merged = Merged::default();
+    if merged.add(model).is_err() {
+        return Vec::new();
+    }
+    let named_groups = merged.settings.security_groups.get().is_some();
+    let manage = merged.settings.manage_backend_rules.get().copied();
+    match cluster
+        .settings
+        .security_groups
+        .attaches_backend(named_groups, manage)
+    {
+        Ok(_) => bindings,
+        Err(_) => Vec::new(),
     }
 }
 

@@ -166,26 +166,27 @@ fn members() -> impl Strategy<Value = Vec<Ingress>> {
     })
 }
 
-/// The group built from `ingresses` as the reconciler builds it.
-fn build(ingresses: &[&Ingress]) -> BuiltGroup {
-    let settings = crate::fixtures::ingress_settings();
+/// Services `web` and `api` (port 80, named `http`) in both namespaces.
+fn backend_services() -> Services {
     let service = |namespace: &str, name: &str| {
         let mut service = crate::fixtures::backend_service(namespace, name);
-        if let Some(port) = service
-            .spec
-            .as_mut()
-            .and_then(|s| s.ports.as_mut())
-            .and_then(|p| p.first_mut())
-        {
+        let ports = service.spec.as_mut().and_then(|s| s.ports.as_mut());
+        if let Some(port) = ports.and_then(|p| p.first_mut()) {
             port.name = Some("http".into());
         }
         Arc::new(service)
     };
-    let services = Services::new(
+    Services::new(
         ["shop", "team"]
             .into_iter()
             .flat_map(|ns| [service(ns, "web"), service(ns, "api")]),
-    );
+    )
+}
+
+/// The group built from `ingresses` as the reconciler builds it.
+fn build(ingresses: &[&Ingress]) -> BuiltGroup {
+    let settings = crate::fixtures::ingress_settings();
+    let services = backend_services();
     let cluster = Cluster {
         settings: &settings,
         services: &services,
@@ -328,6 +329,44 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(adversarial::config(256))]
+
+    /// The pod webhook gates pods on the bindings an Ingress alone will get: exactly those its
+    /// group (of it alone) makes, none when it is refused.
+    #[test]
+    fn the_webhook_predicts_exactly_the_bindings_of_an_ingress_alone(
+        ingresses in members(),
+    ) {
+        let ingress = &ingresses[0];
+        let settings = crate::fixtures::ingress_settings();
+        let services = backend_services();
+        let cluster = Cluster { settings: &settings, services: &services, certificates: &[] };
+        let predicted: Vec<String> = crate::ingress::member::member_bindings(ingress, None, &cluster)
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        let built = build(&[ingress]);
+        // The webhook knows neither the VPC's subnets nor the account's certificates: a member
+        // refused for those is predicted as if they were there.
+        if let Some(
+            MemberError::Subnets(_)
+            | MemberError::NoCertificate { .. }
+            | MemberError::NoCertificateForHost { .. },
+        ) = &built.outcomes[0].error
+        {
+            return Ok(());
+        }
+        let made: Vec<String> = built
+            .stack
+            .iter()
+            .flat_map(|s| &s.bindings)
+            .map(|b| b.name.clone())
+            .collect();
+        prop_assert_eq!(predicted, made, "{:?}", built.outcomes[0].error);
+    }
+}
+
 /// Annotations any value parses for, which only the build judges: subnets and security groups
 /// by name, certificates, the SSL policy, the health check's port and path, and the Service and
 /// port a forward action names.
@@ -389,6 +428,23 @@ fn a_listener_takes_100_rules_and_the_member_bringing_the_101st_is_refused() {
             .as_ref()
             .map(ToString::to_string),
         Some("would bring listener 80 to 101 rules; a listener has at most 100".into())
+    );
+    // The pod webhook gates no pod on a binding of the refused member (before: it did, and the
+    // pods stayed unready for good).
+    let settings = crate::fixtures::ingress_settings();
+    let services = backend_services();
+    let cluster = Cluster {
+        settings: &settings,
+        services: &services,
+        certificates: &[],
+    };
+    assert_eq!(
+        crate::ingress::member::member_bindings(&full, None, &cluster).len(),
+        1
+    );
+    assert_eq!(
+        crate::ingress::member::member_bindings(&over, None, &cluster),
+        []
     );
     let first = simple("a", &[("group.order", "1")], 60, "web");
     let second = simple("b", &[("group.order", "2")], 41, "api");

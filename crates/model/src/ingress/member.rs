@@ -95,6 +95,24 @@ pub fn member_model(
     group: &GroupId,
     group_tags: &BTreeMap<String, String>,
 ) -> Result<MemberModel, MemberError> {
+    let mut model = model_given_certificates(member, cluster, group, group_tags)?;
+    model.certificates = certificates_for(
+        &model.listen_ports,
+        std::mem::take(&mut model.certificates),
+        &model.rules,
+        cluster,
+    )?;
+    Ok(model)
+}
+
+/// [`member_model`] with only the certificates the member names (none discovered, and none
+/// missing): what the pod webhook, which does not ask ACM, can know.
+pub(super) fn model_given_certificates(
+    member: &super::GroupMember,
+    cluster: &Cluster,
+    group: &GroupId,
+    group_tags: &BTreeMap<String, String>,
+) -> Result<MemberModel, MemberError> {
     let ingress = member.ingress;
     let parsed = member.parsed.as_ref().map_err(Clone::clone)?;
     let Routes {
@@ -114,7 +132,6 @@ pub fn member_model(
             vec![(ListenerProtocol::Https, 443)]
         }
     });
-    let certificates = certificates_for(&listen_ports, certificates, &rules, cluster)?;
     Ok(MemberModel {
         key: super::group::member_key(ingress),
         annotations,
@@ -129,20 +146,18 @@ pub fn member_model(
     })
 }
 
-/// The TargetGroupBindings the group's build makes for `ingress` (none when it does not build):
-/// the pod webhook gives pods their readiness gates before the bindings exist.
+/// The TargetGroupBindings the group's build makes for `ingress` (none when it does not build,
+/// alone: its quotas, its SSL redirect, the backend security group it asks for): the pod webhook
+/// gives pods their readiness gates before the bindings exist. What it cannot know is taken as
+/// fine: its ACM certificates, its subnets, and the other members of its group.
 pub fn member_bindings(
     ingress: &Ingress,
     params: Option<&IngressClassParamsSpec>,
     cluster: &Cluster,
 ) -> Vec<Binding> {
     let group = super::group::group_of(ingress, params);
-    let Ok(parsed) = parse_member(ingress, params) else {
-        return Vec::new();
-    };
-    routes(ingress, &parsed, cluster, &group, &BTreeMap::new())
-        .map(|r| r.bindings)
-        .unwrap_or_default()
+    let member = super::GroupMember::new(ingress, params);
+    super::build::bindings_alone(&member, cluster, &group)
 }
 
 /// A member's rules and what they forward to, before listeners and certificates.
