@@ -23,6 +23,10 @@ pub fn validate(spec: &IngressClassParamsSpec) -> Result<Vec<String>, MemberErro
             spec.minimum_load_balancer_capacity.is_some(),
         ),
         ("ipamConfiguration", spec.ipam_configuration.is_some()),
+        (
+            "subnets.tags",
+            spec.subnets.as_ref().is_some_and(|s| s.tags.is_some()),
+        ),
         ("prefixListsIDs", spec.prefix_lists_ids.is_some()),
         ("wafv2AclArn", spec.wafv2_acl_arn.is_some()),
         ("wafv2AclName", spec.wafv2_acl_name.is_some()),
@@ -66,7 +70,9 @@ pub fn apply(
             }
         });
     }
-    if let Some(cidrs) = &spec.inbound_cidrs {
+    // An empty list says nothing, as an annotation with nothing in it (and as upstream reads
+    // these fields): it must not make an ALB without subnets, or closed to everyone.
+    if let Some(cidrs) = spec.inbound_cidrs.as_ref().filter(|c| !c.is_empty()) {
         let nets: Result<Vec<IpNet>, _> = cidrs.iter().map(|c| c.parse()).collect();
         annotations.inbound_cidrs =
             Some(nets.map_err(|_| bad("inboundCIDRs", &cidrs.join(","), "a list of CIDRs"))?);
@@ -79,7 +85,12 @@ pub fn apply(
         annotations.ssl_redirect =
             Some(parsed.ok_or_else(|| bad("sslRedirectPort", port, "a port 1-65535"))?);
     }
-    if let Some(ids) = spec.subnets.as_ref().and_then(|s| s.ids.clone()) {
+    if let Some(ids) = spec
+        .subnets
+        .as_ref()
+        .and_then(|s| s.ids.clone())
+        .filter(|ids| !ids.is_empty())
+    {
         annotations.subnets = Some(ids);
     }
     if let Some(tags) = &spec.tags {
@@ -93,7 +104,7 @@ pub fn apply(
         }
         annotations.load_balancer_name = Some(name.clone());
     }
-    if let Some(arns) = &spec.certificate_arn {
+    if let Some(arns) = spec.certificate_arn.as_ref().filter(|a| !a.is_empty()) {
         annotations.certificate_arns = Some(arns.clone());
     }
     if let Some(attributes) = &spec.load_balancer_attributes {
@@ -148,11 +159,8 @@ fn apply_listeners(
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p > 0)
             .ok_or_else(|| {
-                bad(
-                    "listeners[].port",
-                    &format!("{:?}", listener.port),
-                    "a port 1-65535",
-                )
+                let port = listener.port.map(|p| p.to_string()).unwrap_or_default();
+                bad("listeners[].port", &port, "a port 1-65535")
             })?;
         ports.push((protocol, port));
         if let Some(attributes) = &listener.listener_attributes {
@@ -282,6 +290,61 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(validate(&fine), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_listener_port_is_named_by_its_number_and_subnet_tags_are_said_unsupported() {
+        // Before: the port was shown as Rust writes an Option ("Some(70000)"), and subnets chosen
+        // by tags were silently ignored.
+        let listener = |port| IngressClassParamsSpec {
+            listeners: Some(vec![ListenerParams {
+                protocol: Some("HTTP".into()),
+                port,
+                listener_attributes: None,
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(&listener(Some(70000))).map_err(|e| e.to_string()),
+            Err("IngressClassParams spec.listeners[].port: \"70000\" is not a port 1-65535".into())
+        );
+        assert_eq!(
+            validate(&listener(None)).map_err(|e| e.to_string()),
+            Err("IngressClassParams spec.listeners[].port: \"\" is not a port 1-65535".into())
+        );
+        let tagged = IngressClassParamsSpec {
+            subnets: Some(lb_api::ingress_class_params::SubnetSelector {
+                ids: None,
+                tags: Some([("tier".to_string(), vec!["web".to_string()])].into()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(&tagged),
+            Ok(vec![
+                "spec.subnets.tags is not supported yet: it has no effect".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn empty_lists_say_nothing() {
+        // Before: `subnets: {ids: []}` made an ALB with no subnet, `inboundCIDRs: []` one no
+        // client could reach.
+        let empty = IngressClassParamsSpec {
+            inbound_cidrs: Some(vec![]),
+            certificate_arn: Some(vec![]),
+            subnets: Some(lb_api::ingress_class_params::SubnetSelector {
+                ids: Some(vec![]),
+                tags: None,
+            }),
+            ..Default::default()
+        };
+        let mut annotations = IngressAnnotations::default();
+        assert_eq!(apply(&empty, &mut annotations), Ok(None));
+        assert_eq!(annotations.inbound_cidrs, None);
+        assert_eq!(annotations.certificate_arns, None);
+        assert_eq!(annotations.subnets, None);
     }
 
     #[test]

@@ -157,6 +157,26 @@ proptest! {
         }
     }
 
+    /// A list field with nothing in it says nothing, as for the annotations it stands for (an
+    /// empty list of subnets or CIDRs would make an ALB without subnets, or closed to everyone).
+    #[test]
+    fn an_empty_list_field_is_its_absence(spec in params(true)) {
+        let mut emptied = spec.clone();
+        emptied.inbound_cidrs.get_or_insert_default();
+        emptied.certificate_arn.get_or_insert_default();
+        emptied.listeners.get_or_insert_default();
+        emptied.tags.get_or_insert_default();
+        emptied.load_balancer_attributes.get_or_insert_default();
+        emptied
+            .subnets
+            .get_or_insert_default()
+            .ids
+            .get_or_insert_default();
+        let (mut with, mut without) = (IngressAnnotations::default(), IngressAnnotations::default());
+        prop_assert_eq!(apply(&emptied, &mut with), apply(&spec, &mut without));
+        prop_assert_eq!(with, without);
+    }
+
     /// What the webhook admits builds into names AWS and Kubernetes take: the group's finalizer
     /// and the load balancer's name.
     #[test]
