@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod gateway_config;
 pub mod ingress_class_params;
 pub mod keys;
+pub mod shown;
 pub mod target_group_binding;
 pub mod v1alpha1;
 

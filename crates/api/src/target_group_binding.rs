@@ -7,6 +7,8 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::shown::shown;
+
 // clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -169,7 +171,7 @@ pub struct NetworkingPort {
 
 impl TargetGroupBindingSpec {
     /// Checks what the schema cannot: the networking rules' CIDRs, security group IDs, protocols
-    /// and ports. The message names the field and the value.
+    /// and ports. The message names the field and the value (as [`shown`] shows it).
     pub fn validate(&self) -> Result<(), String> {
         let rules = self.networking.iter().flat_map(|n| n.ingress.iter());
         for (i, rule) in rules.enumerate() {
@@ -178,16 +180,16 @@ impl TargetGroupBindingSpec {
                     (Some(block), None) => {
                         block.cidr.parse::<ipnet::IpNet>().map_err(|_| {
                             format!(
-                                "spec.networking.ingress[{i}].from.ipBlock.cidr {:?} is not a CIDR",
-                                block.cidr
+                                "spec.networking.ingress[{i}].from.ipBlock.cidr {} is not a CIDR",
+                                shown(&block.cidr)
                             )
                         })?;
                     }
                     (None, Some(group)) => {
                         if !group.group_id.starts_with("sg-") {
                             return Err(format!(
-                                "spec.networking.ingress[{i}].from.securityGroup.groupID {:?} is not a security group ID",
-                                group.group_id
+                                "spec.networking.ingress[{i}].from.securityGroup.groupID {} is not a security group ID",
+                                shown(&group.group_id)
                             ));
                         }
                     }
@@ -203,7 +205,8 @@ impl TargetGroupBindingSpec {
                     && !matches!(protocol.as_str(), "TCP" | "UDP")
                 {
                     return Err(format!(
-                        "spec.networking.ingress[{i}].ports.protocol {protocol:?} is not TCP or UDP"
+                        "spec.networking.ingress[{i}].ports.protocol {} is not TCP or UDP",
+                        shown(protocol)
                     ));
                 }
                 if let Some(IntOrString::Int(number)) = port.port

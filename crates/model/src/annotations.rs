@@ -40,37 +40,10 @@ impl fmt::Display for AnnotationError {
     }
 }
 
-/// The most of a value an error message shows, in characters as quoted.
-pub const MAX_SHOWN_VALUE: usize = 100;
 /// The most of a problem phrase an error message shows, in characters.
 const MAX_SHOWN_PROBLEM: usize = 300;
 
-/// `value` as error messages show it: quoted as `{:?}` quotes (NUL, bidi controls and other
-/// invisible characters show as escapes instead of acting on the reader's terminal), and past
-/// [`MAX_SHOWN_VALUE`] quoted characters cut, the cut marked with the value's length.
-pub fn shown(value: &str) -> String {
-    let mut budget = MAX_SHOWN_VALUE;
-    let mut end = value.len();
-    for (at, c) in value.char_indices() {
-        // `{:?}` on a str escapes as `char::escape_debug`, except that it leaves `'` alone.
-        let width = if c == '\'' {
-            1
-        } else {
-            c.escape_debug().count()
-        };
-        if width > budget {
-            end = at;
-            break;
-        }
-        budget -= width;
-    }
-    if end == value.len() {
-        format!("{value:?}")
-    } else {
-        let length = value.chars().count();
-        format!("{:?}... ({length} characters)", &value[..end])
-    }
-}
+pub use lb_api::shown::{MAX_SHOWN_VALUE, shown};
 
 /// Every bad annotation of one object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -159,24 +159,3 @@ fn a_huge_value_is_shown_cut_and_the_other_errors_still_fit_an_event() {
     assert!(event.contains("... (102400 characters)"), "{event}");
     assert!(event.contains("example.io/second: \"x\""), "{event}");
 }
-
-#[test]
-fn shown_values_are_quoted_their_controls_escaped_and_long_ones_cut() {
-    assert_eq!(shown("web"), "\"web\"");
-    assert_eq!(shown("a\0b\u{202e}"), "\"a\\0b\\u{202e}\"");
-    assert_eq!(shown("it's"), "\"it's\"");
-    let long = "é".repeat(150);
-    assert_eq!(
-        shown(&long),
-        format!("\"{}\"... (150 characters)", "é".repeat(MAX_SHOWN_VALUE))
-    );
-    // The cut counts the escapes: 100 quoted characters, whatever the value is made of.
-    let nuls = "\0".repeat(80);
-    assert_eq!(
-        shown(&nuls),
-        format!(
-            "\"{}\"... (80 characters)",
-            "\\0".repeat(MAX_SHOWN_VALUE / 2)
-        )
-    );
-}

@@ -11,11 +11,13 @@
 //!   is `multiClusterTargetGroup`; on update: the immutable fields (`targetGroupARN`,
 //!   `targetType`, `ipAddressType`, `vpcID`) unchanged.
 //!
-//! Messages name the field and the value, and, for a target group bound already, the binding.
+//! Messages name the field and the value (as [`shown`] shows it), and, for a target group bound
+//! already, the binding.
 
 use std::sync::Arc;
 
 use json_patch::PatchOperation;
+use lb_api::shown::{shown, shown_name};
 use lb_api::{TargetGroupBinding, TargetGroupBindingSpec, TargetType};
 use serde_json::json;
 
@@ -30,13 +32,17 @@ pub fn check_spec(spec: &TargetGroupBindingSpec) -> Result<(), String> {
     if let Some(kind) = &spec.ip_address_type
         && !matches!(kind.as_str(), "ipv4" | "ipv6")
     {
-        return Err(format!("spec.ipAddressType {kind:?} is not ipv4 or ipv6"));
+        return Err(format!(
+            "spec.ipAddressType {} is not ipv4 or ipv6",
+            shown(kind)
+        ));
     }
     if let Some(vpc) = spec.vpc_id.as_deref().filter(|v| !v.is_empty())
         && !is_vpc_id(vpc)
     {
         return Err(format!(
-            "spec.vpcID {vpc:?} is not a VPC ID (vpc- and 8 or 17 hexadecimal digits)"
+            "spec.vpcID {} is not a VPC ID (vpc- and 8 or 17 hexadecimal digits)",
+            shown(vpc)
         ));
     }
     let role = spec
@@ -45,7 +51,8 @@ pub fn check_spec(spec: &TargetGroupBindingSpec) -> Result<(), String> {
         .filter(|r| !r.is_empty());
     if let (Some(role), Some(TargetType::Instance)) = (role, spec.target_type) {
         return Err(format!(
-            "spec.iamRoleArnToAssume {role:?} cannot be used with targetType instance: nodes of this cluster are not instances of another account"
+            "spec.iamRoleArnToAssume {} cannot be used with targetType instance: nodes of this cluster are not instances of another account",
+            shown(role)
         ));
     }
     Ok(())
@@ -186,7 +193,8 @@ pub fn validate_create(
     });
     match other {
         Some(other) => Err(format!(
-            "TargetGroup {arn} is already bound to TargetGroupBinding {}; a target group has one binding unless every binding of it sets multiClusterTargetGroup: true",
+            "TargetGroup {} is already bound to TargetGroupBinding {}; a target group has one binding unless every binding of it sets multiClusterTargetGroup: true",
+            shown_name(arn),
             namespaced_name(other)
         )),
         None => Ok(()),
@@ -222,7 +230,7 @@ fn check_against_group(
     ) && wanted != actual
     {
         return Err(format!(
-            "invalid vpc Id {wanted} doesnt match VpcId from TargetGroup {} ({actual})",
+            "spec.vpcID {wanted} does not match the VPC of TargetGroup {} ({actual})",
             group.arn
         ));
     }
@@ -267,3 +275,7 @@ pub fn validate_update(old: &TargetGroupBinding, new: &TargetGroupBinding) -> Re
 #[cfg(test)]
 #[path = "binding_admission_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "binding_admission_property_tests.rs"]
+mod property_tests;

@@ -86,7 +86,7 @@ fn creation_checks_the_target_group_and_the_spec() {
         (
             spec(json!({"vpcID": "vpc-11111111"})),
             group("ip"),
-            "invalid vpc Id vpc-11111111",
+            "spec.vpcID vpc-11111111 does not match the VPC of TargetGroup",
         ),
         (
             spec(json!({"vpcID": "my-vpc"})),
@@ -224,5 +224,37 @@ fn updates_may_not_change_immutable_fields() {
     assert_eq!(
         validate_update(&old, &new).unwrap_err(),
         "TargetGroupBinding update may not change these fields: spec.targetGroupARN,spec.targetType,spec.ipAddressType,spec.vpcID"
+    );
+}
+
+#[test]
+fn a_huge_value_is_refused_with_the_value_cut() {
+    // Before: the whole 100 KB value was the denial.
+    let huge = "v".repeat(100 * 1024);
+    let cut = format!(
+        "\"{}\"... (102400 characters)",
+        "v".repeat(lb_api::shown::MAX_SHOWN_VALUE)
+    );
+    for (field, needle) in [
+        ("vpcID", format!("spec.vpcID {cut} is not a VPC ID")),
+        (
+            "ipAddressType",
+            format!("spec.ipAddressType {cut} is not ipv4 or ipv6"),
+        ),
+    ] {
+        let mut spec = json!({"targetGroupARN": ARN, "targetType": "ip",
+            "serviceRef": {"name": "web", "port": 80}});
+        spec[field] = json!(huge);
+        let err = validate_create(&binding("web", spec), None, &[]).unwrap_err();
+        assert!(err.starts_with(&needle), "{err:.300}");
+        assert!(err.len() < 300, "{err:.300}");
+    }
+    let networking = json!({"targetGroupARN": ARN, "targetType": "ip",
+        "serviceRef": {"name": "web", "port": 80},
+        "networking": {"ingress": [{"from": [{"ipBlock": {"cidr": huge}}], "ports": []}]}});
+    let err = validate_create(&binding("web", networking), None, &[]).unwrap_err();
+    assert_eq!(
+        err,
+        format!("spec.networking.ingress[0].from.ipBlock.cidr {cut} is not a CIDR")
     );
 }

@@ -3,17 +3,8 @@
 
 use super::build::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, MAX_TARGET_GROUPS};
 use super::rules::RuleError;
-use crate::annotations::{AnnotationErrors, shown};
-
-/// A name the message shows bare when it is a sane one, quoted and cut (as [`shown`]) when not:
-/// Services named in an `actions.*` annotation's JSON are not checked by Kubernetes.
-fn shown_name(name: &str) -> String {
-    let sane = name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '/' | '_'));
-    if sane { name.to_string() } else { shown(name) }
-}
+use crate::annotations::AnnotationErrors;
+use lb_api::shown::{shown, shown_name};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemberError {
