@@ -23,6 +23,10 @@ use crate::stack::Binding;
 use crate::targets::find_service_port;
 use crate::termination;
 
+/// The longest binding name a readiness gate can carry: its condition type is a qualified name,
+/// whose name part (after the prefix's `/`) Kubernetes caps at 63 characters.
+pub const MAX_GATED_NAME: usize = 63;
+
 /// The webhook's answer for one pod.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodMutation {
@@ -77,11 +81,23 @@ pub fn mutate_pod(
     if behind.is_empty() {
         return PodMutation::default();
     }
-    let gates = gates_to_inject(pod, &behind);
+    // A gate on a binding whose name is too long would make the API server refuse the pod:
+    // the pod is created ungated on it (still held on termination), and told why.
+    let (gated, too_long): (Vec<String>, Vec<String>) = behind
+        .iter()
+        .cloned()
+        .partition(|name| name.len() <= MAX_GATED_NAME);
+    let gates = gates_to_inject(pod, &gated);
     let (hold, invalid) = termination::hold_for(pod, default_hold);
-    let warnings = invalid
+    let mut warnings: Vec<String> = invalid
         .map(|invalid| vec![format!("{invalid}; using {}s", hold.as_secs())])
         .unwrap_or_default();
+    warnings.extend(too_long.iter().map(|name| {
+        format!(
+            "TargetGroupBinding {name}: a name over {MAX_GATED_NAME} characters cannot make a readiness gate ({}<name>); the pod is not gated on it",
+            keys::GATE_PREFIX
+        )
+    }));
     let mut operations = gate_patch(pod, &gates);
     operations.extend(termination::hold_patch(pod, hold));
     PodMutation {
@@ -185,6 +201,10 @@ pub(crate) fn add(path: &str, value: serde_json::Value) -> PatchOperation {
         value,
     })
 }
+
+#[cfg(test)]
+#[path = "pod_admission_property_tests.rs"]
+mod property_tests;
 
 #[cfg(test)]
 mod tests {
@@ -297,6 +317,35 @@ mod tests {
             "enabled".to_string(),
         )]
         .into()
+    }
+
+    #[test]
+    fn a_binding_named_too_long_for_a_gate_gates_nothing_and_is_warned() {
+        // Before: the gate was injected, and the API server refused every such pod (a
+        // condition type's name part is at most 63 characters; a binding's name up to 253).
+        let svc = service(json!({"app": "web"}));
+        let lookup = |_: &str| Some(svc.clone());
+        let long = "b".repeat(64);
+        let bindings = [
+            binding(&long, "web", Some("ip")),
+            binding(&"a".repeat(63), "web", Some("ip")),
+        ];
+        let hold = Duration::from_secs(15);
+        let mutation = mutate_pod(&pod(&[]), Some(&enabled()), &bindings, &lookup, &[], hold);
+        assert_eq!(
+            mutation.gates,
+            [format!(
+                "target-health.alb.ingress.k8s.aws/{}",
+                "a".repeat(63)
+            )]
+        );
+        assert_eq!(mutation.hold, hold, "still held");
+        assert_eq!(
+            mutation.warnings,
+            [format!(
+                "TargetGroupBinding {long}: a name over 63 characters cannot make a readiness gate (target-health.alb.ingress.k8s.aws/<name>); the pod is not gated on it"
+            )]
+        );
     }
 
     #[test]

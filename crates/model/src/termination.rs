@@ -31,7 +31,10 @@ pub use lb_api::keys::TERMINATION_HOLD_ANNOTATION as HOLD_ANNOTATION;
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("annotation {HOLD_ANNOTATION}={value:?} is not a whole number of seconds (0..=3600)")]
+#[error(
+    "annotation {HOLD_ANNOTATION}={} is not a whole number of seconds (0..=3600)",
+    lb_api::shown::shown(.value)
+)]
 pub struct InvalidHold {
     pub value: String,
 }
@@ -186,5 +189,14 @@ mod tests {
                 "{message}"
             );
         }
+        // Before: a 100 KB value was the whole admission warning.
+        let (_, error) = hold_for(&with(&"9".repeat(100 * 1024)), default);
+        let message = error.expect("too long a hold").to_string();
+        assert!(
+            message
+                .ends_with("... (102400 characters) is not a whole number of seconds (0..=3600)"),
+            "{message:.300}"
+        );
+        assert!(message.len() < 300, "{message:.300}");
     }
 }
