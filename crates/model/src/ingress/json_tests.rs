@@ -249,6 +249,8 @@ fn bad_conditions_say_what_is_wrong() {
 }
 
 proptest! {
+    #![proptest_config(crate::adversarial::config(512))]
+
     // The JSON-carrying annotations come from users: any text gives a value or a problem,
     // never a panic.
     #[test]
@@ -256,6 +258,18 @@ proptest! {
         let _ = listen_ports(&raw);
         let _ = action(&raw);
         let _ = conditions(&raw);
+    }
+
+    // The ugly ones too: trailing commas, duplicate keys, wrong types, truncated, nested past
+    // the decoder's depth limit, 100 KB: a value or a problem said, never a panic.
+    #[test]
+    fn any_ugly_json_parses_or_is_refused(raw in crate::adversarial::ugly()) {
+        for problem in [listen_ports(&raw).err(), action(&raw).err(), conditions(&raw).err()]
+            .into_iter()
+            .flatten()
+        {
+            prop_assert!(!problem.trim().is_empty(), "refused without a reason: {:?}", crate::adversarial::clip(&raw));
+        }
     }
 
     #[test]
