@@ -42,6 +42,7 @@ impl ListenerProtocol {
 pub fn listen_ports(raw: &str) -> Result<Vec<(ListenerProtocol, u16)>, String> {
     let entries: Vec<BTreeMap<String, Value>> = serde_json::from_str(raw)
         .map_err(|e| format!("is not a JSON list of {{\"PROTOCOL\": port}} objects ({e})"))?;
+    unique_keys(raw)?;
     let mut ports = Vec::new();
     for entry in entries {
         let [(protocol, port)] = <[(String, Value); 1]>::try_from(
@@ -193,7 +194,79 @@ fn fold_keys(value: Value) -> Value {
 
 fn decode<T: serde::de::DeserializeOwned>(raw: &str, what: &str) -> Result<T, String> {
     let value: Value = serde_json::from_str(raw).map_err(|e| format!("is not valid JSON ({e})"))?;
+    unique_keys(raw)?;
     serde_json::from_value(fold_keys(value)).map_err(|e| format!("is not {what} ({e})"))
+}
+
+/// Refuses JSON (valid JSON: its syntax was checked) where an object names a key twice, case
+/// aside as keys are matched. Go's decoder, upstream's, keeps the last silently: a `"type"` or a
+/// port said twice is almost always a slip, and the last one winning a surprise.
+fn unique_keys(raw: &str) -> Result<(), String> {
+    serde_json::from_str::<Unique>(raw)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Any JSON value whose objects name each key once.
+struct Unique;
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.to_ascii_lowercase()) {
+                let key = lb_api::shown::shown(&key);
+                return Err(serde::de::Error::custom(format!(
+                    "names {key} twice in one object"
+                )));
+            }
+            map.next_value::<Unique>()?;
+        }
+        Ok(Unique)
+    }
 }
 
 pub fn action(raw: &str) -> Result<AnnotationAction, String> {

@@ -248,6 +248,28 @@ fn bad_conditions_say_what_is_wrong() {
     }
 }
 
+#[test]
+fn a_key_said_twice_is_refused_not_the_last_one_kept() {
+    // Before: `[{"HTTP": 80, "HTTP": 443}]` listened on 443 alone, and `{"type": "forward",
+    // "Type": "redirect", ...}` redirected: Go's decoder (upstream's) keeps the last silently.
+    assert_eq!(
+        listen_ports(r#"[{"HTTP": 80, "HTTP": 443}]"#),
+        Err("names \"HTTP\" twice in one object at line 1 column 20".into())
+    );
+    let twice = r#"{"type": "fixed-response", "Type": "redirect",
+        "fixedResponseConfig": {"statusCode": "503"}}"#;
+    assert!(
+        action(twice).is_err_and(|e| e.starts_with("names \"Type\" twice in one object")),
+        "{:?}",
+        action(twice)
+    );
+    let nested = r#"[{"field": "http-header", "httpHeaderConfig":
+        {"httpHeaderName": "a", "HttpHeaderName": "b", "values": ["1"]}}]"#;
+    assert!(conditions(nested).is_err_and(|e| e.contains("twice")));
+    // Equal keys in different objects are no repetition.
+    assert!(listen_ports(r#"[{"HTTP": 80}, {"HTTP": 8080}]"#).is_ok());
+}
+
 proptest! {
     #![proptest_config(crate::adversarial::config(512))]
 
