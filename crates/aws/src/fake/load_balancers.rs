@@ -120,6 +120,24 @@ impl FakeElb {
     pub fn load_balancer_arns(&self) -> Vec<String> {
         self.lock().stacks.load_balancers.keys().cloned().collect()
     }
+
+    /// Everything the deployer side holds (load balancers, listeners, rules, target groups,
+    /// each with its settings and tags), as one text: equal before and after means no change.
+    pub fn deployed(&self) -> String {
+        format!("{:#?}", self.lock().stacks)
+    }
+
+    /// The calls so far that change something (all but `Describe*`, `List*` and `AssumeRole`),
+    /// by operation name.
+    pub fn mutating_call_names(&self) -> Vec<&'static str> {
+        let reads = |name: &str| {
+            name.starts_with("Describe") || name.starts_with("List") || name == "AssumeRole"
+        };
+        self.call_names()
+            .into_iter()
+            .filter(|name| !reads(name))
+            .collect()
+    }
 }
 
 /// The binding side's view of a target group the deployer made.

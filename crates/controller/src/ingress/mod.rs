@@ -14,6 +14,8 @@
 mod group;
 mod members;
 #[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
