@@ -21,6 +21,20 @@ use crate::ingress::group::GroupId;
 /// ELB's limit for load balancer and target group names.
 pub const MAX_NAME: usize = 32;
 
+/// What [`is_load_balancer_name`] asks, as a phrase.
+pub const LOAD_BALANCER_NAME_RULE: &str =
+    "a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)";
+
+/// ELB's rule for a name a user gives a load balancer: 1 to [`MAX_NAME`] letters, digits and
+/// hyphens, not starting or ending with a hyphen, not `internal-...`.
+pub fn is_load_balancer_name(name: &str) -> bool {
+    (1..=MAX_NAME).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.starts_with("internal-")
+}
+
 /// `value` with everything but ASCII letters and digits removed (upstream's `[[:^alnum:]]`), at
 /// most `max` characters, case kept.
 fn sanitized(value: &str, max: usize) -> String {

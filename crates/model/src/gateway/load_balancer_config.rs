@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 
 use lb_api::gateway_config::{Attribute, ListenerConfiguration, LoadBalancerConfigurationSpec};
 
+use lb_api::shown::shown;
+
+use crate::naming::{LOAD_BALANCER_NAME_RULE, is_load_balancer_name};
 use crate::stack::{IpAddressType, Scheme};
 
 /// What the Gateway's ALB takes from its configurations.
@@ -72,14 +75,34 @@ pub fn settings(
     let pick = |field: fn(&LoadBalancerConfigurationSpec) -> Option<String>| {
         high.and_then(field).or_else(|| low.and_then(field))
     };
+    let refused = |field: &str, value: &str, want: &str| {
+        format!(
+            "LoadBalancerConfiguration spec.{field} {} is not {want}",
+            shown(value)
+        )
+    };
     let scheme = match pick(|s| s.scheme.clone()) {
         None => None,
-        Some(text) => Some(Scheme::parse(&text).ok_or(format!("scheme {text}"))?),
+        Some(text) => Some(
+            Scheme::parse(&text)
+                .ok_or_else(|| refused("scheme", &text, "internal or internet-facing"))?,
+        ),
     };
     let ip_address_type = match pick(|s| s.ip_address_type.clone()) {
         None => None,
-        Some(text) => Some(IpAddressType::parse(&text).ok_or(format!("ipAddressType {text}"))?),
+        Some(text) => Some(IpAddressType::parse(&text).ok_or_else(|| {
+            refused(
+                "ipAddressType",
+                &text,
+                "ipv4, dualstack or dualstack-without-public-ipv4",
+            )
+        })?),
     };
+    let name = pick(|s| s.load_balancer_name.clone());
+    // ELB refuses any other name: said here, by field, not by the first CreateLoadBalancer.
+    if let Some(name) = name.as_deref().filter(|n| !is_load_balancer_name(n)) {
+        return Err(refused("loadBalancerName", name, LOAD_BALANCER_NAME_RULE));
+    }
     let subnets = [high, low]
         .into_iter()
         .flatten()
@@ -102,7 +125,7 @@ pub fn settings(
         }
     }
     Ok(LoadBalancerSettings {
-        name: pick(|s| s.load_balancer_name.clone()),
+        name,
         scheme,
         ip_address_type,
         subnets,
@@ -241,4 +264,27 @@ mod tests {
         );
         assert_eq!(settings(None, None), Ok(LoadBalancerSettings::default()));
     }
+
+    #[test]
+    fn a_bad_name_scheme_or_address_type_is_refused_by_field_and_value() {
+        // Before: a name ELB refuses was taken (and CreateLoadBalancer failed), and a bad scheme
+        // was said as "scheme public", naming neither the field nor what it takes.
+        let refused = |value: serde_json::Value| settings(None, Some(&spec(value))).unwrap_err();
+        assert_eq!(
+            refused(json!({"loadBalancerName": "shop front"})),
+            "LoadBalancerConfiguration spec.loadBalancerName \"shop front\" is not a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)"
+        );
+        assert_eq!(
+            refused(json!({"scheme": "public"})),
+            "LoadBalancerConfiguration spec.scheme \"public\" is not internal or internet-facing"
+        );
+        assert!(
+            refused(json!({"ipAddressType": "v6"}))
+                .starts_with("LoadBalancerConfiguration spec.ipAddressType \"v6\" is not ipv4")
+        );
+    }
 }
+
+#[cfg(test)]
+#[path = "load_balancer_config_property_tests.rs"]
+mod property_tests;

@@ -13,6 +13,7 @@ use lb_api::TargetType;
 
 use super::json::{self, AnnotationAction, ListenerProtocol};
 use crate::annotations::{AnnotationErrors, AnnotationReader};
+use crate::naming::{LOAD_BALANCER_NAME_RULE, is_load_balancer_name};
 use crate::service::annotations::{HealthCheckPort, health_check_port};
 use crate::service::selection::parse_target_type;
 use crate::stack::Condition;
@@ -215,20 +216,6 @@ fn group_name(reader: &mut AnnotationReader) -> Option<String> {
         return None;
     }
     Some(name)
-}
-
-/// What [`is_load_balancer_name`] asks, as a phrase.
-pub const LOAD_BALANCER_NAME_RULE: &str =
-    "a load balancer name (at most 32 letters, digits and hyphens, no hyphen first or last)";
-
-/// ELB's rule: 1 to 32 letters, digits and hyphens, not starting or ending with a hyphen, not
-/// `internal-...`.
-pub fn is_load_balancer_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.starts_with("internal-")
 }
 
 fn load_balancer_name(reader: &mut AnnotationReader) -> Option<String> {

@@ -6,11 +6,11 @@ use ipnet::IpNet;
 use lb_api::{IngressClassParamsSpec, TargetType};
 
 use super::annotations::{
-    GROUP_NAME_RULE, IngressAnnotations, IpAddressType, LOAD_BALANCER_NAME_RULE, Scheme,
-    is_group_name, is_load_balancer_name,
+    GROUP_NAME_RULE, IngressAnnotations, IpAddressType, Scheme, is_group_name,
 };
 use super::error::MemberError;
 use super::json::ListenerProtocol;
+use crate::naming::{LOAD_BALANCER_NAME_RULE, is_load_balancer_name};
 
 /// What the validating webhook says of `spec`: the problem that refuses it (naming the field and
 /// the value), or the warnings it is admitted with (fields accepted but not built yet).

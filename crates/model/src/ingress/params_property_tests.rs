@@ -110,15 +110,6 @@ fn params(sound: bool) -> impl Strategy<Value = IngressClassParamsSpec> {
         )
 }
 
-/// ELB's rule for a load balancer's name.
-fn elb_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.starts_with("internal-")
-}
-
 /// Kubernetes' rule for a finalizer's name part (a qualified name).
 fn qualified_name(name: &str) -> bool {
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
@@ -199,7 +190,7 @@ proptest! {
         let built = build_group(&group, &members, &cluster, &crate::fixtures::vpc());
         if let Some(stack) = built.stack {
             let name = &stack.load_balancer.name;
-            prop_assert!(elb_name(name), "load balancer {:?}", adversarial::clip(name));
+            prop_assert!(crate::naming::is_load_balancer_name(name), "load balancer {:?}", adversarial::clip(name));
         }
     }
 }
