@@ -38,7 +38,10 @@ pub struct ControlPlane {
     pki: Pki,
     kubeconfig: PathBuf,
     api_port: u16,
+    etcd_port: u16,
     config: Config,
+    binaries: Binaries,
+    dir: PathBuf,
 }
 
 impl ControlPlane {
@@ -56,8 +59,47 @@ impl ControlPlane {
             pki,
             kubeconfig,
             api_port,
+            etcd_port,
             config,
+            binaries: binaries.clone(),
+            dir: dir.to_path_buf(),
         })
+    }
+
+    /// Stops kube-apiserver (SIGTERM, as a node drain or an upgrade stops it), keeps it down for
+    /// `down`, and starts it again on the same port; returns when it is ready. Watches break and
+    /// every client meets refused connections meanwhile, as in a control-plane restart.
+    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<()> {
+        self.apiserver.stop(Duration::from_secs(10));
+        tokio::time::sleep(down).await;
+        let (mut child, (client, _)) = spawn_apiserver(
+            &self.binaries,
+            &self.dir,
+            &self.pki.files,
+            self.etcd_port,
+            self.api_port,
+        )
+        .await?;
+        let result = wait_ready(&mut child, Duration::from_secs(60), async || {
+            apiserver_ready(&client).await
+        })
+        .await;
+        self.apiserver = child;
+        result
+    }
+
+    /// Stops (SIGSTOP) or continues (SIGCONT) etcd: while stopped, the apiserver's reads and
+    /// writes hang until its own timeouts, as when etcd loses its quorum.
+    pub fn pause_etcd(&self, paused: bool) -> Result<()> {
+        let signal = if paused {
+            nix::sys::signal::Signal::SIGSTOP
+        } else {
+            nix::sys::signal::Signal::SIGCONT
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.etcd.pid()).unwrap_or(i32::MAX));
+        nix::sys::signal::kill(pid, signal)
+            .map_err(std::io::Error::from)
+            .context(|| format!("sending {signal} to etcd"))
     }
 
     pub fn config(&self) -> Config {
@@ -212,52 +254,8 @@ async fn start_apiserver(
     pki: &PkiFiles,
     etcd_port: u16,
 ) -> Result<(ChildProcess, u16, PathBuf, Config)> {
-    let log = dir.join("kube-apiserver.log");
-    let kubeconfig = dir.join("kubeconfig");
-    let spawn = async |ports: &[u16]| {
-        let child = ChildProcess::spawn(
-            "kube-apiserver",
-            &binaries.kube_apiserver,
-            [
-                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-                "--bind-address=127.0.0.1".to_string(),
-                "--advertise-address=127.0.0.1".to_string(),
-                format!("--secure-port={}", ports[0]),
-                format!("--cert-dir={}", dir.display()),
-                format!("--tls-cert-file={}", pki.server_cert.display()),
-                format!("--tls-private-key-file={}", pki.server_key.display()),
-                format!("--client-ca-file={}", pki.ca_cert.display()),
-                "--authorization-mode=RBAC".to_string(),
-                "--service-account-issuer=https://kubernetes.default.svc".to_string(),
-                format!(
-                    "--service-account-key-file={}",
-                    pki.service_account_public_key.display()
-                ),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    pki.service_account_key.display()
-                ),
-                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-                // The apiserver would publish 127.0.0.1 as the `kubernetes` endpoint, which
-                // EndpointSlice validation rejects; nothing in the sandbox needs that endpoint.
-                "--endpoint-reconciler-type=none".to_string(),
-                // Webhooks behind a Service are reached at an endpoint of the Service, not its
-                // ClusterIP (the sandbox has no kube-proxy): the chart's webhook configurations
-                // then work as rendered, TLS name and all.
-                "--enable-aggregator-routing=true".to_string(),
-                "--profiling=false".to_string(),
-                "--v=1".to_string(),
-            ],
-            &log,
-        )?;
-        let server = format!("https://127.0.0.1:{}", ports[0]);
-        std::fs::write(&kubeconfig, render_kubeconfig(&server, pki))
-            .context(|| format!("writing {}", kubeconfig.display()))?;
-        let config = load_kubeconfig(&kubeconfig).await?;
-        let client = Client::try_from(config.clone())
-            .context(|| "building a client for the sandbox apiserver".into())?;
-        Ok((child, (client, config)))
-    };
+    let spawn =
+        async |ports: &[u16]| spawn_apiserver(binaries, dir, pki, etcd_port, ports[0]).await;
     let (child, ports, (_, config)) = start_on_free_ports(
         "kube-apiserver",
         1,
@@ -266,7 +264,61 @@ async fn start_apiserver(
         async |(client, _): &(Client, Config)| apiserver_ready(client).await,
     )
     .await?;
-    Ok((child, ports[0], kubeconfig, config))
+    Ok((child, ports[0], dir.join("kubeconfig"), config))
+}
+
+/// Spawns kube-apiserver on `port` and writes the admin kubeconfig; returns a client of it.
+async fn spawn_apiserver(
+    binaries: &Binaries,
+    dir: &Path,
+    pki: &PkiFiles,
+    etcd_port: u16,
+    port: u16,
+) -> Result<(ChildProcess, (Client, Config))> {
+    let log = dir.join("kube-apiserver.log");
+    let kubeconfig = dir.join("kubeconfig");
+    let child = ChildProcess::spawn(
+        "kube-apiserver",
+        &binaries.kube_apiserver,
+        [
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            "--bind-address=127.0.0.1".to_string(),
+            "--advertise-address=127.0.0.1".to_string(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", dir.display()),
+            format!("--tls-cert-file={}", pki.server_cert.display()),
+            format!("--tls-private-key-file={}", pki.server_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            "--authorization-mode=RBAC".to_string(),
+            "--service-account-issuer=https://kubernetes.default.svc".to_string(),
+            format!(
+                "--service-account-key-file={}",
+                pki.service_account_public_key.display()
+            ),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.service_account_key.display()
+            ),
+            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+            // The apiserver would publish 127.0.0.1 as the `kubernetes` endpoint, which
+            // EndpointSlice validation rejects; nothing in the sandbox needs that endpoint.
+            "--endpoint-reconciler-type=none".to_string(),
+            // Webhooks behind a Service are reached at an endpoint of the Service, not its
+            // ClusterIP (the sandbox has no kube-proxy): the chart's webhook configurations
+            // then work as rendered, TLS name and all.
+            "--enable-aggregator-routing=true".to_string(),
+            "--profiling=false".to_string(),
+            "--v=1".to_string(),
+        ],
+        &log,
+    )?;
+    let server = format!("https://127.0.0.1:{port}");
+    std::fs::write(&kubeconfig, render_kubeconfig(&server, pki))
+        .context(|| format!("writing {}", kubeconfig.display()))?;
+    let config = load_kubeconfig(&kubeconfig).await?;
+    let client = Client::try_from(config.clone())
+        .context(|| "building a client for the sandbox apiserver".into())?;
+    Ok((child, (client, config)))
 }
 
 async fn apiserver_ready(client: &Client) -> bool {

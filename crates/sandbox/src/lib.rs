@@ -299,6 +299,17 @@ impl Sandbox {
         pids
     }
 
+    /// Stops kube-apiserver, keeps it down for `down`, starts it again on the same port (a
+    /// control-plane restart, for the fault matrix); returns when it is ready.
+    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<()> {
+        self.control_plane.restart_apiserver(down).await
+    }
+
+    /// Pauses (SIGSTOP) or continues etcd.
+    pub fn pause_etcd(&self, paused: bool) -> Result<()> {
+        self.control_plane.pause_etcd(paused)
+    }
+
     /// Fails with a log tail if a control-plane or emulator process died.
     pub fn check_alive(&mut self) -> Result<()> {
         self.control_plane.check_alive()?;

@@ -17,14 +17,31 @@ import threading
 from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
-from . import elbv2_patch, network, seed
+from . import elbv2_patch, idempotency, network, seed
+from .faults import Faults, FaultingApp
 from .control import ControlApi
 from .dataplane import DataPlane
 from .guard import Guard
 from .targets import TargetRegistry
 
 ACCOUNT_ID = "123456789012"
+
+
+class FaultingMotoServer(ThreadedMotoServer):
+    """moto's threaded server with the fault rules (faults.py) in front of its application."""
+
+    def __init__(self, faults: Faults):
+        super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
+        self._faults = faults
+
+    def _server_entry(self) -> None:
+        app = FaultingApp(DomainDispatcherApplication(create_backend_app), self._faults)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 def main() -> None:
@@ -48,8 +65,10 @@ def main() -> None:
     registry = TargetRegistry(loop, guard, elbv2, ec2, net)
     throttle = elbv2_patch.Throttle()
     elbv2_patch.install(registry, throttle)
+    idempotency.install()
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    faults = Faults()
+    server = FaultingMotoServer(faults)
     server.start()
     _, port = server.get_host_and_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -57,7 +76,7 @@ def main() -> None:
 
     dataplane = DataPlane(registry, elbv2, guard, net)
     asyncio.run_coroutine_threadsafe(dataplane.run(), loop)
-    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, net, endpoint, config, seeded["vpc_id"], throttle).start(), loop).result()
+    control_port = asyncio.run_coroutine_threadsafe(ControlApi(registry, dataplane, net, endpoint, config, seeded["vpc_id"], throttle, faults).start(), loop).result()
 
     ready = {"endpoint": endpoint, "control": f"http://127.0.0.1:{control_port}", **seeded}
     partial = args.ready_file + ".partial"

@@ -17,6 +17,12 @@
   POST /interfaces/addresses {"instance_id": I, "addresses": [..]}
                                                puts pod addresses on instance I's primary
                                                interface, as the VPC CNI does (network.py)
+  GET /faults                                  the AWS fault rules in force, whether the endpoint is
+                                               paused, calls by operation and what they met, and the
+                                               mutating calls in order (faults.py)
+  POST /faults {"rules": [..], "seed": N}      replaces the rules (none: no faults)
+  GET /faults/pause?on=B                       pauses (every call waits) or resumes the endpoint
+  GET /faults/reset                            forgets the counts and the log of calls
   GET /footprint                               the account's load balancers, target groups and the
                                                cluster VPC's security groups, by name (footprint.py)
   POST /replay {"footprint": F, "renames": R}  creates footprint F as the upstream controller would,
@@ -38,8 +44,9 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 
 
 class ControlApi:
-    def __init__(self, registry, dataplane, network, endpoint: str, config: dict, vpc_id: str, throttle):
+    def __init__(self, registry, dataplane, network, endpoint: str, config: dict, vpc_id: str, throttle, faults):
         self.registry = registry
+        self.faults = faults
         self.network = network
         self.throttle = throttle
         self.dataplane = dataplane
@@ -73,6 +80,15 @@ class ControlApi:
             if not 0 <= per_second <= 10000:
                 return 400, {"error": f"rate {per_second} is outside 0..10000"}
             return 200, self.throttle.set(per_second)
+        if path == "/faults":
+            return 200, self.faults.state()
+        if path == "/faults/pause":
+            on = one("on", "true")
+            if on not in ("true", "false"):
+                return 400, {"error": f"on must be true or false, not {on}"}
+            return 200, self.faults.pause(on == "true")
+        if path == "/faults/reset":
+            return 200, self.faults.reset_counts()
         if path == "/security-group":
             try:
                 return 200, self.network.ensure_group(one("id", ""), self.vpc_id)
@@ -92,6 +108,16 @@ class ControlApi:
                 self.network.client_address = client_address
             return 200, {"enforce": self.network.enforce, "client_address": self.network.client_address}
         return 404, {"error": f"no such endpoint {path}"}
+
+    def _set_faults(self, body: bytes):
+        try:
+            request = json.loads(body or b"{}")
+            if not isinstance(request, dict) or not isinstance(request.get("rules", []), list):
+                raise ValueError('the body must be {"rules": [...], "seed": N}')
+            seed = request.get("seed")
+            return 200, self.faults.set(request.get("rules", []), None if seed is None else int(seed))
+        except (ValueError, TypeError) as err:
+            return 400, {"error": str(err)}
 
     def _moto_answer(self, method: str, path: str, query: dict, body: bytes):
         """The endpoints that call moto over HTTP, so run off the loop (which serves the data
@@ -132,6 +158,8 @@ class ControlApi:
                 status, value = await asyncio.get_running_loop().run_in_executor(
                     None, self._moto_answer, method, target.path, query, request_body
                 )
+            elif target.path == "/faults" and method == "POST":
+                status, value = self._set_faults(await httpwire.read_body(reader, head, until_eof=False))
             else:
                 status, value = self._answer(target.path, query)
             body = json.dumps(value).encode()

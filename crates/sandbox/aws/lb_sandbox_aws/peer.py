@@ -10,6 +10,8 @@ import boto3
 from botocore.config import Config
 from moto.elbv2.models import elbv2_backends
 
+from .faults import EXEMPT_ACCESS_KEY
+
 # boto3 refuses health checks faster than ELB's minimum (5 s); the sandbox checks every 2 s.
 _NO_CLIENT_VALIDATION = Config(parameter_validation=False)
 
@@ -17,7 +19,7 @@ _NO_CLIENT_VALIDATION = Config(parameter_validation=False)
 def client(service: str, endpoint: str, region: str, account: str | None = None):
     """A boto3 client of the emulator, in `account` (else moto's default account)."""
     client = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+        aws_access_key_id=EXEMPT_ACCESS_KEY, aws_secret_access_key="testing", region_name=region
     ).client(service, endpoint_url=endpoint, config=_NO_CLIENT_VALIDATION)
 
     def in_account(request, **_):

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SandboxError};
 use crate::guard::DestinationGuard;
@@ -65,6 +65,98 @@ pub struct PeerTargetGroup {
     pub account: String,
     /// False when it existed already.
     pub created: bool,
+}
+
+/// What an AWS call meets (the emulator's `faults.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// Answered as AWS answers a caller over its rate; the work is not done.
+    Throttle,
+    /// A server error (500); the work is not done.
+    Error,
+    /// The call waits `seconds`, then runs.
+    Latency,
+    /// The call runs, its answer never arrives: held `seconds`, then the connection is closed.
+    Lose,
+    /// The call runs and answers, then the whole endpoint pauses until resumed.
+    Pause,
+}
+
+/// One fault rule: calls matching `operation` (`service:Operation`, `service:*`, `*`; the service
+/// as SigV4 names it: `elasticloadbalancing`, `ec2`, `acm`, `sts`) meet `kind`, a `share` of
+/// them, at most `times` times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    pub operation: String,
+    pub kind: FaultKind,
+    pub share: f64,
+    pub times: Option<u64>,
+    pub seconds: f64,
+    /// Only calls that change something (not Describe*, List*, Get*).
+    pub mutating: bool,
+    /// How many calls met it so far (answers only).
+    #[serde(default, skip_serializing)]
+    pub injected: u64,
+}
+
+impl FaultRule {
+    /// Every matching call meets `kind` (seconds: 1 s latency, 12 s hold of a lost answer).
+    pub fn new(operation: &str, kind: FaultKind) -> FaultRule {
+        FaultRule {
+            operation: operation.to_string(),
+            kind,
+            share: 1.0,
+            times: None,
+            seconds: if kind == FaultKind::Lose { 12.0 } else { 1.0 },
+            mutating: false,
+            injected: 0,
+        }
+    }
+
+    pub fn share(mut self, share: f64) -> FaultRule {
+        self.share = share;
+        self
+    }
+
+    pub fn times(mut self, times: u64) -> FaultRule {
+        self.times = Some(times);
+        self
+    }
+
+    pub fn seconds(mut self, seconds: f64) -> FaultRule {
+        self.seconds = seconds;
+        self
+    }
+
+    pub fn mutating_only(mut self) -> FaultRule {
+        self.mutating = true;
+        self
+    }
+}
+
+/// Calls of one operation and how many met a fault.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct CallCount {
+    pub calls: u64,
+    pub injected: u64,
+}
+
+/// A mutating call, in the order they came, with what it met (`ok` or the fault's kind).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct MutatingCall {
+    pub at: f64,
+    pub call: String,
+    pub met: String,
+}
+
+/// The faults in force and what the calls met.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct FaultState {
+    pub paused: bool,
+    pub rules: Vec<FaultRule>,
+    pub calls: BTreeMap<String, CallCount>,
+    pub mutating: Vec<MutatingCall>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +267,37 @@ impl ControlClient {
             .get(&format!("/throttle?per_second={per_second}"))
             .await?;
         Ok(answer["refused"].as_u64().unwrap_or(0))
+    }
+
+    /// Replaces the AWS fault rules (empty: none) and reseeds the generator that picks a
+    /// rule's share of calls.
+    pub async fn set_faults(&self, rules: &[FaultRule], seed: u64) -> Result<FaultState> {
+        let path = "/faults";
+        let body = serde_json::json!({"rules": rules, "seed": seed});
+        let response = http_client::post_json(
+            &DestinationGuard::loopback_only(),
+            self.addr,
+            path,
+            body.to_string().into_bytes(),
+            Duration::from_secs(5),
+        )
+        .await?;
+        self.answer(path, &response)
+    }
+
+    /// The fault rules in force, the pause, and what the calls met.
+    pub async fn faults(&self) -> Result<FaultState> {
+        self.get("/faults").await
+    }
+
+    /// Pauses the whole AWS endpoint (every call waits) or resumes it.
+    pub async fn pause_aws(&self, paused: bool) -> Result<FaultState> {
+        self.get(&format!("/faults/pause?on={paused}")).await
+    }
+
+    /// Forgets the counts of calls and the log of mutating calls.
+    pub async fn reset_fault_counts(&self) -> Result<FaultState> {
+        self.get("/faults/reset").await
     }
 
     /// Puts `addresses` on instance `instance_id`'s primary interface, as the VPC CNI's IP

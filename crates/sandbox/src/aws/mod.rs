@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use control::{
-    ControlClient, HealthEvent, ListenerInfo, PeerTargetGroup, RequestRecord, TargetInfo,
+    CallCount, ControlClient, FaultKind, FaultRule, FaultState, HealthEvent, ListenerInfo,
+    MutatingCall, PeerTargetGroup, RequestRecord, TargetInfo,
 };
 pub use python::ensure_venv;
 
@@ -26,6 +27,9 @@ use crate::process::ChildProcess;
 /// Static test credentials; moto maps any key to its default account 123456789012.
 pub const ACCESS_KEY_ID: &str = "testing";
 pub const SECRET_ACCESS_KEY: &str = "testing";
+/// The access key of the sandbox's own calls, which AWS faults never meet (`faults.py`'s
+/// `EXEMPT_ACCESS_KEY`).
+pub const OBSERVER_ACCESS_KEY_ID: &str = "sandbox-internal";
 
 /// What the emulator is seeded with (see `lb_sandbox_aws/seed.py`).
 #[derive(Debug, Serialize)]
@@ -205,13 +209,26 @@ impl AwsEmulator {
         .collect()
     }
 
-    /// An AWS SDK configuration pointing at the emulator, for tests and benchmarks.
+    /// An AWS SDK configuration pointing at the emulator, for the controllers tests run, and
+    /// for tests and benchmarks that act as a user would: the fault rules (`ControlClient::set_faults`) apply to
+    /// its calls.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.sdk_config_as(ACCESS_KEY_ID).await
+    }
+
+    /// [`Self::sdk_config`] for the sandbox's own look into AWS (what tests set up by hand and
+    /// check): the fault rules never apply to its calls (the emulator's `faults.py` lets its access
+    /// key through).
+    pub async fn observer_sdk_config(&self) -> aws_config::SdkConfig {
+        self.sdk_config_as(OBSERVER_ACCESS_KEY_ID).await
+    }
+
+    async fn sdk_config_as(&self, access_key_id: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(self.region.clone()))
             .endpoint_url(self.seeded.endpoint.clone())
             .credentials_provider(aws_credential_types::Credentials::new(
-                ACCESS_KEY_ID,
+                access_key_id,
                 SECRET_ACCESS_KEY,
                 None,
                 None,

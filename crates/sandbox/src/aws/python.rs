@@ -14,7 +14,7 @@ use crate::tools;
 
 const REQUIREMENTS: &str = include_str!("../../aws/requirements.txt");
 const PACKAGE: &str = "lb_sandbox_aws";
-const PACKAGE_FILES: [(&str, &str); 12] = [
+const PACKAGE_FILES: [(&str, &str); 14] = [
     (
         "__init__.py",
         include_str!("../../aws/lb_sandbox_aws/__init__.py"),
@@ -36,6 +36,10 @@ const PACKAGE_FILES: [(&str, &str); 12] = [
         include_str!("../../aws/lb_sandbox_aws/elbv2_patch.py"),
     ),
     (
+        "faults.py",
+        include_str!("../../aws/lb_sandbox_aws/faults.py"),
+    ),
+    (
         "footprint.py",
         include_str!("../../aws/lb_sandbox_aws/footprint.py"),
     ),
@@ -46,6 +50,10 @@ const PACKAGE_FILES: [(&str, &str); 12] = [
     (
         "httpwire.py",
         include_str!("../../aws/lb_sandbox_aws/httpwire.py"),
+    ),
+    (
+        "idempotency.py",
+        include_str!("../../aws/lb_sandbox_aws/idempotency.py"),
     ),
     (
         "network.py",
