@@ -80,6 +80,12 @@ enum Command {
     /// path changed, a no-op; time and AWS calls (see crates/lab/src/bench_ingress.rs).
     #[cfg(feature = "lab")]
     BenchIngress(lb_lab::bench_ingress::IngressBenchOptions),
+    /// Run the reliability matrix on the sandbox: the fixed workload once per fault (AWS
+    /// throttling, 5xx, latency, lost answers, outage; apiserver restart, etcd pause; the
+    /// controller killed mid-pass, its Lease lost; the pod webhook down) and the invariants after
+    /// each (see crates/lab/src/bench_faults/mod.rs).
+    #[cfg(feature = "lab")]
+    BenchFaults(lb_lab::bench_faults::FaultOptions),
     /// Take over the upstream controller's state on the sandbox: its measured footprint replayed
     /// into the emulator with its Kubernetes objects, then ours started over it; prints the AWS
     /// calls ours made, what it replaced, created and kept, and what a teardown left (see
@@ -361,6 +367,11 @@ async fn main() -> ExitCode {
             .map_err(|e| CliError::Lab(e.to_string())),
         #[cfg(feature = "lab")]
         Command::BenchIngress(options) => lb_lab::bench_ingress::run(options)
+            .await
+            .map(|table| println!("{table}"))
+            .map_err(|e| CliError::Lab(e.to_string())),
+        #[cfg(feature = "lab")]
+        Command::BenchFaults(options) => lb_lab::bench_faults::run(options)
             .await
             .map(|table| println!("{table}"))
             .map_err(|e| CliError::Lab(e.to_string())),

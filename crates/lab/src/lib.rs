@@ -2,11 +2,12 @@
 //! ([`harness`]; installed from its Helm chart and run as its ServiceAccount: [`chart`]), the demo that tries manifests before a cluster ([`demo`]), and the benchmarks
 //! that measure it ([`bench`]: readiness gates; [`bench_rollout`]: failed requests during
 //! rollouts; [`bench_footprint`]: the product binary's size and memory; [`bench_services`]: Service -> NLB
-//! reconcile time and AWS calls; [`bench_ingress`]: the same for Ingress groups -> ALB); [`footprint`]: upstream's measured AWS
+//! reconcile time and AWS calls; [`bench_ingress`]: the same for Ingress groups -> ALB; [`bench_faults`]: the reliability matrix, fault x invariant); [`footprint`]: upstream's measured AWS
 //! footprint, compared with ours, and ours taking over upstream's state (`takeover`). Linked only into the `lab` build of the binary, never into the product.
 
 pub mod api_writes;
 pub mod bench;
+pub mod bench_faults;
 pub mod bench_footprint;
 pub mod bench_ingress;
 pub mod bench_rollout;
