@@ -41,6 +41,8 @@ pub struct AwsError {
     pub operation: &'static str,
     pub kind: AwsErrorKind,
     pub message: String,
+    /// The API's error code, when it answered one (`InvalidGroup.Duplicate`).
+    pub code: Option<String>,
 }
 
 impl AwsError {
@@ -49,7 +51,13 @@ impl AwsError {
             operation,
             kind,
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// Whether the API answered one of these error codes.
+    pub fn has_code(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|c| codes.contains(&c))
     }
 
     /// Classifies an error code from the API; `None` (no answer: a timeout, a connection error)
@@ -102,6 +110,7 @@ impl AwsError {
             operation,
             kind,
             message,
+            code: code.map(str::to_string),
         }
     }
 }

@@ -95,7 +95,7 @@ impl SdkEc2 {
         description: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
-        let tags = tags.iter().map(|(k, v)| tag(k, Some(v))).collect();
+        let sdk_tags = tags.iter().map(|(k, v)| tag(k, Some(v))).collect();
         let request = self
             .client
             .create_security_group()
@@ -105,12 +105,44 @@ impl SdkEc2 {
             .tag_specifications(
                 sdk::TagSpecification::builder()
                     .resource_type(sdk::ResourceType::SecurityGroup)
-                    .set_tags(Some(tags))
+                    .set_tags(Some(sdk_tags))
                     .build(),
             )
             .send();
-        let output = timed(&self.calls, Operation::CreateSecurityGroup, request).await?;
-        Ok(output.group_id().unwrap_or_default().to_string())
+        match timed(&self.calls, Operation::CreateSecurityGroup, request).await {
+            Ok(output) => Ok(output.group_id().unwrap_or_default().to_string()),
+            // EC2 takes no client token here: a create the SDK retried after its answer was lost
+            // (a timeout) meets the group the first attempt made. It is ours when it carries the
+            // tags the create gave it; anything else of that name stays an error.
+            Err(err) if err.has_code(&["InvalidGroup.Duplicate"]) => {
+                self.group_made_with(name, tags).await?.ok_or(err)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The VPC's group named `name` if it carries every one of `tags`.
+    async fn group_made_with(
+        &self,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, AwsError> {
+        let request = self
+            .client
+            .describe_security_groups()
+            .filters(filter("vpc-id", &self.vpc_id))
+            .filters(filter("group-name", name))
+            .send();
+        let output = timed(&self.calls, Operation::DescribeSecurityGroups, request).await?;
+        Ok(output
+            .security_groups()
+            .iter()
+            .find(|group| {
+                let have = tags_of(group.tags());
+                tags.iter().all(|(k, v)| have.get(k) == Some(v))
+            })
+            .and_then(|group| group.group_id())
+            .map(str::to_string))
     }
 
     /// Makes the group's tags the desired ones, `ignored` keys left alone.
@@ -160,6 +192,32 @@ impl SdkEc2 {
         if permissions.is_empty() {
             return Ok(());
         }
+        let one_by_one = permissions.len() > 1;
+        match self.send_permissions(id, permissions.clone(), add).await {
+            // A change the SDK retried after its answer was lost (a timeout) meets its own first
+            // attempt: the rule is there already (or gone already). EC2 refuses the whole call for
+            // one such rule, so with several each goes alone, and each already done is done.
+            Err(err) if already_done(&err, add) => {
+                if one_by_one {
+                    for permission in permissions {
+                        match self.send_permissions(id, vec![permission], add).await {
+                            Err(err) if already_done(&err, add) => {}
+                            other => other?,
+                        }
+                    }
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn send_permissions(
+        &self,
+        id: &str,
+        permissions: Vec<sdk::IpPermission>,
+        add: bool,
+    ) -> Result<(), AwsError> {
         if add {
             let request = self
                 .client
@@ -192,5 +250,31 @@ impl SdkEc2 {
         let request = self.client.delete_security_group().group_id(id).send();
         timed(&self.calls, Operation::DeleteSecurityGroup, request).await?;
         Ok(())
+    }
+}
+
+/// EC2's answer to authorizing a rule that is there, or revoking one that is not.
+fn already_done(err: &AwsError, add: bool) -> bool {
+    if add {
+        err.has_code(&["InvalidPermission.Duplicate"])
+    } else {
+        err.has_code(&["InvalidPermission.NotFound"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_already_there_or_already_gone_is_done() {
+        let answer =
+            |code| AwsError::from_code("AuthorizeSecurityGroupIngress", Some(code), String::new());
+        assert!(already_done(&answer("InvalidPermission.Duplicate"), true));
+        assert!(!already_done(&answer("InvalidPermission.Duplicate"), false));
+        assert!(already_done(&answer("InvalidPermission.NotFound"), false));
+        assert!(!already_done(&answer("InvalidGroup.NotFound"), true));
+        let unanswered = AwsError::from_code("AuthorizeSecurityGroupIngress", None, String::new());
+        assert!(!already_done(&unanswered, true));
     }
 }
