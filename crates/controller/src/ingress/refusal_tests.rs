@@ -226,3 +226,43 @@ async fn an_accepted_edit_is_seen_by_the_same_checks() {
     );
     assert!(ctx.pipeline.elb.deployed() != deployed);
 }
+
+/// A member that moves ahead in group order with another scheme makes the members it now
+/// conflicts with refused (held); replacing the ALB would take their rules with it, so nothing
+/// changes in AWS until they are fixed. Before, the ALB was replaced and `web` went offline.
+#[tokio::test]
+async fn a_member_taking_the_lead_never_replaces_the_alb_under_a_held_member() {
+    let (ctx, mut fill, deployed) = converged().await;
+    // web says the scheme it has (internal, the default) out loud: nothing changes.
+    let web = member(
+        "web",
+        &json!({
+            "alb.ingress.kubernetes.io/group.order": "-1",
+            "alb.ingress.kubernetes.io/scheme": "internal",
+        }),
+        1,
+        "web",
+    );
+    put(&mut fill.ingresses, web.clone());
+    reconcile(Arc::new(web), ctx.clone()).await.expect("passes");
+    assert!(ctx.pipeline.elb.mutating_call_names().is_empty());
+    ctx.pipeline.forget("shop");
+    let leading = member(
+        "api",
+        &json!({
+            "alb.ingress.kubernetes.io/group.order": "-5",
+            "alb.ingress.kubernetes.io/scheme": "internet-facing",
+        }),
+        1,
+        "api",
+    );
+    put(&mut fill.ingresses, leading.clone());
+    let refused = reconcile(Arc::new(leading), ctx.clone())
+        .await
+        .expect_err("the replacement is refused");
+    assert_eq!(
+        refused.to_string(),
+        "shop: the load balancer would be replaced (scheme internal -> internet-facing) while member shop/web is held by an error; fix or remove it first"
+    );
+    nothing_changed(&ctx, &deployed, "shop/web", "a member taking the lead");
+}

@@ -84,6 +84,7 @@ impl<L: LoadBalancers, E: Ec2, W: StackWrites> Pipeline<L, E, W> {
         security_groups::keep_legacy_nlb(&mut stack, &existing);
         let groups = security_groups::resolve(&self.ec2, &owner, &mut stack).await?;
         let steps = diff(&stack, &existing);
+        refuse_replacement_while_held(&stack, &existing, &steps)?;
         if let Some(problem) = missing_subnets(&stack, &steps) {
             return Err(StackError::NoSubnets {
                 stack: stack.id.clone(),
@@ -209,4 +210,33 @@ struct Bound<'a> {
     applied: &'a Applied,
     groups: &'a Resolved,
     addresses: &'a SourceAddresses,
+}
+
+/// Refuses steps that replace the load balancer while members of its group are held by their
+/// errors (see [`StackError::ReplaceWhileHeld`]).
+fn refuse_replacement_while_held(
+    stack: &Stack,
+    existing: &Existing,
+    steps: &[Step],
+) -> Result<(), StackError> {
+    let replaces = steps
+        .iter()
+        .any(|s| matches!(s, Step::DeleteLoadBalancer { .. }));
+    let Some(current) = existing.load_balancer.as_ref() else {
+        return Ok(());
+    };
+    if !replaces || stack.held_members.is_empty() {
+        return Ok(());
+    }
+    let (have, want) = (&current.load_balancer, &stack.load_balancer);
+    let change = if have.scheme != want.scheme {
+        format!("scheme {} -> {}", have.scheme, want.scheme)
+    } else {
+        format!("type {:?} -> {:?}", have.kind, want.kind)
+    };
+    Err(StackError::ReplaceWhileHeld {
+        stack: stack.id.clone(),
+        change,
+        members: stack.held_members.clone(),
+    })
 }

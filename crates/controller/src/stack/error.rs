@@ -20,6 +20,20 @@ pub enum StackError {
     /// keeps its own subnets).
     #[error("{stack}: {problem}")]
     NoSubnets { stack: String, problem: String },
+    /// The load balancer would be replaced (its scheme or type changed) while members of its
+    /// group are held by their errors: their rules live on the load balancer and would go with
+    /// it, so a conflicting member taking the lead could take the others offline. AWS is
+    /// untouched until the held members are fixed (or leave the group).
+    #[error(
+        "{stack}: the load balancer would be replaced ({change}) while {} held by an error; fix or remove {} first",
+        held_text(members),
+        if members.len() == 1 { "it" } else { "them" }
+    )]
+    ReplaceWhileHeld {
+        stack: String,
+        change: String,
+        members: Vec<String>,
+    },
     /// The VPC's subnets or the account's certificates could not be read.
     #[error("discovering {what}: {source}")]
     Discovery {
@@ -42,7 +56,10 @@ impl StackError {
     /// The Event reason: upstream's, so alerts written for it keep working.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Model(_) | Self::NoMember { .. } | Self::NoSubnets { .. } => "FailedBuildModel",
+            Self::Model(_)
+            | Self::NoMember { .. }
+            | Self::NoSubnets { .. }
+            | Self::ReplaceWhileHeld { .. } => "FailedBuildModel",
             Self::Discovery { .. } => "FailedBuildModel",
             Self::Deploy(_) | Self::Kube { .. } => "FailedDeployModel",
         }
@@ -51,12 +68,21 @@ impl StackError {
     /// Bad input waits for a change of the object; AWS errors retry as their kind says.
     pub fn category(&self) -> ErrorCategory {
         match self {
-            Self::Model(_) | Self::NoMember { .. } | Self::NoSubnets { .. } => {
-                ErrorCategory::InvalidInput
-            }
+            Self::Model(_)
+            | Self::NoMember { .. }
+            | Self::NoSubnets { .. }
+            | Self::ReplaceWhileHeld { .. } => ErrorCategory::InvalidInput,
             Self::Discovery { source, .. } | Self::Deploy(source) => aws_category(source.kind),
             Self::Kube { .. } => ErrorCategory::Transient,
         }
+    }
+}
+
+/// "member a/b is" or "members a/b, c/d are".
+fn held_text(members: &[String]) -> String {
+    match members {
+        [one] => format!("member {one} is"),
+        many => format!("members {} are", many.join(", ")),
     }
 }
 
