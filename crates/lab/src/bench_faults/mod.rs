@@ -260,6 +260,7 @@ async fn one_run(
     }
     workload::change_during(&client, ns, "v2").await?;
     let mut trigger = None;
+    let mut note = None;
     match fault.ending() {
         faults::Ending::After(window) => match fault {
             Fault::ApiserverRestart => {
@@ -280,6 +281,7 @@ async fn one_run(
                 controller.kill().await;
             } else if fault == Fault::LeaseLost {
                 take_lease(sandbox).await?;
+                note = Some(lease_lost(sandbox, controller).await?);
             }
         }
     }
@@ -323,6 +325,7 @@ async fn one_run(
         fault,
         fault_seconds,
         trigger,
+        note,
         injected: met.calls.values().map(|c| c.injected).sum(),
         calls: met.calls.values().map(|c| c.calls).sum(),
         converged: converged.err(),
@@ -420,6 +423,46 @@ async fn take_lease(sandbox: &Sandbox) -> Result<(), BenchError> {
         )
         .await?;
     Ok(())
+}
+
+/// After the Lease was taken mid-pass (the pass waiting on AWS): lets the controller see it
+/// lost the Lease (two renewal periods), lets AWS answer again, and waits until it leads again
+/// (the intruder never renews); says how many mutating AWS calls it made while not leading.
+async fn lease_lost(sandbox: &Sandbox, controller: &Controller) -> Result<String, BenchError> {
+    let aws = sandbox
+        .aws()
+        .ok_or(BenchError::Stuck("no AWS emulator".into()))?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let resumed = crate::clock::now();
+    aws.control().set_faults(&[], 31).await?;
+    aws.control().pause_aws(false).await?;
+    let name = controller
+        .process
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if chart::lease_holder(sandbox)
+            .await
+            .is_some_and(|h| h.starts_with(&name))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leading_again = crate::clock::now();
+    let state = aws.control().faults().await?;
+    let while_not_leading = state
+        .mutating
+        .iter()
+        .filter(|c| c.at >= resumed && c.at < leading_again)
+        .count();
+    Ok(format!(
+        "leading again {:.1} s after AWS answered again; {while_not_leading} mutating AWS calls meanwhile",
+        leading_again - resumed
+    ))
 }
 
 /// Waits (at most 180 s) until nothing of ours names the run; what is left then is leaked.

@@ -15,6 +15,8 @@ pub struct RunResult {
     pub fault_seconds: f64,
     /// The call after which the endpoint paused (faults at a point of a pass).
     pub trigger: Option<String>,
+    /// What else the fault showed (the Lease's: when the controller led again).
+    pub note: Option<String>,
     /// AWS calls from the fault going on to convergence, and how many of them met the fault.
     pub calls: u64,
     pub injected: u64,
@@ -82,7 +84,12 @@ pub fn one_line(run: &RunResult) -> String {
         run.trigger
             .as_ref()
             .map(|t| format!("; point: after {t}"))
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            + &run
+                .note
+                .as_ref()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default(),
     )
 }
 
@@ -120,7 +127,12 @@ pub fn table(runs: &[RunResult]) -> String {
             .trigger
             .as_ref()
             .map(|t| format!(" (point: after {t})"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + &run
+                .note
+                .as_ref()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default();
         let _ = writeln!(
             out,
             "| {}{point} | {:.0} | {} / {} | {converged} | {requests} | {} | {} | {} | {} {} -> {}{} | {} |",
