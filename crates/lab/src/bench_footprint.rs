@@ -70,12 +70,12 @@ pub enum FootprintError {
 
 /// Resident memory of a process, from `/proc/<pid>/status`: now and at its peak, in KiB.
 #[derive(Debug, Clone, Copy)]
-struct Memory {
-    rss_kib: u64,
-    peak_kib: u64,
+pub(crate) struct Memory {
+    pub(crate) rss_kib: u64,
+    pub(crate) peak_kib: u64,
 }
 
-fn memory_of(pid: u32) -> Result<Memory, FootprintError> {
+pub(crate) fn memory_of(pid: u32) -> Result<Memory, FootprintError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| FootprintError::Process(format!("reading /proc/{pid}/status: {e}")))?;
     let field = |name: &str| {

@@ -205,3 +205,15 @@ pub fn names(message: &str, key: &str, value: &str) -> Result<(), TestCaseError>
     );
     Ok(())
 }
+
+/// Kubernetes' rule for the name part of a qualified name (a finalizer's, a condition type's):
+/// 1 to 63 letters, digits, `-`, `_` and `.`, alphanumeric at both ends.
+pub fn qualified_name_part(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+}

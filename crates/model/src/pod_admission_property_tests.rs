@@ -136,13 +136,7 @@ fn web() -> Arc<Service> {
 /// prefix and `/`, then at most 63 letters, digits, `-`, `_` and `.`, alphanumeric at the ends).
 fn qualified_name(text: &str) -> bool {
     let name = text.rsplit_once('/').map_or(text, |(_, name)| name);
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    (1..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && edge(name.chars().next())
-        && edge(name.chars().last())
+    adversarial::qualified_name_part(name)
 }
 
 fn condition_types(pod: &Pod) -> Vec<String> {

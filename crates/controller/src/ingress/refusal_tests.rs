@@ -11,43 +11,10 @@ use lb_aws::fake::FakeElb;
 use lb_model::fixtures;
 use serde_json::{Value, json};
 
+use super::tests::{Ctx, FINALIZER, context};
 use super::*;
-use crate::stack::fake::{FakeEc2, RecordingStackWrites, Write};
-use crate::stores::filled::{Fill, all_listed, put, stores};
-
-struct NoCertificates;
-
-impl Certificates for NoCertificates {
-    async fn certificates(&self) -> Result<Vec<lb_model::ingress::Certificate>, lb_aws::AwsError> {
-        Ok(Vec::new())
-    }
-}
-
-type Ctx = IngressContext<FakeElb, FakeEc2, NoCertificates, RecordingStackWrites>;
-
-const FINALIZER: &str = "group.ingress.k8s.aws/shop";
-
-fn context() -> (Arc<Ctx>, Fill) {
-    let (stores, mut fill) = stores();
-    all_listed(&stores);
-    for name in ["web", "api"] {
-        put(&mut fill.services, fixtures::backend_service("shop", name));
-    }
-    let options = IngressOptions {
-        elb: FakeElb::default(),
-        ec2: FakeEc2::with_subnets(fixtures::vpc()),
-        acm: NoCertificates,
-        settings: fixtures::ingress_settings(),
-        class: ClassSettings::default(),
-    };
-    let ctx = IngressContext::new(
-        options,
-        RecordingStackWrites::default(),
-        stores,
-        Leadership::always(),
-    );
-    (Arc::new(ctx), fill)
-}
+use crate::stack::fake::Write;
+use crate::stores::filled::{Fill, put};
 
 /// Member `name` of group `shop` with `extra` annotations and `paths` paths to `service`.
 fn member(name: &str, extra: &Value, paths: usize, service: &str) -> Ingress {

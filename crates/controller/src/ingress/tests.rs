@@ -14,7 +14,7 @@ use crate::stack::fake::{FakeEc2, RecordingStackWrites, Write};
 use crate::stores::filled::{Fill, all_listed, put, stores};
 
 /// A certificate store with nothing in it: no member here asks for discovery.
-struct NoCertificates;
+pub(super) struct NoCertificates;
 
 impl Certificates for NoCertificates {
     async fn certificates(&self) -> Result<Vec<lb_model::ingress::Certificate>, lb_aws::AwsError> {
@@ -22,11 +22,11 @@ impl Certificates for NoCertificates {
     }
 }
 
-type Ctx = IngressContext<FakeElb, FakeEc2, NoCertificates, RecordingStackWrites>;
+pub(super) type Ctx = IngressContext<FakeElb, FakeEc2, NoCertificates, RecordingStackWrites>;
 
-const FINALIZER: &str = "group.ingress.k8s.aws/shop";
+pub(super) const FINALIZER: &str = "group.ingress.k8s.aws/shop";
 
-fn context() -> (Arc<Ctx>, Fill) {
+pub(super) fn context() -> (Arc<Ctx>, Fill) {
     let (stores, mut fill) = stores();
     all_listed(&stores);
     for name in ["web", "api"] {

@@ -110,14 +110,9 @@ impl Controller {
     /// Resident memory of the process, KiB.
     fn rss_kib(&self) -> Option<u64> {
         let pid = self.process.as_ref()?.pid()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .split_whitespace()
-            .next()?
-            .parse()
+        crate::bench_footprint::memory_of(pid)
             .ok()
+            .map(|m| m.rss_kib)
     }
 }
 

@@ -130,38 +130,10 @@ pub async fn not_converged(
 ) -> Vec<String> {
     let client = sandbox.client();
     let mut missing = Vec::new();
-    match Api::<Ingress>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-    {
-        Ok(list) => {
-            let with = list
-                .items
-                .iter()
-                .filter(|i| i.status_hostname().is_some())
-                .count();
-            if with < expect_members {
-                missing.push(format!("{with}/{expect_members} Ingresses have an address"));
-            }
-        }
-        Err(err) => missing.push(format!("listing Ingresses: {err}")),
-    }
-    match Api::<Service>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-    {
-        Ok(list) => {
-            let with = list
-                .items
-                .iter()
-                .filter(|s| s.status_hostname().is_some())
-                .count();
-            if with < expect_nlbs {
-                missing.push(format!("{with}/{expect_nlbs} NLB Services have an address"));
-            }
-        }
-        Err(err) => missing.push(format!("listing Services: {err}")),
-    }
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    missing.extend(too_few_addressed(&ingresses, expect_members, "Ingresses").await);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    missing.extend(too_few_addressed(&services, expect_nlbs, "NLB Services").await);
     if !testing::rollout_complete(&client, ns, "web", REPLICAS).await {
         missing.push("the rollout is not complete".to_string());
     }
@@ -197,6 +169,24 @@ pub async fn not_converged(
         }
     }
     missing
+}
+
+/// What is missing when fewer than `expected` objects of `api` have an address in their status.
+async fn too_few_addressed<K>(api: &Api<K>, expected: usize, what: &str) -> Option<String>
+where
+    K: StatusHostname + kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.list(&ListParams::default()).await {
+        Ok(list) => {
+            let with = list
+                .items
+                .iter()
+                .filter(|o| o.status_hostname().is_some())
+                .count();
+            (with < expected).then(|| format!("{with}/{expected} {what} have an address"))
+        }
+        Err(err) => Some(format!("listing {what}: {err}")),
+    }
 }
 
 /// Deletes the run's Ingresses, Services and binding, then its namespace.

@@ -110,17 +110,6 @@ fn params(sound: bool) -> impl Strategy<Value = IngressClassParamsSpec> {
         )
 }
 
-/// Kubernetes' rule for a finalizer's name part (a qualified name).
-fn qualified_name(name: &str) -> bool {
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    (1..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && edge(name.chars().next())
-        && edge(name.chars().last())
-}
-
 proptest! {
     #![proptest_config(adversarial::config(512))]
 
@@ -181,7 +170,7 @@ proptest! {
         );
         let group = super::super::group::group_of(&ingress, Some(&spec));
         if let GroupId::Explicit(name) = &group {
-            prop_assert!(qualified_name(name), "group {:?}", adversarial::clip(name));
+            prop_assert!(adversarial::qualified_name_part(name), "group {:?}", adversarial::clip(name));
         }
         let settings = crate::fixtures::ingress_settings();
         let services = Services::new([Arc::new(crate::fixtures::backend_service("shop", "web"))]);
