@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use lb_aws::fake::FakeElb;
 use lb_model::fixtures;
 use serde_json::{Value, json};
 
