@@ -153,6 +153,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
             .map(|_| args.load_balancer_class.clone()),
     });
     let target_rules = target_rules(&args, &config, &calls);
+    let write_fence = calls.fence().clone();
     let options = lb_controller_core::RuntimeOptions {
         webhook,
         metrics: Some(lb_controller_core::MetricsOptions {
@@ -165,6 +166,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
             namespace: args.watch_namespace.clone(),
         },
         target_rules: Some(target_rules),
+        write_fence: Some(write_fence),
     };
     lb_controller_core::run(client, aws, balancers, options, stop.wait(), None).await?;
     Ok(())

@@ -1,5 +1,7 @@
 //! Every AWS call counted by operation and result, and timed by operation: the figure users care
-//! about (throttling, latency), what `/metrics` exports and what benchmarks read.
+//! about (throttling, latency), what `/metrics` exports and what benchmarks read. Every call
+//! passes here, so here too a mutating call meets the [`WriteFence`] (refused while this replica
+//! does not lead).
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::error::{AwsError, AwsErrorKind};
+use crate::write_fence::WriteFence;
 
 /// Every AWS operation the controller calls. `ALL` lists them in declaration order, so
 /// `op as usize` indexes it.
@@ -223,6 +226,8 @@ pub enum CallResult {
     throttled,
     invalid_request,
     unavailable,
+    /// Not sent: this replica no longer leads (the [`WriteFence`]).
+    not_leader,
     other,
 }
 
@@ -235,6 +240,7 @@ impl From<Option<AwsErrorKind>> for CallResult {
             Some(AwsErrorKind::Throttled) => Self::throttled,
             Some(AwsErrorKind::InvalidRequest) => Self::invalid_request,
             Some(AwsErrorKind::Unavailable) => Self::unavailable,
+            Some(AwsErrorKind::NotLeader) => Self::not_leader,
             Some(AwsErrorKind::Other | AwsErrorKind::InUse) => Self::other,
         }
     }
@@ -262,6 +268,7 @@ fn latency_histogram() -> Histogram {
 pub struct AwsCalls {
     calls: Family<CallLabels, Counter>,
     latency: LatencyFamily,
+    fence: WriteFence,
 }
 
 impl Default for AwsCalls {
@@ -269,6 +276,7 @@ impl Default for AwsCalls {
         Self {
             calls: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            fence: WriteFence::default(),
         }
     }
 }
@@ -285,6 +293,22 @@ impl AwsCalls {
         self.latency
             .get_or_create(&OperationLabels { operation })
             .observe(took.as_secs_f64());
+    }
+
+    /// The fence mutating calls meet; the runtime ties it to its leadership.
+    pub fn fence(&self) -> &WriteFence {
+        &self.fence
+    }
+
+    /// A mutating call the fence refused, counted apart from the calls AWS answered (it took
+    /// no time and reached no one).
+    fn record_refused(&self, operation: Operation) {
+        self.calls
+            .get_or_create(&CallLabels {
+                operation,
+                result: CallResult::not_leader,
+            })
+            .inc();
     }
 
     /// Calls made, successful or not.
@@ -324,7 +348,8 @@ impl AwsCalls {
 
 /// Sends one SDK request: the call is recorded in `calls` (operation, outcome, time until it
 /// answers, SDK retries included) and its error turned into an [`AwsError`] that names the
-/// operation, the error code and the message.
+/// operation, the error code and the message. A mutating call is not sent while the fence is
+/// closed, and is given up (SDK retries included) if it closes while the call is in flight.
 pub(crate) async fn timed<T, E>(
     calls: &AwsCalls,
     operation: Operation,
@@ -333,16 +358,41 @@ pub(crate) async fn timed<T, E>(
 where
     E: aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let fenced = operation.is_mutating();
+    if fenced && !calls.fence.is_open() {
+        calls.record_refused(operation);
+        return Err(AwsError::not_leader(operation.as_str(), "not sent"));
+    }
+    // On the heap: an SDK request future is tens of KB, and the select below would otherwise
+    // hold more copies of it in this future (a debug build overflowed a worker's stack).
+    let request = Box::pin(request);
     let started = std::time::Instant::now();
-    let result = request.await.map_err(|err| {
-        // AWS's own code and message when it answered (what users read in Events and
-        // conditions); the whole error chain when it did not (a timeout, a connection refused).
-        let message = match (err.code(), err.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            _ => aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&err).to_string(),
-        };
-        AwsError::from_code(operation.as_str(), err.code(), message)
-    });
+    let answered = async {
+        request.await.map_err(|err| {
+            // AWS's own code and message when it answered (what users read in Events and
+            // conditions); the whole error chain when it did not (a timeout, a connection
+            // refused).
+            let message = match (err.code(), err.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                _ => aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&err).to_string(),
+            };
+            AwsError::from_code(operation.as_str(), err.code(), message)
+        })
+    };
+    let result = if fenced {
+        tokio::select! {
+            result = answered => result,
+            () = calls.fence.closed() => {
+                tracing::warn!(
+                    operation = operation.as_str(),
+                    "leadership lost while the call was in flight: given up (AWS may have done it)"
+                );
+                Err(AwsError::not_leader(operation.as_str(), "given up in flight"))
+            }
+        }
+    } else {
+        answered.await
+    };
     calls.record(
         operation,
         result.as_ref().err().map(|e| e.kind),
@@ -351,13 +401,14 @@ where
     result
 }
 
-const ALL_RESULTS: [CallResult; 7] = [
+const ALL_RESULTS: [CallResult; 8] = [
     CallResult::ok,
     CallResult::not_found,
     CallResult::access_denied,
     CallResult::throttled,
     CallResult::invalid_request,
     CallResult::unavailable,
+    CallResult::not_leader,
     CallResult::other,
 ];
 
@@ -372,6 +423,79 @@ mod tests {
         }
         assert!(Operation::CreateListener.is_mutating());
         assert!(!Operation::DescribeTags.is_mutating());
+    }
+
+    type Answer = Result<
+        (),
+        aws_sdk_elasticloadbalancingv2::operation::register_targets::RegisterTargetsError,
+    >;
+
+    #[tokio::test]
+    async fn the_fence_stops_mutating_calls_before_they_are_sent_and_gives_up_one_in_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let calls = AwsCalls::default();
+        let (leading, receiver) = tokio::sync::watch::channel(false);
+        calls.fence().follow(receiver);
+        let sent = AtomicUsize::new(0);
+        let request = || async {
+            sent.fetch_add(1, Ordering::SeqCst);
+            Answer::Ok(())
+        };
+
+        // Not leading: a mutating call is not sent; a read is.
+        let refused = timed(&calls, Operation::RegisterTargets, request())
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.kind, AwsErrorKind::NotLeader);
+        assert_eq!(
+            refused.to_string(),
+            "AWS RegisterTargets failed (not_leader): not sent: this replica no longer holds the leader Lease"
+        );
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            0,
+            "the request was never polled"
+        );
+        timed(&calls, Operation::DescribeTargetHealth, request())
+            .await
+            .expect("a read goes out while not leading");
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+
+        // Leading: sent; a call still waiting for its answer when the Lease is lost is given up.
+        leading.send(true).expect("the fence listens");
+        timed(&calls, Operation::RegisterTargets, request())
+            .await
+            .expect("sent while leading");
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
+        let in_flight = timed(
+            &calls,
+            Operation::CreateRule,
+            std::future::pending::<Answer>(),
+        );
+        let lose = async {
+            tokio::task::yield_now().await;
+            leading.send(false).expect("the fence listens");
+        };
+        let (given_up, ()) = tokio::time::timeout(Duration::from_secs(5), async {
+            futures::join!(in_flight, lose)
+        })
+        .await
+        .expect("given up at once");
+        let given_up = given_up.expect_err("given up");
+        assert_eq!(given_up.kind, AwsErrorKind::NotLeader);
+        assert!(
+            given_up.message.starts_with("given up in flight"),
+            "{given_up}"
+        );
+
+        assert_eq!(
+            calls.of(Operation::RegisterTargets, CallResult::not_leader),
+            1
+        );
+        assert_eq!(calls.of(Operation::RegisterTargets, CallResult::ok), 1);
+        assert_eq!(calls.of(Operation::CreateRule, CallResult::not_leader), 1);
+        assert_eq!(calls.failed(Operation::RegisterTargets), 1);
     }
 
     #[test]

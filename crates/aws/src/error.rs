@@ -17,6 +17,9 @@ pub enum AwsErrorKind {
     /// The resource is still used by another (EC2's DependencyViolation, ELB's ResourceInUse):
     /// it can go once that one has.
     InUse,
+    /// Not sent, or given up in flight: this replica no longer holds the Lease (the
+    /// [`crate::WriteFence`]). The new leader does the work.
+    NotLeader,
     Other,
 }
 
@@ -30,6 +33,7 @@ impl AwsErrorKind {
             Self::InvalidRequest => "invalid_request",
             Self::Unavailable => "unavailable",
             Self::InUse => "in_use",
+            Self::NotLeader => "not_leader",
             Self::Other => "other",
         }
     }
@@ -53,6 +57,15 @@ impl AwsError {
             message: message.into(),
             code: None,
         }
+    }
+
+    /// A mutating call the [`crate::WriteFence`] stopped; `how`: not sent, or given up in flight.
+    pub fn not_leader(operation: &'static str, how: &str) -> Self {
+        Self::new(
+            operation,
+            AwsErrorKind::NotLeader,
+            format!("{how}: this replica no longer holds the leader Lease"),
+        )
     }
 
     /// Whether the API answered one of these error codes.

@@ -11,6 +11,7 @@
 //! - [`deployer`]: desired stack vs what exists -> the steps, in a safe order (pure diff), and
 //!   their application through the SDK ([`SdkLoadBalancers`]).
 //! - [`calls`]: counts and latency of every call, for `/metrics` and benchmarks.
+//! - [`write_fence`]: mutating calls refused while this replica does not lead.
 
 pub mod acm;
 pub mod calls;
@@ -24,6 +25,7 @@ pub mod iam;
 pub mod sdk_config;
 pub mod sts;
 pub mod vpc;
+pub mod write_fence;
 
 pub use acm::{Certificates, ImportedCertificate, ImportedCertificates, SdkAcm};
 pub use aws_config::SdkConfig;
@@ -35,3 +37,4 @@ pub use elbv2::{Elbv2, SdkElbv2, SdkTargetGroups, TARGETS_PER_CALL, TargetGroups
 pub use error::{AwsError, AwsErrorKind};
 pub use sdk_config::{AwsSettings, load_sdk_config, parse_endpoints, with_controller_retries};
 pub use sts::RoleToAssume;
+pub use write_fence::WriteFence;

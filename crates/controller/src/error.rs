@@ -98,9 +98,10 @@ pub fn aws_category(kind: AwsErrorKind) -> ErrorCategory {
         AwsErrorKind::AccessDenied => ErrorCategory::AccessDenied,
         AwsErrorKind::Throttled => ErrorCategory::Throttled,
         AwsErrorKind::InvalidRequest => ErrorCategory::InvalidInput,
-        AwsErrorKind::Unavailable | AwsErrorKind::InUse | AwsErrorKind::Other => {
-            ErrorCategory::Transient
-        }
+        AwsErrorKind::Unavailable
+        | AwsErrorKind::InUse
+        | AwsErrorKind::NotLeader
+        | AwsErrorKind::Other => ErrorCategory::Transient,
     }
 }
 
@@ -111,9 +112,10 @@ impl ControllerError {
             Self::TargetGroupNotFound { .. } => ErrorCategory::MissingInAws,
             Self::Role { source, .. } => match source.kind {
                 AwsErrorKind::Throttled => ErrorCategory::Throttled,
-                AwsErrorKind::Unavailable | AwsErrorKind::InUse | AwsErrorKind::Other => {
-                    ErrorCategory::Transient
-                }
+                AwsErrorKind::Unavailable
+                | AwsErrorKind::InUse
+                | AwsErrorKind::NotLeader
+                | AwsErrorKind::Other => ErrorCategory::Transient,
                 _ => ErrorCategory::AccessDenied,
             },
             Self::Desired(DesiredError::ServiceNotFound { .. }) => ErrorCategory::MissingInCluster,
@@ -147,6 +149,7 @@ impl ControllerError {
                 AwsErrorKind::AccessDenied => "AwsAccessDenied",
                 AwsErrorKind::NotFound => "AwsNotFound",
                 AwsErrorKind::InvalidRequest => "AwsInvalidRequest",
+                AwsErrorKind::NotLeader => "NotLeader",
                 AwsErrorKind::Unavailable | AwsErrorKind::InUse | AwsErrorKind::Other => "AwsError",
             },
             Self::Kube { .. } => "KubernetesError",

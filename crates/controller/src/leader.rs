@@ -77,6 +77,11 @@ impl Leadership {
         *self.leading.borrow()
     }
 
+    /// The leadership as a watch (true while leading): what the AWS clients' write fence follows.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
     /// One item each time leadership is gained (and at once if it is held already): what a
     /// controller's `reconcile_all_on` takes, so a new leader looks at every object once.
     pub fn gained(&self) -> impl Stream<Item = ()> + Send + 'static {

@@ -183,6 +183,9 @@ pub struct RuntimeOptions {
     /// The bindings' `spec.networking` written on their targets' security groups; None: not
     /// managed.
     pub target_rules: Option<crate::tgb::TargetRules>,
+    /// The fence the AWS clients' mutating calls meet ([`lb_aws::AwsCalls::fence`]): tied here
+    /// to the leadership, so a pass in flight when the Lease is lost stops at its next call.
+    pub write_fence: Option<lb_aws::WriteFence>,
 }
 
 /// Runs the controller until `shutdown` resolves: the TargetGroupBinding reconciler, and the
@@ -214,6 +217,11 @@ pub async fn run<
     let leadership = elector
         .as_ref()
         .map_or_else(Leadership::always, LeaderElector::leadership);
+    if let Some(fence) = &options.write_fence
+        && !fence.follow(leadership.watch())
+    {
+        tracing::warn!("the AWS write fence already follows another leadership; left as it was");
+    }
     let (stores, events) = watch(&client, &scope);
     // The bindings' own watch fills their cache: built here rather than by `Controller::new`, so
     // that its first full list sets a flag `/readyz` and the passes can read (see `Listed`).

@@ -275,8 +275,8 @@ async fn one_run(
             if fault.kills_the_controller() {
                 controller.kill().await;
             } else if fault == Fault::LeaseLost {
-                take_lease(sandbox).await?;
-                note = Some(lease_lost(sandbox, controller).await?);
+                let taken = take_lease(sandbox).await?;
+                note = Some(lease_lost(sandbox, controller, taken).await?);
             }
         }
     }
@@ -401,8 +401,8 @@ async fn wait_for_trigger(aws: &AwsEmulator) -> Option<String> {
 }
 
 /// Another holder takes the Lease, as after a partition: the leader's next renewal finds it
-/// held by someone else.
-async fn take_lease(sandbox: &Sandbox) -> Result<(), BenchError> {
+/// held by someone else. Returns when (Unix seconds).
+async fn take_lease(sandbox: &Sandbox) -> Result<f64, BenchError> {
     let leases: Api<Lease> = Api::namespaced(sandbox.client(), NAMESPACE);
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
         k8s_openapi::jiff::Timestamp::now(),
@@ -417,13 +417,19 @@ async fn take_lease(sandbox: &Sandbox) -> Result<(), BenchError> {
             }})),
         )
         .await?;
-    Ok(())
+    Ok(crate::clock::now())
 }
 
-/// After the Lease was taken mid-pass (the pass waiting on AWS): lets the controller see it
-/// lost the Lease (two renewal periods), lets AWS answer again, and waits until it leads again
-/// (the intruder never renews); says how many mutating AWS calls it made while not leading.
-async fn lease_lost(sandbox: &Sandbox, controller: &Controller) -> Result<String, BenchError> {
+/// After the Lease was taken mid-pass (the pass waiting on AWS, `taken` the time): lets the
+/// controller see it lost the Lease (at its next renewal), lets AWS answer again, and waits until
+/// it leads again (the intruder never renews). Says how many mutating calls reached AWS between
+/// the theft and leading again, by when they were sent: before the controller saw the loss (its
+/// renewal period, which no Lease-based election closes), or after (the write fence's job: none).
+async fn lease_lost(
+    sandbox: &Sandbox,
+    controller: &Controller,
+    taken: f64,
+) -> Result<String, BenchError> {
     let aws = sandbox
         .aws()
         .ok_or(BenchError::Stuck("no AWS emulator".into()))?;
@@ -431,33 +437,63 @@ async fn lease_lost(sandbox: &Sandbox, controller: &Controller) -> Result<String
     let resumed = crate::clock::now();
     aws.control().set_faults(&[], 31).await?;
     aws.control().pause_aws(false).await?;
-    let name = controller
+    let process = controller
         .process
         .as_ref()
-        .map(|p| p.name.clone())
-        .unwrap_or_default();
+        .ok_or(BenchError::Stuck("no controller process".into()))?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(90);
     while Instant::now() < deadline {
         if chart::lease_holder(sandbox)
             .await
-            .is_some_and(|h| h.starts_with(&name))
+            .is_some_and(|h| h.starts_with(&process.name))
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let leading_again = crate::clock::now();
+    let seen = loss_seen_at(&process.log).ok_or_else(|| {
+        BenchError::Stuck("the controller's log never says it lost the Lease".into())
+    })?;
     let state = aws.control().faults().await?;
-    let while_not_leading = state
+    let sent = |from: f64, to: f64| {
+        state
+            .mutating
+            .iter()
+            .filter(|c| c.arrived >= from && c.arrived < to)
+            .count()
+    };
+    // Sent while it led, held by the paused endpoint, done when AWS answered again: the
+    // controller gave them up (it cannot unsend them).
+    let in_flight = state
         .mutating
         .iter()
-        .filter(|c| c.at >= resumed && c.at < leading_again)
+        .filter(|c| c.arrived < taken && c.at >= taken)
         .count();
     Ok(format!(
-        "leading again {:.1} s after AWS answered again; {while_not_leading} mutating AWS calls meanwhile",
-        leading_again - resumed
+        "the controller saw the loss {:.1} s after the theft and led again {:.1} s after AWS answered again; mutating AWS calls sent meanwhile: {} before it saw the loss, {} after ({in_flight} sent before the theft were done when AWS answered again)",
+        seen - taken,
+        leading_again - resumed,
+        sent(taken, seen),
+        sent(seen, leading_again),
     ))
+}
+
+/// When the controller's log (JSON lines) last says it stopped leading (Unix seconds).
+fn loss_seen_at(log: &std::path::Path) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["fields"]["message"] == "leadership changed"
+                && line["fields"]["leading"] == Value::Bool(false)
+        })
+        .filter_map(|line| {
+            let at: k8s_openapi::jiff::Timestamp = line["timestamp"].as_str()?.parse().ok()?;
+            Some(at.as_millisecond() as f64 / 1000.0)
+        })
+        .next_back()
 }
 
 /// Waits (at most 180 s) until nothing of ours names the run; what is left then is leaked.

@@ -103,7 +103,8 @@ class Faults:
                 "paused": not self.running.is_set(),
                 "rules": [rule.describe() for rule in self.rules],
                 "calls": {name: {"calls": c, "injected": i} for name, (c, i) in sorted(self.calls.items())},
-                "mutating": [{"at": at, "call": call, "met": met} for at, call, met in self.log],
+                "mutating": [{"at": at, "arrived": arrived, "call": call, "met": met}
+                             for at, arrived, call, met in self.log],
             }
 
     def reset_counts(self) -> dict:
@@ -112,8 +113,9 @@ class Faults:
             self.log.clear()
         return self.state()
 
-    def pick(self, call: str) -> Rule | None:
-        """The rule this call meets (counted), if any."""
+    def pick(self, call: str, arrived: float) -> Rule | None:
+        """The rule this call meets (counted), if any. `arrived`: when the request came, which
+        is earlier than now when it waited out a pause."""
         with self.lock:
             counts = self.calls.setdefault(call, [0, 0])
             counts[0] += 1
@@ -125,7 +127,7 @@ class Faults:
                     chosen = rule
                     break
             if not call.partition(":")[2].startswith(READ_PREFIXES):
-                self.log.append((time.time(), call, chosen.kind if chosen else "ok"))
+                self.log.append((time.time(), arrived, call, chosen.kind if chosen else "ok"))
                 del self.log[:-2000]
             return chosen
 
@@ -183,8 +185,9 @@ class FaultingApp:
         call, access_key = call_name(environ, body)
         if access_key == EXEMPT_ACCESS_KEY:
             return self.app(environ, start_response)
+        arrived = time.time()
         self.faults.running.wait()
-        rule = self.faults.pick(call)
+        rule = self.faults.pick(call, arrived)
         if rule is None:
             return self.app(environ, start_response)
         if rule.kind in ("throttle", "error"):

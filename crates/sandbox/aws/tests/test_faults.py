@@ -2,6 +2,8 @@
 crates/sandbox/tests/python_units.rs)."""
 
 import io
+import threading
+import time
 import unittest
 
 import boto3
@@ -55,7 +57,7 @@ class RuleTest(unittest.TestCase):
         def picks():
             faults = Faults()
             faults.set([{"operation": "*", "kind": "error", "share": 0.5}], seed=7)
-            return [faults.pick("ec2:CreateTags") is not None for _ in range(200)]
+            return [faults.pick("ec2:CreateTags", 0.0) is not None for _ in range(200)]
         first = picks()
         self.assertEqual(first, picks())
         self.assertTrue(60 < sum(first) < 140, sum(first))
@@ -98,6 +100,24 @@ class FaultingAppTest(unittest.TestCase):
         self.assertEqual(state["mutating"][-1]["met"], "pause")
         self.faults.pause(False)
         self.assertFalse(self.faults.state()["paused"])
+
+    def test_a_call_that_waits_out_a_pause_is_logged_with_when_it_arrived(self):
+        self.faults.pause(True)
+        done = threading.Event()
+
+        def held():
+            self.call("elasticloadbalancing", b"Action=CreateRule")
+            done.set()
+        before = time.time()
+        threading.Thread(target=held, daemon=True).start()
+        time.sleep(0.3)
+        self.assertFalse(done.is_set(), "held while paused")
+        self.faults.pause(False)
+        self.assertTrue(done.wait(5))
+        logged = self.faults.state()["mutating"][-1]
+        self.assertEqual(logged["call"], "elasticloadbalancing:CreateRule")
+        self.assertLess(logged["arrived"], before + 0.2)
+        self.assertGreaterEqual(logged["at"] - logged["arrived"], 0.25)
 
     def test_a_lost_answer_does_the_work_and_answers_nothing_useful(self):
         self.faults.set([{"operation": "*", "kind": "lose", "seconds": 0}])

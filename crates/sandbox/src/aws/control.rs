@@ -145,7 +145,10 @@ pub struct CallCount {
 /// A mutating call, in the order they came, with what it met (`ok` or the fault's kind).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct MutatingCall {
+    /// When it was let through (Unix seconds).
     pub at: f64,
+    /// When it arrived: earlier than `at` when it waited out a pause.
+    pub arrived: f64,
     pub call: String,
     pub met: String,
 }
