@@ -411,8 +411,28 @@ impl LoadBalancers for SdkLoadBalancers {
         action: &Action,
         priority: u32,
     ) -> Result<String, AwsError> {
-        self.create_rule_call(listener_arn, rule, action, priority)
+        match self
+            .create_rule_call(listener_arn, rule, action, priority)
             .await
+        {
+            Err(err) if err.has_code(&["PriorityInUse"]) => {
+                // A retried call whose first attempt was done (its answer lost): the rule at the
+                // priority is the one asked for, tags and all. Anything else there is a conflict.
+                self.rules_of(listener_arn)
+                    .await?
+                    .into_iter()
+                    .find(|have| is_created(have, rule, action, priority))
+                    .map(|have| {
+                        tracing::info!(
+                            priority,
+                            "CreateRule: the rule was there already (a retried call); taken as created"
+                        );
+                        have.arn
+                    })
+                    .ok_or(err)
+            }
+            result => result,
+        }
     }
 
     async fn modify_rule(&self, arn: &str, rule: &Rule, action: &Action) -> Result<(), AwsError> {
@@ -479,4 +499,59 @@ impl LoadBalancers for SdkLoadBalancers {
 /// certificates, added apart).
 fn default_certificate(listener: &Listener) -> &[String] {
     &listener.certificates[..listener.certificates.len().min(1)]
+}
+
+/// Whether `have` is the rule a CreateRule of `rule` with `action` at `priority` made.
+fn is_created(
+    have: &super::rules::ExistingRule,
+    rule: &Rule,
+    action: &Action,
+    priority: u32,
+) -> bool {
+    have.priority == priority
+        && have.rule.conditions == rule.conditions
+        && have.rule.action == *action
+        && rule
+            .tags
+            .iter()
+            .all(|(key, value)| have.rule.tags.get(key) == Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_model::stack::Condition;
+
+    use super::super::rules::ExistingRule;
+    use super::*;
+
+    #[test]
+    fn a_rule_counts_as_created_only_when_it_is_the_one_asked_for() {
+        let action = Action::forward_to("arn:aws:elasticloadbalancing:tg/web");
+        let asked = Rule {
+            conditions: vec![Condition::HostHeader(vec!["shop.example.com".into()])],
+            action: action.clone(),
+            tags: BTreeMap::from([("ingress.k8s.aws/resource".into(), "80:1".into())]),
+        };
+        let mut there = ExistingRule {
+            arn: "arn:rule/1".into(),
+            priority: 1,
+            rule: asked.clone(),
+        };
+        there
+            .rule
+            .tags
+            .insert("elbv2.k8s.aws/cluster".into(), "c".into());
+        assert!(
+            is_created(&there, &asked, &action, 1),
+            "more tags than asked: ours"
+        );
+        assert!(!is_created(&there, &asked, &action, 2), "another priority");
+        let other = Action::forward_to("arn:aws:elasticloadbalancing:tg/api");
+        assert!(!is_created(&there, &asked, &other, 1), "another action");
+        there.rule.tags.clear();
+        assert!(
+            !is_created(&there, &asked, &action, 1),
+            "someone else's rule"
+        );
+    }
 }
