@@ -472,7 +472,7 @@ async fn lease_lost(
         .filter(|c| c.arrived < taken && c.at >= taken)
         .count();
     Ok(format!(
-        "the controller saw the loss {:.1} s after the theft and led again {:.1} s after AWS answered again; mutating AWS calls sent meanwhile: {} before it saw the loss, {} after ({in_flight} sent before the theft were done when AWS answered again)",
+        "the controller saw the loss {:.1} s after the theft and led again {:.1} s after AWS answered again; mutating AWS calls sent meanwhile: {} before it saw the loss, {} after; {in_flight} sent before the theft, done by AWS when it answered again",
         seen - taken,
         leading_again - resumed,
         sent(taken, seen),

@@ -180,7 +180,24 @@ The pod webhook row does not require 0 failed requests: pods created while the w
 get no readiness gate (the chart's `podMutatorWebhookConfig.failurePolicy` is `Ignore`, upstream's \
 default, so an outage of the controller never blocks pod creation); nothing then holds the rollout for \
 the load balancer. `--set podMutatorWebhookConfig.failurePolicy=Fail` trades that for pods not created \
-while the webhook is down.\n",
+while the webhook is down.\n\n\
+**A create whose answer was lost** (the lost-answers row; tests/aws_faults.rs in CI): the SDK's retry \
+finds its own first attempt's work. ELB's CreateLoadBalancer, CreateTargetGroup and CreateListener \
+answer with what exists when the settings are the same (the emulator does as ELB); EC2's \
+`InvalidGroup.Duplicate` and `InvalidPermission.Duplicate`, and ELB's `PriorityInUse` on CreateRule, are \
+taken as done when what is there is what was asked (for a rule: the same priority, conditions, action \
+and tags), and stay errors otherwise.\n\n\
+**A lost Lease** (the Lease row): every AWS call passes through one place (`lb_aws::calls::timed`), and \
+there a mutating call meets the write fence (`lb_aws::WriteFence`, tied by the runtime to the Lease): \
+while this replica does not lead, the call is not sent; a call in flight when the Lease is lost is given \
+up at once, its SDK retries with it. The pass fails (`AWS CreateRule failed (not_leader): ...`; a \
+binding's Event reason `NotLeader`), counted as \
+`lb_controller_aws_calls_total{{result=\"not_leader\"}}`, and the new leader does the work. The row \
+counts the mutating calls that reached AWS between the theft and leading again, by when they were sent. \
+What no Lease-based election closes is the window before the holder sees its loss (at most its renew \
+deadline, 10 s) and a call already sent (AWS may do it after the holder gave it up): creates are \
+idempotent for that reason. Upstream's process exits when it loses its Lease, and its calls in flight \
+end with it.\n",
         rps = super::REQUESTS_PER_SECOND,
         date = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%d"),
         total = runs.len(),
