@@ -3,7 +3,8 @@
 //! - [`reconciler`]: what every reconciler loop shares (watch scope, debounce, outcome log), a
 //!   leaf the reconcilers and the runtime both import.
 //! - [`runtime`]: the shared watches, the caches ([`stores`]), and `run`, which wires the
-//!   TargetGroupBinding reconciler, the webhooks and the metrics server together.
+//!   TargetGroupBinding reconciler, the webhooks and the metrics server together;
+//!   [`binding_triggers`]: which bindings a Service, EndpointSlice, pod or node event concerns.
 //! - [`tgb`]: the TargetGroupBinding reconciler (snapshot -> model plan -> AWS and Kubernetes).
 //! - [`webhook`]: the pod and TargetGroupBinding admission webhooks.
 //! - [`pod_conditions`]: the one writer of pod conditions; [`status_writer`]: of binding
@@ -19,6 +20,7 @@
 //!   one), and the backend one's release.
 //! - [`error`]: errors, their categories and the requeue they choose; [`metrics`]: Prometheus.
 
+pub mod binding_triggers;
 pub mod budget;
 pub mod error;
 pub mod event_queue;
