@@ -16,7 +16,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use lb_api::TargetGroupBinding;
 use lb_api::gateway::{Gateway, GatewayClass, HTTPRoute};
 use lb_lab::harness::{
-    HarnessOptions, install_gateway_api_crds, start_controller, start_controller_with,
+    HarnessOptions, install_configuration_kinds, install_gateway_api_crds,
+    install_gateway_api_kinds, start_controller, start_controller_with,
 };
 use lb_sandbox::aws::elb_setup;
 use lb_sandbox::testing::*;
@@ -248,10 +249,15 @@ async fn the_seeds_canary_as_an_httproute_splits_between_both_deployments() {
     common::init_tracing();
     let sandbox = start_sandbox().await;
     let client = sandbox.client();
-    install_gateway_api_crds(&client)
+    // Upstream's configuration kinds come after the controller (a chart or a user adding them
+    // later): it watches them from when they are served, with no restart.
+    install_gateway_api_kinds(&client)
         .await
         .expect("Gateway API CRDs");
     let controller = start_controller(&sandbox).await.expect("controller starts");
+    install_configuration_kinds(&client)
+        .await
+        .expect("upstream's configuration CRDs");
     let aws = sandbox.aws().unwrap();
     let class = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: alb}\nspec: {controllerName: gateway.k8s.aws/alb}\n";
     manifests::apply_yaml(&client, class, "default")
@@ -283,15 +289,47 @@ spec:
       - key: deregistration_delay.timeout_seconds
         value: "10"
 "#;
-    manifests::apply_yaml(&client, configuration, "default")
-        .await
-        .unwrap();
-
     let gateways: Api<Gateway> = Api::namespaced(client.clone(), "gateway-canary");
     let address = eventually("the Gateway's address", Duration::from_secs(90), || async {
         let status = gateways.get("traffic-split").await.ok()?.status?;
         Some(status.addresses.first()?.value.clone())
     })
+    .await;
+    // The configuration comes after the Gateway has its ALB, so its target groups were built
+    // without it (instance targets, checked every 15 s): the canary's is changed in place of
+    // being taken at the first build, the path a user who adds one later takes.
+    manifests::apply_yaml(&client, configuration, "default")
+        .await
+        .unwrap();
+    let elb = elb_setup::client(aws).await;
+    let shapes = || {
+        let elb = elb.clone();
+        async move {
+            let groups = elb.describe_target_groups().send().await.ok()?;
+            let shapes: Vec<(String, i32)> = groups
+                .target_groups()
+                .iter()
+                .map(|g| {
+                    (
+                        g.target_type().map_or("", |t| t.as_str()).to_string(),
+                        g.health_check_interval_seconds().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            Some(shapes)
+        }
+    };
+    // The configuration reaches the canary's target group only.
+    eventually(
+        "the canary's target group configured, the primary's not",
+        Duration::from_secs(90),
+        || async {
+            let shapes = shapes().await?;
+            let mut sorted = shapes.clone();
+            sorted.sort();
+            (sorted == [("instance".to_string(), 15), ("ip".to_string(), 6)]).then_some(())
+        },
+    )
     .await;
     let listener = eventually(
         "the ALB's listener on 80",
@@ -343,21 +381,14 @@ spec:
         (25..=75).contains(&canary),
         "50/50 split: {canary} of 100 to the canary"
     );
-    // The configuration reached the canary's target group only.
-    let elb = elb_setup::client(aws).await;
-    let groups = elb.describe_target_groups().send().await.unwrap();
-    let shapes: Vec<(String, i32)> = groups
-        .target_groups()
-        .iter()
-        .map(|g| {
-            (
-                g.target_type().map_or("", |t| t.as_str()).to_string(),
-                g.health_check_interval_seconds().unwrap_or_default(),
-            )
-        })
-        .collect();
-    assert!(shapes.contains(&("ip".into(), 6)), "{shapes:?}");
-    assert!(shapes.contains(&("instance".into(), 15)), "{shapes:?}");
+    // The replaced target group is gone: two remain, as configured.
+    let mut left = shapes().await.expect("target groups");
+    left.sort();
+    assert_eq!(
+        left,
+        [("instance".to_string(), 15), ("ip".to_string(), 6)],
+        "the target groups after the split"
+    );
     controller.stop().await;
     sandbox.shutdown().await;
 }

@@ -193,18 +193,55 @@ const GATEWAY_API_CRDS: [&str; 10] = [
 ];
 
 /// Installs the Gateway API CRDs (before the controller starts: it looks for them once) and
-/// waits until the apiserver serves them.
+/// upstream's configuration kinds, and waits until the apiserver serves them.
 pub async fn install_gateway_api_crds(client: &Client) -> Result<(), HarnessError> {
+    install_gateway_api_kinds(client).await?;
+    install_configuration_kinds(client).await
+}
+
+/// The Gateway API CRDs alone, served.
+pub async fn install_gateway_api_kinds(client: &Client) -> Result<(), HarnessError> {
     for crd in GATEWAY_API_CRDS {
         manifests::apply_yaml(client, crd, "default").await?;
     }
-    // Upstream's own configuration kinds (gateway.k8s.aws), as the chart installs them.
+    wait_until_served(
+        client,
+        &[
+            ("gateway.networking.k8s.io/v1", "gatewayclasses"),
+            ("gateway.networking.k8s.io/v1", "gateways"),
+            ("gateway.networking.k8s.io/v1", "httproutes"),
+        ],
+    )
+    .await
+}
+
+/// Upstream's own configuration kinds (gateway.k8s.aws), as the chart installs them, served.
+pub async fn install_configuration_kinds(client: &Client) -> Result<(), HarnessError> {
     let configurations = include_str!("../../../config/crd/gateway.k8s.aws.yaml");
     manifests::apply_yaml(client, configurations, "default").await?;
-    let classes: Api<lb_api::gateway::GatewayClass> = Api::all(client.clone());
+    wait_until_served(
+        client,
+        &[
+            ("gateway.k8s.aws/v1", "loadbalancerconfigurations"),
+            ("gateway.k8s.aws/v1", "targetgroupconfigurations"),
+        ],
+    )
+    .await
+}
+
+/// Waits until discovery lists each `(group version, resource)`: a kind a controller looks for
+/// before it is listed would be looked for again only after the controller's discovery retry.
+async fn wait_until_served(client: &Client, kinds: &[(&str, &str)]) -> Result<(), HarnessError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if classes.list(&ListParams::default().limit(1)).await.is_ok() {
+        let mut all = true;
+        for (group_version, resource) in kinds {
+            all &= match client.list_api_group_resources(group_version).await {
+                Ok(list) => list.resources.iter().any(|r| r.name == *resource),
+                Err(_) => false,
+            };
+        }
+        if all {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

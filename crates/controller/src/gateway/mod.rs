@@ -14,6 +14,7 @@ mod pass;
 mod status;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::controller::Controller;
@@ -200,43 +201,28 @@ pub async fn run<L, E, C>(
     let class_events = reflected(Api::<GatewayClass>::all(client.clone()), writers.classes);
     let route_events = reflected(scope.api::<HTTPRoute>(&client), writers.routes);
     let grant_events = reflected(scope.api::<ReferenceGrant>(&client), writers.grants);
-    let configurations = served_in(&client, &format!("{}/v1", lb_api::gateway_config::GROUP)).await;
-    let lb_config_events = match configurations
-        .iter()
-        .any(|k| k == "loadbalancerconfigurations")
-    {
-        true => {
-            let api = scope.api::<LoadBalancerConfiguration>(&client);
-            reflected(api, writers.load_balancer_configs).boxed()
-        }
-        false => futures::stream::pending().boxed(),
-    };
-    let config_events = match configurations
-        .iter()
-        .any(|k| k == "targetgroupconfigurations")
-    {
-        true => {
-            let api = scope.api::<TargetGroupConfiguration>(&client);
-            reflected(api, writers.target_group_configs).boxed()
-        }
-        false => {
-            tracing::info!(
-                "the TargetGroupConfiguration CRD is not installed: route backends take the defaults"
-            );
-            futures::stream::pending().boxed()
-        }
-    };
-    let set_events = match served_kinds(&client)
-        .await
-        .iter()
-        .any(|k| k == "listenersets")
-    {
-        true => reflected(scope.api::<ListenerSet>(&client), writers.listener_sets).boxed(),
-        false => {
-            tracing::info!("the ListenerSet CRD is not installed: Gateways get no ListenerSets");
-            futures::stream::pending().boxed()
-        }
-    };
+    // Upstream's configuration kinds and ListenerSets are optional: a Gateway works without
+    // them, and their CRDs may come after the controller (a chart installing them later, a user
+    // adding upstream's kinds); each is watched from when it is served.
+    let configurations = format!("{}/v1", lb_api::gateway_config::GROUP);
+    let lb_config_events = reflected_when_served(
+        client.clone(),
+        Kind::new(&configurations, "loadbalancerconfigurations"),
+        scope.api::<LoadBalancerConfiguration>(&client),
+        writers.load_balancer_configs,
+    );
+    let config_events = reflected_when_served(
+        client.clone(),
+        Kind::new(&configurations, "targetgroupconfigurations"),
+        scope.api::<TargetGroupConfiguration>(&client),
+        writers.target_group_configs,
+    );
+    let set_events = reflected_when_served(
+        client.clone(),
+        Kind::new(&format!("{}/v1", lb_api::gateway::GROUP), "listenersets"),
+        scope.api::<ListenerSet>(&client),
+        writers.listener_sets,
+    );
     let ctx = Arc::new(GatewayContext {
         pipeline: Pipeline::new(
             options.elb,
@@ -385,6 +371,69 @@ fn gateways_of_class(gateways: Store<Gateway>) -> impl Fn(GatewayClass) -> Vec<O
             .map(|g| ObjectRef::from_obj(g.as_ref()))
             .collect()
     }
+}
+
+/// How soon discovery is asked again for a kind it did not serve.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(15);
+
+/// A resource of a group version, as discovery names it.
+struct Kind {
+    group_version: String,
+    resource: &'static str,
+}
+
+impl Kind {
+    fn new(group_version: &str, resource: &'static str) -> Self {
+        Self {
+            group_version: group_version.to_string(),
+            resource,
+        }
+    }
+}
+
+/// The objects of `api` as [`reflected`] gives them, from when the API server serves `kind`:
+/// until then nothing (its store stays empty, as if none existed), and discovery is asked again
+/// every [`DISCOVERY_RETRY`]. Deciding once at start would leave a CRD installed a moment later
+/// unread until the controller restarts.
+fn reflected_when_served<K>(
+    client: Client,
+    kind: Kind,
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+) -> futures::stream::BoxStream<'static, Result<K, watcher::Error>>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    futures::stream::once(async move {
+        let mut told = false;
+        loop {
+            let served = served_in(&client, &kind.group_version).await;
+            if served.iter().any(|r| r == kind.resource) {
+                if told {
+                    tracing::info!(resource = kind.resource, "now served: watched from now on");
+                }
+                return reflected(api, writer);
+            }
+            if !told {
+                tracing::info!(
+                    resource = kind.resource,
+                    group_version = %kind.group_version,
+                    "not served (its CRD is not installed): none exist until it is; looked for again every {}s",
+                    DISCOVERY_RETRY.as_secs()
+                );
+                told = true;
+            }
+            tokio::time::sleep(DISCOVERY_RETRY).await;
+        }
+    })
+    .flatten()
+    .boxed()
 }
 
 /// The objects of `api` as they change, kept in `writer`'s store.
