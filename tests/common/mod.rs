@@ -151,10 +151,16 @@ pub async fn tls_get(
     }
 }
 
-/// Test logs through the test writer, filtered by `RUST_LOG`.
+/// Logs to the test's output (printed only when the test fails): RUST_LOG, or the controller's
+/// own story at info, so that a failure in CI says what the controller did.
 pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "error,lb_controller_core=info,lb_controller=info,lb_aws=info",
+        )
+    });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .with_test_writer()
         .try_init();
 }
