@@ -573,13 +573,17 @@ spec:
         .await
         .unwrap();
     let gateways: Api<Gateway> = Api::namespaced(client.clone(), "gateway-demo");
+    // An ALB listener comes with the first route attached to its port (upstream's way): a pass
+    // that ran before the route was seen built the ALB alone, and is Programmed with no route.
     let address = eventually(
-        "the configured Gateway programmed",
+        "the configured Gateway programmed, its route attached",
         Duration::from_secs(90),
         || async {
             let status = gateways.get("tls").await.ok()?.status?;
             let programmed = condition(&status.conditions, "Programmed")?;
-            (programmed.0 == "True").then_some(status.addresses.first()?.value.clone())
+            let attached = status.listeners.first().map(|l| l.attached_routes);
+            (programmed.0 == "True" && attached == Some(1))
+                .then_some(status.addresses.first()?.value.clone())
         },
     )
     .await;
@@ -622,12 +626,14 @@ spec:
     // A listener with no certificate named anywhere finds the ACM certificate covering its
     // hostname (upstream's discovery): the seeded one, for *.example.com.
     let discovered = eventually(
-        "the discovering Gateway programmed",
+        "the discovering Gateway programmed, its route attached",
         Duration::from_secs(90),
         || async {
             let status = gateways.get("discovered").await.ok()?.status?;
             let programmed = condition(&status.conditions, "Programmed")?;
-            (programmed.0 == "True").then_some(status.addresses.first()?.value.clone())
+            let attached = status.listeners.first().map(|l| l.attached_routes);
+            (programmed.0 == "True" && attached == Some(1))
+                .then_some(status.addresses.first()?.value.clone())
         },
     )
     .await;
