@@ -151,11 +151,21 @@ async fn served_kinds(client: &Client) -> Vec<String> {
     served_in(client, &format!("{}/v1", lb_api::gateway::GROUP)).await
 }
 
-/// The resources the API server serves in `group_version`.
+/// The resources the API server serves in `group_version` (none when it answers that the group
+/// version is not served). Any other failure is asked again, backing off: an API server that
+/// answered nothing at start must not pass for one without the CRDs.
 async fn served_in(client: &Client, group_version: &str) -> Vec<String> {
-    match client.list_api_group_resources(group_version).await {
-        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
-        Err(_) => Vec::new(),
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match client.list_api_group_resources(group_version).await {
+            Ok(list) => return list.resources.into_iter().map(|r| r.name).collect(),
+            Err(kube::Error::Api(status)) if status.code == 404 => return Vec::new(),
+            Err(err) => {
+                tracing::warn!(%group_version, retry_in = ?delay, "discovery failed, asked again: {err}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(DISCOVERY_RETRY);
+            }
+        }
     }
 }
 
@@ -182,7 +192,11 @@ pub async fn run<L, E, C>(
     E: Ec2,
     C: lb_aws::ImportedCertificates + lb_aws::Certificates,
 {
-    let missing = missing_kinds(&client).await;
+    // Discovery is asked until it answers (see `served_in`), unless the controller stops first.
+    let missing = tokio::select! {
+        missing = missing_kinds(&client) => missing,
+        () = shutdown.clone() => return,
+    };
     if !missing.is_empty() {
         tracing::info!(missing = ?missing, "the Gateway API CRDs are not installed: the Gateway reconcilers do not run (install them, e.g. with the chart's gatewayAPI.installCRDs, and restart)");
         return;
