@@ -219,23 +219,26 @@ pub async fn run<L, E, C>(
     // them, and their CRDs may come after the controller (a chart installing them later, a user
     // adding upstream's kinds); each is watched from when it is served.
     let configurations = format!("{}/v1", lb_api::gateway_config::GROUP);
-    let lb_config_events = reflected_when_served(
+    let lb_config_events = when_served(
         client.clone(),
         Kind::new(&configurations, "loadbalancerconfigurations"),
-        scope.api::<LoadBalancerConfiguration>(&client),
-        writers.load_balancer_configs,
+        reflected(
+            scope.api::<LoadBalancerConfiguration>(&client),
+            writers.load_balancer_configs,
+        ),
     );
-    let config_events = reflected_when_served(
+    let config_events = when_served(
         client.clone(),
         Kind::new(&configurations, "targetgroupconfigurations"),
-        scope.api::<TargetGroupConfiguration>(&client),
-        writers.target_group_configs,
+        reflected(
+            scope.api::<TargetGroupConfiguration>(&client),
+            writers.target_group_configs,
+        ),
     );
-    let set_events = reflected_when_served(
+    let set_events = when_served(
         client.clone(),
         Kind::new(&format!("{}/v1", lb_api::gateway::GROUP), "listenersets"),
-        scope.api::<ListenerSet>(&client),
-        writers.listener_sets,
+        reflected(scope.api::<ListenerSet>(&client), writers.listener_sets),
     );
     let ctx = Arc::new(GatewayContext {
         pipeline: Pipeline::new(
@@ -405,25 +408,15 @@ impl Kind {
     }
 }
 
-/// The objects of `api` as [`reflected`] gives them, from when the API server serves `kind`:
-/// until then nothing (its store stays empty, as if none existed), and discovery is asked again
-/// every [`DISCOVERY_RETRY`]. Deciding once at start would leave a CRD installed a moment later
-/// unread until the controller restarts.
-fn reflected_when_served<K>(
+/// `events` (a [`reflected`] watch, which asks nothing until polled) from when the API server
+/// serves `kind`: until then nothing (its store stays empty, as if none existed), and discovery
+/// is asked again every [`DISCOVERY_RETRY`]. Deciding once at start would leave a CRD installed a
+/// moment later unread until the controller restarts.
+fn when_served<K: Send + 'static>(
     client: Client,
     kind: Kind,
-    api: Api<K>,
-    writer: reflector::store::Writer<K>,
-) -> futures::stream::BoxStream<'static, Result<K, watcher::Error>>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+    events: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> futures::stream::BoxStream<'static, Result<K, watcher::Error>> {
     futures::stream::once(async move {
         let mut told = false;
         loop {
@@ -432,7 +425,7 @@ where
                 if told {
                     tracing::info!(resource = kind.resource, "now served: watched from now on");
                 }
-                return reflected(api, writer);
+                return events;
             }
             if !told {
                 tracing::info!(
